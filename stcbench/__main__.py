@@ -1,0 +1,5 @@
+import sys
+
+from stcbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,119 @@
+"""Cell registry in the style of timm: `@register_cell("name")`, `create_cell(name, ...)`.
+
+Names are case-insensitive and ignore '-', '_' and spaces, so `STC-LIF`, `stc_lif`,
+`STCLIF` and `stclif` all name the same cell.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from stcbench.errors import ConfigError
+
+
+def normalize_name(name: str) -> str:
+    return re.sub(r"[\s_\-]", "", str(name)).lower()
+
+
+@dataclass
+class CellInfo:
+    name: str                      # canonical (normalised) name
+    factory: Callable              # class or function building the cell
+    description: str
+    variants: tuple[str, ...] = ("reference",)
+    aliases: tuple[str, ...] = ()
+    official_class: str | None = None   # class name in the official STC-LIF code, if any
+    source: str = ""                    # paper / code the dynamics come from
+    spiking: bool = True
+    stc_compatible: bool = True         # can be wrapped by the spatio-temporal circuit
+    extra: dict = field(default_factory=dict)
+
+    def parameters(self) -> dict[str, object]:
+        """Constructor keyword arguments with their defaults (for listings and docs)."""
+        target = self.factory.__init__ if inspect.isclass(self.factory) else self.factory
+        params = {}
+        for cls in (inspect.getmro(self.factory) if inspect.isclass(self.factory) else ()):
+            if "__init__" in vars(cls):
+                for p in inspect.signature(cls.__init__).parameters.values():
+                    if p.kind == p.KEYWORD_ONLY and p.name not in params:
+                        params[p.name] = p.default
+        if not params:
+            for p in inspect.signature(target).parameters.values():
+                if p.kind == p.KEYWORD_ONLY:
+                    params[p.name] = p.default
+        return params
+
+
+_REGISTRY: dict[str, CellInfo] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_cell(name: str, *, description: str | None = None, variants=("reference",), aliases=(),
+                  official_class: str | None = None, source: str = "", spiking: bool = True,
+                  stc_compatible: bool = True, **extra):
+    """Decorator registering a cell class (or factory function) under `name`."""
+
+    def decorator(factory):
+        key = normalize_name(name)
+        if key in _REGISTRY or key in _ALIASES:
+            raise ValueError(f"cell {name!r} is already registered")
+        doc = description or (inspect.getdoc(factory) or "").strip().splitlines()[0:1]
+        if isinstance(doc, list):
+            doc = doc[0] if doc else ""
+        _REGISTRY[key] = CellInfo(key, factory, doc, tuple(variants), tuple(aliases), official_class,
+                                  source, spiking, stc_compatible, dict(extra))
+        for alias in aliases:
+            _ALIASES[normalize_name(alias)] = key
+        if official_class:
+            _ALIASES.setdefault(normalize_name(official_class.removesuffix("Cell")), key)
+        return factory
+
+    return decorator
+
+
+def _ensure_loaded() -> None:
+    import stcbench.cells  # noqa: F401  (imports every cell module, which registers it)
+
+
+def resolve_name(name: str) -> str:
+    _ensure_loaded()
+    key = normalize_name(name)
+    key = _ALIASES.get(key, key)
+    if key in _REGISTRY:
+        return key
+    from stcbench.cells import stc
+
+    if stc.is_stc_name(key):
+        return key
+    raise ConfigError(f"unknown cell {name!r}; available: {', '.join(sorted(_REGISTRY))} "
+                      f"(or 'stc_<cell>' for the spatio-temporal circuit around any of them); "
+                      f"run `stcbench cells` for details")
+
+
+def get_cell_info(name: str) -> CellInfo:
+    key = resolve_name(name)
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    from stcbench.cells import stc
+
+    return stc.info_for(key)
+
+
+def list_cells() -> list[CellInfo]:
+    _ensure_loaded()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def create_cell(name: str, in_channels: int, hidden_channels: int, **kwargs):
+    """Build a registered cell. Unknown keyword arguments raise a ConfigError naming the allowed ones."""
+    info = get_cell_info(name)
+    allowed = info.parameters()
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ConfigError(f"cell {info.name!r} does not take {unknown}; allowed options: {sorted(allowed)}")
+    variant = kwargs.get("variant", "reference")
+    if variant not in info.variants:
+        raise ConfigError(f"cell {info.name!r} has no variant {variant!r}; choose one of {list(info.variants)}")
+    return info.factory(in_channels, hidden_channels, **kwargs)

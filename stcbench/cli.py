@@ -1,0 +1,68 @@
+"""The single `stcbench` entry point.
+
+Each sub-command lives in `stcbench/commands/<name>.py` and exposes
+`register(subparsers)` (adds its parser and sets `func`) — adding a command takes one file
+plus one line in COMMANDS.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from stcbench.errors import StcbenchError
+
+COMMANDS = (
+    "fit",
+    "test",
+    "predict",
+    "evaluate",
+    "cells",
+    "data",
+    "table",
+    "bench",
+    "profile",
+    "convert_official",
+    "demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stcbench",
+        description="Benchmark spiking recurrent neurons on spatio-temporal prediction.",
+    )
+    from stcbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"stcbench {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"stcbench.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"stcbench.commands.{name}":
+                continue  # command not available in this build
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except StcbenchError as exc:
+        print(f"stcbench {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
