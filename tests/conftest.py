@@ -1,0 +1,36 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures" / "stclif-reference"
+
+
+def load_fixture(name: str) -> dict:
+    """Arrays of one official-code dump (tests/fixtures/stclif-reference/<name>.npz) plus parsed meta."""
+    with np.load(FIXTURES / f"{name}.npz") as z:
+        data = {k: z[k] for k in z.files}
+    data["meta"] = json.loads(str(data["meta"]))
+    return data
+
+
+def assert_close_scaled(ours, ref, atol=1e-9, rtol=1e-9, what=""):
+    """|ours - ref| <= atol*max(1, max|ref|) + rtol*|ref| (fixture README, step 4)."""
+    ours = ours.detach().cpu().numpy() if isinstance(ours, torch.Tensor) else np.asarray(ours)
+    ref = np.asarray(ref)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
+    scale = max(1.0, float(np.abs(ref).max()) if ref.size else 1.0)
+    err = np.abs(ours - ref)
+    bound = atol * scale + rtol * np.abs(ref)
+    worst = float((err - bound).max()) if ref.size else 0.0
+    assert worst <= 0, f"{what}: max error {err.max():.3e} exceeds tolerance (scale {scale:.3e})"
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
