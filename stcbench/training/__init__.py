@@ -1,0 +1,1 @@
+"""Lightning training and evaluation: config schema, modules, runners."""
