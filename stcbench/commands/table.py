@@ -1,0 +1,40 @@
+"""`stcbench table`: regenerate the STC-LIF paper tables from run directories."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stcbench.reports.io import atomic_write_text
+from stcbench.reports.runs import SELECTIONS, discover_runs
+from stcbench.reports.tables import FORMAT_SUFFIX, FORMATS, build_table, render, table_keys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "table", help="regenerate the paper's tables (ours beside published) from run directories",
+        description="Each published number beside ours, with the scale and selection split of the run used. "
+                    "Missing runs are shown as '—', never filled in.")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding run directories (runs/)")
+    parser.add_argument("--table", default="all", help="2, 3, 4, 5, 6, 7, 11 or all (default)")
+    parser.add_argument("--format", choices=FORMATS, default="markdown")
+    parser.add_argument("--select", choices=SELECTIONS, default="newest",
+                        help="which run represents a (dataset, cell): newest complete (default) or best-val")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write table_<key>.<ext> files here instead of printing")
+    parser.set_defaults(func=run)
+
+
+def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: str = "newest") -> list[Path]:
+    runs = discover_runs(runs_root)
+    texts = {key: render(build_table(key, runs, selection), fmt) for key in keys}
+    if out is None:
+        sys.stdout.write("\n".join(texts.values()))
+        return []
+    return [atomic_write_text(Path(out) / f"table_{key}.{FORMAT_SUFFIX[fmt]}", text) for key, text in texts.items()]
+
+
+def run(args) -> int:
+    written = write_tables(args.runs, table_keys(args.table), args.format, args.out, args.select)
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,1 @@
+"""Tables, figures, cost accounting, benchmark suites and static reports."""

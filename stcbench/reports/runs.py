@@ -1,0 +1,155 @@
+"""Finding finished runs and picking one per (dataset, cell, options) deterministically.
+
+A run is a folder holding `metrics.json` (docs/architecture.md, "Run directories"); its
+`config.yaml` (when present) supplies the cell options.  A run is *complete* when its
+metrics.json has a `test` block.
+
+Selection rules (documented in docs/reports.md):
+* `newest` (default): the largest scale first (paper > reduced > quick > unknown), then the
+  most epochs, then the newest `finished_at` / file time, then the path (for ties).
+* `best-val`: the lowest validation MSE (`val.mse`), runs without one last, then as `newest`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from stcbench.cells.registry import normalize_name
+from stcbench.errors import ConfigError
+
+SCALE_RANK = {"paper": 3, "reduced": 2, "quick": 1}
+SELECTIONS = ("newest", "best-val")
+
+# Cell options that change which published row a run belongs to, with their defaults.
+ROW_OPTION_DEFAULTS = {"temporal_circuit": True, "spatial_circuit": True, "circuit_groups": 16}
+
+
+@dataclass
+class Run:
+    path: Path
+    dataset: str
+    cell: str
+    metrics: dict
+    config: dict = field(default_factory=dict)
+    mtime: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return isinstance(self.metrics.get("test"), dict)
+
+    @property
+    def scale(self) -> str:
+        return str(self.metrics.get("scale") or self.config.get("scale") or "unknown")
+
+    @property
+    def epochs(self):
+        return self.metrics.get("epochs")
+
+    @property
+    def selected_on(self) -> str:
+        return str(self.metrics.get("selected_on") or "?")
+
+    @property
+    def cell_options(self) -> dict:
+        return find_cell_options(self.config)
+
+    def row_options(self) -> dict:
+        opts = self.cell_options
+        return {k: _canonical_option(opts.get(k, default)) for k, default in ROW_OPTION_DEFAULTS.items()}
+
+    def value(self, split: str | None, metric: str, frame: int | None = None):
+        """A raw number from metrics.json, or None when absent."""
+        block = self.metrics if split is None else self.metrics.get(split)
+        if not isinstance(block, dict):
+            return None
+        if frame is not None:
+            series = (block.get("per_frame") or {}).get(metric)
+            return float(series[frame]) if isinstance(series, list) and frame < len(series) else None
+        value = block.get(metric)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def describe_scale(self) -> str:
+        epochs = self.epochs
+        return f"{self.scale}, {epochs} ep" if epochs is not None else self.scale
+
+
+def _canonical_option(value):
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, str) and value.lower() in ("global", "dense"):
+        return 1
+    return value
+
+
+def find_cell_options(config: dict) -> dict:
+    """The cell options of a resolved config, wherever the schema nests them."""
+    if not isinstance(config, dict):
+        return {}
+    if isinstance(config.get("cell_options"), dict):
+        return config["cell_options"]
+    for value in config.values():
+        if isinstance(value, dict):
+            found = find_cell_options(value)
+            if found:
+                return found
+    return {}
+
+
+def load_run(metrics_path: Path) -> Run | None:
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(metrics, dict):
+        return None
+    run_dir = metrics_path.parent
+    config = {}
+    config_path = run_dir / "config.yaml"
+    if config_path.exists():
+        try:
+            config = yaml.safe_load(config_path.read_text()) or {}
+        except yaml.YAMLError:
+            config = {}
+    dataset = metrics.get("dataset") or run_dir.parent.parent.name
+    cell = metrics.get("cell") or run_dir.parent.name
+    return Run(run_dir, normalize_name(dataset), normalize_name(cell), metrics, config,
+               metrics_path.stat().st_mtime)
+
+
+def discover_runs(root: Path) -> list[Run]:
+    """Every readable run below `root` (any depth), sorted by path."""
+    root = Path(root)
+    if not root.exists():
+        raise ConfigError(f"runs folder {root} does not exist; pass --runs DIR pointing at your runs/ folder")
+    runs = [load_run(p) for p in sorted(root.rglob("metrics.json"))]
+    return [r for r in runs if r is not None]
+
+
+def _newest_key(run: Run):
+    finished = run.metrics.get("finished_at")
+    stamp = finished if isinstance(finished, (int, float)) else run.mtime
+    epochs = run.epochs if isinstance(run.epochs, (int, float)) else -1
+    return (SCALE_RANK.get(run.scale, 0), epochs, stamp, str(run.path))
+
+
+def select_run(runs: list[Run], dataset: str, cell: str, options: dict | None = None,
+               selection: str = "newest") -> Run | None:
+    """The run reported for (dataset, cell, row options), or None when there is none."""
+    if selection not in SELECTIONS:
+        raise ConfigError(f"unknown run selection {selection!r}; choose one of {list(SELECTIONS)}")
+    wanted = {k: _canonical_option((options or {}).get(k, d)) for k, d in ROW_OPTION_DEFAULTS.items()}
+    dataset, cell = normalize_name(dataset), normalize_name(cell)
+    candidates = [r for r in runs if r.complete and r.dataset == dataset and r.cell == cell
+                  and r.row_options() == wanted]
+    if not candidates:
+        return None
+    if selection == "best-val":
+        def val_key(run: Run):
+            val = run.value("val", "mse")
+            return (0 if val is not None else 1, val if val is not None else 0.0)
+        best = min(val_key(r) for r in candidates)
+        candidates = [r for r in candidates if val_key(r) == best]
+    return max(candidates, key=_newest_key)

@@ -1,0 +1,141 @@
+"""Benchmark suites: the matrix cells x datasets x seeds, run through the training runner.
+
+* `quick`: `configs/quick/<dataset>.yaml` with the cell overridden, on the embedded data
+  (generated when missing), CPU-sized, labelled scale "quick".
+* `paper`: `configs/<dataset>/<cell>.yaml` (the paper protocol; meant for GPUs), scale "paper".
+* `memory`: delegated to `stcbench.memory.run_memory_suite`.
+
+Each run is named `<suite>-<cell>-seed<seed>` under `<out>/runs/<dataset>/<cell>/`, so a
+finished run (its metrics.json exists) is found again and skipped; a run interrupted
+before writing metrics.json is run again.  `kth` runs also test 10->40 (`test_long`), so
+there is no separate `kth40` entry in the matrix.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from stcbench.cells.registry import get_cell_info, list_cells, normalize_name
+from stcbench.errors import ConfigError
+
+SUITES = ("quick", "paper", "memory")
+VIDEO_DATASETS = ("mmnist", "taxibj", "kth")
+DEFAULT_SEEDS = (42,)
+
+
+@dataclass
+class PlannedRun:
+    suite: str
+    dataset: str
+    cell: str
+    seed: int
+    config_path: Path
+    overrides: dict = field(default_factory=dict)
+    runs_root: Path = Path("runs")
+
+    @property
+    def name(self) -> str:
+        return f"{self.suite}-{self.cell}-seed{self.seed}"
+
+    def finished_metrics(self) -> Path | None:
+        """metrics.json of this run if it has finished (cell folder spelling may vary)."""
+        dataset_dir = self.runs_root / self.dataset
+        if not dataset_dir.is_dir():
+            return None
+        for candidate in sorted(dataset_dir.glob(f"*/{self.name}/metrics.json")):
+            if normalize_name(candidate.parent.parent.name) == normalize_name(self.cell):
+                return candidate
+        return None
+
+    @property
+    def done(self) -> bool:
+        return self.finished_metrics() is not None
+
+    def describe(self) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in sorted(self.overrides.items())
+                         if k not in ("run.output_dir", "run.name", "model.cell", "seed"))
+        state = "done, skip" if self.done else "to run"
+        return f"[{state}] {self.dataset:7s} {self.cell:10s} seed {self.seed}  {self.config_path}  {extra}".rstrip()
+
+
+def registered_cells() -> list[str]:
+    return [info.name for info in list_cells()]
+
+
+def resolve_cells(cells) -> list[str]:
+    if not cells:
+        return registered_cells()
+    return list(dict.fromkeys(get_cell_info(c).name for c in cells))
+
+
+def resolve_datasets(datasets) -> list[str]:
+    datasets = [normalize_name(d) for d in (datasets or VIDEO_DATASETS)]
+    for name in datasets:
+        if name == "kth40":
+            raise ConfigError("kth40 is not trained separately: a kth run also tests 10->40; use --datasets kth")
+        if name not in VIDEO_DATASETS:
+            raise ConfigError(f"unknown dataset {name!r} for a video suite; choose from {list(VIDEO_DATASETS)}")
+    return list(dict.fromkeys(datasets))
+
+
+def config_path_for(suite: str, dataset: str, cell: str, configs_root: Path) -> Path:
+    path = configs_root / "quick" / f"{dataset}.yaml" if suite == "quick" else configs_root / dataset / f"{cell}.yaml"
+    if not path.is_file():
+        hint = ("the quick configs ship in configs/quick/" if suite == "quick"
+                else f"write {path} (copy a sibling config) or drop {cell!r} from --cells")
+        raise ConfigError(f"config {path} for suite {suite!r} ({dataset}, {cell}) does not exist; {hint}")
+    return path
+
+
+def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path = Path("bench"),
+               data_root: Path | None = None, configs_root: Path = Path("configs"),
+               extra_overrides: dict | None = None) -> list[PlannedRun]:
+    if suite not in ("quick", "paper"):
+        raise ConfigError(f"unknown video suite {suite!r}; choose one of {list(SUITES)}")
+    runs_root = Path(out) / "runs"
+    planned = []
+    for dataset in resolve_datasets(datasets):
+        for cell in resolve_cells(cells):
+            for seed in (seeds or DEFAULT_SEEDS):
+                overrides = {"model.cell": cell, "seed": int(seed), "run.output_dir": str(runs_root),
+                             "run.scale": suite, "run.save_predictions": True, "run.predictions_limit": 8}
+                if suite == "quick":
+                    overrides["data.generate_if_missing"] = True
+                if data_root is not None:
+                    overrides["data.data_root"] = str(data_root)
+                overrides.update(extra_overrides or {})
+                run = PlannedRun(suite, dataset, cell, int(seed),
+                                 config_path_for(suite, dataset, cell, Path(configs_root)), overrides, runs_root)
+                run.overrides["run.name"] = run.name
+                planned.append(run)
+    return planned
+
+
+def default_fit() -> Callable:
+    """The training runner's fit(config_dict, overrides=...) -> run dir."""
+    from stcbench.training.config import load_config_dict
+
+    runner = importlib.import_module("stcbench.training.runner")
+
+    def fit(planned: PlannedRun) -> Path:
+        return runner.fit(load_config_dict(planned.config_path), overrides=dict(planned.overrides))
+
+    return fit
+
+
+def execute(planned: list[PlannedRun], fit: Callable[[PlannedRun], Path] | None = None,
+            log: Callable[[str], None] = print) -> dict[str, list[PlannedRun]]:
+    """Run every planned run that has not finished. Returns {"ran": [...], "skipped": [...]}."""
+    fit = fit or default_fit()
+    outcome = {"ran": [], "skipped": []}
+    for index, run in enumerate(planned, 1):
+        if run.done:
+            log(f"[{index}/{len(planned)}] skip {run.dataset}/{run.cell} seed {run.seed}: finished")
+            outcome["skipped"].append(run)
+            continue
+        log(f"[{index}/{len(planned)}] run  {run.dataset}/{run.cell} seed {run.seed} ({run.config_path})")
+        fit(run)
+        outcome["ran"].append(run)
+    return outcome

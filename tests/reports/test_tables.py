@@ -1,0 +1,138 @@
+import csv
+import io
+
+import pytest
+
+from stcbench.cli import main
+from stcbench.errors import ConfigError
+from stcbench.reports.runs import discover_runs, select_run
+from stcbench.reports.tables import MISSING, build_table, render
+from tests.reports.helpers import make_run, video_metrics
+
+
+@pytest.fixture
+def runs_root(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "mmnist", "lif", "a", test=video_metrics(120.25, 250.5, 0.61), epochs=2,
+             params=3_304_960, flops=64.346e9, finished_at=100.0)
+    make_run(root, "mmnist", "lif", "b", test=video_metrics(110.0, 240.0, 0.62), epochs=2, finished_at=200.0)
+    make_run(root, "mmnist", "lif", "unfinished", test=None)
+    make_run(root, "mmnist", "stclif", "groups1", test=video_metrics(40.0, 100.0, 0.9),
+             cell_options={"circuit_groups": 1})
+    make_run(root, "taxibj", "stclif", "t", test=video_metrics(0.5, 19.0, 0.97), scale="reduced", epochs=20)
+    make_run(root, "kth", "glif", "k", test=video_metrics(50.0, 400.0, 0.8, psnr=22.5),
+             test_long=video_metrics(60.0, 450.0, 0.79, psnr=21.25))
+    make_run(root, "mmnist", "convlstm", "c", test=video_metrics(30.0, 91.0, 0.93, psnr=22.0))
+    return root
+
+
+def row(result, label):
+    return next(r for r in result.rows if r[0] == label)
+
+
+def test_newest_complete_run_is_reported(runs_root):
+    result = build_table("2", discover_runs(runs_root))
+    lif = row(result, "Vanilla LIF")
+    assert lif[1:3] == ["110.0", "102.8"]          # run "b" (newer) beside the paper
+    assert lif[-2:] == ["quick, 2 ep", "val"]
+
+
+def test_best_val_selection(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "mmnist", "lif", "old", test=video_metrics(99.0, 1, 0.5), val={"mse": 1.0}, finished_at=1)
+    make_run(root, "mmnist", "lif", "new", test=video_metrics(88.0, 1, 0.5), val={"mse": 2.0}, finished_at=2)
+    runs = discover_runs(root)
+    assert select_run(runs, "mmnist", "lif").path.name == "new"
+    assert select_run(runs, "mmnist", "lif", selection="best-val").path.name == "old"
+    with pytest.raises(ConfigError, match="best-val"):
+        select_run(runs, "mmnist", "lif", selection="best")
+
+
+def test_larger_scale_beats_newer_quick_run(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "mmnist", "lif", "paper", test=video_metrics(1, 1, 0.5), scale="paper", epochs=500, finished_at=1)
+    make_run(root, "mmnist", "lif", "quick", test=video_metrics(2, 1, 0.5), scale="quick", finished_at=9)
+    assert select_run(discover_runs(root), "mmnist", "lif").path.name == "paper"
+
+
+def test_missing_runs_are_missing_not_invented(runs_root):
+    result = build_table("2", discover_runs(runs_root))
+    plif = row(result, "PLIF")
+    assert plif[1] == MISSING and plif[2] == "99.2"
+    # the circuit_groups=1 run belongs to Table 11, not to the default STC-LIF row
+    assert row(result, "STC-LIF")[1] == MISSING
+
+
+def test_table11_maps_circuit_groups(runs_root):
+    result = build_table("11", discover_runs(runs_root))
+    assert row(result, "STC-LIF, global convolution")[1:3] == ["40.0", "38.5"]
+    assert row(result, "STC-LIF, group convolution (groups=16)")[1] == MISSING
+    assert row(result, "Vanilla LIF")[5:7] == [MISSING, "3.305"]   # newest lif run has no params
+
+
+def test_table7_params_and_flops(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "mmnist", "lif", "a", test=video_metrics(100.0, 200.0, 0.6), params=3_304_960, flops=64.346128384e9)
+    make_run(root, "mmnist", "stclif", "notc", test=video_metrics(60.0, 160.0, 0.8),
+             cell_options={"temporal_circuit": False})
+    result = build_table("7", discover_runs(root))
+    assert row(result, "Vanilla LIF (Baseline)")[5:9] == ["3.305", "3.305", "64.346", "64.346"]
+    assert row(result, "STC-LIF w/o TC")[1:3] == ["60.0", "62.5"]
+    assert row(result, "STC-LIF w/o SC")[1] == MISSING
+
+
+def test_taxibj_scaled_and_per_frame(runs_root):
+    runs = discover_runs(runs_root)
+    assert row(build_table("3", runs), "STC-LIF")[1:3] == ["50.0", "56.4"]     # 0.5 x 100
+    frames = row(build_table("4", runs), "STC-LIF")
+    assert frames[1:3] == ["40.0", "48.1"] and frames[7:9] == ["55.0", "63.0"]   # 0.5*0.8*100, 0.5*1.1*100
+    assert frames[-2] == "reduced, 20 ep"
+
+
+def test_kth_long_rollout_columns(runs_root):
+    glif = row(build_table("5", discover_runs(runs_root)), "GLIF")
+    assert glif[1:9] == ["0.800", "0.805", "22.50", "22.41", "0.790", "0.795", "21.25", "21.90"]
+
+
+def test_table6_spans_datasets(runs_root):
+    result = build_table("6", discover_runs(runs_root))
+    assert all(r[1] == MISSING for r in result.rows)
+    assert len(result.header) == 1 + 2 * 10 + 2
+
+
+def test_convlstm_anchor_rows_only_with_a_run(runs_root):
+    runs = discover_runs(runs_root)
+    labels = [r[0] for r in build_table("2", runs).rows]
+    assert "ConvLSTM-S (OpenSTL, 200 ep)" in labels and "ConvLSTM-S (OpenSTL, 2000 ep)" in labels
+    anchor = row(build_table("2", runs), "ConvLSTM-S (OpenSTL, 200 ep)")
+    assert anchor[1:3] == ["30.0", "29.8"]
+    assert not any(r[0].startswith("ConvLSTM") for r in build_table("3", runs).rows)
+
+
+def test_three_formats(runs_root):
+    result = build_table("2", discover_runs(runs_root))
+    md = render(result, "markdown")
+    assert "| Vanilla LIF | 110.0 | 102.8 |" in md and "| PLIF | — | 99.2 |" in md
+    tex = render(result, "latex")
+    assert r"\begin{tabular}" in tex and "PLIF & -- & 99.2" in tex and "10$\\to$10" in tex
+    rows = list(csv.reader(io.StringIO(render(result, "csv"))))
+    assert rows[0][:3] == ["table", "Method", "MSE (ours)"]
+    plif = next(r for r in rows if r[1] == "PLIF")
+    assert plif[2] == "" and plif[3] == "99.2"
+    with pytest.raises(ConfigError, match="markdown"):
+        render(result, "html")
+
+
+def test_cli_writes_files(runs_root, tmp_path, capsys):
+    out = tmp_path / "tables"
+    assert main(["table", "--runs", str(runs_root), "--table", "all", "--format", "csv", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"table_{k}.csv" for k in ("2", "3", "4", "5", "6", "7", "11"))
+    assert main(["table", "--runs", str(runs_root), "--table", "3"]) == 0
+    assert "Table 3: TaxiBJ" in capsys.readouterr().out
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert main(["table", "--runs", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["table", "--runs", str(tmp_path), "--table", "9"]) == 2
+    assert "unknown table '9'" in capsys.readouterr().err
