@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stcbench.errors import StcbenchError
+from stcbench.reports import figures
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).random(shape)
+
+
+def assert_png(path, size):
+    image = Image.open(path)
+    assert image.format == "PNG" and image.size == size
+    pixels = np.asarray(image.convert("L"), dtype=float)
+    assert pixels.std() > 1.0                       # something was drawn
+    assert not list(path.parent.glob(".*"))         # no temp files left
+
+
+def test_prediction_grid(tmp_path):
+    path = figures.prediction_grid(rand(10, 1, 16, 16), rand(10, 1, 16, 16), {"lif": rand(10, 1, 16, 16, seed=1),
+                                   "stclif": torch.rand(10, 1, 16, 16)}, tmp_path / "grid.png", title="mmnist")
+    width = 1.1 * 10 + 1.0
+    assert_png(path, (round(width * figures.DPI), round((1.15 * 4 + 0.4) * figures.DPI)))
+
+
+def test_prediction_grid_subsamples_long_sequences_and_two_channels(tmp_path):
+    path = figures.prediction_grid(rand(10, 2, 8, 8), rand(40, 2, 8, 8), {"glif": rand(40, 2, 8, 8)},
+                                   tmp_path / "kth.png", max_frames=5)
+    assert Image.open(path).size == (round((1.1 * 5 + 1.0) * 100), round((1.15 * 3 + 0.4) * 100))
+
+
+def test_prediction_grid_rejects_batches(tmp_path):
+    with pytest.raises(StcbenchError, match=r"\[T, C, H, W\]"):
+        figures.prediction_grid(rand(2, 10, 1, 8, 8), rand(10, 1, 8, 8), {}, tmp_path / "x.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_prediction_gif(tmp_path):
+    truth = np.zeros((3, 1, 8, 8))
+    truth[:, 0, 2, 2] = 1.0
+    path = figures.prediction_gif(truth, {"a": rand(3, 1, 8, 8), "b": rand(3, 1, 8, 8)}, tmp_path / "seq.gif",
+                                  inputs=rand(2, 1, 8, 8), scale=2)
+    image = Image.open(path)
+    assert image.format == "GIF" and image.n_frames == 5
+    assert image.size == ((3 * 8 + 2 * 2) * 2, 8 * 2)
+    image.seek(2)                                    # first predicted step: truth pixel (2,2) is white
+    assert np.asarray(image.convert("L"))[4, 4] == 255
+
+
+def test_curves_gates_rates_gradients(tmp_path):
+    assert_png(figures.per_frame_curves({"lif": [3, 2, 4], "stclif": [1, 1, 2]}, tmp_path / "pf.png"), (500, 320))
+    gates = {0: {"A": 1 + 0.1 * rand(7, 2, 16, 4, 4), "B": 1 - 0.2 * rand(7, 2, 16, 4, 4)},
+             1: {"A": np.ones((7, 2, 16, 4, 4))}}
+    assert_png(figures.gate_dynamics(gates, tmp_path / "gates.png", title="STC-LIF"), (800, 320))
+    assert_png(figures.firing_rates({"lif": [0.1, 0.2], "stclif": [0.3, 0.05, 0.01]}, tmp_path / "fr.png"), (600, 320))
+    assert_png(figures.gradient_through_time({"lif": [1e-3, 1e-2, 0.0, 1.0]}, tmp_path / "g.png"), (500, 320))
+    rows = [{"step": i, "gate_A_mean": 0.1 * i} for i in range(5)] + [{"step": 5}]
+    assert_png(figures.training_curves(rows, ["gate_A_mean"], tmp_path / "train.png"), (500, 320))
+
+
+def test_gate_statistics():
+    gates = np.stack([np.full((2, 3), 1.5), np.array([[1.0, 2.0, 0.0], [1.0, 2.0, 0.0]])])
+    mean, std, low, high = figures.gate_statistics(gates)
+    np.testing.assert_allclose(mean, [0.5, 0.0])
+    np.testing.assert_allclose(std, [0.0, np.sqrt(2 / 3)])
+    assert low[1] < 0 < high[1]
+
+
+def test_gate_dynamics_needs_gates(tmp_path):
+    with pytest.raises(StcbenchError, match="no gate traces"):
+        figures.gate_dynamics({}, tmp_path / "g.png")
