@@ -12,6 +12,7 @@ Selection rules (documented in docs/reports.md):
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +55,7 @@ class Run:
 
     @property
     def cell_options(self) -> dict:
-        return find_cell_options(self.config)
+        return find_cell_options(self.config) or find_cell_options(self.metrics)
 
     def row_options(self) -> dict:
         opts = self.cell_options
@@ -128,9 +129,21 @@ def discover_runs(root: Path) -> list[Run]:
     return [r for r in runs if r is not None]
 
 
-def _newest_key(run: Run):
+def finished_timestamp(run: Run) -> float:
+    """`finished_at` (ISO time or seconds) from metrics.json, else the file's modification time."""
     finished = run.metrics.get("finished_at")
-    stamp = finished if isinstance(finished, (int, float)) else run.mtime
+    if isinstance(finished, (int, float)):
+        return float(finished)
+    if isinstance(finished, str):
+        try:
+            return datetime.fromisoformat(finished).timestamp()
+        except ValueError:
+            pass
+    return run.mtime
+
+
+def _newest_key(run: Run):
+    stamp = finished_timestamp(run)
     epochs = run.epochs if isinstance(run.epochs, (int, float)) else -1
     return (SCALE_RANK.get(run.scale, 0), epochs, stamp, str(run.path))
 

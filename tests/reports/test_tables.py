@@ -1,4 +1,5 @@
 import csv
+import json
 import io
 
 import pytest
@@ -136,3 +137,22 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["table", "--runs", str(tmp_path), "--table", "9"]) == 2
     assert "unknown table '9'" in capsys.readouterr().err
+
+
+def test_iso_finished_at_and_options_from_metrics(tmp_path):
+    root = tmp_path / "runs"
+    a = make_run(root, "mmnist", "lif", "later", test=video_metrics(1, 1, 0.5))
+    b = make_run(root, "mmnist", "lif", "earlier", test=video_metrics(2, 1, 0.5))
+    for run_dir, stamp in ((a, "2024-05-02T10:00:00"), (b, "2024-05-01T23:00:00")):
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics["finished_at"] = stamp
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    assert select_run(discover_runs(root), "mmnist", "lif").path.name == "later"
+    c = make_run(root, "mmnist", "stclif", "g1", test=video_metrics(3, 1, 0.5))
+    (c / "config.yaml").unlink()
+    metrics = json.loads((c / "metrics.json").read_text())
+    metrics["model"] = {"cell_options": {"circuit_groups": 1}}
+    (c / "metrics.json").write_text(json.dumps(metrics))
+    runs = discover_runs(root)
+    assert select_run(runs, "mmnist", "stclif", {"circuit_groups": 1}).path.name == "g1"
+    assert select_run(runs, "mmnist", "stclif") is None

@@ -1,0 +1,74 @@
+"""`stcbench bench`: run a benchmark suite (cells x datasets x seeds) and write its report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stcbench.errors import ConfigError
+from stcbench.reports.suites import SUITES, execute, plan_suite
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="run a benchmark suite and write tables, figures and a static report",
+        description="quick: configs/quick/<dataset>.yaml with the cell overridden, on the embedded data "
+                    "(CPU-sized). paper: configs/<dataset>/<cell>.yaml (GPU). memory: the long-term memory "
+                    "probes. Finished runs (metrics.json present) are skipped.")
+    parser.add_argument("--suite", choices=SUITES, required=True)
+    parser.add_argument("--cells", nargs="+", default=None, help="cells to run (default: every registered cell)")
+    parser.add_argument("--datasets", nargs="+", default=None, help="mmnist taxibj kth (kth also tests 10->40)")
+    parser.add_argument("--tasks", nargs="+", default=None, help="memory suite: tasks (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 42")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: bench/<suite>)")
+    parser.add_argument("--data-root", type=Path, default=None, help="dataset folder (default: the config's)")
+    parser.add_argument("--configs", type=Path, default=Path("configs"), help="configs folder (default: configs)")
+    parser.add_argument("--scale", default=None, help="memory suite: scale passed to run_memory_suite (default: quick)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key in every run, e.g. --set trainer.max_epochs=1 (repeatable)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    parser.add_argument("--no-report", action="store_true", help="run only; do not write the report")
+    parser.add_argument("--html", action="store_true", help="also write report.html")
+    parser.set_defaults(func=run)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    from stcbench.training.config import parse_override
+
+    return dict(parse_override(item) for item in items)
+
+
+def run(args, fit=None, memory_suite=None) -> int:
+    out = args.out or Path("bench") / args.suite
+    if args.suite == "memory":
+        return run_memory(args, out, memory_suite)
+    if args.tasks:
+        raise ConfigError("--tasks is for --suite memory; use --datasets for video suites")
+    planned = plan_suite(args.suite, cells=args.cells, datasets=args.datasets, seeds=args.seeds, out=out,
+                         data_root=args.data_root, configs_root=args.configs,
+                         extra_overrides=parse_overrides(args.overrides))
+    print(f"suite {args.suite}: {len(planned)} runs -> {out / 'runs'}")
+    for item in planned:
+        print("  " + item.describe())
+    if args.dry_run:
+        print("report ->", out / "report.md")
+        return 0
+    execute(planned, fit=fit)
+    if not args.no_report:
+        from stcbench.reports.report import write_report
+
+        print(write_report(out / "runs", out, suite=args.suite, html=args.html))
+    return 0
+
+
+def run_memory(args, out: Path, memory_suite=None) -> int:
+    if args.datasets:
+        raise ConfigError("--datasets is for the video suites; use --tasks with --suite memory")
+    scale = args.scale or "quick"
+    seeds = args.seeds or [42]
+    if args.dry_run:
+        print(f"suite memory: cells {args.cells or 'all'}, tasks {args.tasks or 'all'}, scale {scale}, "
+              f"seeds {seeds} -> {out}")
+        return 0
+    if memory_suite is None:
+        from stcbench.memory import run_memory_suite as memory_suite
+    print(memory_suite(out, args.cells, args.tasks, scale, seeds))
+    return 0

@@ -1,0 +1,241 @@
+"""A static report of a folder of runs: summary, ranking, paper tables, figures, costs.
+
+`write_report(runs_root, out_dir)` writes
+    out_dir/report.md (and report.html with html=True)
+    out_dir/tables/table_<k>.{md,csv,tex}, summary.csv
+    out_dir/figures/<dataset>_*.png, *.gif
+    out_dir/analysis/<dataset>_<cell>.json  (cost / firing rates / gates per run, see analysis.py)
+Everything comes from the run directories; a number we do not have is shown as "—".
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from stcbench.reports import figures
+from stcbench.reports.io import atomic_write_text
+from stcbench.reports.runs import Run, discover_runs, select_run
+from stcbench.reports.tables import FORMAT_SUFFIX, FORMATS, MISSING, TABLE_KEYS, build_table, render
+
+DATASET_TITLES = {"mmnist": "Moving MNIST 10->10", "taxibj": "TaxiBJ 4->4", "kth": "KTH 10->20 (and 10->40)"}
+SUMMARY_FIELDS = ("mse", "mae", "ssim", "psnr", "mse_per_pixel")
+PREDICTION_KEYS = {"inputs": ("inputs", "input", "context", "x"), "truth": ("trues", "true", "truth", "target", "y"),
+                   "pred": ("preds", "pred", "predictions", "prediction")}
+
+
+def _fmt(value, digits=4) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        return value
+    if abs(value) >= 1000 or (value != 0 and abs(value) < 1e-3):
+        return f"{value:.3e}"
+    return f"{value:.{digits}g}"
+
+
+def default_runs(runs: list[Run]) -> dict[str, dict[str, Run]]:
+    """{dataset: {cell: run}} using the default cell options and the `newest` rule."""
+    table: dict[str, dict[str, Run]] = {}
+    for dataset in sorted({r.dataset for r in runs}):
+        for cell in sorted({r.cell for r in runs if r.dataset == dataset}):
+            run = select_run(runs, dataset, cell)
+            if run is not None:
+                table.setdefault(dataset, {})[cell] = run
+    return table
+
+
+def load_predictions(run: Run) -> dict[str, np.ndarray] | None:
+    """First stored sequence of predictions.npz as {inputs, truth, pred} ([T, C, H, W] each)."""
+    path = run.path / "predictions.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        found = {}
+        for role, names in PREDICTION_KEYS.items():
+            key = next((n for n in names if n in data.files), None)
+            if key is None:
+                return None
+            found[role] = np.asarray(data[key][0], dtype=np.float64)
+    return found
+
+
+# --- summary and ranking -------------------------------------------------------------------------
+def summary_rows(picked: dict[str, dict[str, Run]], analyses: dict) -> list[dict]:
+    rows = []
+    for dataset, cells in picked.items():
+        ranked = sorted(cells.values(), key=lambda r: (r.value("test", "mse") is None, r.value("test", "mse") or 0))
+        for rank, run in enumerate(ranked, 1):
+            analysis = analyses.get((dataset, run.cell)) or {}
+            row = {"dataset": dataset, "cell": run.cell, "rank_mse": rank, "scale": run.describe_scale(),
+                   "selected_on": run.selected_on}
+            row.update({k: run.value("test", k) for k in SUMMARY_FIELDS})
+            row["ssim_10to40"] = run.value("test_long", "ssim")
+            row["psnr_10to40"] = run.value("test_long", "psnr")
+            row["params"] = run.metrics.get("params") or analysis.get("params")
+            row["flops_g"] = (run.metrics.get("flops") or analysis.get("flops") or 0) / 1e9 or None
+            rates = analysis.get("firing_rates")
+            row["firing_rate"] = float(np.mean(list(rates.values()))) if rates else None
+            row["energy_uj"] = analysis.get("energy_uj_per_sequence")
+            row["run"] = str(run.path)
+            rows.append(row)
+    return rows
+
+
+SUMMARY_COLUMNS = ("dataset", "rank_mse", "cell", "mse", "mae", "ssim", "psnr", "ssim_10to40", "psnr_10to40",
+                   "params", "flops_g", "firing_rate", "energy_uj", "scale", "selected_on")
+
+
+def summary_markdown(rows: list[dict], dataset: str) -> str:
+    cols = [c for c in SUMMARY_COLUMNS if c != "dataset"]
+    if dataset != "kth":
+        cols = [c for c in cols if not c.endswith("10to40")]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in (r for r in rows if r["dataset"] == dataset):
+        lines.append("| " + " | ".join(_fmt(row.get(c)) if not isinstance(row.get(c), (int, str)) or isinstance(
+            row.get(c), bool) else str(row.get(c)) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(SUMMARY_COLUMNS) + ["mse_per_pixel", "run"],
+                            lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def overall_ranking(rows: list[dict]) -> list[tuple[str, float, int]]:
+    """(cell, mean MSE rank over datasets, datasets) sorted best first."""
+    ranks: dict[str, list[int]] = {}
+    for row in rows:
+        if row.get("mse") is not None:
+            ranks.setdefault(row["cell"], []).append(row["rank_mse"])
+    return sorted(((c, float(np.mean(r)), len(r)) for c, r in ranks.items()), key=lambda x: (-x[2], x[1], x[0]))
+
+
+# --- figures -----------------------------------------------------------------------------------
+def dataset_figures(dataset: str, cells: dict[str, Run], analyses: dict, fig_dir: Path) -> list[tuple[str, Path]]:
+    made = []
+    series = {cell: run.metrics["test"]["per_frame"]["mse"] for cell, run in cells.items()
+              if isinstance((run.metrics["test"].get("per_frame") or {}).get("mse"), list)}
+    if series:
+        made.append(("MSE per predicted frame (test)", figures.per_frame_curves(
+            series, fig_dir / f"{dataset}_per_frame_mse.png", metric="mse",
+            title=f"{DATASET_TITLES.get(dataset, dataset)}: per-frame MSE (sum over pixels)")))
+    preds = {cell: load_predictions(run) for cell, run in cells.items()}
+    preds = {cell: p for cell, p in preds.items() if p is not None}
+    if preds:
+        first = next(iter(preds.values()))
+        grid = {cell: p["pred"] for cell, p in preds.items()}
+        made.append(("Predictions (first test sequence)", figures.prediction_grid(
+            first["inputs"], first["truth"], grid, fig_dir / f"{dataset}_predictions.png",
+            title=f"{DATASET_TITLES.get(dataset, dataset)}: input, ground truth, predictions")))
+        made.append(("Predictions as an animation (ground truth, then each model in the legend order)",
+                     figures.prediction_gif(first["truth"], grid, fig_dir / f"{dataset}_predictions.gif",
+                                            inputs=first["inputs"])))
+    rates = {cell: list(a["firing_rates"].values()) for (ds, cell), a in analyses.items()
+             if ds == dataset and a and a.get("firing_rates")}
+    if rates:
+        made.append(("Per-layer firing rates (test batch)", figures.firing_rates(
+            rates, fig_dir / f"{dataset}_firing_rates.png", title=f"{dataset}: per-layer firing rates")))
+    grads = {f"{cell}": a["grad_norm_through_time"] for (ds, cell), a in analyses.items()
+             if ds == dataset and a and a.get("grad_norm_through_time")}
+    if grads:
+        made.append(("Gradient magnitude through time ||dL/ds_t|| (top layer, one batch)",
+                     figures.gradient_through_time(grads, fig_dir / f"{dataset}_grad_through_time.png",
+                                                   title=f"{dataset}: ||dL/ds_t|| of the top layer")))
+    for (ds, cell), a in sorted(analyses.items()):
+        if ds == dataset and a and a.get("gates"):
+            gates = {layer: {k: np.asarray(v) for k, v in g.items()} for layer, g in a["gates"].items()}
+            made.append((f"{cell}: circuit gates during inference (paper Fig. 2)", figures.gate_dynamics(
+                gates, fig_dir / f"{dataset}_{cell}_gates.png", title=f"{dataset} / {cell}: gate dynamics")))
+    return made
+
+
+# --- the report ---------------------------------------------------------------------------------
+def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report: bool = False, html: bool = False,
+                 analyse: bool = True, header: str | None = None) -> Path:
+    out_dir = Path(out_dir)
+    runs = discover_runs(runs_root)
+    picked = default_runs(runs)
+    analyses = {}
+    if analyse:
+        from stcbench.reports.analysis import analyse_runs
+
+        analyses = analyse_runs(picked, out_dir / "analysis")
+    table_dir, fig_dir = out_dir / "tables", out_dir / "figures"
+    tables = {key: build_table(key, runs) for key in TABLE_KEYS}
+    for key, result in tables.items():
+        for fmt in FORMATS:
+            atomic_write_text(table_dir / f"table_{key}.{FORMAT_SUFFIX[fmt]}", render(result, fmt))
+    rows = summary_rows(picked, analyses)
+    atomic_write_text(table_dir / "summary.csv", summary_csv(rows))
+
+    md = [f"# stcbench report{f' — suite {suite}' if suite else ''}", ""]
+    if header:
+        md += [header, ""]
+    md += [f"{len(runs)} run directories under `{runs_root}`; one run per (dataset, cell) "
+           "chosen by the `newest` rule (docs/reports.md). '—' = not available.", ""]
+    md += ["## Overall ranking (mean MSE rank over datasets)", "",
+           "| cell | mean rank | datasets |", "|---|---|---|"]
+    md += [f"| {c} | {r:.2f} | {n} |" for c, r, n in overall_ranking(rows)] + [""]
+    for dataset, cells in picked.items():
+        md += [f"## {DATASET_TITLES.get(dataset, dataset)}", "", summary_markdown(rows, dataset)]
+        for caption, path in dataset_figures(dataset, cells, analyses, fig_dir):
+            md += [f"**{caption}**", "", f"![{caption}]({path.relative_to(out_dir).as_posix()})", ""]
+    md += ["## Paper tables (ours beside published)", ""]
+    md += [render(result, "markdown") for result in tables.values()]
+    text = "\n".join(md)
+    report = atomic_write_text(out_dir / "report.md", text)
+    if html or html_report:
+        atomic_write_text(out_dir / "report.html", markdown_to_html(text))
+    return report
+
+
+def markdown_to_html(text: str) -> str:
+    """A small converter for the report's own Markdown (headings, tables, images, bullets)."""
+    out, in_table = [], False
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= {"-"} and c for c in cells):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+            out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            out.append("</table>")
+            in_table = False
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
+        elif line.startswith("!["):
+            alt, src = line[2:].split("](", 1)
+            out.append(f'<p><img src="{html.escape(src.rstrip(")"))}" alt="{html.escape(alt)}"></p>')
+        elif line.startswith("* "):
+            out.append(f"<ul><li>{html.escape(line[2:])}</li></ul>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        out.append("</table>")
+    style = "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}" \
+            "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>" + \
+        "\n".join(out) + "</body></html>\n"
+
+
+def load_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,120 @@
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from stcbench.cli import main
+from stcbench.commands import bench
+from stcbench.errors import ConfigError
+from stcbench.reports.suites import execute, plan_suite
+from tests.reports.helpers import video_metrics
+
+
+@pytest.fixture
+def configs(tmp_path):
+    root = tmp_path / "configs"
+    (root / "quick").mkdir(parents=True)
+    for dataset in ("mmnist", "taxibj", "kth"):
+        (root / "quick" / f"{dataset}.yaml").write_text(f"data:\n  dataset: {dataset}\n")
+    (root / "mmnist").mkdir()
+    (root / "mmnist" / "lif.yaml").write_text("data:\n  dataset: mmnist\n")
+    return root
+
+
+class FakeRunner:
+    """Writes what the training runner writes for a finished run; records the calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, planned):
+        self.calls.append((planned.dataset, planned.cell, planned.seed))
+        o = planned.overrides
+        run_dir = Path(o["run.output_dir"]) / planned.dataset / planned.cell / o["run.name"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics = {"dataset": planned.dataset, "cell": planned.cell, "scale": o["run.scale"], "epochs": 1,
+                   "selected_on": "val", "test": video_metrics(10.0 + len(self.calls), 20.0, 0.5)}
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+        return run_dir
+
+
+def args_for(tmp_path, configs, **extra):
+    values = dict(suite="quick", cells=["lif", "convlstm"], datasets=["mmnist", "taxibj"], tasks=None, seeds=None,
+                  out=tmp_path / "bench", data_root=tmp_path / "data", configs=configs, scale=None, overrides=[],
+                  dry_run=False, no_report=True, html=False)
+    values.update(extra)
+    return argparse.Namespace(**values)
+
+
+def test_plan_matrix_and_overrides(tmp_path, configs):
+    planned = plan_suite("quick", cells=["LIF", "conv_lstm"], datasets=["mmnist", "kth"], seeds=[1, 2],
+                         out=tmp_path / "b", data_root=tmp_path / "d", configs_root=configs,
+                         extra_overrides={"trainer.max_epochs": 1})
+    assert [(p.dataset, p.cell, p.seed) for p in planned] == [
+        ("mmnist", "lif", 1), ("mmnist", "lif", 2), ("mmnist", "convlstm", 1), ("mmnist", "convlstm", 2),
+        ("kth", "lif", 1), ("kth", "lif", 2), ("kth", "convlstm", 1), ("kth", "convlstm", 2)]
+    first = planned[0]
+    assert first.config_path == configs / "quick" / "mmnist.yaml"
+    assert first.overrides["model.cell"] == "lif" and first.overrides["seed"] == 1
+    assert first.overrides["run.scale"] == "quick" and first.overrides["data.generate_if_missing"] is True
+    assert first.overrides["data.data_root"] == str(tmp_path / "d")
+    assert first.overrides["trainer.max_epochs"] == 1
+    assert first.overrides["run.name"] == "quick-lif-seed1"
+
+
+def test_plan_errors(tmp_path, configs):
+    with pytest.raises(ConfigError, match="use --datasets kth"):
+        plan_suite("quick", cells=["lif"], datasets=["kth40"], configs_root=configs)
+    with pytest.raises(ConfigError, match=r"configs.*taxibj.*lif\.yaml.*does not exist"):
+        plan_suite("paper", cells=["lif"], datasets=["taxibj"], configs_root=configs)
+    with pytest.raises(ConfigError, match="unknown cell"):
+        plan_suite("quick", cells=["nosuchcell"], configs_root=configs)
+
+
+def test_dry_run_prints_plan_and_runs_nothing(tmp_path, configs, capsys):
+    fake = FakeRunner()
+    assert bench.run(args_for(tmp_path, configs, dry_run=True), fit=fake) == 0
+    out = capsys.readouterr().out
+    assert "suite quick: 4 runs" in out and out.count("[to run]") == 4
+    assert "taxibj  convlstm" in out
+    assert fake.calls == [] and not (tmp_path / "bench").exists()
+
+
+def test_cli_dry_run(tmp_path, configs, capsys):
+    assert main(["bench", "--suite", "paper", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
+                 "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert "configs/mmnist/lif.yaml" in capsys.readouterr().out
+    assert main(["bench", "--suite", "quick", "--datasets", "kth40", "--configs", str(configs), "--dry-run"]) == 2
+
+
+def test_finished_runs_are_skipped(tmp_path, configs, capsys):
+    fake = FakeRunner()
+    assert bench.run(args_for(tmp_path, configs), fit=fake) == 0
+    assert len(fake.calls) == 4
+    # an interrupted run (no metrics.json) is run again; finished ones are not
+    unfinished = tmp_path / "bench" / "runs" / "taxibj" / "convlstm" / "quick-convlstm-seed42"
+    (unfinished / "metrics.json").unlink()
+    (unfinished / "metrics.json").with_name("checkpoints").mkdir()
+    again = FakeRunner()
+    assert bench.run(args_for(tmp_path, configs), fit=again) == 0
+    assert again.calls == [("taxibj", "convlstm", 42)]
+    assert capsys.readouterr().out.count(": finished") == 3
+    planned = plan_suite("quick", cells=["lif", "convlstm"], datasets=["mmnist", "taxibj"],
+                         out=tmp_path / "bench", configs_root=configs)
+    assert all(p.done for p in planned)
+    assert execute(planned, fit=again, log=lambda _: None)["skipped"] == planned
+
+
+def test_memory_suite_delegates(tmp_path, configs):
+    calls = []
+
+    def memory_suite(out, cells, tasks, scale, seeds):
+        calls.append((out, cells, tasks, scale, seeds))
+        return out / "memory.md"
+
+    args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding"], cells=["lif"])
+    assert bench.run(args, memory_suite=memory_suite) == 0
+    assert calls == [(tmp_path / "bench", ["lif"], ["adding"], "quick", [42])]
+    with pytest.raises(ConfigError, match="--tasks"):
+        bench.run(args_for(tmp_path, configs, tasks=["adding"]))
