@@ -1,0 +1,119 @@
+"""`stcbench data generate|check|info`: make, verify and describe datasets."""
+from __future__ import annotations
+
+import json
+import sys
+
+from stcbench.errors import ConfigError
+
+SUBCOMMANDS = ("generate", "check", "info")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data", help="generate, check or describe datasets",
+        description="Generate the small embedded datasets, check dataset files, or list datasets. "
+                    "The data root defaults to $STCBENCH_DATA_ROOT, else ./datasets.")
+    actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
+
+    generate = actions.add_parser("generate", help="write the embedded default in the published formats")
+    generate.add_argument("--dataset", required=True, help="mmnist, taxibj, kth (kth40 uses kth) or all")
+    generate.add_argument("--data-root", default=None, help="root folder (default: $STCBENCH_DATA_ROOT or datasets/)")
+    generate.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
+    generate.add_argument("--size", choices=("small", "medium"), default="small", help="size preset")
+    generate.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                          help="override one generator parameter (see `stcbench data info`), repeatable")
+    generate.add_argument("--force", action="store_true", help="replace an existing dataset folder")
+
+    check = actions.add_parser("check", help="validate dataset files; print sizes, shapes and ranges")
+    check.add_argument("--dataset", required=True, help="mmnist, taxibj, kth, kth40 or all")
+    check.add_argument("--data-root", default=None, help="root folder (default: $STCBENCH_DATA_ROOT or datasets/)")
+    check.add_argument("--selection", choices=("val", "openstl_test"), default="val")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    info = actions.add_parser("info", help="list datasets: shapes, frames, files and published sizes")
+    info.add_argument("--dataset", default="all")
+    info.add_argument("--data-root", default=None)
+
+    parser.set_defaults(func=run, data_parser=parser)
+
+
+def run(args) -> int:
+    if args.data_command not in SUBCOMMANDS:
+        args.data_parser.print_help()
+        return 2
+    return {"generate": run_generate, "check": run_check, "info": run_info}[args.data_command](args)
+
+
+def dataset_names(name: str, for_generation: bool) -> list[str]:
+    from stcbench.data import DATASET_NAMES, GENERATED_NAMES, get_dataset_spec
+
+    if name.lower() == "all":
+        return list(GENERATED_NAMES if for_generation else DATASET_NAMES)
+    spec = get_dataset_spec(name)
+    return ["kth" if for_generation and spec.folder == "kth" else spec.name]
+
+
+def parse_params(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param expects KEY=VALUE, got {pair!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def run_generate(args) -> int:
+    from stcbench.data import generate_dataset
+
+    params = parse_params(args.param)
+    names = dataset_names(args.dataset, for_generation=True)
+    if params and len(names) > 1:
+        raise ConfigError("--param applies to one dataset; use it with a single --dataset")
+    for name in names:
+        generate_dataset(name, args.data_root, seed=args.seed, size=args.size, overrides=params,
+                         force=args.force, log=print)
+    return 0
+
+
+def run_check(args) -> int:
+    from stcbench.data import check_dataset
+
+    reports = [check_dataset(name, args.data_root, selection=args.selection,
+                             log=lambda m: print(m, file=sys.stderr))
+               for name in dataset_names(args.dataset, for_generation=False)]
+    if args.json:
+        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+        return 0
+    for report in reports:
+        print(f"{report['dataset']}: OK ({report['source']} data in {report['data_root']}, "
+              f"selection {report['selection']})")
+        for split, info in report["splits"].items():
+            shape = "x".join(str(d) for d in info["shape"])
+            print(f"  {split:5s} {info['samples']:7d} samples  [{shape}] {info['dtype']}  "
+                  f"range [{info['min']:.3f}, {info['max']:.3f}]  {report['rules'].get(split, '')}")
+    return 0
+
+
+def run_info(args) -> int:
+    from stcbench.data import data_source, get_dataset_spec
+    from stcbench.data.generators import generator_params
+
+    for name in dataset_names(args.dataset, for_generation=False):
+        spec = get_dataset_spec(name)
+        folder = spec.folder_path(args.data_root)
+        present = all(p.exists() for p in spec.file_paths(args.data_root))
+        state = data_source(name, args.data_root)["source"] if present else "missing"
+        frames = f"{spec.in_frames}->{spec.out_frames}"
+        if spec.train_frames != spec.total_frames:
+            frames += f" (trained {spec.in_frames}->{spec.train_frames - spec.in_frames})"
+        print(f"{spec.name}: {spec.title}, frames {frames}, (C,H,W)={spec.frame_shape}, "
+              f"patch {spec.patch_size}")
+        print(f"  files: {folder}/{{{', '.join(spec.files)}}} [{state}]")
+        published = ", ".join(f"{k} {v}" for k, v in spec.published.items())
+        print(f"  published: {published}")
+        defaults = generator_params(name).__dict__
+        print(f"  generator parameters (--param): "
+              f"{', '.join(f'{k}={v}' for k, v in defaults.items())}")
+    return 0

@@ -1,0 +1,68 @@
+"""Pieces shared by the dataset modules: split container, fix hints, first-N caps."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from stcbench.errors import ConfigError
+
+SELECTIONS = ("val", "openstl_test")
+
+
+def fix_hint(dataset: str, data_root: Path) -> str:
+    """The standard 'how to fix' sentence appended to every data error."""
+    return (f"Fix: run `stcbench data generate --dataset {dataset} --data-root {data_root}` for the "
+            f"small embedded default, or download the published files (see datasets/README.md).")
+
+
+def check_selection(selection: str) -> str:
+    if selection not in SELECTIONS:
+        raise ConfigError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
+    return selection
+
+
+class FrameSequenceDataset(Dataset):
+    """Base for datasets whose items are float32 tensors [T, C, H, W] in [0, 1]."""
+
+    mean = 0.0
+    std = 1.0
+
+
+class FirstN(FrameSequenceDataset):
+    """The first `n` items of another dataset (deterministic cap for quick runs)."""
+
+    def __init__(self, base: Dataset, n: int):
+        self.base = base
+        self.n = min(int(n), len(base))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        return self.base[index]
+
+
+def cap(dataset: Dataset, n: int | None) -> Dataset:
+    if n is None:
+        return dataset
+    if int(n) <= 0:
+        raise ConfigError(f"sample caps must be positive integers, got {n}")
+    return FirstN(dataset, n) if int(n) < len(dataset) else dataset
+
+
+@dataclass
+class Splits:
+    """Train / validation / test datasets of one benchmark, plus how they were made."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    rules: dict = field(default_factory=dict)
+
+    def sizes(self) -> dict:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}

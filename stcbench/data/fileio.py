@@ -1,0 +1,170 @@
+"""Low-level readers/writers of the published file formats, with validation, and atomic writes."""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from stcbench.errors import DataError
+
+MARKER_NAME = "stcbench.json"
+IDX3_MAGIC = 0x00000803
+
+
+# ----------------------------------------------------------------------------- IDX3 (MNIST)
+def encode_idx3(images: np.ndarray) -> bytes:
+    """Raw IDX3 bytes: big-endian header (magic, count, rows, cols) then uint8 pixels."""
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    if images.ndim != 3:
+        raise ValueError(f"IDX3 needs [N, rows, cols] images, got shape {images.shape}")
+    header = struct.pack(">4i", IDX3_MAGIC, *images.shape)
+    return header + images.tobytes()
+
+
+def write_idx3_gz(path: Path, images: np.ndarray) -> None:
+    # mtime=0 makes the gzip bytes depend only on the content (deterministic generation)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        f.write(encode_idx3(images))
+
+
+def read_idx3(path: Path, fix: str) -> np.ndarray:
+    """Read a (gzipped) IDX3 image file as [N, rows, cols] uint8, validating header and size."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found. {fix}")
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}). {fix}") from None
+    if len(data) < 16:
+        raise DataError(f"{path}: too short for an IDX3 header ({len(data)} bytes). {fix}")
+    magic, count, rows, cols = struct.unpack(">4i", data[:16])
+    if magic != IDX3_MAGIC:
+        raise DataError(f"{path}: not an IDX3 image file (magic 0x{magic & 0xFFFFFFFF:08x}, "
+                        f"expected 0x{IDX3_MAGIC:08x}). {fix}")
+    if count <= 0 or rows != 28 or cols != 28:
+        raise DataError(f"{path}: header says {count} images of {rows}x{cols}; expected N>0 "
+                        f"images of 28x28. {fix}")
+    expected = count * rows * cols
+    if len(data) - 16 != expected:
+        raise DataError(f"{path}: truncated or padded IDX3 file: header promises {expected} pixel "
+                        f"bytes, file holds {len(data) - 16}. {fix}")
+    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, rows, cols)
+
+
+# ----------------------------------------------------------------------------- .npy
+def read_npy_header(path: Path, fix: str) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """(shape, dtype, fortran_order, data offset) of a .npy file; checks the file is complete."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found. {fix}")
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a valid .npy file ({exc}). {fix}") from None
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = path.stat().st_size - offset
+    if actual < expected:
+        raise DataError(f"{path}: truncated .npy file: the header declares shape {tuple(shape)} "
+                        f"({expected:,} data bytes) but the file holds only {actual:,} bytes. {fix}")
+    return tuple(shape), dtype, fortran, offset
+
+
+def open_npy_memmap(path: Path, fix: str) -> np.ndarray:
+    read_npy_header(path, fix)
+    try:
+        return np.load(path, mmap_mode="r")
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path}: cannot memory-map the .npy file ({exc}). {fix}") from None
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, np.asarray(array), allow_pickle=False)
+
+
+# ----------------------------------------------------------------------------- marker file
+def write_marker(folder: Path, info: dict) -> None:
+    (Path(folder) / MARKER_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+def read_marker(folder: Path) -> dict | None:
+    """The generator's description of how a dataset folder was made, or None (real data)."""
+    path = Path(folder) / MARKER_NAME
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+# ----------------------------------------------------------------------------- atomic output
+@contextlib.contextmanager
+def atomic_directory(target: Path, overwrite: bool = False):
+    """Yield a temporary sibling folder; on success it replaces `target` in one rename.
+
+    On any exception (KeyboardInterrupt included) the temporary folder is removed, so an
+    interrupted write leaves neither a partial `target` nor leftovers.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not overwrite:
+        raise DataError(f"{target}: already exists; pass --force to replace it, or choose "
+                        f"another --data-root")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_npy(Path(tmp), array)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
