@@ -209,3 +209,10 @@ def count_synaptic_ops(model: nn.Module, inputs: tuple, call: Callable | None = 
 
 def energy_pj(ac: float, mac: float) -> float:
     return E_AC_PJ * ac + E_MAC_PJ * mac
+
+
+def flops_for_config(config: dict) -> int:
+    """MACs of one test sequence for a run config (used by the training runner's metrics.json)."""
+    from stcbench.reports.analysis import flops_for_config as for_config
+
+    return for_config(config)
