@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+from stcbench.reports.report import markdown_to_html, overall_ranking, write_report
+from tests.reports.helpers import make_run, video_metrics
+
+
+def add_predictions(run_dir, seed):
+    rng = np.random.default_rng(seed)
+    np.savez(run_dir / "predictions.npz", context=rng.random((2, 4, 1, 8, 8), dtype=np.float32),
+             truth=rng.random((2, 4, 1, 8, 8), dtype=np.float32), pred=rng.random((2, 4, 1, 8, 8), dtype=np.float32))
+
+
+def test_report_from_runs_without_checkpoints(tmp_path):
+    root = tmp_path / "runs"
+    add_predictions(make_run(root, "mmnist", "lif", "a", test=video_metrics(100.0, 200.0, 0.6)), 0)
+    add_predictions(make_run(root, "mmnist", "stclif", "b", test=video_metrics(50.0, 150.0, 0.8)), 1)
+    make_run(root, "kth", "lif", "k", test=video_metrics(60.0, 500.0, 0.7), test_long=video_metrics(70, 600, 0.65))
+    out = tmp_path / "report"
+    report = write_report(root, out, suite="quick", html=True, header="Reduced scale.")
+    text = report.read_text()
+    assert text.startswith("# stcbench report — suite quick") and "Reduced scale." in text
+    assert "| stclif | 1.00 | 1 |" in text               # ranking: stclif best on mmnist
+    assert "| 1 | stclif | 50 | 150 | 0.8 |" in text       # summary row, rank 1 by MSE
+    assert "![Predictions (first test sequence)](figures/mmnist_predictions.png)" in text
+    for name in ("mmnist_per_frame_mse.png", "mmnist_predictions.png", "mmnist_predictions.gif",
+                 "kth_per_frame_mse.png"):
+        assert (out / "figures" / name).stat().st_size > 0
+    assert Image.open(out / "figures" / "mmnist_predictions.gif").n_frames == 8
+    assert "### Table 2: Moving MNIST" in text and (out / "tables" / "table_11.tex").exists()
+    summary = (out / "tables" / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("dataset,rank_mse,cell,mse") and len(summary) == 4
+    assert "<table>" in (out / "report.html").read_text()
+    assert not (out / "analysis").exists()                # no checkpoints: nothing analysed, nothing invented
+
+
+def test_cached_analysis_is_used(tmp_path):
+    root = tmp_path / "runs"
+    run_dir = make_run(root, "mmnist", "lif", "a", test=video_metrics(100.0, 200.0, 0.6))
+    out = tmp_path / "report"
+    (out / "analysis").mkdir(parents=True)
+    (out / "analysis" / "mmnist_lif.json").write_text(json.dumps(
+        {"run": str(run_dir), "firing_rates": {"0": 0.25, "1": 0.05}, "energy_uj_per_sequence": 1.5,
+         "grad_norm_through_time": [1e-3, 1e-2, 1.0]}))
+    text = write_report(root, out).read_text()
+    assert "figures/mmnist_firing_rates.png" in text and "figures/mmnist_grad_through_time.png" in text
+    assert "| 1 | lif | 100 | 200 | 0.6 | 20 | — | — | 0.15 | 1.5 | quick, 2 ep | val |" in text
+
+
+def test_overall_ranking_prefers_cells_with_more_datasets():
+    rows = [{"cell": "a", "rank_mse": 1, "mse": 1.0}, {"cell": "b", "rank_mse": 2, "mse": 2.0},
+            {"cell": "b", "rank_mse": 1, "mse": 1.0}]
+    assert overall_ranking(rows) == [("b", 1.5, 2), ("a", 1.0, 1)]
+
+
+def test_markdown_to_html_escapes():
+    html = markdown_to_html("# T <x>\n| a | b |\n|---|---|\n| 1 | <2> |\n![c](f.png)\n")
+    assert "<h1>T &lt;x&gt;</h1>" in html and "<td>&lt;2&gt;</td>" in html and '<img src="f.png"' in html
