@@ -1,0 +1,87 @@
+"""Command-line overrides shared by `stcbench fit` and `stcbench test`.
+
+Every flag maps to one dotted config key; `--set key=value` reaches any key. Only flags the
+user actually gave become overrides (explicit CLI > config file > defaults).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stcbench.errors import ConfigError
+from stcbench.training.config import parse_override
+
+# flag -> (dotted key, converter, help)
+COMMON_FLAGS = {
+    "--max-epochs": ("trainer.max_epochs", int, "number of training epochs (the LR schedule spans them)"),
+    "--batch-size": ("data.batch_size", int, "per-process batch size"),
+    "--cell": ("model.cell", str, "cell name (any registered cell; see `stcbench cells`)"),
+    "--dataset": ("data.dataset", str, "mmnist, taxibj or kth"),
+    "--data-root": ("data.data_root", str, "folder holding the dataset files"),
+    "--output-dir": ("run.output_dir", str, "root of the run directories (default runs/)"),
+    "--run-name": ("run.name", str, "name of the run directory (default: timestamp and seed)"),
+    "--precision": ("trainer.precision", str, "64-true, 32-true, 16-mixed, bf16-mixed (64 and 32 are accepted)"),
+    "--devices": ("trainer.devices", None, "number of devices, 'auto', or a list like 0,1"),
+    "--accelerator": ("trainer.accelerator", str, "auto, cpu, gpu, cuda, mps"),
+    "--strategy": ("trainer.strategy", str, "auto or ddp"),
+    "--num-nodes": ("trainer.num_nodes", int, "number of nodes for multi-node DDP"),
+    "--seed": ("seed", int, "global seed (python, numpy, torch, masks)"),
+    "--scale": ("run.scale", str, "label recorded with the results (paper, reduced, quick, custom)"),
+    "--selection": ("data.selection", str, "val (default) or openstl_test (official: select on the test set)"),
+}
+
+
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("config overrides (explicit flags beat the config file)")
+    for flag, (key, _, help_text) in COMMON_FLAGS.items():
+        group.add_argument(flag, dest=_dest(flag), default=None, metavar=flag.strip("-").replace("-", "_").upper(),
+                           help=f"{help_text} [{key}]")
+    group.add_argument("--logger", dest="logger", default=None, metavar="NAMES",
+                       help="comma-separated loggers: csv, tensorboard, wandb (wandb runs offline without "
+                            "credentials) [logging.loggers]")
+    group.add_argument("--set", dest="set_overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="set any config key, e.g. --set optim.lr=1e-4 (repeatable)")
+
+
+def _dest(flag: str) -> str:
+    return "ovr_" + flag.strip("-").replace("-", "_")
+
+
+def _devices(value: str):
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    if "," in text or text.startswith("["):
+        items = [v for v in text.strip("[]").split(",") if v.strip()]
+        try:
+            return [int(v) for v in items]
+        except ValueError:
+            raise ConfigError(f"--devices {value!r}: a list must hold device indices, e.g. 0,1") from None
+    return text
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """Dotted-key overrides from the flags the user gave, in the order: flags, then --set."""
+    overrides: dict = {}
+    for flag, (key, convert, _) in COMMON_FLAGS.items():
+        value = getattr(args, _dest(flag), None)
+        if value is None:
+            continue
+        if flag == "--devices":
+            overrides[key] = _devices(value)
+            continue
+        try:
+            overrides[key] = convert(value)
+        except ValueError:
+            raise ConfigError(f"{flag} expects {convert.__name__ if convert else 'a value'}, got {value!r}") from None
+    if getattr(args, "logger", None):
+        names = [n.strip() for n in args.logger.split(",") if n.strip()]
+        overrides["logging.loggers"] = names
+    for text in getattr(args, "set_overrides", []) or []:
+        key, value = parse_override(text)
+        overrides[key] = value
+    return overrides
+
+
+def add_ckpt_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--ckpt-path", "--ckpt_path", dest="ckpt_path", type=Path, default=None, help=help_text)

@@ -1,0 +1,83 @@
+"""Loggers: CSV and TensorBoard by default; Weights & Biases on request.
+
+wandb never blocks on the network: without credentials (no WANDB_API_KEY and no stored
+login) it runs offline, writing a run folder under `<run_dir>/logs/wandb/` that
+`wandb sync` uploads later.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LOGGER_NAMES = ("csv", "tensorboard", "wandb")
+
+
+def wandb_has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        return False
+
+
+def wandb_mode(requested: str) -> str:
+    """`auto` -> online with credentials, else offline. WANDB_MODE in the environment wins."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if requested != "auto":
+        return requested
+    return "online" if wandb_has_credentials() else "offline"
+
+
+def build_loggers(config, run_dir: Path, run_name: str, version: str | None = None) -> list:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    log_dir = run_dir / "logs"
+    loggers = []
+    for name in config.logging.loggers:
+        if name == "csv":
+            loggers.append(CSVLogger(str(log_dir), name="csv", version=version or ""))
+        elif name == "tensorboard":
+            loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard", version=version or "",
+                                             default_hp_metric=False))
+        elif name == "wandb":
+            loggers.append(_wandb_logger(config, log_dir, run_name))
+    return loggers
+
+
+def _wandb_logger(config, log_dir: Path, run_name: str):
+    from lightning.pytorch.loggers import WandbLogger
+
+    mode = wandb_mode(config.logging.wandb_mode)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    (log_dir / "wandb").mkdir(parents=True, exist_ok=True)
+    settings = {}
+    try:
+        import wandb
+
+        settings["settings"] = wandb.Settings(init_timeout=60, silent=True)
+    except Exception:  # pragma: no cover - very old wandb
+        pass
+    return WandbLogger(project=config.logging.wandb_project, entity=config.logging.wandb_entity,
+                       name=run_name, save_dir=str(log_dir), mode=mode,
+                       config=config.to_dict(), log_model=False, **settings)
+
+
+def log_metrics_to_wandb(loggers: list, prefix: str, metrics: dict) -> None:
+    """Scalars and per-frame tables of a test result to every wandb logger."""
+    wandb_loggers = [lg for lg in loggers if type(lg).__name__ == "WandbLogger"]
+    if not wandb_loggers:
+        return
+    scalars = {f"{prefix}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+    per_frame = metrics.get("per_frame") or {}
+    for lg in wandb_loggers:
+        run = lg.experiment
+        run.summary.update(scalars)
+        if per_frame:
+            import wandb
+
+            names = sorted(k for k, v in per_frame.items() if isinstance(v, list))
+            rows = [[i] + [per_frame[n][i] for n in names] for i in range(len(per_frame[names[0]]))] if names else []
+            run.log({f"{prefix}/per_frame": wandb.Table(columns=["frame"] + names, data=rows)})

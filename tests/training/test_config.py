@@ -1,0 +1,111 @@
+"""Config loading, inheritance, precedence and validation errors; every shipped config validates."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stcbench.errors import ConfigError
+from stcbench.training.config import (Config, config_from_dict, config_reference, load_config_dict,
+                                      parse_override, resolve_config)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def write(path: Path, data) -> Path:
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_defaults_are_the_paper_protocol():
+    c = Config()
+    assert (c.optim.optimizer, c.optim.lr, c.optim.weight_decay, c.optim.min_lr) == ("adam", 1e-3, 0.0, 1e-5)
+    assert (c.optim.warmup_epochs, c.optim.warmup_lr, c.optim.schedule) == (10, 1e-5, "cosine")
+    assert (c.sampling.start_value, c.sampling.rate, c.sampling.stop_iter) == (1.0, 2e-5, 50000)
+    assert (c.data.batch_size, c.seed, c.data.selection) == (16, 42, "val")
+    assert (c.model.num_hidden, c.model.filter_size) == ([256, 256, 256], 5)
+
+
+def test_base_inheritance_and_precedence(tmp_path):
+    write(tmp_path / "base.yaml", {"seed": 1, "optim": {"lr": 0.01, "min_lr": 0.001}, "model": {"cell": "lif"}})
+    child = write(tmp_path / "child.yaml", "base: base.yaml\noptim:\n  lr: 1e-3\n")
+    cfg = resolve_config(child, {"seed": 5})
+    assert cfg.optim.lr == 1e-3              # file beats base (and YAML's '1e-3' string is a number)
+    assert cfg.optim.min_lr == 0.001         # inherited
+    assert cfg.model.cell == "lif"
+    assert cfg.seed == 5                     # explicit override beats the file
+    assert cfg.trainer.max_epochs == 500     # default where nobody set it
+
+
+def test_override_parsing():
+    assert parse_override("optim.lr=1e-4") == ("optim.lr", 1e-4)
+    assert parse_override("model.num_hidden=[16, 16]") == ("model.num_hidden", [16, 16])
+    assert parse_override("run.name=abc") == ("run.name", "abc")
+    assert parse_override("data.test_long=false") == ("data.test_long", False)
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("optim.lr")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"optim": {"learning_rate": 1}}, r"unknown config key.*optim.learning_rate.*allowed: \['optimizer', 'lr'"),
+    ({"bogus": 1}, r"unknown config key.*'bogus'.*allowed"),
+    ({"optim": {"lr": "fast"}}, r"optim.lr must be a number"),
+    ({"optim": {"lr": -1}}, r"optim.lr must be a positive number"),
+    ({"data": {"selection": "test"}}, r"data.selection must be one of \['val', 'openstl_test'\]"),
+    ({"trainer": {"precision": "8"}}, r"trainer.precision must be one of"),
+    ({"model": {"num_hidden": 256}}, r"model.num_hidden must be a list"),
+    ({"model": {"filter_size": 4}}, r"positive odd"),
+    ({"sampling": {"start_value": 2}}, r"sampling.start_value must be in \[0, 1\]"),
+    ({"logging": {"loggers": ["mlflow"]}}, r"unknown logger.*mlflow.*choose from"),
+    ({"trainer": {"max_epochs": True}}, r"must be an integer"),
+    ({"data": "mmnist"}, r"data must be a section"),
+    ({"trainer": {"strategy": "ddp_spawn"}}, r"use 'ddp'"),
+])
+def test_bad_values_name_key_and_allowed(data, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data)
+
+
+def test_int_and_float_limits_keep_their_meaning():
+    cfg = config_from_dict({"trainer": {"limit_train_batches": 2, "limit_val_batches": 0.5}})
+    assert cfg.trainer.limit_train_batches == 2 and isinstance(cfg.trainer.limit_train_batches, int)
+    assert cfg.trainer.limit_val_batches == 0.5
+
+
+def test_missing_file_and_base_loop(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config_dict(tmp_path / "none.yaml")
+    write(tmp_path / "a.yaml", "base: b.yaml\n")
+    write(tmp_path / "b.yaml", "base: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        load_config_dict(tmp_path / "a.yaml")
+    write(tmp_path / "list.yaml", "- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config_dict(tmp_path / "list.yaml")
+
+
+def test_reference_lists_every_key():
+    keys = {k for k, _, _ in config_reference()}
+    assert {"optim.lr", "sampling.stop_iter", "trainer.precision", "run.scale", "plugins", "seed"} <= keys
+
+
+def all_config_files():
+    return sorted(p for p in CONFIGS.rglob("*.yaml") if p.parts[-2] != "memory")
+
+
+def test_every_shipped_config_validates():
+    files = all_config_files()
+    assert len(files) >= 3 * 8 + 4
+    for path in files:
+        config_from_dict(load_config_dict(path))
+
+
+@pytest.mark.parametrize("dataset, epochs, detach", [("mmnist", 500, 0), ("taxibj", 200, 1), ("kth", 200, 1)])
+def test_paper_configs_match_table_8(dataset, epochs, detach):
+    for cell in ("lif", "plif", "glif", "tclif", "lmh", "stclif", "stcplif", "stclmh"):
+        cfg = resolve_config(CONFIGS / dataset / f"{cell}.yaml")
+        assert cfg.data.dataset == dataset and cfg.model.cell == cell
+        assert cfg.trainer.max_epochs == epochs and cfg.data.batch_size == 16
+        assert cfg.model.num_hidden == [256, 256, 256] and cfg.optim.min_lr == 1e-5
+        assert cfg.run.scale == "paper"
+        assert cfg.model.gradient_detach == (detach if cell.startswith("stc") else None)
+    assert resolve_config(CONFIGS / "kth" / "lif.yaml").data.test_long is True
