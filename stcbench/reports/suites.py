@@ -98,6 +98,8 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
     planned = []
     for dataset in resolve_datasets(datasets):
         for cell in resolve_cells(cells):
+            if suite == "paper" and not cells and not (Path(configs_root) / dataset / f"{cell}.yaml").is_file():
+                continue        # default cell list: only the cells with a paper config for this dataset
             for seed in (seeds or DEFAULT_SEEDS):
                 overrides = {"model.cell": cell, "seed": int(seed), "run.output_dir": str(runs_root),
                              "run.scale": suite, "run.save_predictions": True, "run.predictions_limit": 8}

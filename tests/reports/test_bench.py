@@ -118,3 +118,9 @@ def test_memory_suite_delegates(tmp_path, configs):
     assert calls == [(tmp_path / "bench", ["lif"], ["adding"], "quick", [42])]
     with pytest.raises(ConfigError, match="--tasks"):
         bench.run(args_for(tmp_path, configs, tasks=["adding"]))
+
+
+def test_paper_suite_defaults_to_cells_with_a_paper_config(tmp_path, configs):
+    planned = plan_suite("paper", datasets=["mmnist", "taxibj"], out=tmp_path / "b", configs_root=configs)
+    assert [(p.dataset, p.cell, p.config_path.name) for p in planned] == [("mmnist", "lif", "lif.yaml")]
+    assert planned[0].overrides["run.scale"] == "paper" and "data.generate_if_missing" not in planned[0].overrides
