@@ -1,0 +1,40 @@
+"""`stcbench convert-official REF.pth --cell NAME (--dataset NAME | sizes) -o OUT.ckpt`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _image_size(text: str):
+    parts = [int(p) for p in str(text).lower().replace("x", ",").split(",") if p.strip()]
+    return parts[0] if len(parts) == 1 else parts
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "convert-official", aliases=["convert_official"],
+        help="convert an official STC-LIF/OpenSTL checkpoint into an stcbench checkpoint",
+        description="Accepts a plain state_dict (checkpoint.pth) or the OpenSTL wrapper (latest.pth). Hidden "
+                    "sizes and the filter size are read from the weights; the frame geometry comes from "
+                    "--dataset or the explicit size flags. The key set and all shapes are verified.")
+    parser.add_argument("reference", type=Path, help="official .pth file")
+    parser.add_argument("--cell", required=True, help="lif, plif, glif, tclif, lmh, stclif, stcplif or stclmh")
+    parser.add_argument("--dataset", default=None, help="mmnist, taxibj or kth (sets all sizes)")
+    parser.add_argument("--in-frames", type=int, default=None)
+    parser.add_argument("--out-frames", type=int, default=None)
+    parser.add_argument("--patch-size", type=int, default=None)
+    parser.add_argument("--channels", type=int, default=None, help="image channels")
+    parser.add_argument("--image-size", type=_image_size, default=None, help="H or HxW")
+    parser.add_argument("--gradient-detach", type=int, choices=(0, 1), default=None,
+                        help="STC cells (training only; default: 0 on mmnist, else 1)")
+    parser.add_argument("--output", "-o", type=Path, required=True, help="stcbench checkpoint to write (.ckpt)")
+    parser.set_defaults(func=run, command="convert-official")
+
+
+def run(args) -> int:
+    from stcbench.training.official import convert
+
+    path = convert(args.reference, args.output, cell=args.cell, dataset=args.dataset, in_frames=args.in_frames,
+                   out_frames=args.out_frames, patch_size=args.patch_size, channels=args.channels,
+                   image_size=args.image_size, gradient_detach=args.gradient_detach)
+    print(f"wrote {path}")
+    return 0

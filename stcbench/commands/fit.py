@@ -1,0 +1,47 @@
+"""`stcbench fit --config FILE [overrides]`: train one model (or resume one with --ckpt-path)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stcbench.errors import ConfigError
+from stcbench.training.cli_args import add_ckpt_argument, add_override_arguments, overrides_from_args
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "fit", help="train a model from a config file (configs/<dataset>/<cell>.yaml)",
+        description="Train one model. Precedence: defaults < config file (with base: inheritance) < flags. "
+                    "The run directory runs/<dataset>/<cell>/<name>/ receives config.yaml, checkpoints, logs "
+                    "and metrics.json (test metrics of the best and the last checkpoint).")
+    parser.add_argument("--config", "-c", type=Path, default=None,
+                        help="YAML config (optional when resuming: the run directory's config.yaml is used)")
+    add_ckpt_argument(parser, "resume exactly from this checkpoint (or run directory): weights, optimizer, "
+                              "epoch, scheduled-sampling counter and RNG states")
+    add_override_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def resolve_config_source(config: Path | None, ckpt_path: Path | None) -> Path:
+    if config is not None:
+        return config
+    if ckpt_path is not None:
+        from stcbench.training.runner import run_dir_of_checkpoint
+
+        run_dir = run_dir_of_checkpoint(ckpt_path)
+        if run_dir is not None:
+            return run_dir / "config.yaml"
+    raise ConfigError("no config given; pass --config configs/<dataset>/<cell>.yaml "
+                      "(or --ckpt-path of a run directory to resume it)")
+
+
+def run(args) -> int:
+    from stcbench.training.config import load_config_dict
+    from stcbench.training.tasks import task_module
+
+    source = resolve_config_source(args.config, args.ckpt_path)
+    config = load_config_dict(source)
+    overrides = overrides_from_args(args)
+    task = task_module({**config, **({"task": overrides["task"]} if "task" in overrides else {})})
+    run_dir = task.fit(config, ckpt_path=args.ckpt_path, overrides=overrides)
+    print(f"run directory: {run_dir}")
+    return 0

@@ -1,0 +1,38 @@
+"""`stcbench test --ckpt-path CKPT|RUN_DIR [--config FILE]`: evaluate a checkpoint on the test split."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stcbench.errors import ConfigError
+from stcbench.training.cli_args import add_ckpt_argument, add_override_arguments, overrides_from_args
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "test", help="test a checkpoint or run directory (autoregressive prediction, per-frame metrics)",
+        description="The architecture comes from the checkpoint; data and trainer settings from --config "
+                    "(default: the checkpoint's own config) and the flags. KTH also runs the 10->40 test.")
+    parser.add_argument("target", nargs="?", type=Path, default=None, help="checkpoint or run directory")
+    parser.add_argument("--config", "-c", type=Path, default=None, help="YAML config for data/trainer settings")
+    add_ckpt_argument(parser, "checkpoint (.ckpt) or run directory to test")
+    parser.add_argument("--output", "-o", type=Path, default=None, help="also write the metrics to this JSON file")
+    add_override_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from stcbench.training.config import load_config_dict
+    from stcbench.training.runner import format_summary
+    from stcbench.training.tasks import task_module
+
+    ckpt = args.ckpt_path or args.target
+    if ckpt is None:
+        raise ConfigError("nothing to test; pass --ckpt-path CKPT (a .ckpt file or a run directory)")
+    config = load_config_dict(args.config) if args.config is not None else None
+    task = task_module(config or {})
+    results = task.test(config, ckpt, overrides=overrides_from_args(args), output=args.output)
+    if isinstance(results, dict) and "dataset" in results:
+        results.setdefault("scale", "")
+        results.setdefault("selected_on", "")
+        print(format_summary(results))
+    return 0

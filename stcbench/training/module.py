@@ -1,0 +1,339 @@
+"""`VideoPredictionModule`: the training recipe of network-and-training.md §1.3-1.6 and §2.
+
+* training_step: scheduled-sampling mask from a dedicated seeded generator, the iteration
+  counter in the checkpoint (eta resumes exactly), loss = per-element MSE over all T_total-1
+  outputs against the detached target (§1.4).
+* Learning rate: the per-epoch warm-up/cosine formula, set at the start of every epoch.
+* validation: fully autoregressive prediction, sample-weighted per-pixel MSE (pitfall 6).
+* test: `PredictionMetrics` (per-frame, additive states) with autoregressive prediction; the
+  number of predicted frames is taken from the batch, so the same step serves 10->20 and 10->40.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics import Metric
+
+from stcbench.errors import StcbenchError
+from stcbench.training.config import Config, config_from_dict
+from stcbench.training.network import build_network, network_outputs, network_predict
+from stcbench.training.schedule import schedule_from_config
+
+
+class NonFiniteLossError(StcbenchError):
+    """Training produced a NaN/inf loss."""
+
+
+class WeightedMSE(Metric):
+    """Sample-weighted per-pixel MSE: Σ squared errors / Σ elements, all-reduced by sum."""
+
+    full_state_update = False
+
+    def __init__(self):
+        super().__init__()
+        self.add_state("sum_sq", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("sequences", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, true: torch.Tensor) -> None:
+        diff = pred.detach().to(torch.float64) - true.detach().to(torch.float64)
+        self.sum_sq += (diff * diff).sum()
+        self.count += diff.numel()
+        self.sequences += diff.shape[0]
+
+    def compute(self) -> torch.Tensor:
+        return self.sum_sq / self.count.clamp_min(1)
+
+
+class VideoPredictionModule(L.LightningModule):
+    """One recurrent predictor trained with the paper recipe."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config: Config = config_from_dict(config)
+        self.save_hyperparameters({"config": self.config.to_dict()})
+        c = self.config
+        self.net, self.spec = build_network(c)
+        self.in_frames = self.spec.in_frames
+        self.lr_at = schedule_from_config(c.optim, c.trainer.max_epochs)
+        from stcbench.models.sampling import ScheduledSampling
+
+        self.sampling = ScheduledSampling(c.sampling.start_value, c.sampling.rate, c.sampling.stop_iter)
+        self.mask_generator = torch.Generator()
+        self.mask_generator.manual_seed(self._mask_seed(rank=0))
+        self.val_mse = WeightedMSE()
+        self.test_metrics = None        # created per test run (PredictionMetrics)
+        self.test_results: dict | None = None
+        self.prediction_buffer: list = []
+        self._spike_sums: dict[str, list] = {}
+        self._record_spikes = False
+        self._hooks = []
+
+    # ------------------------------------------------------------------ setup
+    def _mask_seed(self, rank: int) -> int:
+        base = self.config.sampling.seed if self.config.sampling.seed is not None else self.config.seed * 7919 + 17
+        return int(base) + 1_000_003 * rank
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":   # a resumed run restores the generator state after this hook
+            self.mask_generator.manual_seed(self._mask_seed(self.global_rank))
+        if self.config.logging.firing_rates and not self._hooks:
+            self._install_spike_hooks()
+
+    def _install_spike_hooks(self) -> None:
+        from stcbench.cells.base import RecurrentCell
+
+        for name, module in self.net.named_modules():
+            if isinstance(module, RecurrentCell) and getattr(module, "spiking", False):
+                self._hooks.append(module.register_forward_hook(self._spike_hook(name)))
+
+    def _spike_hook(self, name: str):
+        def hook(module, inputs, output):
+            if not self._record_spikes:
+                return
+            spikes = output[0] if isinstance(output, tuple) else output
+            if isinstance(spikes, torch.Tensor):
+                acc = self._spike_sums.setdefault(name, [0.0, 0])
+                acc[0] += float(spikes.detach().float().mean())
+                acc[1] += 1
+        return hook
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        o = self.config.optim
+        params = self.parameters()
+        if o.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+        elif o.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        for group in opt.param_groups:
+            group["lr"] = self.lr_at(0)
+        return opt
+
+    def on_train_epoch_start(self) -> None:
+        lr = self.lr_at(self.current_epoch)
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        self.log("lr", lr, on_step=False, on_epoch=True, rank_zero_only=True)
+
+    # ------------------------------------------------------------------ training
+    def scheduled_mask(self, batch: torch.Tensor) -> torch.Tensor:
+        """[B, T_out-1] mask of this iteration (1 = feed the ground truth), §1.5."""
+        b, t = batch.shape[:2]
+        slots = t - self.in_frames - 1
+        if not self.config.sampling.enabled:
+            return torch.zeros((b, slots), device=batch.device, dtype=batch.dtype)
+        return self.sampling.mask(b, slots, generator=self.mask_generator, device=batch.device, dtype=batch.dtype)
+
+    def training_step(self, batch, batch_idx):
+        frames = _frames(batch)
+        mask = self.scheduled_mask(frames)
+        eta = self.sampling.eta()
+        log_now = self._should_log_details()
+        self._record_spikes = log_now and self.config.logging.firing_rates
+        outputs = network_outputs(self.net, frames, mask)         # [B, T-1, C, H, W]
+        self._record_spikes = False
+        loss = torch.mean((outputs - frames[:, 1:].detach()) ** 2)
+        self._check_finite(loss)
+        self.sampling.step()
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=frames.shape[0])
+        self.log("train/eta", eta, on_step=True, on_epoch=False, batch_size=frames.shape[0])
+        if log_now:
+            self._log_firing_rates()
+        return loss
+
+    def _should_log_details(self) -> bool:
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:
+            return False
+        return self.global_step % self.config.logging.log_every_n_steps == 0
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        if torch.isfinite(loss.detach()).all():
+            return
+        c = self.config
+        detach_note = ""
+        if c.model.gradient_detach == 0 or (c.model.gradient_detach is None and "stc" in c.model.cell.lower()):
+            detach_note = (" gradient_detach=0 on an STC cell (GroupNorm on spike-free groups amplifies gradients "
+                           "~316x per step; try model.gradient_detach=1);")
+        raise NonFiniteLossError(
+            f"non-finite training loss ({float(loss.detach())}) at global step {self.global_step} "
+            f"(epoch {self.current_epoch}). Likely causes: learning rate too high (optim.lr={c.optim.lr}; "
+            f"try a smaller value or trainer.gradient_clip_val);{detach_note} reduced precision "
+            f"(trainer.precision={c.trainer.precision!r}; try 32-true or 64-true). The run was stopped; "
+            f"no metrics were written.")
+
+    def _log_firing_rates(self) -> None:
+        for name, (total, steps) in self._spike_sums.items():
+            if steps:
+                self.log(f"firing_rate/{name}", total / steps, on_step=True, on_epoch=False, rank_zero_only=True)
+        self._spike_sums.clear()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if not self.config.logging.grad_norms or not self._should_log_details():
+            return
+        norms = gradient_norms(self.net)
+        for name, value in norms.items():
+            self.log(f"grad_norm/{name}", value, on_step=True, on_epoch=False, rank_zero_only=True)
+
+    # ------------------------------------------------------------------ evaluation
+    def predict_future(self, frames: torch.Tensor, out_frames: int | None = None) -> torch.Tensor:
+        """Fully autoregressive prediction of the frames after the first `in_frames` (§1.6)."""
+        out_frames = frames.shape[1] - self.in_frames if out_frames is None else out_frames
+        return network_predict(self.net, frames[:, :self.in_frames], out_frames)
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_mse.reset()
+
+    def validation_step(self, batch, batch_idx):
+        frames = _frames(batch)
+        pred = self.predict_future(frames)
+        self.val_mse.update(pred, frames[:, self.in_frames:])
+        if batch_idx == 0 and self.config.logging.images:
+            self._log_images(frames, pred)
+
+    def on_validation_epoch_end(self) -> None:
+        value = self.val_mse.compute()
+        self.log("val/mse", value.float(), prog_bar=True, sync_dist=False)
+        self.val_mse.reset()
+
+    def on_test_epoch_start(self) -> None:
+        from stcbench.metrics import PredictionMetrics
+
+        self.test_metrics = PredictionMetrics().to(self.device)
+        self.test_results = None
+        self.prediction_buffer = []
+
+    def test_step(self, batch, batch_idx):
+        frames = _frames(batch)
+        pred = self.predict_future(frames)
+        true = frames[:, self.in_frames:]
+        self.test_metrics.update(pred, true)
+        if self.keep_predictions and sum(len(p[0]) for p in self.prediction_buffer) < self.keep_predictions:
+            self.prediction_buffer.append((frames[:, :self.in_frames].detach().cpu(), true.detach().cpu(),
+                                           pred.detach().cpu()))
+
+    keep_predictions: int = 0
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self.test_metrics.compute()
+        for key in ("mse", "mae", "ssim", "psnr", "mse_per_pixel"):
+            value = self.test_results.get(key)
+            if isinstance(value, (int, float, torch.Tensor)):
+                self.log(f"test/{key}", float(value), sync_dist=False, rank_zero_only=True)
+
+    def _log_images(self, frames: torch.Tensor, pred: torch.Tensor) -> None:
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        grid = image_grid(frames[0, :self.in_frames], frames[0, self.in_frames:], pred[0])
+        for logger in trainer.loggers:
+            kind = type(logger).__name__
+            try:
+                if kind == "TensorBoardLogger":
+                    logger.experiment.add_image("val/prediction", grid, self.current_epoch, dataformats="HW")
+                elif kind == "WandbLogger":
+                    logger.log_image("val/prediction", [grid.numpy()], step=self.global_step,
+                                     caption=[f"epoch {self.current_epoch}: context | truth | prediction"])
+            except Exception:  # image logging must never break training
+                pass
+
+    # ------------------------------------------------------------------ checkpoint state
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["stcbench"] = {
+            "sampling": self.sampling.state_dict(),
+            "mask_generator": self.mask_generator.get_state(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()},
+            "format": 1,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("stcbench")
+        if not state:
+            return
+        self.sampling.load_state_dict(state["sampling"])
+        self.mask_generator.set_state(state["mask_generator"])
+        rng = state.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            _set_numpy_state(rng["numpy"])
+            random.setstate(rng["python"])
+
+
+def _numpy_state() -> list:
+    """numpy's global RNG state with tensors instead of arrays (loadable with weights_only=True)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]
+
+
+def _set_numpy_state(state) -> None:
+    name, keys, pos, has_gauss, gauss = state
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+
+
+def _frames(batch) -> torch.Tensor:
+    """A batch is `[B, T, C, H, W]` or a tuple/dict holding it."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, dict):
+        for key in ("frames", "seq", "x"):
+            if key in batch:
+                return batch[key]
+    if isinstance(batch, (list, tuple)):
+        if len(batch) == 2 and all(isinstance(b, torch.Tensor) and b.dim() == 5 for b in batch):
+            return torch.cat(batch, dim=1)     # (inputs, targets)
+        return batch[0]
+    raise TypeError(f"unsupported batch type {type(batch).__name__}")
+
+
+def gradient_norms(net: nn.Module) -> dict[str, float]:
+    """L2 norm of the gradients: overall and per top-level layer (e.g. `cell_list.0`)."""
+    per_layer: dict[str, float] = {}
+    total = 0.0
+    for name, param in net.named_parameters():
+        if param.grad is None:
+            continue
+        sq = float(param.grad.detach().double().pow(2).sum())
+        parts = name.split(".")
+        layer = ".".join(parts[:2]) if parts[0].endswith("list") and len(parts) > 2 else parts[0]
+        per_layer[layer] = per_layer.get(layer, 0.0) + sq
+        total += sq
+    norms = {layer: math.sqrt(v) for layer, v in per_layer.items()}
+    norms["total"] = math.sqrt(total)
+    return norms
+
+
+def image_grid(context: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Rows context / truth / prediction of one sequence ([T, C, H, W] each) as a [H', W'] image."""
+    def row(seq, length):
+        seq = seq.detach().float().cpu().clamp(0, 1).mean(dim=1)    # channels averaged to gray
+        frames = list(seq[:length]) + [torch.zeros_like(seq[0])] * (length - len(seq))
+        return torch.cat(frames, dim=1)
+
+    width = max(len(context), len(truth))
+    return torch.cat([row(context, width), row(truth, width), row(pred, width)], dim=0)
+
+
+def load_module(path, config: dict | None = None, dtype: torch.dtype | None = None) -> VideoPredictionModule:
+    """A module from a checkpoint, built in `dtype` *before* the weights are copied in, so float64
+    weights (converted official checkpoints) keep their precision. `config` replaces the stored one
+    (the architecture must be the same)."""
+    checkpoint = torch.load(str(path), map_location="cpu", weights_only=False)
+    stored = (checkpoint.get("hyper_parameters") or {}).get("config")
+    module = VideoPredictionModule(config if config is not None else stored)
+    if dtype is not None:
+        module = module.to(dtype)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module
+
+
+def module_dtype(precision: str) -> torch.dtype | None:
+    return torch.float64 if precision in ("64", "64-true") else None

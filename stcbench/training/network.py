@@ -1,0 +1,64 @@
+"""The one place where the training code meets `stcbench.models` (RecurrentPredictor)."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import torch
+from torch import nn
+
+from stcbench.errors import ConfigError
+
+
+def effective_gradient_detach(config) -> int | None:
+    """Explicit value, else the paper default for STC cells: 0 on Moving MNIST, 1 on TaxiBJ/KTH."""
+    return config.model.gradient_detach
+
+
+def build_network(config):
+    """(RecurrentPredictor, DatasetSpec) for a validated `Config`."""
+    from stcbench.models import build_predictor
+
+    spec = network_spec(config)
+    m = config.model
+    options = dict(m.cell_options)
+    kwargs = dict(cell=m.cell, dataset=spec.name, num_hidden=list(m.num_hidden), filter_size=m.filter_size,
+                  patch_size=m.patch_size or spec.patch_size, cell_options=options)
+    if m.gradient_detach is not None:
+        kwargs["gradient_detach"] = m.gradient_detach
+    accepted = inspect.signature(build_predictor).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    net = build_predictor(**kwargs)
+    return net, spec
+
+
+def network_spec(config):
+    """The dataset's geometry with the `model.in_frames/out_frames/channels/image_size` overrides applied."""
+    from stcbench.data import get_dataset_spec
+
+    spec = get_dataset_spec(config.data.dataset)
+    m = config.model
+    changes = {}
+    if m.in_frames is not None:
+        changes["in_frames"] = m.in_frames
+    if m.out_frames is not None:
+        changes["out_frames"] = m.out_frames
+        changes["train_out_frames"] = None
+    if m.channels is not None:
+        changes["channels"] = m.channels
+    if m.image_size is not None:
+        changes["height"], changes["width"] = m.image_size
+    if m.patch_size is not None:
+        changes["patch_size"] = m.patch_size
+    return dataclasses.replace(spec, **changes) if changes else spec
+
+
+def network_outputs(net: nn.Module, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Training pass (§1.3): all T_total-1 outputs [B, T-1, C, H, W] for `frames` [B, T, C, H, W]."""
+    return net(frames, mask)
+
+
+def network_predict(net: nn.Module, context: torch.Tensor, out_frames: int) -> torch.Tensor:
+    """Autoregressive prediction (§1.6): [B, out_frames, C, H, W] after `context` [B, T_in, C, H, W]."""
+    return net.predict(context, out_frames)

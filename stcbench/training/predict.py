@@ -1,0 +1,86 @@
+"""`stcbench predict`: frames in, predicted frames out, from any stcbench checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stcbench.errors import ConfigError, DataError
+
+
+def load_predictor(ckpt_path: str | Path, dtype: torch.dtype = torch.float32):
+    """The `VideoPredictionModule` of a checkpoint written by `fit` or `convert-official`."""
+    from stcbench.training.module import load_module
+    from stcbench.training.runner import checkpoint_for_test, load_checkpoint_config, load_plugins
+    from stcbench.training.config import config_from_dict
+
+    path = checkpoint_for_test(ckpt_path)
+    config = config_from_dict(load_checkpoint_config(path))
+    load_plugins(config.plugins)
+    config.logging.firing_rates = False
+    return load_module(path, config.to_dict(), dtype)
+
+
+def read_frames(path: str | Path, spec) -> np.ndarray:
+    """[N, T, C, H, W] float frames with T >= in_frames; frames beyond in_frames are ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"input file {str(path)!r} does not exist; pass a .npy array [N, T_in, C, H, W]")
+    try:
+        frames = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc}); save frames with numpy.save") from None
+    expected = f"[N, {spec.in_frames}, {spec.channels}, H, W] (H, W divisible by patch size {spec.patch_size})"
+    if frames.ndim != 5:
+        raise DataError(f"{path}: shape {frames.shape}; expected 5 dimensions {expected}")
+    n, t, c, h, w = frames.shape
+    if n < 1:
+        raise DataError(f"{path}: holds no sequences (shape {frames.shape}); expected {expected}")
+    if t < spec.in_frames:
+        raise DataError(f"{path}: {t} frames per sequence but the model needs {spec.in_frames} context frames; "
+                        f"expected {expected}")
+    if c != spec.channels:
+        raise DataError(f"{path}: {c} channels but the model was trained on {spec.channels}; expected {expected}")
+    if h % spec.patch_size or w % spec.patch_size:
+        raise DataError(f"{path}: frame size {h}x{w} is not divisible by the patch size {spec.patch_size}")
+    if not np.issubdtype(frames.dtype, np.floating):
+        if frames.dtype == np.uint8:
+            raise DataError(f"{path}: uint8 frames; convert to float in [0, 1] first (frames / 255.0)")
+        raise DataError(f"{path}: dtype {frames.dtype}; expected float frames in [0, 1]")
+    if not np.isfinite(frames).all():
+        raise DataError(f"{path}: contains NaN or infinite values")
+    return frames[:, :spec.in_frames]
+
+
+def predict_array(module, context: np.ndarray, out_frames: int, *, double: bool = False,
+                  batch_size: int = 16, device: str = "cpu") -> np.ndarray:
+    dtype = torch.float64 if double else torch.float32
+    module = module.to(device=device, dtype=dtype).eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(context), batch_size):
+            chunk = torch.as_tensor(np.ascontiguousarray(context[start:start + batch_size]), dtype=dtype, device=device)
+            outputs.append(module.predict_future(chunk, out_frames).cpu().numpy())
+    return np.concatenate(outputs).astype(np.float64 if double else np.float32)
+
+
+def predict_file(ckpt_path, input_path, output_path, *, out_frames: int | None = None, precision: str = "32",
+                 batch_size: int = 16, device: str = "cpu") -> Path:
+    from stcbench.training.io import atomic_save_numpy
+
+    if precision not in ("32", "64", "32-true", "64-true"):
+        raise ConfigError(f"--precision must be 32 or 64, got {precision!r}")
+    if out_frames is not None and out_frames < 1:
+        raise ConfigError(f"--out-frames must be >= 1, got {out_frames}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    double = precision.startswith("64")
+    module = load_predictor(ckpt_path, torch.float64 if double else torch.float32)
+    context = read_frames(input_path, module.spec)
+    out_frames = out_frames or module.spec.out_frames
+    preds = predict_array(module, context, out_frames, double=double,
+                          batch_size=batch_size, device=device)
+    output_path = Path(output_path)
+    atomic_save_numpy(output_path, preds)
+    return output_path

@@ -1,0 +1,60 @@
+"""Failures: one clear message, no partial result files."""
+import numpy as np
+import pytest
+import torch
+
+from stcbench.cli import main
+from stcbench.errors import ConfigError, DataError
+from stcbench.training import module as module_lib
+from stcbench.training.module import NonFiniteLossError
+from stcbench.training.runner import fit
+from tests.training.helpers import tiny_config
+
+
+def test_non_finite_loss_names_step_and_causes(mmnist_root, tmp_path, monkeypatch):
+    real = module_lib.network_outputs
+    calls = {"n": 0}
+
+    def poisoned(net, frames, mask):
+        calls["n"] += 1
+        out = real(net, frames, mask)
+        return out * float("nan") if calls["n"] == 3 else out
+
+    monkeypatch.setattr(module_lib, "network_outputs", poisoned)
+    config = tiny_config(mmnist_root, tmp_path, cell="lif", epochs=3)
+    with pytest.raises(NonFiniteLossError) as info:
+        fit(config)
+    message = str(info.value)
+    assert "global step 2" in message and "learning rate too high" in message and "precision" in message
+    run_dir = tmp_path / "mmnist" / "lif" / "t"
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_non_finite_message_mentions_gradient_detach_for_stc_cells(mmnist_root, tmp_path):
+    config = tiny_config(mmnist_root, tmp_path, model={"gradient_detach": 0})
+    module = module_lib.VideoPredictionModule(config)
+    with pytest.raises(NonFiniteLossError, match="gradient_detach=0"):
+        module._check_finite(torch.tensor(float("inf")))
+
+
+def test_bad_config_creates_nothing(mmnist_root, tmp_path):
+    with pytest.raises(ConfigError, match="optim.lr"):
+        fit(tiny_config(mmnist_root, tmp_path, optim={"lr": "x"}))
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_reports_config_errors_with_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  learnrate: 1\n")
+    assert main(["fit", "--config", str(bad), "--output-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "optim.learnrate" in err and "allowed" in err
+    assert main(["fit", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_data_is_a_data_error(tmp_path):
+    with pytest.raises(DataError):
+        fit(tiny_config(tmp_path / "empty", tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()

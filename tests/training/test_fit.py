@@ -1,0 +1,77 @@
+"""End-to-end fit + test on the embedded Moving MNIST with tiny networks."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from stcbench.training.config import config_from_dict
+from stcbench.training import runner
+from stcbench.training.runner import fit
+from tests.training.helpers import tiny_config
+
+
+def read_csv_columns(run_dir):
+    with open(run_dir / "logs" / "csv" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    return rows, set(rows[0]) if rows else set()
+
+
+@pytest.mark.parametrize("cell", ["lif", "convlstm"])
+def test_fit_writes_complete_run_directory(cell, mmnist_root, tmp_path):
+    run_dir = fit(tiny_config(mmnist_root, tmp_path, cell=cell, run={"save_predictions": True}))
+    assert run_dir == tmp_path / "mmnist" / cell / "t"
+    for name in ("config.yaml", "metrics.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
+                 "predictions.npz", "logs/csv/metrics.csv"):
+        assert (run_dir / name).is_file(), name
+    config = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    assert config.model.cell == cell and config.run.scale == "test"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["dataset"] == "mmnist" and metrics["cell"] == cell and metrics["scale"] == "test"
+    assert metrics["selected_on"] == "val" and metrics["selected_on_test"] is False
+    assert metrics["world_size"] == 1 and metrics["per_device_batch_size"] == 2
+    assert metrics["epochs"] == 2 and metrics["global_steps"] == 4
+    assert metrics["params"] == sum(v.numel() for k, v in torch.load(
+        run_dir / "checkpoints/last.ckpt", weights_only=False)["state_dict"].items() if k.startswith("net."))
+    assert metrics["data"]["counts"]["test"] == 3
+    test_block = metrics["test"]
+    assert test_block["n_sequences"] == 3 and len(test_block["per_frame"]["mse"]) == 10
+    assert np.isfinite(test_block["mse"]) and test_block["mse"] > 0
+    assert metrics["last"]["test"]["n_sequences"] == 3 and metrics["last"]["epoch"] == 2
+    assert metrics["val"]["split"] == "val" and metrics["val"]["mse_per_pixel"] > 0
+    assert metrics["val"]["mse"] == pytest.approx(metrics["val"]["mse_per_pixel"] * 4096)
+    with np.load(run_dir / "predictions.npz") as z:
+        assert z["context"].shape == (3, 10, 1, 64, 64) and z["pred"].shape == (3, 10, 1, 64, 64)
+    rows, columns = read_csv_columns(run_dir)
+    assert {"train/loss_step", "train/eta", "val/mse", "lr", "grad_norm/total"} <= columns
+    if cell == "lif":
+        assert any(c.startswith("firing_rate/") for c in columns)
+    # the learning rate of epoch 0 and 1 follows the warm-up/cosine formula
+    lrs = [float(r["lr"]) for r in rows if r.get("lr")]
+    assert lrs[:2] == pytest.approx([1e-5, 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + np.cos(np.pi / 2))])
+
+
+def test_test_command_matches_fit_metrics(mmnist_root, tmp_path):
+    run_dir = fit(tiny_config(mmnist_root, tmp_path))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    out = tmp_path / "again.json"
+    results = runner.test(None, run_dir, output=out)
+    assert results["test"]["mse"] == pytest.approx(metrics["test"]["mse"], rel=1e-12)
+    assert json.loads(out.read_text())["test"]["n_sequences"] == 3
+
+
+def test_precision_64_true(mmnist_root, tmp_path):
+    run_dir = fit(tiny_config(mmnist_root, tmp_path, trainer={"precision": "64-true"}, epochs=1))
+    state = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    assert all(v.dtype == torch.float64 for v in state.values() if v.is_floating_point())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["precision"] == "64-true" and np.isfinite(metrics["test"]["mse"])
+
+
+def test_openstl_selection_is_tagged(mmnist_root, tmp_path):
+    run_dir = fit(tiny_config(mmnist_root, tmp_path, data={"selection": "openstl_test"}, epochs=1))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["selected_on"] == "openstl_test" and metrics["selected_on_test"] is True
+    assert metrics["val"]["split"] == "test"

@@ -1,0 +1,69 @@
+"""Exact resume: an interrupted deterministic run continued from last.ckpt equals an uninterrupted one."""
+import json
+
+import pytest
+import torch
+
+from stcbench.training.module import VideoPredictionModule
+from stcbench.training.runner import fit
+from tests.training.helpers import tiny_config
+
+
+def weights(run_dir, name="last.ckpt"):
+    ckpt = torch.load(run_dir / "checkpoints" / name, weights_only=False)
+    return ckpt["state_dict"], ckpt
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(mmnist_root, tmp_path):
+    straight = fit(tiny_config(mmnist_root, tmp_path / "a", epochs=3))
+    first = fit(tiny_config(mmnist_root, tmp_path / "b", epochs=3, trainer={"stop_after_epochs": 1}))
+    assert not (first / "metrics.json").exists()          # unfinished runs leave no results
+    _, partial = weights(first)
+    assert partial["epoch"] == 0 and partial["stcbench"]["sampling"]["iteration"] == 2
+    resumed = fit(tiny_config(mmnist_root, tmp_path / "b", epochs=3), ckpt_path=first / "checkpoints" / "last.ckpt")
+    assert resumed == first
+    a, ckpt_a = weights(straight)
+    b, ckpt_b = weights(resumed)
+    assert ckpt_a["stcbench"]["sampling"] == ckpt_b["stcbench"]["sampling"] == {"iteration": 6}
+    assert torch.equal(ckpt_a["stcbench"]["mask_generator"], ckpt_b["stcbench"]["mask_generator"])
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    ma = json.loads((straight / "metrics.json").read_text())
+    mb = json.loads((resumed / "metrics.json").read_text())
+    assert ma["test"] == mb["test"] and ma["last"]["test"] == mb["last"]["test"]
+    assert ma["val"]["mse_per_pixel"] == mb["val"]["mse_per_pixel"]
+
+
+def test_scheduled_sampling_state_round_trips(mmnist_root, tmp_path):
+    config = tiny_config(mmnist_root, tmp_path, sampling={"rate": 0.05})
+    frames = torch.zeros(4, 20, 1, 64, 64)
+    module = VideoPredictionModule(config)
+    for _ in range(5):
+        module.scheduled_mask(frames)
+        module.sampling.step()
+    checkpoint = {}
+    module.on_save_checkpoint(checkpoint)
+    expected = []
+    for _ in range(3):
+        expected.append(module.scheduled_mask(frames))
+        module.sampling.step()
+    restored = VideoPredictionModule(config)
+    restored.on_load_checkpoint(checkpoint)
+    assert restored.sampling.iteration == 5
+    assert restored.sampling.eta() == pytest.approx(1 - 0.05 * 6)     # eta(k) = 1 - rate (k + 1)
+    for mask in expected:
+        assert torch.equal(restored.scheduled_mask(frames), mask)
+        restored.sampling.step()
+
+
+def test_scheduled_mask_shape_and_eta(mmnist_root, tmp_path):
+    module = VideoPredictionModule(tiny_config(mmnist_root, tmp_path, sampling={"rate": 0.5}))
+    frames = torch.zeros(64, 20, 1, 64, 64)
+    first = module.scheduled_mask(frames)            # eta = 0.5
+    assert first.shape == (64, 9) and set(first.unique().tolist()) <= {0.0, 1.0}
+    assert 0.2 < first.mean() < 0.8
+    module.sampling.step()
+    assert module.scheduled_mask(frames).sum() == 0  # eta = 1 - 0.5 * 2 = 0
+    off = VideoPredictionModule(tiny_config(mmnist_root, tmp_path, sampling={"enabled": False}))
+    assert off.scheduled_mask(frames).sum() == 0
