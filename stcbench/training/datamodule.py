@@ -127,6 +127,10 @@ def unrepeated(loader):
         return loader
     from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
+    world = torch.distributed.get_world_size()
+    if len(loader.dataset) < world:
+        raise ConfigError(f"the evaluation split has {len(loader.dataset)} sequences, fewer than the {world} "
+                          f"processes; use fewer devices or more samples")
     sampler = UnrepeatedDistributedSampler(loader.dataset, shuffle=False)
     return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler,
                       num_workers=loader.num_workers, collate_fn=loader.collate_fn,

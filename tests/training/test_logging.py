@@ -1,0 +1,43 @@
+"""wandb runs offline without credentials and writes a syncable run folder."""
+import json
+
+import pytest
+
+from stcbench.training.loggers import wandb_mode
+from stcbench.training.runner import fit
+from tests.training.helpers import tiny_config
+
+
+@pytest.fixture
+def no_wandb_credentials(tmp_path, monkeypatch):
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "home" / ".cache" / "wandb"))
+
+
+def test_wandb_mode_auto_is_offline_without_credentials(no_wandb_credentials, monkeypatch):
+    assert wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode("auto") == "disabled"
+
+
+def test_wandb_offline_run_files(no_wandb_credentials, mmnist_root, tmp_path):
+    config = tiny_config(mmnist_root, tmp_path / "runs", epochs=1,
+                         logging={"loggers": ["csv", "wandb"], "wandb_project": "stcbench-test"})
+    run_dir = fit(config)
+    runs = list((run_dir / "logs" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, list((run_dir / "logs").rglob("*"))
+    (record,) = runs[0].glob("run-*.wandb")                         # the log `wandb sync` uploads
+    data = record.read_bytes()
+    for key in (b"stop_iter", b"gradient_detach", b"train/loss_step", b"val/mse", b"test/mse"):
+        assert key in data, key                                     # config, losses, metrics
+    assert list(runs[0].rglob("media/images/val/prediction_*.png"))   # prediction images
+    (table,) = runs[0].rglob("media/table/test/per_frame_*.table.json")
+    per_frame = json.loads(table.read_text())
+    assert per_frame["columns"][:2] == ["frame", "mse"] and len(per_frame["data"]) == 10
+    assert (run_dir / "metrics.json").exists()
