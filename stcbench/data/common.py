@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -29,6 +30,24 @@ class FrameSequenceDataset(Dataset):
 
     mean = 0.0
     std = 1.0
+
+
+class MappedArray:
+    """A read-only .npy memory map that reopens itself after pickling (spawned workers get the
+    path, not a copy of the data)."""
+
+    def __init__(self, path: Path, array: np.ndarray | None = None):
+        self.path = Path(path)
+        self._array = array
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.load(self.path, mmap_mode="r")
+        return self._array
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_array": None}
 
 
 class FirstN(FrameSequenceDataset):

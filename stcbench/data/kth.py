@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from stcbench.data.common import FrameSequenceDataset, Splits, cap, check_selection, fix_hint
+from stcbench.data.common import FrameSequenceDataset, MappedArray, Splits, cap, check_selection, fix_hint
 from stcbench.data.fileio import atomic_write_text, read_npy_header
 from stcbench.data.resize import resize_linear_u8
 from stcbench.errors import DataError
@@ -217,9 +217,14 @@ class KTHWindows(FrameSequenceDataset):
     """Windows frames[s : s + seq_len] -> float32 [seq_len, 1, 128, 128] in [0, 1]."""
 
     def __init__(self, frames: np.ndarray, starts: np.ndarray, seq_len: int):
-        self.frames = frames
+        self.mapped = MappedArray(frames.filename, frames) if isinstance(frames, np.memmap) else None
+        self._frames = None if self.mapped else frames
         self.starts = np.asarray(starts, dtype=np.int64)
         self.seq_len = int(seq_len)
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self.mapped.array if self.mapped else self._frames
 
     def __len__(self) -> int:
         return len(self.starts)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stcbench.data.common import FrameSequenceDataset, Splits, cap, check_selection, fix_hint
+from stcbench.data.common import FrameSequenceDataset, MappedArray, Splits, cap, check_selection, fix_hint
 from stcbench.data.fileio import open_npy_memmap, read_idx3
 from stcbench.errors import DataError
 
@@ -111,11 +111,16 @@ class GeneratedMovingMNIST(FrameSequenceDataset):
 class MovingMNISTTestFile(FrameSequenceDataset):
     """Sequences of `mnist_test_seq.npy` (T, N, 64, 64) uint8, memory-mapped."""
 
-    def __init__(self, array: np.ndarray):
-        self.array = array
+    def __init__(self, path: Path, array: np.ndarray):
+        self.mapped = MappedArray(path, array)
+        self.count = array.shape[1]
+
+    @property
+    def array(self) -> np.ndarray:
+        return self.mapped.array
 
     def __len__(self) -> int:
-        return self.array.shape[1]
+        return self.count
 
     def __getitem__(self, index: int) -> torch.Tensor:
         frames = np.asarray(self.array[:, index], dtype=np.float32)
@@ -148,7 +153,7 @@ def build_splits(data_root: Path, selection: str = "val", seed: int = 42,
     folder = Path(data_root) / "moving_mnist"
     fix = fix_hint("mmnist", data_root)
     images = load_images(folder, fix)
-    test = MovingMNISTTestFile(load_test_array(folder, fix))
+    test = MovingMNISTTestFile(folder / TEST_FILE, load_test_array(folder, fix))
     pools = image_pools(len(images))
     epoch_length = min(TRAIN_SEQUENCES_PER_EPOCH, train_samples or TRAIN_SEQUENCES_PER_EPOCH)
     if selection == "val":

@@ -172,3 +172,12 @@ def test_splits_use_disjoint_persons(generated_root):
         ends = starts + 29
         assert (table.video_ids[starts] == table.video_ids[ends]).all()
         assert (table.frame_numbers[ends] - table.frame_numbers[starts] == 29).all()
+
+
+def test_windows_pickle_as_a_path_not_the_frames(generated_root):
+    import pickle
+
+    train = build_splits("kth", generated_root).train
+    payload = pickle.dumps(train)
+    assert len(payload) < 50_000 < train.frames.nbytes         # spawned workers reopen the memmap
+    torch.testing.assert_close(pickle.loads(payload)[5], train[5])
