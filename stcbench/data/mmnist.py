@@ -155,7 +155,7 @@ def build_splits(data_root: Path, selection: str = "val", seed: int = 42,
     images = load_images(folder, fix)
     test = MovingMNISTTestFile(folder / TEST_FILE, load_test_array(folder, fix))
     pools = image_pools(len(images))
-    epoch_length = min(TRAIN_SEQUENCES_PER_EPOCH, train_samples or TRAIN_SEQUENCES_PER_EPOCH)
+    epoch_length = len(cap(range(TRAIN_SEQUENCES_PER_EPOCH), train_samples))
     if selection == "val":
         train = GeneratedMovingMNIST(images, pools["train"], epoch_length, seed)
         val = GeneratedMovingMNIST(images, pools["val"], validation_count(len(images)),

@@ -123,3 +123,14 @@ def test_configuration_errors(generated_root):
         STDataModule("kth", generated_root, batch_size=32, train_samples=10).setup()
     with pytest.raises(ConfigError, match="positive"):
         STDataModule("kth", generated_root, batch_size=0)
+
+
+def test_epoch_still_advances_when_lightning_wraps_the_sampler_for_ddp():
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    ranks = [DistributedSamplerWrapper(EpochSampler(10, seed=4, encode_epoch=True),
+                                       num_replicas=2, rank=r, shuffle=False) for r in (0, 1)]
+    first = [list(w) for w in ranks]
+    second = [list(w) for w in ranks]
+    assert sorted(first[0] + first[1]) == list(range(10))            # epoch 0, split over ranks
+    assert sorted(second[0] + second[1]) == list(range(10, 20))      # epoch 1 draws new sequences
