@@ -1,0 +1,45 @@
+"""The fit / test / demo commands through the CLI entry point."""
+import json
+
+import yaml
+
+from stcbench.cli import main
+from tests.training.helpers import tiny_config
+
+
+def test_fit_cli_overrides_beat_the_file(mmnist_root, tmp_path, capsys):
+    config = tiny_config(mmnist_root, tmp_path / "from_file", epochs=3)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["fit", "--config", str(path), "--max-epochs", "1", "--output-dir", str(tmp_path / "runs"),
+                 "--cell", "convlstm", "--seed", "7", "--set", "optim.lr=2e-3", "--run-name", "cli"]) == 0
+    run_dir = tmp_path / "runs" / "mmnist" / "convlstm" / "cli"
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["trainer"]["max_epochs"] == 1 and saved["seed"] == 7 and saved["optim"]["lr"] == 2e-3
+    assert saved["data"]["batch_size"] == 2                      # from the file
+    assert saved["optim"]["min_lr"] == 1e-5                      # default
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
+    assert "run directory" in capsys.readouterr().out
+    # `stcbench test RUN_DIR` re-evaluates the selected checkpoint
+    out = tmp_path / "t.json"
+    assert main(["test", "--ckpt_path", str(run_dir), "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["test"]["n_sequences"] == 3
+    # resuming a finished run with a larger budget trains on from last.ckpt in the same directory
+    assert main(["fit", "--ckpt-path", str(run_dir / "checkpoints" / "last.ckpt"), "--max-epochs", "2"]) == 0
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
+    assert (run_dir / "logs" / "csv" / "resumed-1" / "metrics.csv").is_file()
+
+
+def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
+    config = tiny_config(mmnist_root, tmp_path, epochs=1)
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--config", str(path), "--cells", "lif,convlstm",
+                 "--data-root", str(mmnist_root)]) == 0
+    printed = capsys.readouterr().out
+    assert "| lif |" in printed and "| convlstm |" in printed and "MSE" in printed
+    png = out / "demo_predictions.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert set(summary["cells"]) == {"lif", "convlstm"}
