@@ -28,60 +28,60 @@ PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-
 
 @dataclass
 class DataConfig:
-    """Dataset and loader settings (docs/data.md)."""
+    """Dataset and loader settings."""
 
-    dataset: str = "mmnist"                 # mmnist | taxibj | kth (kth also tests 10->40)
+    dataset: str = "mmnist"                 # mmnist, taxibj, kth (also tests 10->40) or kth40
     data_root: str = "datasets"             # folder holding the dataset files
     batch_size: int = 16                    # per-process batch for training
     eval_batch_size: int | None = None      # validation/test batch (default: batch_size)
-    num_workers: int = 0
+    num_workers: int = 0                    # DataLoader worker processes
     selection: Literal["val", "openstl_test"] = "val"   # model selection split (pitfall 1)
     train_samples: int | None = None        # cap on training samples per epoch (None = all)
     val_samples: int | None = None          # cap on validation samples
     test_samples: int | None = None         # cap on test samples
-    generate_if_missing: bool = False       # build the embedded Moving MNIST default when absent
+    generate_if_missing: bool = False       # write the small embedded default dataset when the folder is absent
     test_long: bool | None = None           # also test 10->40 (None = automatically for kth)
     options: dict = field(default_factory=dict)   # extra keyword arguments for the DataModule
 
 
 @dataclass
 class ModelConfig:
-    """Recurrent predictor (network-and-training.md §1)."""
+    """Recurrent predictor: patching, stacked cells, 1x1 readout."""
 
     cell: str = "stclif"                    # any registered cell (`stcbench cells`)
-    num_hidden: list[int] = field(default_factory=lambda: [256, 256, 256])
-    filter_size: int = 5
+    num_hidden: list[int] = field(default_factory=lambda: [256, 256, 256])   # channels per layer (multiples of 16)
+    filter_size: int = 5                    # conv kernel of every synapse
     patch_size: int | None = None           # None = the dataset's patch size
     gradient_detach: int | None = None      # STC cells: 0 full BPTT through the circuit, 1 detached
     cell_options: dict = field(default_factory=dict)   # extra keyword arguments for the cell
     # geometry overrides (converted checkpoints, custom data); null = the dataset's value
-    in_frames: int | None = None
-    out_frames: int | None = None
-    channels: int | None = None
+    in_frames: int | None = None            # context frames
+    out_frames: int | None = None           # predicted frames
+    channels: int | None = None             # image channels
     image_size: list[int] | None = None     # [H, W]
 
 
 @dataclass
 class OptimConfig:
-    """Adam + per-epoch warm-up / cosine schedule (network-and-training.md §2)."""
+    """Optimizer and the per-epoch warm-up / cosine learning-rate schedule."""
 
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"   # one parameter group
+    lr: float = 1e-3                        # peak learning rate
+    weight_decay: float = 0.0               # 0 in the paper
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])   # Adam betas
+    eps: float = 1e-8                       # Adam epsilon
     momentum: float = 0.9                   # sgd only
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = 10
-    warmup_lr: float = 1e-5
+    schedule: Literal["cosine", "constant"] = "cosine"    # cosine: warm-up then cosine, set per epoch
+    warmup_epochs: int = 10                 # linear warm-up epochs
+    warmup_lr: float = 1e-5                 # learning rate of epoch 0
     min_lr: float = 1e-5                    # paper Table 9 (pitfall 3: official TaxiBJ/KTH runs used 1e-4)
 
 
 @dataclass
 class SamplingConfig:
-    """Scheduled sampling of the future inputs during training (§1.5)."""
+    """Scheduled sampling of the future inputs during training."""
 
-    enabled: bool = True
+    enabled: bool = True                    # false: training feeds back its own predictions only
     start_value: float = 1.0                # eta at iteration 0 (pitfall 4: honoured, unlike the official code)
     rate: float = 2e-5                      # eta decrease per iteration
     stop_iter: int = 50000                  # eta = 0 from this iteration on
@@ -92,23 +92,23 @@ class SamplingConfig:
 class TrainerConfig:
     """Lightning Trainer settings."""
 
-    max_epochs: int = 500
-    max_steps: int = -1
+    max_epochs: int = 500                   # the schedule spans these epochs
+    max_steps: int = -1                     # -1: no step limit
     stop_after_epochs: int | None = None    # end this invocation early (resume later); the schedule still spans max_epochs
-    limit_train_batches: float | int = 1.0
-    limit_val_batches: float | int = 1.0
-    limit_test_batches: float | int = 1.0
-    check_val_every_n_epoch: int = 1
-    num_sanity_val_steps: int = 0
+    limit_train_batches: float | int = 1.0  # fraction (float) or number (int) of batches
+    limit_val_batches: float | int = 1.0    # fraction (float) or number (int) of validation batches
+    limit_test_batches: float | int = 1.0   # fraction (float) or number (int) of test batches
+    check_val_every_n_epoch: int = 1        # validation (and best.ckpt selection) period
+    num_sanity_val_steps: int = 0           # validation batches run before training
     gradient_clip_val: float | None = None  # none in the paper protocol
-    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"   # how gradient_clip_val is applied
     precision: str = "32-true"              # 64-true | 32-true | 16-mixed | bf16-mixed | ...
     accelerator: str = "auto"               # auto | cpu | gpu | cuda | mps
-    devices: int | str | list[int] = "auto"
+    devices: int | str | list[int] = "auto"   # number of devices, "auto", or device indices
     strategy: str = "auto"                  # auto | ddp | ddp_find_unused_parameters_true | ...
-    num_nodes: int = 1
+    num_nodes: int = 1                      # multi-node DDP
     deterministic: bool = False             # torch deterministic algorithms, cudnn.benchmark off
-    accumulate_grad_batches: int = 1
+    accumulate_grad_batches: int = 1        # 1 in the paper
     threads: int | None = None              # torch.set_num_threads for CPU runs
 
 
@@ -116,14 +116,14 @@ class TrainerConfig:
 class LoggingConfig:
     """Loggers, progress bar and what gets logged."""
 
-    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])   # csv | tensorboard | wandb
-    log_every_n_steps: int = 50
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])   # any of csv, tensorboard, wandb
+    log_every_n_steps: int = 50             # also the period of gradient-norm and firing-rate logging
     grad_norms: bool = True                 # log the global and per-layer gradient norms
     firing_rates: bool = True               # log per-layer firing rates (spiking cells)
-    progress_bar: Literal["rich", "tqdm", "none"] = "rich"
+    progress_bar: Literal["rich", "tqdm", "none"] = "rich"   # progress display
     images: bool = True                     # log a prediction image per validation epoch (wandb/tensorboard)
-    wandb_project: str = "stcbench"
-    wandb_entity: str | None = None
+    wandb_project: str = "stcbench"         # wandb project name
+    wandb_entity: str | None = None         # wandb team/user (null: your default)
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"   # auto: offline without credentials
 
 
@@ -143,8 +143,8 @@ class RunSettings:
 class Config:
     """A complete run description (`stcbench fit --config FILE`)."""
 
-    seed: int = 42
-    task: Literal["video"] = "video"
+    seed: int = 42                          # python, numpy, torch, data and mask generators
+    task: Literal["video"] = "video"        # video prediction (configs/memory/ use task: memory)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -473,3 +473,41 @@ def config_reference() -> list[tuple[str, str, Any]]:
 
     walk(Config, "")
     return rows
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """Trailing `# comments` of the dataclass fields (their documentation)."""
+    import inspect
+    import re
+
+    comments = {}
+    for line in inspect.getsource(cls).splitlines():
+        match = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
+        if match:
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
+def _escape_pipes(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def reference_markdown() -> str:
+    """The config key table of docs/configs.md, generated from the dataclasses."""
+    lines = []
+    for section_name, cls in (("(top level)", Config), *[(f.name, typing.get_type_hints(Config)[f.name])
+                                                         for f in dataclasses.fields(Config)
+                                                         if dataclasses.is_dataclass(typing.get_type_hints(Config)[f.name])]):
+        hints = typing.get_type_hints(cls)
+        comments = _field_comments(cls)
+        rows = []
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            key = f.name if cls is Config else f"{section_name}.{f.name}"
+            rows.append(f"| `{key}` | {_describe(hints[f.name])} | `{yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}` "
+                        f"| {_escape_pipes(comments.get(f.name, ''))} |")
+        title = "Top level" if cls is Config else f"`{section_name}` — {(cls.__doc__ or '').strip()}"
+        lines += [f"### {title}", "", "| key | type | default | meaning |", "|---|---|---|---|", *rows, ""]
+    return "\n".join(lines)

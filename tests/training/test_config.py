@@ -109,3 +109,12 @@ def test_paper_configs_match_table_8(dataset, epochs, detach):
         assert cfg.run.scale == "paper"
         assert cfg.model.gradient_detach == (detach if cell.startswith("stc") else None)
     assert resolve_config(CONFIGS / "kth" / "lif.yaml").data.test_long is True
+
+
+def test_docs_list_every_key():
+    from stcbench.training.config import reference_markdown
+
+    docs = (CONFIGS.parent / "docs" / "configs.md").read_text()
+    begin, end = "<!-- BEGIN GENERATED: config keys -->\n", "<!-- END GENERATED: config keys -->"
+    generated = docs[docs.index(begin) + len(begin):docs.index(end)]
+    assert generated == reference_markdown(), "docs/configs.md is stale; regenerate the key table"
