@@ -75,6 +75,8 @@ def predict_file(ckpt_path, input_path, output_path, *, out_frames: int | None =
         raise ConfigError(f"--out-frames must be >= 1, got {out_frames}")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
     double = precision.startswith("64")
     module = load_predictor(ckpt_path, torch.float64 if double else torch.float32)
     context = read_frames(input_path, module.spec)

@@ -349,7 +349,7 @@ def base_record(config: Config, trainer, module, datamodule) -> dict:
         "flops": estimate_flops(config),
         "data": datamodule.describe() if hasattr(datamodule, "describe") else {},
         "model": {"num_hidden": config.model.num_hidden, "filter_size": config.model.filter_size,
-                  "patch_size": module.patch_size if hasattr(module, "patch_size") else config.model.patch_size,
+                  "patch_size": module.spec.patch_size,
                   "gradient_detach": config.model.gradient_detach, "cell_options": config.model.cell_options},
         "host": socket.gethostname(),
         "torch": torch.__version__,
