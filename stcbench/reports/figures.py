@@ -195,6 +195,26 @@ def training_curves(rows: Sequence[Mapping[str, float]], keys: Sequence[str], pa
     return _save(fig, path)
 
 
+def xy_curves(series: Mapping[str, Sequence[tuple[float, float]]], path: Path, *, xlabel: str = "step",
+              ylabel: str = "", title: str | None = None, log_y: bool = False) -> Path:
+    """One line per label from (x, y) points (training logs)."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for label, points in series.items():
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, label=label, linewidth=1)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=6, ncol=2)
+    ax.set_title(title or "", fontsize=9)
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.15, top=0.9)
+    return _save(fig, path)
+
+
 def firing_rates(rates: Mapping[str, Sequence[float]], path: Path, *, title: str | None = None) -> Path:
     """Grouped bars: per model, the firing rate of each layer."""
     fig, ax = plt.subplots(figsize=(6, 3.2))

@@ -64,6 +64,25 @@ def load_predictions(run: Run) -> dict[str, np.ndarray] | None:
     return found
 
 
+def load_training_log(run: Run) -> list[dict]:
+    """Rows of the run's CSV log(s) (`logs/csv/*/metrics.csv`), in file order."""
+    rows: list[dict] = []
+    for path in sorted((run.path / "logs").glob("csv*/**/metrics.csv")):
+        with path.open(newline="") as handle:
+            rows += list(csv.DictReader(handle))
+    return rows
+
+
+def _series(rows: list[dict], key: str, x_key: str = "step") -> list[tuple[float, float]]:
+    points = []
+    for row in rows:
+        try:
+            points.append((float(row[x_key]), float(row[key])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return points
+
+
 # --- summary and ranking -------------------------------------------------------------------------
 def summary_rows(picked: dict[str, dict[str, Run]], analyses: dict) -> list[dict]:
     rows = []
@@ -129,6 +148,21 @@ def dataset_figures(dataset: str, cells: dict[str, Run], analyses: dict, fig_dir
         made.append(("MSE per predicted frame (test)", figures.per_frame_curves(
             series, fig_dir / f"{dataset}_per_frame_mse.png", metric="mse",
             title=f"{DATASET_TITLES.get(dataset, dataset)}: per-frame MSE (sum over pixels)")))
+    logs = {cell: load_training_log(run) for cell, run in cells.items()}
+    loss = {cell: _series(rows, "train/loss_step") for cell, rows in logs.items()}
+    loss = {cell: points for cell, points in loss.items() if points}
+    if loss:
+        made.append(("Training loss (per step, from the CSV logs)", figures.xy_curves(
+            loss, fig_dir / f"{dataset}_train_loss.png", xlabel="step", ylabel="train loss (per-pixel MSE)",
+            title=f"{dataset}: training loss", log_y=True)))
+    for cell, rows in sorted(logs.items()):
+        gate_keys = sorted({k for row in rows for k in row if k.startswith(("gate", "gates/"))})
+        gates = {k: _series(rows, k) for k in gate_keys}
+        gates = {k: v for k, v in gates.items() if v}
+        if gates:
+            made.append((f"{cell}: circuit gates during training (logged)", figures.xy_curves(
+                gates, fig_dir / f"{dataset}_{cell}_gates_training.png", xlabel="step", ylabel="gate value",
+                title=f"{dataset} / {cell}: gates during training")))
     preds = {cell: load_predictions(run) for cell, run in cells.items()}
     preds = {cell: p for cell, p in preds.items() if p is not None}
     if preds:

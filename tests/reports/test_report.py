@@ -58,3 +58,14 @@ def test_overall_ranking_prefers_cells_with_more_datasets():
 def test_markdown_to_html_escapes():
     html = markdown_to_html("# T <x>\n| a | b |\n|---|---|\n| 1 | <2> |\n![c](f.png)\n")
     assert "<h1>T &lt;x&gt;</h1>" in html and "<td>&lt;2&gt;</td>" in html and '<img src="f.png"' in html
+
+
+def test_training_log_curves(tmp_path):
+    root = tmp_path / "runs"
+    run_dir = make_run(root, "taxibj", "stclif", "a", test=video_metrics(0.5, 19.0, 0.9))
+    log = run_dir / "logs" / "csv" / "version_0" / "metrics.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("epoch,step,train/loss_step,val/mse,gates/0/A_mean\n0,0,0.5,,1.0\n0,1,0.25,,1.1\n0,1,,0.3,\n")
+    text = write_report(root, tmp_path / "out").read_text()
+    assert "figures/taxibj_train_loss.png" in text and "figures/taxibj_stclif_gates_training.png" in text
+    assert Image.open(tmp_path / "out" / "figures" / "taxibj_train_loss.png").size == (500, 320)
