@@ -33,6 +33,8 @@ def _fmt(value, digits=4) -> str:
         return MISSING
     if isinstance(value, str):
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     if abs(value) >= 1000 or (value != 0 and abs(value) < 1e-3):
         return f"{value:.3e}"
     return f"{value:.{digits}g}"
@@ -95,8 +97,10 @@ def summary_rows(picked: dict[str, dict[str, Run]], analyses: dict) -> list[dict
             row.update({k: run.value("test", k) for k in SUMMARY_FIELDS})
             row["ssim_10to40"] = run.value("test_long", "ssim")
             row["psnr_10to40"] = run.value("test_long", "psnr")
-            row["params"] = run.metrics.get("params") or analysis.get("params")
-            row["flops_g"] = (run.metrics.get("flops") or analysis.get("flops") or 0) / 1e9 or None
+            params = run.value(None, "params") or analysis.get("params")
+            row["params"] = int(params) if params else None
+            flops = run.value(None, "flops") or analysis.get("flops")
+            row["flops_g"] = flops / 1e9 if flops else None
             rates = analysis.get("firing_rates")
             row["firing_rate"] = float(np.mean(list(rates.values()))) if rates else None
             row["energy_uj"] = analysis.get("energy_uj_per_sequence")
@@ -115,8 +119,7 @@ def summary_markdown(rows: list[dict], dataset: str) -> str:
         cols = [c for c in cols if not c.endswith("10to40")]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in (r for r in rows if r["dataset"] == dataset):
-        lines.append("| " + " | ".join(_fmt(row.get(c)) if not isinstance(row.get(c), (int, str)) or isinstance(
-            row.get(c), bool) else str(row.get(c)) for c in cols) + " |")
+        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 

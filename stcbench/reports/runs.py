@@ -70,6 +70,8 @@ class Run:
             series = (block.get("per_frame") or {}).get(metric)
             return float(series[frame]) if isinstance(series, list) and frame < len(series) else None
         value = block.get(metric)
+        if isinstance(value, dict):     # {"macs_per_sequence": ..., "method": ...} as the runner writes flops
+            value = value.get("macs_per_sequence", value.get("value"))
         return float(value) if isinstance(value, (int, float)) else None
 
     def describe_scale(self) -> str:
