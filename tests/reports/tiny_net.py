@@ -12,27 +12,32 @@ from stcbench.cells.synapse import Synapse
 class GatedLIF(SpikingCell):
     """Perfect integrator with the spatio-temporal circuit's two gates (cells.md §6-7)."""
 
-    def __init__(self, in_channels, hidden_channels, **kwargs):
+    def __init__(self, in_channels, hidden_channels, gates=("h", "v"), groups=16, **kwargs):
         super().__init__(in_channels, hidden_channels, **kwargs)
-        self.conv_h = Synapse("conv", hidden_channels, hidden_channels, self.kernel_size, groups=16)
-        self.conv_v = Synapse("conv", hidden_channels, hidden_channels, self.kernel_size, groups=16)
+        for gate in gates:
+            setattr(self, f"conv_{gate}", Synapse("conv", hidden_channels, hidden_channels, self.kernel_size,
+                                                  groups=groups))
+
+    def gate(self, name, spike):
+        conv = getattr(self, f"conv_{name}", None)
+        return 1.0 if conv is None else 1 + torch.tanh(conv(spike))
 
     def step_from_current(self, current, state, t):
         spike, mem = state
-        a = 1 + torch.tanh(self.conv_h(spike))
-        b = 1 + torch.tanh(self.conv_v(spike))
+        a = self.gate("h", spike)
+        b = self.gate("v", spike)
         mem = a * mem + b * current
         spike = self.fire(mem)
         return spike, mem - spike
 
 
 class TinyPredictor(nn.Module):
-    def __init__(self, cells=("lif", "lif"), channels=1, hidden=16, in_frames=3, kernel=3):
+    def __init__(self, cells=("lif", "lif"), channels=1, hidden=16, in_frames=3, kernel=3, **gate_options):
         super().__init__()
         layers = []
         for i, cell in enumerate(cells):
             cin = channels if i == 0 else hidden
-            layers.append(GatedLIF(cin, hidden, kernel_size=kernel) if cell == "gated"
+            layers.append(GatedLIF(cin, hidden, kernel_size=kernel, **gate_options) if cell == "gated"
                           else create_cell(cell, cin, hidden, kernel_size=kernel))
         self.cell_list = nn.ModuleList(layers)
         self.conv_last = nn.Conv2d(hidden, channels, 1, bias=False)
