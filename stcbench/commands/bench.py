@@ -55,7 +55,7 @@ def run(args, fit=None, memory_suite=None) -> int:
     if not args.no_report:
         from stcbench.reports.report import write_report
 
-        print(write_report(out / "runs", out, suite=args.suite, html=args.html))
+        print(write_report(out / "runs", out, suite=args.suite, html=args.html, configs_root=args.configs))
     return 0
 
 

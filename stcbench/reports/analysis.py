@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from stcbench.cells.base import RecurrentCell
+from stcbench.errors import StcbenchError
 from stcbench.reports.cost import (count_flops, count_params, count_synaptic_ops, energy_pj)
 from stcbench.reports.io import atomic_write_text
 from stcbench.reports.runs import Run, finished_timestamp
@@ -254,3 +255,28 @@ def flops_for_config(config: dict) -> int:
     net, spec = build_network(config_from_dict(config))
     frames = torch.zeros(1, spec.in_frames + spec.out_frames, spec.channels, spec.height, spec.width)
     return int(count_flops(net, (frames,), predict_call(spec.in_frames)).total)
+
+
+def paper_size_costs(configs_root: Path, datasets=("mmnist", "taxibj", "kth"), cells=None) -> list[dict]:
+    """Parameters and FLOPs of the paper-size networks (configs/<dataset>/<cell>.yaml), computed
+    on the meta device (no training, no data): comparable with STC-LIF Table 7."""
+    from stcbench.training.config import config_from_dict, load_config_dict
+    from stcbench.training.network import build_network
+
+    rows = []
+    for dataset in datasets:
+        for path in sorted((Path(configs_root) / dataset).glob("*.yaml")):
+            if path.name.startswith("_") or (cells and path.stem not in cells):
+                continue
+            config = load_config_dict(path)
+            try:
+                net, spec = build_network(config_from_dict(config))
+            except StcbenchError as exc:          # e.g. a cell not available in this build
+                rows.append({"dataset": dataset, "cell": path.stem, "error": str(exc)})
+                continue
+            frames = torch.zeros(1, spec.in_frames + spec.out_frames, spec.channels, spec.height, spec.width)
+            flops = count_flops(net, (frames,), predict_call(spec.in_frames)).total
+            rows.append({"dataset": dataset, "cell": path.stem, "params": count_params(net), "flops": int(flops),
+                         "num_hidden": list(config.get("model", {}).get("num_hidden", [])),
+                         "steps": spec.in_frames + spec.out_frames - 1})
+    return rows

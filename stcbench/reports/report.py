@@ -198,7 +198,7 @@ def dataset_figures(dataset: str, cells: dict[str, Run], analyses: dict, fig_dir
 
 # --- the report ---------------------------------------------------------------------------------
 def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report: bool = False, html: bool = False,
-                 analyse: bool = True, header: str | None = None) -> Path:
+                 analyse: bool = True, header: str | None = None, configs_root: Path | None = None) -> Path:
     out_dir = Path(out_dir)
     runs = discover_runs(runs_root)
     picked = default_runs(runs)
@@ -227,6 +227,8 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
         md += [f"## {DATASET_TITLES.get(dataset, dataset)}", "", summary_markdown(rows, dataset)]
         for caption, path in dataset_figures(dataset, cells, analyses, fig_dir):
             md += [f"**{caption}**", "", f"![{caption}]({path.relative_to(out_dir).as_posix()})", ""]
+    if configs_root is not None:
+        md += paper_size_section(Path(configs_root), list(picked) or ["mmnist"])
     md += ["## Paper tables (ours beside published)", ""]
     md += [render(result, "markdown") for result in tables.values()]
     text = "\n".join(md)
@@ -234,6 +236,24 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
     if html or html_report:
         atomic_write_text(out_dir / "report.html", markdown_to_html(text))
     return report
+
+
+def paper_size_section(configs_root: Path, datasets: list[str]) -> list[str]:
+    """Params/FLOPs of the paper-size networks of configs/<dataset>/<cell>.yaml (computed, not trained)."""
+    from stcbench.reports.analysis import paper_size_costs
+
+    rows = paper_size_costs(configs_root, [d for d in datasets if (configs_root / d).is_dir()])
+    if not rows:
+        return []
+    lines = ["## Cost of the paper-size networks (computed from configs/<dataset>/<cell>.yaml)", "",
+             "Parameters and FLOPs (fvcore multiply-accumulates, one test sequence, batch 1) of the "
+             "3x256 networks; compare with STC-LIF Table 7 (MMNIST: LIF 3.305M / 64.346G, "
+             "STC-LIF 3.922M / 76.449G).", "",
+             "| dataset | cell | params | FLOPs (G) | steps |", "|---|---|---|---|---|"]
+    lines += [f"| {r['dataset']} | {r['cell']} | {r['params']:,} | {r['flops'] / 1e9:.3f} | {r['steps']} |"
+              if "error" not in r else f"| {r['dataset']} | {r['cell']} | {MISSING} | {MISSING} | not built: "
+              f"{r['error'][:80]} |" for r in rows]
+    return lines + [""]
 
 
 def markdown_to_html(text: str) -> str:
