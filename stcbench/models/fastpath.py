@@ -1,0 +1,128 @@
+"""The fast execution path of RecurrentPredictor (same numbers as the reference loop).
+
+1. Teacher-forced context: the inputs of steps t < T_in are known, so each layer runs over
+   all context steps before the next layer; its input convolution is one batched call.
+2. Activation memory: for cells whose synapse is Conv -> GroupNorm, only the convolution
+   output is kept per step; GroupNorm and the neuron dynamics (including the circuit
+   gates) are recomputed during the backward pass (activation checkpointing of the cheap
+   element-wise part).  Recomputation repeats the same operations on the same inputs, so
+   values and gradients are unchanged.
+3. Circuit gates: for cells exposing `conv_h`/`conv_v` the two grouped convolutions run as
+   one grouped convolution (see gates.py).
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from stcbench.cells.base import RecurrentCell
+from stcbench.cells.synapse import Synapse
+
+
+def splittable(cell) -> bool:
+    """True when the cell's step is `step_from_current(input_current(x))` (the base contract)."""
+    return (type(cell).forward is RecurrentCell.forward
+            and hasattr(cell, "input_current") and hasattr(cell, "step_from_current"))
+
+
+def norm_split(cell):
+    """(conv, norm) when the input synapse is Conv -> GroupNorm used as is, else None."""
+    syn = getattr(cell, "conv_x", None)
+    if (isinstance(syn, Synapse) and syn.kind == "conv" and len(syn) == 2
+            and type(cell).input_current is RecurrentCell.input_current):
+        return syn[0], syn[1]
+    return None
+
+
+class LayerRunner:
+    """Runs one cell either over a whole input sequence or one step at a time."""
+
+    def __init__(self, cell, recompute: bool):
+        self.cell = cell
+        self.split = splittable(cell)
+        parts = norm_split(cell) if self.split else None
+        self.conv, self.norm = parts if parts else (None, None)
+        self.recompute = recompute and self.split
+
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """What is stored between forward and backward: the conv output (or the full current)."""
+        if self.conv is not None:
+            return self.conv(x)
+        return self.cell.input_current(x)
+
+    def _dynamics(self, pre, state, t):
+        cell = self.cell
+        if self.norm is None:
+            return cell.step_from_current(pre, state, t)
+        return cell.step_from_current(self.norm(pre), state, t)
+
+    def dynamics(self, pre, state, t):
+        if self.recompute and torch.is_grad_enabled():
+            def step(pre_t, *state_t):
+                return tuple(self._dynamics(pre_t, state_t, t))
+            return checkpoint(step, pre, *state, use_reentrant=False)
+        return tuple(self._dynamics(pre, state, t))
+
+    def initial_state(self, pre):
+        spatial = tuple(pre.shape[2:])
+        return self.cell.initial_state(pre.shape[0], spatial, device=pre.device, dtype=pre.dtype)
+
+    def step(self, x, state, t):
+        if not self.split:
+            return self.cell(x, state, t)[1]
+        pre = self.pre_activation(x)
+        if state is None:
+            state = self.initial_state(pre)
+        return self.dynamics(pre, state, t)
+
+    def sequence(self, x_seq, t0, on_state):
+        """x_seq [T,B,...] -> (outputs [T,B,C,...], final state); on_state(previous, new) per step."""
+        steps, batch = x_seq.shape[:2]
+        if self.split:
+            pre_seq = self.pre_activation(x_seq.flatten(0, 1)).unflatten(0, (steps, batch))
+        state, outputs = None, []
+        for k in range(steps):
+            previous = state
+            if self.split:
+                if state is None:
+                    state = self.initial_state(pre_seq[k])
+                state = self.dynamics(pre_seq[k], state, t0 + k)
+            else:
+                state = self.cell(x_seq[k], state, t0 + k)[1]
+            on_state(previous, state)
+            outputs.append(state[0])
+        return torch.stack(outputs), state
+
+
+def run_fast(model, frames, steps, mask, return_traces):
+    """frames [B,T,Cp,Hp,Wp] -> (predictions [B,steps,Cp,Hp,Wp], Traces or None)."""
+    from stcbench.models.predictor import Traces
+
+    traces = Traces(model) if return_traces else None
+    runners = [LayerRunner(cell, model.recompute) for cell in model.cell_list]
+    context_steps = min(model.in_frames, steps)
+
+    def recorder(layer):
+        if traces is None:
+            return lambda previous, new: None
+        return lambda previous, new: traces.record(layer, model.cell_list[layer], previous, new)
+
+    x_seq = frames[:, :context_steps].transpose(0, 1)
+    states = []
+    for i, runner in enumerate(runners):
+        x_seq, state = runner.sequence(x_seq, 0, recorder(i))
+        states.append(state)
+    context_preds = model.conv_last(x_seq.flatten(0, 1)).unflatten(0, x_seq.shape[:2]).transpose(0, 1)
+
+    preds, x_hat = [context_preds], context_preds[:, -1]
+    for t in range(context_steps, steps):
+        x = model.input_at(t, frames, mask, x_hat)
+        for i, runner in enumerate(runners):
+            previous = states[i]
+            states[i] = runner.step(x, previous, t)
+            if traces is not None:
+                traces.record(i, model.cell_list[i], previous, states[i])
+            x = states[i][0]
+        x_hat = model.conv_last(x)
+        preds.append(x_hat.unsqueeze(1))
+    return torch.cat(preds, dim=1), traces

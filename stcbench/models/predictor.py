@@ -1,0 +1,220 @@
+"""The recurrent spatio-temporal predictor (official `<NAME>_Model`, network spec §1).
+
+A stack of registered cells on patched frames, a 1x1 readout without bias on the top
+layer's output, and the prediction fed back as the next input (not detached, not clipped).
+
+Two execution paths give the same numbers:
+
+* `fast=False` — the reference loop: for every step, every layer in turn, exactly the
+  structure of the official network.
+* `fast=True` (default) — the teacher-forced context (steps t < T_in, whose inputs are
+  all known) runs layer by layer with the input convolution batched over all context
+  steps; the autoregressive future runs step by step.  Cells with the spatio-temporal
+  circuit evaluate their two gate convolutions as one grouped convolution.  The per-step
+  neuron dynamics are recomputed in the backward pass instead of stored, which cuts the
+  activation memory (see docs/performance.md).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from stcbench.cells import create_cell
+from stcbench.errors import ConfigError
+from stcbench.models import fastpath
+from stcbench.models.patch import CHANNEL_FIRST, patchify, unpatchify
+
+
+class RecurrentPredictor(nn.Module):
+    """Stack of recurrent cells with a 1x1 readout; state_dict names follow the official network."""
+
+    def __init__(self, cell: str, image_channels: int, num_hidden: Sequence[int] = (256, 256, 256),
+                 patch_size: int = 1, in_frames: int = 10, filter_size: int = 5,
+                 cell_options: Mapping | None = None, fast: bool = True, recompute: bool = True):
+        super().__init__()
+        num_hidden = [int(n) for n in num_hidden]
+        if not num_hidden:
+            raise ConfigError("num_hidden must list at least one layer width, e.g. [64, 64, 64]")
+        if in_frames < 1:
+            raise ConfigError(f"in_frames must be >= 1, got {in_frames}")
+        self.cell_name = cell
+        self.image_channels = int(image_channels)
+        self.num_hidden = num_hidden
+        self.patch_size = int(patch_size)
+        self.in_frames = int(in_frames)
+        self.filter_size = int(filter_size)
+        self.cell_options = dict(cell_options or {})
+        self.fast = fast
+        self.recompute = recompute
+        self.frame_channels = self.patch_size ** 2 * self.image_channels
+        self.cell_list = nn.ModuleList()
+        in_channels = self.frame_channels
+        for hidden in num_hidden:
+            self.cell_list.append(create_cell(cell, in_channels, hidden, kernel_size=filter_size,
+                                              **self.cell_options))
+            in_channels = hidden
+        self.conv_last = nn.Conv2d(num_hidden[-1], self.frame_channels, kernel_size=1, bias=False)
+
+    # -- public API ----------------------------------------------------------------------------
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None,
+                return_traces: bool = False):
+        """Train pass. frames [B,T_total,C,H,W]; mask [B,T_out-1] (1 = ground truth) or None for a
+        fully autoregressive future. Returns next_frames [B,T_total-1,C,H,W] (and traces)."""
+        self._check_frames(frames, "frames")
+        patched = patchify(frames, self.patch_size, CHANNEL_FIRST)
+        steps = frames.shape[1] - 1
+        out, traces = self._run(patched, steps, self._mask_channel_first(mask, patched, steps), return_traces)
+        out = unpatchify(out, self.patch_size, CHANNEL_FIRST)
+        return (out, traces) if return_traces else out
+
+    def forward_patched(self, ims: torch.Tensor, mask: torch.Tensor | None = None,
+                        return_traces: bool = False):
+        """Official signature: ims [B,T,Hp,Wp,Cp] channel-last, mask [B,T_out-1,Hp,Wp,Cp] (or any
+        shape broadcastable per slot, e.g. [B,T_out-1]). Returns [B,T-1,Hp,Wp,Cp]."""
+        if ims.dim() != 5 or ims.shape[-1] != self.frame_channels:
+            raise ConfigError(f"ims must be [B,T,Hp,Wp,{self.frame_channels}] (channel-last, patched), "
+                              f"got {tuple(ims.shape)}")
+        patched = ims.permute(0, 1, 4, 2, 3)
+        steps = ims.shape[1] - 1
+        if mask is not None and mask.dim() == 5:
+            mask = mask.permute(0, 1, 4, 2, 3)
+        out, traces = self._run(patched, steps, self._mask_channel_first(mask, patched, steps), return_traces)
+        out = out.permute(0, 1, 3, 4, 2).contiguous()
+        return (out, traces) if return_traces else out
+
+    @torch.no_grad()
+    def predict(self, context: torch.Tensor, out_frames: int, return_traces: bool = False):
+        """Autoregressive prediction of `out_frames` frames after the first T_in frames of
+        `context` [B,>=T_in,C,H,W]. Returns [B,out_frames,C,H,W]."""
+        if out_frames < 1:
+            raise ConfigError(f"out_frames must be >= 1, got {out_frames}")
+        self._check_frames(context, "context")
+        if context.shape[1] < self.in_frames:
+            raise ConfigError(f"context has {context.shape[1]} frames but the model needs {self.in_frames} "
+                              f"input frames")
+        patched = patchify(context[:, :self.in_frames], self.patch_size, CHANNEL_FIRST)
+        steps = self.in_frames + out_frames - 1
+        out, traces = self._run(patched, steps, None, return_traces)
+        pred = unpatchify(out[:, -out_frames:], self.patch_size, CHANNEL_FIRST)
+        return (pred, traces) if return_traces else pred
+
+    def loss(self, next_frames: torch.Tensor, frames: torch.Tensor, detach_target: bool = True) -> torch.Tensor:
+        """Per-element MSE over all T_total-1 outputs (spec §1.4). The official loss keeps the
+        target attached to the graph (`detach_target=False`)."""
+        target = frames[:, 1:]
+        return F.mse_loss(next_frames, target.detach() if detach_target else target)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _check_frames(self, frames: torch.Tensor, what: str) -> None:
+        if frames.dim() != 5 or frames.shape[2] != self.image_channels:
+            raise ConfigError(f"{what} must be [B,T,{self.image_channels},H,W], got {tuple(frames.shape)}")
+
+    def _mask_channel_first(self, mask, patched, steps):
+        """Bring the mask to [B, slots, 1|Cp, 1|Hp, 1|Wp]; None stays None (autoregressive)."""
+        if mask is None:
+            return None
+        if patched.shape[1] < steps + 1:
+            raise ConfigError("a scheduled-sampling mask needs the ground-truth frames of every step")
+        future = max(steps - self.in_frames + 1, 0)
+        if mask.dim() == 2:
+            mask = mask[:, :, None, None, None]
+        if mask.dim() != 5 or mask.shape[0] != patched.shape[0] or mask.shape[1] < future - 1:
+            raise ConfigError(f"mask must be [B, T_out-1] or [B, T_out-1, ...] with B={patched.shape[0]} and "
+                              f"T_out-1={max(future - 1, 0)}, got {tuple(mask.shape)}")
+        return mask.to(patched.dtype)
+
+    def _run(self, frames, steps, mask, return_traces):
+        """frames [B,T,Cp,Hp,Wp] (channel-first, patched) -> ([B,steps,Cp,Hp,Wp], traces or None)."""
+        if steps < 1:
+            raise ConfigError("a sequence needs at least 2 frames (one input and one target)")
+        if self.fast:
+            preds, traces = fastpath.run_fast(self, frames, steps, mask, return_traces)
+        else:
+            preds, traces = self._run_reference(frames, steps, mask, return_traces)
+        return preds, (traces.finish() if traces is not None else None)
+
+    def input_at(self, t, frames, mask, x_hat):
+        """Layer-0 input of step t (spec §1.3 item 1)."""
+        if t < self.in_frames:
+            return frames[:, t]
+        if mask is None:
+            return x_hat
+        m = mask[:, t - self.in_frames]
+        return m * frames[:, t] + (1 - m) * x_hat
+
+    def _run_reference(self, frames, steps, mask, return_traces):
+        traces = Traces(self) if return_traces else None
+        states = [None] * len(self.cell_list)
+        preds, x_hat = [], None
+        for t in range(steps):
+            x = self.input_at(t, frames, mask, x_hat)
+            for i, cell in enumerate(self.cell_list):
+                previous = states[i]
+                x, states[i] = cell(x, previous, t)
+                if traces is not None:
+                    traces.record(i, cell, previous, states[i])
+            x_hat = self.conv_last(x)
+            preds.append(x_hat)
+        return torch.stack(preds, dim=1), traces
+
+
+class Traces:
+    """Per-layer, per-step cell states (and STC gates) for analysis: `layer{i}/{state_name}`
+    -> [steps, B, C, Hp, Wp]; gates `layer{i}/gate_history`, `layer{i}/gate_input`."""
+
+    GATE_NAMES = ("gate_history", "gate_input")
+
+    def __init__(self, model: RecurrentPredictor):
+        self.model = model
+        self.items: dict[str, list[torch.Tensor]] = {}
+
+    def _add(self, key, value):
+        self.items.setdefault(key, []).append(value.detach())
+
+    def record(self, layer, cell, previous_state, new_state):
+        for name, value in zip(cell.state_names, new_state):
+            self._add(f"layer{layer}/{name}", value)
+        if callable(getattr(cell, "gates", None)):
+            prev_spike = torch.zeros_like(new_state[0]) if previous_state is None else previous_state[0]
+            with torch.no_grad():
+                gates = cell.gates(prev_spike)
+            gates = gates.values() if isinstance(gates, Mapping) else gates
+            for name, value in zip(self.GATE_NAMES, gates):
+                self._add(f"layer{layer}/{name}", value)
+
+    def finish(self) -> dict[str, torch.Tensor]:
+        return {k: torch.stack(v) for k, v in self.items.items()}
+
+
+def _get(section, key, default=None):
+    if isinstance(section, Mapping):
+        return section.get(key, default)
+    return getattr(section, key, default)
+
+
+def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredictor:
+    """A predictor from a config `model` section (mapping or object with attributes `cell`,
+    `num_hidden`, `filter_size`, `patch_size`, `cell_options`, `fast`) and a DatasetSpec."""
+    cell = overrides.pop("cell", None) or _get(model_section, "cell")
+    if not cell:
+        raise ConfigError("model.cell is missing; name a registered cell, e.g. `cell: stclif`")
+    patch = _get(model_section, "patch_size") or _get(dataset_spec, "patch_size", 1)
+    kwargs = dict(
+        cell=cell,
+        image_channels=_get(dataset_spec, "channels"),
+        num_hidden=_get(model_section, "num_hidden") or (256, 256, 256),
+        patch_size=patch,
+        in_frames=_get(dataset_spec, "in_frames"),
+        filter_size=_get(model_section, "filter_size") or 5,
+        cell_options=_get(model_section, "cell_options") or {},
+        fast=_get(model_section, "fast", True),
+    )
+    kwargs.update(overrides)
+    return RecurrentPredictor(**kwargs)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
