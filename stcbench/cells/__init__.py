@@ -1,7 +1,20 @@
 """Spiking recurrent cells and their registry.
 
-Importing this package registers every cell module listed in CELL_MODULES.
+Importing this package imports every module of the package (so a new neuron is one new
+file with `@register_cell`), then user plugins: the modules or `.py` files named in the
+environment variable STCBENCH_PLUGINS (comma-separated) and the entry points of the group
+`stcbench.cells`.  Configs load more with `load_plugins([...])` (the `plugins:` key).
 """
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
 from stcbench.cells.registry import (  # noqa: F401
     CellInfo,
     create_cell,
@@ -11,14 +24,72 @@ from stcbench.cells.registry import (  # noqa: F401
     register_cell,
 )
 from stcbench.cells.base import RecurrentCell, SpikingCell  # noqa: F401
+from stcbench.errors import ConfigError
 
-import importlib
+PLUGIN_ENV = "STCBENCH_PLUGINS"
+ENTRY_POINT_GROUP = "stcbench.cells"
+_LOADED_PLUGINS: dict[str, object] = {}
 
-CELL_MODULES = ("lif", "plif", "glif", "tclif", "lmh", "stc", "alif", "celif", "bpsta", "convlstm")
 
-for _name in CELL_MODULES:
+def _import_package_modules() -> None:
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+def _plugin_key(spec: str) -> str:
+    return str(Path(spec).expanduser().resolve()) if spec.endswith(".py") else spec
+
+
+def _import_file(path: Path):
+    if not path.is_file():
+        raise ConfigError(f"plugin file {str(path)!r} does not exist; give an existing .py file or an "
+                          f"importable module name")
+    name = f"stcbench_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     try:
-        importlib.import_module(f"stcbench.cells.{_name}")
-    except ModuleNotFoundError as _exc:  # a module not written yet in this checkout
-        if _exc.name != f"stcbench.cells.{_name}":
-            raise
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def load_plugin(spec: str):
+    """Import one plugin (module name or path to a .py file) once; returns the module."""
+    spec = str(spec).strip()
+    key = _plugin_key(spec)
+    if key in _LOADED_PLUGINS:
+        return _LOADED_PLUGINS[key]
+    if spec.endswith(".py"):
+        module = _import_file(Path(key))
+    else:
+        try:
+            module = importlib.import_module(spec)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"plugin module {spec!r} cannot be imported ({exc}); give an importable module "
+                              f"name or a path to a .py file (in `plugins:` or {PLUGIN_ENV})") from exc
+    _LOADED_PLUGINS[key] = module
+    return module
+
+
+def load_plugins(specs) -> list:
+    """Import plugin modules / files that register cells (idempotent). Accepts a list or a
+    comma-separated string."""
+    if isinstance(specs, str):
+        specs = specs.split(",")
+    return [load_plugin(s) for s in (specs or ()) if str(s).strip()]
+
+
+def _load_entry_points() -> None:
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        key = f"entry-point:{entry_point.value}"
+        if key not in _LOADED_PLUGINS:
+            _LOADED_PLUGINS[key] = entry_point.load()
+
+
+_import_package_modules()
+load_plugins(os.environ.get(PLUGIN_ENV, ""))
+_load_entry_points()

@@ -34,6 +34,9 @@ class RecurrentCell(nn.Module):
     state_names: ClassVar[tuple[str, ...]] = ("spike", "mem")
     spiking: ClassVar[bool] = True
     variants: ClassVar[tuple[str, ...]] = ("reference",)
+    # Parameters that exist (and load from official checkpoints) but never receive a gradient
+    # by design; an instance may narrow or widen this per variant (see `no_grad_parameters`).
+    params_without_grad: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 5,
                  synapse: str = "conv", variant: str = "reference"):
@@ -47,6 +50,15 @@ class RecurrentCell(nn.Module):
         self.synapse_kind = synapse
         self.variant = variant
         self.conv_x = Synapse(synapse, in_channels, hidden_channels, kernel_size)
+
+    def no_grad_parameters(self) -> tuple[str, ...]:
+        """Names (as in `named_parameters`) that get no gradient by design in this configuration."""
+        return tuple(self.params_without_grad)
+
+    def param_group_overrides(self) -> dict[str, dict]:
+        """Per-parameter optimizer hints `{name: {"lr_scale": float, "weight_decay": bool}}`
+        (e.g. GLIF gate learning rate); empty when the cell has none."""
+        return {}
 
     # -- state -----------------------------------------------------------------------------
     def initial_state(self, batch: int, spatial: tuple[int, ...], *, device=None, dtype=None) -> State:

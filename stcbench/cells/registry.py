@@ -73,6 +73,12 @@ def register_cell(name: str, *, description: str | None = None, variants=("refer
     return decorator
 
 
+def lookup_registered(name: str) -> CellInfo | None:
+    """The registered cell (by name or alias) or None; never builds `stc_<cell>` entries."""
+    key = normalize_name(name)
+    return _REGISTRY.get(_ALIASES.get(key, key))
+
+
 def _ensure_loaded() -> None:
     import stcbench.cells  # noqa: F401  (imports every cell module, which registers it)
 

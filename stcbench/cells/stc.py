@@ -1,9 +1,212 @@
-"""Placeholder for the spatio-temporal circuit wrapper (implemented in the cell zoo work)."""
+"""The spatio-temporal circuit (STC-LIF paper Eqs. 8-13; cells.md §6), around any spiking cell.
+
+Two extra synapses read the cell's own previous spikes g = s_{t-1} (detached when
+`gradient_detach=1`, the official class default):
+
+    A_t = 1 + tanh(GN_h(conv_h(g)))      temporal circuit: multiplies the membrane history (Eq. 11, beta)
+    B_t = 1 + tanh(GN_v(conv_v(g)))      spatial circuit: multiplies the input current     (Eq. 11, gamma)
+
+and the wrapped neuron runs `neuron_step(B_t * X_t, state, t, history_gate=A_t)`.  Both
+gates lie in (0, 2) and equal 1 at t = 0 (g = 0, GN beta = 0 at init).  The equations of
+the paper omit the GroupNorm after conv_h / conv_v; the official code (and this one) has it.
+
+The wrapper is a mixin: `stc_class(LIF)` is a subclass of LIF that adds `conv_h` / `conv_v`,
+so parameter names stay those of the official classes (`conv_x.*`, `t_m`, `conv_h.*`, ...).
+`create_cell("stc_<cell>", ...)` works for every registered spiking cell whose `neuron_step`
+accepts `history_gate`.  The official STC-LIF / STC-PLIF / STC-LM-H are this wrapper around
+LIF (perfect integration), PLIF (sigmoid gain) and LM-H (`stc_lmh_reset_detach`).
+
+Ablations: `circuit="temporal"` (w/o SC, Table 7), `"spatial"` (w/o TC), `circuit_groups`
+16 (default), 1 (global convolution, Table 11) or "self" (self-connection only: a per-channel
+1x1 weight, i.e. depthwise with kernel 1; our reading, see docs/cells.md).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import ClassVar
+
+import torch
+
+from stcbench.cells.base import SpikingCell
+from stcbench.cells.lif import LIF
+from stcbench.cells.lmh import LMH
+from stcbench.cells.plif import PLIF
+from stcbench.cells.registry import CellInfo, lookup_registered, normalize_name, register_cell
+from stcbench.cells.synapse import Synapse
+from stcbench.errors import ConfigError
+
+CIRCUITS = ("both", "temporal", "spatial")
+PREFIX = "stc"
+
+
+def circuit_synapse(kind: str, channels: int, kernel_size: int, groups) -> Synapse:
+    """conv_h / conv_v: grouped conv (or grouped 1x1 for `linear`) followed by GroupNorm(16)."""
+    if groups == "self":
+        return Synapse(kind, channels, channels, kernel_size=1, groups=channels)
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or channels % groups:
+        raise ConfigError(f"circuit_groups must be a positive divisor of the hidden channels ({channels}) "
+                          f"or 'self', got {groups!r}")
+    return Synapse(kind, channels, channels, kernel_size=kernel_size, groups=groups)
+
+
+def resolve_circuit(circuit: str, temporal_circuit: bool | None, spatial_circuit: bool | None) -> str:
+    """`circuit` or the equivalent pair of booleans (`temporal_circuit`, `spatial_circuit`)."""
+    if circuit not in CIRCUITS:
+        raise ConfigError(f"circuit must be one of {list(CIRCUITS)}, got {circuit!r}")
+    if temporal_circuit is None and spatial_circuit is None:
+        return circuit
+    temporal = circuit in ("both", "temporal") if temporal_circuit is None else bool(temporal_circuit)
+    spatial = circuit in ("both", "spatial") if spatial_circuit is None else bool(spatial_circuit)
+    if not (temporal or spatial):
+        raise ConfigError("temporal_circuit and spatial_circuit are both off: that is the plain cell; "
+                          "use the base cell name instead of stc_<cell>")
+    chosen = "both" if temporal and spatial else ("temporal" if temporal else "spatial")
+    if circuit != "both" and circuit != chosen:
+        raise ConfigError(f"circuit={circuit!r} contradicts temporal_circuit={temporal_circuit}, "
+                          f"spatial_circuit={spatial_circuit}; set only `circuit`")
+    return chosen
+
+
+class SpatioTemporalCircuit(SpikingCell):
+    """Mixin adding the circuit to a spiking cell class (use `stc_class(Base)`)."""
+
+    stc_base: ClassVar[type] = SpikingCell
+
+    def __init__(self, in_channels: int, hidden_channels: int, *, gradient_detach: int = 1,
+                 circuit: str = "both", circuit_groups: int | str = 16,
+                 temporal_circuit: bool | None = None, spatial_circuit: bool | None = None, **kwargs):
+        super().__init__(in_channels, hidden_channels, **kwargs)
+        if gradient_detach not in (0, 1):
+            raise ConfigError(f"gradient_detach must be 0 (BPTT through the circuit) or 1 (detached), "
+                              f"got {gradient_detach!r}")
+        self.gradient_detach = int(gradient_detach)
+        self.circuit = resolve_circuit(circuit, temporal_circuit, spatial_circuit)
+        self.circuit_groups = circuit_groups
+        kind, k = self.synapse_kind, self.kernel_size
+        self.conv_h = circuit_synapse(kind, hidden_channels, k, circuit_groups) \
+            if self.circuit in ("both", "temporal") else None
+        self.conv_v = circuit_synapse(kind, hidden_channels, k, circuit_groups) \
+            if self.circuit in ("both", "spatial") else None
+
+    @staticmethod
+    def _gate(conv, g):
+        return None if conv is None else 1 + torch.tanh(conv(g))
+
+    def circuit_input(self, prev_spike: torch.Tensor, dtype=None) -> torch.Tensor:
+        g = prev_spike.detach() if self.gradient_detach else prev_spike
+        return g if dtype is None else g.to(dtype)
+
+    def gates(self, prev_spike: torch.Tensor):
+        """(A, B): history gate (beta + 1) and input gate (gamma + 1) for the previous spikes;
+        a disabled circuit gives ones. For analysis and plots (paper Fig. 2)."""
+        g = self.circuit_input(prev_spike, self.conv_x[0].weight.dtype)
+        a, b = self._gate(self.conv_h, g), self._gate(self.conv_v, g)
+        ones = torch.ones_like(g)
+        return (ones if a is None else a), (ones if b is None else b)
+
+    def step_from_current(self, current, state, t):
+        g = self.circuit_input(state[0], current.dtype)
+        history_gate, input_gate = self._gate(self.conv_h, g), self._gate(self.conv_v, g)
+        if input_gate is not None:
+            current = current * input_gate
+        return self.neuron_step(current, state, t, history_gate=history_gate)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", gradient_detach={self.gradient_detach}, circuit={self.circuit!r}, "
+                f"circuit_groups={self.circuit_groups!r}")
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def accepts_history_gate(cls) -> bool:
+    return "history_gate" in inspect.signature(cls.neuron_step).parameters
+
+
+def stc_class(base: type) -> type:
+    """The class `base` + spatio-temporal circuit (cached; importable as stcbench.cells.stc.STC_<Base>)."""
+    if base in _CLASSES:
+        return _CLASSES[base]
+    if not (inspect.isclass(base) and issubclass(base, SpikingCell)) or not accepts_history_gate(base):
+        raise ConfigError(f"{getattr(base, '__name__', base)} cannot take the spatio-temporal circuit: it must be "
+                          f"a SpikingCell whose neuron_step accepts `history_gate`")
+    name = f"STC_{base.__name__}"
+    doc = f"{base.__name__} with the spatio-temporal circuit (cells.md §6)."
+    cls = type(name, (SpatioTemporalCircuit, base), {"__module__": __name__, "__qualname__": name,
+                                                      "__doc__": doc, "stc_base": base})
+    globals()[name] = cls        # so that pickling finds it
+    _CLASSES[base] = cls
+    return cls
+
+
+# -- official STC cells: the wrapper with the base defaults of the official classes ------------
+_OFFICIAL_SOURCE = "Wang & Yu, ICML 2024 (STC-LIF paper); official {}"
+
+
+@register_cell("stclif", official_class="STCLIFCell", stc_compatible=False,
+               description="STC-LIF: perfect-integrator LIF gated by the spatio-temporal circuit",
+               source=_OFFICIAL_SOURCE.format("STCLIFCell") + ", Eqs. (8)-(13)")
+class STCLIF(stc_class(LIF)):
+    """cells.md §7: h^ = A*h + B*X, soft reset. Only the default `integration` differs from stc(LIF)."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, *, integration: str = "perfect", **kwargs):
+        super().__init__(in_channels, hidden_channels, integration=integration, **kwargs)
+
+
+@register_cell("stcplif", official_class="STCPLIFCell", stc_compatible=False, variants=("reference", "original"),
+               description="STC-PLIF: PLIF with consistent sigmoid decay/gain, gated by the circuit",
+               source=_OFFICIAL_SOURCE.format("STCPLIFCell") + ", Eq. (22)")
+class STCPLIF(stc_class(PLIF)):
+    """cells.md §8: h^ = sig(w)*A*h + (1 - sig(w))*B*X. Only the default `plif_gain` differs."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, *, plif_gain: str = "sigmoid", **kwargs):
+        super().__init__(in_channels, hidden_channels, plif_gain=plif_gain, **kwargs)
+
+
+@register_cell("stclmh", official_class="STCLMHCell", stc_compatible=False, variants=("reference", "original"),
+               description="STC-LM-H: LM-H with the gated soma history and gated input",
+               source=_OFFICIAL_SOURCE.format("STCLMHCell") + ", Appendix C")
+class STCLMH(stc_class(LMH)):
+    """cells.md §9. `stc_lmh_reset_detach=False` gives the paper-described (non-detached) reset."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, *, stc_lmh_reset_detach: bool = True, **kwargs):
+        super().__init__(in_channels, hidden_channels, **kwargs)
+        self.reset_detached = bool(stc_lmh_reset_detach)
+
+
+# -- registry hooks: `stc_<cell>` for every compatible registered cell --------------------------
+_INFOS: dict[str, CellInfo] = {}
+
+
+def _base_info(key: str) -> CellInfo | None:
+    key = normalize_name(key)
+    if not key.startswith(PREFIX) or len(key) == len(PREFIX):
+        return None
+    return lookup_registered(key[len(PREFIX):])
 
 
 def is_stc_name(key: str) -> bool:
-    return False
+    """True for `stc<cell>` where <cell> is a registered circuit-compatible spiking cell."""
+    base = _base_info(key)
+    if base is None:
+        return False
+    compatible = (base.spiking and base.stc_compatible and inspect.isclass(base.factory)
+                  and issubclass(base.factory, SpikingCell) and accepts_history_gate(base.factory))
+    if not compatible:
+        raise ConfigError(f"cell {base.name!r} cannot be wrapped by the spatio-temporal circuit "
+                          f"(it is not a spiking cell whose neuron_step accepts history_gate)")
+    return True
 
 
-def info_for(key: str):
-    raise KeyError(key)
+def info_for(key: str) -> CellInfo:
+    key = normalize_name(key)
+    if key not in _INFOS:
+        if not is_stc_name(key):
+            raise ConfigError(f"{key!r} is not 'stc_<cell>' for a registered spiking cell")
+        base = _base_info(key)
+        _INFOS[key] = CellInfo(
+            name=key, factory=stc_class(base.factory),
+            description=f"spatio-temporal circuit around {base.name}: {base.description}",
+            variants=base.variants, source=f"STC-LIF paper Eqs. (8)-(13) applied to: {base.source}",
+            spiking=True, stc_compatible=False, extra={"base": base.name})
+    return _INFOS[key]
