@@ -67,7 +67,8 @@ def register_cell(name: str, *, description: str | None = None, variants=("refer
         for alias in aliases:
             _ALIASES[normalize_name(alias)] = key
         if official_class:
-            _ALIASES.setdefault(normalize_name(official_class.removesuffix("Cell")), key)
+            for alias in {official_class, official_class.removesuffix("Cell")}:
+                _ALIASES.setdefault(normalize_name(alias), key)
         return factory
 
     return decorator
