@@ -68,6 +68,8 @@ class GatedLIFUnit(nn.Module):
 class GLIF(SpikingCell):
     """Gated LIF. `time_steps` sizes the time-wise conduct of the original variant (T_c)."""
 
+    variants = ("reference", "original")
+
     params_without_grad = ("glif.alpha", "glif.beta", "glif.gamma")   # reference: static gates
 
     def __init__(self, in_channels: int, hidden_channels: int, *, time_steps: int | None = None,

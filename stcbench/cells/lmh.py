@@ -31,6 +31,8 @@ class LMH(SpikingCell):
     """LM-H; state (spike, mem, dend). `neuron_weight_decay` tells the optimizer whether the
     learnable logits get weight decay (the author recipe: yes)."""
 
+    variants = ("reference", "original")
+
     state_names = ("spike", "mem", "dend")
     params_without_grad = ("t_m",)
 

@@ -44,6 +44,8 @@ def apply_reset(mem: torch.Tensor, spike: torch.Tensor, kind: str, threshold: fl
 class PLIF(SpikingCell):
     """Parametric LIF: one learnable scalar `t_m` (w) per layer, init 0 (decay 0.5)."""
 
+    variants = ("reference", "original")
+
     def __init__(self, in_channels: int, hidden_channels: int, *, plif_gain: str | None = None,
                  reset: str | None = None, surrogate=None, tau_init: float = 2.0, **kwargs):
         variant = kwargs.get("variant", "reference")

@@ -190,12 +190,15 @@ def is_stc_name(key: str) -> bool:
     base = _base_info(key)
     if base is None:
         return False
-    compatible = (base.spiking and base.stc_compatible and inspect.isclass(base.factory)
-                  and issubclass(base.factory, SpikingCell) and accepts_history_gate(base.factory))
-    if not compatible:
-        raise ConfigError(f"cell {base.name!r} cannot be wrapped by the spatio-temporal circuit "
-                          f"(it is not a spiking cell whose neuron_step accepts history_gate)")
-    return True
+    if not base.stc_compatible:
+        reason = "it is registered with stc_compatible=False (e.g. it already has the circuit)"
+    elif not (base.spiking and inspect.isclass(base.factory) and issubclass(base.factory, SpikingCell)
+              and accepts_history_gate(base.factory)):
+        reason = "it is not a SpikingCell class whose neuron_step accepts `history_gate`"
+    else:
+        return True
+    raise ConfigError(f"cell {base.name!r} cannot be wrapped by the spatio-temporal circuit: {reason}; "
+                      f"run `stcbench cells` to see which cells can")
 
 
 def info_for(key: str) -> CellInfo:

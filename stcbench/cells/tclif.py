@@ -34,6 +34,8 @@ REFERENCE_SCALARS = ("t_m", "s_u", "s_p", "d_u", "d_p")
 class TCLIF(SpikingCell):
     """Two-compartment LIF; state (spike, mem, dend)."""
 
+    variants = ("reference", "original")
+
     state_names = ("spike", "mem", "dend")
     params_without_grad = ("d_u", "d_p")
 
