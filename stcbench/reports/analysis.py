@@ -8,7 +8,11 @@ Everything is observed with forward hooks, so it works for any network built fro
 * circuit gates of a spatio-temporal circuit cell: `A_t = 1 + tanh(conv_h(.))` and
   `B_t = 1 + tanh(conv_v(.))` (cells.md §6), read from the outputs of its `conv_h` / `conv_v`;
 * ||dL/ds_t||: gradient of the loss on the **last** predicted frame with respect to each
-  step's spikes of a layer (TC-LIF / CE-LIF style), via `retain_grad` on the cell outputs.
+  step's spikes of a layer (TC-LIF / CE-LIF style), via `retain_grad` on the cell outputs,
+  in `forward(frames, mask=0)` (the test-mode rollout with gradients; `predict` has none).
+
+The hooks need the reference loop of the predictor (`fast=False`, set temporarily): the fast
+path batches the context convolutions and fuses the two gate convolutions.
 """
 from __future__ import annotations
 
@@ -27,6 +31,25 @@ from stcbench.reports.io import atomic_write_text
 from stcbench.reports.runs import Run, finished_timestamp
 
 GATE_MODULES = {"conv_h": "A", "conv_v": "B"}
+TRACE_GATES = {"gate_history": "A", "gate_input": "B"}
+
+
+class reference_path:
+    """Run a RecurrentPredictor on its step-by-step reference loop (`fast=False`), where every
+    synapse is a module call that the hooks see (the fast path fuses and batches convolutions)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.saved = getattr(model, "fast", None)
+
+    def __enter__(self):
+        if self.saved is not None:
+            self.model.fast = False
+        return self.model
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            self.model.fast = self.saved
 
 
 def spiking_cells(model: nn.Module) -> dict[str, RecurrentCell]:
@@ -77,11 +100,45 @@ class _CellRecorder:
             handle.remove()
 
 
-def predict_call(in_frames: int):
-    """call(model, frames) -> predictions of frames[:, in_frames:] from the context (test mode)."""
+def predict_call(in_frames: int, return_traces: bool = False):
+    """call(model, frames) -> predictions of frames[:, in_frames:] from the context (test mode),
+    on the reference loop; with `return_traces`, (predictions, traces or None)."""
     def call(model, frames):
-        return model.predict(frames[:, :in_frames], frames.shape[1] - in_frames)
+        context, out_frames = frames[:, :in_frames], frames.shape[1] - in_frames
+        with reference_path(model):
+            if return_traces:
+                if supports_traces(model):
+                    return model.predict(context, out_frames, return_traces=True)
+                return model.predict(context, out_frames), None
+            return model.predict(context, out_frames)
     return call
+
+
+def supports_traces(model: nn.Module) -> bool:
+    import inspect
+
+    predict = getattr(model, "predict", None)
+    return predict is not None and "return_traces" in inspect.signature(predict).parameters
+
+
+def spikes_from_traces(model: nn.Module, traces: dict) -> dict[str, list[torch.Tensor]]:
+    """{cell_list.i: [s_t ...]} of the spiking layers, from `layer{i}/<state_names[0]>` traces."""
+    out = {}
+    for i, cell in enumerate(getattr(model, "cell_list", [])):
+        key = f"layer{i}/{cell.state_names[0]}"
+        if cell.spiking and key in traces:
+            out[f"cell_list.{i}"] = list(traces[key])
+    return out
+
+
+def gates_from_traces(traces: dict) -> dict[str, dict[str, torch.Tensor]]:
+    """{layer: {"A": [T, ...], "B": [T, ...]}} from `layer{i}/gate_history|gate_input` traces."""
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in traces.items():
+        layer, _, name = key.partition("/")
+        if name in TRACE_GATES and layer.startswith("layer"):
+            out.setdefault(layer.removeprefix("layer"), {})[TRACE_GATES[name]] = value.to(torch.float64)
+    return out
 
 
 def model_in_frames(model: nn.Module, default: int | None = None) -> int:
@@ -102,6 +159,7 @@ def cost_report(model: nn.Module, sample_batch: torch.Tensor, *, in_frames: int 
     batch = int(sample_batch.shape[0])
     model.eval()
     flops = count_flops(model, (sample_batch[:1],), call)
+    # Without traces: recording them evaluates the gate convolutions a second time.
     with _CellRecorder(model) as rec:
         ops, _ = count_synaptic_ops(model, (sample_batch,), call)
     neuron_macs = {name: sum(s.numel() for s in steps) * (rec.compartments[name] + len(rec.gates.get(name, {})))
@@ -137,17 +195,21 @@ def gate_traces(model: nn.Module, sample_batch: torch.Tensor, *, in_frames: int 
     in_frames = model_in_frames(model, in_frames)
     model.eval()
     with _CellRecorder(model) as rec, torch.no_grad():
-        predict_call(in_frames)(model, sample_batch)
+        _, traces = predict_call(in_frames, return_traces=True)(model, sample_batch)
+    if traces is not None:
+        gates = gates_from_traces(traces)
+    else:
+        gates = {layer_label(n): {k: torch.stack(v) for k, v in g.items()} for n, g in rec.gates.items()}
     out = {}
     generator = torch.Generator().manual_seed(0)
-    for name, gates in rec.gates.items():
-        out[layer_label(name)] = {}
-        for key, steps in gates.items():
-            stacked = torch.stack([g.flatten() for g in steps])
+    for layer, layer_gates in gates.items():
+        out[layer] = {}
+        for key, steps in layer_gates.items():
+            stacked = steps.flatten(1)
             if stacked.shape[1] > max_values:
                 index = torch.randperm(stacked.shape[1], generator=generator)[:max_values]
                 stacked = stacked[:, index]
-            out[layer_label(name)][key] = stacked.numpy()
+            out[layer][key] = stacked.numpy()
     return out
 
 
@@ -155,9 +217,11 @@ def grad_through_time(model: nn.Module, sample_batch: torch.Tensor, *, in_frames
     """{layer: [||dL/ds_t|| for every step t]} for L = MSE of the last predicted frame."""
     in_frames = model_in_frames(model, in_frames)
     model.eval()
-    with torch.enable_grad(), _CellRecorder(model, keep_graph=True) as rec:
-        pred = predict_call(in_frames)(model, sample_batch)
-        loss = torch.mean((pred[:, -1] - sample_batch[:, -1]) ** 2)
+    batch, frames = sample_batch.shape[:2]
+    autoregressive = torch.zeros(batch, frames - in_frames - 1, dtype=sample_batch.dtype)
+    with torch.enable_grad(), reference_path(model), _CellRecorder(model, keep_graph=True) as rec:
+        outputs = model(sample_batch, autoregressive)          # [B, T-1, ...], future fed back (test mode)
+        loss = torch.mean((outputs[:, -1] - sample_batch[:, -1]) ** 2)
         loss.backward()
     model.zero_grad(set_to_none=True)
     return {layer_label(n): [float(s.grad.norm()) if s.grad is not None else 0.0 for s in steps]

@@ -58,8 +58,7 @@ class Run:
         return find_cell_options(self.config) or find_cell_options(self.metrics)
 
     def row_options(self) -> dict:
-        opts = self.cell_options
-        return {k: _canonical_option(opts.get(k, default)) for k, default in ROW_OPTION_DEFAULTS.items()}
+        return canonical_row_options(self.cell_options)
 
     def value(self, split: str | None, metric: str, frame: int | None = None):
         """A raw number from metrics.json, or None when absent."""
@@ -77,6 +76,21 @@ class Run:
     def describe_scale(self) -> str:
         epochs = self.epochs
         return f"{self.scale}, {epochs} ep" if epochs is not None else self.scale
+
+
+def canonical_row_options(options: dict | None) -> dict:
+    """The row-distinguishing options with defaults; `circuit: temporal|spatial|both` (the cell's
+    own spelling) is turned into the `temporal_circuit` / `spatial_circuit` pair."""
+    options = dict(options or {})
+    circuit = options.get("circuit", "both")
+    implied = {"temporal_circuit": circuit in ("both", "temporal"), "spatial_circuit": circuit in ("both", "spatial")}
+    result = {}
+    for key, default in ROW_OPTION_DEFAULTS.items():
+        value = options.get(key)
+        if value is None:
+            value = implied.get(key, default)
+        result[key] = _canonical_option(value)
+    return result
 
 
 def _canonical_option(value):
@@ -155,7 +169,7 @@ def select_run(runs: list[Run], dataset: str, cell: str, options: dict | None = 
     """The run reported for (dataset, cell, row options), or None when there is none."""
     if selection not in SELECTIONS:
         raise ConfigError(f"unknown run selection {selection!r}; choose one of {list(SELECTIONS)}")
-    wanted = {k: _canonical_option((options or {}).get(k, d)) for k, d in ROW_OPTION_DEFAULTS.items()}
+    wanted = canonical_row_options(options)
     dataset, cell = normalize_name(dataset), normalize_name(cell)
     candidates = [r for r in runs if r.complete and r.dataset == dataset and r.cell == cell
                   and r.row_options() == wanted]

@@ -75,3 +75,27 @@ def test_gradient_through_time(batch):
     assert set(norms) == {"0", "1"} and len(norms["1"]) == 5
     assert norms["1"][-1] > 0                       # the last step feeds the loss directly
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_real_predictor_traces_agree_with_hooks():
+    from stcbench.models import RecurrentPredictor
+    from stcbench.reports.analysis import _CellRecorder, gates_from_traces, predict_call, spikes_from_traces
+
+    torch.manual_seed(4)
+    net = RecurrentPredictor("stclif", 1, [16, 16], patch_size=2, in_frames=3, filter_size=3)
+    frames = torch.rand(2, 6, 1, 8, 8)
+    with _CellRecorder(net) as rec:
+        predict_call(3)(net, frames)
+    _, traces = predict_call(3, return_traces=True)(net, frames)
+    from_traces = spikes_from_traces(net, traces)
+    assert set(from_traces) == set(rec.spikes) == {"cell_list.0", "cell_list.1"}
+    for name, steps in rec.spikes.items():
+        assert torch.equal(torch.stack(steps), torch.stack(from_traces[name]))
+    gates = gates_from_traces(traces)
+    hooked = torch.stack(rec.gates["cell_list.1"]["B"])
+    torch.testing.assert_close(gates["1"]["B"], hooked)
+    report = cost_report(net, frames)
+    assert report["firing_rates"]["1"] == pytest.approx(float(torch.stack(from_traces["cell_list.1"]).mean()))
+    assert report["steps"] == 5 and net.fast
+    norms = grad_through_time(net, frames)
+    assert len(norms["1"]) == 5 and norms["1"][-1] > 0

@@ -1,40 +1,38 @@
-"""Parameter and FLOP counts against the STC-LIF paper (Tables 7 and 11; cells.md §13).
-
-The network has the official layout (3 x 256 conv cells, k=5, 1x1 readout; Moving MNIST
-patch 2 -> 4 x 32 x 32 inputs, 19 steps, batch 1)."""
+"""Parameter and FLOP counts against the STC-LIF paper (Tables 7 and 11; cells.md §13), on our
+RecurrentPredictor with the official layout: 3 x 256 cells, k=5, 1x1 readout, Moving MNIST
+(patch 2 -> 4 x 32 x 32 inputs), 19 steps, batch 1."""
 import pytest
 import torch
 
+from stcbench.models import RecurrentPredictor
 from stcbench.reports.analysis import predict_call
 from stcbench.reports.cost import count_flops, count_params
 from stcbench.reports.published import STC_TABLES
-from tests.reports.tiny_net import TinyPredictor
 
-MMNIST_FRAMES = torch.zeros(1, 20, 4, 32, 32)
-
-
-def paper_net(cell, **gate_options):
-    return TinyPredictor((cell,) * 3, channels=4, hidden=256, in_frames=10, kernel=5, **gate_options)
+MMNIST_FRAMES = torch.zeros(1, 20, 1, 64, 64)
 
 
-def published(row, key):
-    return STC_TABLES["7"].row(row).values[key]
+def paper_net(cell, **options):
+    return RecurrentPredictor(cell, 1, [256, 256, 256], patch_size=2, in_frames=10, filter_size=5,
+                              cell_options=options)
 
 
 @pytest.mark.parametrize("row, cell, options, params", [
     ("Vanilla LIF (Baseline)", "lif", {}, 3_304_960),
-    ("STC-LIF", "gated", {}, 3_922_432),
-    ("STC-LIF w/o TC", "gated", {"gates": ("v",)}, None),
-    ("STC-LIF w/o SC", "gated", {"gates": ("h",)}, None),
+    ("STC-LIF", "stclif", {}, 3_922_432),
+    ("STC-LIF w/o TC", "stclif", {"circuit": "spatial"}, None),
+    ("STC-LIF w/o SC", "stclif", {"circuit": "temporal"}, None),
 ])
 def test_table7_params_and_flops(row, cell, options, params):
     net = paper_net(cell, **options)
+    published = STC_TABLES["7"].row(row).values
     n_params = count_params(net)
     if params is not None:
         assert n_params == params                                  # cells.md §13, exact
-    assert round(n_params / 1e6, 3) == published(row, "params")
+    assert round(n_params / 1e6, 3) == published["params"]
     flops = count_flops(net, (MMNIST_FRAMES,), predict_call(10)).total
-    assert round(flops / 1e9, 3) == published(row, "flops")
+    assert round(flops / 1e9, 3) == published["flops"]
+    assert net.fast                                                # counting used the reference loop, then restored
 
 
 def test_lif_flops_exact_breakdown():
@@ -44,5 +42,5 @@ def test_lif_flops_exact_breakdown():
 
 
 def test_table11_global_convolution_params():
-    net = paper_net("gated", groups=1)
+    net = paper_net("stclif", circuit_groups=1)
     assert round(count_params(net) / 1e6, 3) == STC_TABLES["11"].row("STC-LIF, global convolution").values["params"]

@@ -157,3 +157,14 @@ def test_iso_finished_at_and_options_from_metrics(tmp_path):
     runs = discover_runs(root)
     assert select_run(runs, "mmnist", "stclif", {"circuit_groups": 1}).path.name == "g1"
     assert select_run(runs, "mmnist", "stclif") is None
+
+
+def test_circuit_option_spelling_maps_to_table7_rows(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "mmnist", "stclif", "spatial", test=video_metrics(61.0, 1, 0.5), cell_options={"circuit": "spatial"})
+    make_run(root, "mmnist", "stclif", "temporal", test=video_metrics(57.0, 1, 0.5), cell_options={"circuit": "temporal"})
+    make_run(root, "mmnist", "stclif", "both", test=video_metrics(45.0, 1, 0.5), cell_options={"circuit": "both"})
+    result = build_table("7", discover_runs(root))
+    assert row(result, "STC-LIF w/o TC")[1] == "61.0"      # spatial circuit only = without the temporal one
+    assert row(result, "STC-LIF w/o SC")[1] == "57.0"
+    assert row(result, "STC-LIF")[1] == "45.0"

@@ -48,11 +48,20 @@ class TinyPredictor(nn.Module):
             x, states[i] = cell(x, states[i], t)
         return self.conv_last(x)
 
+    def forward(self, frames, mask):
+        """All T-1 outputs; the future is fed back (mask ignored: fully autoregressive)."""
+        out_frames = frames.shape[1] - self.in_frames
+        return self._rollout(frames[:, :self.in_frames], out_frames)
+
+    @torch.no_grad()
     def predict(self, context, out_frames):
+        return self._rollout(context, out_frames)[:, -out_frames:]
+
+    def _rollout(self, context, out_frames):
         states = [None] * len(self.cell_list)
         outputs, prev = [], None
         for t in range(context.shape[1] + out_frames - 1):
             x = context[:, t] if t < context.shape[1] else prev
             prev = self.step(x, states, t)
             outputs.append(prev)
-        return torch.stack(outputs[-out_frames:], 1)
+        return torch.stack(outputs, 1)
