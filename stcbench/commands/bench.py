@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--scale", default=None, help="memory suite: scale passed to run_memory_suite (default: quick)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every run, e.g. --set trainer.max_epochs=1 (repeatable)")
+    parser.add_argument("--tag", default="", help="suffix of the run names for a variant set up with --set "
+                        "(e.g. --tag groups1 --set model.cell_options.circuit_groups=1)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument("--no-report", action="store_true", help="run only; do not write the report")
     parser.add_argument("--html", action="store_true", help="also write report.html")
@@ -44,7 +46,7 @@ def run(args, fit=None, memory_suite=None) -> int:
         raise ConfigError("--tasks is for --suite memory; use --datasets for video suites")
     planned = plan_suite(args.suite, cells=args.cells, datasets=args.datasets, seeds=args.seeds, out=out,
                          data_root=args.data_root, configs_root=args.configs,
-                         extra_overrides=parse_overrides(args.overrides))
+                         extra_overrides=parse_overrides(args.overrides), tag=getattr(args, "tag", ""))
     print(f"suite {args.suite}: {len(planned)} runs -> {out / 'runs'}")
     for item in planned:
         print("  " + item.describe())

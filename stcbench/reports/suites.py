@@ -13,6 +13,7 @@ there is no separate `kth40` entry in the matrix.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,10 +35,11 @@ class PlannedRun:
     config_path: Path
     overrides: dict = field(default_factory=dict)
     runs_root: Path = Path("runs")
+    tag: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.suite}-{self.cell}-seed{self.seed}"
+        return f"{self.suite}-{self.cell}-seed{self.seed}" + (f"-{self.tag}" if self.tag else "")
 
     def finished_metrics(self) -> Path | None:
         """metrics.json of this run if it has finished (cell folder spelling may vary)."""
@@ -91,9 +93,13 @@ def config_path_for(suite: str, dataset: str, cell: str, configs_root: Path) -> 
 
 def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path = Path("bench"),
                data_root: Path | None = None, configs_root: Path = Path("configs"),
-               extra_overrides: dict | None = None) -> list[PlannedRun]:
+               extra_overrides: dict | None = None, tag: str = "") -> list[PlannedRun]:
+    """The runs of a video suite. `tag` names a variant (e.g. an ablation set with --set) so that
+    its runs do not collide with, or get skipped as, the default runs."""
     if suite not in ("quick", "paper"):
         raise ConfigError(f"unknown video suite {suite!r}; choose one of {list(SUITES)}")
+    if tag and not re.fullmatch(r"[A-Za-z0-9_.=-]+", tag):
+        raise ConfigError(f"--tag {tag!r} must use only letters, digits and _ . = -")
     runs_root = Path(out) / "runs"
     planned = []
     for dataset in resolve_datasets(datasets):
@@ -109,7 +115,8 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
                     overrides["data.data_root"] = str(data_root)
                 overrides.update(extra_overrides or {})
                 run = PlannedRun(suite, dataset, cell, int(seed),
-                                 config_path_for(suite, dataset, cell, Path(configs_root)), overrides, runs_root)
+                                 config_path_for(suite, dataset, cell, Path(configs_root)), overrides, runs_root,
+                                 tag)
                 run.overrides["run.name"] = run.name
                 planned.append(run)
     return planned

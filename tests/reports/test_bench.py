@@ -42,7 +42,7 @@ class FakeRunner:
 def args_for(tmp_path, configs, **extra):
     values = dict(suite="quick", cells=["lif", "convlstm"], datasets=["mmnist", "taxibj"], tasks=None, seeds=None,
                   out=tmp_path / "bench", data_root=tmp_path / "data", configs=configs, scale=None, overrides=[],
-                  dry_run=False, no_report=True, html=False)
+                  dry_run=False, no_report=True, html=False, tag="")
     values.update(extra)
     return argparse.Namespace(**values)
 
@@ -124,3 +124,16 @@ def test_paper_suite_defaults_to_cells_with_a_paper_config(tmp_path, configs):
     planned = plan_suite("paper", datasets=["mmnist", "taxibj"], out=tmp_path / "b", configs_root=configs)
     assert [(p.dataset, p.cell, p.config_path.name) for p in planned] == [("mmnist", "lif", "lif.yaml")]
     assert planned[0].overrides["run.scale"] == "paper" and "data.generate_if_missing" not in planned[0].overrides
+
+
+def test_tagged_variant_does_not_collide_with_the_default_run(tmp_path, configs):
+    fake = FakeRunner()
+    bench.run(args_for(tmp_path, configs, cells=["stclif"], datasets=["mmnist"]), fit=fake)
+    variant = args_for(tmp_path, configs, cells=["stclif"], datasets=["mmnist"], tag="groups1",
+                       overrides=["model.cell_options.circuit_groups=1"])
+    bench.run(variant, fit=fake)
+    assert len(fake.calls) == 2
+    names = sorted(p.name for p in (tmp_path / "bench" / "runs" / "mmnist" / "stclif").iterdir())
+    assert names == ["quick-stclif-seed42", "quick-stclif-seed42-groups1"]
+    with pytest.raises(ConfigError, match="--tag"):
+        plan_suite("quick", cells=["lif"], datasets=["mmnist"], configs_root=configs, tag="a b")
