@@ -1,0 +1,102 @@
+"""Plugins (STCBENCH_PLUGINS, load_plugins), the template cell and `stcbench cells`."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from stcbench import cli
+from stcbench.cells import create_cell, get_cell_info, list_cells, load_plugins, registry
+import stcbench.cells as cells_package
+from stcbench.errors import ConfigError
+from tests.cells import test_contract as contract
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "examples" / "my_cell.py"
+
+
+@pytest.fixture
+def isolated_registry():
+    """Register plugins for one test only, so other tests see the registry unchanged."""
+    saved = (dict(registry._REGISTRY), dict(registry._ALIASES), dict(cells_package._LOADED_PLUGINS))
+    yield
+    for target, copy in zip((registry._REGISTRY, registry._ALIASES, cells_package._LOADED_PLUGINS), saved):
+        target.clear()
+        target.update(copy)
+
+
+def test_template_registers_and_passes_the_contract(isolated_registry):
+    assert "mylif" not in {i.name for i in list_cells()}
+    modules = load_plugins([str(TEMPLATE)])
+    assert load_plugins(str(TEMPLATE)) == modules                    # idempotent, string form too
+    info = get_cell_info("my-lif")
+    assert info.name == "mylif" and "leak_init" in info.parameters()
+    for synapse in ("conv", "linear"):
+        contract.test_shapes_states_and_multi_step("my_lif", "reference", synapse)
+        contract.test_gradients_reach_every_learning_parameter("my_lif", "reference", synapse)
+        contract.test_gradients_reach_every_learning_parameter("stc_my_lif", "reference", synapse)
+    contract.test_deterministic_construction_and_forward("my_lif")
+    contract.test_channels_not_multiple_of_16_raise("my_lif")
+    contract.test_unknown_option_and_variant_raise("stc_my_lif")
+    contract.test_circuit_at_init_is_the_identity_on_the_first_step("mylif")
+    with pytest.raises(ConfigError, match="leak_init"):
+        create_cell("my_lif", 2, 16, leak_init=1.5)
+
+
+def test_bad_plugins_raise_config_error():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_plugins(["/nonexistent/cell_file.py"])
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        load_plugins(["no_such_plugin_module_xyz"])
+
+
+def test_env_var_plugin_appears_in_stcbench_cells(tmp_path):
+    env = dict(os.environ, STCBENCH_PLUGINS=f" {TEMPLATE} ,")
+    out = subprocess.run([sys.executable, "-m", "stcbench", "cells", "--format", "json"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    names = [c["name"] for c in data["cells"]]
+    assert "mylif" in names and "mylif" in data["stc_wrappable"]
+    record = next(c for c in data["cells"] if c["name"] == "mylif")
+    assert record["options"]["leak_init"] == 0.5 and record["source"] == "docs/new_cell.md template"
+
+
+def test_cells_lists_every_registered_cell(capsys):
+    assert cli.main(["cells"]) == 0
+    text = capsys.readouterr().out
+    for info in list_cells():
+        assert info.name in text
+        assert info.description in text
+    assert cli.main(["cells", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in data["cells"]] == [i.name for i in list_cells()]
+    by_name = {c["name"]: c for c in data["cells"]}
+    assert by_name["stclif"]["official_class"] == "STCLIFCell"
+    assert by_name["glif"]["variants"] == ["reference", "original"]
+    assert "gradient_detach" in by_name["stcplif"]["options"]
+    assert "tclif" in data["stc_wrappable"] and "stclif" not in data["stc_wrappable"]
+    assert cli.main(["cells", "--format", "markdown"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("| cell |") and "`stc_tclif`" in md
+
+
+def test_cells_detail(capsys):
+    assert cli.main(["cells", "STC-LM-H"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("stclmh") and "stc_lmh_reset_detach = True" in text
+    assert "t_m [1]  (no gradient by design)" in text and "conv_h.0.weight [16, 1, 5, 5]" in text
+    assert cli.main(["cells", "glif", "--format", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["parameters"]["reference"]["without_grad"] == ["glif.alpha", "glif.beta", "glif.gamma"]
+    assert record["parameters"]["original"]["without_grad"] == []
+    assert record["parameters"]["reference"]["shapes"]["glif.conduct"] == [1, 16]
+
+
+def test_cells_unknown_name_is_a_clear_error(capsys):
+    assert cli.main(["cells", "nosuchcell"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown cell 'nosuchcell'" in err and "stcbench cells" in err
