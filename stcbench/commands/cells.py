@@ -96,8 +96,14 @@ def _options_text(options: dict) -> str:
     return ", ".join(f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}" for k, v in options.items())
 
 
+def stc_names(data: dict) -> list[str]:
+    """`stc_<cell>` names; where an official STC cell has that name, say so."""
+    registered = {c["name"] for c in data["cells"]}
+    return [f"stc_{b}" + (f" (= {'stc' + b})" if f"stc{b}" in registered else "") for b in data["stc_wrappable"]]
+
+
 def render_list(data: dict, fmt: str) -> str:
-    cells, bases = data["cells"], data["stc_wrappable"]
+    cells = data["cells"]
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
     if fmt == "markdown":
@@ -107,7 +113,7 @@ def render_list(data: dict, fmt: str) -> str:
             lines.append(f"| `{c['name']}` | {c['official_class'] or '—'} | {', '.join(c['variants'])} | "
                          f"{c['description']} | {', '.join(f'`{k}`' for k in c['options'])} | {c['source']} |")
         lines.append("")
-        lines.append("Spatio-temporal circuit around any of: " + ", ".join(f"`stc_{b}`" for b in bases))
+        lines.append("Spatio-temporal circuit around any of: " + ", ".join(f"`{n}`" for n in stc_names(data)))
         return "\n".join(lines) + "\n"
     lines = []
     for c in cells:
@@ -117,7 +123,7 @@ def render_list(data: dict, fmt: str) -> str:
         lines.append(f"    options: {', '.join(c['options'])}")
         lines.append(f"    source: {c['source']}")
     lines.append("")
-    lines.append("stc_<cell> (spatio-temporal circuit) works for: " + ", ".join(bases))
+    lines.append("stc_<cell> (spatio-temporal circuit): " + ", ".join(stc_names(data)))
     lines.append("Details: stcbench cells NAME")
     return "\n".join(lines) + "\n"
 

@@ -100,3 +100,12 @@ def test_cells_unknown_name_is_a_clear_error(capsys):
     assert cli.main(["cells", "nosuchcell"]) == 2
     err = capsys.readouterr().err
     assert "unknown cell 'nosuchcell'" in err and "stcbench cells" in err
+
+
+def test_generated_cell_docs_are_up_to_date():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_cell_docs", ROOT / "tools" / "gen_cell_docs.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(["--check"]) == 0, "docs/cells.md is out of date: run python tools/gen_cell_docs.py"
