@@ -1,0 +1,74 @@
+"""Loading prediction/target arrays for `stcbench evaluate` with one clear error per problem."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from stcbench.errors import DataError
+
+NPZ_KEYS = ("pred", "true")
+
+
+def load_pair(pred_path: Path, true_path: Path | None) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
+    """(pred, true, names): `.npy` files are memory-mapped read-only; an `.npz` holds `pred` and `true`."""
+    pred_path = Path(pred_path)
+    if pred_path.suffix == ".npz":
+        if true_path is not None:
+            raise DataError(f"{pred_path} is an .npz holding both arrays; drop --true {true_path} "
+                            "(or pass two .npy files)")
+        return _load_npz(pred_path)
+    if true_path is None:
+        raise DataError(f"--true is missing; pass the targets .npy (or one .npz with arrays 'pred' and 'true' "
+                        f"instead of {pred_path})")
+    return _load_npy(pred_path), _load_npy(Path(true_path)), (str(pred_path), str(true_path))
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise DataError(f"{what} file {path} does not exist; check the path")
+    if not path.is_file():
+        raise DataError(f"{what} path {path} is not a file; pass a .npy or .npz file")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    _require_file(path, "array")
+    if path.suffix != ".npy":
+        raise DataError(f"{path} is not a .npy or .npz file; save arrays with numpy.save / numpy.savez")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path} is not a readable .npy array ({exc}); re-save it with numpy.save") from None
+
+
+def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
+    _require_file(path, "archive")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise DataError(f"{path} has arrays {sorted(archive.files)} but lacks {missing}; save it with "
+                                "numpy.savez(path, pred=predictions, true=targets)")
+            arrays = [archive[key] for key in NPZ_KEYS]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a readable .npz archive ({exc}); re-save it with numpy.savez") from None
+    return arrays[0], arrays[1], (f"{path}:pred", f"{path}:true")
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON to a temp file in the same folder, then rename (no partial file on failure)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(payload, out, indent=2)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
