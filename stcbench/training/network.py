@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
-
 import torch
 from torch import nn
 
@@ -20,17 +18,7 @@ def build_network(config):
     from stcbench.models import build_predictor
 
     spec = network_spec(config)
-    m = config.model
-    options = dict(m.cell_options)
-    kwargs = dict(cell=m.cell, dataset=spec.name, num_hidden=list(m.num_hidden), filter_size=m.filter_size,
-                  patch_size=m.patch_size or spec.patch_size, cell_options=options)
-    if m.gradient_detach is not None:
-        kwargs["gradient_detach"] = m.gradient_detach
-    accepted = inspect.signature(build_predictor).parameters
-    if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-    net = build_predictor(**kwargs)
-    return net, spec
+    return build_predictor(config.model, spec), spec
 
 
 def network_spec(config):

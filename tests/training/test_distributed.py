@@ -65,6 +65,8 @@ def test_ddp_two_processes_match_single_process(mmnist_root, tmp_path):
     ddp = json.loads(out.read_text())
     assert ddp["world_size"] == 2
     assert ddp["test"]["n_sequences"] == single["n_sequences"] == 5
+    # The ranks run float32 convolutions on other batch compositions than the single process,
+    # so predictions differ at round-off; the reduction itself is exact (test above, 1e-12).
     for key in ("mse", "mae"):
-        assert ddp["test"][key] == pytest.approx(single[key], rel=1e-9)
-    assert ddp["test"]["per_frame"]["mse"] == pytest.approx(single["per_frame"]["mse"], rel=1e-9)
+        assert ddp["test"][key] == pytest.approx(single[key], rel=1e-6)
+    assert ddp["test"]["per_frame"]["mse"] == pytest.approx(single["per_frame"]["mse"], rel=1e-6)
