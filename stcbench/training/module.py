@@ -70,9 +70,6 @@ class VideoPredictionModule(L.LightningModule):
         self.test_metrics = None        # created per test run (PredictionMetrics)
         self.test_results: dict | None = None
         self.prediction_buffer: list = []
-        self._spike_sums: dict[str, list] = {}
-        self._record_spikes = False
-        self._hooks = []
 
     # ------------------------------------------------------------------ setup
     def _mask_seed(self, rank: int) -> int:
@@ -82,26 +79,6 @@ class VideoPredictionModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":   # a resumed run restores the generator state after this hook
             self.mask_generator.manual_seed(self._mask_seed(self.global_rank))
-        if self.config.logging.firing_rates and not self._hooks:
-            self._install_spike_hooks()
-
-    def _install_spike_hooks(self) -> None:
-        from stcbench.cells.base import RecurrentCell
-
-        for name, module in self.net.named_modules():
-            if isinstance(module, RecurrentCell) and getattr(module, "spiking", False):
-                self._hooks.append(module.register_forward_hook(self._spike_hook(name)))
-
-    def _spike_hook(self, name: str):
-        def hook(module, inputs, output):
-            if not self._record_spikes:
-                return
-            spikes = output[0] if isinstance(output, tuple) else output
-            if isinstance(spikes, torch.Tensor):
-                acc = self._spike_sums.setdefault(name, [0.0, 0])
-                acc[0] += float(spikes.detach().float().mean())
-                acc[1] += 1
-        return hook
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
@@ -138,16 +115,16 @@ class VideoPredictionModule(L.LightningModule):
         mask = self.scheduled_mask(frames)
         eta = self.sampling.eta()
         log_now = self._should_log_details()
-        self._record_spikes = log_now and self.config.logging.firing_rates
-        outputs = network_outputs(self.net, frames, mask)         # [B, T-1, C, H, W]
-        self._record_spikes = False
+        if log_now and self.config.logging.firing_rates:
+            outputs, traces = self.net(frames, mask, return_traces=True)   # [B, T-1, C, H, W]
+            self._log_traces(traces)
+        else:
+            outputs = network_outputs(self.net, frames, mask)
         loss = torch.mean((outputs - frames[:, 1:].detach()) ** 2)
         self._check_finite(loss)
         self.sampling.step()
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=frames.shape[0])
         self.log("train/eta", eta, on_step=True, on_epoch=False, batch_size=frames.shape[0])
-        if log_now:
-            self._log_firing_rates()
         return loss
 
     def _should_log_details(self) -> bool:
@@ -171,11 +148,19 @@ class VideoPredictionModule(L.LightningModule):
             f"(trainer.precision={c.trainer.precision!r}; try 32-true or 64-true). The run was stopped; "
             f"no metrics were written.")
 
-    def _log_firing_rates(self) -> None:
-        for name, (total, steps) in self._spike_sums.items():
-            if steps:
-                self.log(f"firing_rate/{name}", total / steps, on_step=True, on_epoch=False, rank_zero_only=True)
-        self._spike_sums.clear()
+    def _log_traces(self, traces: dict) -> None:
+        """Per-layer firing rates and mean STC gates (A-1 = beta, B-1 = gamma; paper Fig. 2)."""
+        for key, value in traces.items():
+            layer, name = key.split("/", 1)
+            if name == "spike":
+                self.log(f"firing_rate/{layer}", value.float().mean(), on_step=True, on_epoch=False,
+                         rank_zero_only=True)
+            elif name == "gate_history":
+                self.log(f"gates/{layer}_beta", (value - 1).float().mean(), on_step=True, on_epoch=False,
+                         rank_zero_only=True)
+            elif name == "gate_input":
+                self.log(f"gates/{layer}_gamma", (value - 1).float().mean(), on_step=True, on_epoch=False,
+                         rank_zero_only=True)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if not self.config.logging.grad_norms or not self._should_log_details():

@@ -3,9 +3,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.training import standins
-
-standins.install()
 
 
 @pytest.fixture(scope="session")

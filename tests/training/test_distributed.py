@@ -56,8 +56,7 @@ def test_ddp_two_processes_match_single_process(mmnist_root, tmp_path):
     out = tmp_path / "ddp.json"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     script = tmp_path / "cli.py"     # re-executed by Lightning's DDP launcher in the second process
-    script.write_text("import sys\nfrom tests.training import standins\nstandins.install()\n"
-                      "from stcbench.cli import main\nsys.exit(main())\n")
+    script.write_text("import sys\nfrom stcbench.cli import main\nsys.exit(main())\n")
     cmd = [sys.executable, str(script), "test", str(run_dir), "--output", str(out),
            "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--set", "logging.progress_bar=none"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
