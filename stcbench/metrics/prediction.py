@@ -216,8 +216,10 @@ def compute_metrics(pred, true, ssim_data_range: float = PAPER_SSIM_DATA_RANGE, 
         stop = min(start + batch_size, total)
         pred_block, true_block = _as_tensor(pred[start:stop]), _as_tensor(true[start:stop])
         if check_values:
-            _check_block(pred_block, true_block, start, names)
+            _check_range(true_block, start, names[1])
         metric.update(pred_block, true_block)
+        if check_values and not bool(torch.isfinite(metric.se).all()):
+            _raise_non_finite(pred_block, true_block, start, names)   # a non-finite value makes its `se` NaN/inf
         for array in (pred, true):
             release_pages(array, start, stop)
         if on_batch is not None:
@@ -241,18 +243,22 @@ def _check_float_dtype(name: str, array) -> None:
                         "(convert, e.g. uint8 frames with x.astype('float32') / 255)")
 
 
-def _check_block(pred: torch.Tensor, true: torch.Tensor, offset: int, names: tuple[str, str]) -> None:
+def _check_range(true: torch.Tensor, offset: int, name: str) -> None:
+    low, high = torch.aminmax(true)
+    if float(low) < 0.0 or float(high) > 1.0:
+        raise DataError(f"{name} have values in [{float(low):.4g}, {float(high):.4g}] (sequences from "
+                        f"{offset}); targets must be in [0, 1] (e.g. divide 8-bit frames by 255, map TaxiBJ "
+                        "flows with (x + 1) / 2)")
+
+
+def _raise_non_finite(pred: torch.Tensor, true: torch.Tensor, offset: int, names: tuple[str, str]) -> None:
     for name, block in zip(names, (pred, true)):
         finite = torch.isfinite(block).flatten(1).all(dim=1)
         if not bool(finite.all()):
             index = offset + int((~finite).nonzero()[0])
             raise DataError(f"{name} contain NaN or infinite values (first in sequence {index}); "
                             "fix or drop the diverged predictions before evaluating")
-    low, high = torch.aminmax(true)
-    if float(low) < 0.0 or float(high) > 1.0:
-        raise DataError(f"{names[1]} have values in [{float(low):.4g}, {float(high):.4g}] (sequences from "
-                        f"{offset}); targets must be in [0, 1] (e.g. divide 8-bit frames by 255, map TaxiBJ "
-                        "flows with (x + 1) / 2)")
+    raise DataError(f"{names[0]} give non-finite errors (sequences from {offset}); values are too large")
 
 
 def release_pages(array, start: int, stop: int) -> None:
