@@ -17,6 +17,14 @@ from torch.utils.checkpoint import checkpoint
 
 from stcbench.cells.base import RecurrentCell
 from stcbench.cells.synapse import Synapse
+from stcbench.models.gates import FusedGates, fusable
+
+
+def to_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """Feature maps in channels-last memory order (faster CPU convolutions, grouped ones above all)."""
+    if channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def splittable(cell) -> bool:
@@ -37,24 +45,27 @@ def norm_split(cell):
 class LayerRunner:
     """Runs one cell either over a whole input sequence or one step at a time."""
 
-    def __init__(self, cell, recompute: bool):
+    def __init__(self, cell, recompute: bool, channels_last: bool, fuse_gates: bool = True):
         self.cell = cell
+        self.channels_last = channels_last
         self.split = splittable(cell)
         parts = norm_split(cell) if self.split else None
         self.conv, self.norm = parts if parts else (None, None)
         self.recompute = recompute and self.split
+        # the duplicated-input grouped conv is only fast in channels-last order (NCHW hits a slow kernel)
+        self.fused = FusedGates(cell) if fuse_gates and channels_last and self.split and fusable(cell) else None
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """What is stored between forward and backward: the conv output (or the full current)."""
+        x = to_layout(x, self.channels_last)
         if self.conv is not None:
             return self.conv(x)
         return self.cell.input_current(x)
 
     def _dynamics(self, pre, state, t):
-        cell = self.cell
-        if self.norm is None:
-            return cell.step_from_current(pre, state, t)
-        return cell.step_from_current(self.norm(pre), state, t)
+        step = self.fused.step_from_current if self.fused is not None else self.cell.step_from_current
+        current = pre if self.norm is None else self.norm(pre)
+        return step(current, state, t)
 
     def dynamics(self, pre, state, t):
         if self.recompute and torch.is_grad_enabled():
@@ -65,7 +76,8 @@ class LayerRunner:
 
     def initial_state(self, pre):
         spatial = tuple(pre.shape[2:])
-        return self.cell.initial_state(pre.shape[0], spatial, device=pre.device, dtype=pre.dtype)
+        state = self.cell.initial_state(pre.shape[0], spatial, device=pre.device, dtype=pre.dtype)
+        return tuple(to_layout(s, self.channels_last) for s in state)
 
     def step(self, x, state, t):
         if not self.split:
@@ -99,7 +111,7 @@ def run_fast(model, frames, steps, mask, return_traces):
     from stcbench.models.predictor import Traces
 
     traces = Traces(model) if return_traces else None
-    runners = [LayerRunner(cell, model.recompute) for cell in model.cell_list]
+    runners = [LayerRunner(cell, model.recompute, model.channels_last) for cell in model.cell_list]
     context_steps = min(model.in_frames, steps)
 
     def recorder(layer):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stcbench.cells import create_cell
+from stcbench.cells import create_cell, get_cell_info
 from stcbench.errors import ConfigError
 from stcbench.models import fastpath
 from stcbench.models.patch import CHANNEL_FIRST, patchify, unpatchify
@@ -33,7 +33,8 @@ class RecurrentPredictor(nn.Module):
 
     def __init__(self, cell: str, image_channels: int, num_hidden: Sequence[int] = (256, 256, 256),
                  patch_size: int = 1, in_frames: int = 10, filter_size: int = 5,
-                 cell_options: Mapping | None = None, fast: bool = True, recompute: bool = True):
+                 cell_options: Mapping | None = None, fast: bool = True, recompute: bool = True,
+                 channels_last: bool = True):
         super().__init__()
         num_hidden = [int(n) for n in num_hidden]
         if not num_hidden:
@@ -49,6 +50,7 @@ class RecurrentPredictor(nn.Module):
         self.cell_options = dict(cell_options or {})
         self.fast = fast
         self.recompute = recompute
+        self.channels_last = channels_last
         self.frame_channels = self.patch_size ** 2 * self.image_channels
         self.cell_list = nn.ModuleList()
         in_channels = self.frame_channels
@@ -196,20 +198,24 @@ def _get(section, key, default=None):
 
 
 def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredictor:
-    """A predictor from a config `model` section (mapping or object with attributes `cell`,
-    `num_hidden`, `filter_size`, `patch_size`, `cell_options`, `fast`) and a DatasetSpec."""
+    """A predictor from a config `model` section (mapping or object with `cell`, `num_hidden`,
+    `filter_size`, `patch_size`, `gradient_detach`, `cell_options`, `in_frames`, `channels`,
+    `fast`; None means the dataset's value) and a DatasetSpec. `overrides` win."""
     cell = overrides.pop("cell", None) or _get(model_section, "cell")
     if not cell:
         raise ConfigError("model.cell is missing; name a registered cell, e.g. `cell: stclif`")
-    patch = _get(model_section, "patch_size") or _get(dataset_spec, "patch_size", 1)
+    options = dict(_get(model_section, "cell_options") or {})
+    gradient_detach = _get(model_section, "gradient_detach")
+    if gradient_detach is not None and "gradient_detach" in get_cell_info(cell).parameters():
+        options.setdefault("gradient_detach", int(gradient_detach))
     kwargs = dict(
         cell=cell,
-        image_channels=_get(dataset_spec, "channels"),
+        image_channels=_get(model_section, "channels") or _get(dataset_spec, "channels"),
         num_hidden=_get(model_section, "num_hidden") or (256, 256, 256),
-        patch_size=patch,
-        in_frames=_get(dataset_spec, "in_frames"),
+        patch_size=_get(model_section, "patch_size") or _get(dataset_spec, "patch_size", 1),
+        in_frames=_get(model_section, "in_frames") or _get(dataset_spec, "in_frames"),
         filter_size=_get(model_section, "filter_size") or 5,
-        cell_options=_get(model_section, "cell_options") or {},
+        cell_options=options,
         fast=_get(model_section, "fast", True),
     )
     kwargs.update(overrides)

@@ -1,0 +1,120 @@
+"""`stcbench profile`: seconds per training step, throughput and peak memory of one model.
+
+The last line printed is one JSON object (seconds_per_step, sequences_per_second,
+peak_memory_mb, conv_bound_seconds, conv_bound_ratio, ...), so scripts can parse it.
+"""
+from __future__ import annotations
+
+import json
+
+from stcbench.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "profile", help="time training steps of a model on random data of a dataset's shapes",
+        description="Run N training steps (forward over all steps + backward + Adam) on random data of the "
+                    "config's dataset shapes; print a table and, as the last line, a JSON object.")
+    p.add_argument("--config", help="run config (YAML); gives data.dataset, model.cell, model.num_hidden")
+    p.add_argument("--dataset", help="dataset whose shapes are used (mmnist, taxibj, kth); overrides the config")
+    p.add_argument("--cell", help="cell name (overrides the config; default stclif)")
+    p.add_argument("--num-hidden", help="comma-separated layer widths, e.g. 64,64,64 (overrides the config)")
+    p.add_argument("--batch", type=int, default=4, help="batch size (default 4)")
+    p.add_argument("--steps", type=int, default=3, help="measured training steps; the median is reported (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="unmeasured steps first (default 1)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--path", default="fast", choices=["fast", "reference"],
+                   help="fast path (default) or the reference per-step loop")
+    p.add_argument("--cell-options", default=None, help='JSON object of extra cell options, e.g. \'{"gradient_detach": 1}\'')
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="parameter/data dtype")
+    p.add_argument("--no-recompute", action="store_true",
+                   help="fast path: keep the neuron dynamics' activations instead of recomputing them (faster, more memory)")
+    p.add_argument("--no-conv-bound", action="store_true", help="skip timing the convolutions-alone bound")
+    p.set_defaults(func=run)
+
+
+def _model_settings(config_path: str | None) -> dict:
+    """dataset, cell, num_hidden and cell options from a run config."""
+    if not config_path:
+        return {}
+    try:
+        from stcbench.training.config import resolve_config
+    except ImportError:
+        resolve_config = None
+    if resolve_config is not None:
+        cfg = resolve_config(config_path)
+        options = dict(cfg.model.cell_options or {})
+        if cfg.model.gradient_detach is not None:
+            options["gradient_detach"] = cfg.model.gradient_detach
+        return {"dataset": cfg.data.dataset, "cell": cfg.model.cell, "num_hidden": list(cfg.model.num_hidden),
+                "cell_options": options}
+    import yaml
+
+    try:
+        with open(config_path) as fh:
+            raw = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {config_path!r}: {exc}") from None
+    model = raw.get("model") or {}
+    return {"dataset": (raw.get("data") or {}).get("dataset"), "cell": model.get("cell"),
+            "num_hidden": model.get("num_hidden"), "cell_options": model.get("cell_options") or {}}
+
+
+def _parse_hidden(text: str) -> list[int]:
+    try:
+        widths = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--num-hidden must be comma-separated integers like 64,64,64, got {text!r}") from None
+    if not widths:
+        raise ConfigError("--num-hidden needs at least one width, e.g. 64,64,64")
+    return widths
+
+
+def _drop_unaccepted_options(cell: str, options: dict) -> dict:
+    from stcbench.cells import get_cell_info
+
+    allowed = get_cell_info(cell).parameters()
+    return {k: v for k, v in options.items() if k in allowed or k != "gradient_detach"}
+
+
+def run(args) -> int:
+    import torch
+
+    from stcbench.models.profiling import dataset_geometry, profile_training
+
+    settings = _model_settings(args.config)
+    dataset = args.dataset or settings.get("dataset") or "mmnist"
+    cell = args.cell or settings.get("cell") or "stclif"
+    hidden = _parse_hidden(args.num_hidden) if args.num_hidden else (settings.get("num_hidden") or [64, 64, 64])
+    options = dict(settings.get("cell_options") or {})
+    if args.cell_options:
+        try:
+            options.update(json.loads(args.cell_options))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"--cell-options must be a JSON object: {exc}") from None
+    options = _drop_unaccepted_options(cell, options)
+    if args.steps < 1 or args.batch < 1:
+        raise ConfigError("--steps and --batch must be >= 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but CUDA is not available; use --device cpu")
+    result = profile_training(cell, dataset_geometry(dataset), hidden, batch=args.batch, steps=args.steps,
+                              device=args.device, threads=args.threads, path=args.path, cell_options=options,
+                              dtype=getattr(torch, args.dtype), warmup=args.warmup,
+                              conv_bound=not args.no_conv_bound, recompute=not args.no_recompute)
+    rows = [
+        ("cell / dataset", f"{result.cell} / {result.dataset}"),
+        ("layers", "x".join(map(str, result.num_hidden)) + f" ({result.params:,} parameters)"),
+        ("path / device / threads", f"{result.path} / {result.device} / {result.threads}"),
+        ("batch / measured steps", f"{result.batch} / {result.steps}"),
+        ("seconds per step (median)", f"{result.seconds_per_step:.4f}"),
+        ("sequences per second", f"{result.sequences_per_second:.2f}"),
+        ("peak memory (MiB)", f"{result.peak_memory_mb:.1f}  [{result.memory_method}]"),
+        ("convolutions alone (s)", f"{result.conv_bound_seconds:.4f}"),
+        ("step / convolutions", f"{result.conv_bound_ratio:.2f}x"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print(json.dumps(result.to_dict()))
+    return 0

@@ -1,0 +1,29 @@
+"""`stcbench profile` runs training steps and ends with one JSON line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stcbench.cli import main
+
+
+def test_profile_prints_json_last_line(capsys, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("data:\n  dataset: taxibj\nmodel:\n  cell: lif\n  num_hidden: [16]\n")
+    code = main(["profile", "--config", str(config), "--batch", "1", "--steps", "1", "--warmup", "0",
+                 "--threads", "1"])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert result["cell"] == "lif" and result["dataset"] == "taxibj" and result["num_hidden"] == [16]
+    for key in ("seconds_per_step", "sequences_per_second", "peak_memory_mb", "conv_bound_seconds",
+                "conv_bound_ratio"):
+        assert key in result
+    assert result["seconds_per_step"] > 0 and result["conv_bound_seconds"] > 0
+    assert result["sequences_per_second"] == pytest.approx(1 / result["seconds_per_step"])
+
+
+def test_profile_bad_hidden_is_a_clear_error(capsys):
+    assert main(["profile", "--dataset", "taxibj", "--num-hidden", "a,b"]) == 2
+    assert "--num-hidden must be comma-separated integers" in capsys.readouterr().err
