@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                         help="override a config key in every run, e.g. --set trainer.max_epochs=1 (repeatable)")
     parser.add_argument("--tag", default="", help="suffix of the run names for a variant set up with --set "
                         "(e.g. --tag groups1 --set model.cell_options.circuit_groups=1)")
+    parser.add_argument("--reference-loop", action="store_true",
+                        help="train with the predictor's step-by-step reference loop (same numbers; faster for "
+                             "small models on CPU)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument("--no-report", action="store_true", help="run only; do not write the report")
     parser.add_argument("--html", action="store_true", help="also write report.html")
@@ -53,6 +56,10 @@ def run(args, fit=None, memory_suite=None) -> int:
     if args.dry_run:
         print("report ->", out / "report.md")
         return 0
+    if fit is None:
+        from stcbench.reports.suites import default_fit
+
+        fit = default_fit(reference_loop=getattr(args, "reference_loop", False))
     execute(planned, fit=fit)
     if not args.no_report:
         from stcbench.reports.report import write_report

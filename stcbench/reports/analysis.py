@@ -271,9 +271,9 @@ def analyse_run(run: Run, with_gradients: bool = True) -> dict | None:
         return None
     net, spec = loaded
     result = cost_report(net, sample, in_frames=spec.in_frames, gate_summary=False)
-    gates = gate_traces(net, sample[:2], in_frames=spec.in_frames, max_values=2048)
+    gates = gate_traces(net, sample[:2], in_frames=spec.in_frames, max_values=256)
     if gates:
-        result["gates"] = {layer: {k: v.tolist() for k, v in g.items()} for layer, g in gates.items()}
+        result["gates"] = {layer: {k: np.round(v, 5).tolist() for k, v in g.items()} for layer, g in gates.items()}
     if with_gradients and spiking_cells(net):
         norms = grad_through_time(net, sample[:2], in_frames=spec.in_frames)
         top = list(norms)[-1]

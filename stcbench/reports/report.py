@@ -86,7 +86,14 @@ def _series(rows: list[dict], key: str, x_key: str = "step") -> list[tuple[float
 
 
 # --- summary and ranking -------------------------------------------------------------------------
-def summary_rows(picked: dict[str, dict[str, Run]], analyses: dict) -> list[dict]:
+def _relative(path: Path, root: Path | None) -> str:
+    try:
+        return str(Path(path).relative_to(root)) if root is not None else str(path)
+    except ValueError:
+        return str(path)
+
+
+def summary_rows(picked: dict[str, dict[str, Run]], analyses: dict, runs_root: Path | None = None) -> list[dict]:
     rows = []
     for dataset, cells in picked.items():
         ranked = sorted(cells.values(), key=lambda r: (r.value("test", "mse") is None, r.value("test", "mse") or 0))
@@ -104,7 +111,7 @@ def summary_rows(picked: dict[str, dict[str, Run]], analyses: dict) -> list[dict
             rates = analysis.get("firing_rates")
             row["firing_rate"] = float(np.mean(list(rates.values()))) if rates else None
             row["energy_uj"] = analysis.get("energy_uj_per_sequence")
-            row["run"] = str(run.path)
+            row["run"] = _relative(run.path, runs_root)
             rows.append(row)
     return rows
 
@@ -212,7 +219,7 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
     for key, result in tables.items():
         for fmt in FORMATS:
             atomic_write_text(table_dir / f"table_{key}.{FORMAT_SUFFIX[fmt]}", render(result, fmt))
-    rows = summary_rows(picked, analyses)
+    rows = summary_rows(picked, analyses, Path(runs_root))
     atomic_write_text(table_dir / "summary.csv", summary_csv(rows))
 
     md = [f"# stcbench report{f' — suite {suite}' if suite else ''}", ""]

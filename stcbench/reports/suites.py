@@ -122,14 +122,39 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
     return planned
 
 
-def default_fit() -> Callable:
+class reference_loop_predictors:
+    """Build every predictor with `fast=False` (the step-by-step reference loop; the same numbers,
+    and on small CPU models several times faster than the fast path). The config schema has no
+    key for it, so this swaps `stcbench.models.build_predictor` for the duration of a run."""
+
+    def __enter__(self):
+        import stcbench.models as models
+
+        self.models, self.original = models, models.build_predictor
+
+        def build(model_section, dataset_spec, **overrides):
+            overrides.setdefault("fast", False)
+            return self.original(model_section, dataset_spec, **overrides)
+
+        models.build_predictor = build
+        return self
+
+    def __exit__(self, *exc):
+        self.models.build_predictor = self.original
+
+
+def default_fit(reference_loop: bool = False) -> Callable:
     """The training runner's fit(config_dict, overrides=...) -> run dir."""
     from stcbench.training.config import load_config_dict
 
     runner = importlib.import_module("stcbench.training.runner")
 
     def fit(planned: PlannedRun) -> Path:
-        return runner.fit(load_config_dict(planned.config_path), overrides=dict(planned.overrides))
+        config = load_config_dict(planned.config_path)
+        if not reference_loop:
+            return runner.fit(config, overrides=dict(planned.overrides))
+        with reference_loop_predictors():
+            return runner.fit(config, overrides=dict(planned.overrides))
 
     return fit
 

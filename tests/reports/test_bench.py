@@ -137,3 +137,16 @@ def test_tagged_variant_does_not_collide_with_the_default_run(tmp_path, configs)
     assert names == ["quick-stclif-seed42", "quick-stclif-seed42-groups1"]
     with pytest.raises(ConfigError, match="--tag"):
         plan_suite("quick", cells=["lif"], datasets=["mmnist"], configs_root=configs, tag="a b")
+
+
+def test_reference_loop_adapter_builds_reference_predictors():
+    import stcbench.models as models
+    from stcbench.reports.suites import reference_loop_predictors
+
+    original = models.build_predictor
+    spec = {"channels": 1, "patch_size": 2, "in_frames": 3}
+    section = {"cell": "lif", "num_hidden": [16], "filter_size": 3}
+    with reference_loop_predictors():
+        assert models.build_predictor(section, spec).fast is False
+        assert models.build_predictor(section, spec, fast=True).fast is True
+    assert models.build_predictor is original and original(section, spec).fast is True
