@@ -64,8 +64,27 @@ def run(args, fit=None, memory_suite=None) -> int:
     if not args.no_report:
         from stcbench.reports.report import write_report
 
-        print(write_report(out / "runs", out, suite=args.suite, html=args.html, configs_root=args.configs))
+        print(write_report(out / "runs", out, suite=args.suite, html=args.html, configs_root=args.configs,
+                           header=suite_header(args)))
     return 0
+
+
+SCALE_NOTES = {
+    "quick": "**Reduced scale (`quick`)**: CPU, the small embedded synthetic/generated datasets, a tiny "
+             "model (configs/quick/<dataset>.yaml: 2 x 16 hidden channels, a few epochs on a few hundred "
+             "sequences). These numbers check that the pipeline works and how cells compare at this size; "
+             "they are **not** comparable with the published numbers shown beside them.",
+    "paper": "**Paper scale**: configs/<dataset>/<cell>.yaml (3 x 256 cells, the paper's epochs and data).",
+}
+
+
+def suite_header(args) -> str:
+    lines = [SCALE_NOTES.get(args.suite, "")]
+    if args.overrides:
+        lines.append("Overrides passed to every run: " + ", ".join(f"`{o}`" for o in args.overrides) + ".")
+    if getattr(args, "reference_loop", False):
+        lines.append("Trained with the predictor's reference loop (`--reference-loop`; same numbers as the fast path).")
+    return "\n\n".join(line for line in lines if line)
 
 
 def run_memory(args, out: Path, memory_suite=None) -> int:
