@@ -1,0 +1,72 @@
+"""ConvLSTM (Shi et al. 2015), the non-spiking reference cell, as OpenSTL's `ConvLSTMCell`.
+
+    [i, f, g, o] = W_x * x_t + W_h * h_{t-1}       (= one conv over [x_t, h_{t-1}], no bias)
+    i = sigma(i), f = sigma(f + 1), g = tanh(g), o = sigma(o)   (forget bias 1.0, no peepholes)
+    c_t = f*c_{t-1} + i*g,   h_t = o*tanh(c_t)
+
+Parameter names follow OpenSTL (`conv_x.0.weight`, `conv_h.0.weight`, and with
+`layer_norm=True` a LayerNorm over `[4C, H, W]` as `conv_x.1` / `conv_h.1`).  With the
+conv synapse, `layer_norm` needs the map size `norm_spatial=(H, W)`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stcbench.cells.base import RecurrentCell
+from stcbench.cells.registry import register_cell
+from stcbench.cells.synapse import Synapse
+from stcbench.errors import ConfigError
+
+FORGET_BIAS = 1.0
+GATES = 4
+
+
+@register_cell(
+    "convlstm",
+    aliases=("conv_lstm",),
+    description="ConvLSTM (Shi et al. 2015), non-spiking reference cell (OpenSTL ConvLSTMCell)",
+    source="Shi et al., NeurIPS 2015; OpenSTL openstl/modules/convlstm_modules.py ConvLSTMCell",
+    spiking=False,
+    stc_compatible=False,
+)
+class ConvLSTM(RecurrentCell):
+    """Convolutional (or, with the linear synapse, fully connected) LSTM; output h_t."""
+
+    state_names = ("hidden", "cell")
+    spiking = False
+
+    def __init__(self, in_channels: int, hidden_channels: int, *, layer_norm: bool = False,
+                 norm_spatial: tuple[int, int] | None = None, **kwargs):
+        super().__init__(in_channels, hidden_channels, **kwargs)
+        self.layer_norm = layer_norm
+        self.conv_x = self._gate_synapse(in_channels, norm_spatial)
+        self.conv_h = self._gate_synapse(hidden_channels, norm_spatial)
+
+    def _gate_synapse(self, in_channels: int, norm_spatial) -> Synapse:
+        gates = Synapse(self.synapse_kind, in_channels, GATES * self.hidden_channels, self.kernel_size, norm=False)
+        if self.layer_norm:
+            gates.append(nn.LayerNorm([GATES * self.hidden_channels, *self._norm_spatial(norm_spatial)]))
+        return gates
+
+    def _norm_spatial(self, norm_spatial) -> tuple[int, ...]:
+        if self.synapse_kind == "linear":
+            return ()
+        if norm_spatial is None or len(tuple(norm_spatial)) != 2:
+            raise ConfigError("ConvLSTM with layer_norm=True and the conv synapse needs the map size: "
+                              "pass norm_spatial=(H, W)")
+        return tuple(int(s) for s in norm_spatial)
+
+    def neuron_step(self, current, state, t, history_gate=None):
+        """`current` is the input's share of the four gates, W_x * x_t."""
+        hidden, cell = state
+        in_gate, forget_gate, candidate, out_gate = torch.split(current + self.conv_h(hidden),
+                                                                self.hidden_channels, dim=1)
+        if history_gate is not None:
+            cell = history_gate * cell
+        cell = torch.sigmoid(forget_gate + FORGET_BIAS) * cell + torch.sigmoid(in_gate) * torch.tanh(candidate)
+        hidden = torch.sigmoid(out_gate) * torch.tanh(cell)
+        return hidden, cell
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", layer_norm={self.layer_norm}"
