@@ -86,7 +86,7 @@ class BPSTALIF(SpikingCell):
     def carry(self, residual, spike):
         """M_t = lambda*(R_t + alpha_bp*(O_t - sg(O_t))): zero extra forward value, BPTA gradient (Eq. 10)."""
         if self.training_rule != "bpsta":
-            return self.decay * (residual + self.bpsta_alpha * (spike - spike.detach()))
+            return self.decay * residual
         return self.decay * (residual + self.bpsta_alpha * (spike - spike.detach()))
 
     def neuron_step(self, current, state, t, history_gate=None):

@@ -304,3 +304,15 @@ def test_convlstm_registry_and_layer_norm():
 def test_channels_must_be_multiple_of_16(name):
     with pytest.raises(ConfigError, match="multiple of 16"):
         create_cell(name, 4, 24)
+
+
+def test_bpsta_surrogate_rule_uses_plain_surrogate_gradient(float64):
+    """training_rule='surrogate': M = lam*U*(1 - O) with dO/dU the sigmoid(4) surrogate, no BPTA residual."""
+    cell = create_cell("bpsta", 4, C, synapse="linear", training_rule="surrogate")
+    membrane = torch.tensor([[0.3, 0.7] * (C // 2)], requires_grad=True)
+    _, carried = cell.neuron_step(membrane, cell.initial_state(1, (), dtype=torch.float64), 0)
+    carried.sum().backward()
+    sig = torch.sigmoid(4 * (membrane.detach() - 0.5))
+    spike = (membrane.detach() >= 0.5).double()
+    expected = 0.9 * ((1 - spike) - membrane.detach() * 4 * sig * (1 - sig))
+    torch.testing.assert_close(membrane.grad, expected, atol=1e-12, rtol=0)
