@@ -5,14 +5,15 @@ layer's output, and the prediction fed back as the next input (not detached, not
 
 Two execution paths give the same numbers:
 
-* `fast=False` — the reference loop: for every step, every layer in turn, exactly the
+* `fast=False` (default) — the reference loop: for every step, every layer in turn, exactly the
   structure of the official network.
-* `fast=True` (default) — the teacher-forced context (steps t < T_in, whose inputs are
+* `fast=True` — the teacher-forced context (steps t < T_in, whose inputs are
   all known) runs layer by layer with the input convolution batched over all context
   steps; the autoregressive future runs step by step.  Cells with the spatio-temporal
   circuit evaluate their two gate convolutions as one grouped convolution.  The per-step
   neuron dynamics are recomputed in the backward pass instead of stored, which cuts the
-  activation memory (see docs/performance.md).
+  activation memory (about 0.54x peak memory at 3x64 on CPU) but, as measured so far, does
+  not make a CPU step faster (see docs/performance.md), so it is opt-in (`model.fast: true`).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class RecurrentPredictor(nn.Module):
 
     def __init__(self, cell: str, image_channels: int, num_hidden: Sequence[int] = (256, 256, 256),
                  patch_size: int = 1, in_frames: int = 10, filter_size: int = 5,
-                 cell_options: Mapping | None = None, fast: bool = True, recompute: bool = True,
+                 cell_options: Mapping | None = None, fast: bool = False, recompute: bool = True,
                  channels_last: bool = True):
         super().__init__()
         num_hidden = [int(n) for n in num_hidden]
@@ -216,7 +217,7 @@ def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredic
         in_frames=_get(model_section, "in_frames") or _get(dataset_spec, "in_frames"),
         filter_size=_get(model_section, "filter_size") or 5,
         cell_options=options,
-        fast=_get(model_section, "fast", True),
+        fast=bool(_get(model_section, "fast", False)),
     )
     kwargs.update(overrides)
     return RecurrentPredictor(**kwargs)

@@ -59,6 +59,7 @@ class ModelConfig:
     out_frames: int | None = None           # predicted frames
     channels: int | None = None             # image channels
     image_size: list[int] | None = None     # [H, W]
+    fast: bool = False                      # fused/multi-step execution path (same numbers, ~0.5x memory)
 
 
 @dataclass

@@ -116,7 +116,7 @@ class VideoPredictionModule(L.LightningModule):
         eta = self.sampling.eta()
         log_now = self._should_log_details()
         if log_now and self.config.logging.firing_rates:
-            outputs, traces = self.net(frames, mask, return_traces=True)   # [B, T-1, C, H, W]
+            outputs, traces = network_outputs(self.net, frames, mask, return_traces=True)   # [B, T-1, C, H, W]
             self._log_traces(traces)
         else:
             outputs = network_outputs(self.net, frames, mask)

@@ -42,9 +42,10 @@ def network_spec(config):
     return dataclasses.replace(spec, **changes) if changes else spec
 
 
-def network_outputs(net: nn.Module, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Training pass (§1.3): all T_total-1 outputs [B, T-1, C, H, W] for `frames` [B, T, C, H, W]."""
-    return net(frames, mask)
+def network_outputs(net: nn.Module, frames: torch.Tensor, mask: torch.Tensor, return_traces: bool = False):
+    """Training pass (§1.3): all T_total-1 outputs [B, T-1, C, H, W] for `frames` [B, T, C, H, W]
+    (and the per-layer traces with `return_traces`)."""
+    return net(frames, mask, return_traces=True) if return_traces else net(frames, mask)
 
 
 def network_predict(net: nn.Module, context: torch.Tensor, out_frames: int) -> torch.Tensor:

@@ -15,10 +15,12 @@ def test_non_finite_loss_names_step_and_causes(mmnist_root, tmp_path, monkeypatc
     real = module_lib.network_outputs
     calls = {"n": 0}
 
-    def poisoned(net, frames, mask):
+    def poisoned(net, frames, mask, return_traces=False):
         calls["n"] += 1
-        out = real(net, frames, mask)
-        return out * float("nan") if calls["n"] == 3 else out
+        out = real(net, frames, mask, return_traces)
+        if calls["n"] != 3:
+            return out
+        return (out[0] * float("nan"), out[1]) if return_traces else out * float("nan")
 
     monkeypatch.setattr(module_lib, "network_outputs", poisoned)
     config = tiny_config(mmnist_root, tmp_path, cell="lif", epochs=3)
