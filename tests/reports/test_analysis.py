@@ -82,7 +82,7 @@ def test_real_predictor_traces_agree_with_hooks():
     from stcbench.reports.analysis import _CellRecorder, gates_from_traces, predict_call, spikes_from_traces
 
     torch.manual_seed(4)
-    net = RecurrentPredictor("stclif", 1, [16, 16], patch_size=2, in_frames=3, filter_size=3)
+    net = RecurrentPredictor("stclif", 1, [16, 16], patch_size=2, in_frames=3, filter_size=3, fast=True)
     frames = torch.rand(2, 6, 1, 8, 8)
     with _CellRecorder(net) as rec:
         predict_call(3)(net, frames)

@@ -149,4 +149,4 @@ def test_reference_loop_adapter_builds_reference_predictors():
     with reference_loop_predictors():
         assert models.build_predictor(section, spec).fast is False
         assert models.build_predictor(section, spec, fast=True).fast is True
-    assert models.build_predictor is original and original(section, spec).fast is True
+    assert models.build_predictor is original and original(section, spec).fast is False   # the default
