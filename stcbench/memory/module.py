@@ -1,0 +1,132 @@
+"""Lightning pieces of the memory probes: `MemoryDataModule` and `MemoryModule`."""
+from __future__ import annotations
+
+import warnings
+
+import lightning as L
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from stcbench.memory.network import MemoryNet
+from stcbench.memory.tasks import COPY_LENGTH, TaskSpec, make_split, task_spec
+
+
+def spec_of(cfg: dict) -> TaskSpec:
+    data = cfg["data"]
+    return task_spec(data["task"], data["seq_len"], data["data_root"], data["digits_source"])
+
+
+class MemoryDataModule(L.LightningDataModule):
+    """Train/val/test tensors generated (or read) once from the config's seed."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.cfg = cfg
+        self.splits: dict[str, TensorDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        data = self.cfg["data"]
+        for split in ("train", "val", "test"):
+            if split not in self.splits:
+                inputs, targets = make_split(data["task"], split, data[f"{split}_samples"], seq_len=data["seq_len"],
+                                             seed=self.cfg["seed"], data_root=data["data_root"],
+                                             source=data["digits_source"])
+                self.splits[split] = TensorDataset(inputs, targets)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.cfg["data"]
+        batch = data["batch_size"] if split == "train" else (data["eval_batch_size"] or data["batch_size"])
+        generator = torch.Generator().manual_seed(int(self.cfg["seed"]))
+        return DataLoader(self.splits[split], batch_size=batch, shuffle=shuffle, drop_last=False,
+                          num_workers=data["num_workers"], generator=generator if shuffle else None)
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader("test", shuffle=False)
+
+
+def task_loss(spec: TaskSpec, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """MSE (adding), cross-entropy over every step (copy) or over the sequence (digits)."""
+    if spec.kind == "regression":
+        return F.mse_loss(outputs.squeeze(-1), targets)
+    if spec.kind == "sequence_classification":
+        return F.cross_entropy(outputs.flatten(0, 1), targets.flatten())
+    return F.cross_entropy(outputs, targets)
+
+
+def task_accuracy(spec: TaskSpec, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    """Digits: classification accuracy. Copy: accuracy on the 10 recall steps. Adding: none."""
+    if spec.kind == "regression":
+        return None
+    if spec.kind == "sequence_classification":
+        return (outputs[:, -COPY_LENGTH:].argmax(-1) == targets[:, -COPY_LENGTH:]).float().mean()
+    return (outputs.argmax(-1) == targets).float().mean()
+
+
+class MemoryModule(L.LightningModule):
+    """A `MemoryNet` trained with Adam and a step-decay schedule (per epoch)."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.save_hyperparameters({"cfg": cfg})
+        self.cfg = cfg
+        self.spec = spec_of(cfg)
+        model = cfg["model"]
+        self.net = MemoryNet(model["cell"], self.spec.in_features, model["hidden"], self.spec.out_features,
+                             steps=self.spec.steps, recurrent=model["recurrent"], readout=model["readout"],
+                             readout_decay=model["readout_decay"], synapse_norm=model["synapse_norm"],
+                             cell_options=model["cell_options"])
+        self._epoch_spikes: list[float] = []
+
+    def forward(self, x):
+        return self.net(x)
+
+    def _shared_step(self, batch, stage: str):
+        x, y = batch
+        outputs, layers = self.net(x, return_layers=True)
+        loss = task_loss(self.spec, outputs, y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
+        accuracy = task_accuracy(self.spec, outputs, y)
+        if accuracy is not None:
+            self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, batch_size=len(x))
+        if stage == "train" and self.net.spiking:
+            self._log_firing_rates(layers, len(x))
+        return loss
+
+    def _log_firing_rates(self, layers, batch_size: int) -> None:
+        rates = [float(layer.detach().mean()) for layer in layers]
+        for index, rate in enumerate(rates):
+            self.log(f"firing_rate/layer{index}", rate, on_step=False, on_epoch=True, batch_size=batch_size)
+        self._epoch_spikes = [a + b for a, b in zip(self._epoch_spikes, rates)] if self._epoch_spikes else rates
+
+    def on_train_epoch_end(self) -> None:
+        silent = [i for i, total in enumerate(self._epoch_spikes) if total == 0.0]
+        if silent:
+            warnings.warn(f"{self.net.cell_name}: layer(s) {silent} did not fire during epoch {self.current_epoch}; "
+                          f"they pass no gradient (BPSTA passes none through silent neurons)", stacklevel=1)
+        self._epoch_spikes = []
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test")
+
+    def configure_optimizers(self):
+        optim = self.cfg["optim"]
+        optimizer = torch.optim.Adam(self.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
+        if not optim["milestones"]:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=optim["milestones"],
+                                                         gamma=optim["gamma"])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,267 @@
+"""`run_memory_suite`: every (cell, task) at one scale, then a table and figures.
+
+Called by `stcbench bench --suite memory`.  Quick scale trains small networks briefly on
+CPU (T = 100, 2 x 64 neurons, 768 generated training sequences, 6 epochs) so that the whole
+suite finishes in minutes; its numbers show the pipeline and rough trends only, not the
+papers' results (which use 3 layers, 64-256-256, and thousands of iterations).
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from stcbench.cells import get_cell_info
+from stcbench.errors import ConfigError
+from stcbench.memory import config as memory_config
+from stcbench.memory.runner import fit, read_metrics, remove_incomplete_run, resolve_checkpoint, run_dir_for
+from stcbench.training.io import atomic_write_json, atomic_write_text
+
+DEFAULT_CELLS = ("lif", "alif", "plif", "glif", "tclif", "celif", "stclif")
+DEFAULT_TASKS = ("adding", "copy")
+SCALES = ("quick", "paper")
+
+QUICK = {
+    "data": {"seq_len": 100, "train_samples": 768, "val_samples": 256, "test_samples": 512, "batch_size": 128},
+    "model": {"hidden": [64, 64]},
+    "optim": {"lr": 3e-3},
+    "trainer": {"max_epochs": 6, "threads": 1},
+    "logging": {"loggers": ["csv"], "log_every_n_steps": 4},
+    "run": {"scale": "quick"},
+}
+PAPER = {   # CE-LIF paper Table 5 / TC-LIF Table 6: 64-256-256, batch 256
+    "data": {"train_samples": 50000, "val_samples": 2000, "test_samples": 10000, "batch_size": 256},
+    "model": {"hidden": [64, 256, 256]},
+    "trainer": {"max_epochs": 100, "threads": None},
+    "logging": {"loggers": ["csv", "tensorboard"]},
+    "run": {"scale": "paper"},
+}
+PAPER_TASK = {"adding": {"data": {"seq_len": 100}, "optim": {"lr": 5e-4}},
+              "copy": {"data": {"seq_len": 100}, "optim": {"lr": 1e-3}},
+              "seq_digits": {"optim": {"lr": 5e-4}}, "pseq_digits": {"optim": {"lr": 5e-4}}}
+
+# Published numbers for the digit tasks (paper-results.md sections 12-13), 64-256-256 networks:
+# (cell, recurrent) -> {task: accuracy %}.  Adding/copy have learning curves only (CE-LIF Fig. 5).
+PUBLISHED = {
+    ("lif", False): {"seq_digits": "62.42-72.06 [TC] / 63.45 [CE]", "pseq_digits": "10.00-11.30 [TC]"},
+    ("plif", False): {"seq_digits": "83.71-87.92 [TC]"},
+    ("glif", False): {"seq_digits": "94.80-95.27 [TC]"},
+    ("tclif", False): {"seq_digits": "96.46-97.35 [TC]", "pseq_digits": "80.89-83.98 [TC]"},
+    ("celif", False): {"seq_digits": "98.19-98.84 [CE]", "pseq_digits": "97.90-98.14 [CE]"},
+    ("lif", True): {"seq_digits": "74.91-89.28 [TC]", "pseq_digits": "71.77-80.39 [TC]"},
+    ("plif", True): {"seq_digits": "90.93-91.79 [TC]"},
+    ("glif", True): {"seq_digits": "95.63-96.64 [TC]", "pseq_digits": "90.34-90.47 [TC]"},
+    ("tclif", True): {"seq_digits": "98.79-99.20 [TC]", "pseq_digits": "92.69-95.36 [TC]"},
+    ("alif", True): {"seq_digits": "98.70 [CE, Yin et al. ALIF]", "pseq_digits": "94.30 [CE, Yin et al. ALIF]"},
+}
+PUBLISHED_ADDING_COPY = ("CE-LIF paper Fig. 5 (curves only): feed-forward CE-LIF converges below the baseline on "
+                         "adding (T = 100-800) and copy (T = 100-500); recurrent ALIF and LSTM stay at or near the "
+                         "baseline on copy even at T = 100.")
+
+
+def suite_config(cell: str, task: str, scale: str, seed: int) -> dict:
+    if scale not in SCALES:
+        raise ConfigError(f"scale must be one of {list(SCALES)}, got {scale!r}")
+    cfg = memory_config.apply_dotted({}, {})
+    for layer in (QUICK if scale == "quick" else PAPER, {} if scale == "quick" else PAPER_TASK.get(task, {})):
+        for section, values in layer.items():
+            cfg.setdefault(section, {}).update(values)
+    cfg["seed"] = seed
+    cfg["data"]["task"] = task
+    cfg["model"]["cell"] = cell
+    if task == "copy" and "celif" in cell.replace("-", "").replace("_", "").lower():
+        cfg["model"]["cell_options"] = {"beta": 1.0 - 1.0 / cfg["data"]["seq_len"]}   # CE-LIF Table 5: 1 - 1/T
+    cfg["run"]["name"] = f"seed{seed}"
+    return cfg
+
+
+def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TASKS, scale: str = "quick",
+                     seeds=(0,), runs_dir: str | Path | None = None) -> Path:
+    """Train every (cell, task, seed) at `scale`, skipping runs that already have metrics.json,
+    and write into `out_dir`: `memory_results.md` (table vs the task baselines and the published
+    numbers), `memory_results.csv` / `.json`, `learning_curves.png` and
+    `gradient_through_time_<task>.png`.  Runs go to `runs_dir` (default `<out_dir>/runs`;
+    checkpoints stay there).  Cells that are not registered are reported, not trained.
+    Returns the path of the Markdown table."""
+    out_dir = Path(out_dir)
+    runs_root = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
+    records, skipped = [], []
+    for task in tasks:
+        for cell in cells:
+            try:
+                get_cell_info(cell)
+            except ConfigError as exc:
+                skipped.append((cell, task, str(exc).split(";")[0]))
+                continue
+            for seed in seeds:
+                records.append(run_one(cell, task, scale, seed, runs_root))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [table_row(r) for r in records]
+    atomic_write_json(out_dir / "memory_results.json", {"scale": scale, "label": scale_label(scale), "runs": records,
+                                                       "skipped": skipped})
+    atomic_write_text(out_dir / "memory_results.csv", to_csv(rows))
+    plot_learning_curves(records, out_dir / "learning_curves.png")
+    for task in tasks:
+        plot_task_gradients([r for r in records if r["memory_task"] == task], task, out_dir)
+    table = out_dir / "memory_results.md"
+    atomic_write_text(table, to_markdown(rows, scale, skipped))
+    return table
+
+
+def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict:
+    cfg = suite_config(cell, task, scale, seed)
+    cfg["run"]["output_dir"] = str(runs_root)
+    run_dir = run_dir_for(memory_config.resolve(cfg))
+    record = read_metrics(run_dir)
+    if record is None:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            fit(cfg, ckpt_path=resolve_checkpoint(last))
+        else:
+            remove_incomplete_run(run_dir)
+            fit(cfg)
+        record = read_metrics(run_dir)
+    record["run_dir"] = str(run_dir)
+    grad = run_dir / "gradient_through_time.npz"
+    if grad.is_file():
+        with np.load(grad) as z:
+            record["gradient_norm"] = z["norm"].tolist()
+            record["gradient_share"] = z["per_step"].tolist()
+    return record
+
+
+def scale_label(scale: str) -> str:
+    if scale == "quick":
+        return ("quick scale, CPU, embedded data (generated sequences; T = 100, 2 x 64 neurons, 768 training "
+                "sequences, 6 epochs = 36 iterations) - shows the pipeline and rough trends, not the papers' numbers")
+    return "paper scale (CE-LIF Table 5 settings: 64-256-256, batch 256)"
+
+
+def early_share(record: dict) -> float | None:
+    """Share of the last hidden layer's gradient that reaches the first 10% of the steps."""
+    share = record.get("gradient_share")
+    if not share:
+        return None
+    return float(np.sum(share[: max(1, len(share) // 10)]))
+
+
+def table_row(record: dict) -> dict:
+    test = record["test"]
+    task = record["memory_task"]
+    key = (record["cell"].lower().replace("-", "").replace("_", ""), bool(record["recurrent"]))
+    published = PUBLISHED.get(key, {}).get(task, "")
+    return {
+        "task": f"{task} T={record['seq_len']}",
+        "cell": record["cell"] + (" (rec)" if record["recurrent"] else ""),
+        "seed": record["seed"],
+        "params": record["params"],
+        "test_loss": test.get("loss"),
+        "baseline": record["baseline"],
+        "loss/baseline": test["loss"] / record["baseline"] if record["baseline"] else math.nan,
+        "test_acc": test.get("acc"),
+        "early_grad_share": early_share(record),
+        "epochs": record["epochs"],
+        "published": published,
+    }
+
+
+def fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def to_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def to_markdown(rows: list[dict], scale: str, skipped: list) -> str:
+    lines = [f"# Memory probes - {scale_label(scale)}", "",
+             "test_loss: MSE (adding) or per-step cross-entropy over all T + 20 steps (copy) of the checkpoint "
+             "with the lowest validation loss; baseline: the best memoryless predictor (adding 1/6, copy "
+             "10 ln 8 / (T + 20)); loss/baseline < 1 means the network remembers something. test_acc (copy): "
+             "accuracy on the 10 recall steps (chance 1/8). early_grad_share: share of |dL/dS_t| of the last "
+             "hidden layer that reaches the first 10% of the steps (Fig. 4/6 style; see the PNGs).", "",
+             "| task | cell | seed | params | test loss | baseline | loss/baseline | test acc | early grad share "
+             "| epochs | published |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['task']} | {r['cell']} | {r['seed']} | {r['params']} | {fmt(r['test_loss'])} | "
+                     f"{fmt(r['baseline'])} | {fmt(r['loss/baseline'], 3)} | {fmt(r['test_acc'], 3)} | "
+                     f"{fmt(r['early_grad_share'], 3)} | {r['epochs']} | {r['published'] or '-'} |")
+    lines += ["", f"Published: {PUBLISHED_ADDING_COPY} Digit-task accuracies (paper-results.md sections 12-13) "
+                  f"are listed in the last column when the suite runs those tasks."]
+    if skipped:
+        lines += ["", "Not run (cell not registered in this build): "
+                  + ", ".join(f"{c} ({t})" for c, t, _ in skipped)]
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    tmp.replace(path)
+
+
+def plot_learning_curves(records: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    tasks = sorted({r["memory_task"] for r in records})
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5.5 * max(1, len(tasks)), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        runs = [r for r in records if r["memory_task"] == task]
+        for r in runs:
+            steps = [h["step"] for h in r["history"] if "val/loss" in h]
+            loss = [h["val/loss"] for h in r["history"] if "val/loss" in h]
+            ax.plot(steps, loss, marker=".", label=r["cell"] + (" rec" if r["recurrent"] else ""))
+        if runs:
+            ax.axhline(runs[0]["baseline"], color="k", linestyle="--", linewidth=1, label="baseline")
+            ax.set_title(f"{task} T={runs[0]['seq_len']}")
+        ax.set_xlabel("training iteration")
+        ax.set_ylabel("validation loss")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_task_gradients(records: list[dict], task: str, out_dir: Path) -> None:
+    records = [r for r in records if r.get("gradient_norm")]
+    if not records:
+        return
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for r in records:
+        label = r["cell"] + (" rec" if r["recurrent"] else "")
+        axes[0].semilogy(np.maximum(r["gradient_norm"], 1e-30), label=label)
+        axes[1].plot(r["gradient_share"], label=label)
+    axes[0].set_ylabel("||dL/dS_t|| (last hidden layer)")
+    axes[1].set_ylabel("Grad[t] = share of sum |dL/dS_t,n|")
+    for ax in axes:
+        ax.set_xlabel("time step t")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Gradient through time, {task} T={records[0]['seq_len']} (best checkpoint, 256 validation samples)")
+    fig.tight_layout()
+    _save(fig, out_dir / f"gradient_through_time_{task}.png")
+    plt.close(fig)
+
+

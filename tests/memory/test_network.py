@@ -1,0 +1,90 @@
+import pytest
+import torch
+
+from stcbench.cells import list_cells
+from stcbench.errors import ConfigError
+from stcbench.memory.analysis import gradient_through_time, plot_gradient_through_time
+from stcbench.memory.network import MemoryNet
+from stcbench.memory.tasks import make_copy, task_spec
+
+SPIKING = [info.name for info in list_cells() if info.spiking]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("cell", SPIKING)
+def test_network_shapes_for_every_spiking_cell(cell, recurrent):
+    torch.manual_seed(0)
+    net = MemoryNet(cell, 3, [16, 32], 5, steps=6, recurrent=recurrent, readout="per_step")
+    out, layers = net(torch.rand(2, 6, 3), return_layers=True)
+    assert out.shape == (2, 6, 5)
+    assert [tuple(layer.shape) for layer in layers] == [(6, 2, 16), (6, 2, 32)]
+    assert torch.all((layers[-1] == 0) | (layers[-1] == 1))             # spikes are binary
+    out.sum().backward()
+    assert net.readout.weight.grad is not None
+    assert (net.recurrent is not None) == recurrent
+
+
+@pytest.mark.parametrize("readout, shape", [("mean", (2, 4)), ("last", (2, 4)), ("integrator", (2, 4)),
+                                            ("per_step", (2, 7, 4))])
+def test_readouts(readout, shape):
+    torch.manual_seed(0)
+    net = MemoryNet("lif", 2, [16], 4, steps=7, readout=readout, readout_decay=0.5)
+    x = torch.rand(2, 7, 2)
+    out = net(x)
+    assert out.shape == shape
+    per_step = net.readout(net.run_layers(x)[0][-1])          # [T, B, out]
+    expected = {"mean": per_step.mean(0), "last": per_step[-1], "per_step": per_step.transpose(0, 1)}
+    if readout == "integrator":
+        m = torch.zeros_like(per_step[0])
+        for y in per_step:
+            m = 0.5 * m + 0.5 * y
+        expected[readout] = m
+    torch.testing.assert_close(out, expected[readout])
+
+
+def test_celif_gets_sequence_length_and_norm_option():
+    net = MemoryNet("celif", 2, [16, 16], 1, steps=9, synapse_norm=False)
+    assert all(cell.te.shape == (9, 16) for cell in net.cells)
+    assert all(len(cell.conv_x) == 1 for cell in net.cells)              # GroupNorm dropped
+    assert MemoryNet("celif", 2, [16], 1, steps=9, cell_options={"te_steps": 3}).cells[0].te.shape == (3, 16)
+
+
+def test_non_spiking_cell_and_bad_options():
+    net = MemoryNet("convlstm", 2, [16], 1, steps=5, readout="last")
+    assert net(torch.rand(3, 5, 2)).shape == (3, 1)
+    with pytest.raises(ConfigError, match="recurrent by construction"):
+        MemoryNet("convlstm", 2, [16], 1, steps=5, recurrent=True)
+    with pytest.raises(ConfigError, match="readout"):
+        MemoryNet("lif", 2, [16], 1, steps=5, readout="max")
+    with pytest.raises(ConfigError, match="unknown cell"):
+        MemoryNet("hodgkin", 2, [16], 1, steps=5)
+
+
+def test_gradient_through_time_shapes_and_normalisation(tmp_path):
+    torch.manual_seed(0)
+    T = 6
+    spec = task_spec("copy", T)
+    net = MemoryNet("celif", spec.in_features, [16, 32], spec.out_features, steps=spec.steps, readout="per_step")
+    x, y = make_copy(8, T, seed=0)
+    result = gradient_through_time(net, spec, x, y)
+    assert result["grad"].shape == (T + 20, 32) and result["per_step"].shape == (T + 20,)
+    assert result["norm"].shape == (T + 20,)
+    assert result["grad"].sum() == pytest.approx(1.0) and (result["grad"] >= 0).all()
+    # the total derivative includes the readout path: compare the last step with a direct computation
+    layers, steps = net.run_layers(x, keep_top=True)
+    from stcbench.memory.module import task_loss
+
+    (g_last,) = torch.autograd.grad(task_loss(spec, net.read(layers[-1]), y), [steps[-1]])
+    assert result["norm"][-1] == pytest.approx(float(g_last.norm()), rel=1e-5)
+    inputs = gradient_through_time(net, spec, x, y, wrt="input")
+    assert inputs["grad"].shape == (T + 20, spec.in_features)
+    png = plot_gradient_through_time({"celif": result, "input": inputs}, tmp_path / "g.png")
+    assert png.stat().st_size > 1000

@@ -1,0 +1,93 @@
+import json
+import warnings
+
+import pytest
+import torch
+import yaml
+
+from stcbench.errors import ConfigError
+from stcbench.memory import config as memory_config
+from stcbench.memory import runner
+from stcbench.memory.runner import fit
+from stcbench.training.tasks import task_module
+
+
+def tiny_config(tmp_path, **data):
+    return {
+        "task": "memory",
+        "seed": 1,
+        "data": {"task": "adding", "seq_len": 12, "train_samples": 128, "val_samples": 64, "test_samples": 64,
+                 "batch_size": 32, **data},
+        "model": {"cell": "lif", "hidden": [16, 16]},
+        "optim": {"lr": 1e-2},
+        "trainer": {"max_epochs": 3, "threads": 1},
+        "logging": {"loggers": ["csv", "tensorboard"], "log_every_n_steps": 1},
+        "run": {"output_dir": str(tmp_path / "runs"), "name": "tiny", "scale": "test"},
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("memory")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_dir = fit(tiny_config(tmp_path))
+    return tmp_path, run_dir
+
+
+def test_fit_reduces_adding_loss_and_writes_run_directory(tiny_run):
+    tmp_path, run_dir = tiny_run
+    assert run_dir == tmp_path / "runs" / "memory" / "adding_T12" / "lif" / "tiny"
+    for name in ("config.yaml", "metrics.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
+                 "logs/csv/metrics.csv", "gradient_through_time.npz", "gradient_through_time.png"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "logs" / "tensorboard").glob("events.*"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    val = [row["val/loss"] for row in metrics["history"]]
+    assert len(val) == 3 and val[-1] < val[0]
+    train = [row["train/loss"] for row in metrics["history"]]
+    assert train[-1] < train[0]
+    assert metrics["baseline"] == pytest.approx(1 / 6)
+    assert metrics["test"]["loss"] > 0 and metrics["memory_task"] == "adding" and metrics["scale"] == "test"
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["task"] == "memory" and saved["model"]["readout"] == "last"
+
+
+def test_test_reproduces_the_best_checkpoint_and_resume(tiny_run, tmp_path):
+    _, run_dir = tiny_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = runner.test(None, run_dir / "checkpoints" / "best.ckpt", output=tmp_path / "t.json")
+    assert result["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-6)
+    assert json.loads((tmp_path / "t.json").read_text())["loss"] == pytest.approx(result["loss"])
+    with pytest.raises(ConfigError, match="already exists"):
+        fit(yaml.safe_load((run_dir / "config.yaml").read_text()))
+
+
+def test_task_dispatch_reaches_this_runner():
+    module = task_module({"task": "memory"})
+    assert module.fit is fit and module.test is runner.test
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"data": {"tsk": "adding"}}, r"unknown key\(s\) \['tsk'\] in section 'data'; allowed keys: \['batch_size'"),
+    ({"optimizer": {}}, r"unknown key\(s\) \['optimizer'\] in the memory config; allowed keys"),
+    ({"data": {"task": "parity"}}, "data.task must be one of"),
+    ({"optim": {"lr": "fast"}}, "optim.lr must be int or float"),
+    ({"model": {"recurrent": "yes"}}, "model.recurrent must be bool"),
+    ({"model": {"hidden": []}}, "model.hidden"),
+    ({"data": {"task": "copy"}, "model": {"readout": "last"}}, "per_step"),
+    ({"logging": {"loggers": ["mlflow"]}}, "logging.loggers"),
+    ({"task": "video"}, "task: memory"),
+])
+def test_config_validation_errors(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        memory_config.resolve(bad)
+
+
+def test_config_overrides_and_files():
+    cfg = memory_config.resolve({"data": {"task": "copy"}}, {"optim.lr": "1e-3", "model.cell": "celif"})
+    assert cfg["optim"]["lr"] == 1e-3 and cfg["model"]["cell"] == "celif" and cfg["model"]["readout"] == "per_step"
+    with pytest.raises(ConfigError, match="unknown key"):
+        memory_config.resolve({}, {"trainer.max_epoch": 3})
