@@ -129,3 +129,12 @@ class SpikingCell(RecurrentCell):
 
     def fire(self, mem: torch.Tensor, threshold=None) -> torch.Tensor:
         return self.surrogate(mem - (self.threshold if threshold is None else threshold))
+
+    def neuron_step(self, current, state, t, history_gate=None):
+        """Single-compartment step (LIF, PLIF): subclasses define `charge(current, history)` and
+        `reset(mem, spike)`; multi-compartment cells override this method."""
+        _, mem = state
+        history = mem if history_gate is None else history_gate * mem
+        mem = self.charge(current, history)
+        spike = self.fire(mem)
+        return spike, self.reset(mem, spike)

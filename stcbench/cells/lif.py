@@ -32,10 +32,3 @@ class LIF(SpikingCell):
 
     def reset(self, mem, spike):
         return mem - spike * self.threshold   # soft reset, not detached
-
-    def neuron_step(self, current, state, t, history_gate=None):
-        _, mem = state
-        history = mem if history_gate is None else history_gate * mem
-        mem = self.charge(current, history)
-        spike = self.fire(mem)
-        return spike, self.reset(mem, spike)

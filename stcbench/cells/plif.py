@@ -78,10 +78,3 @@ class PLIF(SpikingCell):
 
     def reset(self, mem, spike):
         return apply_reset(mem, spike, self.reset_kind, self.threshold)
-
-    def neuron_step(self, current, state, t, history_gate=None):
-        _, mem = state
-        history = mem if history_gate is None else history_gate * mem
-        mem = self.charge(current, history)
-        spike = self.fire(mem)
-        return spike, self.reset(mem, spike)
