@@ -11,6 +11,7 @@ Run directory `runs/memory/<task>_T<len>/<cell>/<name>/` (under `run.output_dir`
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import shutil
 import warnings
@@ -220,7 +221,7 @@ def test(config: dict | str | Path | None, ckpt_path: str | Path, *, overrides: 
         raise ConfigError(f"{path} is not a memory-probe checkpoint (no stored config); test it with its own task")
     base = memory_config.apply_dotted(config if isinstance(config, dict) else
                                       (memory_config.resolve(config) if config else stored_cfg), overrides)
-    base["model"] = stored_cfg["model"]
+    base["model"] = trained_architecture(stored_cfg)
     cfg = memory_config.resolve(base)
     set_threads(cfg)
     module = MemoryModule(cfg)
@@ -233,6 +234,17 @@ def test(config: dict | str | Path | None, ckpt_path: str | Path, *, overrides: 
     if output is not None:
         atomic_write_json(Path(output), results)
     return results
+
+
+def trained_architecture(stored_cfg: dict) -> dict:
+    """The stored model section, with CE-LIF's `te_steps` pinned to the trained length so that a
+    test on another sequence length loads (longer sequences reuse the last TE row)."""
+    from stcbench.cells import get_cell_info
+
+    model = copy.deepcopy(stored_cfg["model"])
+    if "te_steps" in get_cell_info(model["cell"]).parameters():
+        model["cell_options"].setdefault("te_steps", spec_of(memory_config.resolve(stored_cfg)).steps)
+    return model
 
 
 def remove_incomplete_run(run_dir: Path) -> None:

@@ -91,3 +91,17 @@ def test_config_overrides_and_files():
     assert cfg["optim"]["lr"] == 1e-3 and cfg["model"]["cell"] == "celif" and cfg["model"]["readout"] == "per_step"
     with pytest.raises(ConfigError, match="unknown key"):
         memory_config.resolve({}, {"trainer.max_epoch": 3})
+
+
+def test_celif_checkpoint_tests_on_a_longer_sequence(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cfg["model"]["cell"] = "celif"
+    cfg["trainer"]["max_epochs"] = 1
+    cfg["run"]["gradient_analysis"] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_dir = fit(cfg)
+        longer = runner.test(None, run_dir, overrides={"data.seq_len": 30})
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert state["net.cells.0.te"].shape == (12, 16)                  # trained with T = 12
+    assert longer["loss"] > 0 and longer["cell"] == "celif"
