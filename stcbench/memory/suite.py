@@ -125,12 +125,12 @@ def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dic
             remove_incomplete_run(run_dir)
             fit(cfg)
         record = read_metrics(run_dir)
-    record["run_dir"] = str(run_dir)
+    record["run_dir"] = str(run_dir.relative_to(runs_root))
     grad = run_dir / "gradient_through_time.npz"
     if grad.is_file():
         with np.load(grad) as z:
-            record["gradient_norm"] = z["norm"].tolist()
-            record["gradient_share"] = z["per_step"].tolist()
+            record["gradient_norm"] = [float(f"{v:.4g}") for v in z["norm"]]
+            record["gradient_share"] = [float(f"{v:.4g}") for v in z["per_step"]]
     return record
 
 

@@ -1,0 +1,34 @@
+import json
+import warnings
+
+from stcbench.memory import suite
+
+
+def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkeypatch):
+    tiny = {
+        "data": {"seq_len": 10, "train_samples": 64, "val_samples": 32, "test_samples": 32, "batch_size": 32},
+        "model": {"hidden": [16]},
+        "optim": {"lr": 1e-2},
+        "trainer": {"max_epochs": 1, "threads": 1},
+        "logging": {"loggers": ["csv"], "log_every_n_steps": 1},
+        "run": {"scale": "quick"},
+    }
+    monkeypatch.setattr(suite, "QUICK", tiny)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = suite.run_memory_suite(tmp_path / "out", cells=("lif", "no_such_cell"), tasks=("adding",))
+    text = table.read_text()
+    assert "quick scale, CPU, embedded data" in text and "| adding T=10 | lif | 0 |" in text
+    assert "no_such_cell (adding)" in text
+    for name in ("memory_results.csv", "memory_results.json", "learning_curves.png",
+                 "gradient_through_time_adding.png"):
+        assert (tmp_path / "out" / name).is_file(), name
+    record = json.loads((tmp_path / "out" / "memory_results.json").read_text())["runs"][0]
+    assert abs(record["baseline"] - 1 / 6) < 1e-12 and len(record["gradient_share"]) == 10
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(suite, "fit", must_not_train)
+    again = suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",))
+    assert "| adding T=10 | lif | 0 |" in again.read_text()
