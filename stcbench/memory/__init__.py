@@ -7,3 +7,11 @@
 * `analysis`: gradient through time (TC-LIF Fig. 4, CE-LIF Fig. 6).
 * `suite`: `run_memory_suite`, the table and figures of `stcbench bench --suite memory`.
 """
+
+
+def __getattr__(name):
+    if name == "run_memory_suite":   # lazy: the suite imports Lightning
+        from stcbench.memory.suite import run_memory_suite
+
+        return run_memory_suite
+    raise AttributeError(f"module 'stcbench.memory' has no attribute {name!r}")

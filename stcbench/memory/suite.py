@@ -85,8 +85,12 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
     and write into `out_dir`: `memory_results.md` (table vs the task baselines and the published
     numbers), `memory_results.csv` / `.json`, `learning_curves.png` and
     `gradient_through_time_<task>.png`.  Runs go to `runs_dir` (default `<out_dir>/runs`;
-    checkpoints stay there).  Cells that are not registered are reported, not trained.
+    checkpoints stay there).  Cells that are not registered are reported, not trained; `None` for
+    cells, tasks or seeds means the defaults.
     Returns the path of the Markdown table."""
+    cells = tuple(cells) if cells else DEFAULT_CELLS
+    tasks = tuple(tasks) if tasks else DEFAULT_TASKS
+    seeds = tuple(seeds) if seeds else (0,)
     out_dir = Path(out_dir)
     runs_root = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
     records, skipped = [], []
