@@ -1,6 +1,7 @@
 """`stcbench test --ckpt-path CKPT|RUN_DIR [--config FILE]`: evaluate a checkpoint on the test split."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from stcbench.errors import ConfigError
@@ -29,10 +30,24 @@ def run(args) -> int:
     if ckpt is None:
         raise ConfigError("nothing to test; pass --ckpt-path CKPT (a .ckpt file or a run directory)")
     config = load_config_dict(args.config) if args.config is not None else None
-    task = task_module(config or {})
+    task = task_module(config or _run_config(Path(ckpt)))
     results = task.test(config, ckpt, overrides=overrides_from_args(args), output=args.output)
     if isinstance(results, dict) and "dataset" in results:
         results.setdefault("scale", "")
         results.setdefault("selected_on", "")
         print(format_summary(results))
+    elif isinstance(results, dict):
+        print(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def _run_config(ckpt: Path) -> dict:
+    """The `task` of the run a checkpoint belongs to (its run directory's config.yaml), if any."""
+    run_dir = ckpt if ckpt.is_dir() else ckpt.parent.parent
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    loaded = yaml.safe_load(path.read_text()) or {}
+    return {"task": loaded.get("task", "video")} if isinstance(loaded, dict) else {}
