@@ -21,11 +21,8 @@ CASES = {
 
 def make_pair(cell, options, in_frames=4, seed=0):
     torch.manual_seed(seed)
-    try:
-        ref = RecurrentPredictor(cell, 1, (16, 16), patch_size=2, in_frames=in_frames, cell_options=options,
-                                 fast=False).double()
-    except ConfigError as exc:
-        pytest.skip(f"cell {cell!r} not available yet: {exc}")
+    ref = RecurrentPredictor(cell, 1, (16, 16), patch_size=2, in_frames=in_frames, cell_options=options,
+                             fast=False).double()
     fast = RecurrentPredictor(cell, 1, (16, 16), patch_size=2, in_frames=in_frames, cell_options=options,
                               fast=True).double()
     fast.load_state_dict(ref.state_dict())
@@ -125,10 +122,7 @@ def test_state_dict_names_follow_official_network():
 ])
 def test_parameter_counts_match_spec(cell, dataset, expected):
     channels, patch = dataset
-    try:
-        model = RecurrentPredictor(cell, channels, (256, 256, 256), patch_size=patch, in_frames=10)
-    except ConfigError as exc:
-        pytest.skip(f"cell {cell!r} not available yet: {exc}")
+    model = RecurrentPredictor(cell, channels, (256, 256, 256), patch_size=patch, in_frames=10)
     assert count_parameters(model) == expected
 
 
