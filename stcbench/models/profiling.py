@@ -19,14 +19,6 @@ from torch import nn
 from stcbench.models.predictor import RecurrentPredictor, count_parameters
 from stcbench.models.sampling import ScheduledSampling
 
-# Fallback geometry (network spec §1.1) when the data package is not importable.
-DATASET_SHAPES = {
-    "mmnist": dict(channels=1, height=64, width=64, in_frames=10, out_frames=10, patch_size=2),
-    "taxibj": dict(channels=2, height=32, width=32, in_frames=4, out_frames=4, patch_size=1),
-    "kth": dict(channels=1, height=128, width=128, in_frames=10, out_frames=20, patch_size=4),
-}
-
-
 @dataclass
 class Geometry:
     name: str
@@ -40,20 +32,11 @@ class Geometry:
 
 def dataset_geometry(name: str) -> Geometry:
     """Training-window geometry of a dataset (T_in -> T_out of training, not of a long test)."""
-    try:
-        from stcbench.data import get_dataset_spec
-    except ImportError:
-        get_dataset_spec = None
-    if get_dataset_spec is not None:
-        spec = get_dataset_spec(name)
-        out = getattr(spec, "train_out_frames", None) or spec.out_frames
-        return Geometry(spec.name, spec.channels, spec.height, spec.width, spec.in_frames, out, spec.patch_size)
-    from stcbench.errors import ConfigError
+    from stcbench.data import get_dataset_spec
 
-    key = str(name).lower()
-    if key not in DATASET_SHAPES:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of {sorted(DATASET_SHAPES)}")
-    return Geometry(key, **DATASET_SHAPES[key])
+    spec = get_dataset_spec(name)
+    out = spec.train_out_frames or spec.out_frames
+    return Geometry(spec.name, spec.channels, spec.height, spec.width, spec.in_frames, out, spec.patch_size)
 
 
 # -- memory ------------------------------------------------------------------------------------
