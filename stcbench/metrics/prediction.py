@@ -23,6 +23,7 @@ import torch
 from torchmetrics import Metric
 
 from stcbench.errors import ConfigError, DataError
+from stcbench.metrics import compiled
 from stcbench.metrics.frames import FrameKernel, max_planes_for
 
 PAPER_SSIM_DATA_RANGE = 2.0
@@ -52,7 +53,7 @@ class PredictionMetrics(Metric):
             self.add_state(name, default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("n_sequences", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("frame_size", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="max")
-        self._kernel: FrameKernel | None = None
+        self._kernel: FrameKernel | compiled.CompiledFrameKernel | None = None
 
     # ------------------------------------------------------------------ update
     @property
@@ -103,11 +104,15 @@ class PredictionMetrics(Metric):
             out["ssim_dr1"] = per_frame(sums.ssim[EXTRA_SSIM_DATA_RANGE]).mean(dim=1)
         return out
 
-    def _kernel_for(self, planes: int, height: int, width: int, device: torch.device) -> FrameKernel:
+    def _kernel_for(self, planes: int, height: int, width: int, device: torch.device):
+        """The compiled CPU kernel when numba is installed, else (and on GPUs) the torch kernel."""
         if self._kernel is None or not self._kernel.fits(planes, height, width, device):
             capacity = max(planes, max_planes_for(height, width))
             try:
-                self._kernel = FrameKernel(capacity, height, width, device)
+                if device.type == "cpu" and compiled.available():
+                    self._kernel = compiled.CompiledFrameKernel(height, width)
+                else:
+                    self._kernel = FrameKernel(capacity, height, width, device)
             except ValueError as exc:
                 raise DataError(f"{exc}; SSIM uses a 7x7 window, so frames must be at least 7x7") from None
         return self._kernel

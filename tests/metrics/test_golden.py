@@ -1,4 +1,4 @@
-"""Golden checks: OpenSTL formulas (numpy + scikit-image) vs the vectorised torch kernel."""
+"""Golden checks: OpenSTL formulas (numpy + scikit-image) vs our kernels (compiled and torch)."""
 import numpy as np
 import pytest
 import torch
@@ -6,6 +6,14 @@ import torch
 from stcbench.metrics import PredictionMetrics, compute_metrics
 from stcbench.metrics.frames import FrameKernel
 from tests.metrics.helpers import mnist_like, openstl_psnr_float32, reference_metrics
+
+
+@pytest.fixture(autouse=True, params=["compiled", "torch"])
+def metrics_kernel(request, monkeypatch):
+    """Every golden check runs with the compiled CPU kernel (default) and the torch kernel (GPU path)."""
+    if request.param == "torch":
+        monkeypatch.setenv("STCBENCH_METRICS_KERNEL", "torch")
+    return request.param
 
 
 def _assert_matches(ours: dict, ref: dict, tol: float = 1e-6) -> None:
