@@ -6,8 +6,9 @@ detail, including its learnable parameters for an example size.
 """
 from __future__ import annotations
 
-import json
 import sys
+
+from stcbench.strict_json import dumps
 
 EXAMPLE_SIZE = (4, 16)        # in_channels, hidden_channels of the example instance
 FORMATS = ("text", "markdown", "json")
@@ -105,7 +106,7 @@ def stc_names(data: dict) -> list[str]:
 def render_list(data: dict, fmt: str) -> str:
     cells = data["cells"]
     if fmt == "json":
-        return json.dumps(data, indent=2) + "\n"
+        return dumps(data) + "\n"
     if fmt == "markdown":
         lines = ["| cell | official class | variants | description | options | source |",
                  "|---|---|---|---|---|---|"]
@@ -130,7 +131,7 @@ def render_list(data: dict, fmt: str) -> str:
 
 def render_detail(record: dict, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(record, indent=2) + "\n"
+        return dumps(record) + "\n"
     size = record["example_size"]
     if fmt == "markdown":
         lines = [f"### `{record['name']}`", "", record["description"], "",

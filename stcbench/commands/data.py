@@ -1,10 +1,10 @@
 """`stcbench data generate|check|info`: make, verify and describe datasets."""
 from __future__ import annotations
 
-import json
 import sys
 
 from stcbench.errors import ConfigError
+from stcbench.strict_json import dumps
 
 SUBCOMMANDS = ("generate", "check", "info")
 
@@ -84,7 +84,7 @@ def run_check(args) -> int:
                              log=lambda m: print(m, file=sys.stderr))
                for name in dataset_names(args.dataset, for_generation=False)]
     if args.json:
-        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+        print(dumps(reports if len(reports) > 1 else reports[0]))
         return 0
     for report in reports:
         print(f"{report['dataset']}: OK ({report['source']} data in {report['data_root']}, "

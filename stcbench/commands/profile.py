@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from stcbench.errors import ConfigError
+from stcbench.strict_json import dumps
 
 
 def register(subparsers) -> None:
@@ -116,5 +117,5 @@ def run(args) -> int:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    print(json.dumps(result.to_dict()))
+    print(dumps(result.to_dict(), indent=None))
     return 0

@@ -1,10 +1,10 @@
 """`stcbench test --ckpt-path CKPT|RUN_DIR [--config FILE]`: evaluate a checkpoint on the test split."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from stcbench.errors import ConfigError
+from stcbench.strict_json import dumps
 from stcbench.training.cli_args import add_ckpt_argument, add_override_arguments, overrides_from_args
 
 
@@ -37,7 +37,7 @@ def run(args) -> int:
         results.setdefault("selected_on", "")
         print(format_summary(results))
     elif isinstance(results, dict):
-        print(json.dumps(results, indent=2, default=str))
+        print(dumps(results, default=str))
     return 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from stcbench.errors import DataError
+from stcbench.strict_json import dumps
 
 MARKER_NAME = "stcbench.json"
 IDX3_MAGIC = 0x00000803
@@ -103,7 +104,7 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------- marker file
 def write_marker(folder: Path, info: dict) -> None:
-    (Path(folder) / MARKER_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    (Path(folder) / MARKER_NAME).write_text(dumps(info, sort_keys=True) + "\n")
 
 
 def read_marker(folder: Path) -> dict | None:

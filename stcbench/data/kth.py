@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -17,6 +16,7 @@ from stcbench.data.common import FrameSequenceDataset, MappedArray, Splits, cap,
 from stcbench.data.fileio import atomic_write_text, read_npy_header
 from stcbench.data.resize import resize_linear_u8
 from stcbench.errors import DataError
+from stcbench.strict_json import dumps
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 OVERLAPPING = ("jogging", "running")          # windows every 3 frames; the others do not overlap
@@ -209,7 +209,7 @@ def build_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fi
         Path(tmp).unlink(missing_ok=True)
         raise
     index = [{"action": v.action, "video": v.name, "frames": len(v.frame_files)} for v in videos]
-    atomic_write_text(folder / "index.json", json.dumps({"version": CACHE_VERSION, "videos": index}))
+    atomic_write_text(folder / "index.json", dumps({"version": CACHE_VERSION, "videos": index}, indent=None))
 
 
 # ----------------------------------------------------------------------------- datasets

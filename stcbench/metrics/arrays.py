@@ -1,7 +1,6 @@
 """Loading prediction/target arrays for `stcbench evaluate` with one clear error per problem."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import zipfile
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from stcbench.errors import DataError
+from stcbench.strict_json import dumps
 
 NPZ_KEYS = ("pred", "true")
 
@@ -60,14 +60,14 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to a temp file in the same folder, then rename (no partial file on failure)."""
+    """Write strict JSON (stcbench.strict_json: +inf PSNR as "inf") to a temp file in the same folder,
+    then rename (no partial file on failure)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w") as out:
-            json.dump(payload, out, indent=2)
-            out.write("\n")
+            out.write(dumps(payload) + "\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

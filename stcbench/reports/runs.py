@@ -20,6 +20,7 @@ import yaml
 
 from stcbench.cells.registry import normalize_name
 from stcbench.errors import ConfigError
+from stcbench.strict_json import number, restore_non_finite
 
 SCALE_RANK = {"paper": 3, "reduced": 2, "quick": 1}
 SELECTIONS = ("newest", "best-val")
@@ -61,17 +62,17 @@ class Run:
         return canonical_row_options(self.cell_options)
 
     def value(self, split: str | None, metric: str, frame: int | None = None):
-        """A raw number from metrics.json, or None when absent."""
+        """A raw number from metrics.json ("inf" read as +inf), or None when absent."""
         block = self.metrics if split is None else self.metrics.get(split)
         if not isinstance(block, dict):
             return None
         if frame is not None:
             series = (block.get("per_frame") or {}).get(metric)
-            return float(series[frame]) if isinstance(series, list) and frame < len(series) else None
+            return number(series[frame]) if isinstance(series, list) and frame < len(series) else None
         value = block.get(metric)
         if isinstance(value, dict):     # {"macs_per_sequence": ..., "method": ...} as the runner writes flops
             value = value.get("macs_per_sequence", value.get("value"))
-        return float(value) if isinstance(value, (int, float)) else None
+        return number(value)
 
     def describe_scale(self) -> str:
         epochs = self.epochs
@@ -117,7 +118,7 @@ def find_cell_options(config: dict) -> dict:
 
 def load_run(metrics_path: Path) -> Run | None:
     try:
-        metrics = json.loads(metrics_path.read_text())
+        metrics = restore_non_finite(json.loads(metrics_path.read_text()))
     except (OSError, json.JSONDecodeError):
         return None
     if not isinstance(metrics, dict):

@@ -1,12 +1,12 @@
 """Atomic result files: write to a temporary file in the same folder, then rename."""
 from __future__ import annotations
 
-import json
-import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+from stcbench.strict_json import dumps
 
 
 def _atomic(path: Path, write: Callable[[str], None], suffix: str = "") -> None:
@@ -31,30 +31,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic(path, write)
 
 
-def to_jsonable(value: Any) -> Any:
-    """Tensors/arrays -> lists, numpy scalars -> Python numbers, inf/nan -> strings JSON accepts."""
-    import numpy as np
-    import torch
-
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return to_jsonable(value.detach().cpu().tolist())
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(to_jsonable(data), indent=2) + "\n")
+    """Strict JSON (stcbench.strict_json: inf/nan as "inf"/"nan" strings), written atomically."""
+    atomic_write_text(path, dumps(data) + "\n")
 
 
 def atomic_save_npz(path: Path, **arrays) -> None:
