@@ -9,6 +9,7 @@ original (Fang et al. author code): 1/tau = sig(w)
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -23,6 +24,26 @@ VARIANT_DEFAULTS = {
     "reference": {"plif_gain": "raw_one_minus_w", "reset": "soft", "surrogate": "sigmoid4"},
     "original": {"plif_gain": "sigmoid", "reset": "hard_detached", "surrogate": "atan2"},
 }
+
+# Key of the variant in the state_dict metadata (`state_dict()._metadata[<module prefix>]`,
+# beside PyTorch's own `version`): it travels with torch.save/Lightning checkpoints without
+# adding a state_dict key, so official key sets are unchanged.
+VARIANT_MARKER = "plif_variant"
+T_M_MEANING = {
+    "reference": "sigmoid(t_m) is the decay and (1 - t_m) the raw input gain",
+    "original": "sigmoid(t_m) is 1/tau: the input gain, with decay 1 - sigmoid(t_m)",
+}
+
+
+def variant_mismatch_message(source: str | None, target: str) -> str:
+    origin = (f"variant={source!r}" if source is not None else
+              "a state_dict without a PLIF variant marker (an official checkpoint, or a state_dict "
+              "copied into a plain dict), read as variant='reference'")
+    source = source or "reference"
+    return (f"PLIF t_m loaded from {origin} into a variant={target!r} cell: the number means something "
+            f"else there ({source}: {T_M_MEANING[source]}; {target}: {T_M_MEANING[target]}). Load it "
+            f"into a variant={source!r} PLIF to keep its dynamics, or convert it first: t_m -> -t_m "
+            f"keeps the decay (not the input gain).")
 
 
 def apply_reset(mem: torch.Tensor, spike: torch.Tensor, kind: str, threshold: float) -> torch.Tensor:
@@ -78,3 +99,20 @@ class PLIF(SpikingCell):
 
     def reset(self, mem, spike):
         return apply_reset(mem, spike, self.reset_kind, self.threshold)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """Record the variant that gives `t_m` its meaning in the state_dict metadata."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        metadata = getattr(destination, "_metadata", None)
+        if metadata is not None:
+            metadata.setdefault(prefix[:-1], {})[VARIANT_MARKER] = self.variant
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        """Warn when `t_m` comes from the other variant (cells.md §2: same name, other meaning).
+        A state_dict without the marker is taken as official, i.e. reference."""
+        source = (local_metadata or {}).get(VARIANT_MARKER)
+        if prefix + "t_m" in state_dict and (source or "reference") != self.variant:
+            warnings.warn(variant_mismatch_message(source, self.variant), UserWarning, stacklevel=4)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
