@@ -17,6 +17,7 @@ path batches the context convolutions and fuses the two gate convolutions.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from stcbench.errors import StcbenchError
 from stcbench.reports.cost import (count_flops, count_params, count_synaptic_ops, energy_pj)
 from stcbench.reports.io import atomic_write_text
 from stcbench.reports.runs import Run, finished_timestamp
+from stcbench.strict_json import dumps, restore_non_finite
+from stcbench.training.run_paths import resolve_in_run
 
 GATE_MODULES = {"conv_h": "A", "conv_v": "B"}
 TRACE_GATES = {"gate_history": "A", "gate_input": "B"}
@@ -230,11 +233,14 @@ def grad_through_time(model: nn.Module, sample_batch: torch.Tensor, *, in_frames
 
 # --- runs ----------------------------------------------------------------------------------------
 def checkpoint_of(run: Run) -> Path | None:
-    candidates = [run.metrics.get("best_checkpoint")]
+    """The run's selected checkpoint (`best_checkpoint`, relative to the run directory), else
+    checkpoints/best*.ckpt, else last.ckpt; None when the checkpoints were removed."""
+    recorded = run.metrics.get("best_checkpoint")
+    candidates = [resolve_in_run(recorded, run.path) if isinstance(recorded, str) else None]
     candidates += sorted((run.path / "checkpoints").glob("best*.ckpt")) + [run.path / "checkpoints" / "last.ckpt"]
     for path in candidates:
-        if path and Path(path).is_file():
-            return Path(path)
+        if path is not None and path.is_file():
+            return path
     return None
 
 
@@ -285,28 +291,37 @@ def analyse_run(run: Run, with_gradients: bool = True) -> dict | None:
 
 
 def analyse_runs(picked: dict[str, dict[str, Run]], cache_dir: Path) -> dict[tuple[str, str], dict]:
-    """Analysis per (dataset, cell), cached as JSON (recomputed when the run is newer)."""
+    """Analysis per (dataset, cell), cached as JSON (recomputed when the run is newer).
+
+    The cache names its run relative to the cache folder (`../runs/<dataset>/<cell>/<run>`), so a
+    results folder moved elsewhere, or without checkpoints, keeps its analysis."""
     results = {}
     for dataset, cells in picked.items():
         for cell, run in cells.items():
             cache = Path(cache_dir) / f"{dataset}_{cell}.json"
             cached = _read(cache)
-            if cached and cached.get("run") == str(run.path) and cache.stat().st_mtime >= finished_timestamp(run):
+            same_run = bool(cached) and cached.get("run") in (_cache_run_name(run, cache_dir), str(run.path))
+            if same_run and cache.stat().st_mtime >= finished_timestamp(run):
                 results[(dataset, cell)] = cached
                 continue
             analysis = analyse_run(run)
             if analysis is None:
-                if cached and cached.get("run") == str(run.path):
+                if same_run:
                     results[(dataset, cell)] = cached        # checkpoints removed since; keep what we had
                 continue
-            atomic_write_text(cache, json.dumps(analysis))
+            analysis["run"] = _cache_run_name(run, cache_dir)
+            atomic_write_text(cache, dumps(analysis, indent=None))
             results[(dataset, cell)] = analysis
     return results
 
 
+def _cache_run_name(run: Run, cache_dir: Path) -> str:
+    return Path(os.path.relpath(Path(run.path).resolve(), Path(cache_dir).resolve())).as_posix()
+
+
 def _read(path: Path):
     try:
-        return json.loads(path.read_text())
+        return restore_non_finite(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError):
         return None
 

@@ -10,6 +10,9 @@
         metrics.json                test metrics of the best and of the last checkpoint
         predictions.npz             optional (run.save_predictions)
 
+Paths in metrics.json are relative to the run directory ("checkpoints/best.ckpt"), so the
+folder can be moved; the data root is recorded as the user gave it (stcbench.training.run_paths).
+
 Result files are written atomically and only when the run finished; a failed or
 interrupted run has no metrics.json.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import importlib
+import json
 import os
 import socket
 import time
@@ -28,6 +32,7 @@ import torch
 
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.training.config import Config, resolve_config, save_config
+from stcbench.training.run_paths import relative_to_run, resolve_in_run
 
 RUN_DIR_ENV = "STCBENCH_RUN_DIR"     # shares the run directory with DDP worker processes
 
@@ -294,7 +299,7 @@ def evaluate_checkpoints(config: Config, trainer, module, datamodule, run_dir: P
     best_path = Path(callback.best_model_path) if callback and callback.best_model_path else None
     last_path = run_dir / "checkpoints" / "last.ckpt"
     results = base_record(config, trainer, module, datamodule)
-    results["best_checkpoint"] = str(best_path) if best_path else None
+    results["best_checkpoint"] = relative_to_run(best_path, run_dir) if best_path else None
     results["val"] = {"split": "val" if config.data.selection == "val" else "test",
                       "mse_per_pixel": _number(callback.best_model_score) if callback else None}
     if results["val"]["mse_per_pixel"] is not None:
@@ -307,7 +312,7 @@ def evaluate_checkpoints(config: Config, trainer, module, datamodule, run_dir: P
         model = load_module(path, config.to_dict(), module_dtype(config.trainer.precision))
         epoch = _checkpoint_epoch(path)
         keep = config.run.predictions_limit if (config.run.save_predictions and tag == "best") else 0
-        block = {"checkpoint": str(path), "epoch": epoch,
+        block = {"checkpoint": relative_to_run(path, run_dir), "epoch": epoch,
                  "test": run_test(trainer, model, datamodule, keep_predictions=keep)}
         if keep and trainer.is_global_zero:
             save_predictions(run_dir / "predictions.npz", model.prediction_buffer, keep)
@@ -460,17 +465,36 @@ def load_checkpoint_config(ckpt_path: Path) -> dict:
 
 
 def checkpoint_for_test(path: str | Path) -> Path:
-    """A .ckpt file, or a run directory (its best.ckpt, else last.ckpt)."""
+    """A .ckpt file, or a run directory (the best checkpoint its metrics.json names, else
+    checkpoints/best.ckpt, else last.ckpt)."""
     path = Path(path)
     if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.ckpt", path / "checkpoints" / "last.ckpt",
-                          path / "best.ckpt", path / "last.ckpt"):
-            if candidate.is_file():
+        for candidate in (recorded_best_checkpoint(path), path / "checkpoints" / "best.ckpt",
+                          path / "checkpoints" / "last.ckpt", path / "best.ckpt", path / "last.ckpt"):
+            if candidate is not None and candidate.is_file():
                 return candidate
         raise ConfigError(f"{path} holds no checkpoints/best.ckpt or last.ckpt")
     if not path.is_file():
         raise ConfigError(f"checkpoint {str(path)!r} does not exist; pass a .ckpt file or a run directory")
     return path
+
+
+def recorded_best_checkpoint(run_dir: Path) -> Path | None:
+    """`best_checkpoint` of the run's metrics.json, resolved against the run directory."""
+    try:
+        recorded = json.loads((run_dir / "metrics.json").read_text()).get("best_checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return resolve_in_run(recorded, run_dir) if isinstance(recorded, str) else None
+
+
+def checkpoint_record(ckpt_path: Path) -> dict:
+    """How a test result names its checkpoint: relative to its run directory when it has one
+    (`run_dir` as the user gave it), else the path as given."""
+    run_dir = run_dir_of_checkpoint(ckpt_path)
+    if run_dir is None:
+        return {"checkpoint": str(ckpt_path)}
+    return {"run_dir": str(run_dir), "checkpoint": relative_to_run(ckpt_path, run_dir)}
 
 
 def test(config: Any, ckpt_path: str | Path, *, overrides: dict | None = None,
@@ -496,7 +520,7 @@ def test(config: Any, ckpt_path: str | Path, *, overrides: dict | None = None,
     datamodule = build_datamodule(cfg)
     trainer = build_trainer(cfg, None, fit=False)
     results = base_record(cfg, trainer, model, datamodule)
-    results["checkpoint"] = str(ckpt_path)
+    results.update(checkpoint_record(ckpt_path))
     results["epochs"] = _checkpoint_epoch(ckpt_path)
     results["test"] = run_test(trainer, model, datamodule)
     if wants_long_test(cfg):
