@@ -2,10 +2,11 @@
 
 Same results as the torch kernel (float64 throughout; tests compare both and scikit-image),
 but each plane is processed while it sits in the L1/L2 cache: one pass reads the two planes
-(any float dtype, straight from a memory map) and accumulates the error sums; a 7-row running
-sum of x, y, x², y², xy per column then moves down the plane, each output row takes its 7-wide
-horizontal sums (s2 = v + v>>1, s7 = s2 + s2>>2 + s2>>4 + v>>6) and adds its SSIM values.
-Planes are split over numba's threads.
+(any float dtype, straight from a memory map), accumulates the error sums and the targets'
+range, and stores a = x + y and b = x - y; a 7-row running sum of a, b, a², b² per column then
+moves down the plane, each output row takes its 7-wide horizontal sums
+(s2 = v + v>>1, s7 = s2 + s2>>2 + s2>>4 + v>>6) and adds its SSIM values, in the a/b form of
+`FrameKernel._ssim_from_box_sums`. Planes are split over numba's threads.
 
 Summation order differs from scikit-image's filters (and `fastmath` lets LLVM reorder sums),
 which moves results by round-off only (~1e-15 relative in float64).
@@ -43,90 +44,91 @@ def _compile():
 
 
 def _build():
+    scale_c1 = 2.0 * WINDOW_PIXELS ** 2                 # see FrameKernel._ssim_from_box_sums
+    scale_c2 = 2.0 * WINDOW_PIXELS / COVARIANCE_NORM
     inv = 1.0 / WINDOW_PIXELS
-    cov = COVARIANCE_NORM
     win = WINDOW
 
-    @numba.njit(parallel=True, cache=True, boundscheck=False, error_model="numpy",
-                fastmath={"reassoc", "nsz"})
-    def plane_sums(pred, true, c1s, c2s, out_se, out_ae, out_sec, out_ssim, chunks):  # pragma: no cover
+    @numba.njit(parallel=True, cache=True, boundscheck=False, error_model="numpy", fastmath={"reassoc", "nsz"})
+    def plane_sums(pred, true, c1s, c2s, out_se, out_ae, out_sec, out_ssim, out_range, chunks):  # pragma: no cover
         planes, height, width = pred.shape
         out_h, out_w = height - win + 1, width - win + 1
         ranges = c1s.shape[0]
         for chunk in numba.prange(chunks):
             first, last = chunk * planes // chunks, (chunk + 1) * planes // chunks
-            x = np.empty((height, width))
-            y = np.empty((height, width))
-            v = np.empty((5, width))          # running 7-row sums of x, y, x^2, y^2, xy
-            s2 = np.empty((5, width))
-            s = np.empty((5, out_w))          # 7x7 window sums of one output row
+            plus = np.empty((height, width))      # a = x + y (x: clipped prediction, y: target)
+            minus = np.empty((height, width))     # b = x - y
+            v = np.empty((4, width))              # running 7-row sums of a, b, a^2, b^2
+            s2 = np.empty((4, width))
+            s = np.empty((4, out_w))              # 7x7 window sums along one output row
+            low = np.inf
+            high = -np.inf
             for p in range(first, last):
                 se = 0.0
                 ae = 0.0
                 se_clipped = 0.0
                 for r in range(height):
                     for c in range(width):
-                        a = np.float64(pred[p, r, c])
-                        b = np.float64(true[p, r, c])
-                        d = a - b
+                        x = np.float64(pred[p, r, c])
+                        y = np.float64(true[p, r, c])
+                        low = min(low, y)
+                        high = max(high, y)
+                        d = x - y
                         se += d * d
                         ae += abs(d)
-                        a = min(max(a, 0.0), 1.0)
-                        e = a - b
+                        x = min(max(x, 0.0), 1.0)
+                        e = x - y
                         se_clipped += e * e
-                        x[r, c] = a
-                        y[r, c] = b
+                        plus[r, c] = x + y
+                        minus[r, c] = e
                 out_se[p] = se
                 out_ae[p] = ae
                 out_sec[p] = se_clipped
                 v[:, :] = 0.0
                 for r in range(win - 1):
                     for c in range(width):
-                        a = x[r, c]
-                        b = y[r, c]
+                        a = plus[r, c]
+                        b = minus[r, c]
                         v[0, c] += a
                         v[1, c] += b
                         v[2, c] += a * a
                         v[3, c] += b * b
-                        v[4, c] += a * b
                 totals = np.zeros(ranges)
                 for r in range(out_h):
-                    for c in range(width):            # window rows r .. r+6
-                        a = x[r + win - 1, c]
-                        b = y[r + win - 1, c]
+                    for c in range(width):            # the window now spans rows r .. r+6
+                        a = plus[r + win - 1, c]
+                        b = minus[r + win - 1, c]
                         v[0, c] += a
                         v[1, c] += b
                         v[2, c] += a * a
                         v[3, c] += b * b
-                        v[4, c] += a * b
-                    for k in range(5):
+                    for k in range(4):
                         for c in range(width - 1):
                             s2[k, c] = v[k, c] + v[k, c + 1]
                         for c in range(out_w):
                             s[k, c] = (s2[k, c] + s2[k, c + 2]) + (s2[k, c + 4] + v[k, c + 6])
                     for ri in range(ranges):
-                        c1 = c1s[ri]
-                        c2 = c2s[ri]
+                        c1 = c1s[ri] * scale_c1
+                        c2 = c2s[ri] * scale_c2
                         row = 0.0
                         for c in range(out_w):
-                            ux = s[0, c] * inv
-                            uy = s[1, c] * inv
-                            vx = cov * (s[2, c] * inv - ux * ux)
-                            vy = cov * (s[3, c] * inv - uy * uy)
-                            vxy = cov * (s[4, c] * inv - ux * uy)
-                            row += ((2.0 * ux * uy + c1) * (2.0 * vxy + c2)) / \
-                                ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+                            g0 = s[0, c] * s[0, c]
+                            g1 = s[1, c] * s[1, c]
+                            r0 = s[2, c] - g0 * inv
+                            r1 = s[3, c] - g1 * inv
+                            row += ((g0 - g1 + c1) * (r0 - r1 + c2)) / ((g0 + g1 + c1) * (r0 + r1 + c2))
                         totals[ri] += row
                     for c in range(width):            # drop row r before the window moves down
-                        a = x[r, c]
-                        b = y[r, c]
+                        a = plus[r, c]
+                        b = minus[r, c]
                         v[0, c] -= a
                         v[1, c] -= b
                         v[2, c] -= a * a
                         v[3, c] -= b * b
-                        v[4, c] -= a * b
                 for ri in range(ranges):
                     out_ssim[ri, p] = totals[ri] / (out_h * out_w)
+            out_range[chunk, 0] = low
+            out_range[chunk, 1] = high
 
     return plane_sums
 
@@ -155,9 +157,11 @@ class CompiledFrameKernel:
         threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         numba.set_num_threads(threads)
         chunks = max(1, min(planes, 4 * threads))
-        self.kernel(pred_np, true_np, c1s, c2s, se, ae, se_clipped, ssim, chunks)
+        true_range = np.empty((chunks, 2))
+        self.kernel(pred_np, true_np, c1s, c2s, se, ae, se_clipped, ssim, true_range, chunks)
         return PlaneSums(se=torch.from_numpy(se), ae=torch.from_numpy(ae), se_clipped=torch.from_numpy(se_clipped),
-                         ssim={r: torch.from_numpy(ssim[i]) for i, r in enumerate(data_ranges)})
+                         ssim={r: torch.from_numpy(ssim[i]) for i, r in enumerate(data_ranges)},
+                         true_min=float(true_range[:, 0].min()), true_max=float(true_range[:, 1].max()))
 
 
 def _plane_array(planes: torch.Tensor) -> np.ndarray:
