@@ -1,10 +1,12 @@
 """`stcbench bench`: run a benchmark suite (cells x datasets x seeds) and write its report."""
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 from stcbench.errors import ConfigError
-from stcbench.reports.suites import SUITES, execute, plan_suite
+from stcbench.reports.suites import SUITES, execute, make_committable, plan_suite
 
 
 def register(subparsers) -> None:
@@ -12,7 +14,7 @@ def register(subparsers) -> None:
         "bench", help="run a benchmark suite and write tables, figures and a static report",
         description="quick: configs/quick/<dataset>.yaml with the cell overridden, on the embedded data "
                     "(CPU-sized). paper: configs/<dataset>/<cell>.yaml (GPU). memory: the long-term memory "
-                    "probes. Finished runs (metrics.json present) are skipped.")
+                    "probes. Finished runs (metrics.json with test results) are skipped.")
     parser.add_argument("--suite", choices=SUITES, required=True)
     parser.add_argument("--cells", nargs="+", default=None, help="cells to run (default: every registered cell)")
     parser.add_argument("--datasets", nargs="+", default=None, help="mmnist taxibj kth (kth also tests 10->40)")
@@ -26,9 +28,13 @@ def register(subparsers) -> None:
                         help="override a config key in every run, e.g. --set trainer.max_epochs=1 (repeatable)")
     parser.add_argument("--tag", default="", help="suffix of the run names for a variant set up with --set "
                         "(e.g. --tag groups1 --set model.cell_options.circuit_groups=1)")
+    parser.add_argument("--keep-checkpoints", action=argparse.BooleanOptionalAction, default=False,
+                        help="video suites: keep each run's checkpoints/ and full predictions.npz (default: no: "
+                             "once the report is written they are removed and predictions.npz is cut to the "
+                             "sequence the report shows, so --out can be committed; --no-report removes nothing)")
     parser.add_argument("--reference-loop", action="store_true",
-                        help="train with the predictor's step-by-step reference loop (same numbers; faster for "
-                             "small models on CPU)")
+                        help="deprecated, no effect: the reference loop is the default (--set model.fast=true "
+                             "selects the fast path)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument("--no-report", action="store_true", help="run only; do not write the report")
     parser.add_argument("--html", action="store_true", help="also write report.html")
@@ -43,6 +49,9 @@ def parse_overrides(items: list[str]) -> dict:
 
 def run(args, fit=None, memory_suite=None) -> int:
     out = args.out or Path("bench") / args.suite
+    if getattr(args, "reference_loop", False):
+        print("stcbench bench: --reference-loop is deprecated and has no effect: the reference loop is the "
+              "default (model.fast: false); --set model.fast=true selects the fast path", file=sys.stderr)
     if args.suite == "memory":
         return run_memory(args, out, memory_suite)
     if args.tasks:
@@ -56,16 +65,19 @@ def run(args, fit=None, memory_suite=None) -> int:
     if args.dry_run:
         print("report ->", out / "report.md")
         return 0
-    if fit is None:
-        from stcbench.reports.suites import default_fit
-
-        fit = default_fit(reference_loop=getattr(args, "reference_loop", False))
     execute(planned, fit=fit)
-    if not args.no_report:
-        from stcbench.reports.report import write_report
+    if args.no_report:
+        return 0
+    from stcbench.reports.report import write_report
 
-        print(write_report(out / "runs", out, suite=args.suite, html=args.html, configs_root=args.configs,
-                           header=suite_header(args)))
+    print(write_report(out / "runs", out, suite=args.suite, html=args.html, configs_root=args.configs,
+                       header=suite_header(args)))
+    if not getattr(args, "keep_checkpoints", False):
+        finished = [item.finished_metrics().parent for item in planned if item.done]
+        for run_dir in finished:
+            make_committable(run_dir)
+        print(f"removed the checkpoints of {len(finished)} runs and cut their predictions.npz to what the "
+              f"report shows (keep them with --keep-checkpoints)")
     return 0
 
 
@@ -82,8 +94,6 @@ def suite_header(args) -> str:
     lines = [SCALE_NOTES.get(args.suite, "")]
     if args.overrides:
         lines.append("Overrides passed to every run: " + ", ".join(f"`{o}`" for o in args.overrides) + ".")
-    if getattr(args, "reference_loop", False):
-        lines.append("Trained with the predictor's reference loop (`--reference-loop`; same numbers as the fast path).")
     return "\n\n".join(line for line in lines if line)
 
 

@@ -6,14 +6,20 @@
 * `memory`: delegated to `stcbench.memory.run_memory_suite`.
 
 Each run is named `<suite>-<cell>-seed<seed>` under `<out>/runs/<dataset>/<cell>/`, so a
-finished run (its metrics.json exists) is found again and skipped; a run interrupted
-before writing metrics.json is run again.  `kth` runs also test 10->40 (`test_long`), so
-there is no separate `kth40` entry in the matrix.
+finished run (its metrics.json holds test results) is found again and skipped, with or
+without its checkpoints; a run interrupted before writing metrics.json is run again.  `kth`
+runs also test 10->40 (`test_long`), so there is no separate `kth40` entry in the matrix.
+
+`make_committable(run_dir)` removes what a results folder meant for the repository does not
+need once the report is written: the checkpoints, and the prediction sequences the report
+does not show.
 """
 from __future__ import annotations
 
 import importlib
+import json
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,6 +30,8 @@ from stcbench.errors import ConfigError
 SUITES = ("quick", "paper", "memory")
 VIDEO_DATASETS = ("mmnist", "taxibj", "kth")
 DEFAULT_SEEDS = (42,)
+ANALYSIS_SEQUENCES = 4       # test sequences the report's analysis runs the network on (predictions.npz)
+GRID_SEQUENCES = 1           # test sequences the report's prediction grid and GIF show
 
 
 @dataclass
@@ -42,12 +50,13 @@ class PlannedRun:
         return f"{self.suite}-{self.cell}-seed{self.seed}" + (f"-{self.tag}" if self.tag else "")
 
     def finished_metrics(self) -> Path | None:
-        """metrics.json of this run if it has finished (cell folder spelling may vary)."""
+        """metrics.json of this run if it has finished, i.e. holds test results (cell folder
+        spelling may vary; the checkpoints may have been removed)."""
         dataset_dir = self.runs_root / self.dataset
         if not dataset_dir.is_dir():
             return None
         for candidate in sorted(dataset_dir.glob(f"*/{self.name}/metrics.json")):
-            if normalize_name(candidate.parent.parent.name) == normalize_name(self.cell):
+            if normalize_name(candidate.parent.parent.name) == normalize_name(self.cell) and has_test_results(candidate):
                 return candidate
         return None
 
@@ -60,6 +69,14 @@ class PlannedRun:
                          if k not in ("run.output_dir", "run.name", "model.cell", "seed"))
         state = "done, skip" if self.done else "to run"
         return f"[{state}] {self.dataset:7s} {self.cell:10s} seed {self.seed}  {self.config_path}  {extra}".rstrip()
+
+
+def has_test_results(metrics_path: Path) -> bool:
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and isinstance(metrics.get("test"), dict)
 
 
 def registered_cells() -> list[str]:
@@ -108,7 +125,8 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
                 continue        # default cell list: only the cells with a paper config for this dataset
             for seed in (seeds or DEFAULT_SEEDS):
                 overrides = {"model.cell": cell, "seed": int(seed), "run.output_dir": str(runs_root),
-                             "run.scale": suite, "run.save_predictions": True, "run.predictions_limit": 8}
+                             "run.scale": suite, "run.save_predictions": True,
+                             "run.predictions_limit": ANALYSIS_SEQUENCES}
                 if suite == "quick":
                     overrides["data.generate_if_missing"] = True
                 if data_root is not None:
@@ -122,39 +140,14 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
     return planned
 
 
-class reference_loop_predictors:
-    """Build every predictor with `fast=False` (the step-by-step reference loop; the same numbers,
-    and on small CPU models several times faster than the fast path). The config schema has no
-    key for it, so this swaps `stcbench.models.build_predictor` for the duration of a run."""
-
-    def __enter__(self):
-        import stcbench.models as models
-
-        self.models, self.original = models, models.build_predictor
-
-        def build(model_section, dataset_spec, **overrides):
-            overrides.setdefault("fast", False)
-            return self.original(model_section, dataset_spec, **overrides)
-
-        models.build_predictor = build
-        return self
-
-    def __exit__(self, *exc):
-        self.models.build_predictor = self.original
-
-
-def default_fit(reference_loop: bool = False) -> Callable:
+def default_fit() -> Callable:
     """The training runner's fit(config_dict, overrides=...) -> run dir."""
     from stcbench.training.config import load_config_dict
 
     runner = importlib.import_module("stcbench.training.runner")
 
     def fit(planned: PlannedRun) -> Path:
-        config = load_config_dict(planned.config_path)
-        if not reference_loop:
-            return runner.fit(config, overrides=dict(planned.overrides))
-        with reference_loop_predictors():
-            return runner.fit(config, overrides=dict(planned.overrides))
+        return runner.fit(load_config_dict(planned.config_path), overrides=dict(planned.overrides))
 
     return fit
 
@@ -173,3 +166,26 @@ def execute(planned: list[PlannedRun], fit: Callable[[PlannedRun], Path] | None 
         fit(run)
         outcome["ran"].append(run)
     return outcome
+
+
+def make_committable(run_dir: Path, keep_sequences: int = GRID_SEQUENCES) -> None:
+    """Remove the run's checkpoints and cut predictions.npz to the sequences the report shows.
+
+    Call it after the report is written: its analysis (cost, firing rates, gates) runs the
+    checkpoint and is cached in `<out>/analysis/`, which the report reuses afterwards."""
+    shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
+    predictions = Path(run_dir) / "predictions.npz"
+    if predictions.is_file():
+        trim_predictions(predictions, keep_sequences)
+
+
+def trim_predictions(path: Path, keep_sequences: int) -> None:
+    import numpy as np
+
+    from stcbench.training.io import atomic_save_npz
+
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    if all(array.ndim == 0 or len(array) <= keep_sequences for array in arrays.values()):
+        return
+    atomic_save_npz(path, **{key: array[:keep_sequences] if array.ndim else array for key, array in arrays.items()})

@@ -2,6 +2,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stcbench.cli import main
@@ -23,7 +24,8 @@ def configs(tmp_path):
 
 
 class FakeRunner:
-    """Writes what the training runner writes for a finished run; records the calls."""
+    """Writes what the training runner writes for a finished run (metrics.json, checkpoints,
+    predictions.npz of `run.predictions_limit` sequences); records the calls."""
 
     def __init__(self):
         self.calls = []
@@ -32,9 +34,16 @@ class FakeRunner:
         self.calls.append((planned.dataset, planned.cell, planned.seed))
         o = planned.overrides
         run_dir = Path(o["run.output_dir"]) / planned.dataset / planned.cell / o["run.name"]
-        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for name in ("best.ckpt", "last.ckpt"):
+            (run_dir / "checkpoints" / name).write_bytes(b"weights")
+        rng = np.random.default_rng(len(self.calls))
+        frames = {key: rng.random((o["run.predictions_limit"], 4, 1, 8, 8), dtype=np.float32)
+                  for key in ("context", "truth", "pred")}
+        np.savez_compressed(run_dir / "predictions.npz", **frames)
         metrics = {"dataset": planned.dataset, "cell": planned.cell, "scale": o["run.scale"], "epochs": 1,
-                   "selected_on": "val", "test": video_metrics(10.0 + len(self.calls), 20.0, 0.5)}
+                   "selected_on": "val", "best_checkpoint": "checkpoints/best.ckpt",
+                   "test": video_metrics(10.0 + len(self.calls), 20.0, 0.5)}
         (run_dir / "metrics.json").write_text(json.dumps(metrics))
         return run_dir
 
@@ -42,7 +51,7 @@ class FakeRunner:
 def args_for(tmp_path, configs, **extra):
     values = dict(suite="quick", cells=["lif", "convlstm"], datasets=["mmnist", "taxibj"], tasks=None, seeds=None,
                   out=tmp_path / "bench", data_root=tmp_path / "data", configs=configs, scale=None, overrides=[],
-                  dry_run=False, no_report=True, html=False, tag="")
+                  dry_run=False, no_report=True, html=False, tag="", keep_checkpoints=False, reference_loop=False)
     values.update(extra)
     return argparse.Namespace(**values)
 
@@ -95,7 +104,7 @@ def test_finished_runs_are_skipped(tmp_path, configs, capsys):
     # an interrupted run (no metrics.json) is run again; finished ones are not
     unfinished = tmp_path / "bench" / "runs" / "taxibj" / "convlstm" / "quick-convlstm-seed42"
     (unfinished / "metrics.json").unlink()
-    (unfinished / "metrics.json").with_name("checkpoints").mkdir()
+    (unfinished / "metrics.json").with_name("checkpoints").mkdir(exist_ok=True)
     again = FakeRunner()
     assert bench.run(args_for(tmp_path, configs), fit=again) == 0
     assert again.calls == [("taxibj", "convlstm", 42)]
@@ -139,14 +148,58 @@ def test_tagged_variant_does_not_collide_with_the_default_run(tmp_path, configs)
         plan_suite("quick", cells=["lif"], datasets=["mmnist"], configs_root=configs, tag="a b")
 
 
-def test_reference_loop_adapter_builds_reference_predictors():
-    import stcbench.models as models
-    from stcbench.reports.suites import reference_loop_predictors
+def run_dirs(tmp_path):
+    return sorted(p.parent for p in (tmp_path / "bench" / "runs").rglob("metrics.json"))
 
-    original = models.build_predictor
-    spec = {"channels": 1, "patch_size": 2, "in_frames": 3}
-    section = {"cell": "lif", "num_hidden": [16], "filter_size": 3}
-    with reference_loop_predictors():
-        assert models.build_predictor(section, spec).fast is False
-        assert models.build_predictor(section, spec, fast=True).fast is True
-    assert models.build_predictor is original and original(section, spec).fast is False   # the default
+
+def test_report_run_leaves_a_committable_folder_and_finished_runs_stay_skipped(tmp_path, configs, capsys):
+    fake = FakeRunner()
+    assert bench.run(args_for(tmp_path, configs, no_report=False), fit=fake) == 0
+    assert len(fake.calls) == 4
+    assert "removed the checkpoints of 4 runs" in capsys.readouterr().out
+    out = tmp_path / "bench"
+    assert "figures/mmnist_predictions.png" in (out / "report.md").read_text()
+    for run_dir in run_dirs(tmp_path):
+        assert not (run_dir / "checkpoints").exists()
+        with np.load(run_dir / "predictions.npz") as data:           # the one sequence the report shows
+            assert {data[k].shape[0] for k in ("context", "truth", "pred")} == {1}
+        assert json.loads((run_dir / "metrics.json").read_text())["test"]["mse"] > 0
+    first = json.loads((run_dirs(tmp_path)[0] / "metrics.json").read_text())
+    # without checkpoints the runs still count as finished; the report is rewritten from them
+    again = FakeRunner()
+    assert bench.run(args_for(tmp_path, configs, no_report=False), fit=again) == 0
+    assert again.calls == []
+    assert "figures/mmnist_predictions.png" in (out / "report.md").read_text()
+    # a metrics.json without test results is not a finished run
+    unfinished = run_dirs(tmp_path)[0]
+    (unfinished / "metrics.json").write_text(json.dumps({k: v for k, v in first.items() if k != "test"}))
+    assert bench.run(args_for(tmp_path, configs), fit=again) == 0
+    assert len(again.calls) == 1 and again.calls[0][:2] == (unfinished.parent.parent.name, unfinished.parent.name)
+
+
+def test_keep_checkpoints_and_no_report_keep_everything(tmp_path, configs, capsys):
+    assert bench.run(args_for(tmp_path, configs, no_report=False, keep_checkpoints=True), fit=FakeRunner()) == 0
+    assert "removed the checkpoints" not in capsys.readouterr().out
+    for run_dir in run_dirs(tmp_path):
+        assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+        with np.load(run_dir / "predictions.npz") as data:
+            assert data["pred"].shape[0] == 4                        # run.predictions_limit of the suite
+    other = tmp_path / "other"
+    assert bench.run(args_for(other, configs), fit=FakeRunner()) == 0           # --no-report: the analysis needs them
+    assert all((d / "checkpoints").is_dir() for d in run_dirs(other))
+
+
+def test_keep_checkpoints_flag_parses(tmp_path, configs, capsys):
+    common = ["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
+              "--out", str(tmp_path / "o"), "--dry-run"]
+    assert main(common + ["--keep-checkpoints"]) == 0 and main(common + ["--no-keep-checkpoints"]) == 0
+
+
+def test_reference_loop_flag_is_deprecated_and_changes_nothing(tmp_path, configs, capsys):
+    fake = FakeRunner()
+    assert bench.run(args_for(tmp_path, configs, reference_loop=True), fit=fake) == 0
+    assert "--reference-loop is deprecated" in capsys.readouterr().err
+    assert len(fake.calls) == 4
+    import stcbench.reports.suites as suites
+
+    assert not hasattr(suites, "reference_loop_predictors")
