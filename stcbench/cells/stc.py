@@ -17,8 +17,11 @@ accepts `history_gate`.  The official STC-LIF / STC-PLIF / STC-LM-H are this wra
 LIF (perfect integration), PLIF (sigmoid gain) and LM-H (`stc_lmh_reset_detach`).
 
 Ablations: `circuit="temporal"` (w/o SC, Table 7), `"spatial"` (w/o TC), `circuit_groups`
-16 (default), 1 (global convolution, Table 11) or "self" (self-connection only: a per-channel
-1x1 weight, i.e. depthwise with kernel 1; our reading, see docs/cells.md).
+16 (default), 1 (global convolution, Table 11), "self" (only self-connection, Table 11: one
+weight and one bias per neuron, `A = 1 + tanh(w * g + b)` with w, b of shape [C, H, W], no
+GroupNorm; it needs the map size `circuit_spatial=(H, W)` and reproduces the paper's 6.451M
+parameters exactly) or "self_channel" (one 1x1 weight per channel shared over space, then
+GroupNorm: a depthwise conv with kernel 1).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import inspect
 from typing import ClassVar
 
 import torch
+from torch import nn
 
 from stcbench.cells.base import SpikingCell
 from stcbench.cells.lif import LIF
@@ -36,17 +40,52 @@ from stcbench.cells.synapse import Synapse
 from stcbench.errors import ConfigError
 
 CIRCUITS = ("both", "temporal", "spatial")
+SELF_GROUPS = ("self", "self_channel")
 PREFIX = "stc"
 
 
-def circuit_synapse(kind: str, channels: int, kernel_size: int, groups) -> Synapse:
-    """conv_h / conv_v: grouped conv (or grouped 1x1 for `linear`) followed by GroupNorm(16)."""
+class SelfConnection(nn.Module):
+    """Only self-connection (STC-LIF paper Table 11): each neuron reads its own previous spike
+    through its own weight and bias, `w * g + b` with w, b of shape [C, *spatial], no
+    normalisation.  Init as a 1x1 depthwise conv (fan_in 1): w ~ U(-1, 1); b = 0, so that the
+    gates are 1 at t = 0 like the GroupNorm beta of the other circuits."""
+
+    def __init__(self, channels: int, spatial: tuple[int, ...] = ()):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(channels, *spatial).uniform_(-1.0, 1.0))
+        self.bias = nn.Parameter(torch.zeros(channels, *spatial))
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        if tuple(g.shape[1:]) != tuple(self.weight.shape):
+            raise ConfigError(f"circuit_groups='self' was built for neurons {list(self.weight.shape)} (channels, "
+                              f"map size), got spikes {list(g.shape[1:])}; build the cell with "
+                              f"circuit_spatial=(H, W) of the maps it runs on")
+        return g * self.weight + self.bias
+
+
+def circuit_synapse(kind: str, channels: int, kernel_size: int, groups, spatial=None) -> nn.Module:
+    """conv_h / conv_v: grouped conv (or grouped 1x1 for `linear`) followed by GroupNorm(16),
+    or the per-neuron `SelfConnection` for groups='self'."""
     if groups == "self":
+        return SelfConnection(channels, self_connection_spatial(kind, spatial))
+    if groups == "self_channel":
         return Synapse(kind, channels, channels, kernel_size=1, groups=channels)
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or channels % groups:
-        raise ConfigError(f"circuit_groups must be a positive divisor of the hidden channels ({channels}) "
-                          f"or 'self', got {groups!r}")
+        raise ConfigError(f"circuit_groups must be a positive divisor of the hidden channels ({channels}), "
+                          f"'self' or 'self_channel', got {groups!r}")
     return Synapse(kind, channels, channels, kernel_size=kernel_size, groups=groups)
+
+
+def self_connection_spatial(kind: str, spatial) -> tuple[int, ...]:
+    """The map size of the per-neuron self-connection: () for the linear synapse (a channel is a
+    neuron), (H, W) for feature maps."""
+    if kind == "linear":
+        return ()
+    if spatial is None or len(tuple(spatial)) != 2 or any(int(s) < 1 for s in spatial):
+        raise ConfigError(f"circuit_groups='self' (one weight per neuron) needs the feature-map size: pass "
+                          f"circuit_spatial=(H, W) (the predictor sets it from the dataset and patch size), "
+                          f"got {spatial!r}")
+    return tuple(int(s) for s in spatial)
 
 
 def resolve_circuit(circuit: str, temporal_circuit: bool | None, spatial_circuit: bool | None) -> str:
@@ -74,6 +113,7 @@ class SpatioTemporalCircuit(SpikingCell):
 
     def __init__(self, in_channels: int, hidden_channels: int, *, gradient_detach: int = 1,
                  circuit: str = "both", circuit_groups: int | str = 16,
+                 circuit_spatial: tuple[int, int] | None = None,
                  temporal_circuit: bool | None = None, spatial_circuit: bool | None = None, **kwargs):
         super().__init__(in_channels, hidden_channels, **kwargs)
         if gradient_detach not in (0, 1):
@@ -83,9 +123,9 @@ class SpatioTemporalCircuit(SpikingCell):
         self.circuit = resolve_circuit(circuit, temporal_circuit, spatial_circuit)
         self.circuit_groups = circuit_groups
         kind, k = self.synapse_kind, self.kernel_size
-        self.conv_h = circuit_synapse(kind, hidden_channels, k, circuit_groups) \
+        self.conv_h = circuit_synapse(kind, hidden_channels, k, circuit_groups, circuit_spatial) \
             if self.circuit in ("both", "temporal") else None
-        self.conv_v = circuit_synapse(kind, hidden_channels, k, circuit_groups) \
+        self.conv_v = circuit_synapse(kind, hidden_channels, k, circuit_groups, circuit_spatial) \
             if self.circuit in ("both", "spatial") else None
 
     @staticmethod

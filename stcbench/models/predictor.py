@@ -220,7 +220,22 @@ def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredic
         fast=bool(_get(model_section, "fast", False)),
     )
     kwargs.update(overrides)
+    kwargs["cell_options"] = with_geometry_options(kwargs["cell"], kwargs["cell_options"], dataset_spec,
+                                                   kwargs["patch_size"])
     return RecurrentPredictor(**kwargs)
+
+
+def with_geometry_options(cell: str, options: Mapping, dataset_spec, patch_size: int) -> dict:
+    """Cell options that follow from the data, filled in unless the user set them:
+    `circuit_spatial` = the patched map size (H/p, W/p) for the per-neuron self-connection
+    (`circuit_groups: self`)."""
+    options = dict(options)
+    accepted = get_cell_info(cell).parameters()
+    if options.get("circuit_groups") == "self" and "circuit_spatial" in accepted:
+        height, width = _get(dataset_spec, "height"), _get(dataset_spec, "width")
+        if height is not None and width is not None:
+            options.setdefault("circuit_spatial", (int(height) // patch_size, int(width) // patch_size))
+    return options
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -22,6 +22,10 @@ Synaptic operations (TC-LIF paper, Table 2 / supplementary Table 3; NeuroBench e
   affine); neuron state updates at one MAC per neuron, step and compartment, plus one per
   gated quantity for the spatio-temporal circuit (conv_h gates the history, conv_v the input).
 * Energy: E = 0.9 pJ x AC + 4.6 pJ x MAC (45 nm CMOS, Horowitz 2014).
+
+The per-neuron self-connection of the circuit (`circuit_groups: self`, `w * g + b`) is
+element-wise, so it has no FLOPs (fvcore); as a synapse it costs one AC per input spike (one
+MAC per element for real-valued input).
 """
 from __future__ import annotations
 
@@ -35,13 +39,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stcbench.cells.stc import SelfConnection
+
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORM_TYPES = (nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm,
               nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
-WEIGHT_TYPES = CONV_TYPES + (nn.Linear,)
+ELEMENTWISE_WEIGHT_TYPES = (SelfConnection,)
+WEIGHT_TYPES = CONV_TYPES + (nn.Linear,) + ELEMENTWISE_WEIGHT_TYPES
 NORM_MACS_PER_ELEMENT = 2
 # Module-name prefixes whose input is real-valued by construction (layer-0 input synapse).
 DENSE_INPUT_MODULES = ("cell_list.0.conv_x",)
@@ -190,6 +197,12 @@ class SynapticOps:
             self.norm_mac[name] += x.numel() * NORM_MACS_PER_ELEMENT
             return
         dense = any(name == p or name.startswith(p + ".") for p in dense_modules)
+        if isinstance(module, ELEMENTWISE_WEIGHT_TYPES):
+            if not dense and is_binary(x):
+                self.ac[name] += int((x != 0).sum())
+            else:
+                self.mac[name] += x.numel()
+            return
         if not dense and is_binary(x):
             acs = linear_effective_acs(module, x) if isinstance(module, nn.Linear) else conv_effective_acs(module, x)
             self.ac[name] += acs

@@ -194,9 +194,9 @@ TABLE11 = PublishedTable(
             options={"circuit_groups": 1}),
     ),
     notes="13.138M = LIF + 6 dense 256x256x5x5 circuit convs with GroupNorm (cell option circuit_groups: 1). "
-          "The paper's 6.451M for 'only self-connection' = LIF + 6 x 524,288, which fits one weight and one bias "
-          "per neuron (256x32x32) per gate; stcbench's circuit_groups: self is a per-channel 1x1 weight "
-          "(3.310M at 3x256), so that row's parameter counts are not expected to match.",
+          "6.451M for 'only self-connection' = LIF + 6 x 524,288: one weight and one bias per neuron "
+          "(256x32x32) per gate, no GroupNorm (cell option circuit_groups: self, 6,450,688 parameters; "
+          "circuit_groups: self_channel is a per-channel 1x1 weight with GroupNorm, 3.310M).",
 )
 
 STC_TABLES: dict[str, PublishedTable] = {t.key: t for t in

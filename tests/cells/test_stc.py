@@ -158,12 +158,43 @@ def test_circuit_ablations_table7():
 
 
 @pytest.mark.parametrize("groups, per_conv", [
-    (16, C * (C // 16) * K * K), (1, C * C * K * K), ("self", C), (32, C * K * K)])
+    (16, C * (C // 16) * K * K), (1, C * C * K * K), ("self_channel", C), (32, C * K * K)])
 def test_circuit_groups_table11(groups, per_conv):
     cell = make("stclif", circuit_groups=groups)
     assert circuit_params(cell) == 2 * (per_conv + 2 * C)                # + GroupNorm affine
     out, _ = cell.multi_step(seq())
     assert out.shape == (T, B, C, HW, HW)
+
+
+def test_self_connection_is_one_weight_and_bias_per_neuron():
+    """circuit_groups='self' (Table 11, only self-connection): A = 1 + tanh(w_h * g + b_h),
+    B = 1 + tanh(w_v * g + b_v), w and b [C, H, W], no GroupNorm; gates are 1 at t = 0."""
+    cell = perturb(make("stclif", circuit_groups="self", circuit_spatial=(HW, HW)))
+    assert {n: tuple(p.shape) for n, p in cell.named_parameters() if n.startswith(("conv_h", "conv_v"))} == {
+        f"conv_{g}.{w}": (C, HW, HW) for g in "hv" for w in ("weight", "bias")}
+    assert circuit_params(cell) == 2 * 2 * C * HW * HW
+    assert (make("stclif", circuit_groups="self", circuit_spatial=(HW, HW)).conv_h.bias == 0).all()
+    g = (torch.rand(B, C, HW, HW, dtype=torch.float64) > 0.5).double()
+    a, b = cell.gates(g)
+    assert torch.allclose(a, 1 + torch.tanh(g * cell.conv_h.weight + cell.conv_h.bias), atol=0, rtol=0)
+    assert torch.allclose(b, 1 + torch.tanh(g * cell.conv_v.weight + cell.conv_v.bias), atol=0, rtol=0)
+    # each neuron reads only its own spike: flipping one spike changes one gate value
+    flipped = g.clone()
+    flipped[0, 3, 2, 1] = 1 - flipped[0, 3, 2, 1]
+    assert (cell.gates(flipped)[0] != a).sum() == 1
+    out, _ = cell.multi_step(seq())
+    assert out.shape == (T, B, C, HW, HW)
+
+
+def test_self_connection_needs_and_checks_the_map_size():
+    with pytest.raises(ConfigError, match="circuit_spatial"):
+        make("stclif", circuit_groups="self")
+    cell = make("stclif", circuit_groups="self", circuit_spatial=(HW + 1, HW))
+    with pytest.raises(ConfigError, match="circuit_spatial"):
+        cell.multi_step(seq())
+    linear = create_cell("stclif", C_IN, C, synapse="linear", circuit_groups="self")
+    assert linear.conv_h.weight.shape == (C,)                             # a channel is a neuron
+    assert linear.multi_step(torch.randn(T, B, C_IN))[0].shape == (T, B, C)
 
 
 def test_paper_size_parameter_counts():
@@ -177,7 +208,7 @@ def test_paper_size_parameter_counts():
     assert round(net_params("stclif", circuit_groups=1) / 1e6, 3) == 13.138
 
 
-@pytest.mark.parametrize("groups", [0, 5, "all", True])
+@pytest.mark.parametrize("groups", [0, 5, "all", True, "selfish"])
 def test_bad_circuit_groups(groups):
     with pytest.raises(ConfigError, match="circuit_groups"):
         make("stclif", circuit_groups=groups)

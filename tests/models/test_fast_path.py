@@ -13,6 +13,7 @@ CASES = {
     "stclif_gd0": ("stclif", {"gradient_detach": 0}),
     "stclif_gd1": ("stclif", {"gradient_detach": 1}),
     "stclmh_gd1": ("stclmh", {"gradient_detach": 1}),
+    "stclif_self": ("stclif", {"circuit_groups": "self", "circuit_spatial": (4, 4)}),
     "tclif": ("tclif", {}),
     "glif": ("glif", {}),
     "convlstm": ("convlstm", {}),
@@ -133,6 +134,22 @@ def test_build_predictor_from_config_section():
     assert model.patch_size == 2 and model.num_hidden == [16, 16] and model.frame_channels == 4
     with pytest.raises(ConfigError, match="model.cell is missing"):
         build_predictor({}, Spec())
+
+
+def test_build_predictor_sets_the_self_connection_map_size():
+    """circuit_groups: self has one weight per neuron: the builder passes the patched map size."""
+    class Spec:
+        channels, in_frames, patch_size, height, width = 1, 10, 2, 64, 48
+    model = build_predictor({"cell": "stclif", "num_hidden": [16], "cell_options": {"circuit_groups": "self"}}, Spec())
+    assert model.cell_list[0].conv_h.weight.shape == (16, 32, 24)
+    model = build_predictor({"cell": "stclif", "num_hidden": [16], "patch_size": 4,
+                             "cell_options": {"circuit_groups": "self"}}, Spec())
+    assert model.cell_list[0].conv_v.weight.shape == (16, 16, 12)
+    chosen = build_predictor({"cell": "stclif", "num_hidden": [16],
+                              "cell_options": {"circuit_groups": "self", "circuit_spatial": [8, 8]}}, Spec())
+    assert chosen.cell_list[0].conv_h.weight.shape == (16, 8, 8)               # the user's value wins
+    grouped = build_predictor({"cell": "stclif", "num_hidden": [16]}, Spec())
+    assert "circuit_spatial" not in grouped.cell_options
 
 
 def test_bad_inputs_raise_clear_errors():

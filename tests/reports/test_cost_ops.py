@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from stcbench.cells.stc import SelfConnection
 from stcbench.reports.cost import (E_AC_PJ, E_MAC_PJ, conv_effective_acs, count_flops, count_params,
                                    count_synaptic_ops, energy_pj)
 
@@ -83,3 +84,15 @@ def test_fvcore_style_flops_with_norm_on_meta_and_real():
         flops = count_flops(model, (x,), meta=meta)
         assert flops.total == expected and flops.per_sample == expected / 2
     assert count_params(model) == 16 * 3 * 25 + 32 + 16 * 4 * 9 + 1024 * 10 + 10
+
+
+def test_self_connection_costs_one_ac_per_spike_and_no_flops():
+    """circuit_groups: self (w * g + b per neuron): each spike meets one weight; element-wise, so no
+    fvcore FLOPs."""
+    conn = SelfConnection(2, (4, 4))
+    g = spikes((1, 2, 4, 4), [(0, 0, 1, 1), (0, 1, 3, 0), (0, 1, 2, 2)])
+    ops, _ = count_synaptic_ops(conn, (g,))
+    assert dict(ops.ac) == {"": 3} and not ops.mac
+    ops, _ = count_synaptic_ops(conn, (torch.rand(1, 2, 4, 4) + 0.1,))
+    assert dict(ops.mac) == {"": 32} and not ops.ac
+    assert count_flops(conn, (g,)).total == 0

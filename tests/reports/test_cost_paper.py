@@ -4,7 +4,8 @@ RecurrentPredictor with the official layout: 3 x 256 cells, k=5, 1x1 readout, Mo
 import pytest
 import torch
 
-from stcbench.models import RecurrentPredictor
+from stcbench.data import get_dataset_spec
+from stcbench.models import RecurrentPredictor, build_predictor
 from stcbench.reports.analysis import predict_call
 from stcbench.reports.cost import count_flops, count_params
 from stcbench.reports.published import STC_TABLES
@@ -45,3 +46,15 @@ def test_lif_flops_exact_breakdown():
 def test_table11_global_convolution_params():
     net = paper_net("stclif", circuit_groups=1)
     assert round(count_params(net) / 1e6, 3) == STC_TABLES["11"].row("STC-LIF, global convolution").values["params"]
+
+
+@pytest.mark.parametrize("groups, params", [("self", 6_450_688), ("self_channel", 3_309_568)])
+def test_table11_self_connection_params(groups, params):
+    """'Only self-connection' = one weight and one bias per neuron (256 x 32 x 32) for each of
+    the two gates of the three layers, no GroupNorm: LIF + 6 x 524,288 = 6,450,688 -> the paper's
+    6.451M exactly. The per-channel 1x1 form (self_channel) has 3.310M."""
+    net = build_predictor({"cell": "stclif", "cell_options": {"circuit_groups": groups}}, get_dataset_spec("mmnist"))
+    assert net.num_hidden == [256, 256, 256] and net.patch_size == 2
+    assert count_params(net) == params
+    if groups == "self":
+        assert round(params / 1e6, 3) == STC_TABLES["11"].row("STC-LIF, only self-connection").values["params"]
