@@ -214,6 +214,8 @@ def test(config: dict | str | Path | None, ckpt_path: str | Path, *, overrides: 
 
     The model comes from the checkpoint's stored config; `config` (default: the checkpoint's
     own) and `overrides` give the data and trainer settings."""
+    from stcbench.training.runner import checkpoint_record
+
     path = resolve_checkpoint(ckpt_path)
     stored = torch.load(path, map_location="cpu", weights_only=False)
     stored_cfg = stored.get("hyper_parameters", {}).get("cfg")
@@ -230,7 +232,7 @@ def test(config: dict | str | Path | None, ckpt_path: str | Path, *, overrides: 
         trainer = build_trainer(cfg, None, [], False)
         (metrics,) = trainer.test(module, datamodule=MemoryDataModule(cfg), verbose=False)
     results = {**plain_metrics(metrics, "test/"), "baseline": module.spec.baseline, "cell": cfg["model"]["cell"],
-               "memory_task": module.spec.name, "checkpoint": str(path)}
+               "memory_task": module.spec.name, **checkpoint_record(path)}
     if output is not None:
         atomic_write_json(Path(output), results)
     return results

@@ -60,7 +60,9 @@ def test_test_reproduces_the_best_checkpoint_and_resume(tiny_run, tmp_path):
         warnings.simplefilter("ignore")
         result = runner.test(None, run_dir / "checkpoints" / "best.ckpt", output=tmp_path / "t.json")
     assert result["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-6)
-    assert json.loads((tmp_path / "t.json").read_text())["loss"] == pytest.approx(result["loss"])
+    written = json.loads((tmp_path / "t.json").read_text())
+    assert written["loss"] == pytest.approx(result["loss"])
+    assert written["checkpoint"] == "checkpoints/best.ckpt" and written["run_dir"] == str(run_dir)
     with pytest.raises(ConfigError, match="already exists"):
         fit(yaml.safe_load((run_dir / "config.yaml").read_text()))
 
