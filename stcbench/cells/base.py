@@ -39,7 +39,7 @@ class RecurrentCell(nn.Module):
     params_without_grad: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 5,
-                 synapse: str = "conv", variant: str = "reference"):
+                 synapse: str = "conv", synapse_norm: bool | str = True, variant: str = "reference"):
         super().__init__()
         if variant not in self.variants:
             raise ConfigError(f"{type(self).__name__} has no variant {variant!r}; choose one of {list(self.variants)}")
@@ -49,7 +49,8 @@ class RecurrentCell(nn.Module):
         self.kernel_size = kernel_size
         self.synapse_kind = synapse
         self.variant = variant
-        self.conv_x = Synapse(synapse, in_channels, hidden_channels, kernel_size)
+        # synapse_norm True: GroupNorm(16) for conv (official), LayerNorm over channels for linear
+        self.conv_x = Synapse(synapse, in_channels, hidden_channels, kernel_size, norm=synapse_norm)
 
     def no_grad_parameters(self) -> tuple[str, ...]:
         """Names (as in `named_parameters`) that get no gradient by design in this configuration."""

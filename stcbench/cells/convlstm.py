@@ -38,7 +38,8 @@ class ConvLSTM(RecurrentCell):
 
     def __init__(self, in_channels: int, hidden_channels: int, *, layer_norm: bool = False,
                  norm_spatial: tuple[int, int] | None = None, **kwargs):
-        super().__init__(in_channels, hidden_channels, **kwargs)
+        # conv_x is replaced by the gate synapse below, whose norm is `layer_norm`
+        super().__init__(in_channels, hidden_channels, **{**kwargs, "synapse_norm": False})
         self.layer_norm = layer_norm
         self.conv_x = self._gate_synapse(in_channels, norm_spatial)
         self.conv_h = self._gate_synapse(hidden_channels, norm_spatial)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from stcbench.errors import ConfigError
-from stcbench.memory.network import READOUTS
+from stcbench.memory.network import READOUTS, memory_synapse_norm
 from stcbench.memory.tasks import TASKS
 
 # None as a default means "optional"; the allowed types are listed in OPTIONAL_TYPES.
@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
         "recurrent": False,         # add a linear recurrent synapse per layer
         "readout": "auto",          # auto | mean | last | per_step | integrator
         "readout_decay": 0.8,       # integrator readout only
-        "synapse_norm": True,       # GroupNorm(16) after each cell's input synapse (False: plain linear)
+        "synapse_norm": "layer",    # norm after each cell's input synapse: layer | group | none (true = group, false = none)
         "cell_options": {},         # keyword arguments for every cell
     },
     "optim": {
@@ -81,11 +81,13 @@ OPTIONAL_TYPES = {
     "logging.wandb_entity": (str,),
     "run.name": (str,),
     "data.seq_len": (int,),
+    "model.synapse_norm": (str, bool),     # booleans: the former spelling (true = group); None = layer
 }
 CHOICES = {
     "data.task": TASKS,
     "data.digits_source": ("auto", "mnist", "sklearn"),
     "model.readout": ("auto", *READOUTS),
+    "model.synapse_norm": ("layer", "group", "none", True, False),
     "logging.wandb_mode": ("auto", "online", "offline", "disabled"),
 }
 LOGGERS = ("csv", "tensorboard", "wandb")
@@ -161,6 +163,7 @@ def check_semantics(cfg: dict) -> None:
     bad = sorted(set(cfg["logging"]["loggers"]) - set(LOGGERS))
     if bad:
         raise ConfigError(f"logging.loggers: unknown {bad}; choose from {list(LOGGERS)}")
+    model["synapse_norm"] = memory_synapse_norm(model["synapse_norm"])
     if model["readout"] == "auto":
         model["readout"] = DEFAULT_READOUT[data["task"]]
     if (data["task"] == "copy") != (model["readout"] == "per_step"):

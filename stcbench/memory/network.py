@@ -6,9 +6,11 @@
   ConvLSTM) of layer l - 1 at the same step; every cell uses `synapse="linear"`.
 * `recurrent=True` adds a linear recurrent synapse from the layer's own previous output
   (no bias, no norm) to its input current (TC-LIF/CE-LIF "recurrent" networks).
-* `synapse_norm=False` drops the GroupNorm of each cell's input synapse, i.e. plain linear
-  layers as in the papers; with it, GroupNorm(16) normalises each group of C/16 channels
-  per sample and step, which removes the scale of a single-channel input (a pixel).
+* `synapse_norm` normalises each cell's input current per sample and step: `"layer"`
+  (default) LayerNorm over the C channels; `"group"` GroupNorm(16), i.e. each group of C/16
+  channels separately (degenerate for C = 16: refused); `"none"` plain linear layers as in
+  the papers.  Booleans are the former spelling: True = "group" (the former default, so
+  configs stored with older runs rebuild the network they trained), False = "none".
 * Readout: a linear layer (with bias) on the last layer's spikes at every step, then
   `mean` over all steps (the CE-LIF convention for classification: "averaging the output of
   a linear classifier across all time steps"), `last` (the output after the last step, the
@@ -24,16 +26,21 @@ import torch
 from torch import nn
 
 from stcbench.cells import create_cell, get_cell_info
-from stcbench.cells.synapse import Synapse
+from stcbench.cells.synapse import NORMS, Synapse
 from stcbench.errors import ConfigError
 
 READOUTS = ("mean", "last", "per_step", "integrator")
 
 
-def drop_input_norm(cell: nn.Module) -> None:
-    synapse = getattr(cell, "conv_x", None)
-    if isinstance(synapse, Synapse) and len(synapse) > 1 and isinstance(synapse[1], nn.GroupNorm):
-        del synapse[1]
+def memory_synapse_norm(value: bool | str | None) -> str:
+    """'layer' | 'group' | 'none'; None = the default 'layer'; True/False = 'group'/'none' (legacy)."""
+    if value is None:
+        return "layer"
+    if isinstance(value, bool):
+        return "group" if value else "none"
+    if value not in NORMS:
+        raise ConfigError(f"model.synapse_norm must be one of {list(NORMS)}, got {value!r}")
+    return value
 
 
 class MemoryNet(nn.Module):
@@ -41,7 +48,7 @@ class MemoryNet(nn.Module):
 
     def __init__(self, cell: str, in_features: int, hidden: list[int], out_features: int, *, steps: int,
                  recurrent: bool = False, readout: str = "mean", readout_decay: float = 0.8,
-                 synapse_norm: bool = True, cell_options: dict | None = None):
+                 synapse_norm: bool | str = "layer", cell_options: dict | None = None):
         super().__init__()
         if readout not in READOUTS:
             raise ConfigError(f"readout must be one of {list(READOUTS)}, got {readout!r}")
@@ -51,6 +58,7 @@ class MemoryNet(nn.Module):
         if recurrent and not info.spiking:
             raise ConfigError(f"{info.name} is recurrent by construction; set model.recurrent: false")
         options = dict(cell_options or {})
+        options.setdefault("synapse_norm", memory_synapse_norm(synapse_norm))
         if "te_steps" in info.parameters():
             options.setdefault("te_steps", steps)
         self.cell_name = info.name
@@ -62,10 +70,7 @@ class MemoryNet(nn.Module):
         self.recurrent = nn.ModuleList() if recurrent else None
         width = in_features
         for channels in hidden:
-            layer = create_cell(cell, width, channels, synapse="linear", **options)
-            if not synapse_norm:
-                drop_input_norm(layer)
-            self.cells.append(layer)
+            self.cells.append(create_cell(cell, width, channels, synapse="linear", **options))
             if recurrent:
                 self.recurrent.append(Synapse("linear", channels, channels, norm=False))
             width = channels

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from stcbench.cells import list_cells
 from stcbench.errors import ConfigError
@@ -53,7 +54,24 @@ def test_readouts(readout, shape):
 def test_celif_gets_sequence_length_and_norm_option():
     net = MemoryNet("celif", 2, [16, 16], 1, steps=9, synapse_norm=False)
     assert all(cell.te.shape == (9, 16) for cell in net.cells)
-    assert all(len(cell.conv_x) == 1 for cell in net.cells)              # GroupNorm dropped
+    assert all(len(cell.conv_x) == 1 for cell in net.cells)              # plain linear synapse
+
+
+@pytest.mark.parametrize("norm, expected", [(None, nn.LayerNorm), ("layer", nn.LayerNorm), ("group", nn.GroupNorm),
+                                            (True, nn.GroupNorm), ("none", None), (False, None)])
+def test_synapse_norm_choices(norm, expected):
+    """Default LayerNorm over channels; True is the former default GroupNorm(16) (stored configs)."""
+    kwargs = {} if norm is None else {"synapse_norm": norm}
+    net = MemoryNet("lif", 2, [32, 64], 1, steps=4, **kwargs)
+    for cell in net.cells:
+        assert (len(cell.conv_x) == 1) if expected is None else isinstance(cell.conv_x[1], expected)
+
+
+def test_groupnorm_on_16_neurons_is_refused():
+    with pytest.raises(ConfigError, match="normalises each channel by itself"):
+        MemoryNet("lif", 2, [16], 1, steps=4, synapse_norm="group")
+    with pytest.raises(ConfigError, match="synapse_norm must be one of"):
+        MemoryNet("lif", 2, [16], 1, steps=4, synapse_norm="batch")
     assert MemoryNet("celif", 2, [16], 1, steps=9, cell_options={"te_steps": 3}).cells[0].te.shape == (3, 16)
 
 

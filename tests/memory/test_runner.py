@@ -88,6 +88,17 @@ def test_config_validation_errors(bad, message):
         memory_config.resolve(bad)
 
 
+@pytest.mark.parametrize("given, resolved", [(None, "layer"), ("group", "group"), ("none", "none"),
+                                             (True, "group"), (False, "none")])
+def test_config_synapse_norm(given, resolved):
+    """Default layer; booleans are the former spelling (true = GroupNorm(16), the former default),
+    so configs stored with older runs rebuild the network they trained."""
+    given_cfg = {} if given is None else {"model": {"synapse_norm": given}}
+    assert memory_config.resolve(given_cfg)["model"]["synapse_norm"] == resolved
+    with pytest.raises(ConfigError, match="model.synapse_norm must be one of"):
+        memory_config.resolve({"model": {"synapse_norm": "batch"}})
+
+
 def test_config_overrides_and_files():
     cfg = memory_config.resolve({"data": {"task": "copy"}}, {"optim.lr": "1e-3", "model.cell": "celif"})
     assert cfg["optim"]["lr"] == 1e-3 and cfg["model"]["cell"] == "celif" and cfg["model"]["readout"] == "per_step"
