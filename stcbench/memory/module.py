@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from stcbench.memory.network import MemoryNet
 from stcbench.memory.tasks import COPY_LENGTH, TaskSpec, make_split, task_spec
+from stcbench.training.param_groups import parameter_groups
 
 
 def spec_of(cfg: dict) -> TaskSpec:
@@ -124,7 +125,8 @@ class MemoryModule(L.LightningModule):
 
     def configure_optimizers(self):
         optim = self.cfg["optim"]
-        optimizer = torch.optim.Adam(self.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
+        optimizer = torch.optim.Adam(parameter_groups(self, optim["lr"], optim["weight_decay"]), lr=optim["lr"],
+                                     weight_decay=optim["weight_decay"])
         if not optim["milestones"]:
             return optimizer
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=optim["milestones"],

@@ -221,20 +221,26 @@ def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredic
     )
     kwargs.update(overrides)
     kwargs["cell_options"] = with_geometry_options(kwargs["cell"], kwargs["cell_options"], dataset_spec,
-                                                   kwargs["patch_size"])
+                                                   kwargs["patch_size"], kwargs["in_frames"])
     return RecurrentPredictor(**kwargs)
 
 
-def with_geometry_options(cell: str, options: Mapping, dataset_spec, patch_size: int) -> dict:
+def with_geometry_options(cell: str, options: Mapping, dataset_spec, patch_size: int, in_frames: int) -> dict:
     """Cell options that follow from the data, filled in unless the user set them:
-    `circuit_spatial` = the patched map size (H/p, W/p) for the per-neuron self-connection
-    (`circuit_groups: self`)."""
+
+    * `circuit_spatial` = the patched map size (H/p, W/p) for the per-neuron self-connection
+      (`circuit_groups: self`);
+    * `time_steps` = the number of network steps in training, T_in + T_out - 1 (the time-wise
+      parameters of GLIF `variant: original`, cells.md §3; the reference GLIF has none)."""
     options = dict(options)
     accepted = get_cell_info(cell).parameters()
     if options.get("circuit_groups") == "self" and "circuit_spatial" in accepted:
         height, width = _get(dataset_spec, "height"), _get(dataset_spec, "width")
         if height is not None and width is not None:
             options.setdefault("circuit_spatial", (int(height) // patch_size, int(width) // patch_size))
+    out_frames = _get(dataset_spec, "train_out_frames") or _get(dataset_spec, "out_frames")
+    if "time_steps" in accepted and options.get("variant") == "original" and out_frames:
+        options.setdefault("time_steps", int(in_frames) + int(out_frames) - 1)
     return options
 
 

@@ -66,7 +66,7 @@ class ModelConfig:
 class OptimConfig:
     """Optimizer and the per-epoch warm-up / cosine learning-rate schedule."""
 
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"   # one parameter group
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"   # groups per cell hints (GLIF original: gates lr/10)
     lr: float = 1e-3                        # peak learning rate
     weight_decay: float = 0.0               # 0 in the paper
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])   # Adam betas

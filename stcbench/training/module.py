@@ -22,6 +22,7 @@ from torchmetrics import Metric
 from stcbench.errors import StcbenchError
 from stcbench.training.config import Config, config_from_dict
 from stcbench.training.network import build_network, network_outputs, network_predict
+from stcbench.training.param_groups import parameter_groups, set_learning_rate
 from stcbench.training.schedule import schedule_from_config
 
 
@@ -82,23 +83,23 @@ class VideoPredictionModule(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
+        """One parameter group per (lr_scale, weight decay) asked for by the cells'
+        `param_group_overrides()` (e.g. GLIF original: gates on lr/10, no weight decay)."""
         o = self.config.optim
-        params = self.parameters()
+        params = parameter_groups(self, o.lr, o.weight_decay)
         if o.optimizer == "adam":
             opt = torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
         elif o.optimizer == "adamw":
             opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
         else:
             opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        for group in opt.param_groups:
-            group["lr"] = self.lr_at(0)
+        set_learning_rate(opt, self.lr_at(0))
         return opt
 
     def on_train_epoch_start(self) -> None:
         lr = self.lr_at(self.current_epoch)
         for optimizer in self.trainer.optimizers:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(optimizer, lr)
         self.log("lr", lr, on_step=False, on_epoch=True, rank_zero_only=True)
 
     # ------------------------------------------------------------------ training

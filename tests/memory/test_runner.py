@@ -99,6 +99,19 @@ def test_config_synapse_norm(given, resolved):
         memory_config.resolve({"model": {"synapse_norm": "batch"}})
 
 
+def test_optimizer_follows_cell_parameter_hints():
+    """GLIF original: gates on lr/10, no weight decay on GLIF parameters; every parameter once."""
+    from stcbench.memory.module import MemoryModule
+    cfg = memory_config.resolve({"model": {"cell": "glif", "hidden": [16], "cell_options": {"variant": "original"}},
+                                 "optim": {"weight_decay": 1e-3, "lr": 1e-2}})
+    module = MemoryModule(cfg)
+    optimizer = module.configure_optimizers()
+    params = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    assert len(params) == len(set(params)) == len(list(module.parameters()))
+    assert sorted((g["lr"], g["weight_decay"], len(g["params"])) for g in optimizer.param_groups) == [
+        (pytest.approx(1e-3), 0.0, 3), (1e-2, 0.0, 5), (1e-2, 1e-3, 5)]
+
+
 def test_config_overrides_and_files():
     cfg = memory_config.resolve({"data": {"task": "copy"}}, {"optim.lr": "1e-3", "model.cell": "celif"})
     assert cfg["optim"]["lr"] == 1e-3 and cfg["model"]["cell"] == "celif" and cfg["model"]["readout"] == "per_step"

@@ -152,6 +152,27 @@ def test_build_predictor_sets_the_self_connection_map_size():
     assert "circuit_spatial" not in grouped.cell_options
 
 
+def test_build_predictor_sets_glif_original_time_steps():
+    """GLIF original has a time-wise conduct [T_c, C]; T_c = T_in + T_out - 1 of training."""
+    class Spec:
+        channels, in_frames, out_frames, patch_size, height, width = 1, 10, 20, 2, 16, 16
+        train_out_frames = None
+
+    def conduct_rows(cell_options, spec=Spec):
+        model = build_predictor({"cell": "glif", "num_hidden": [16], "cell_options": cell_options}, spec())
+        return model.cell_list[0].glif.conduct.shape[0]
+
+    assert conduct_rows({"variant": "original"}) == 29
+    assert conduct_rows({"variant": "original", "time_steps": 5}) == 5            # the user's value wins
+    assert conduct_rows({}) == 1                                                 # reference: [1, C]
+
+    class Kth40(Spec):
+        out_frames, train_out_frames = 40, 20                                    # trained 10->20
+    assert conduct_rows({"variant": "original"}, Kth40) == 29
+    model = build_predictor({"cell": "stc_glif", "num_hidden": [16], "cell_options": {"variant": "original"}}, Spec())
+    assert model.cell_list[0].glif.conduct.shape == (29, 16)
+
+
 def test_bad_inputs_raise_clear_errors():
     model = RecurrentPredictor("lif", 1, (16,), patch_size=2, in_frames=3)
     with pytest.raises(ConfigError, match=r"frames must be \[B,T,1,H,W\]"):
