@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         pred_path, true_path = write_arrays(Path(tmp), args.sequences)
         print(f"wrote arrays in {time.perf_counter() - start:.1f} s", flush=True)
+        os.sync()   # finish the write-back first: it would otherwise compete with the timed reads
         core = run_core(pred_path, true_path, args.threads, args.batch_size)
         print(f"core: {core['wall_s']:.2f} s, peak RSS {core['peak_rss_kib'] / 2**20:.2f} GiB", flush=True)
         command = run_command(pred_path, true_path, args.threads)

@@ -2,8 +2,8 @@
 
 Same results as the torch kernel (float64 throughout; tests compare both and scikit-image),
 but each plane is processed while it sits in the L1/L2 cache: one pass reads the two planes
-(any float dtype, straight from a memory map), accumulates the error sums and the targets'
-range, and stores a = x + y and b = x - y; a 7-row running sum of a, b, a², b² per column then
+(any float dtype, straight from a memory map), accumulates the error sums, counts targets
+outside [0, 1], and stores a = x + y and b = x - y; a 7-row running sum of a, b, a², b² per column then
 moves down the plane, each output row takes its 7-wide horizontal sums
 (s2 = v + v>>1, s7 = s2 + s2>>2 + s2>>4 + v>>6) and adds its SSIM values, in the a/b form of
 `FrameKernel._ssim_from_box_sums`. Planes are split over numba's threads.
@@ -50,7 +50,7 @@ def _build():
     win = WINDOW
 
     @numba.njit(parallel=True, cache=True, boundscheck=False, error_model="numpy", fastmath={"reassoc", "nsz"})
-    def plane_sums(pred, true, c1s, c2s, out_se, out_ae, out_sec, out_ssim, out_range, chunks):  # pragma: no cover
+    def plane_sums(pred, true, c1s, c2s, out_se, out_ae, out_sec, out_ssim, out_outside, chunks):  # pragma: no cover
         planes, height, width = pred.shape
         out_h, out_w = height - win + 1, width - win + 1
         ranges = c1s.shape[0]
@@ -61,8 +61,7 @@ def _build():
             v = np.empty((4, width))              # running 7-row sums of a, b, a^2, b^2
             s2 = np.empty((4, width))
             s = np.empty((4, out_w))              # 7x7 window sums along one output row
-            low = np.inf
-            high = -np.inf
+            outside = 0
             for p in range(first, last):
                 se = 0.0
                 ae = 0.0
@@ -71,8 +70,7 @@ def _build():
                     for c in range(width):
                         x = np.float64(pred[p, r, c])
                         y = np.float64(true[p, r, c])
-                        low = min(low, y)
-                        high = max(high, y)
+                        outside += (y < 0.0) | (y > 1.0)
                         d = x - y
                         se += d * d
                         ae += abs(d)
@@ -127,8 +125,7 @@ def _build():
                         v[3, c] -= b * b
                 for ri in range(ranges):
                     out_ssim[ri, p] = totals[ri] / (out_h * out_w)
-            out_range[chunk, 0] = low
-            out_range[chunk, 1] = high
+            out_outside[chunk] = outside
 
     return plane_sums
 
@@ -157,11 +154,11 @@ class CompiledFrameKernel:
         threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         numba.set_num_threads(threads)
         chunks = max(1, min(planes, 4 * threads))
-        true_range = np.empty((chunks, 2))
-        self.kernel(pred_np, true_np, c1s, c2s, se, ae, se_clipped, ssim, true_range, chunks)
+        outside = np.zeros(chunks, np.int64)
+        self.kernel(pred_np, true_np, c1s, c2s, se, ae, se_clipped, ssim, outside, chunks)
         return PlaneSums(se=torch.from_numpy(se), ae=torch.from_numpy(ae), se_clipped=torch.from_numpy(se_clipped),
                          ssim={r: torch.from_numpy(ssim[i]) for i, r in enumerate(data_ranges)},
-                         true_min=float(true_range[:, 0].min()), true_max=float(true_range[:, 1].max()))
+                         true_outside=int(outside.sum()))
 
 
 def _plane_array(planes: torch.Tensor) -> np.ndarray:

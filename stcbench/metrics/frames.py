@@ -41,8 +41,7 @@ class PlaneSums:
     ae: torch.Tensor
     se_clipped: torch.Tensor
     ssim: dict[float, torch.Tensor]
-    true_min: float = 0.0        # range of the target values of the block (input validation)
-    true_max: float = 0.0
+    true_outside: int = 0        # target values outside [0, 1] in the block (input validation)
 
 
 def ssim_constants(data_range: float) -> tuple[float, float]:
@@ -80,7 +79,7 @@ class FrameKernel:
         x, y, maps = self.x[:n], self.y[:n], self.maps
         x.view_as(pred).copy_(pred)
         y.view_as(true).copy_(true)
-        true_min, true_max = (float(v) for v in torch.aminmax(y))
+        true_outside = int(((y < 0.0) | (y > 1.0)).sum())
 
         diff, absolute, square = maps[1, :n], maps[2, :n], maps[3, :n]
         torch.sub(x, y, out=diff)
@@ -97,7 +96,7 @@ class FrameKernel:
 
         sums = self._box_sums(n)
         ssim = self._ssim_from_box_sums(sums, n, planes, data_ranges)
-        return PlaneSums(se=se, ae=ae, se_clipped=se_clipped, ssim=ssim, true_min=true_min, true_max=true_max)
+        return PlaneSums(se=se, ae=ae, se_clipped=se_clipped, ssim=ssim, true_outside=true_outside)
 
     # ------------------------------------------------------------------ internals
     def _plane_sums(self, flat: torch.Tensor, planes: int) -> torch.Tensor:

@@ -54,7 +54,7 @@ class PredictionMetrics(Metric):
         self.add_state("n_sequences", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("frame_size", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="max")
         self._kernel: FrameKernel | compiled.CompiledFrameKernel | None = None
-        self.last_true_range = (math.nan, math.nan)
+        self.last_true_outside = 0
 
     # ------------------------------------------------------------------ update
     @property
@@ -75,7 +75,7 @@ class PredictionMetrics(Metric):
     def frame_values(self, pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-frame (flattened n*t) contributions to the per-frame states, float64.
 
-        Also records the targets' value range as `last_true_range` (input validation).
+        Also records how many target values lie outside [0, 1] as `last_true_outside` (input validation).
         """
         batch, steps, channels, height, width = pred.shape
         planes_pred = pred.reshape(-1, height, width)
@@ -86,14 +86,14 @@ class PredictionMetrics(Metric):
         step = total if isinstance(kernel, compiled.CompiledFrameKernel) else \
             max(1, max_planes_for(height, width) // channels) * channels
         parts: list[dict[str, torch.Tensor]] = []
-        low, high = math.inf, -math.inf
+        outside = 0
         for start in range(0, total, step):
             stop = min(start + step, total)
             kernel = self._kernel_for(stop - start, height, width, pred.device)
             sums = kernel(planes_pred[start:stop], planes_true[start:stop], self.data_ranges)
-            low, high = min(low, sums.true_min), max(high, sums.true_max)
+            outside += sums.true_outside
             parts.append(self._frames_from_planes(sums, channels, height, width))
-        self.last_true_range = (low, high)
+        self.last_true_outside = outside
         return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
     def _frames_from_planes(self, sums, channels: int, height: int, width: int) -> dict[str, torch.Tensor]:
@@ -231,8 +231,8 @@ def compute_metrics(pred, true, ssim_data_range: float = PAPER_SSIM_DATA_RANGE, 
         stop = min(start + batch_size, total)
         pred_block, true_block = _as_tensor(pred[start:stop]), _as_tensor(true[start:stop])
         metric.update(pred_block, true_block)
-        if check_values:
-            _check_range(*metric.last_true_range, start, names[1])
+        if check_values and metric.last_true_outside:
+            _raise_out_of_range(true_block, start, names[1])
         if check_values and not bool(torch.isfinite(metric.se).all()):
             _raise_non_finite(pred_block, true_block, start, names)   # a non-finite value makes its `se` NaN/inf
         for array in (pred, true):
@@ -258,11 +258,10 @@ def _check_float_dtype(name: str, array) -> None:
                         "(convert, e.g. uint8 frames with x.astype('float32') / 255)")
 
 
-def _check_range(low: float, high: float, offset: int, name: str) -> None:
-    if low < 0.0 or high > 1.0:
-        raise DataError(f"{name} have values in [{float(low):.4g}, {float(high):.4g}] (sequences from "
-                        f"{offset}); targets must be in [0, 1] (e.g. divide 8-bit frames by 255, map TaxiBJ "
-                        "flows with (x + 1) / 2)")
+def _raise_out_of_range(true: torch.Tensor, offset: int, name: str) -> None:
+    low, high = (float(v) for v in torch.aminmax(true[torch.isfinite(true)]))
+    raise DataError(f"{name} have values in [{low:.4g}, {high:.4g}] (sequences from {offset}); targets must "
+                    "be in [0, 1] (e.g. divide 8-bit frames by 255, map TaxiBJ flows with (x + 1) / 2)")
 
 
 def _raise_non_finite(pred: torch.Tensor, true: torch.Tensor, offset: int, names: tuple[str, str]) -> None:

@@ -119,3 +119,15 @@ def test_result_keys_follow_the_contract():
     assert set(result["per_frame"]) == {"mse", "mae", "ssim", "psnr"}
     assert result["n_sequences"] == 2 and result["n_frames"] == 8
     assert result["mse_per_pixel"] == pytest.approx(result["mse"] / 256)
+
+
+
+def test_memory_mapped_files_and_their_slices_give_the_same_results(tmp_path):
+    pred, true = _data(n=9, seed=5)
+    np.save(tmp_path / "pred.npy", pred.numpy())
+    np.save(tmp_path / "true.npy", true.numpy())
+    mapped_pred = np.load(tmp_path / "pred.npy", mmap_mode="r")
+    mapped_true = np.load(tmp_path / "true.npy", mmap_mode="r")
+    for lo, hi in ((0, 9), (2, 9), (3, 7)):
+        _assert_same(compute_metrics(mapped_pred[lo:hi], mapped_true[lo:hi], batch_size=2),
+                     _one_pass(pred[lo:hi], true[lo:hi]))
