@@ -91,7 +91,8 @@ class LayerRunner:
         """x_seq [T,B,...] -> (outputs [T,B,C,...], final state); on_state(previous, new) per step."""
         steps, batch = x_seq.shape[:2]
         if self.split:
-            pre_seq = self.pre_activation(x_seq.flatten(0, 1)).unflatten(0, (steps, batch))
+            # unbind, not pre_seq[k]: the backward of T selects would zero-fill T full-size gradient buffers
+            pre_seq = self.pre_activation(x_seq.flatten(0, 1)).unflatten(0, (steps, batch)).unbind(0)
         state, outputs = None, []
         for k in range(steps):
             previous = state
