@@ -228,19 +228,29 @@ def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredic
 def with_geometry_options(cell: str, options: Mapping, dataset_spec, patch_size: int, in_frames: int) -> dict:
     """Cell options that follow from the data, filled in unless the user set them:
 
-    * `circuit_spatial` = the patched map size (H/p, W/p) for the per-neuron self-connection
-      (`circuit_groups: self`);
-    * `time_steps` = the number of network steps in training, T_in + T_out - 1 (the time-wise
-      parameters of GLIF `variant: original`, cells.md §3; the reference GLIF has none)."""
+    * the patched map size (H/p, W/p) where a cell needs it up front: `circuit_spatial` for the
+      per-neuron self-connection (`circuit_groups: self`), `te_spatial` for CE-LIF's per-neuron
+      temporal encoding (`te_granularity: neuron`), `norm_spatial` for ConvLSTM's `layer_norm`;
+    * the number of network steps in training, T_in + T_out - 1, for time-indexed parameters:
+      `time_steps` of GLIF `variant: original` (cells.md §3; the reference GLIF has none) and
+      `te_steps` of CE-LIF (cells.md §11: 19 MMNIST, 7 TaxiBJ, 29 KTH)."""
     options = dict(options)
     accepted = get_cell_info(cell).parameters()
-    if options.get("circuit_groups") == "self" and "circuit_spatial" in accepted:
-        height, width = _get(dataset_spec, "height"), _get(dataset_spec, "width")
-        if height is not None and width is not None:
-            options.setdefault("circuit_spatial", (int(height) // patch_size, int(width) // patch_size))
+    height, width = _get(dataset_spec, "height"), _get(dataset_spec, "width")
+    spatial = None if height is None or width is None else (int(height) // patch_size, int(width) // patch_size)
+    needs_spatial = {"circuit_spatial": options.get("circuit_groups") == "self",
+                     "te_spatial": options.get("te_granularity") == "neuron",
+                     "norm_spatial": bool(options.get("layer_norm"))}
+    for name, needed in needs_spatial.items():
+        if needed and name in accepted and spatial is not None:
+            options.setdefault(name, spatial)
     out_frames = _get(dataset_spec, "train_out_frames") or _get(dataset_spec, "out_frames")
-    if "time_steps" in accepted and options.get("variant") == "original" and out_frames:
-        options.setdefault("time_steps", int(in_frames) + int(out_frames) - 1)
+    if out_frames:
+        steps = int(in_frames) + int(out_frames) - 1
+        if "time_steps" in accepted and options.get("variant") == "original":
+            options.setdefault("time_steps", steps)
+        if "te_steps" in accepted:
+            options.setdefault("te_steps", steps)
     return options
 
 

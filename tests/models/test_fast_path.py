@@ -183,3 +183,24 @@ def test_bad_inputs_raise_clear_errors():
         model.predict(torch.zeros(1, 2, 1, 8, 8), 4)
     with pytest.raises(ConfigError, match="num_hidden"):
         RecurrentPredictor("lif", 1, (), patch_size=2)
+
+
+def test_build_predictor_sets_celif_te_steps_and_map_sizes():
+    """CE-LIF's temporal encoding has T_in + T_out - 1 rows (19 MMNIST, 7 TaxiBJ, 29 KTH), and options that
+    need the patched map size get it from the dataset."""
+    from stcbench.data import get_dataset_spec
+
+    def te_shape(dataset, **options):
+        model = build_predictor({"cell": "celif", "num_hidden": [16], "cell_options": options},
+                                get_dataset_spec(dataset))
+        return tuple(model.cell_list[0].te.shape)
+
+    assert te_shape("mmnist") == (19, 16)
+    assert te_shape("taxibj") == (7, 16)
+    assert te_shape("kth") == (29, 16)
+    assert te_shape("kth40") == (29, 16)                                           # trained 10->20
+    assert te_shape("taxibj", te_steps=3) == (3, 16)                              # the user's value wins
+    assert te_shape("mmnist", te_granularity="neuron") == (19, 16, 32, 32)         # 64 / patch 2
+    lstm = build_predictor({"cell": "convlstm", "num_hidden": [16], "cell_options": {"layer_norm": True}},
+                           get_dataset_spec("taxibj"))
+    assert lstm.cell_list[0].conv_x[-1].normalized_shape[-2:] == (32 // get_dataset_spec("taxibj").patch_size,) * 2
