@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -254,9 +254,20 @@ def load_run_network(run: Run):
         return None
     net, spec = build_network(config_from_dict(run.config))
     state = torch.load(ckpt, map_location="cpu", weights_only=False).get("state_dict", {})
-    weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
-    net.load_state_dict(weights)
+    net.load_state_dict(submodule_state(state, "net"))
     return net.eval(), spec
+
+
+def submodule_state(state: dict, name: str) -> OrderedDict:
+    """The entries of `state` under `name.`, prefix removed, with their module metadata (versions and
+    markers such as PLIF's variant, which `load_state_dict` reads) carried over."""
+    prefix = name + "."
+    weights = OrderedDict((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        weights._metadata = OrderedDict(
+            ("" if k == name else k[len(prefix):], v) for k, v in metadata.items() if k == name or k.startswith(prefix))
+    return weights
 
 
 def sample_from_predictions(run: Run, limit: int = 4) -> torch.Tensor | None:

@@ -74,3 +74,24 @@ def test_marker_of_a_nested_cell():
     load_silently(net("original"), state)
     with pytest.warns(UserWarning, match="into a variant='reference'"):
         net("reference").load_state_dict(state)
+
+
+def test_marker_survives_taking_the_network_out_of_a_module_state():
+    """Reports load `net.*` out of a Lightning checkpoint: the variant marker must come along."""
+    import warnings
+
+    from stcbench.reports.analysis import submodule_state
+
+    outer = nn.Module()
+    outer.net = nn.Module()
+    outer.net.cell_list = nn.ModuleList([plif("original")])
+    state = outer.state_dict()
+    inner = submodule_state(state, "net")
+    assert set(inner) == {k.removeprefix("net.") for k in state}
+    assert inner._metadata["cell_list.0"]["plif_variant"] == "original"
+    target = nn.Module()
+    target.cell_list = nn.ModuleList([plif("original", t_m=0.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        target.load_state_dict(inner)
+    assert float(target.cell_list[0].t_m.detach()) == pytest.approx(0.7)
