@@ -53,7 +53,7 @@ class ModelConfig:
     filter_size: int = 5                    # conv kernel of every synapse
     patch_size: int | None = None           # None = the dataset's patch size
     gradient_detach: int | None = None      # STC cells: 0 full BPTT through the circuit, 1 detached
-    cell_options: dict = field(default_factory=dict)   # extra keyword arguments for the cell
+    cell_options: dict = field(default_factory=dict)   # extra keyword arguments for the cell; the data-derived ones (te_steps, time_steps, *_spatial) are filled in unless given
     # geometry overrides (converted checkpoints, custom data); null = the dataset's value
     in_frames: int | None = None            # context frames
     out_frames: int | None = None           # predicted frames
