@@ -58,12 +58,14 @@ def markdown(rows, machine, args, elapsed):
         "The **reference** column is our re-implementation of the official network's loop structure "
         "(per step, per layer, NCHW tensors, separate circuit convolutions) — it stands for the official "
         "implementation's loop, it is not the official code itself. Both paths give the same numbers "
-        "(tests/models/test_fast_path.py).",
+        "(tests/models/test_fast_path.py). The official code itself, measured on the same machine, is in "
+        "official.md.",
         "",
         f"Machine: {machine['cpu']}, {machine['logical_cores']} logical cores, torch {machine['torch']}, "
-        f"{args.threads} torch threads. The machine was shared with other jobs while measuring; single "
-        f"steps are occasionally several times slower than their neighbours, so treat differences below "
-        f"~15 % as noise. Total benchmark time: {elapsed / 60:.1f} min.",
+        f"{args.threads} torch threads. 1-minute load average at start {machine['load_start']:.1f}, at end "
+        f"{machine['load_end']:.1f} (this benchmark's own processes included). Repeated runs of the same row "
+        f"on this machine differ by up to ~15 %, so treat smaller differences as noise. "
+        f"Total benchmark time: {elapsed / 60:.1f} min.",
         "",
         "| cell | layers | reference s/step | fast s/step | fast / reference | reference peak MiB | fast peak MiB | memory fast / reference |",
         "|---|---|---|---|---|---|---|---|",
@@ -109,6 +111,7 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     machine = machine_info()
+    machine["load_start"] = os.getloadavg()[0]
     start = time.perf_counter()
     rows = []
     for width in [int(s) for s in args.sizes.split(",")]:
@@ -124,6 +127,7 @@ def main(argv=None):
                   f"fast {row['fast']['seconds_per_step']:.3f}s ({row['time_ratio']:.2f}x) "
                   f"mem {row['memory_ratio']:.2f}x", flush=True)
     elapsed = time.perf_counter() - start
+    machine["load_end"] = os.getloadavg()[0]
     out = Path(args.out)
     payload = {"machine": machine, "settings": vars(args), "elapsed_seconds": elapsed, "rows": rows}
     write_atomic(out / "training.json", json.dumps(payload, indent=1) + "\n")
