@@ -71,6 +71,7 @@ class VideoPredictionModule(L.LightningModule):
         self.test_metrics = None        # created per test run (PredictionMetrics)
         self.test_results: dict | None = None
         self.prediction_buffer: list = []
+        self._finite_flag: torch.Tensor | None = None    # accelerators: all losses finite since the last check
 
     # ------------------------------------------------------------------ setup
     def _mask_seed(self, rank: int) -> int:
@@ -135,15 +136,37 @@ class VideoPredictionModule(L.LightningModule):
         return self.global_step % self.config.logging.log_every_n_steps == 0
 
     def _check_finite(self, loss: torch.Tensor) -> None:
-        if torch.isfinite(loss.detach()).all():
+        """Stop on a non-finite loss. On CPU at once; on an accelerator the check is a device-side flag,
+        read only every `logging.log_every_n_steps` steps and at the end of the epoch (reading it is a
+        host sync, which would otherwise stall every step)."""
+        finite = torch.isfinite(loss.detach()).all()
+        if not self._defers_checks(loss):
+            if not bool(finite):
+                self._raise_non_finite(f"({float(loss.detach())}) at global step {self.global_step}")
             return
+        self._finite_flag = finite if self._finite_flag is None else self._finite_flag & finite
+        if self._should_log_details():
+            self._flush_finite_check()
+
+    def _defers_checks(self, loss: torch.Tensor) -> bool:
+        return loss.device.type != "cpu"
+
+    def _flush_finite_check(self) -> None:
+        flag, self._finite_flag = self._finite_flag, None
+        if flag is not None and not bool(flag):
+            self._raise_non_finite(f"at or before global step {self.global_step}")
+
+    def on_train_epoch_end(self) -> None:
+        self._flush_finite_check()
+
+    def _raise_non_finite(self, where: str) -> None:
         c = self.config
         detach_note = ""
         if c.model.gradient_detach == 0 or (c.model.gradient_detach is None and "stc" in c.model.cell.lower()):
             detach_note = (" gradient_detach=0 on an STC cell (GroupNorm on spike-free groups amplifies gradients "
                            "~316x per step; try model.gradient_detach=1);")
         raise NonFiniteLossError(
-            f"non-finite training loss ({float(loss.detach())}) at global step {self.global_step} "
+            f"non-finite training loss {where} "
             f"(epoch {self.current_epoch}). Likely causes: learning rate too high (optim.lr={c.optim.lr}; "
             f"try a smaller value or trainer.gradient_clip_val);{detach_note} reduced precision "
             f"(trainer.precision={c.trainer.precision!r}; try 32-true or 64-true). The run was stopped; "

@@ -32,6 +32,30 @@ def test_non_finite_loss_names_step_and_causes(mmnist_root, tmp_path, monkeypatc
     assert not (run_dir / "metrics.json").exists()
 
 
+def test_accelerators_check_the_loss_without_a_host_sync_every_step(mmnist_root, tmp_path, monkeypatch):
+    """Off the CPU the finite-loss flag stays on the device and is read every log_every_n_steps steps."""
+    config = tiny_config(mmnist_root, tmp_path, cell="lif")
+    config["logging"] = {**config.get("logging", {}), "log_every_n_steps": 4}
+    module = module_lib.VideoPredictionModule(config)
+    monkeypatch.setattr(module, "_defers_checks", lambda loss: True)
+    step = {"n": 0}
+    monkeypatch.setattr(module, "_should_log_details", lambda: step["n"] % 4 == 0)
+    raised_at = None
+    for step["n"] in range(1, 9):
+        loss = torch.tensor(float("nan") if step["n"] == 2 else 1.0)
+        try:
+            module._check_finite(loss)
+        except NonFiniteLossError as exc:
+            raised_at, message = step["n"], str(exc)
+            break
+    assert raised_at == 4                        # not at step 2: the flag is read at the next logging step
+    assert "at or before global step" in message
+    module._finite_flag = torch.tensor(False)
+    with pytest.raises(NonFiniteLossError):
+        module.on_train_epoch_end()              # and at the end of every epoch
+    module.on_train_epoch_end()                  # the flag was consumed: nothing pending
+
+
 def test_non_finite_message_mentions_gradient_detach_for_stc_cells(mmnist_root, tmp_path):
     config = tiny_config(mmnist_root, tmp_path, model={"gradient_detach": 0})
     module = module_lib.VideoPredictionModule(config)
