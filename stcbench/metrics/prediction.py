@@ -20,8 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchmetrics import Metric
-
 from stcbench.errors import ConfigError, DataError
 from stcbench.metrics import compiled
 from stcbench.metrics.frames import FrameKernel, max_planes_for
@@ -31,17 +29,17 @@ EXTRA_SSIM_DATA_RANGE = 1.0       # reported as `ssim_dr1`
 PER_FRAME_STATES = ("se", "ae", "ssim", "ssim_dr1", "psnr_finite_sum", "psnr_finite_count", "psnr_inf")
 
 
-class PredictionMetrics(Metric):
+class PredictionState:
     """MSE, MAE, SSIM, PSNR (+ per output frame) of predictions `[B, T, C, H, W]` in [0, 1] scale.
+
+    The states and their update/compute, shared by `PredictionMetrics` (a torchmetrics Metric, for
+    training, DDP and logging; stcbench/metrics/metric.py) and `PredictionSums` (the same sums
+    without torchmetrics, whose import costs more than a second: `compute_metrics`).
 
     `ssim_dr1=True` also reports SSIM with data range 1.0 as `ssim_dr1` (`ssim` always uses 2.0).
     `out_frames` fixes T up front (else it is taken from the first batch); fixing it lets a DDP
     process that saw no batch still take part in the sum reduction.
     """
-
-    full_state_update = False
-    higher_is_better = None
-    is_differentiable = False
 
     def __init__(self, ssim_dr1: bool = False, out_frames: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
@@ -180,6 +178,18 @@ class PredictionMetrics(Metric):
         return result
 
 
+class PredictionSums(PredictionState):
+    """`PredictionState` as a plain accumulator (states are attributes; no DDP reduction)."""
+
+    def __init__(self, ssim_dr1: bool = False, out_frames: int | None = None):
+        self._defaults: dict[str, torch.Tensor] = {}
+        super().__init__(ssim_dr1=ssim_dr1, out_frames=out_frames)
+
+    def add_state(self, name: str, default: torch.Tensor, dist_reduce_fx: str | None = None) -> None:
+        self._defaults[name] = default
+        setattr(self, name, default.clone())
+
+
 def check_shapes(pred_shape: tuple[int, ...], true_shape: tuple[int, ...],
                  names: tuple[str, str] = ("predictions", "targets")) -> None:
     """Both `[N, T, C, H, W]`, equal, non-empty, frames at least 7x7."""
@@ -225,7 +235,7 @@ def compute_metrics(pred, true, ssim_data_range: float = PAPER_SSIM_DATA_RANGE, 
     if check_values:
         for name, array in zip(names, (pred, true)):
             _check_float_dtype(name, array)
-    metric = PredictionMetrics(ssim_dr1=resolve_ssim_data_range(ssim_data_range))
+    metric = PredictionSums(ssim_dr1=resolve_ssim_data_range(ssim_data_range))
     total = pred.shape[0]
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)
