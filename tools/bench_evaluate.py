@@ -255,7 +255,7 @@ def write_report(out: Path, report: dict) -> None:
         f"* The compiled kernel's on-disk cache was warmed before timing ({report['warm_s']:.1f} s for that "
         "first call, which compiles the kernel when no cache exists yet).",
         "* The core and the OpenSTL loop are both timed after their imports; the whole command adds the "
-        "process start, the imports (torch, torchmetrics, numba: about 3 s here, independent of the data "
+        "process start, the imports (torch and numba, about 1.5–2 s here, independent of the data "
         "size), printing and writing the JSON.",
         f"* Full-set result: MSE {core['result']['mse']:.4f}, MAE {core['result']['mae']:.4f}, "
         f"SSIM {core['result']['ssim']:.6f}, PSNR {core['result']['psnr']:.4f}.",
