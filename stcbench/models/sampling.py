@@ -39,7 +39,12 @@ class ScheduledSampling:
         """[batch, future_slots] of 0/1 (1 = use the ground-truth frame)."""
         eta = self.eta(iteration)
         uniform = torch.rand((batch, max(future_slots, 0)), generator=generator)
-        return (uniform < eta).to(device=device, dtype=dtype)
+        mask = (uniform < eta).to(dtype=dtype)
+        if device is not None and torch.device(device).type == "cuda":
+            # the CPU generator keeps the masks identical on every device; a pinned, non-blocking copy
+            # keeps the step loop free of host syncs
+            return mask.pin_memory().to(device, non_blocking=True)
+        return mask.to(device=device)
 
     def step(self) -> None:
         """Advance the iteration counter (call once per training iteration)."""
