@@ -147,6 +147,8 @@ class CompiledFrameKernel:
     def __call__(self, pred: torch.Tensor, true: torch.Tensor, data_ranges: tuple[float, ...]) -> PlaneSums:
         planes = pred.shape[0]
         pred_np, true_np = _plane_array(pred), _plane_array(true)
+        if pred_np.dtype != true_np.dtype:                  # one compiled variant per dtype, not per pair
+            pred_np, true_np = pred_np.astype(np.float64), true_np.astype(np.float64)
         c1s = np.array([(0.01 * r) ** 2 for r in data_ranges])
         c2s = np.array([(0.03 * r) ** 2 for r in data_ranges])
         se, ae, se_clipped = np.empty(planes), np.empty(planes), np.empty(planes)
