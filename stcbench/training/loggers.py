@@ -72,12 +72,14 @@ def log_metrics_to_wandb(loggers: list, prefix: str, metrics: dict) -> None:
         return
     scalars = {f"{prefix}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
     per_frame = metrics.get("per_frame") or {}
-    for lg in wandb_loggers:
-        run = lg.experiment
-        run.summary.update(scalars)
-        if per_frame:
-            import wandb
+    payload = dict(scalars)
+    if per_frame:
+        import wandb
 
-            names = sorted(k for k, v in per_frame.items() if isinstance(v, list))
-            rows = [[i] + [per_frame[n][i] for n in names] for i in range(len(per_frame[names[0]]))] if names else []
-            run.log({f"{prefix}/per_frame": wandb.Table(columns=["frame"] + names, data=rows)})
+        names = sorted(k for k, v in per_frame.items() if isinstance(v, list))
+        rows = [[i] + [per_frame[n][i] for n in names] for i in range(len(per_frame[names[0]]))] if names else []
+        payload[f"{prefix}/per_frame"] = wandb.Table(columns=["frame"] + names, data=rows)
+    for lg in wandb_loggers:
+        # One history row (written to the run log at once; offline summaries alone are not always kept,
+        # wandb/wandb#7227), which also sets the run summary to these values.
+        lg.experiment.log(payload)

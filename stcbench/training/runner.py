@@ -25,6 +25,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -255,8 +256,11 @@ def _existing_checkpoint(path: str | Path) -> Path:
 def _finish_wandb(loggers: list, failed: bool = False) -> None:
     for logger in loggers or []:
         if type(logger).__name__ == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
-            with contextlib.suppress(Exception):
+            try:
                 logger.experiment.finish(exit_code=1 if failed else 0)
+            except Exception as error:  # a logging failure must not hide the run's own result
+                warnings.warn(f"wandb could not finish its run cleanly ({error}); the offline run folder under "
+                              f"logs/wandb/ may lack its last records", RuntimeWarning, stacklevel=2)
 
 
 # ------------------------------------------------------------------------------------------
