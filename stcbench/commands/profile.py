@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="parameter/data dtype")
     p.add_argument("--no-recompute", action="store_true",
                    help="fast path: keep the neuron dynamics' activations instead of recomputing them (faster, more memory)")
+    p.add_argument("--conv-algorithm", default="auto", choices=["auto", "direct", "winograd"],
+                   help="fast path: input convolutions by Winograd F(4x4,5x5) on the CPU where it pays off "
+                        "(auto, default), always (winograd) or never (direct)")
     p.add_argument("--no-conv-bound", action="store_true", help="skip timing the convolutions-alone bound")
     p.set_defaults(func=run)
 
@@ -102,7 +105,8 @@ def run(args) -> int:
     result = profile_training(cell, dataset_geometry(dataset), hidden, batch=args.batch, steps=args.steps,
                               device=args.device, threads=args.threads, path=args.path, cell_options=options,
                               dtype=getattr(torch, args.dtype), warmup=args.warmup,
-                              conv_bound=not args.no_conv_bound, recompute=not args.no_recompute)
+                              conv_bound=not args.no_conv_bound, recompute=not args.no_recompute,
+                              conv_algorithm=args.conv_algorithm)
     rows = [
         ("cell / dataset", f"{result.cell} / {result.dataset}"),
         ("layers", "x".join(map(str, result.num_hidden)) + f" ({result.params:,} parameters)"),

@@ -35,7 +35,7 @@ class RecurrentPredictor(nn.Module):
     def __init__(self, cell: str, image_channels: int, num_hidden: Sequence[int] = (256, 256, 256),
                  patch_size: int = 1, in_frames: int = 10, filter_size: int = 5,
                  cell_options: Mapping | None = None, fast: bool = False, recompute: bool = True,
-                 channels_last: bool = True):
+                 channels_last: bool = True, conv_algorithm: str = "auto"):
         super().__init__()
         num_hidden = [int(n) for n in num_hidden]
         if not num_hidden:
@@ -52,6 +52,10 @@ class RecurrentPredictor(nn.Module):
         self.fast = fast
         self.recompute = recompute
         self.channels_last = channels_last
+        if conv_algorithm not in fastpath.CONV_ALGORITHMS:
+            raise ConfigError(f"conv_algorithm must be one of {', '.join(fastpath.CONV_ALGORITHMS)}, "
+                              f"got {conv_algorithm!r}")
+        self.conv_algorithm = conv_algorithm
         self.frame_channels = self.patch_size ** 2 * self.image_channels
         self.cell_list = nn.ModuleList()
         in_channels = self.frame_channels
@@ -218,6 +222,7 @@ def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredic
         filter_size=_get(model_section, "filter_size") or 5,
         cell_options=options,
         fast=bool(_get(model_section, "fast", False)),
+        conv_algorithm=_get(model_section, "conv_algorithm", None) or "auto",
     )
     kwargs.update(overrides)
     kwargs["cell_options"] = with_geometry_options(kwargs["cell"], kwargs["cell_options"], dataset_spec,

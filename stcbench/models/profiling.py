@@ -176,14 +176,16 @@ class ProfileResult:
 def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), batch: int = 4, steps: int = 3,
                      device: str = "cpu", threads: int | None = 2, path: str = "fast", cell_options=None,
                      dtype: torch.dtype = torch.float32, seed: int = 0, warmup: int = 1,
-                     conv_bound: bool = True, recompute: bool = True) -> ProfileResult:
+                     conv_bound: bool = True, recompute: bool = True,
+                     conv_algorithm: str = "auto") -> ProfileResult:
     if threads:
         torch.set_num_threads(int(threads))
     dev = torch.device(device)
     torch.manual_seed(seed)
     model = RecurrentPredictor(cell, geometry.channels, num_hidden, patch_size=geometry.patch_size,
                                in_frames=geometry.in_frames, cell_options=cell_options,
-                               fast=(path == "fast"), recompute=recompute).to(device=dev, dtype=dtype)
+                               fast=(path == "fast"), recompute=recompute,
+                               conv_algorithm=conv_algorithm).to(device=dev, dtype=dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
     total = geometry.in_frames + geometry.out_frames
@@ -199,6 +201,10 @@ def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), bat
         loss.backward()
         optimizer.step()
 
+    if dev.type == "cpu" and model.fast and model.conv_algorithm != "direct":
+        from stcbench.models import winograd
+
+        winograd.warm_up(dtype)            # compiled-code loading is not memory of the training step
     meter = MemoryMeter(dev)
     meter.start()
     for _ in range(warmup):

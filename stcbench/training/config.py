@@ -60,6 +60,7 @@ class ModelConfig:
     channels: int | None = None             # image channels
     image_size: list[int] | None = None     # [H, W]
     fast: bool = False                      # fused/multi-step execution path (same numbers, ~0.5x memory)
+    conv_algorithm: Literal["auto", "direct", "winograd"] = "auto"   # fast path, CPU: auto = Winograd F(4x4,5x5) for 5x5 input convs with >= 16 channels
 
 
 @dataclass

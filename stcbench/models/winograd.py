@@ -1,0 +1,368 @@
+"""Winograd convolution F(4x4, 5x5) for the CPU fast path (same numbers up to round-off).
+
+A stride-1 "same" convolution with a 5 x 5 kernel computes each 4 x 4 output tile from an 8 x 8
+input tile.  Winograd's minimal filtering algorithm (Lavin & Gray 2016) writes it as
+
+    Y = A^T [ (G w G^T) (.) (B^T d B) ] A          (one tile, one input/output channel pair)
+
+so that, after transforming input tiles (B) and weights (G), the sum over input channels is
+64 independent matrix products [tiles, C] @ [C, O] (one per position of the 8 x 8 transform
+domain): 64 multiplications per 16 outputs instead of 400, 6.25x fewer than the direct
+convolution.  The backward pass stays in the transform domain: dM = A dY A^T, then
+dV = dM U^T and dU = V^T dM, then dx = B dV B^T summed over the overlapping tiles and
+dw = G^T dU G.
+
+The tile transforms run in numba (one pass per tile, channels innermost, tiles split over
+threads); the channel sums are torch batched matrix products.  The transformed input is not
+kept for the backward pass: it is recomputed from the input (one cheap pass), so the memory of
+a training step does not grow.
+
+Exactness: in exact arithmetic the result equals the direct convolution.  In floating point the
+transforms (interpolation points 0, +-1, +-2, +-1/2) add round-off: about 1e-14 relative in
+float64 and about 1e-5 relative (to the largest output) in float32, against about 5e-7 for a
+direct float32 convolution.  tests/models/test_winograd.py checks values and gradients against
+`torch.nn.functional.conv2d` in float64.
+"""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+try:  # pragma: no cover - exercised when numba is installed
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
+
+TILE = 4                    # output tile m
+KERNEL = 5                  # kernel r
+POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
+MIN_CHANNELS = 16           # below this the direct convolution is as fast
+
+
+def available() -> bool:
+    return numba is not None and os.environ.get("STCBENCH_CONV", "").lower() != "direct"
+
+
+def transform_matrices(m: int = TILE, r: int = KERNEL, points=POINTS):
+    """(A^T [m, n], G [n, r], B^T [n, n]) of F(m, r) as exact fractions, n = m + r - 1.
+
+    A^T and G follow the Toom-Cook construction on the given points plus the point at infinity;
+    B^T is the unique solution of  sum_j A^T[i, j] G[j, k] B^T[j, p] = [p == i + k].
+    """
+    n = m + r - 1
+    if len(points) != n - 1:
+        raise ValueError(f"F({m}, {r}) needs {n - 1} finite points, got {len(points)}")
+    pts = [Fraction(p) for p in points]
+    a_t = [[p ** i for p in pts] + [Fraction(int(i == m - 1))] for i in range(m)]
+    g = []
+    for j, p in enumerate(pts):
+        f = Fraction(1)
+        for q_index, q in enumerate(pts):
+            if q_index != j:
+                f *= p - q
+        g.append([p ** k / f for k in range(r)])
+    g.append([Fraction(int(k == r - 1)) for k in range(r)])
+    coefficients = np.array([[float(a_t[i][j] * g[j][k]) for j in range(n)] for i in range(m) for k in range(r)])
+    b_t = []
+    for p in range(n):
+        rhs = np.array([float(p == i + k) for i in range(m) for k in range(r)])
+        column, *_ = np.linalg.lstsq(coefficients, rhs, rcond=None)
+        b_t.append([Fraction(float(v)).limit_denominator(64) for v in column])
+    b_t = [list(row) for row in zip(*b_t)]
+    for p in range(n):            # the rounded solution must be exact
+        for i in range(m):
+            for k in range(r):
+                total = sum(a_t[i][j] * g[j][k] * b_t[j][p] for j in range(n))
+                if total != (p == i + k):
+                    raise ArithmeticError(f"F({m}, {r}) transform is not exact for these points")
+    return a_t, g, b_t
+
+
+def _as_array(rows) -> np.ndarray:
+    return np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
+
+
+A_T, G, B_T = (_as_array(x) for x in transform_matrices())
+
+
+# -- compiled tile transforms ---------------------------------------------------------------------
+_kernels = None
+
+
+def _compile():
+    global _kernels
+    if _kernels is None:
+        _kernels = _build()
+    return _kernels
+
+
+def _build():  # pragma: no cover - compiled code, exercised through the tests
+    njit = numba.njit(parallel=True, cache=True, boundscheck=False, error_model="numpy",
+                      fastmath={"reassoc", "nsz", "contract"})
+    prange = numba.prange
+
+    @njit
+    def input_tiles(xp, b_t, m, tiles_h, tiles_w, out):
+        """out[al, be, b, i, j, c] = sum_{a, q} B^T[al, a] xp[b, i*m + a, j*m + q, c] B^T[be, q]."""
+        batch, _, _, channels = xp.shape
+        n = b_t.shape[0]
+        for job in prange(batch * tiles_h):
+            b, i = job // tiles_h, job % tiles_h
+            rows = np.empty((n, n, channels), dtype=out.dtype)
+            for j in range(tiles_w):
+                for al in range(n):
+                    for q in range(n):
+                        for c in range(channels):
+                            rows[al, q, c] = 0
+                    for a in range(n):
+                        w = b_t[al, a]
+                        if w != 0:
+                            for q in range(n):
+                                for c in range(channels):
+                                    rows[al, q, c] += w * xp[b, i * m + a, j * m + q, c]
+                for al in range(n):
+                    for be in range(n):
+                        for c in range(channels):
+                            out[al, be, b, i, j, c] = 0
+                        for q in range(n):
+                            w = b_t[be, q]
+                            if w != 0:
+                                for c in range(channels):
+                                    out[al, be, b, i, j, c] += w * rows[al, q, c]
+
+    @njit
+    def input_tiles_adjoint(dv, b_t, m, parity, out):
+        """out[b, i*m + a, j*m + q, c] += sum_{al, be} B^T[al, a] dv[al, be, b, i, j, c] B^T[be, q]
+        for the tile rows i of one parity (rows of the same parity do not overlap)."""
+        n, _, batch, tiles_h, tiles_w, channels = dv.shape
+        half = (tiles_h - parity + 1) // 2
+        for job in prange(batch * half):
+            b, i = job // half, 2 * (job % half) + parity
+            cols = np.empty((n, n, channels), dtype=out.dtype)
+            for j in range(tiles_w):
+                for al in range(n):
+                    for q in range(n):
+                        for c in range(channels):
+                            cols[al, q, c] = 0
+                    for be in range(n):
+                        for q in range(n):
+                            w = b_t[be, q]
+                            if w != 0:
+                                for c in range(channels):
+                                    cols[al, q, c] += w * dv[al, be, b, i, j, c]
+                for a in range(n):
+                    for al in range(n):
+                        w = b_t[al, a]
+                        if w != 0:
+                            for q in range(n):
+                                for c in range(channels):
+                                    out[b, i * m + a, j * m + q, c] += w * cols[al, q, c]
+
+    @njit
+    def output_tiles(mt, a_t, height, width, out):
+        """out[b, i*m + u, j*m + v, o] = sum_{al, be} A^T[u, al] mt[al, be, b, i, j, o] A^T[v, be]."""
+        n, _, batch, tiles_h, tiles_w, channels = mt.shape
+        m = a_t.shape[0]
+        for job in prange(batch * tiles_h):
+            b, i = job // tiles_h, job % tiles_h
+            rows = np.empty((m, n, channels), dtype=out.dtype)
+            for j in range(tiles_w):
+                for u in range(m):
+                    for be in range(n):
+                        for o in range(channels):
+                            rows[u, be, o] = 0
+                    for al in range(n):
+                        w = a_t[u, al]
+                        if w != 0:
+                            for be in range(n):
+                                for o in range(channels):
+                                    rows[u, be, o] += w * mt[al, be, b, i, j, o]
+                for u in range(m):
+                    y = i * m + u
+                    if y >= height:
+                        continue
+                    for v in range(m):
+                        x = j * m + v
+                        if x >= width:
+                            continue
+                        for o in range(channels):
+                            out[b, y, x, o] = 0
+                        for be in range(n):
+                            w = a_t[v, be]
+                            if w != 0:
+                                for o in range(channels):
+                                    out[b, y, x, o] += w * rows[u, be, o]
+
+    @njit
+    def output_tiles_adjoint(dy, a_t, tiles_h, tiles_w, out):
+        """out[al, be, b, i, j, o] = sum_{u, v} A^T[u, al] dy[b, i*m + u, j*m + v, o] A^T[v, be]."""
+        batch, height, width, channels = dy.shape
+        m, n = a_t.shape
+        for job in prange(batch * tiles_h):
+            b, i = job // tiles_h, job % tiles_h
+            rows = np.empty((n, m, channels), dtype=out.dtype)
+            for j in range(tiles_w):
+                for al in range(n):
+                    for v in range(m):
+                        for o in range(channels):
+                            rows[al, v, o] = 0
+                    for u in range(m):
+                        y = i * m + u
+                        w = a_t[u, al]
+                        if y >= height or w == 0:
+                            continue
+                        for v in range(m):
+                            x = j * m + v
+                            if x < width:
+                                for o in range(channels):
+                                    rows[al, v, o] += w * dy[b, y, x, o]
+                for al in range(n):
+                    for be in range(n):
+                        for o in range(channels):
+                            out[al, be, b, i, j, o] = 0
+                        for v in range(m):
+                            w = a_t[v, be]
+                            if w != 0:
+                                for o in range(channels):
+                                    out[al, be, b, i, j, o] += w * rows[al, v, o]
+
+    return input_tiles, input_tiles_adjoint, output_tiles, output_tiles_adjoint
+
+
+# -- the convolution ------------------------------------------------------------------------------
+def supported(conv: torch.nn.Conv2d, x: torch.Tensor, min_channels: int = MIN_CHANNELS) -> bool:
+    """True when `conv(x)` can run as F(4x4, 5x5) here: CPU float tensors, 5 x 5, stride 1,
+    "same" zero padding, no dilation or groups, at least `min_channels` in and out."""
+    return (available() and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and x.dim() == 4 and conv.kernel_size == (KERNEL, KERNEL) and conv.stride == (1, 1)
+            and conv.padding == (KERNEL // 2, KERNEL // 2) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.padding_mode == "zeros" and min(conv.in_channels, conv.out_channels) >= min_channels)
+
+
+def _threads() -> None:
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+CHUNK = 4                   # samples per pass: keeps the transformed tiles cache-resident
+
+
+class _Plan:
+    """Tile geometry of one chunk of samples."""
+
+    def __init__(self, batch, channels, height, width):
+        self.batch, self.channels, self.height, self.width = batch, channels, height, width
+        self.tiles_h = -(-height // TILE)
+        self.tiles_w = -(-width // TILE)
+        self.n = TILE + KERNEL - 1
+        self.tiles = batch * self.tiles_h * self.tiles_w
+        self.padded = (self.tiles_h * TILE + KERNEL - 1, self.tiles_w * TILE + KERNEL - 1)
+
+    def input_transform(self, x: torch.Tensor) -> torch.Tensor:
+        """x [b, C, H, W] -> V [n*n, tiles, C]."""
+        pad = KERNEL // 2
+        xp = x.new_zeros(self.batch, *self.padded, self.channels)
+        xp[:, pad:pad + self.height, pad:pad + self.width].copy_(x.permute(0, 2, 3, 1))
+        v = x.new_empty(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels)
+        _compile()[0](xp.detach().numpy(), _matrix(B_T, x), TILE, self.tiles_h, self.tiles_w, v.detach().numpy())
+        return v.view(self.n * self.n, self.tiles, self.channels)
+
+    def output_transform(self, mt: torch.Tensor, y: torch.Tensor) -> None:
+        """M [n*n, tiles, O] -> y [b, H, W, O] (written in place)."""
+        shaped = mt.view(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, y.shape[-1])
+        _compile()[2](shaped.detach().numpy(), _matrix(A_T, y), self.height, self.width, y.detach().numpy())
+
+    def output_adjoint(self, dy: torch.Tensor) -> torch.Tensor:
+        """dy [b, H, W, O] -> dM [n*n, tiles, O]."""
+        out_channels = dy.shape[-1]
+        dm = dy.new_empty(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, out_channels)
+        _compile()[3](dy.detach().numpy(), _matrix(A_T, dy), self.tiles_h, self.tiles_w, dm.detach().numpy())
+        return dm.view(self.n * self.n, self.tiles, out_channels)
+
+    def input_adjoint(self, dv: torch.Tensor, dx: torch.Tensor) -> None:
+        """dV [n*n, tiles, C] -> dx [b, H, W, C] (written in place)."""
+        pad = KERNEL // 2
+        dxp = dv.new_zeros(self.batch, *self.padded, self.channels)
+        shaped = dv.view(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels).detach().numpy()
+        for parity in (0, 1):
+            _compile()[1](shaped, _matrix(B_T, dv), TILE, parity, dxp.detach().numpy())
+        dx.copy_(dxp[:, pad:pad + self.height, pad:pad + self.width])
+
+
+def _matrix(matrix: np.ndarray, like: torch.Tensor) -> np.ndarray:
+    return matrix.astype(np.float64 if like.dtype == torch.float64 else np.float32)
+
+
+def transform_weight(weight: torch.Tensor) -> torch.Tensor:
+    """w [O, C, r, r] -> U [n*n, C, O], U = G w G^T per channel pair (one product with G (x) G);
+    differentiable torch operations, so a forward pass can transform its weights once."""
+    out_channels, channels = weight.shape[:2]
+    u = weight.reshape(out_channels * channels, -1) @ _kron_g(weight).T        # [O*C, n*n]
+    return u.T.reshape(-1, out_channels, channels).transpose(1, 2).contiguous()   # [n*n, C, O], dense for bmm
+
+
+def _kron_g(like: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(np.kron(G, G)).to(like.dtype)
+
+
+def _chunks(batch: int):
+    return [(start, min(start + CHUNK, batch)) for start in range(0, batch, CHUNK)]
+
+
+class _WinogradConv2d(torch.autograd.Function):
+    """y = conv2d(x, w, padding=2) given U = transform_weight(w); gradients for x and U."""
+
+    @staticmethod
+    def forward(ctx, x, u):
+        _threads()
+        batch, channels, height, width = x.shape
+        y = x.new_empty(batch, height, width, u.shape[-1])
+        for start, stop in _chunks(batch):
+            plan = _Plan(stop - start, channels, height, width)
+            plan.output_transform(torch.bmm(plan.input_transform(x[start:stop]), u), y[start:stop])
+        ctx.save_for_backward(x, u)
+        return y.permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, u = ctx.saved_tensors
+        _threads()
+        batch, channels, height, width = x.shape
+        rows = dy.permute(0, 2, 3, 1).contiguous()
+        want_x, want_u = ctx.needs_input_grad[:2]
+        dx = x.new_empty(batch, height, width, channels) if want_x else None
+        du = None
+        for start, stop in _chunks(batch):
+            plan = _Plan(stop - start, channels, height, width)
+            dm = plan.output_adjoint(rows[start:stop])
+            if want_x:
+                plan.input_adjoint(torch.bmm(dm, u.transpose(1, 2)), dx[start:stop])
+            if want_u:           # the input transform is recomputed rather than kept from the forward pass
+                part = torch.bmm(plan.input_transform(x[start:stop]).transpose(1, 2), dm)
+                du = part if du is None else du.add_(part)
+        return (dx.permute(0, 3, 1, 2) if want_x else None), du
+
+
+def convolve(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """conv2d(x, w, stride=1, padding=2) for a 5 x 5 kernel w, given U = transform_weight(w).
+    x [B, C, H, W] float32/float64 on the CPU; the result is in channels-last memory order."""
+    if x.shape[1] != u.shape[1]:
+        raise ValueError(f"input has {x.shape[1]} channels, the transformed weight {u.shape[1]}")
+    return _WinogradConv2d.apply(x, u)
+
+
+def warm_up(dtype: torch.dtype = torch.float32) -> None:
+    """Load (or compile) the tile kernels for `dtype` now, e.g. before measuring memory or time."""
+    if not available():
+        return
+    x = torch.zeros(1, 1, TILE, TILE, dtype=dtype, requires_grad=True)
+    w = torch.zeros(1, 1, KERNEL, KERNEL, dtype=dtype, requires_grad=True)
+    winograd_conv2d(x, w).sum().backward()
+
+
+def winograd_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """conv2d(x, weight, bias, stride=1, padding=2) for 5 x 5 kernels, by F(4x4, 5x5)."""
+    y = convolve(x, transform_weight(weight))
+    return y if bias is None else y + bias.view(1, -1, 1, 1)
