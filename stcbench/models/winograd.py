@@ -105,9 +105,10 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
     prange = numba.prange
 
     @njit
-    def input_tiles(xp, b_t, m, tiles_h, tiles_w, out):
-        """out[al, be, b, i, j, c] = sum_{a, q} B^T[al, a] xp[b, i*m + a, j*m + q, c] B^T[be, q]."""
-        batch, _, _, channels = xp.shape
+    def input_tiles(x, b_t, m, pad, tiles_h, tiles_w, out):
+        """out[al, be, b, i, j, c] = sum_{a, q} B^T[al, a] x[b, i*m + a - pad, j*m + q - pad, c] B^T[be, q]
+        (x [B, H, W, C], zero outside)."""
+        batch, height, width, channels = x.shape
         n = b_t.shape[0]
         for job in prange(batch * tiles_h):
             b, i = job // tiles_h, job % tiles_h
@@ -119,10 +120,14 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                             rows[al, q, c] = 0
                     for a in range(n):
                         w = b_t[al, a]
-                        if w != 0:
-                            for q in range(n):
+                        y = i * m + a - pad
+                        if w == 0 or y < 0 or y >= height:
+                            continue
+                        for q in range(n):
+                            xc = j * m + q - pad
+                            if 0 <= xc < width:
                                 for c in range(channels):
-                                    rows[al, q, c] += w * xp[b, i * m + a, j * m + q, c]
+                                    rows[al, q, c] += w * x[b, y, xc, c]
                 for al in range(n):
                     for be in range(n):
                         for c in range(channels):
@@ -134,10 +139,11 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                                     out[al, be, b, i, j, c] += w * rows[al, q, c]
 
     @njit
-    def input_tiles_adjoint(dv, b_t, m, parity, out):
-        """out[b, i*m + a, j*m + q, c] += sum_{al, be} B^T[al, a] dv[al, be, b, i, j, c] B^T[be, q]
-        for the tile rows i of one parity (rows of the same parity do not overlap)."""
+    def input_tiles_adjoint(dv, b_t, m, pad, parity, out):
+        """out[b, i*m + a - pad, j*m + q - pad, c] += sum_{al, be} B^T[al, a] dv[al, be, b, i, j, c] B^T[be, q]
+        inside out [B, H, W, C], for the tile rows i of one parity (rows of one parity do not overlap)."""
         n, _, batch, tiles_h, tiles_w, channels = dv.shape
+        height, width = out.shape[1], out.shape[2]
         half = (tiles_h - parity + 1) // 2
         for job in prange(batch * half):
             b, i = job // half, 2 * (job % half) + parity
@@ -154,12 +160,17 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                                 for c in range(channels):
                                     cols[al, q, c] += w * dv[al, be, b, i, j, c]
                 for a in range(n):
+                    y = i * m + a - pad
+                    if y < 0 or y >= height:
+                        continue
                     for al in range(n):
                         w = b_t[al, a]
                         if w != 0:
                             for q in range(n):
-                                for c in range(channels):
-                                    out[b, i * m + a, j * m + q, c] += w * cols[al, q, c]
+                                xc = j * m + q - pad
+                                if 0 <= xc < width:
+                                    for c in range(channels):
+                                        out[b, y, xc, c] += w * cols[al, q, c]
 
     @njit
     def output_tiles(mt, a_t, height, width, out):
@@ -258,15 +269,13 @@ class _Plan:
         self.tiles_w = -(-width // TILE)
         self.n = TILE + KERNEL - 1
         self.tiles = batch * self.tiles_h * self.tiles_w
-        self.padded = (self.tiles_h * TILE + KERNEL - 1, self.tiles_w * TILE + KERNEL - 1)
 
     def input_transform(self, x: torch.Tensor) -> torch.Tensor:
         """x [b, C, H, W] -> V [n*n, tiles, C]."""
-        pad = KERNEL // 2
-        xp = x.new_zeros(self.batch, *self.padded, self.channels)
-        xp[:, pad:pad + self.height, pad:pad + self.width].copy_(x.permute(0, 2, 3, 1))
+        rows = x.detach().permute(0, 2, 3, 1).contiguous()       # a view when x is channels-last
         v = x.new_empty(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels)
-        _compile()[0](xp.detach().numpy(), _matrix(B_T, x), TILE, self.tiles_h, self.tiles_w, v.detach().numpy())
+        _compile()[0](rows.numpy(), _matrix(B_T, x), TILE, KERNEL // 2, self.tiles_h, self.tiles_w,
+                      v.detach().numpy())
         return v.view(self.n * self.n, self.tiles, self.channels)
 
     def output_transform(self, mt: torch.Tensor, y: torch.Tensor) -> None:
@@ -282,13 +291,10 @@ class _Plan:
         return dm.view(self.n * self.n, self.tiles, out_channels)
 
     def input_adjoint(self, dv: torch.Tensor, dx: torch.Tensor) -> None:
-        """dV [n*n, tiles, C] -> dx [b, H, W, C] (written in place)."""
-        pad = KERNEL // 2
-        dxp = dv.new_zeros(self.batch, *self.padded, self.channels)
+        """dV [n*n, tiles, C] -> dx [b, H, W, C] (zero-filled, accumulated in place)."""
         shaped = dv.view(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels).detach().numpy()
         for parity in (0, 1):
-            _compile()[1](shaped, _matrix(B_T, dv), TILE, parity, dxp.detach().numpy())
-        dx.copy_(dxp[:, pad:pad + self.height, pad:pad + self.width])
+            _compile()[1](shaped, _matrix(B_T, dv), TILE, KERNEL // 2, parity, dx.detach().numpy())
 
 
 def _matrix(matrix: np.ndarray, like: torch.Tensor) -> np.ndarray:
@@ -332,7 +338,7 @@ class _WinogradConv2d(torch.autograd.Function):
         batch, channels, height, width = x.shape
         rows = dy.permute(0, 2, 3, 1).contiguous()
         want_x, want_u = ctx.needs_input_grad[:2]
-        dx = x.new_empty(batch, height, width, channels) if want_x else None
+        dx = x.new_zeros(batch, height, width, channels) if want_x else None
         du = None
         for start, stop in _chunks(batch):
             plan = _Plan(stop - start, channels, height, width)
