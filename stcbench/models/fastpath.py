@@ -9,8 +9,9 @@
    values and gradients are unchanged.
 3. Circuit gates: for cells exposing `conv_h`/`conv_v` the two grouped convolutions run as
    one grouped convolution (see gates.py).
-4. Input convolutions (5 x 5, at least 16 channels) on the CPU run as Winograd F(4x4, 5x5)
-   (`conv_algorithm: auto`, see winograd.py); the weights are transformed once per forward pass.
+4. Synapse convolutions (5 x 5, stride 1, ungrouped, at least 16 channels) on the CPU run as
+   Winograd F(4x4, 5x5) (`conv_algorithm: auto`, see winograd.py), the weights transformed once
+   per forward pass; the circuits' grouped convolutions stay direct.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from stcbench.cells.base import RecurrentCell
-from stcbench.cells.synapse import Synapse
+from stcbench.cells.synapse import Synapse, conv2d, conv_override, current_conv_override
 from stcbench.models import winograd
 from stcbench.models.gates import FusedGates, fusable
 
@@ -50,8 +51,7 @@ def norm_split(cell):
 class LayerRunner:
     """Runs one cell either over a whole input sequence or one step at a time."""
 
-    def __init__(self, cell, recompute: bool, channels_last: bool, fuse_gates: bool = True,
-                 conv_algorithm: str = "auto"):
+    def __init__(self, cell, recompute: bool, channels_last: bool, fuse_gates: bool = True):
         self.cell = cell
         self.channels_last = channels_last
         self.split = splittable(cell)
@@ -60,25 +60,12 @@ class LayerRunner:
         self.recompute = recompute and self.split
         # the duplicated-input grouped conv is only fast in channels-last order (NCHW hits a slow kernel)
         self.fused = FusedGates(cell) if fuse_gates and channels_last and self.split and fusable(cell) else None
-        self.conv_algorithm = conv_algorithm
-        self._winograd_weight = None
-
-    def _convolve(self, x: torch.Tensor) -> torch.Tensor:
-        """The input convolution; Winograd where `conv_algorithm` and the call allow it."""
-        if self.conv_algorithm != "direct":
-            min_channels = winograd.MIN_CHANNELS if self.conv_algorithm == "auto" else 1
-            if winograd.supported(self.conv, x, min_channels):
-                if self._winograd_weight is None:      # once per forward pass: the same weights at every step
-                    self._winograd_weight = winograd.transform_weight(self.conv.weight)
-                y = winograd.convolve(x, self._winograd_weight)
-                return y if self.conv.bias is None else y + self.conv.bias.view(1, -1, 1, 1)
-        return self.conv(x)
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """What is stored between forward and backward: the conv output (or the full current)."""
         x = to_layout(x, self.channels_last)
         if self.conv is not None:
-            return self._convolve(x)
+            return conv2d(self.conv, x)
         return self.cell.input_current(x)
 
     def _dynamics(self, pre, state, t):
@@ -88,8 +75,11 @@ class LayerRunner:
 
     def dynamics(self, pre, state, t):
         if self.recompute and torch.is_grad_enabled():
+            override = current_conv_override()      # the recomputation runs in the backward pass
+
             def step(pre_t, *state_t):
-                return tuple(self._dynamics(pre_t, state_t, t))
+                with conv_override(override):
+                    return tuple(self._dynamics(pre_t, state_t, t))
             return checkpoint(step, pre, *state, use_reentrant=False)
         return tuple(self._dynamics(pre, state, t))
 
@@ -128,11 +118,17 @@ class LayerRunner:
 
 def run_fast(model, frames, steps, mask, return_traces):
     """frames [B,T,Cp,Hp,Wp] -> (predictions [B,steps,Cp,Hp,Wp], Traces or None)."""
+    if model.conv_algorithm == "direct":
+        return _run_fast(model, frames, steps, mask, return_traces)
+    with conv_override(winograd.Convolutions(model, model.conv_algorithm)):
+        return _run_fast(model, frames, steps, mask, return_traces)
+
+
+def _run_fast(model, frames, steps, mask, return_traces):
     from stcbench.models.predictor import Traces
 
     traces = Traces(model) if return_traces else None
-    runners = [LayerRunner(cell, model.recompute, model.channels_last, conv_algorithm=model.conv_algorithm)
-               for cell in model.cell_list]
+    runners = [LayerRunner(cell, model.recompute, model.channels_last) for cell in model.cell_list]
     context_steps = min(model.in_frames, steps)
 
     def recorder(layer):

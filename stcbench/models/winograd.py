@@ -247,8 +247,14 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
 def supported(conv: torch.nn.Conv2d, x: torch.Tensor, min_channels: int = MIN_CHANNELS) -> bool:
     """True when `conv(x)` can run as F(4x4, 5x5) here: CPU float tensors, 5 x 5, stride 1,
     "same" zero padding, no dilation or groups, at least `min_channels` in and out."""
-    return (available() and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and x.dim() == 4 and conv.kernel_size == (KERNEL, KERNEL) and conv.stride == (1, 1)
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
+            and supported_module(conv, min_channels))
+
+
+def supported_module(conv: torch.nn.Module, min_channels: int = MIN_CHANNELS) -> bool:
+    return (available() and isinstance(conv, torch.nn.Conv2d) and conv.weight.device.type == "cpu"
+            and conv.weight.dtype in (torch.float32, torch.float64)
+            and conv.kernel_size == (KERNEL, KERNEL) and conv.stride == (1, 1)
             and conv.padding == (KERNEL // 2, KERNEL // 2) and conv.dilation == (1, 1) and conv.groups == 1
             and conv.padding_mode == "zeros" and min(conv.in_channels, conv.out_channels) >= min_channels)
 
@@ -357,6 +363,28 @@ def convolve(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     if x.shape[1] != u.shape[1]:
         raise ValueError(f"input has {x.shape[1]} channels, the transformed weight {u.shape[1]}")
     return _WinogradConv2d.apply(x, u)
+
+
+class Convolutions:
+    """Override for `stcbench.cells.synapse.conv_override`: Winograd for the calls it supports.
+
+    algorithm "auto": 5 x 5 convolutions with at least MIN_CHANNELS channels in and out;
+    "winograd": every supported 5 x 5 convolution.  The weights of `model` are transformed
+    once, when the instance is made (use one instance per forward pass: the weights are the
+    same at every step), outside any recomputed (checkpointed) block.
+    """
+
+    def __init__(self, model: torch.nn.Module, algorithm: str = "auto"):
+        self.min_channels = MIN_CHANNELS if algorithm == "auto" else 1
+        self.transformed = {conv: transform_weight(conv.weight) for conv in model.modules()
+                            if supported_module(conv, self.min_channels)}
+
+    def __call__(self, conv: torch.nn.Conv2d, x: torch.Tensor):
+        u = self.transformed.get(conv)
+        if u is None or not supported(conv, x, self.min_channels):
+            return None
+        y = convolve(x, u)
+        return y if conv.bias is None else y + conv.bias.view(1, -1, 1, 1)
 
 
 def warm_up(dtype: torch.dtype = torch.float32) -> None:
