@@ -111,6 +111,7 @@ def run(args) -> int:
         ("cell / dataset", f"{result.cell} / {result.dataset}"),
         ("layers", "x".join(map(str, result.num_hidden)) + f" ({result.params:,} parameters)"),
         ("path / device / threads", f"{result.path} / {result.device} / {result.threads}"),
+        ("recompute / convolutions", f"{result.recompute} / {result.conv_algorithm}"),
         ("batch / measured steps", f"{result.batch} / {result.steps}"),
         ("seconds per step (median)", f"{result.seconds_per_step:.4f}"),
         ("sequences per second", f"{result.sequences_per_second:.2f}"),

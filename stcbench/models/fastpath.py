@@ -9,7 +9,7 @@
    values and gradients are unchanged.
 3. Circuit gates: for cells exposing `conv_h`/`conv_v` the two grouped convolutions run as
    one grouped convolution (see gates.py).
-4. Synapse convolutions (5 x 5, stride 1, ungrouped, at least 16 channels) on the CPU run as
+4. Synapse convolutions (5 x 5, stride 1, ungrouped, at least 48 channels) on the CPU run as
    Winograd F(4x4, 5x5) (`conv_algorithm: auto`, see winograd.py), the weights transformed once
    per forward pass; the circuits' grouped convolutions stay direct.
 """

@@ -223,6 +223,7 @@ def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredic
         cell_options=options,
         fast=bool(_get(model_section, "fast", False)),
         conv_algorithm=_get(model_section, "conv_algorithm", None) or "auto",
+        recompute=bool(_get(model_section, "recompute", True)),
     )
     kwargs.update(overrides)
     kwargs["cell_options"] = with_geometry_options(kwargs["cell"], kwargs["cell_options"], dataset_spec,

@@ -157,6 +157,8 @@ class ProfileResult:
     batch: int
     steps: int
     path: str
+    recompute: bool
+    conv_algorithm: str
     device: str
     threads: int
     dtype: str
@@ -221,6 +223,8 @@ def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), bat
     bound = conv_bound_seconds(model, frames, mask) if conv_bound else float("nan")
     return ProfileResult(
         cell=cell, dataset=geometry.name, num_hidden=list(num_hidden), batch=batch, steps=steps, path=path,
+        recompute=bool(model.recompute) if path == "fast" else False,
+        conv_algorithm=model.conv_algorithm if path == "fast" else "direct",
         device=str(dev), threads=torch.get_num_threads(), dtype=str(dtype).removeprefix("torch."),
         params=count_parameters(model), seconds_per_step=per_step, sequences_per_second=batch / per_step,
         peak_memory_mb=peak, memory_method=meter.method, conv_bound_seconds=bound,

@@ -132,6 +132,10 @@ def test_build_predictor_from_config_section():
         channels, in_frames, patch_size = 1, 10, 2
     model = build_predictor({"cell": "LIF", "num_hidden": [16, 16]}, Spec())
     assert model.patch_size == 2 and model.num_hidden == [16, 16] and model.frame_channels == 4
+    assert not model.fast and model.recompute and model.conv_algorithm == "auto"
+    model = build_predictor({"cell": "lif", "num_hidden": [16], "fast": True, "recompute": False,
+                             "conv_algorithm": "direct"}, Spec())
+    assert model.fast and not model.recompute and model.conv_algorithm == "direct"
     with pytest.raises(ConfigError, match="model.cell is missing"):
         build_predictor({}, Spec())
 

@@ -27,3 +27,12 @@ def test_profile_prints_json_last_line(capsys, tmp_path):
 def test_profile_bad_hidden_is_a_clear_error(capsys):
     assert main(["profile", "--dataset", "taxibj", "--num-hidden", "a,b"]) == 2
     assert "--num-hidden must be comma-separated integers" in capsys.readouterr().err
+
+
+def test_profile_records_the_fast_path_settings(capsys):
+    code = main(["profile", "--dataset", "taxibj", "--cell", "lif", "--num-hidden", "64", "--batch", "1",
+                 "--steps", "1", "--warmup", "0", "--threads", "1", "--no-recompute", "--conv-algorithm",
+                 "winograd", "--no-conv-bound"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["path"] == "fast" and result["recompute"] is False and result["conv_algorithm"] == "winograd"

@@ -73,22 +73,23 @@ def test_float32_error_is_bounded():
 
 
 def test_supported_only_for_stride1_same_padding_5x5():
-    x = torch.zeros(1, 16, 8, 8)
-    ok = torch.nn.Conv2d(16, 16, 5, padding=2, bias=False)
+    x = torch.zeros(1, 64, 8, 8)
+    ok = torch.nn.Conv2d(64, 64, 5, padding=2, bias=False)
     assert winograd.supported(ok, x)
-    assert not winograd.supported(torch.nn.Conv2d(16, 16, 3, padding=1), x)
-    assert not winograd.supported(torch.nn.Conv2d(16, 16, 5, padding=2, stride=2), x)
-    assert not winograd.supported(torch.nn.Conv2d(16, 16, 5, padding=2, groups=4), x)
-    assert not winograd.supported(torch.nn.Conv2d(16, 16, 5, padding=0), x)
-    assert not winograd.supported(torch.nn.Conv2d(4, 16, 5, padding=2), torch.zeros(1, 4, 8, 8))
+    assert not winograd.supported(torch.nn.Conv2d(64, 64, 3, padding=1), x)
+    assert not winograd.supported(torch.nn.Conv2d(64, 64, 5, padding=2, stride=2), x)
+    assert not winograd.supported(torch.nn.Conv2d(64, 64, 5, padding=2, groups=4), x)
+    assert not winograd.supported(torch.nn.Conv2d(64, 64, 5, padding=0), x)
+    assert not winograd.supported(torch.nn.Conv2d(16, 64, 5, padding=2), torch.zeros(1, 16, 8, 8))
     assert winograd.supported(torch.nn.Conv2d(4, 16, 5, padding=2), torch.zeros(1, 4, 8, 8), min_channels=1)
     assert not winograd.supported(ok, x.half())
+    assert not winograd.supported(ok, x.to(torch.bfloat16))
 
 
 def test_environment_switch_turns_it_off(monkeypatch):
     monkeypatch.setenv("STCBENCH_CONV", "direct")
     assert not winograd.available()
-    assert not winograd.supported(torch.nn.Conv2d(16, 16, 5, padding=2), torch.zeros(1, 16, 8, 8))
+    assert not winograd.supported(torch.nn.Conv2d(64, 64, 5, padding=2), torch.zeros(1, 64, 8, 8))
 
 
 @pytest.mark.parametrize("cell,options", [("stclif", {"gradient_detach": 0}), ("lif", {}), ("convlstm", {})])
