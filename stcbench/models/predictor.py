@@ -9,11 +9,12 @@ Two execution paths give the same numbers:
   structure of the official network.
 * `fast=True` — the teacher-forced context (steps t < T_in, whose inputs are
   all known) runs layer by layer with the input convolution batched over all context
-  steps; the autoregressive future runs step by step.  Cells with the spatio-temporal
-  circuit evaluate their two gate convolutions as one grouped convolution.  The per-step
-  neuron dynamics are recomputed in the backward pass instead of stored, which cuts the
-  activation memory (about 0.54x peak memory at 3x64 on CPU) but, as measured so far, does
-  not make a CPU step faster (see docs/performance.md), so it is opt-in (`model.fast: true`).
+  steps; the autoregressive future runs step by step.  On the CPU the 5x5 synapse
+  convolutions with at least 48 channels run as Winograd F(4x4, 5x5) (`conv_algorithm`).  The
+  per-step neuron dynamics are recomputed in the backward pass instead of stored
+  (`recompute`), which cuts the activation memory.  At 3x64 on CPU it is 0.6-0.9x the
+  reference loop's time for every cell (docs/performance.md); it is opt-in (`model.fast: true`)
+  because its float32 round-off differs (the numbers agree to round-off, tested in float64).
 """
 from __future__ import annotations
 
