@@ -259,8 +259,16 @@ def supported_module(conv: torch.nn.Module, min_channels: int = MIN_CHANNELS) ->
             and conv.padding_mode == "zeros" and min(conv.in_channels, conv.out_channels) >= min_channels)
 
 
-def _threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+_numba_threads = None
+
+
+def set_threads() -> None:
+    """numba's threads follow torch's thread count."""
+    global _numba_threads
+    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if wanted != _numba_threads:
+        numba.set_num_threads(wanted)
+        _numba_threads = wanted
 
 
 CHUNK = 4                   # samples per pass: keeps the transformed tiles cache-resident
@@ -328,7 +336,7 @@ class _WinogradConv2d(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, u):
-        _threads()
+        set_threads()
         batch, channels, height, width = x.shape
         y = x.new_empty(batch, height, width, u.shape[-1])
         for start, stop in _chunks(batch):
@@ -340,7 +348,7 @@ class _WinogradConv2d(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x, u = ctx.saved_tensors
-        _threads()
+        set_threads()
         batch, channels, height, width = x.shape
         rows = dy.permute(0, 2, 3, 1).contiguous()
         want_x, want_u = ctx.needs_input_grad[:2]
