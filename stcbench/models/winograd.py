@@ -105,26 +105,27 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
     prange = numba.prange
 
     @njit
-    def input_tiles(x, b_t, m, pad, tiles_h, tiles_w, out):
-        """out[al, be, b, i, j, c] = sum_{a, q} B^T[al, a] x[b, i*m + a - pad, j*m + q - pad, c] B^T[be, q]
-        (x [B, H, W, C], zero outside)."""
+    def gather_tiles(x, left, m, offset, tiles_h, tiles_w, out):
+        """out[al, be, b, i, j, c] = sum_{a, q} L[al, a] x[b, i*m + a + offset, j*m + q + offset, c] L[be, q]
+        (x [B, H, W, C], zero outside; L [n, k] reads k x k windows at stride m).  The input
+        transform is L = B^T, offset -pad; the adjoint of the output transform is L = A, offset 0."""
         batch, height, width, channels = x.shape
-        n = b_t.shape[0]
+        n, k = left.shape
         for job in prange(batch * tiles_h):
             b, i = job // tiles_h, job % tiles_h
-            rows = np.empty((n, n, channels), dtype=out.dtype)
+            rows = np.empty((n, k, channels), dtype=out.dtype)
             for j in range(tiles_w):
                 for al in range(n):
-                    for q in range(n):
+                    for q in range(k):
                         for c in range(channels):
                             rows[al, q, c] = 0
-                    for a in range(n):
-                        w = b_t[al, a]
-                        y = i * m + a - pad
+                    for a in range(k):
+                        w = left[al, a]
+                        y = i * m + a + offset
                         if w == 0 or y < 0 or y >= height:
                             continue
-                        for q in range(n):
-                            xc = j * m + q - pad
+                        for q in range(k):
+                            xc = j * m + q + offset
                             if 0 <= xc < width:
                                 for c in range(channels):
                                     rows[al, q, c] += w * x[b, y, xc, c]
@@ -132,8 +133,8 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                     for be in range(n):
                         for c in range(channels):
                             out[al, be, b, i, j, c] = 0
-                        for q in range(n):
-                            w = b_t[be, q]
+                        for q in range(k):
+                            w = left[be, q]
                             if w != 0:
                                 for c in range(channels):
                                     out[al, be, b, i, j, c] += w * rows[al, q, c]
@@ -207,40 +208,7 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                                 for o in range(channels):
                                     out[b, y, x, o] += w * rows[u, be, o]
 
-    @njit
-    def output_tiles_adjoint(dy, a_t, tiles_h, tiles_w, out):
-        """out[al, be, b, i, j, o] = sum_{u, v} A^T[u, al] dy[b, i*m + u, j*m + v, o] A^T[v, be]."""
-        batch, height, width, channels = dy.shape
-        m, n = a_t.shape
-        for job in prange(batch * tiles_h):
-            b, i = job // tiles_h, job % tiles_h
-            rows = np.empty((n, m, channels), dtype=out.dtype)
-            for j in range(tiles_w):
-                for al in range(n):
-                    for v in range(m):
-                        for o in range(channels):
-                            rows[al, v, o] = 0
-                    for u in range(m):
-                        y = i * m + u
-                        w = a_t[u, al]
-                        if y >= height or w == 0:
-                            continue
-                        for v in range(m):
-                            x = j * m + v
-                            if x < width:
-                                for o in range(channels):
-                                    rows[al, v, o] += w * dy[b, y, x, o]
-                for al in range(n):
-                    for be in range(n):
-                        for o in range(channels):
-                            out[al, be, b, i, j, o] = 0
-                        for v in range(m):
-                            w = a_t[v, be]
-                            if w != 0:
-                                for o in range(channels):
-                                    out[al, be, b, i, j, o] += w * rows[al, v, o]
-
-    return input_tiles, input_tiles_adjoint, output_tiles, output_tiles_adjoint
+    return gather_tiles, input_tiles_adjoint, output_tiles
 
 
 # -- the convolution ------------------------------------------------------------------------------
@@ -288,7 +256,7 @@ class _Plan:
         """x [b, C, H, W] -> V [n*n, tiles, C]."""
         rows = x.detach().permute(0, 2, 3, 1).contiguous()       # a view when x is channels-last
         v = x.new_empty(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels)
-        _compile()[0](rows.numpy(), _matrix(B_T, x), TILE, KERNEL // 2, self.tiles_h, self.tiles_w,
+        _compile()[0](rows.numpy(), _matrix(B_T, x), TILE, -(KERNEL // 2), self.tiles_h, self.tiles_w,
                       v.detach().numpy())
         return v.view(self.n * self.n, self.tiles, self.channels)
 
@@ -301,7 +269,8 @@ class _Plan:
         """dy [b, H, W, O] -> dM [n*n, tiles, O]."""
         out_channels = dy.shape[-1]
         dm = dy.new_empty(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, out_channels)
-        _compile()[3](dy.detach().numpy(), _matrix(A_T, dy), self.tiles_h, self.tiles_w, dm.detach().numpy())
+        _compile()[0](dy.detach().numpy(), np.ascontiguousarray(_matrix(A_T, dy).T), TILE, 0, self.tiles_h,
+                      self.tiles_w, dm.detach().numpy())
         return dm.view(self.n * self.n, self.tiles, out_channels)
 
     def input_adjoint(self, dv: torch.Tensor, dx: torch.Tensor) -> None:
