@@ -191,6 +191,8 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
     from stcbench.training.module import VideoPredictionModule
 
     module = VideoPredictionModule(cfg.to_dict())
+    if resuming:
+        _check_optimizer_state_fits(module, ckpt_path)
     datamodule = build_datamodule(cfg)
     if is_rank_zero():
         datamodule.prepare_data()          # data problems surface before anything is written
@@ -238,6 +240,30 @@ def _log_version(run_dir: Path, resuming: bool) -> str | None:
     previous = list((run_dir / "logs").glob("*/resumed-*"))
     numbers = [int(p.name.split("-")[-1]) for p in previous if p.name.split("-")[-1].isdigit()]
     return f"resumed-{max(numbers, default=0) + 1}"
+
+
+def _check_optimizer_state_fits(module, ckpt_path: Path) -> None:
+    """The checkpoint's optimizer state must match the parameter groups built now (cells may ask
+    for groups of their own, e.g. GLIF original's gates at lr/10), else resuming cannot continue it."""
+    from stcbench.training.param_groups import parameter_groups
+
+    try:
+        ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ConfigError(f"cannot read checkpoint {str(ckpt_path)!r} ({exc}); pass a .ckpt written by "
+                          f"`stcbench fit`") from None
+    states = ckpt.get("optimizer_states") or []
+    if not states:
+        return
+    saved = [len(group.get("params", [])) for group in states[0].get("param_groups", [])]
+    optim = module.config.optim
+    built = [len(group["params"]) for group in parameter_groups(module, optim.lr, optim.weight_decay)]
+    if saved != built:
+        raise ConfigError(
+            f"{ckpt_path} holds optimizer state for {len(saved)} parameter group(s) of sizes {saved}, but "
+            f"this model builds {len(built)} of sizes {built} (the cell's parameter groups differ from when "
+            f"the checkpoint was written), so the run cannot be resumed; start a new run, or test the "
+            f"checkpoint's weights with `stcbench test --ckpt-path {ckpt_path}`")
 
 
 def _existing_checkpoint(path: str | Path) -> Path:

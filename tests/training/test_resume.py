@@ -67,3 +67,17 @@ def test_scheduled_mask_shape_and_eta(mmnist_root, tmp_path):
     assert module.scheduled_mask(frames).sum() == 0  # eta = 1 - 0.5 * 2 = 0
     off = VideoPredictionModule(tiny_config(mmnist_root, tmp_path, sampling={"enabled": False}))
     assert off.scheduled_mask(frames).sum() == 0
+
+
+def test_resume_with_optimizer_state_of_other_parameter_groups_is_a_clear_error(mmnist_root, tmp_path):
+    from stcbench.errors import ConfigError
+
+    first = fit(tiny_config(mmnist_root, tmp_path, epochs=2, trainer={"stop_after_epochs": 1}))
+    last = first / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=False)
+    (group,) = ckpt["optimizer_states"][0]["param_groups"]            # as if written with two groups
+    ckpt["optimizer_states"][0]["param_groups"] = [dict(group, params=group["params"][:1]),
+                                                   dict(group, params=group["params"][1:])]
+    torch.save(ckpt, last)
+    with pytest.raises(ConfigError, match="cannot be resumed"):
+        fit(tiny_config(mmnist_root, tmp_path, epochs=2), ckpt_path=last)
