@@ -215,7 +215,7 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
 def supported(conv: torch.nn.Conv2d, x: torch.Tensor, min_channels: int = MIN_CHANNELS) -> bool:
     """True when `conv(x)` can run as F(4x4, 5x5) here: CPU float tensors, 5 x 5, stride 1,
     "same" zero padding, no dilation or groups, at least `min_channels` in and out."""
-    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
+    return (x.device.type == "cpu" and x.dtype == conv.weight.dtype and x.dim() == 4
             and supported_module(conv, min_channels))
 
 
@@ -288,7 +288,8 @@ def transform_weight(weight: torch.Tensor) -> torch.Tensor:
     """w [O, C, r, r] -> U [n*n, C, O], U = G w G^T per channel pair (one product with G (x) G);
     differentiable torch operations, so a forward pass can transform its weights once."""
     out_channels, channels = weight.shape[:2]
-    u = weight.reshape(out_channels * channels, -1) @ _kron_g(weight).T        # [O*C, n*n]
+    with torch.autocast("cpu", enabled=False):                                # kept in the weights' dtype
+        u = weight.reshape(out_channels * channels, -1) @ _kron_g(weight).T    # [O*C, n*n]
     return u.T.reshape(-1, out_channels, channels).transpose(1, 2).contiguous()   # [n*n, C, O], dense for bmm
 
 
@@ -304,6 +305,7 @@ class _WinogradConv2d(torch.autograd.Function):
     """y = conv2d(x, w, padding=2) given U = transform_weight(w); gradients for x and U."""
 
     @staticmethod
+    @torch.autocast("cpu", enabled=False)        # the tile arrays go to numba in the inputs' dtype
     def forward(ctx, x, u):
         set_threads()
         batch, channels, height, width = x.shape
@@ -315,8 +317,10 @@ class _WinogradConv2d(torch.autograd.Function):
         return y.permute(0, 3, 1, 2)
 
     @staticmethod
+    @torch.autocast("cpu", enabled=False)
     def backward(ctx, dy):
         x, u = ctx.saved_tensors
+        dy = dy.to(x.dtype)
         set_threads()
         batch, channels, height, width = x.shape
         rows = dy.permute(0, 2, 3, 1).contiguous()
@@ -358,8 +362,8 @@ class Convolutions:
 
     def __call__(self, conv: torch.nn.Conv2d, x: torch.Tensor):
         u = self.transformed.get(conv)
-        if u is None or not supported(conv, x, self.min_channels):
-            return None
+        if u is None or u.dtype != x.dtype or not supported(conv, x, self.min_channels):
+            return None                    # e.g. bfloat16 activations under autocast: the direct kernel
         y = convolve(x, u)
         return y if conv.bias is None else y + conv.bias.view(1, -1, 1, 1)
 

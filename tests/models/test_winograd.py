@@ -119,3 +119,17 @@ def test_unknown_conv_algorithm_is_a_config_error():
 
     with pytest.raises(ConfigError, match="conv_algorithm"):
         RecurrentPredictor("lif", 1, (16,), conv_algorithm="fft")
+
+
+def test_fast_path_runs_under_cpu_autocast():
+    """bfloat16 autocast (trainer.precision bf16-mixed): bfloat16 activations take the direct kernels
+    (Winograd runs only where input and weights share float32/float64) and nothing breaks."""
+    torch.manual_seed(0)
+    model = RecurrentPredictor("stclif", 1, (64, 64), patch_size=2, in_frames=2, fast=True)
+    frames = torch.rand(2, 4, 1, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(frames, None)
+        loss = model.loss(out.float(), frames)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
