@@ -116,9 +116,12 @@ def run(args) -> int:
         ("seconds per step (median)", f"{result.seconds_per_step:.4f}"),
         ("sequences per second", f"{result.sequences_per_second:.2f}"),
         ("peak memory (MiB)", f"{result.peak_memory_mb:.1f}  [{result.memory_method}]"),
-        ("convolutions alone (s)", f"{result.conv_bound_seconds:.4f}"),
-        ("step / convolutions", f"{result.conv_bound_ratio:.2f}x"),
     ]
+    if result.conv_bound_seconds == result.conv_bound_seconds:      # not NaN: it was measured
+        rows += [("convolutions alone (s)", f"{result.conv_bound_seconds:.4f}"),
+                 ("step / convolutions", f"{result.conv_bound_ratio:.2f}x")]
+    else:
+        rows.append(("convolutions alone (s)", "not measured (--no-conv-bound)"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
