@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from stcbench.metrics.frames import COVARIANCE_NORM, WINDOW, WINDOW_PIXELS, PlaneSums
+from stcbench.numba_threads import parallel_region
 
 try:  # pragma: no cover - exercised when numba is installed
     import numba
@@ -154,10 +155,10 @@ class CompiledFrameKernel:
         se, ae, se_clipped = np.empty(planes), np.empty(planes), np.empty(planes)
         ssim = np.empty((len(data_ranges), planes))
         threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-        numba.set_num_threads(threads)
         chunks = max(1, min(planes, 4 * threads))
         outside = np.zeros(chunks, np.int64)
-        self.kernel(pred_np, true_np, c1s, c2s, se, ae, se_clipped, ssim, outside, chunks)
+        with parallel_region():
+            self.kernel(pred_np, true_np, c1s, c2s, se, ae, se_clipped, ssim, outside, chunks)
         return PlaneSums(se=torch.from_numpy(se), ae=torch.from_numpy(ae), se_clipped=torch.from_numpy(se_clipped),
                          ssim={r: torch.from_numpy(ssim[i]) for i, r in enumerate(data_ranges)},
                          true_outside=int(outside.sum()))

@@ -31,6 +31,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from stcbench.numba_threads import parallel_region
+
 try:  # pragma: no cover - exercised when numba is installed
     import numba
 except ImportError:  # pragma: no cover
@@ -227,18 +229,6 @@ def supported_module(conv: torch.nn.Module, min_channels: int = MIN_CHANNELS) ->
             and conv.padding_mode == "zeros" and min(conv.in_channels, conv.out_channels) >= min_channels)
 
 
-_numba_threads = None
-
-
-def set_threads() -> None:
-    """numba's threads follow torch's thread count."""
-    global _numba_threads
-    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if wanted != _numba_threads:
-        numba.set_num_threads(wanted)
-        _numba_threads = wanted
-
-
 CHUNK = 4                   # samples per pass: keeps the transformed tiles cache-resident
 
 
@@ -307,12 +297,12 @@ class _WinogradConv2d(torch.autograd.Function):
     @staticmethod
     @torch.autocast("cpu", enabled=False)        # the tile arrays go to numba in the inputs' dtype
     def forward(ctx, x, u):
-        set_threads()
         batch, channels, height, width = x.shape
         y = x.new_empty(batch, height, width, u.shape[-1])
-        for start, stop in _chunks(batch):
-            plan = _Plan(stop - start, channels, height, width)
-            plan.output_transform(torch.bmm(plan.input_transform(x[start:stop]), u), y[start:stop])
+        with parallel_region():
+            for start, stop in _chunks(batch):
+                plan = _Plan(stop - start, channels, height, width)
+                plan.output_transform(torch.bmm(plan.input_transform(x[start:stop]), u), y[start:stop])
         ctx.save_for_backward(x, u)
         return y.permute(0, 3, 1, 2)
 
@@ -321,20 +311,20 @@ class _WinogradConv2d(torch.autograd.Function):
     def backward(ctx, dy):
         x, u = ctx.saved_tensors
         dy = dy.to(x.dtype)
-        set_threads()
         batch, channels, height, width = x.shape
         rows = dy.permute(0, 2, 3, 1).contiguous()
         want_x, want_u = ctx.needs_input_grad[:2]
         dx = x.new_zeros(batch, height, width, channels) if want_x else None
         du = None
-        for start, stop in _chunks(batch):
-            plan = _Plan(stop - start, channels, height, width)
-            dm = plan.output_adjoint(rows[start:stop])
-            if want_x:
-                plan.input_adjoint(torch.bmm(dm, u.transpose(1, 2)), dx[start:stop])
-            if want_u:           # the input transform is recomputed rather than kept from the forward pass
-                part = torch.bmm(plan.input_transform(x[start:stop]).transpose(1, 2), dm)
-                du = part if du is None else du.add_(part)
+        with parallel_region():
+            for start, stop in _chunks(batch):
+                plan = _Plan(stop - start, channels, height, width)
+                dm = plan.output_adjoint(rows[start:stop])
+                if want_x:
+                    plan.input_adjoint(torch.bmm(dm, u.transpose(1, 2)), dx[start:stop])
+                if want_u:       # the input transform is recomputed rather than kept from the forward pass
+                    part = torch.bmm(plan.input_transform(x[start:stop]).transpose(1, 2), dm)
+                    du = part if du is None else du.add_(part)
         return (dx.permute(0, 3, 1, 2) if want_x else None), du
 
 

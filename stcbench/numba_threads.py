@@ -1,0 +1,35 @@
+"""numba's parallel loops beside torch: same thread count, and torch's setting left untouched.
+
+With numba's OpenMP threading layer, launching numba's thread pool (its first parallel loop in a
+process) also sets the OpenMP thread count that torch reads, to numba's default (every core): a
+`torch.set_num_threads(2)` made earlier would silently become 8 on an 8-core machine.
+`parallel_region()` runs numba's loops with torch's thread count and restores torch's setting.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+try:  # pragma: no cover - exercised when numba is installed
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
+
+_numba_threads = None
+
+
+@contextlib.contextmanager
+def parallel_region():
+    """Run numba parallel loops inside: numba uses torch's thread count; torch's count is kept."""
+    global _numba_threads
+    torch_threads = torch.get_num_threads()
+    wanted = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))
+    if wanted != _numba_threads:
+        numba.set_num_threads(wanted)
+        _numba_threads = wanted
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
