@@ -7,8 +7,8 @@
    gates) are recomputed during the backward pass (activation checkpointing of the cheap
    element-wise part).  Recomputation repeats the same operations on the same inputs, so
    values and gradients are unchanged.
-3. Circuit gates: for cells exposing `conv_h`/`conv_v` the two grouped convolutions run as
-   one grouped convolution (see gates.py).
+3. Circuit gates: for cells exposing `conv_h`/`conv_v`, 1 + tanh(z) is computed as
+   2 sigmoid(2z), the two grouped convolutions in channels-last order (see gates.py).
 4. Synapse convolutions (5 x 5, stride 1, ungrouped, at least 48 channels) on the CPU run as
    Winograd F(4x4, 5x5) (`conv_algorithm: auto`, see winograd.py), the weights transformed once
    per forward pass; the circuits' grouped convolutions stay direct.
@@ -58,7 +58,7 @@ class LayerRunner:
         parts = norm_split(cell) if self.split else None
         self.conv, self.norm = parts if parts else (None, None)
         self.recompute = recompute and self.split
-        # the duplicated-input grouped conv is only fast in channels-last order (NCHW hits a slow kernel)
+        # the circuit's grouped convolutions are only fast in channels-last order
         self.fused = FusedGates(cell) if fuse_gates and channels_last and self.split and fusable(cell) else None
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
