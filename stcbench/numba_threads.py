@@ -4,6 +4,7 @@ With numba's OpenMP threading layer, launching numba's thread pool (its first pa
 process) also sets the OpenMP thread count that torch reads, to numba's default (every core): a
 `torch.set_num_threads(2)` made earlier would silently become 8 on an 8-core machine.
 `parallel_region()` runs numba's loops with torch's thread count and restores torch's setting.
+`numba` is the module, or None where it is not installed (it is optional).
 """
 from __future__ import annotations
 

@@ -23,12 +23,8 @@ import numpy as np
 import torch
 
 from stcbench.metrics.frames import COVARIANCE_NORM, WINDOW, WINDOW_PIXELS, PlaneSums
-from stcbench.numba_threads import parallel_region
+from stcbench.numba_threads import numba, parallel_region
 
-try:  # pragma: no cover - exercised when numba is installed
-    import numba
-except ImportError:  # pragma: no cover
-    numba = None
 
 _plane_sums = None
 

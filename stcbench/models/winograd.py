@@ -31,12 +31,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from stcbench.numba_threads import parallel_region
+from stcbench.numba_threads import numba, parallel_region
 
-try:  # pragma: no cover - exercised when numba is installed
-    import numba
-except ImportError:  # pragma: no cover
-    numba = None
 
 TILE = 4                    # output tile m
 KERNEL = 5                  # kernel r
@@ -246,20 +242,20 @@ class _Plan:
         """x [b, C, H, W] -> V [n*n, tiles, C]."""
         rows = x.detach().permute(0, 2, 3, 1).contiguous()       # a view when x is channels-last
         v = x.new_empty(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels)
-        _compile()[0](rows.numpy(), _matrix(B_T, x), TILE, -(KERNEL // 2), self.tiles_h, self.tiles_w,
+        _compile()[0](rows.numpy(), _matrix("B_T", x), TILE, -(KERNEL // 2), self.tiles_h, self.tiles_w,
                       v.detach().numpy())
         return v.view(self.n * self.n, self.tiles, self.channels)
 
     def output_transform(self, mt: torch.Tensor, y: torch.Tensor) -> None:
         """M [n*n, tiles, O] -> y [b, H, W, O] (written in place)."""
         shaped = mt.view(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, y.shape[-1])
-        _compile()[2](shaped.detach().numpy(), _matrix(A_T, y), self.height, self.width, y.detach().numpy())
+        _compile()[2](shaped.detach().numpy(), _matrix("A_T", y), self.height, self.width, y.detach().numpy())
 
     def output_adjoint(self, dy: torch.Tensor) -> torch.Tensor:
         """dy [b, H, W, O] -> dM [n*n, tiles, O]."""
         out_channels = dy.shape[-1]
         dm = dy.new_empty(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, out_channels)
-        _compile()[0](dy.detach().numpy(), np.ascontiguousarray(_matrix(A_T, dy).T), TILE, 0, self.tiles_h,
+        _compile()[0](dy.detach().numpy(), _matrix("A", dy), TILE, 0, self.tiles_h,
                       self.tiles_w, dm.detach().numpy())
         return dm.view(self.n * self.n, self.tiles, out_channels)
 
@@ -267,11 +263,16 @@ class _Plan:
         """dV [n*n, tiles, C] -> dx [b, H, W, C] (zero-filled, accumulated in place)."""
         shaped = dv.view(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels).detach().numpy()
         for parity in (0, 1):
-            _compile()[1](shaped, _matrix(B_T, dv), TILE, KERNEL // 2, parity, dx.detach().numpy())
+            _compile()[1](shaped, _matrix("B_T", dv), TILE, KERNEL // 2, parity, dx.detach().numpy())
 
 
-def _matrix(matrix: np.ndarray, like: torch.Tensor) -> np.ndarray:
-    return matrix.astype(np.float64 if like.dtype == torch.float64 else np.float32)
+_MATRICES = {np.dtype(dtype): {"A_T": A_T.astype(dtype), "A": np.ascontiguousarray(A_T.T.astype(dtype)),
+                                 "B_T": B_T.astype(dtype)} for dtype in (np.float32, np.float64)}
+
+
+def _matrix(name: str, like: torch.Tensor) -> np.ndarray:
+    """A transform matrix in the dtype of `like` (made once per dtype, not per call)."""
+    return _MATRICES[np.dtype(np.float64 if like.dtype == torch.float64 else np.float32)][name]
 
 
 def transform_weight(weight: torch.Tensor) -> torch.Tensor:
