@@ -20,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from stcbench.cells.base import RecurrentCell
 from stcbench.cells.synapse import Synapse, conv2d, conv_override, current_conv_override
-from stcbench.models import winograd
+from stcbench.models import fused_stc, winograd
 from stcbench.models.gates import FusedGates, fusable
 
 CONV_ALGORITHMS = ("auto", "direct", "winograd")
@@ -60,6 +60,8 @@ class LayerRunner:
         self.recompute = recompute and self.split
         # the circuit's grouped convolutions are only fast in channels-last order
         self.fused = FusedGates(cell) if fuse_gates and channels_last and self.split and fusable(cell) else None
+        self.fused_step = (fused_stc.FusedSTCStep(cell) if self.fused is not None and self.norm is not None
+                           and fused_stc.eligible(cell) else None)
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """What is stored between forward and backward: the conv output (or the full current)."""
@@ -69,12 +71,14 @@ class LayerRunner:
         return self.cell.input_current(x)
 
     def _dynamics(self, pre, state, t):
+        if self.fused_step is not None:
+            return self.fused_step.step(pre, state, t)
         step = self.fused.step_from_current if self.fused is not None else self.cell.step_from_current
         current = pre if self.norm is None else self.norm(pre)
         return step(current, state, t)
 
     def dynamics(self, pre, state, t):
-        if self.recompute and torch.is_grad_enabled():
+        if self.recompute and self.fused_step is None and torch.is_grad_enabled():
             override = current_conv_override()      # the recomputation runs in the backward pass
 
             def step(pre_t, *state_t):

@@ -203,10 +203,12 @@ def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), bat
         loss.backward()
         optimizer.step()
 
-    if dev.type == "cpu" and model.fast and model.conv_algorithm != "direct":
-        from stcbench.models import winograd
+    if dev.type == "cpu" and model.fast:   # compiled-code loading is not memory of the training step
+        from stcbench.models import fused_stc, winograd
 
-        winograd.warm_up(dtype)            # compiled-code loading is not memory of the training step
+        fused_stc.warm_up(dtype)
+        if model.conv_algorithm != "direct":
+            winograd.warm_up(dtype)
     meter = MemoryMeter(dev)
     meter.start()
     for _ in range(warmup):

@@ -1,0 +1,431 @@
+"""STC-LIF's neuron step after its convolutions, as one autograd function (fast path, CPU).
+
+Per step the STC-LIF cell computes (STC-LIF paper Eqs. 2-4 and 11; official STCLIFCell)
+
+    I   = GN_x(conv_x(x_t))                       input current
+    A   = 1 + tanh(GN_h(conv_h(s_{t-1})))         history gate (temporal circuit)
+    B   = 1 + tanh(GN_v(conv_v(s_{t-1})))         input gate (spatial circuit)
+    u   = c_h (A u_{t-1}) + c_i (B I)             perfect integrator c_h = c_i = 1 (leaky: lambda, 1 - lambda)
+    s_t = H(u - theta),  u_t = u - theta s_t      ds/du = alpha sig(alpha (u - theta)) (1 - sig(...))
+
+Here the two circuit convolutions are one grouped convolution whose weights interleave the two
+gates group by group (`CircuitConvolution`), and everything after the convolutions is
+`FusedSTCStep`: a few numba passes over channels-last memory plus torch's vectorised sigmoid
+(1 + tanh(z) = 2 sigmoid(2z), the factor 2 folded into GroupNorm's affine parameters, as in
+gates.py).  Forward keeps only the convolution outputs and u_{t-1}; backward recomputes the gates
+and the membrane (two cheap passes) and does the three GroupNorm backwards in closed form:
+
+    dy = rstd (gamma dz - mean_g(gamma dz) - x_hat mean_g(gamma dz x_hat))
+
+with the group means taken from per-channel sums.  Values and gradients equal the cell's up to
+round-off (tests/models/test_fused_stc.py, float64).
+"""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from stcbench.cells.synapse import Synapse
+from stcbench.numba_threads import numba, parallel_region
+
+_kernels = None
+
+
+def _compile():
+    global _kernels
+    if _kernels is None:
+        _kernels = _build()
+    return _kernels
+
+
+def _build():  # pragma: no cover - compiled code, exercised through the tests
+    import numpy as np
+
+    options = dict(cache=True, boundscheck=False, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+    parallel = numba.njit(parallel=True, **options)
+    serial = numba.njit(**options)
+    prange = numba.prange
+
+    @parallel
+    def moments(y, chunks, out):
+        """out[b, k, 0, c] = sum of y[b, p, c] over the k-th chunk of positions p; out[b, k, 1, c]: of y^2."""
+        batch, positions, channels = y.shape
+        size = -(-positions // chunks)
+        for job in prange(batch * chunks):
+            b, k = job // chunks, job % chunks
+            s1 = np.zeros(channels)
+            s2 = np.zeros(channels)
+            for p in range(k * size, min(positions, (k + 1) * size)):
+                for c in range(channels):
+                    v = np.float64(y[b, p, c])
+                    s1[c] += v
+                    s2[c] += v * v
+            for c in range(channels):
+                out[b, k, 0, c] = s1[c]
+                out[b, k, 1, c] = s2[c]
+
+    @serial
+    def norm_statistics(partial, group_of, n_groups, positions, gamma, beta, eps, mean, rstd, scale, shift):
+        """GroupNorm mean and 1/std per (sample, group) from per-channel moments, and the affine form of its
+        output per (sample, channel): gamma (y - mean) rstd + beta = y * scale + shift."""
+        batch, chunks, _, channels = partial.shape
+        for b in range(batch):
+            s1 = np.zeros(n_groups)
+            s2 = np.zeros(n_groups)
+            count = np.zeros(n_groups)
+            for c in range(channels):
+                g = group_of[c]
+                count[g] += positions
+                for k in range(chunks):
+                    s1[g] += partial[b, k, 0, c]
+                    s2[g] += partial[b, k, 1, c]
+            for g in range(n_groups):
+                m = s1[g] / count[g]
+                var = max(s2[g] / count[g] - m * m, 0.0)
+                mean[b, g] = m
+                rstd[b, g] = 1.0 / np.sqrt(var + eps)
+            for c in range(channels):
+                g = group_of[c]
+                scale[b, c] = gamma[c] * rstd[b, g]
+                shift[b, c] = beta[c] - gamma[c] * mean[b, g] * rstd[b, g]
+
+    @parallel
+    def affine(y, scale, shift, chunks, out):
+        """out[b, p, c] = y[b, p, c] * scale[b, c] + shift[b, c]."""
+        batch, positions, channels = y.shape
+        size = -(-positions // chunks)
+        for job in prange(batch * chunks):
+            b, k = job // chunks, job % chunks
+            for p in range(k * size, min(positions, (k + 1) * size)):
+                for c in range(channels):
+                    out[b, p, c] = y[b, p, c] * scale[b, c] + shift[b, c]
+
+    @parallel
+    def membrane(yx, scale_x, shift_x, gates, idx_h, idx_v, mem_prev, consts, strict, chunks, spike, mem):
+        """Forward: gates hold sig(2 z) of both circuits (combined channel order); consts = (c_h, c_i,
+        threshold, alpha, 2)."""
+        batch, positions, channels = yx.shape
+        c_h, c_i, threshold, two = consts[0], consts[1], consts[2], consts[4]
+        size = -(-positions // chunks)
+        for job in prange(batch * chunks):
+            b, k = job // chunks, job % chunks
+            for p in range(k * size, min(positions, (k + 1) * size)):
+                for c in range(channels):
+                    current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
+                    a = two * gates[b, p, idx_h[c]]
+                    g = two * gates[b, p, idx_v[c]]
+                    u = c_h * (a * mem_prev[b, p, c]) + c_i * (current * g)
+                    x = u - threshold
+                    fire = x > 0 if strict else x >= 0
+                    s = consts[5] if fire else consts[6]
+                    spike[b, p, c] = s
+                    mem[b, p, c] = u - s * threshold
+
+    @parallel
+    def surrogate_argument(yx, scale_x, shift_x, gates, idx_h, idx_v, mem_prev, consts, chunks, out):
+        """out = alpha (u - threshold), the membrane recomputed as in `membrane`."""
+        batch, positions, channels = yx.shape
+        c_h, c_i, threshold, alpha, two = consts[0], consts[1], consts[2], consts[3], consts[4]
+        size = -(-positions // chunks)
+        for job in prange(batch * chunks):
+            b, k = job // chunks, job % chunks
+            for p in range(k * size, min(positions, (k + 1) * size)):
+                for c in range(channels):
+                    current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
+                    a = two * gates[b, p, idx_h[c]]
+                    g = two * gates[b, p, idx_v[c]]
+                    u = c_h * (a * mem_prev[b, p, c]) + c_i * (current * g)
+                    out[b, p, c] = alpha * (u - threshold)
+
+    @parallel
+    def elementwise_backward(yx, yhv, scale_x, shift_x, gates, idx_h, idx_v, mem_prev, q, d_spike, d_mem,
+                             consts, chunks, d_mem_prev, dz_x, dz_hv, partial_x, partial_hv):
+        """Gradients of the element-wise step: d u_{t-1}, and the gradients at the three GroupNorm outputs
+        (dz_x for the current, dz_hv for sig's argument 2z in combined order) with their per-channel sums
+        of dz and dz * y (partial_*[b, k, 0 | 1, c]).  q = sig(alpha (u - threshold))."""
+        batch, positions, channels = yx.shape
+        c_h, c_i, threshold, alpha, two = consts[0], consts[1], consts[2], consts[3], consts[4]
+        one = consts[5]
+        size = -(-positions // chunks)
+        for job in prange(batch * chunks):
+            b, k = job // chunks, job % chunks
+            sx = np.zeros(channels)
+            sxy = np.zeros(channels)
+            shv = np.zeros(2 * channels)
+            shvy = np.zeros(2 * channels)
+            for p in range(k * size, min(positions, (k + 1) * size)):
+                for c in range(channels):
+                    ih, iv = idx_h[c], idx_v[c]
+                    dm = d_mem[b, p, c]
+                    sig = q[b, p, c]
+                    du = dm + (d_spike[b, p, c] - threshold * dm) * (alpha * sig * (one - sig))
+                    sa = gates[b, p, ih]
+                    sb = gates[b, p, iv]
+                    d_history = du * c_h
+                    d_gated = du * c_i
+                    current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
+                    d_mem_prev[b, p, c] = d_history * (two * sa)
+                    dza = two * (d_history * mem_prev[b, p, c]) * sa * (one - sa)
+                    dzb = two * (d_gated * current) * sb * (one - sb)
+                    dcur = d_gated * (two * sb)
+                    dz_x[b, p, c] = dcur
+                    dz_hv[b, p, ih] = dza
+                    dz_hv[b, p, iv] = dzb
+                    sx[c] += dcur
+                    sxy[c] += dcur * np.float64(yx[b, p, c])
+                    shv[ih] += dza
+                    shvy[ih] += dza * np.float64(yhv[b, p, ih])
+                    shv[iv] += dzb
+                    shvy[iv] += dzb * np.float64(yhv[b, p, iv])
+            for c in range(channels):
+                partial_x[b, k, 0, c] = sx[c]
+                partial_x[b, k, 1, c] = sxy[c]
+            for c in range(2 * channels):
+                partial_hv[b, k, 0, c] = shv[c]
+                partial_hv[b, k, 1, c] = shvy[c]
+
+    @serial
+    def norm_backward_coefficients(partial, mean, rstd, group_of, n_groups, positions, gamma,
+                                   k_dz, k_y, k_0, mean_c, d_gamma, d_beta):
+        """GroupNorm backward as dy = dz k_dz + (y - mean) k_y + k_0 per (sample, channel), from the sums of dz
+        and dz y; accumulates d_gamma = sum dz x_hat and d_beta = sum dz over samples and positions."""
+        batch, chunks, _, channels = partial.shape
+        for b in range(batch):
+            m1 = np.zeros(n_groups)
+            m2 = np.zeros(n_groups)
+            count = np.zeros(n_groups)
+            for c in range(channels):
+                g = group_of[c]
+                s_dz = 0.0
+                s_dzy = 0.0
+                for k in range(chunks):
+                    s_dz += partial[b, k, 0, c]
+                    s_dzy += partial[b, k, 1, c]
+                s_dz_xhat = rstd[b, g] * (s_dzy - mean[b, g] * s_dz)
+                d_beta[c] += s_dz
+                d_gamma[c] += s_dz_xhat
+                m1[g] += gamma[c] * s_dz
+                m2[g] += gamma[c] * s_dz_xhat
+                count[g] += positions
+            for c in range(channels):
+                g = group_of[c]
+                r = rstd[b, g]
+                k_dz[b, c] = gamma[c] * r
+                k_y[b, c] = -r * r * m2[g] / count[g]
+                k_0[b, c] = -r * m1[g] / count[g]
+                mean_c[b, c] = mean[b, g]
+
+    @parallel
+    def norm_backward(dz, y, k_dz, k_y, k_0, mean_c, chunks):
+        """dz <- dz k_dz + (y - mean) k_y + k_0 (in place)."""
+        batch, positions, channels = dz.shape
+        size = -(-positions // chunks)
+        for job in prange(batch * chunks):
+            b, k = job // chunks, job % chunks
+            for p in range(k * size, min(positions, (k + 1) * size)):
+                for c in range(channels):
+                    dz[b, p, c] = dz[b, p, c] * k_dz[b, c] + (y[b, p, c] - mean_c[b, c]) * k_y[b, c] + k_0[b, c]
+
+    return dict(moments=moments, norm_statistics=norm_statistics, affine=affine, membrane=membrane,
+                surrogate_argument=surrogate_argument, elementwise_backward=elementwise_backward,
+                norm_backward_coefficients=norm_backward_coefficients, norm_backward=norm_backward)
+
+
+def available() -> bool:
+    return numba is not None
+
+
+def eligible(cell) -> bool:
+    """True for an STC-LIF-type cell (the circuit wrapper over LIF, both circuits, sigmoid surrogate, Conv ->
+    GroupNorm synapses) whose step is the stock one, on the CPU outside autocast."""
+    from stcbench.cells.base import RecurrentCell, SpikingCell
+    from stcbench.cells.lif import LIF
+    from stcbench.cells.stc import SpatioTemporalCircuit
+    from stcbench.cells.surrogate import Sigmoid
+    from stcbench.models.gates import fusable
+
+    if not (available() and fusable(cell) and isinstance(cell, LIF) and cell.circuit == "both"):
+        return False
+    kind = type(cell)
+    stock = (kind.neuron_step is SpikingCell.neuron_step and kind.fire is SpikingCell.fire
+             and kind.charge is LIF.charge and kind.reset is LIF.reset
+             and kind.circuit_input is SpatioTemporalCircuit.circuit_input
+             and kind.input_current is RecurrentCell.input_current)
+    syn = getattr(cell, "conv_x", None)
+    plain_input = (isinstance(syn, Synapse) and syn.kind == "conv" and len(syn) == 2
+                   and isinstance(syn[1], torch.nn.GroupNorm) and syn[1].affine)
+    weight = cell.conv_h[0].weight
+    return (stock and plain_input and type(cell.surrogate) is Sigmoid
+            and isinstance(cell.threshold, (int, float)) and not isinstance(cell.threshold, bool)
+            and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled("cpu"))
+
+
+def _rows(t: torch.Tensor):
+    """A channels-last [B, C, H, W] tensor as the numpy view [B, H*W, C] of the same memory."""
+    b, c, h, w = t.shape
+    return t.detach().permute(0, 2, 3, 1).numpy().reshape(b, h * w, c)
+
+
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last)
+
+
+class FusedSTCStep:
+    """The parameters of one STC-LIF cell in the fused form, made once per forward pass."""
+
+    def __init__(self, cell):
+        import numpy as np
+
+        self.cell = cell
+        self.conv_x, self.norm_x = cell.conv_x[0], cell.conv_x[1]
+        conv_h, conv_v = cell.conv_h[0], cell.conv_v[0]
+        norm_h, norm_v = cell.conv_h[1], cell.conv_v[1]
+        channels = cell.hidden_channels
+        self.conv = conv_h
+        per_group = channels // conv_h.groups
+
+        def interleave(h, v):             # [C, ...] x 2 -> [2C, ...]: group by group, h's channels then v's
+            return torch.stack((h.unflatten(0, (conv_h.groups, per_group)),
+                                v.unflatten(0, (conv_h.groups, per_group))), 1).flatten(0, 2)
+
+        self.weight = interleave(conv_h.weight, conv_v.weight)
+        self.gamma_hv = 2 * interleave(norm_h.weight, norm_v.weight)      # 1 + tanh(z) = 2 sig(2 z)
+        self.beta_hv = 2 * interleave(norm_h.bias, norm_v.bias)
+        c = np.arange(channels)
+        self.idx_h = (2 * per_group * (c // per_group) + c % per_group).astype(np.int64)
+        self.idx_v = self.idx_h + per_group
+        self.groups_x = self.norm_x.num_groups
+        self.group_of_x = (c // (channels // self.groups_x)).astype(np.int64)
+        self.groups_hv = 2 * norm_h.num_groups
+        group_h = c // (channels // norm_h.num_groups)
+        self.group_of_hv = np.empty(2 * channels, dtype=np.int64)
+        self.group_of_hv[self.idx_h] = group_h
+        self.group_of_hv[self.idx_v] = group_h + norm_h.num_groups
+        self.eps_x, self.eps_hv = float(self.norm_x.eps), float(norm_h.eps)
+        decay = getattr(cell, "decay", None)
+        c_h, c_i = (1.0, 1.0) if cell.integration == "perfect" else (decay, 1.0 - decay)
+        self.constants = {dtype: np.array([c_h, c_i, float(cell.threshold), float(cell.surrogate.alpha), 2.0, 1.0, 0.0],
+                                          dtype=dtype) for dtype in (np.float32, np.float64)}
+        self.strict = bool(cell.surrogate.strict)
+
+    def circuit(self, prev_spike: torch.Tensor) -> torch.Tensor:
+        """Both circuit convolutions of the previous spikes in one grouped call (combined channel order)."""
+        g = _channels_last(self.cell.circuit_input(prev_spike, self.weight.dtype))
+        conv = self.conv
+        return F.conv2d(g, self.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+    def step(self, pre: torch.Tensor, state, t):
+        """(spike, membrane) of the step from the input synapse's convolution output `pre`."""
+        yhv = self.circuit(state[0])
+        return _FusedStep.apply(pre, yhv, state[1], self.norm_x.weight, self.norm_x.bias,
+                                self.gamma_hv, self.beta_hv, self)
+
+    def chunks(self, batch: int) -> int:
+        """Position chunks per sample, so that every thread has work."""
+        return max(1, -(-2 * torch.get_num_threads() // batch))
+
+
+def _numpy64(t: torch.Tensor):
+    return t.detach().to(torch.float64).numpy()
+
+
+class _FusedStep(torch.autograd.Function):
+    """(yx, yhv, u_{t-1}, GN_x affine, combined gate GN affine) -> (s_t, u_t); see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, yx, yhv, mem_prev, gamma_x, beta_x, gamma_hv, beta_hv, plan):
+        import numpy as np
+
+        kernels = _compile()
+        yx, yhv, mem_prev = _channels_last(yx), _channels_last(yhv), _channels_last(mem_prev.to(yx.dtype))
+        batch, channels, height, width = yx.shape
+        positions = height * width
+        dtype = np.float64 if yx.dtype == torch.float64 else np.float32
+        chunks = plan.chunks(batch)
+        stats = []
+        with parallel_region():
+            for y, gamma, beta, group_of, groups, eps in (
+                    (yx, gamma_x, beta_x, plan.group_of_x, plan.groups_x, plan.eps_x),
+                    (yhv, gamma_hv, beta_hv, plan.group_of_hv, plan.groups_hv, plan.eps_hv)):
+                width_c = y.shape[1]
+                partial = np.empty((batch, chunks, 2, width_c))
+                kernels["moments"](_rows(y), chunks, partial)
+                mean, rstd = np.empty((batch, groups)), np.empty((batch, groups))
+                scale, shift = np.empty((batch, width_c)), np.empty((batch, width_c))
+                kernels["norm_statistics"](partial, group_of, groups, positions, _numpy64(gamma), _numpy64(beta),
+                                           eps, mean, rstd, scale, shift)
+                stats.append((mean, rstd, scale.astype(dtype), shift.astype(dtype)))
+        gates = _gates(kernels, yhv, stats[1], chunks)
+        spike, mem = torch.empty_like(yx), torch.empty_like(yx)
+        (_, _, scale_x, shift_x) = stats[0]
+        with parallel_region():
+            kernels["membrane"](_rows(yx), scale_x, shift_x, _rows(gates), plan.idx_h, plan.idx_v,
+                                    _rows(mem_prev), plan.constants[dtype], plan.strict, chunks, _rows(spike),
+                                    _rows(mem))
+        ctx.save_for_backward(yx, yhv, mem_prev, gamma_x, gamma_hv)
+        ctx.stats, ctx.plan, ctx.chunks, ctx.dtype = stats, plan, chunks, dtype
+        return spike, mem
+
+    @staticmethod
+    def backward(ctx, d_spike, d_mem):
+        import numpy as np
+
+        kernels = _compile()
+        yx, yhv, mem_prev, gamma_x, gamma_hv = ctx.saved_tensors
+        plan, chunks, dtype = ctx.plan, ctx.chunks, ctx.dtype
+        (mean_x, rstd_x, scale_x, shift_x), (mean_hv, rstd_hv, _, _) = ctx.stats
+        batch, channels, height, width = yx.shape
+        d_spike = torch.zeros_like(yx) if d_spike is None else _channels_last(d_spike)
+        d_mem = torch.zeros_like(yx) if d_mem is None else _channels_last(d_mem)
+        consts = plan.constants[dtype]
+        gates = _gates(kernels, yhv, ctx.stats[1], chunks)
+        q = torch.empty_like(yx)
+        with parallel_region():
+            kernels["surrogate_argument"](_rows(yx), scale_x, shift_x, _rows(gates), plan.idx_h, plan.idx_v,
+                                          _rows(mem_prev), consts, chunks, _rows(q))
+        torch.sigmoid_(q)
+        d_mem_prev, dz_x, dz_hv = torch.empty_like(yx), torch.empty_like(yx), torch.empty_like(yhv)
+        partial_x = np.empty((batch, chunks, 2, channels))
+        partial_hv = np.empty((batch, chunks, 2, 2 * channels))
+        grads = []
+        with parallel_region():
+            kernels["elementwise_backward"](_rows(yx), _rows(yhv), scale_x, shift_x, _rows(gates), plan.idx_h,
+                                            plan.idx_v, _rows(mem_prev), _rows(q), _rows(d_spike), _rows(d_mem),
+                                            consts, chunks, _rows(d_mem_prev), _rows(dz_x), _rows(dz_hv),
+                                            partial_x, partial_hv)
+            for dz, y, partial, mean, rstd, group_of, groups, gamma in (
+                    (dz_x, yx, partial_x, mean_x, rstd_x, plan.group_of_x, plan.groups_x, gamma_x),
+                    (dz_hv, yhv, partial_hv, mean_hv, rstd_hv, plan.group_of_hv, plan.groups_hv, gamma_hv)):
+                width_c = y.shape[1]
+                k_dz, k_y, k_0, mean_c = (np.empty((batch, width_c)) for _ in range(4))
+                d_gamma, d_beta = np.zeros(width_c), np.zeros(width_c)
+                kernels["norm_backward_coefficients"](partial, mean, rstd, group_of, groups, height * width,
+                                                      _numpy64(gamma), k_dz, k_y, k_0, mean_c, d_gamma, d_beta)
+                kernels["norm_backward"](_rows(dz), _rows(y), k_dz.astype(dtype), k_y.astype(dtype),
+                                         k_0.astype(dtype), mean_c.astype(dtype), chunks)
+                grads.append((torch.from_numpy(d_gamma).to(yx.dtype), torch.from_numpy(d_beta).to(yx.dtype)))
+        (d_gamma_x, d_beta_x), (d_gamma_hv, d_beta_hv) = grads
+        return dz_x, dz_hv, d_mem_prev, d_gamma_x, d_beta_x, d_gamma_hv, d_beta_hv, None
+
+
+def _gates(kernels, yhv, stats_hv, chunks) -> torch.Tensor:
+    """sig(2 z) of both circuits (combined channel order) from their convolution output."""
+    _, _, scale, shift = stats_hv
+    gates = torch.empty_like(yhv)
+    with parallel_region():
+        kernels["affine"](_rows(yhv), scale, shift, chunks, _rows(gates))
+    return torch.sigmoid_(gates)
+
+
+def warm_up(dtype: torch.dtype = torch.float32) -> None:
+    """Load (or compile) the kernels for `dtype` now, e.g. before measuring memory or time."""
+    if not available():
+        return
+    from stcbench.cells import create_cell
+
+    cell = create_cell("stclif", 1, 16).to(dtype)
+    pre = torch.zeros(1, 16, 2, 2, dtype=dtype, requires_grad=True).contiguous(memory_format=torch.channels_last)
+    state = tuple(s.contiguous(memory_format=torch.channels_last) for s in cell.initial_state(1, (2, 2), dtype=dtype))
+    spike, mem = FusedSTCStep(cell).step(pre, state, 0)
+    (spike.sum() + mem.sum()).backward()

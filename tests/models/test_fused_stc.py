@@ -1,0 +1,147 @@
+"""The fused STC-LIF step equals the cell's own step: spikes, membranes and all gradients (float64)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from stcbench.cells import create_cell
+from stcbench.models import RecurrentPredictor, fused_stc
+from stcbench.models.fastpath import LayerRunner
+from tests.conftest import assert_close_scaled
+
+pytestmark = pytest.mark.skipif(not fused_stc.available(), reason="numba is not installed")
+
+CL = torch.channels_last
+
+
+def make_cell(options, channels=32, seed=0):
+    torch.manual_seed(seed)
+    cell = create_cell("stclif", 8, channels, **options).double()
+    with torch.no_grad():                 # away from the initial values, so every term matters
+        for p in cell.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return cell
+
+
+def run(cell, fused, steps=4, batch=3, size=(9, 11), dtype=torch.float64, loss_on=("spike", "mem")):
+    """Runs `steps` steps from zero state; returns spikes, last membrane, input grads and parameter grads."""
+    gen = torch.Generator().manual_seed(1)
+    xs = [(2 * torch.randn(batch, 8, *size, generator=gen, dtype=torch.float64)).to(dtype)
+          .contiguous(memory_format=CL).requires_grad_(True) for _ in range(steps)]
+    weights = [torch.randn(batch, cell.hidden_channels, *size, generator=gen, dtype=torch.float64).to(dtype)
+               for _ in range(steps)]
+    state = tuple(s.contiguous(memory_format=CL) for s in cell.initial_state(batch, size, dtype=dtype))
+    step = fused_stc.FusedSTCStep(cell) if fused else None
+    spikes, loss = [], 0
+    for t, x in enumerate(xs):
+        pre = cell.conv_x[0](x)
+        state = step.step(pre, state, t) if fused else cell.step_from_current(cell.conv_x[1](pre), state, t)
+        spikes.append(state[0])
+        if "spike" in loss_on:
+            loss = loss + (state[0] * weights[t]).sum()
+        if "mem" in loss_on:
+            loss = loss + (state[1] * weights[t]).sum()
+    params = [p for p in cell.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, xs + params, allow_unused=True)
+    return spikes, state[1], grads
+
+
+CASES = {
+    "default": {},
+    "gradient_detach_0": {"gradient_detach": 0},
+    "leaky": {"integration": "leaky", "tau_m": 3.0},
+    "strict_threshold": {"surrogate": {"name": "sigmoid", "alpha": 2.5, "strict": True}, "threshold": 0.5},
+    "dense_circuit": {"circuit_groups": 1},
+    "circuit_groups_4": {"circuit_groups": 4},
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_step_equals_cell_step(case):
+    cell = make_cell(CASES[case])
+    assert fused_stc.eligible(cell)
+    spikes_r, mem_r, grads_r = run(cell, fused=False)
+    spikes_f, mem_f, grads_f = run(cell, fused=True)
+    total = 0.0
+    for t, (a, b) in enumerate(zip(spikes_f, spikes_r)):
+        assert torch.equal(a, b), f"spikes differ at step {t}"
+        total += float(b.detach().sum())
+    assert 0 < total < sum(s.numel() for s in spikes_r), "the test cell must fire, and not everywhere"
+    assert_close_scaled(mem_f, mem_r.detach(), what="membrane")
+    names = [f"x{t}" for t in range(len(spikes_r))] + [n for n, p in cell.named_parameters() if p.requires_grad]
+    for name, a, b in zip(names, grads_f, grads_r):
+        assert b is not None, name
+        assert float(b.abs().max()) > 0, f"{name}: the reference gradient must not vanish"
+        assert_close_scaled(a, b, what=f"grad/{name}")
+
+
+@pytest.mark.parametrize("loss_on", [("spike",), ("mem",)])
+def test_fused_step_with_one_output_unused(loss_on):
+    """Backward receives no gradient for one of (spike, membrane) at some steps."""
+    cell = make_cell({})
+    _, _, grads_r = run(cell, fused=False, loss_on=loss_on)
+    _, _, grads_f = run(cell, fused=True, loss_on=loss_on)
+    for a, b in zip(grads_f, grads_r):
+        assert_close_scaled(a, b)
+
+
+def test_float32_differs_from_the_cell_by_round_off_only():
+    cell64 = make_cell({}, seed=3)
+    cell32 = copy.deepcopy(cell64).float()
+    _, mem64, grads64 = run(cell64, fused=False, steps=2)
+    _, mem32, grads32 = run(cell32, fused=True, steps=2, dtype=torch.float32)
+    # spikes may flip where u - threshold is within round-off of 0; compare where both agree
+    assert_close_scaled(mem32.double(), mem64.detach(), atol=1e-4, rtol=1e-4, what="membrane")
+    for a, b in zip(grads32[-9:], grads64[-9:]):     # parameter gradients
+        assert_close_scaled(a.double(), b, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name,options,expected", [
+    ("stclif", {}, True),
+    ("stclif", {"circuit": "temporal"}, False),
+    ("stclif", {"surrogate": "atan"}, False),
+    ("stcplif", {}, False),
+    ("stclmh", {}, False),
+    ("lif", {}, False),
+])
+def test_eligibility(name, options, expected):
+    cell = create_cell(name, 8, 32, **options)
+    assert fused_stc.eligible(cell) is expected
+    runner = LayerRunner(cell, recompute=True, channels_last=True)
+    assert (runner.fused_step is not None) is expected
+
+
+def test_not_used_under_cpu_autocast():
+    cell = create_cell("stclif", 8, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fused_stc.eligible(cell)
+
+
+def test_fast_path_uses_the_fused_step_and_matches_the_reference_loop():
+    torch.manual_seed(0)
+    ref = RecurrentPredictor("stclif", 1, (32, 32), patch_size=2, in_frames=3, fast=False).double()
+    fast = RecurrentPredictor("stclif", 1, (32, 32), patch_size=2, in_frames=3, fast=True).double()
+    fast.load_state_dict(ref.state_dict())
+    calls = []
+    original = fused_stc._FusedStep.forward
+
+    def counting(ctx, *args):
+        calls.append(1)
+        return original(ctx, *args)
+
+    frames = torch.rand(2, 6, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    outs = []
+    for model in (ref, fast):
+        fused_stc._FusedStep.forward = staticmethod(counting)
+        try:
+            out = model(frames)
+            model.loss(out, frames).backward()
+        finally:
+            fused_stc._FusedStep.forward = staticmethod(original)
+        outs.append((out, {n: p.grad for n, p in model.named_parameters()}))
+    assert len(calls) == 2 * 5              # 2 layers x 5 steps, fast model only
+    assert_close_scaled(outs[1][0], outs[0][0].detach())
+    for name, grad in outs[0][1].items():
+        assert_close_scaled(outs[1][1][name], grad, what=name)
