@@ -64,6 +64,26 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                 out[b, k, 0, c] = s1[c]
                 out[b, k, 1, c] = s2[c]
 
+    @parallel
+    def gather_moments(y, source, chunks, out, blocks):
+        """blocks[b, p, c] = y[b, p, source[c]] (the gates' channels in block order), with `moments` of blocks."""
+        batch, positions, channels = blocks.shape
+        size = -(-positions // chunks)
+        for job in prange(batch * chunks):
+            b, k = job // chunks, job % chunks
+            s1 = np.zeros(channels)
+            s2 = np.zeros(channels)
+            for p in range(k * size, min(positions, (k + 1) * size)):
+                for c in range(channels):
+                    blocks[b, p, c] = y[b, p, source[c]]
+                for c in range(channels):
+                    v = np.float64(blocks[b, p, c])
+                    s1[c] += v
+                    s2[c] += v * v
+            for c in range(channels):
+                out[b, k, 0, c] = s1[c]
+                out[b, k, 1, c] = s2[c]
+
     @serial
     def norm_statistics(partial, group_of, n_groups, positions, gamma, beta, eps, mean, rstd, scale, shift):
         """GroupNorm mean and 1/std per (sample, group) from per-channel moments, and the affine form of its
@@ -101,9 +121,9 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                     out[b, p, c] = y[b, p, c] * scale[b, c] + shift[b, c]
 
     @parallel
-    def membrane(yx, scale_x, shift_x, gates, idx_h, idx_v, mem_prev, consts, strict, chunks, spike, mem):
-        """Forward: gates hold sig(2 z) of both circuits (combined channel order); consts = (c_h, c_i,
-        threshold, alpha, 2)."""
+    def membrane(yx, scale_x, shift_x, gates, mem_prev, consts, strict, chunks, spike, mem):
+        """Forward: gates [B, P, 2C] hold sig(2 z) of the history gate (channels < C) and the input gate;
+        consts = (c_h, c_i, threshold, alpha, 2, 1, 0)."""
         batch, positions, channels = yx.shape
         c_h, c_i, threshold, two = consts[0], consts[1], consts[2], consts[4]
         size = -(-positions // chunks)
@@ -112,8 +132,8 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
             for p in range(k * size, min(positions, (k + 1) * size)):
                 for c in range(channels):
                     current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
-                    a = two * gates[b, p, idx_h[c]]
-                    g = two * gates[b, p, idx_v[c]]
+                    a = two * gates[b, p, c]
+                    g = two * gates[b, p, channels + c]
                     u = c_h * (a * mem_prev[b, p, c]) + c_i * (current * g)
                     x = u - threshold
                     fire = x > 0 if strict else x >= 0
@@ -122,7 +142,7 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                     mem[b, p, c] = u - s * threshold
 
     @parallel
-    def surrogate_argument(yx, scale_x, shift_x, gates, idx_h, idx_v, mem_prev, consts, chunks, out):
+    def surrogate_argument(yx, scale_x, shift_x, gates, mem_prev, consts, chunks, out):
         """out = alpha (u - threshold), the membrane recomputed as in `membrane`."""
         batch, positions, channels = yx.shape
         c_h, c_i, threshold, alpha, two = consts[0], consts[1], consts[2], consts[3], consts[4]
@@ -132,17 +152,17 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
             for p in range(k * size, min(positions, (k + 1) * size)):
                 for c in range(channels):
                     current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
-                    a = two * gates[b, p, idx_h[c]]
-                    g = two * gates[b, p, idx_v[c]]
+                    a = two * gates[b, p, c]
+                    g = two * gates[b, p, channels + c]
                     u = c_h * (a * mem_prev[b, p, c]) + c_i * (current * g)
                     out[b, p, c] = alpha * (u - threshold)
 
     @parallel
-    def elementwise_backward(yx, yhv, scale_x, shift_x, gates, idx_h, idx_v, mem_prev, q, d_spike, d_mem,
-                             consts, chunks, d_mem_prev, dz_x, dz_hv, partial_x, partial_hv):
+    def elementwise_backward(yx, yhv, scale_x, shift_x, gates, mem_prev, q, d_spike, d_mem, consts, chunks,
+                             d_mem_prev, dz_x, dz_hv, partial_x, partial_hv):
         """Gradients of the element-wise step: d u_{t-1}, and the gradients at the three GroupNorm outputs
-        (dz_x for the current, dz_hv for sig's argument 2z in combined order) with their per-channel sums
-        of dz and dz * y (partial_*[b, k, 0 | 1, c]).  q = sig(alpha (u - threshold))."""
+        (dz_x for the current, dz_hv for sig's argument 2z of both gates, block order) with their per-channel
+        sums of dz and dz * y (partial_*[b, k, 0 | 1, c]).  q = sig(alpha (u - threshold))."""
         batch, positions, channels = yx.shape
         c_h, c_i, threshold, alpha, two = consts[0], consts[1], consts[2], consts[3], consts[4]
         one = consts[5]
@@ -151,16 +171,17 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
             b, k = job // chunks, job % chunks
             sx = np.zeros(channels)
             sxy = np.zeros(channels)
-            shv = np.zeros(2 * channels)
-            shvy = np.zeros(2 * channels)
+            sa_ = np.zeros(channels)
+            say = np.zeros(channels)
+            sb_ = np.zeros(channels)
+            sby = np.zeros(channels)
             for p in range(k * size, min(positions, (k + 1) * size)):
                 for c in range(channels):
-                    ih, iv = idx_h[c], idx_v[c]
                     dm = d_mem[b, p, c]
                     sig = q[b, p, c]
                     du = dm + (d_spike[b, p, c] - threshold * dm) * (alpha * sig * (one - sig))
-                    sa = gates[b, p, ih]
-                    sb = gates[b, p, iv]
+                    sa = gates[b, p, c]
+                    sb = gates[b, p, channels + c]
                     d_history = du * c_h
                     d_gated = du * c_i
                     current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
@@ -169,20 +190,21 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                     dzb = two * (d_gated * current) * sb * (one - sb)
                     dcur = d_gated * (two * sb)
                     dz_x[b, p, c] = dcur
-                    dz_hv[b, p, ih] = dza
-                    dz_hv[b, p, iv] = dzb
+                    dz_hv[b, p, c] = dza
+                    dz_hv[b, p, channels + c] = dzb
                     sx[c] += dcur
                     sxy[c] += dcur * np.float64(yx[b, p, c])
-                    shv[ih] += dza
-                    shvy[ih] += dza * np.float64(yhv[b, p, ih])
-                    shv[iv] += dzb
-                    shvy[iv] += dzb * np.float64(yhv[b, p, iv])
+                    sa_[c] += dza
+                    say[c] += dza * np.float64(yhv[b, p, c])
+                    sb_[c] += dzb
+                    sby[c] += dzb * np.float64(yhv[b, p, channels + c])
             for c in range(channels):
                 partial_x[b, k, 0, c] = sx[c]
                 partial_x[b, k, 1, c] = sxy[c]
-            for c in range(2 * channels):
-                partial_hv[b, k, 0, c] = shv[c]
-                partial_hv[b, k, 1, c] = shvy[c]
+                partial_hv[b, k, 0, c] = sa_[c]
+                partial_hv[b, k, 1, c] = say[c]
+                partial_hv[b, k, 0, channels + c] = sb_[c]
+                partial_hv[b, k, 1, channels + c] = sby[c]
 
     @serial
     def norm_backward_coefficients(partial, mean, rstd, group_of, n_groups, positions, gamma,
@@ -226,7 +248,22 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                 for c in range(channels):
                     dz[b, p, c] = dz[b, p, c] * k_dz[b, c] + (y[b, p, c] - mean_c[b, c]) * k_y[b, c] + k_0[b, c]
 
-    return dict(moments=moments, norm_statistics=norm_statistics, affine=affine, membrane=membrane,
+    @parallel
+    def norm_backward_scatter(dz, y, k_dz, k_y, k_0, mean_c, target, chunks, out):
+        """out[b, p, target[c]] = dz k_dz + (y - mean) k_y + k_0 (the gates' gradient back in the convolution's
+        channel order)."""
+        batch, positions, channels = dz.shape
+        size = -(-positions // chunks)
+        for job in prange(batch * chunks):
+            b, k = job // chunks, job % chunks
+            row = np.empty(channels, dtype=out.dtype)
+            for p in range(k * size, min(positions, (k + 1) * size)):
+                for c in range(channels):
+                    row[c] = dz[b, p, c] * k_dz[b, c] + (y[b, p, c] - mean_c[b, c]) * k_y[b, c] + k_0[b, c]
+                for c in range(channels):
+                    out[b, p, target[c]] = row[c]
+
+    return dict(moments=moments, gather_moments=gather_moments, norm_backward_scatter=norm_backward_scatter, norm_statistics=norm_statistics, affine=affine, membrane=membrane,
                 surrogate_argument=surrogate_argument, elementwise_backward=elementwise_backward,
                 norm_backward_coefficients=norm_backward_coefficients, norm_backward=norm_backward)
 
@@ -284,24 +321,19 @@ class FusedSTCStep:
         channels = cell.hidden_channels
         self.conv = conv_h
         per_group = channels // conv_h.groups
-
-        def interleave(h, v):             # [C, ...] x 2 -> [2C, ...]: group by group, h's channels then v's
-            return torch.stack((h.unflatten(0, (conv_h.groups, per_group)),
-                                v.unflatten(0, (conv_h.groups, per_group))), 1).flatten(0, 2)
-
-        self.weight = interleave(conv_h.weight, conv_v.weight)
-        self.gamma_hv = 2 * interleave(norm_h.weight, norm_v.weight)      # 1 + tanh(z) = 2 sig(2 z)
-        self.beta_hv = 2 * interleave(norm_h.bias, norm_v.bias)
+        # one grouped convolution: each group's outputs are its history-gate channels, then its input-gate ones
+        self.weight = torch.stack((conv_h.weight.unflatten(0, (conv_h.groups, per_group)),
+                                   conv_v.weight.unflatten(0, (conv_h.groups, per_group))), 1).flatten(0, 2)
         c = np.arange(channels)
-        self.idx_h = (2 * per_group * (c // per_group) + c % per_group).astype(np.int64)
-        self.idx_v = self.idx_h + per_group
+        convolution_index = 2 * per_group * (c // per_group) + c % per_group
+        # block order [history gate C | input gate C]: block channel i is convolution channel source[i]
+        self.source = np.concatenate((convolution_index, convolution_index + per_group)).astype(np.int64)
+        self.gamma_hv = 2 * torch.cat((norm_h.weight, norm_v.weight))      # 1 + tanh(z) = 2 sig(2 z)
+        self.beta_hv = 2 * torch.cat((norm_h.bias, norm_v.bias))
         self.groups_x = self.norm_x.num_groups
         self.group_of_x = (c // (channels // self.groups_x)).astype(np.int64)
         self.groups_hv = 2 * norm_h.num_groups
-        group_h = c // (channels // norm_h.num_groups)
-        self.group_of_hv = np.empty(2 * channels, dtype=np.int64)
-        self.group_of_hv[self.idx_h] = group_h
-        self.group_of_hv[self.idx_v] = group_h + norm_h.num_groups
+        self.group_of_hv = (np.arange(2 * channels) // (channels // norm_h.num_groups)).astype(np.int64)
         self.eps_x, self.eps_hv = float(self.norm_x.eps), float(norm_h.eps)
         decay = getattr(cell, "decay", None)
         c_h, c_i = (1.0, 1.0) if cell.integration == "perfect" else (decay, 1.0 - decay)
@@ -310,7 +342,7 @@ class FusedSTCStep:
         self.strict = bool(cell.surrogate.strict)
 
     def circuit(self, prev_spike: torch.Tensor) -> torch.Tensor:
-        """Both circuit convolutions of the previous spikes in one grouped call (combined channel order)."""
+        """Both circuit convolutions of the previous spikes in one grouped call (convolution channel order)."""
         g = _channels_last(self.cell.circuit_input(prev_spike, self.weight.dtype))
         conv = self.conv
         return F.conv2d(g, self.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
@@ -330,8 +362,34 @@ def _numpy64(t: torch.Tensor):
     return t.detach().to(torch.float64).numpy()
 
 
+def _norm_statistics(kernels, partial, gamma, beta, group_of, groups, eps, positions, dtype):
+    """(mean, rstd, scale, shift) of a GroupNorm from per-channel moments; scale and shift in `dtype`."""
+    import numpy as np
+
+    batch, channels = partial.shape[0], partial.shape[-1]
+    mean, rstd = np.empty((batch, groups)), np.empty((batch, groups))
+    scale, shift = np.empty((batch, channels)), np.empty((batch, channels))
+    kernels["norm_statistics"](partial, group_of, groups, positions, _numpy64(gamma), _numpy64(beta), eps,
+                               mean, rstd, scale, shift)
+    return mean, rstd, scale.astype(dtype), shift.astype(dtype)
+
+
+def _norm_backward_coefficients(kernels, partial, stats, group_of, groups, positions, gamma, dtype):
+    """(k_dz, k_y, k_0, mean per channel) in `dtype`, and (d_gamma, d_beta) as tensors."""
+    import numpy as np
+
+    batch, channels = partial.shape[0], partial.shape[-1]
+    k_dz, k_y, k_0, mean_c = (np.empty((batch, channels)) for _ in range(4))
+    d_gamma, d_beta = np.zeros(channels), np.zeros(channels)
+    kernels["norm_backward_coefficients"](partial, stats[0], stats[1], group_of, groups, positions, _numpy64(gamma),
+                                          k_dz, k_y, k_0, mean_c, d_gamma, d_beta)
+    coefficients = tuple(a.astype(dtype) for a in (k_dz, k_y, k_0, mean_c))
+    return coefficients, (torch.from_numpy(d_gamma).to(gamma.dtype), torch.from_numpy(d_beta).to(gamma.dtype))
+
+
 class _FusedStep(torch.autograd.Function):
-    """(yx, yhv, u_{t-1}, GN_x affine, combined gate GN affine) -> (s_t, u_t); see the module docstring."""
+    """(yx, yhv, u_{t-1}, GN_x affine, gate GN affine in block order) -> (s_t, u_t); see the module docstring.
+    yhv is the combined circuit convolution's output; it is kept in block order [history | input gate]."""
 
     @staticmethod
     def forward(ctx, yx, yhv, mem_prev, gamma_x, beta_x, gamma_hv, beta_hv, plan):
@@ -343,28 +401,23 @@ class _FusedStep(torch.autograd.Function):
         positions = height * width
         dtype = np.float64 if yx.dtype == torch.float64 else np.float32
         chunks = plan.chunks(batch)
-        stats = []
+        blocks = torch.empty_like(yhv)
+        partial_x = np.empty((batch, chunks, 2, channels))
+        partial_hv = np.empty((batch, chunks, 2, 2 * channels))
         with parallel_region():
-            for y, gamma, beta, group_of, groups, eps in (
-                    (yx, gamma_x, beta_x, plan.group_of_x, plan.groups_x, plan.eps_x),
-                    (yhv, gamma_hv, beta_hv, plan.group_of_hv, plan.groups_hv, plan.eps_hv)):
-                width_c = y.shape[1]
-                partial = np.empty((batch, chunks, 2, width_c))
-                kernels["moments"](_rows(y), chunks, partial)
-                mean, rstd = np.empty((batch, groups)), np.empty((batch, groups))
-                scale, shift = np.empty((batch, width_c)), np.empty((batch, width_c))
-                kernels["norm_statistics"](partial, group_of, groups, positions, _numpy64(gamma), _numpy64(beta),
-                                           eps, mean, rstd, scale, shift)
-                stats.append((mean, rstd, scale.astype(dtype), shift.astype(dtype)))
-        gates = _gates(kernels, yhv, stats[1], chunks)
+            kernels["moments"](_rows(yx), chunks, partial_x)
+            kernels["gather_moments"](_rows(yhv), plan.source, chunks, partial_hv, _rows(blocks))
+        stats_x = _norm_statistics(kernels, partial_x, gamma_x, beta_x, plan.group_of_x, plan.groups_x, plan.eps_x,
+                                   positions, dtype)
+        stats_hv = _norm_statistics(kernels, partial_hv, gamma_hv, beta_hv, plan.group_of_hv, plan.groups_hv,
+                                    plan.eps_hv, positions, dtype)
+        gates = _gates(kernels, blocks, stats_hv, chunks)
         spike, mem = torch.empty_like(yx), torch.empty_like(yx)
-        (_, _, scale_x, shift_x) = stats[0]
         with parallel_region():
-            kernels["membrane"](_rows(yx), scale_x, shift_x, _rows(gates), plan.idx_h, plan.idx_v,
-                                    _rows(mem_prev), plan.constants[dtype], plan.strict, chunks, _rows(spike),
-                                    _rows(mem))
-        ctx.save_for_backward(yx, yhv, mem_prev, gamma_x, gamma_hv)
-        ctx.stats, ctx.plan, ctx.chunks, ctx.dtype = stats, plan, chunks, dtype
+            kernels["membrane"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev),
+                                plan.constants[dtype], plan.strict, chunks, _rows(spike), _rows(mem))
+        ctx.save_for_backward(yx, blocks, mem_prev, gamma_x, gamma_hv)
+        ctx.stats, ctx.plan, ctx.chunks, ctx.dtype = (stats_x, stats_hv), plan, chunks, dtype
         return spike, mem
 
     @staticmethod
@@ -372,49 +425,45 @@ class _FusedStep(torch.autograd.Function):
         import numpy as np
 
         kernels = _compile()
-        yx, yhv, mem_prev, gamma_x, gamma_hv = ctx.saved_tensors
+        yx, blocks, mem_prev, gamma_x, gamma_hv = ctx.saved_tensors
         plan, chunks, dtype = ctx.plan, ctx.chunks, ctx.dtype
-        (mean_x, rstd_x, scale_x, shift_x), (mean_hv, rstd_hv, _, _) = ctx.stats
+        stats_x, stats_hv = ctx.stats
         batch, channels, height, width = yx.shape
+        positions = height * width
         d_spike = torch.zeros_like(yx) if d_spike is None else _channels_last(d_spike)
         d_mem = torch.zeros_like(yx) if d_mem is None else _channels_last(d_mem)
         consts = plan.constants[dtype]
-        gates = _gates(kernels, yhv, ctx.stats[1], chunks)
+        gates = _gates(kernels, blocks, stats_hv, chunks)
         q = torch.empty_like(yx)
         with parallel_region():
-            kernels["surrogate_argument"](_rows(yx), scale_x, shift_x, _rows(gates), plan.idx_h, plan.idx_v,
-                                          _rows(mem_prev), consts, chunks, _rows(q))
+            kernels["surrogate_argument"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev), consts,
+                                          chunks, _rows(q))
         torch.sigmoid_(q)
-        d_mem_prev, dz_x, dz_hv = torch.empty_like(yx), torch.empty_like(yx), torch.empty_like(yhv)
+        d_mem_prev, dz_x, dz_hv = torch.empty_like(yx), torch.empty_like(yx), torch.empty_like(blocks)
         partial_x = np.empty((batch, chunks, 2, channels))
         partial_hv = np.empty((batch, chunks, 2, 2 * channels))
-        grads = []
         with parallel_region():
-            kernels["elementwise_backward"](_rows(yx), _rows(yhv), scale_x, shift_x, _rows(gates), plan.idx_h,
-                                            plan.idx_v, _rows(mem_prev), _rows(q), _rows(d_spike), _rows(d_mem),
-                                            consts, chunks, _rows(d_mem_prev), _rows(dz_x), _rows(dz_hv),
-                                            partial_x, partial_hv)
-            for dz, y, partial, mean, rstd, group_of, groups, gamma in (
-                    (dz_x, yx, partial_x, mean_x, rstd_x, plan.group_of_x, plan.groups_x, gamma_x),
-                    (dz_hv, yhv, partial_hv, mean_hv, rstd_hv, plan.group_of_hv, plan.groups_hv, gamma_hv)):
-                width_c = y.shape[1]
-                k_dz, k_y, k_0, mean_c = (np.empty((batch, width_c)) for _ in range(4))
-                d_gamma, d_beta = np.zeros(width_c), np.zeros(width_c)
-                kernels["norm_backward_coefficients"](partial, mean, rstd, group_of, groups, height * width,
-                                                      _numpy64(gamma), k_dz, k_y, k_0, mean_c, d_gamma, d_beta)
-                kernels["norm_backward"](_rows(dz), _rows(y), k_dz.astype(dtype), k_y.astype(dtype),
-                                         k_0.astype(dtype), mean_c.astype(dtype), chunks)
-                grads.append((torch.from_numpy(d_gamma).to(yx.dtype), torch.from_numpy(d_beta).to(yx.dtype)))
-        (d_gamma_x, d_beta_x), (d_gamma_hv, d_beta_hv) = grads
-        return dz_x, dz_hv, d_mem_prev, d_gamma_x, d_beta_x, d_gamma_hv, d_beta_hv, None
+            kernels["elementwise_backward"](_rows(yx), _rows(blocks), stats_x[2], stats_x[3], _rows(gates),
+                                            _rows(mem_prev), _rows(q), _rows(d_spike), _rows(d_mem), consts, chunks,
+                                            _rows(d_mem_prev), _rows(dz_x), _rows(dz_hv), partial_x, partial_hv)
+        coefficients_x, grads_x = _norm_backward_coefficients(kernels, partial_x, stats_x, plan.group_of_x,
+                                                              plan.groups_x, positions, gamma_x, dtype)
+        coefficients_hv, grads_hv = _norm_backward_coefficients(kernels, partial_hv, stats_hv, plan.group_of_hv,
+                                                                plan.groups_hv, positions, gamma_hv, dtype)
+        d_yhv = torch.empty_like(blocks)
+        with parallel_region():
+            kernels["norm_backward"](_rows(dz_x), _rows(yx), *coefficients_x, chunks)
+            kernels["norm_backward_scatter"](_rows(dz_hv), _rows(blocks), *coefficients_hv, plan.source, chunks,
+                                             _rows(d_yhv))
+        return dz_x, d_yhv, d_mem_prev, *grads_x, *grads_hv, None
 
 
-def _gates(kernels, yhv, stats_hv, chunks) -> torch.Tensor:
-    """sig(2 z) of both circuits (combined channel order) from their convolution output."""
+def _gates(kernels, blocks, stats_hv, chunks) -> torch.Tensor:
+    """sig(2 z) of both circuits (block order) from their convolution output (block order)."""
     _, _, scale, shift = stats_hv
-    gates = torch.empty_like(yhv)
+    gates = torch.empty_like(blocks)
     with parallel_region():
-        kernels["affine"](_rows(yhv), scale, shift, chunks, _rows(gates))
+        kernels["affine"](_rows(blocks), scale, shift, chunks, _rows(gates))
     return torch.sigmoid_(gates)
 
 
