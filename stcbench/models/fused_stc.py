@@ -340,6 +340,23 @@ class FusedSTCStep:
         self.constants = {dtype: np.array([c_h, c_i, float(cell.threshold), float(cell.surrogate.alpha), 2.0, 1.0, 0.0],
                                           dtype=dtype) for dtype in (np.float32, np.float64)}
         self.strict = bool(cell.surrogate.strict)
+        self.norm_parameters = {}
+        self._workspace = {}
+
+    def parameters64(self, which: str):
+        """(gamma, beta) of the input ("x") or the gates' ("hv") GroupNorm as float64 numpy arrays, made once per
+        forward pass (the parameters do not change between a forward pass and its backward)."""
+        if which not in self.norm_parameters:
+            gamma, beta = (self.norm_x.weight, self.norm_x.bias) if which == "x" else (self.gamma_hv, self.beta_hv)
+            self.norm_parameters[which] = (_numpy64(gamma), _numpy64(beta))
+        return self.norm_parameters[which]
+
+    def workspace(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """A scratch tensor shaped like `like`, reused by every step of this forward/backward pass."""
+        buffer = self._workspace.get(name)
+        if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
+            buffer = self._workspace[name] = torch.empty_like(like)
+        return buffer
 
     def circuit(self, prev_spike: torch.Tensor) -> torch.Tensor:
         """Both circuit convolutions of the previous spikes in one grouped call (convolution channel order)."""
@@ -362,29 +379,28 @@ def _numpy64(t: torch.Tensor):
     return t.detach().to(torch.float64).numpy()
 
 
-def _norm_statistics(kernels, partial, gamma, beta, group_of, groups, eps, positions, dtype):
+def _norm_statistics(kernels, partial, gamma_beta, group_of, groups, eps, positions, dtype):
     """(mean, rstd, scale, shift) of a GroupNorm from per-channel moments; scale and shift in `dtype`."""
     import numpy as np
 
     batch, channels = partial.shape[0], partial.shape[-1]
     mean, rstd = np.empty((batch, groups)), np.empty((batch, groups))
     scale, shift = np.empty((batch, channels)), np.empty((batch, channels))
-    kernels["norm_statistics"](partial, group_of, groups, positions, _numpy64(gamma), _numpy64(beta), eps,
-                               mean, rstd, scale, shift)
+    kernels["norm_statistics"](partial, group_of, groups, positions, *gamma_beta, eps, mean, rstd, scale, shift)
     return mean, rstd, scale.astype(dtype), shift.astype(dtype)
 
 
-def _norm_backward_coefficients(kernels, partial, stats, group_of, groups, positions, gamma, dtype):
-    """(k_dz, k_y, k_0, mean per channel) in `dtype`, and (d_gamma, d_beta) as tensors."""
+def _norm_backward_coefficients(kernels, partial, stats, group_of, groups, positions, gamma64, dtype):
+    """(k_dz, k_y, k_0, mean per channel) in `dtype`, and (d_gamma, d_beta) as float64 tensors."""
     import numpy as np
 
     batch, channels = partial.shape[0], partial.shape[-1]
     k_dz, k_y, k_0, mean_c = (np.empty((batch, channels)) for _ in range(4))
     d_gamma, d_beta = np.zeros(channels), np.zeros(channels)
-    kernels["norm_backward_coefficients"](partial, stats[0], stats[1], group_of, groups, positions, _numpy64(gamma),
+    kernels["norm_backward_coefficients"](partial, stats[0], stats[1], group_of, groups, positions, gamma64,
                                           k_dz, k_y, k_0, mean_c, d_gamma, d_beta)
     coefficients = tuple(a.astype(dtype) for a in (k_dz, k_y, k_0, mean_c))
-    return coefficients, (torch.from_numpy(d_gamma).to(gamma.dtype), torch.from_numpy(d_beta).to(gamma.dtype))
+    return coefficients, (torch.from_numpy(d_gamma), torch.from_numpy(d_beta))
 
 
 class _FusedStep(torch.autograd.Function):
@@ -407,11 +423,11 @@ class _FusedStep(torch.autograd.Function):
         with parallel_region():
             kernels["moments"](_rows(yx), chunks, partial_x)
             kernels["gather_moments"](_rows(yhv), plan.source, chunks, partial_hv, _rows(blocks))
-        stats_x = _norm_statistics(kernels, partial_x, gamma_x, beta_x, plan.group_of_x, plan.groups_x, plan.eps_x,
-                                   positions, dtype)
-        stats_hv = _norm_statistics(kernels, partial_hv, gamma_hv, beta_hv, plan.group_of_hv, plan.groups_hv,
-                                    plan.eps_hv, positions, dtype)
-        gates = _gates(kernels, blocks, stats_hv, chunks)
+        stats_x = _norm_statistics(kernels, partial_x, plan.parameters64("x"), plan.group_of_x,
+                                   plan.groups_x, plan.eps_x, positions, dtype)
+        stats_hv = _norm_statistics(kernels, partial_hv, plan.parameters64("hv"), plan.group_of_hv,
+                                    plan.groups_hv, plan.eps_hv, positions, dtype)
+        gates = _gates(kernels, blocks, stats_hv, chunks, plan.workspace("gates", blocks))
         spike, mem = torch.empty_like(yx), torch.empty_like(yx)
         with parallel_region():
             kernels["membrane"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev),
@@ -433,35 +449,36 @@ class _FusedStep(torch.autograd.Function):
         d_spike = torch.zeros_like(yx) if d_spike is None else _channels_last(d_spike)
         d_mem = torch.zeros_like(yx) if d_mem is None else _channels_last(d_mem)
         consts = plan.constants[dtype]
-        gates = _gates(kernels, blocks, stats_hv, chunks)
-        q = torch.empty_like(yx)
+        gates = _gates(kernels, blocks, stats_hv, chunks, plan.workspace("gates", blocks))
+        q = plan.workspace("q", yx)
         with parallel_region():
             kernels["surrogate_argument"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev), consts,
                                           chunks, _rows(q))
         torch.sigmoid_(q)
-        d_mem_prev, dz_x, dz_hv = torch.empty_like(yx), torch.empty_like(yx), torch.empty_like(blocks)
+        d_mem_prev, dz_x, dz_hv = torch.empty_like(yx), torch.empty_like(yx), plan.workspace("dz_hv", blocks)
         partial_x = np.empty((batch, chunks, 2, channels))
         partial_hv = np.empty((batch, chunks, 2, 2 * channels))
         with parallel_region():
             kernels["elementwise_backward"](_rows(yx), _rows(blocks), stats_x[2], stats_x[3], _rows(gates),
                                             _rows(mem_prev), _rows(q), _rows(d_spike), _rows(d_mem), consts, chunks,
                                             _rows(d_mem_prev), _rows(dz_x), _rows(dz_hv), partial_x, partial_hv)
-        coefficients_x, grads_x = _norm_backward_coefficients(kernels, partial_x, stats_x, plan.group_of_x,
-                                                              plan.groups_x, positions, gamma_x, dtype)
-        coefficients_hv, grads_hv = _norm_backward_coefficients(kernels, partial_hv, stats_hv, plan.group_of_hv,
-                                                                plan.groups_hv, positions, gamma_hv, dtype)
+        coefficients_x, grads_x = _norm_backward_coefficients(
+            kernels, partial_x, stats_x, plan.group_of_x, plan.groups_x, positions, plan.parameters64("x")[0], dtype)
+        coefficients_hv, grads_hv = _norm_backward_coefficients(
+            kernels, partial_hv, stats_hv, plan.group_of_hv, plan.groups_hv, positions,
+            plan.parameters64("hv")[0], dtype)
         d_yhv = torch.empty_like(blocks)
         with parallel_region():
             kernels["norm_backward"](_rows(dz_x), _rows(yx), *coefficients_x, chunks)
             kernels["norm_backward_scatter"](_rows(dz_hv), _rows(blocks), *coefficients_hv, plan.source, chunks,
                                              _rows(d_yhv))
-        return dz_x, d_yhv, d_mem_prev, *grads_x, *grads_hv, None
+        grads = (g.to(gamma_x.dtype) for g in (*grads_x, *grads_hv))
+        return dz_x, d_yhv, d_mem_prev, *grads, None
 
 
-def _gates(kernels, blocks, stats_hv, chunks) -> torch.Tensor:
-    """sig(2 z) of both circuits (block order) from their convolution output (block order)."""
+def _gates(kernels, blocks, stats_hv, chunks, gates) -> torch.Tensor:
+    """sig(2 z) of both circuits (block order, into `gates`) from their convolution output (block order)."""
     _, _, scale, shift = stats_hv
-    gates = torch.empty_like(blocks)
     with parallel_region():
         kernels["affine"](_rows(blocks), scale, shift, chunks, _rows(gates))
     return torch.sigmoid_(gates)
