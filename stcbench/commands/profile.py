@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--cell-options", default=None, help='JSON object of extra cell options, e.g. \'{"gradient_detach": 1}\'')
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="parameter/data dtype")
     p.add_argument("--no-recompute", action="store_true",
-                   help="fast path: keep the neuron dynamics' activations instead of recomputing them (faster, more memory)")
+                   help="fast path: keep the neuron dynamics' activations instead of recomputing them (faster, "
+                        "more memory; STC-LIF on the CPU uses its fused step either way)")
     p.add_argument("--conv-algorithm", default="auto", choices=["auto", "direct", "winograd"],
                    help="fast path: input convolutions by Winograd F(4x4,5x5) on the CPU where it pays off "
                         "(auto, default), always (winograd) or never (direct)")

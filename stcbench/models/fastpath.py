@@ -8,7 +8,10 @@
    element-wise part).  Recomputation repeats the same operations on the same inputs, so
    values and gradients are unchanged.
 3. Circuit gates: for cells exposing `conv_h`/`conv_v`, 1 + tanh(z) is computed as
-   2 sigmoid(2z), the two grouped convolutions in channels-last order (see gates.py).
+   2 sigmoid(2z), the two grouped convolutions in channels-last order (see gates.py).  STC-LIF
+   on the CPU goes further (fused_stc.py): both circuit convolutions in one grouped call and
+   everything after the convolutions in one autograd function that keeps only the convolution
+   outputs, so it needs no recomputation of the step (point 2 does not apply to it).
 4. Synapse convolutions (5 x 5, stride 1, ungrouped, at least 48 channels) on the CPU run as
    Winograd F(4x4, 5x5) (`conv_algorithm: auto`, see winograd.py), the weights transformed once
    per forward pass; the circuits' grouped convolutions stay direct.

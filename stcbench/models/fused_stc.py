@@ -26,6 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from stcbench.cells.synapse import Synapse
+from stcbench.models import staggered
 from stcbench.numba_threads import numba, parallel_region
 
 _kernels = None
@@ -355,7 +356,7 @@ class FusedSTCStep:
         """A scratch tensor shaped like `like`, reused by every step of this forward/backward pass."""
         buffer = self._workspace.get(name)
         if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
-            buffer = self._workspace[name] = torch.empty_like(like)
+            buffer = self._workspace[name] = staggered.empty_like(like)
         return buffer
 
     def circuit(self, prev_spike: torch.Tensor) -> torch.Tensor:
@@ -417,7 +418,7 @@ class _FusedStep(torch.autograd.Function):
         positions = height * width
         dtype = np.float64 if yx.dtype == torch.float64 else np.float32
         chunks = plan.chunks(batch)
-        blocks = torch.empty_like(yhv)
+        blocks = staggered.empty_like(yhv)
         partial_x = np.empty((batch, chunks, 2, channels))
         partial_hv = np.empty((batch, chunks, 2, 2 * channels))
         with parallel_region():
@@ -428,7 +429,7 @@ class _FusedStep(torch.autograd.Function):
         stats_hv = _norm_statistics(kernels, partial_hv, plan.parameters64("hv"), plan.group_of_hv,
                                     plan.groups_hv, plan.eps_hv, positions, dtype)
         gates = _gates(kernels, blocks, stats_hv, chunks, plan.workspace("gates", blocks))
-        spike, mem = torch.empty_like(yx), torch.empty_like(yx)
+        spike, mem = staggered.empty_like(yx), staggered.empty_like(yx)
         with parallel_region():
             kernels["membrane"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev),
                                 plan.constants[dtype], plan.strict, chunks, _rows(spike), _rows(mem))
@@ -455,7 +456,7 @@ class _FusedStep(torch.autograd.Function):
             kernels["surrogate_argument"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev), consts,
                                           chunks, _rows(q))
         torch.sigmoid_(q)
-        d_mem_prev, dz_x, dz_hv = torch.empty_like(yx), torch.empty_like(yx), plan.workspace("dz_hv", blocks)
+        d_mem_prev, dz_x, dz_hv = staggered.empty_like(yx), staggered.empty_like(yx), plan.workspace("dz_hv", blocks)
         partial_x = np.empty((batch, chunks, 2, channels))
         partial_hv = np.empty((batch, chunks, 2, 2 * channels))
         with parallel_region():
@@ -467,7 +468,7 @@ class _FusedStep(torch.autograd.Function):
         coefficients_hv, grads_hv = _norm_backward_coefficients(
             kernels, partial_hv, stats_hv, plan.group_of_hv, plan.groups_hv, positions,
             plan.parameters64("hv")[0], dtype)
-        d_yhv = torch.empty_like(blocks)
+        d_yhv = staggered.empty_like(blocks)
         with parallel_region():
             kernels["norm_backward"](_rows(dz_x), _rows(yx), *coefficients_x, chunks)
             kernels["norm_backward_scatter"](_rows(dz_hv), _rows(blocks), *coefficients_hv, plan.source, chunks,

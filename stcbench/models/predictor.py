@@ -10,11 +10,13 @@ Two execution paths give the same numbers:
 * `fast=True` — the teacher-forced context (steps t < T_in, whose inputs are
   all known) runs layer by layer with the input convolution batched over all context
   steps; the autoregressive future runs step by step.  On the CPU the 5x5 synapse
-  convolutions with at least 48 channels run as Winograd F(4x4, 5x5) (`conv_algorithm`).  The
-  per-step neuron dynamics are recomputed in the backward pass instead of stored
-  (`recompute`), which cuts the activation memory.  At 3x64 on CPU it is 0.6-0.9x the
-  reference loop's time for every cell (docs/performance.md); it is opt-in (`model.fast: true`)
-  because its float32 round-off differs (the numbers agree to round-off, tested in float64).
+  convolutions with at least 48 channels run as Winograd F(4x4, 5x5) (`conv_algorithm`).  For
+  STC-LIF on the CPU everything after a step's convolutions is one fused autograd function
+  (fused_stc.py) that keeps only the convolution outputs; for the other cells the per-step neuron
+  dynamics are recomputed in the backward pass instead of stored (`recompute`), which cuts the
+  activation memory.  It is opt-in (`model.fast: true`) because its float32 round-off differs
+  from the reference loop's (the numbers agree to round-off, tested in float64); speed and
+  memory: docs/performance.md.
 """
 from __future__ import annotations
 

@@ -31,6 +31,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from stcbench.models import staggered
 from stcbench.numba_threads import numba, parallel_region
 
 
@@ -241,7 +242,7 @@ class _Plan:
     def input_transform(self, x: torch.Tensor) -> torch.Tensor:
         """x [b, C, H, W] -> V [n*n, tiles, C]."""
         rows = x.detach().permute(0, 2, 3, 1).contiguous()       # a view when x is channels-last
-        v = x.new_empty(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels)
+        v = _scratch("v", (self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels), x.dtype)
         _compile()[0](rows.numpy(), _matrix("B_T", x), TILE, -(KERNEL // 2), self.tiles_h, self.tiles_w,
                       v.detach().numpy())
         return v.view(self.n * self.n, self.tiles, self.channels)
@@ -254,7 +255,7 @@ class _Plan:
     def output_adjoint(self, dy: torch.Tensor) -> torch.Tensor:
         """dy [b, H, W, O] -> dM [n*n, tiles, O]."""
         out_channels = dy.shape[-1]
-        dm = dy.new_empty(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, out_channels)
+        dm = _scratch("dm", (self.n, self.n, self.batch, self.tiles_h, self.tiles_w, out_channels), dy.dtype)
         _compile()[0](dy.detach().numpy(), _matrix("A", dy), TILE, 0, self.tiles_h,
                       self.tiles_w, dm.detach().numpy())
         return dm.view(self.n * self.n, self.tiles, out_channels)
@@ -264,6 +265,22 @@ class _Plan:
         shaped = dv.view(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels).detach().numpy()
         for parity in (0, 1):
             _compile()[1](shaped, _matrix("B_T", dv), TILE, KERNEL // 2, parity, dx.detach().numpy())
+
+
+_scratch_buffers: dict = {}
+REUSE_SCRATCH = True
+
+
+def _scratch(name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """A transient transform-domain array, reused from call to call (the most recent shape per name):
+    the kernels then write into memory that is already in the CPU cache rather than fresh pages."""
+    if not REUSE_SCRATCH:
+        return staggered.empty(shape, dtype)
+    key = (name, dtype)
+    buffer = _scratch_buffers.get(key)
+    if buffer is None or tuple(buffer.shape) != tuple(shape):
+        buffer = _scratch_buffers[key] = staggered.empty(shape, dtype)
+    return buffer
 
 
 _MATRICES = {np.dtype(dtype): {"A_T": A_T.astype(dtype), "A": np.ascontiguousarray(A_T.T.astype(dtype)),
@@ -299,11 +316,13 @@ class _WinogradConv2d(torch.autograd.Function):
     @torch.autocast("cpu", enabled=False)        # the tile arrays go to numba in the inputs' dtype
     def forward(ctx, x, u):
         batch, channels, height, width = x.shape
-        y = x.new_empty(batch, height, width, u.shape[-1])
+        y = staggered.empty((batch, height, width, u.shape[-1]), x.dtype)
         with parallel_region():
             for start, stop in _chunks(batch):
                 plan = _Plan(stop - start, channels, height, width)
-                plan.output_transform(torch.bmm(plan.input_transform(x[start:stop]), u), y[start:stop])
+                v = plan.input_transform(x[start:stop])
+                m = torch.bmm(v, u, out=_scratch("m", (v.shape[0], v.shape[1], u.shape[-1]), v.dtype))
+                plan.output_transform(m, y[start:stop])
         ctx.save_for_backward(x, u)
         return y.permute(0, 3, 1, 2)
 
@@ -315,14 +334,15 @@ class _WinogradConv2d(torch.autograd.Function):
         batch, channels, height, width = x.shape
         rows = dy.permute(0, 2, 3, 1).contiguous()
         want_x, want_u = ctx.needs_input_grad[:2]
-        dx = x.new_zeros(batch, height, width, channels) if want_x else None
+        dx = staggered.zeros((batch, height, width, channels), x.dtype) if want_x else None
         du = None
         with parallel_region():
             for start, stop in _chunks(batch):
                 plan = _Plan(stop - start, channels, height, width)
                 dm = plan.output_adjoint(rows[start:stop])
                 if want_x:
-                    plan.input_adjoint(torch.bmm(dm, u.transpose(1, 2)), dx[start:stop])
+                    dv = torch.bmm(dm, u.transpose(1, 2), out=_scratch("dv", (dm.shape[0], dm.shape[1], channels), dm.dtype))
+                    plan.input_adjoint(dv, dx[start:stop])
                 if want_u:       # the input transform is recomputed rather than kept from the forward pass
                     part = torch.bmm(plan.input_transform(x[start:stop]).transpose(1, 2), dm)
                     du = part if du is None else du.add_(part)

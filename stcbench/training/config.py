@@ -60,7 +60,7 @@ class ModelConfig:
     channels: int | None = None             # image channels
     image_size: list[int] | None = None     # [H, W]
     fast: bool = False                      # fused/multi-step execution path (same numbers, ~0.5x memory)
-    recompute: bool = True                  # fast path: recompute the element-wise neuron dynamics in backward (less memory); false is faster
+    recompute: bool = True                  # fast path: recompute the element-wise neuron dynamics in backward (less memory); false is faster; STC-LIF on CPU uses its fused step either way
     conv_algorithm: Literal["auto", "direct", "winograd"] = "auto"   # fast path on CPU: auto = Winograd F(4x4,5x5) for 5x5 synapse convs with >= 48 channels in and out; direct = never
 
 
