@@ -301,6 +301,8 @@ def eligible(cell) -> bool:
 
 def _rows(t: torch.Tensor):
     """A channels-last [B, C, H, W] tensor as the numpy view [B, H*W, C] of the same memory."""
+    if not t.is_contiguous(memory_format=torch.channels_last):
+        raise ValueError("fused STC step: expected a channels-last tensor (a reshape would copy it)")
     b, c, h, w = t.shape
     return t.detach().permute(0, 2, 3, 1).numpy().reshape(b, h * w, c)
 
