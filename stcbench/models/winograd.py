@@ -13,7 +13,8 @@ dV = dM U^T and dU = V^T dM, then dx = B dV B^T summed over the overlapping tile
 dw = G^T dU G.
 
 The tile transforms run in numba (one pass per tile, channels innermost, tiles split over
-threads); the channel sums are torch batched matrix products.  The transformed input is not
+threads; the input transform and its adjoint, the most used, with B^T's rows written out so that
+rows 2r-1 and 2r share their even and odd parts); the channel sums are torch batched matrix products.  The transformed input is not
 kept for the backward pass: it is recomputed from the input (one cheap pass), so the memory of
 a training step does not grow.
 
@@ -103,11 +104,114 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                       fastmath={"reassoc", "nsz", "contract"})
     prange = numba.prange
 
+    @numba.njit(inline="always")
+    def bt8(d0, d1, d2, d3, d4, d5, d6, d7, k):
+        """B^T d for one 8-vector: the rows of B_T written out (rows 2r-1 and 2r share their even and odd parts);
+        k = (5.25, 4.25, 0.25, 1.25, 0.5, 2.5, 2, 4, 5) in the data's dtype."""
+        e1 = d2 + d6 - k[1] * d4
+        o1 = d1 + d5 - k[1] * d3
+        e2 = k[2] * d2 - k[3] * d4 + d6
+        o2 = k[4] * d1 - k[5] * d3 + k[6] * d5
+        e3 = k[7] * d2 - k[8] * d4 + d6
+        o3 = k[6] * d1 - k[5] * d3 + k[4] * d5
+        return (d6 - d0 + k[0] * (d2 - d4), e1 + o1, e1 - o1, e2 + o2, e2 - o2, e3 + o3, e3 - o3,
+                d7 - d1 + k[0] * (d3 - d5))
+
+    @numba.njit(inline="always")
+    def bt8_adjoint(r0, r1, r2, r3, r4, r5, r6, r7, k):
+        """B r for one 8-vector (the transpose of `bt8`), with the pairs' sums and differences shared."""
+        s1, t1, s2, t2, s3, t3 = r1 + r2, r1 - r2, r3 + r4, r3 - r4, r5 + r6, r5 - r6
+        return (-r0, t1 + k[4] * t2 + k[6] * t3 - r7, k[0] * r0 + s1 + k[2] * s2 + k[7] * s3,
+                k[0] * r7 - k[1] * t1 - k[5] * t2 - k[5] * t3, -(k[0] * r0) - k[1] * s1 - k[3] * s2 - k[8] * s3,
+                t1 + k[6] * t2 + k[4] * t3 - k[0] * r7, r0 + s1 + s2 + s3, r7)
+
+    @njit
+    def input_tiles_adjoint(dv, k, pad, parity, out):
+        """out[b, 4i + a - pad, 4j + q - pad, c] += (B dv B^T)[a, q] inside out [B, H, W, C], for the tile rows i of
+        one parity (rows of one parity do not overlap): the adjoint of `input_tiles`."""
+        n, _, batch, tiles_h, tiles_w, channels = dv.shape
+        height, width = out.shape[1], out.shape[2]
+        half = (tiles_h - parity + 1) // 2
+        for job in prange(batch * half):
+            b, i = job // half, 2 * (job % half) + parity
+            cols = np.empty((8, 8, channels), dtype=out.dtype)
+            for j in range(tiles_w):
+                for al in range(8):
+                    for c in range(channels):
+                        r0, r1, r2, r3, r4, r5, r6, r7 = bt8_adjoint(
+                            dv[al, 0, b, i, j, c], dv[al, 1, b, i, j, c], dv[al, 2, b, i, j, c], dv[al, 3, b, i, j, c],
+                            dv[al, 4, b, i, j, c], dv[al, 5, b, i, j, c], dv[al, 6, b, i, j, c], dv[al, 7, b, i, j, c], k)
+                        cols[al, 0, c] = r0
+                        cols[al, 1, c] = r1
+                        cols[al, 2, c] = r2
+                        cols[al, 3, c] = r3
+                        cols[al, 4, c] = r4
+                        cols[al, 5, c] = r5
+                        cols[al, 6, c] = r6
+                        cols[al, 7, c] = r7
+                for q in range(8):
+                    xc = 4 * j + q - pad
+                    if xc < 0 or xc >= width:
+                        continue
+                    for c in range(channels):
+                        d = bt8_adjoint(cols[0, q, c], cols[1, q, c], cols[2, q, c], cols[3, q, c],
+                                        cols[4, q, c], cols[5, q, c], cols[6, q, c], cols[7, q, c], k)
+                        for a in range(8):
+                            y = 4 * i + a - pad
+                            if 0 <= y < height:
+                                out[b, y, xc, c] += d[a]
+
+    @njit
+    def input_tiles(x, k, pad, tiles_h, tiles_w, out):
+        """out[al, be, b, i, j, c] = (B^T d B)[al, be] for the 8 x 8 window d of x [B, H, W, C] at
+        (4i - pad, 4j - pad), zero outside: the input transform, with B^T's structure unrolled (`bt8`)."""
+        batch, height, width, channels = x.shape
+        for job in prange(batch * tiles_h):
+            b, i = job // tiles_h, job % tiles_h
+            win = np.empty((8, 8, channels), dtype=out.dtype)
+            cols = np.empty((8, 8, channels), dtype=out.dtype)
+            for j in range(tiles_w):
+                for a in range(8):
+                    y = 4 * i + a - pad
+                    for q in range(8):
+                        xc = 4 * j + q - pad
+                        if 0 <= y < height and 0 <= xc < width:
+                            for c in range(channels):
+                                win[a, q, c] = x[b, y, xc, c]
+                        else:
+                            for c in range(channels):
+                                win[a, q, c] = 0
+                for q in range(8):
+                    for c in range(channels):
+                        r0, r1, r2, r3, r4, r5, r6, r7 = bt8(win[0, q, c], win[1, q, c], win[2, q, c], win[3, q, c],
+                                                             win[4, q, c], win[5, q, c], win[6, q, c], win[7, q, c], k)
+                        cols[0, q, c] = r0
+                        cols[1, q, c] = r1
+                        cols[2, q, c] = r2
+                        cols[3, q, c] = r3
+                        cols[4, q, c] = r4
+                        cols[5, q, c] = r5
+                        cols[6, q, c] = r6
+                        cols[7, q, c] = r7
+                for al in range(8):
+                    for c in range(channels):
+                        r0, r1, r2, r3, r4, r5, r6, r7 = bt8(cols[al, 0, c], cols[al, 1, c], cols[al, 2, c],
+                                                             cols[al, 3, c], cols[al, 4, c], cols[al, 5, c],
+                                                             cols[al, 6, c], cols[al, 7, c], k)
+                        out[al, 0, b, i, j, c] = r0
+                        out[al, 1, b, i, j, c] = r1
+                        out[al, 2, b, i, j, c] = r2
+                        out[al, 3, b, i, j, c] = r3
+                        out[al, 4, b, i, j, c] = r4
+                        out[al, 5, b, i, j, c] = r5
+                        out[al, 6, b, i, j, c] = r6
+                        out[al, 7, b, i, j, c] = r7
+
     @njit
     def gather_tiles(x, left, m, offset, tiles_h, tiles_w, out):
         """out[al, be, b, i, j, c] = sum_{a, q} L[al, a] x[b, i*m + a + offset, j*m + q + offset, c] L[be, q]
-        (x [B, H, W, C], zero outside; L [n, k] reads k x k windows at stride m).  The input
-        transform is L = B^T, offset -pad; the adjoint of the output transform is L = A, offset 0."""
+        (x [B, H, W, C], zero outside; L [n, k] reads k x k windows at stride m): the adjoint of the output
+        transform, L = A, offset 0 (the input transform has its own kernel, `input_tiles`)."""
         batch, height, width, channels = x.shape
         n, k = left.shape
         for job in prange(batch * tiles_h):
@@ -137,40 +241,6 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                             if w != 0:
                                 for c in range(channels):
                                     out[al, be, b, i, j, c] += w * rows[al, q, c]
-
-    @njit
-    def input_tiles_adjoint(dv, b_t, m, pad, parity, out):
-        """out[b, i*m + a - pad, j*m + q - pad, c] += sum_{al, be} B^T[al, a] dv[al, be, b, i, j, c] B^T[be, q]
-        inside out [B, H, W, C], for the tile rows i of one parity (rows of one parity do not overlap)."""
-        n, _, batch, tiles_h, tiles_w, channels = dv.shape
-        height, width = out.shape[1], out.shape[2]
-        half = (tiles_h - parity + 1) // 2
-        for job in prange(batch * half):
-            b, i = job // half, 2 * (job % half) + parity
-            cols = np.empty((n, n, channels), dtype=out.dtype)
-            for j in range(tiles_w):
-                for al in range(n):
-                    for q in range(n):
-                        for c in range(channels):
-                            cols[al, q, c] = 0
-                    for be in range(n):
-                        for q in range(n):
-                            w = b_t[be, q]
-                            if w != 0:
-                                for c in range(channels):
-                                    cols[al, q, c] += w * dv[al, be, b, i, j, c]
-                for a in range(n):
-                    y = i * m + a - pad
-                    if y < 0 or y >= height:
-                        continue
-                    for al in range(n):
-                        w = b_t[al, a]
-                        if w != 0:
-                            for q in range(n):
-                                xc = j * m + q - pad
-                                if 0 <= xc < width:
-                                    for c in range(channels):
-                                        out[b, y, xc, c] += w * cols[al, q, c]
 
     @njit
     def output_tiles(mt, a_t, height, width, out):
@@ -207,7 +277,7 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                                 for o in range(channels):
                                     out[b, y, x, o] += w * rows[u, be, o]
 
-    return gather_tiles, input_tiles_adjoint, output_tiles
+    return gather_tiles, input_tiles_adjoint, output_tiles, input_tiles
 
 
 # -- the convolution ------------------------------------------------------------------------------
@@ -243,7 +313,7 @@ class _Plan:
         """x [b, C, H, W] -> V [n*n, tiles, C]."""
         rows = x.detach().permute(0, 2, 3, 1).contiguous()       # a view when x is channels-last
         v = _scratch("v", (self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels), x.dtype)
-        _compile()[0](rows.numpy(), _matrix("B_T", x), TILE, -(KERNEL // 2), self.tiles_h, self.tiles_w,
+        _compile()[3](rows.numpy(), _matrix("B_T_COEFFICIENTS", x), KERNEL // 2, self.tiles_h, self.tiles_w,
                       v.detach().numpy())
         return v.view(self.n * self.n, self.tiles, self.channels)
 
@@ -264,7 +334,7 @@ class _Plan:
         """dV [n*n, tiles, C] -> dx [b, H, W, C] (zero-filled, accumulated in place)."""
         shaped = dv.view(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, self.channels).detach().numpy()
         for parity in (0, 1):
-            _compile()[1](shaped, _matrix("B_T", dv), TILE, KERNEL // 2, parity, dx.detach().numpy())
+            _compile()[1](shaped, _matrix("B_T_COEFFICIENTS", dv), KERNEL // 2, parity, dx.detach().numpy())
 
 
 _scratch_buffers: dict = {}
@@ -283,8 +353,10 @@ def _scratch(name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
     return buffer
 
 
+B_T_COEFFICIENTS = (5.25, 4.25, 0.25, 1.25, 0.5, 2.5, 2.0, 4.0, 5.0)     # the values in B_T, as `bt8` uses them
 _MATRICES = {np.dtype(dtype): {"A_T": A_T.astype(dtype), "A": np.ascontiguousarray(A_T.T.astype(dtype)),
-                                 "B_T": B_T.astype(dtype)} for dtype in (np.float32, np.float64)}
+                                 "B_T": B_T.astype(dtype), "B_T_COEFFICIENTS": np.array(B_T_COEFFICIENTS, dtype=dtype)}
+             for dtype in (np.float32, np.float64)}
 
 
 def _matrix(name: str, like: torch.Tensor) -> np.ndarray:

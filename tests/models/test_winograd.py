@@ -133,3 +133,31 @@ def test_fast_path_runs_under_cpu_autocast():
     loss.backward()
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def _windows(x, pad=2):
+    """[B, H, W, C] -> the 8 x 8 input windows of every 4 x 4 output tile, zero outside: [B, th, tw, 8, 8, C]."""
+    b, h, w, c = x.shape
+    th, tw = -(-h // 4), -(-w // 4)
+    padded = torch.zeros(b, 4 * th + 4, 4 * tw + 4, c, dtype=x.dtype)
+    padded[:, pad:pad + h, pad:pad + w] = x
+    return torch.stack([torch.stack([padded[:, 4 * i:4 * i + 8, 4 * j:4 * j + 8] for j in range(tw)], 1)
+                        for i in range(th)], 1)
+
+
+def test_unrolled_input_transform_and_its_adjoint_use_b_t():
+    """The input transform (B^T's rows written out) equals B^T d B per tile; its adjoint passes the dot-product test."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 13, 10, generator=gen, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    plan = winograd._Plan(2, 3, 13, 10)
+    v = plan.input_transform(x).clone()                          # [64, tiles, C]
+    b_t = torch.from_numpy(winograd.B_T)
+    d = _windows(x.permute(0, 2, 3, 1))                          # [B, th, tw, 8, 8, C]
+    ref = torch.einsum("pa,bijaqc,rq->prbijc", b_t, d, b_t).reshape(64, -1, 3)
+    torch.testing.assert_close(v, ref, rtol=1e-13, atol=1e-13)
+    dv = torch.randn(v.shape, generator=gen, dtype=torch.float64)
+    dx = torch.zeros(2, 13, 10, 3, dtype=torch.float64)
+    plan.input_adjoint(dv, dx)
+    lhs = float((dx * x.permute(0, 2, 3, 1)).sum())
+    rhs = float((dv * v).sum())
+    assert abs(lhs - rhs) <= 1e-11 * max(1.0, abs(rhs))
