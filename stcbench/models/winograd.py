@@ -13,8 +13,8 @@ dV = dM U^T and dU = V^T dM, then dx = B dV B^T summed over the overlapping tile
 dw = G^T dU G.
 
 The tile transforms run in numba (one pass per tile, channels innermost, tiles split over
-threads; the input transform and its adjoint, the most used, with B^T's rows written out so that
-rows 2r-1 and 2r share their even and odd parts); the channel sums are torch batched matrix products.  The transformed input is not
+threads), with the rows of B^T and A^T written out so that rows 2r-1 and 2r share their even and
+odd parts (points +-p); the channel sums are torch batched matrix products.  The transformed input is not
 kept for the backward pass: it is recomputed from the input (one cheap pass), so the memory of
 a training step does not grow.
 
@@ -135,6 +135,7 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
         for job in prange(batch * half):
             b, i = job // half, 2 * (job % half) + parity
             cols = np.empty((8, 8, channels), dtype=out.dtype)
+            column = np.empty((8, channels), dtype=out.dtype)
             for j in range(tiles_w):
                 for al in range(8):
                     for c in range(channels):
@@ -154,12 +155,22 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                     if xc < 0 or xc >= width:
                         continue
                     for c in range(channels):
-                        d = bt8_adjoint(cols[0, q, c], cols[1, q, c], cols[2, q, c], cols[3, q, c],
-                                        cols[4, q, c], cols[5, q, c], cols[6, q, c], cols[7, q, c], k)
-                        for a in range(8):
-                            y = 4 * i + a - pad
-                            if 0 <= y < height:
-                                out[b, y, xc, c] += d[a]
+                        d0, d1, d2, d3, d4, d5, d6, d7 = bt8_adjoint(
+                            cols[0, q, c], cols[1, q, c], cols[2, q, c], cols[3, q, c],
+                            cols[4, q, c], cols[5, q, c], cols[6, q, c], cols[7, q, c], k)
+                        column[0, c] = d0
+                        column[1, c] = d1
+                        column[2, c] = d2
+                        column[3, c] = d3
+                        column[4, c] = d4
+                        column[5, c] = d5
+                        column[6, c] = d6
+                        column[7, c] = d7
+                    for a in range(8):
+                        y = 4 * i + a - pad
+                        if 0 <= y < height:
+                            for c in range(channels):
+                                out[b, y, xc, c] += column[a, c]
 
     @njit
     def input_tiles(x, k, pad, tiles_h, tiles_w, out):
@@ -207,77 +218,93 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                         out[al, 6, b, i, j, c] = r6
                         out[al, 7, b, i, j, c] = r7
 
-    @njit
-    def gather_tiles(x, left, m, offset, tiles_h, tiles_w, out):
-        """out[al, be, b, i, j, c] = sum_{a, q} L[al, a] x[b, i*m + a + offset, j*m + q + offset, c] L[be, q]
-        (x [B, H, W, C], zero outside; L [n, k] reads k x k windows at stride m): the adjoint of the output
-        transform, L = A, offset 0 (the input transform has its own kernel, `input_tiles`)."""
-        batch, height, width, channels = x.shape
-        n, k = left.shape
-        for job in prange(batch * tiles_h):
-            b, i = job // tiles_h, job % tiles_h
-            rows = np.empty((n, k, channels), dtype=out.dtype)
-            for j in range(tiles_w):
-                for al in range(n):
-                    for q in range(k):
-                        for c in range(channels):
-                            rows[al, q, c] = 0
-                    for a in range(k):
-                        w = left[al, a]
-                        y = i * m + a + offset
-                        if w == 0 or y < 0 or y >= height:
-                            continue
-                        for q in range(k):
-                            xc = j * m + q + offset
-                            if 0 <= xc < width:
-                                for c in range(channels):
-                                    rows[al, q, c] += w * x[b, y, xc, c]
-                for al in range(n):
-                    for be in range(n):
-                        for c in range(channels):
-                            out[al, be, b, i, j, c] = 0
-                        for q in range(k):
-                            w = left[be, q]
-                            if w != 0:
-                                for c in range(channels):
-                                    out[al, be, b, i, j, c] += w * rows[al, q, c]
+    @numba.njit(inline="always")
+    def at8(m0, m1, m2, m3, m4, m5, m6, m7, k):
+        """A^T m for one 8-vector (the rows of A_T written out); k = (2, 0.5, 4, 0.25, 8, 0.125)."""
+        s1, t1, s2, t2, s3, t3 = m1 + m2, m1 - m2, m3 + m4, m3 - m4, m5 + m6, m5 - m6
+        return (m0 + s1 + s2 + s3, t1 + k[0] * t2 + k[1] * t3, s1 + k[2] * s2 + k[3] * s3,
+                t1 + k[4] * t2 + k[5] * t3 + m7)
+
+    @numba.njit(inline="always")
+    def a4(y0, y1, y2, y3, k):
+        """A y for one 4-vector (the transpose of `at8`), even and odd parts shared."""
+        e1, o1 = y0 + y2, y1 + y3
+        e2, o2 = y0 + k[2] * y2, k[0] * y1 + k[4] * y3
+        e3, o3 = y0 + k[3] * y2, k[1] * y1 + k[5] * y3
+        return y0, e1 + o1, e1 - o1, e2 + o2, e2 - o2, e3 + o3, e3 - o3, y3
 
     @njit
-    def output_tiles(mt, a_t, height, width, out):
-        """out[b, i*m + u, j*m + v, o] = sum_{al, be} A^T[u, al] mt[al, be, b, i, j, o] A^T[v, be]."""
-        n, _, batch, tiles_h, tiles_w, channels = mt.shape
-        m = a_t.shape[0]
+    def output_adjoint_tiles(dy, k, tiles_h, tiles_w, out):
+        """out[al, be, b, i, j, o] = (A d A^T)[al, be] for the 4 x 4 tile d of dy [B, H, W, O] at (4i, 4j), zero
+        outside: the adjoint of the output transform."""
+        batch, height, width, channels = dy.shape
         for job in prange(batch * tiles_h):
             b, i = job // tiles_h, job % tiles_h
-            rows = np.empty((m, n, channels), dtype=out.dtype)
+            win = np.empty((4, 4, channels), dtype=out.dtype)
+            cols = np.empty((8, 4, channels), dtype=out.dtype)
             for j in range(tiles_w):
-                for u in range(m):
-                    for be in range(n):
-                        for o in range(channels):
-                            rows[u, be, o] = 0
-                    for al in range(n):
-                        w = a_t[u, al]
-                        if w != 0:
-                            for be in range(n):
-                                for o in range(channels):
-                                    rows[u, be, o] += w * mt[al, be, b, i, j, o]
-                for u in range(m):
-                    y = i * m + u
+                for u in range(4):
+                    for v in range(4):
+                        if 4 * i + u < height and 4 * j + v < width:
+                            for c in range(channels):
+                                win[u, v, c] = dy[b, 4 * i + u, 4 * j + v, c]
+                        else:
+                            for c in range(channels):
+                                win[u, v, c] = 0
+                for v in range(4):
+                    for c in range(channels):
+                        r0, r1, r2, r3, r4, r5, r6, r7 = a4(win[0, v, c], win[1, v, c], win[2, v, c], win[3, v, c], k)
+                        cols[0, v, c] = r0
+                        cols[1, v, c] = r1
+                        cols[2, v, c] = r2
+                        cols[3, v, c] = r3
+                        cols[4, v, c] = r4
+                        cols[5, v, c] = r5
+                        cols[6, v, c] = r6
+                        cols[7, v, c] = r7
+                for al in range(8):
+                    for c in range(channels):
+                        r0, r1, r2, r3, r4, r5, r6, r7 = a4(cols[al, 0, c], cols[al, 1, c], cols[al, 2, c],
+                                                            cols[al, 3, c], k)
+                        out[al, 0, b, i, j, c] = r0
+                        out[al, 1, b, i, j, c] = r1
+                        out[al, 2, b, i, j, c] = r2
+                        out[al, 3, b, i, j, c] = r3
+                        out[al, 4, b, i, j, c] = r4
+                        out[al, 5, b, i, j, c] = r5
+                        out[al, 6, b, i, j, c] = r6
+                        out[al, 7, b, i, j, c] = r7
+
+    @njit
+    def output_tiles(mt, k, height, width, out):
+        """out[b, 4i + u, 4j + v, o] = (A^T M A)[u, v] for the transform-domain tiles mt [8, 8, B, th, tw, O]:
+        the output transform, with A^T's rows written out (`at8`)."""
+        n, _, batch, tiles_h, tiles_w, channels = mt.shape
+        for job in prange(batch * tiles_h):
+            b, i = job // tiles_h, job % tiles_h
+            rows = np.empty((4, 8, channels), dtype=out.dtype)
+            for j in range(tiles_w):
+                for be in range(8):
+                    for o in range(channels):
+                        r0, r1, r2, r3 = at8(mt[0, be, b, i, j, o], mt[1, be, b, i, j, o], mt[2, be, b, i, j, o],
+                                             mt[3, be, b, i, j, o], mt[4, be, b, i, j, o], mt[5, be, b, i, j, o],
+                                             mt[6, be, b, i, j, o], mt[7, be, b, i, j, o], k)
+                        rows[0, be, o] = r0
+                        rows[1, be, o] = r1
+                        rows[2, be, o] = r2
+                        rows[3, be, o] = r3
+                for u in range(4):
+                    y = 4 * i + u
                     if y >= height:
                         continue
-                    for v in range(m):
-                        x = j * m + v
-                        if x >= width:
-                            continue
-                        for o in range(channels):
-                            out[b, y, x, o] = 0
-                        for be in range(n):
-                            w = a_t[v, be]
-                            if w != 0:
-                                for o in range(channels):
-                                    out[b, y, x, o] += w * rows[u, be, o]
+                    for o in range(channels):
+                        r = at8(rows[u, 0, o], rows[u, 1, o], rows[u, 2, o], rows[u, 3, o], rows[u, 4, o],
+                                rows[u, 5, o], rows[u, 6, o], rows[u, 7, o], k)
+                        for v in range(4):
+                            if 4 * j + v < width:
+                                out[b, y, 4 * j + v, o] = r[v]
 
-    return gather_tiles, input_tiles_adjoint, output_tiles, input_tiles
+    return output_adjoint_tiles, input_tiles_adjoint, output_tiles, input_tiles
 
 
 # -- the convolution ------------------------------------------------------------------------------
@@ -320,14 +347,14 @@ class _Plan:
     def output_transform(self, mt: torch.Tensor, y: torch.Tensor) -> None:
         """M [n*n, tiles, O] -> y [b, H, W, O] (written in place)."""
         shaped = mt.view(self.n, self.n, self.batch, self.tiles_h, self.tiles_w, y.shape[-1])
-        _compile()[2](shaped.detach().numpy(), _matrix("A_T", y), self.height, self.width, y.detach().numpy())
+        _compile()[2](shaped.detach().numpy(), _matrix("A_COEFFICIENTS", y), self.height, self.width, y.detach().numpy())
 
     def output_adjoint(self, dy: torch.Tensor) -> torch.Tensor:
         """dy [b, H, W, O] -> dM [n*n, tiles, O]."""
         out_channels = dy.shape[-1]
         dm = _scratch("dm", (self.n, self.n, self.batch, self.tiles_h, self.tiles_w, out_channels), dy.dtype)
-        _compile()[0](dy.detach().numpy(), _matrix("A", dy), TILE, 0, self.tiles_h,
-                      self.tiles_w, dm.detach().numpy())
+        _compile()[0](dy.detach().numpy(), _matrix("A_COEFFICIENTS", dy), self.tiles_h, self.tiles_w,
+                      dm.detach().numpy())
         return dm.view(self.n * self.n, self.tiles, out_channels)
 
     def input_adjoint(self, dv: torch.Tensor, dx: torch.Tensor) -> None:
@@ -354,8 +381,9 @@ def _scratch(name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
 
 
 B_T_COEFFICIENTS = (5.25, 4.25, 0.25, 1.25, 0.5, 2.5, 2.0, 4.0, 5.0)     # the values in B_T, as `bt8` uses them
-_MATRICES = {np.dtype(dtype): {"A_T": A_T.astype(dtype), "A": np.ascontiguousarray(A_T.T.astype(dtype)),
-                                 "B_T": B_T.astype(dtype), "B_T_COEFFICIENTS": np.array(B_T_COEFFICIENTS, dtype=dtype)}
+A_COEFFICIENTS = (2.0, 0.5, 4.0, 0.25, 8.0, 0.125)                          # the values in A_T, as `at8` uses them
+_MATRICES = {np.dtype(dtype): {"B_T_COEFFICIENTS": np.array(B_T_COEFFICIENTS, dtype=dtype),
+                                 "A_COEFFICIENTS": np.array(A_COEFFICIENTS, dtype=dtype)}
              for dtype in (np.float32, np.float64)}
 
 
