@@ -19,6 +19,10 @@ except ImportError:  # pragma: no cover
 
 _numba_threads = None
 
+# options of the package's compiled kernels: cached on disk, no bounds checks, numpy's error model,
+# and reassociation (vectorised reductions) and fused multiply-adds allowed
+KERNEL_OPTIONS = dict(cache=True, boundscheck=False, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+
 
 @contextlib.contextmanager
 def parallel_region():

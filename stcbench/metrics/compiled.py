@@ -17,6 +17,7 @@ torch kernel.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -26,18 +27,13 @@ from stcbench.metrics.frames import COVARIANCE_NORM, WINDOW, WINDOW_PIXELS, Plan
 from stcbench.numba_threads import numba, parallel_region
 
 
-_plane_sums = None
-
-
 def available() -> bool:
     return numba is not None and os.environ.get("STCBENCH_METRICS_KERNEL", "").lower() != "torch"
 
 
+@functools.cache
 def _compile():
-    global _plane_sums
-    if _plane_sums is None:
-        _plane_sums = _build()
-    return _plane_sums
+    return _build()       # compiled (or loaded from numba's cache) on first use
 
 
 def _build():

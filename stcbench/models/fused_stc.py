@@ -22,68 +22,65 @@ round-off (tests/models/test_fused_stc.py, float64).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.nn import functional as F
 
 from stcbench.cells.synapse import Synapse
 from stcbench.models import staggered
-from stcbench.numba_threads import numba, parallel_region
+from stcbench.numba_threads import KERNEL_OPTIONS, numba, parallel_region
 
-_kernels = None
-
-
+@functools.cache
 def _compile():
-    global _kernels
-    if _kernels is None:
-        _kernels = _build()
-    return _kernels
+    return _build()       # compiled (or loaded from numba's cache) on first use
 
 
 def _build():  # pragma: no cover - compiled code, exercised through the tests
     import numpy as np
 
-    options = dict(cache=True, boundscheck=False, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
-    parallel = numba.njit(parallel=True, **options)
-    serial = numba.njit(**options)
+    parallel = numba.njit(parallel=True, **KERNEL_OPTIONS)
+    serial = numba.njit(**KERNEL_OPTIONS)
     prange = numba.prange
+
+    @numba.njit(inline="always")
+    def piece(job, chunks, positions):
+        """(sample b, chunk k, first position, end) of parallel job `job`: each sample's positions in `chunks`."""
+        size = -(-positions // chunks)
+        k = job % chunks
+        return job // chunks, k, k * size, min(positions, (k + 1) * size)
+
+    @numba.njit(inline="always")
+    def add_moments(row, s1, s2):
+        """s1 += row, s2 += row^2 (float64), element by element."""
+        for c in range(row.shape[0]):
+            v = np.float64(row[c])
+            s1[c] += v
+            s2[c] += v * v
 
     @parallel
     def moments(y, chunks, out):
         """out[b, k, 0, c] = sum of y[b, p, c] over the k-th chunk of positions p; out[b, k, 1, c]: of y^2."""
         batch, positions, channels = y.shape
-        size = -(-positions // chunks)
         for job in prange(batch * chunks):
-            b, k = job // chunks, job % chunks
-            s1 = np.zeros(channels)
-            s2 = np.zeros(channels)
-            for p in range(k * size, min(positions, (k + 1) * size)):
-                for c in range(channels):
-                    v = np.float64(y[b, p, c])
-                    s1[c] += v
-                    s2[c] += v * v
-            for c in range(channels):
-                out[b, k, 0, c] = s1[c]
-                out[b, k, 1, c] = s2[c]
+            b, k, start, stop = piece(job, chunks, positions)
+            s1, s2 = np.zeros(channels), np.zeros(channels)
+            for p in range(start, stop):
+                add_moments(y[b, p], s1, s2)
+            out[b, k, 0], out[b, k, 1] = s1, s2
 
     @parallel
     def gather_moments(y, source, chunks, out, blocks):
         """blocks[b, p, c] = y[b, p, source[c]] (the gates' channels in block order), with `moments` of blocks."""
         batch, positions, channels = blocks.shape
-        size = -(-positions // chunks)
         for job in prange(batch * chunks):
-            b, k = job // chunks, job % chunks
-            s1 = np.zeros(channels)
-            s2 = np.zeros(channels)
-            for p in range(k * size, min(positions, (k + 1) * size)):
+            b, k, start, stop = piece(job, chunks, positions)
+            s1, s2 = np.zeros(channels), np.zeros(channels)
+            for p in range(start, stop):
                 for c in range(channels):
                     blocks[b, p, c] = y[b, p, source[c]]
-                for c in range(channels):
-                    v = np.float64(blocks[b, p, c])
-                    s1[c] += v
-                    s2[c] += v * v
-            for c in range(channels):
-                out[b, k, 0, c] = s1[c]
-                out[b, k, 1, c] = s2[c]
+                add_moments(blocks[b, p], s1, s2)
+            out[b, k, 0], out[b, k, 1] = s1, s2
 
     @serial
     def norm_statistics(partial, group_of, n_groups, positions, gamma, beta, eps, mean, rstd, scale, shift):
@@ -114,28 +111,31 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
     def affine(y, scale, shift, chunks, out):
         """out[b, p, c] = y[b, p, c] * scale[b, c] + shift[b, c]."""
         batch, positions, channels = y.shape
-        size = -(-positions // chunks)
         for job in prange(batch * chunks):
-            b, k = job // chunks, job % chunks
-            for p in range(k * size, min(positions, (k + 1) * size)):
+            b, k, start, stop = piece(job, chunks, positions)
+            for p in range(start, stop):
                 for c in range(channels):
                     out[b, p, c] = y[b, p, c] * scale[b, c] + shift[b, c]
+
+    @numba.njit(inline="always")
+    def charge(yx, scale_x, shift_x, gates, mem_prev, consts, b, p, c, channels):
+        """u = c_h (A u_{t-1}) + c_i (I B) at one element (Eq. 11), A = 2 sig(2 z_h), B = 2 sig(2 z_v)."""
+        current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
+        a = consts[4] * gates[b, p, c]
+        g = consts[4] * gates[b, p, channels + c]
+        return consts[0] * (a * mem_prev[b, p, c]) + consts[1] * (current * g)
 
     @parallel
     def membrane(yx, scale_x, shift_x, gates, mem_prev, consts, strict, chunks, spike, mem):
         """Forward: gates [B, P, 2C] hold sig(2 z) of the history gate (channels < C) and the input gate;
         consts = (c_h, c_i, threshold, alpha, 2, 1, 0)."""
         batch, positions, channels = yx.shape
-        c_h, c_i, threshold, two = consts[0], consts[1], consts[2], consts[4]
-        size = -(-positions // chunks)
+        threshold = consts[2]
         for job in prange(batch * chunks):
-            b, k = job // chunks, job % chunks
-            for p in range(k * size, min(positions, (k + 1) * size)):
+            b, k, start, stop = piece(job, chunks, positions)
+            for p in range(start, stop):
                 for c in range(channels):
-                    current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
-                    a = two * gates[b, p, c]
-                    g = two * gates[b, p, channels + c]
-                    u = c_h * (a * mem_prev[b, p, c]) + c_i * (current * g)
+                    u = charge(yx, scale_x, shift_x, gates, mem_prev, consts, b, p, c, channels)
                     x = u - threshold
                     fire = x > 0 if strict else x >= 0
                     s = consts[5] if fire else consts[6]
@@ -146,16 +146,12 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
     def surrogate_argument(yx, scale_x, shift_x, gates, mem_prev, consts, chunks, out):
         """out = alpha (u - threshold), the membrane recomputed as in `membrane`."""
         batch, positions, channels = yx.shape
-        c_h, c_i, threshold, alpha, two = consts[0], consts[1], consts[2], consts[3], consts[4]
-        size = -(-positions // chunks)
+        threshold, alpha = consts[2], consts[3]
         for job in prange(batch * chunks):
-            b, k = job // chunks, job % chunks
-            for p in range(k * size, min(positions, (k + 1) * size)):
+            b, k, start, stop = piece(job, chunks, positions)
+            for p in range(start, stop):
                 for c in range(channels):
-                    current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
-                    a = two * gates[b, p, c]
-                    g = two * gates[b, p, channels + c]
-                    u = c_h * (a * mem_prev[b, p, c]) + c_i * (current * g)
+                    u = charge(yx, scale_x, shift_x, gates, mem_prev, consts, b, p, c, channels)
                     out[b, p, c] = alpha * (u - threshold)
 
     @parallel
@@ -167,16 +163,15 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
         batch, positions, channels = yx.shape
         c_h, c_i, threshold, alpha, two = consts[0], consts[1], consts[2], consts[3], consts[4]
         one = consts[5]
-        size = -(-positions // chunks)
         for job in prange(batch * chunks):
-            b, k = job // chunks, job % chunks
+            b, k, start, stop = piece(job, chunks, positions)
             sx = np.zeros(channels)
             sxy = np.zeros(channels)
             sa_ = np.zeros(channels)
             say = np.zeros(channels)
             sb_ = np.zeros(channels)
             sby = np.zeros(channels)
-            for p in range(k * size, min(positions, (k + 1) * size)):
+            for p in range(start, stop):
                 for c in range(channels):
                     dm = d_mem[b, p, c]
                     sig = q[b, p, c]
@@ -242,10 +237,9 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
     def norm_backward(dz, y, k_dz, k_y, k_0, mean_c, chunks):
         """dz <- dz k_dz + (y - mean) k_y + k_0 (in place)."""
         batch, positions, channels = dz.shape
-        size = -(-positions // chunks)
         for job in prange(batch * chunks):
-            b, k = job // chunks, job % chunks
-            for p in range(k * size, min(positions, (k + 1) * size)):
+            b, k, start, stop = piece(job, chunks, positions)
+            for p in range(start, stop):
                 for c in range(channels):
                     dz[b, p, c] = dz[b, p, c] * k_dz[b, c] + (y[b, p, c] - mean_c[b, c]) * k_y[b, c] + k_0[b, c]
 
@@ -254,11 +248,10 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
         """out[b, p, target[c]] = dz k_dz + (y - mean) k_y + k_0 (the gates' gradient back in the convolution's
         channel order)."""
         batch, positions, channels = dz.shape
-        size = -(-positions // chunks)
         for job in prange(batch * chunks):
-            b, k = job // chunks, job % chunks
+            b, k, start, stop = piece(job, chunks, positions)
             row = np.empty(channels, dtype=out.dtype)
-            for p in range(k * size, min(positions, (k + 1) * size)):
+            for p in range(start, stop):
                 for c in range(channels):
                     row[c] = dz[b, p, c] * k_dz[b, c] + (y[b, p, c] - mean_c[b, c]) * k_y[b, c] + k_0[b, c]
                 for c in range(channels):

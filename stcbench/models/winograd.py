@@ -26,6 +26,7 @@ direct float32 convolution.  tests/models/test_winograd.py checks values and gra
 """
 from __future__ import annotations
 
+import functools
 import os
 from fractions import Fraction
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from stcbench.models import staggered
-from stcbench.numba_threads import numba, parallel_region
+from stcbench.numba_threads import KERNEL_OPTIONS, numba, parallel_region
 
 
 TILE = 4                    # output tile m
@@ -89,19 +90,13 @@ A_T, G, B_T = (_as_array(x) for x in transform_matrices())
 
 
 # -- compiled tile transforms ---------------------------------------------------------------------
-_kernels = None
-
-
+@functools.cache
 def _compile():
-    global _kernels
-    if _kernels is None:
-        _kernels = _build()
-    return _kernels
+    return _build()       # compiled (or loaded from numba's cache) on first use
 
 
 def _build():  # pragma: no cover - compiled code, exercised through the tests
-    njit = numba.njit(parallel=True, cache=True, boundscheck=False, error_model="numpy",
-                      fastmath={"reassoc", "nsz", "contract"})
+    njit = numba.njit(parallel=True, **KERNEL_OPTIONS)
     prange = numba.prange
 
     @numba.njit(inline="always")
