@@ -62,9 +62,11 @@ class LayerRunner:
         self.conv, self.norm = parts if parts else (None, None)
         self.recompute = recompute and self.split
         # the circuit's grouped convolutions are only fast in channels-last order
-        self.fused = FusedGates(cell) if fuse_gates and channels_last and self.split and fusable(cell) else None
-        self.fused_step = (fused_stc.FusedSTCStep(cell) if self.fused is not None and self.norm is not None
+        gates = fuse_gates and channels_last and self.split and fusable(cell)
+        # STC-LIF: the whole step after the convolutions fused; other circuit cells: the faster gates only
+        self.fused_step = (fused_stc.FusedSTCStep(cell) if gates and self.norm is not None
                            and fused_stc.eligible(cell) else None)
+        self.fused = FusedGates(cell) if gates and self.fused_step is None else None
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """What is stored between forward and backward: the conv output (or the full current)."""
