@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from stcbench.errors import ConfigError
 from stcbench.models import RecurrentPredictor, unpatchify
 from tests.conftest import assert_close_scaled, load_fixture
 
