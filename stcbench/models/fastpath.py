@@ -51,10 +51,25 @@ def norm_split(cell):
     return None
 
 
+def compiled_dynamics(model, index: int, cell, norm):
+    """torch.compile of one layer's step after its input convolution (GroupNorm, circuit, neuron),
+    compiled once per layer and kept on the model (`model.compile_step`)."""
+    cache = model.__dict__.setdefault("_compiled_dynamics", {})
+    if index not in cache:
+        if norm is None:
+            def dynamics(pre, state, t):
+                return tuple(cell.step_from_current(pre, state, t))
+        else:
+            def dynamics(pre, state, t):
+                return tuple(cell.step_from_current(norm(pre), state, t))
+        cache[index] = torch.compile(dynamics)
+    return cache[index]
+
+
 class LayerRunner:
     """Runs one cell either over a whole input sequence or one step at a time."""
 
-    def __init__(self, cell, recompute: bool, channels_last: bool, fuse_gates: bool = True):
+    def __init__(self, cell, recompute: bool, channels_last: bool, fuse_gates: bool = True, compiled=None):
         self.cell = cell
         self.channels_last = channels_last
         self.split = splittable(cell)
@@ -67,6 +82,9 @@ class LayerRunner:
         self.fused_step = (fused_stc.FusedSTCStep(cell) if gates and self.norm is not None
                            and fused_stc.eligible(cell) else None)
         self.fused = FusedGates(cell) if gates and self.fused_step is None else None
+        self.compiled = None
+        if compiled is not None and self.split and self.fused_step is None:
+            self.compiled, self.fused = compiled(self.norm), None
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """What is stored between forward and backward: the conv output (or the full current)."""
@@ -78,6 +96,8 @@ class LayerRunner:
     def _dynamics(self, pre, state, t):
         if self.fused_step is not None:
             return self.fused_step.step(pre, state, t)
+        if self.compiled is not None:
+            return self.compiled(pre, tuple(state), t)
         step = self.fused.step_from_current if self.fused is not None else self.cell.step_from_current
         current = pre if self.norm is None else self.norm(pre)
         return step(current, state, t)
@@ -125,6 +145,12 @@ class LayerRunner:
         return torch.stack(outputs), state
 
 
+def _compiler(model, index, cell):
+    if not getattr(model, "compile_step", False):
+        return None
+    return lambda norm: compiled_dynamics(model, index, cell, norm)
+
+
 def run_fast(model, frames, steps, mask, return_traces):
     """frames [B,T,Cp,Hp,Wp] -> (predictions [B,steps,Cp,Hp,Wp], Traces or None)."""
     if model.conv_algorithm == "direct":
@@ -137,7 +163,9 @@ def _run_fast(model, frames, steps, mask, return_traces):
     from stcbench.models.predictor import Traces
 
     traces = Traces(model) if return_traces else None
-    runners = [LayerRunner(cell, model.recompute, model.channels_last) for cell in model.cell_list]
+    recompute, channels_last = model.fast_settings(frames.device)
+    runners = [LayerRunner(cell, recompute, channels_last, compiled=_compiler(model, i, cell))
+               for i, cell in enumerate(model.cell_list)]
     context_steps = min(model.in_frames, steps)
 
     def recorder(layer):

@@ -37,8 +37,8 @@ class RecurrentPredictor(nn.Module):
 
     def __init__(self, cell: str, image_channels: int, num_hidden: Sequence[int] = (256, 256, 256),
                  patch_size: int = 1, in_frames: int = 10, filter_size: int = 5,
-                 cell_options: Mapping | None = None, fast: bool = False, recompute: bool = True,
-                 channels_last: bool = True, conv_algorithm: str = "auto"):
+                 cell_options: Mapping | None = None, fast: bool = False, recompute: bool | None = None,
+                 channels_last: bool | None = None, conv_algorithm: str = "auto", compile_step: bool = False):
         super().__init__()
         num_hidden = [int(n) for n in num_hidden]
         if not num_hidden:
@@ -53,8 +53,9 @@ class RecurrentPredictor(nn.Module):
         self.filter_size = int(filter_size)
         self.cell_options = dict(cell_options or {})
         self.fast = fast
-        self.recompute = recompute
-        self.channels_last = channels_last
+        self.recompute = recompute            # None: on the CPU only (see fast_settings)
+        self.channels_last = channels_last    # None: on the CPU only
+        self.compile_step = bool(compile_step)
         if conv_algorithm not in fastpath.CONV_ALGORITHMS:
             raise ConfigError(f"conv_algorithm must be one of {', '.join(fastpath.CONV_ALGORITHMS)}, "
                               f"got {conv_algorithm!r}")
@@ -146,6 +147,15 @@ class RecurrentPredictor(nn.Module):
             preds, traces = self._run_reference(frames, steps, mask, return_traces)
         return preds, (traces.finish() if traces is not None else None)
 
+    def fast_settings(self, device: torch.device | str) -> tuple[bool, bool]:
+        """(recompute, channels_last) of the fast path on `device`; None means: on the CPU yes, on
+        GPUs no (measured on an H100 at 3x256: recomputing doubled the step, channels-last
+        convolutions were slower than NCHW; results/benchmarks/gpu.md)."""
+        on_cpu = torch.device(device).type == "cpu"
+        recompute = on_cpu if self.recompute is None else bool(self.recompute)
+        channels_last = on_cpu if self.channels_last is None else bool(self.channels_last)
+        return recompute, channels_last
+
     def input_at(self, t, frames, mask, x_hat):
         """Layer-0 input of step t (spec §1.3 item 1)."""
         if t < self.in_frames:
@@ -226,7 +236,9 @@ def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredic
         cell_options=options,
         fast=bool(_get(model_section, "fast", False)),
         conv_algorithm=_get(model_section, "conv_algorithm", None) or "auto",
-        recompute=bool(_get(model_section, "recompute", True)),
+        recompute=_get(model_section, "recompute", None),
+        channels_last=_get(model_section, "channels_last", None),
+        compile_step=bool(_get(model_section, "compile", False)),
     )
     kwargs.update(overrides)
     kwargs["cell_options"] = with_geometry_options(kwargs["cell"], kwargs["cell_options"], dataset_spec,

@@ -67,6 +67,35 @@ def test_fast_path_equals_reference(case, mask_kind):
         assert_close_scaled(grads_f[name], grads_r[name], what=f"grad/{name}")
 
 
+def _assert_train_pass_equal(ref, fast, mask=None):
+    frames = torch.rand(2, 8, 1, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    out_r, _, gin_r, grads_r = run_train(ref, frames, mask)
+    out_f, _, gin_f, grads_f = run_train(fast, frames, mask)
+    assert_close_scaled(out_f, out_r.detach(), what="next_frames")
+    assert_close_scaled(gin_f, gin_r, what="grad/frames")
+    for name in grads_r:
+        assert_close_scaled(grads_f[name], grads_r[name], what=f"grad/{name}")
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+@pytest.mark.parametrize("case", ["lif", "stclif_gd0", "stclmh_gd1"])
+def test_fast_path_in_nchw_order_equals_reference(case, recompute):
+    """NCHW feature maps (the fast path's GPU default, with kept activations) on the same numbers."""
+    ref, fast = make_pair(*CASES[case])
+    fast.channels_last, fast.recompute = False, recompute
+    _assert_train_pass_equal(ref, fast)
+
+
+def test_compiled_step_equals_reference():
+    """model.compile: torch.compile of each layer's step after its input convolution."""
+    ref, fast = make_pair(*CASES["stclmh_gd1"])
+    fast.compile_step = True
+    mask = ScheduledSampling(start_value=0.5, decay_rate=0.0).mask(2, 3, generator=torch.Generator().manual_seed(3),
+                                                                   dtype=torch.float64)
+    _assert_train_pass_equal(ref, fast, mask)
+    assert set(fast._compiled_dynamics) == {0, 1}       # compiled once per layer, kept on the model
+
+
 @pytest.mark.parametrize("case", ["lif", "stclif_gd0"])
 def test_fast_path_without_recompute_equals_reference(case):
     ref, fast = make_pair(*CASES[case])
@@ -132,10 +161,13 @@ def test_build_predictor_from_config_section():
         channels, in_frames, patch_size = 1, 10, 2
     model = build_predictor({"cell": "LIF", "num_hidden": [16, 16]}, Spec())
     assert model.patch_size == 2 and model.num_hidden == [16, 16] and model.frame_channels == 4
-    assert not model.fast and model.recompute and model.conv_algorithm == "auto"
+    assert not model.fast and model.conv_algorithm == "auto" and not model.compile_step
+    assert model.fast_settings("cpu") == (True, True)          # recompute, channels-last: on the CPU only
+    assert model.fast_settings("cuda") == (False, False)
     model = build_predictor({"cell": "lif", "num_hidden": [16], "fast": True, "recompute": False,
-                             "conv_algorithm": "direct"}, Spec())
-    assert model.fast and not model.recompute and model.conv_algorithm == "direct"
+                             "channels_last": True, "conv_algorithm": "direct", "compile": True}, Spec())
+    assert model.fast and model.conv_algorithm == "direct" and model.compile_step
+    assert model.fast_settings("cpu") == (False, True) and model.fast_settings("cuda") == (False, True)
     with pytest.raises(ConfigError, match="model.cell is missing"):
         build_predictor({}, Spec())
 
