@@ -127,7 +127,15 @@ class STDataModule(L.LightningDataModule):
         return self.splits
 
     def _loader_options(self) -> dict:
-        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        # pinned batches let the copy to a GPU run without making the host wait
+        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0,
+                "pin_memory": self._trains_on_gpu()}
+
+    def _trains_on_gpu(self) -> bool:
+        try:
+            return self.trainer.strategy.root_device.type == "cuda"
+        except AttributeError:          # not attached to a Trainer
+            return False
 
     def _eval_loader(self, dataset) -> DataLoader:
         return DataLoader(dataset, batch_size=self.val_batch_size, shuffle=False, drop_last=False,

@@ -22,17 +22,87 @@ class StopAfterEpochs(L.Callback):
             trainer.should_stop = True
 
 
-def progress_bar(kind: str):
-    """rich (default), tqdm, or None for no bar."""
+class ThrottledMetrics:
+    """Progress-bar mixin: on an accelerator the logged values shown in the bar (each a host sync)
+    are re-read only every `metrics_every` training steps, so the step loop does not wait for the
+    GPU at every batch; on the CPU every step, as Lightning does. Values logged without prog_bar
+    (the module logs the loss so on accelerators) are added from the callback metrics by name."""
+
+    accelerator_keys = ("train/loss_step",)
+
+    def __init__(self, *args, metrics_every: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.metrics_every = max(int(metrics_every), 1)
+        self._shown: dict | None = None
+        self._shown_step = -1
+
+    def get_metrics(self, trainer, pl_module):
+        if not trainer.training or pl_module.device.type == "cpu" or self.metrics_every == 1:
+            return super().get_metrics(trainer, pl_module)
+        step = trainer.global_step
+        if self._shown is None or step < self._shown_step or step - self._shown_step >= self.metrics_every:
+            shown = super().get_metrics(trainer, pl_module)
+            for key in self.accelerator_keys:
+                value = trainer.callback_metrics.get(key)
+                if value is not None:
+                    shown[key] = float(value)
+            self._shown, self._shown_step = shown, step
+        return self._shown
+
+
+def progress_bar(kind: str, metrics_every: int = 1):
+    """rich (default), tqdm, or None for no bar; see ThrottledMetrics for `metrics_every`."""
     if kind == "none":
         return None
     if kind == "rich":
         try:
             from lightning.pytorch.callbacks import RichProgressBar
 
-            return RichProgressBar(leave=True)
+            class ThrottledRichProgressBar(ThrottledMetrics, RichProgressBar):
+                pass
+
+            return ThrottledRichProgressBar(leave=True, metrics_every=metrics_every)
         except (ImportError, ModuleNotFoundError):
             pass
     from lightning.pytorch.callbacks import TQDMProgressBar
 
-    return TQDMProgressBar()
+    class ThrottledTQDMProgressBar(ThrottledMetrics, TQDMProgressBar):
+        pass
+
+    return ThrottledTQDMProgressBar(metrics_every=metrics_every)
+
+
+class EpochTimer(L.Callback):
+    """Logs `time/train_epoch_seconds` (the training batches of the epoch, data loading included,
+    validation excluded) and `time/seconds_per_step` once per epoch. The GPU is synchronised once
+    per epoch, when the training batches end, so the figures cover the queued work."""
+
+    def __init__(self):
+        self.start: float | None = None
+        self.train_seconds: float | None = None
+
+    @staticmethod
+    def _now(pl_module) -> float:
+        import time
+
+        import torch
+
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.start, self.train_seconds = self._now(pl_module), None
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if self.start is not None and self.train_seconds is None and not trainer.sanity_checking:
+            self.train_seconds = self._now(pl_module) - self.start
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.start is None:
+            return
+        seconds = self.train_seconds if self.train_seconds is not None else self._now(pl_module) - self.start
+        steps = max(int(trainer.num_training_batches), 1)
+        pl_module.log("time/train_epoch_seconds", seconds, on_step=False, on_epoch=True, rank_zero_only=True)
+        pl_module.log("time/seconds_per_step", seconds / steps, on_step=False, on_epoch=True, rank_zero_only=True)
+        self.start = None

@@ -125,8 +125,12 @@ class VideoPredictionModule(L.LightningModule):
         loss = torch.mean((outputs - frames[:, 1:].detach()) ** 2)
         self._check_finite(loss)
         self.sampling.step()
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=frames.shape[0])
-        self.log("train/eta", eta, on_step=True, on_epoch=False, batch_size=frames.shape[0])
+        # prog_bar values are read back after every batch (a host sync); on accelerators the bar shows
+        # the loss from the callback metrics instead, every log_every_n_steps (callbacks.ThrottledMetrics)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=loss.device.type == "cpu",
+                 batch_size=frames.shape[0])
+        if log_now:     # a Python number becomes a device tensor: a host sync on GPUs, so not every step
+            self.log("train/eta", eta, on_step=True, on_epoch=False, batch_size=frames.shape[0])
         return loss
 
     def _should_log_details(self) -> bool:
@@ -305,12 +309,14 @@ def _frames(batch) -> torch.Tensor:
 
 def gradient_norms(net: nn.Module) -> dict[str, float]:
     """L2 norm of the gradients: overall and per top-level layer (e.g. `cell_list.0`)."""
+    named = [(name, param.grad) for name, param in net.named_parameters() if param.grad is not None]
+    if not named:
+        return {"total": 0.0}
+    # one host sync for all parameters: the squared norms are gathered on the device first
+    squares = torch.stack([grad.detach().double().pow(2).sum() for _, grad in named]).tolist()
     per_layer: dict[str, float] = {}
     total = 0.0
-    for name, param in net.named_parameters():
-        if param.grad is None:
-            continue
-        sq = float(param.grad.detach().double().pow(2).sum())
+    for (name, _), sq in zip(named, squares):
         parts = name.split(".")
         layer = ".".join(parts[:2]) if parts[0].endswith("list") and len(parts) > 2 else parts[0]
         per_layer[layer] = per_layer.get(layer, 0.0) + sq

@@ -65,6 +65,9 @@ def prepare_environment(config: Config) -> None:
     if config.trainer.threads:
         torch.set_num_threads(config.trainer.threads)
     L.seed_everything(config.seed, workers=True, verbose=False)
+    if config.trainer.tf32 is not None:
+        torch.backends.cudnn.allow_tf32 = config.trainer.tf32
+        torch.backends.cuda.matmul.allow_tf32 = config.trainer.tf32
     if config.trainer.deterministic:
         torch.backends.cudnn.benchmark = False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -140,7 +143,7 @@ def build_trainer(config: Config, run_dir: Path | None, *, loggers: list | None 
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from stcbench.training.callbacks import StopAfterEpochs, progress_bar
+    from stcbench.training.callbacks import EpochTimer, StopAfterEpochs, progress_bar
 
     t = config.trainer
     callbacks = []
@@ -151,7 +154,8 @@ def build_trainer(config: Config, run_dir: Path | None, *, loggers: list | None 
                                          enable_version_counter=False))
         if t.stop_after_epochs:
             callbacks.append(StopAfterEpochs(t.stop_after_epochs))
-    bar = progress_bar(config.logging.progress_bar)
+        callbacks.append(EpochTimer())
+    bar = progress_bar(config.logging.progress_bar, metrics_every=config.logging.log_every_n_steps)
     if bar is not None:
         callbacks.append(bar)
     return L.Trainer(
@@ -164,6 +168,7 @@ def build_trainer(config: Config, run_dir: Path | None, *, loggers: list | None 
         gradient_clip_algorithm=t.gradient_clip_algorithm if t.gradient_clip_val else None,
         precision=_precision(t.precision), accelerator=t.accelerator, devices=t.devices,
         strategy=t.strategy, num_nodes=t.num_nodes, deterministic=t.deterministic or None,
+        benchmark=None if t.deterministic else t.benchmark,
         accumulate_grad_batches=t.accumulate_grad_batches,
         logger=loggers if loggers else False,
         log_every_n_steps=config.logging.log_every_n_steps,

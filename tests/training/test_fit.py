@@ -45,7 +45,8 @@ def test_fit_writes_complete_run_directory(cell, mmnist_root, tmp_path):
     with np.load(run_dir / "predictions.npz") as z:
         assert z["context"].shape == (3, 10, 1, 64, 64) and z["pred"].shape == (3, 10, 1, 64, 64)
     rows, columns = read_csv_columns(run_dir)
-    assert {"train/loss_step", "train/eta", "val/mse", "lr", "grad_norm/total"} <= columns
+    assert {"train/loss_step", "train/eta", "val/mse", "lr", "grad_norm/total", "time/train_epoch_seconds",
+            "time/seconds_per_step"} <= columns
     if cell == "lif":
         assert any(c.startswith("firing_rate/") for c in columns)
     # the learning rate of epoch 0 and 1 follows the warm-up/cosine formula
