@@ -29,14 +29,33 @@ def register(subparsers) -> None:
                    help="fast path (default) or the reference per-step loop")
     p.add_argument("--cell-options", default=None, help='JSON object of extra cell options, e.g. \'{"gradient_detach": 1}\'')
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="parameter/data dtype")
-    p.add_argument("--no-recompute", action="store_true",
-                   help="fast path: keep the neuron dynamics' activations instead of recomputing them (faster, "
-                        "more memory; STC-LIF on the CPU uses its fused step either way)")
+    p.add_argument("--recompute", default="auto", choices=["auto", "on", "off"],
+                   help="fast path: recompute the neuron dynamics in the backward pass instead of keeping their "
+                        "activations (less memory, slower; auto: on the CPU only; STC-LIF on the CPU uses its "
+                        "fused step either way)")
+    p.add_argument("--no-recompute", dest="recompute", action="store_const", const="off",
+                   help="same as --recompute off")
     p.add_argument("--conv-algorithm", default="auto", choices=["auto", "direct", "winograd"],
                    help="fast path: input convolutions by Winograd F(4x4,5x5) on the CPU where it pays off "
                         "(auto, default), always (winograd) or never (direct)")
+    p.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"],
+                   help="fast path: feature maps in channels-last order (auto: on the CPU only)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_const", const="off",
+                   help="same as --channels-last off")
+    p.add_argument("--compile", action="store_true",
+                   help="fast path: torch.compile each layer's step after its input convolution "
+                        "(compilation happens in the warm-up step, reported as warmup_seconds)")
+    p.add_argument("--autocast", default="none", choices=["none", "bf16"],
+                   help="mixed precision: run forward and loss under torch.autocast in bfloat16")
+    p.add_argument("--tf32", default="default", choices=["default", "on", "off"],
+                   help="CUDA: TensorFloat-32 in float32 convolutions and matmuls (default: torch's, "
+                        "convolutions on, matmuls off)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="CUDA: let cuDNN autotune its convolution algorithms")
     p.add_argument("--no-conv-bound", action="store_true", help="skip timing the convolutions-alone bound")
     p.set_defaults(func=run)
+
+
+SWITCH = {"auto": None, "on": True, "off": False}
 
 
 def _model_settings(config_path: str | None) -> dict:
@@ -106,18 +125,25 @@ def run(args) -> int:
     result = profile_training(cell, dataset_geometry(dataset), hidden, batch=args.batch, steps=args.steps,
                               device=args.device, threads=args.threads, path=args.path, cell_options=options,
                               dtype=getattr(torch, args.dtype), warmup=args.warmup,
-                              conv_bound=not args.no_conv_bound, recompute=not args.no_recompute,
-                              conv_algorithm=args.conv_algorithm)
+                              conv_bound=not args.no_conv_bound, recompute=SWITCH[args.recompute],
+                              conv_algorithm=args.conv_algorithm, channels_last=SWITCH[args.channels_last],
+                              compile_step=args.compile, autocast=args.autocast,
+                              tf32={"default": None, "on": True, "off": False}[args.tf32],
+                              cudnn_benchmark=True if args.cudnn_benchmark else None)
     rows = [
         ("cell / dataset", f"{result.cell} / {result.dataset}"),
         ("layers", "x".join(map(str, result.num_hidden)) + f" ({result.params:,} parameters)"),
         ("path / device / threads", f"{result.path} / {result.device} / {result.threads}"),
         ("recompute / convolutions", f"{result.recompute} / {result.conv_algorithm}"),
+        ("channels-last / compile / autocast", f"{result.channels_last} / {result.compile_step} / {result.autocast}"),
         ("batch / measured steps", f"{result.batch} / {result.steps}"),
+        ("warm-up seconds", f"{result.warmup_seconds:.2f}"),
         ("seconds per step (median)", f"{result.seconds_per_step:.4f}"),
         ("sequences per second", f"{result.sequences_per_second:.2f}"),
         ("peak memory (MiB)", f"{result.peak_memory_mb:.1f}  [{result.memory_method}]"),
     ]
+    if result.device.startswith("cuda"):
+        rows.append(("host syncs in a step", result.host_syncs))
     if result.conv_bound_seconds == result.conv_bound_seconds:      # not NaN: it was measured
         rows += [("convolutions alone (s)", f"{result.conv_bound_seconds:.4f}"),
                  ("step / convolutions", f"{result.conv_bound_ratio:.2f}x")]

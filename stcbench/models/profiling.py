@@ -137,7 +137,7 @@ def conv_bound_seconds(model, frames, mask) -> float:
     """Convolutions of one training step (per-step shapes of the reference loop), forward and
     backward, alone; in channels-last order when the model's fast path uses it."""
     calls = conv_calls_of_one_step(model, frames, mask)
-    channels_last = bool(model.fast and model.channels_last)
+    channels_last = bool(model.fast and model.fast_settings(frames.device)[1])
     cache: dict = {}
     total = 0.0
     for module, shape in calls:
@@ -149,6 +149,27 @@ def conv_bound_seconds(model, frames, mask) -> float:
 
 
 # -- the training step ---------------------------------------------------------------------------
+AUTOCAST_DTYPES = {"none": None, "bf16": torch.bfloat16}
+
+
+def check_host_syncs(train_step) -> str:
+    """'none' when one training step runs without any operation that makes the host wait for
+    the GPU (torch.cuda.set_sync_debug_mode('error') raises on the first one), else that error."""
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        train_step()
+    except RuntimeError as exc:
+        import traceback
+
+        frames = [f"{Path(f.filename).name}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)[1:]
+                  if "site-packages" not in f.filename]      # the step's own code, innermost first below
+        return f"found at {' <- '.join(reversed(frames[-3:])) or '?'}: {str(exc).splitlines()[0]}"
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    return "none"
+
+
 @dataclass
 class ProfileResult:
     cell: str
@@ -170,6 +191,13 @@ class ProfileResult:
     conv_bound_seconds: float
     conv_bound_ratio: float
     step_times: list
+    channels_last: bool = True
+    compile_step: bool = False
+    autocast: str = "none"
+    tf32: bool | None = None
+    cudnn_benchmark: bool | None = None
+    warmup_seconds: float = float("nan")
+    host_syncs: str = "not checked"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -178,16 +206,23 @@ class ProfileResult:
 def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), batch: int = 4, steps: int = 3,
                      device: str = "cpu", threads: int | None = 2, path: str = "fast", cell_options=None,
                      dtype: torch.dtype = torch.float32, seed: int = 0, warmup: int = 1,
-                     conv_bound: bool = True, recompute: bool = True,
-                     conv_algorithm: str = "auto") -> ProfileResult:
+                     conv_bound: bool = True, recompute: bool | None = None,
+                     conv_algorithm: str = "auto", channels_last: bool | None = None, compile_step: bool = False,
+                     autocast: str = "none", tf32: bool | None = None,
+                     cudnn_benchmark: bool | None = None) -> ProfileResult:
     if threads:
         torch.set_num_threads(int(threads))
     dev = torch.device(device)
+    if tf32 is not None:
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    if cudnn_benchmark is not None:
+        torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.manual_seed(seed)
     model = RecurrentPredictor(cell, geometry.channels, num_hidden, patch_size=geometry.patch_size,
                                in_frames=geometry.in_frames, cell_options=cell_options,
-                               fast=(path == "fast"), recompute=recompute,
-                               conv_algorithm=conv_algorithm).to(device=dev, dtype=dtype)
+                               fast=(path == "fast"), recompute=recompute, conv_algorithm=conv_algorithm,
+                               channels_last=channels_last, compile_step=compile_step).to(device=dev, dtype=dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
     total = geometry.in_frames + geometry.out_frames
@@ -196,10 +231,13 @@ def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), bat
     mask = ScheduledSampling(start_value=0.5, decay_rate=0.0).mask(
         batch, geometry.out_frames - 1, generator=gen, dtype=dtype).to(dev)
 
+    autocast_dtype = AUTOCAST_DTYPES[autocast]
+
     def train_step():
         optimizer.zero_grad(set_to_none=True)
-        out = model(frames, mask)
-        loss = model.loss(out, frames)
+        with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            out = model(frames, mask)
+            loss = model.loss(out, frames)
         loss.backward()
         optimizer.step()
 
@@ -211,8 +249,12 @@ def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), bat
             winograd.warm_up(dtype)
     meter = MemoryMeter(dev)
     meter.start()
+    warmup_start = time.perf_counter()
     for _ in range(warmup):
         train_step()
+    _sync(dev)
+    warmup_seconds = time.perf_counter() - warmup_start
+    host_syncs = check_host_syncs(train_step) if dev.type == "cuda" else "not checked (CPU)"
     times = []
     for _ in range(steps):
         _sync(dev)
@@ -225,13 +267,15 @@ def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), bat
     bound = conv_bound_seconds(model, frames, mask) if conv_bound else float("nan")
     return ProfileResult(
         cell=cell, dataset=geometry.name, num_hidden=list(num_hidden), batch=batch, steps=steps, path=path,
-        recompute=bool(model.recompute) if path == "fast" else False,
+        recompute=model.fast_settings(dev)[0] if path == "fast" else False,
         conv_algorithm=model.conv_algorithm if path == "fast" else "direct",
         device=str(dev), threads=torch.get_num_threads(), dtype=str(dtype).removeprefix("torch."),
         params=count_parameters(model), seconds_per_step=per_step, sequences_per_second=batch / per_step,
         peak_memory_mb=peak, memory_method=meter.method, conv_bound_seconds=bound,
         conv_bound_ratio=per_step / bound if bound == bound and bound > 0 else float("nan"),
-        step_times=times,
+        step_times=times, channels_last=model.fast_settings(dev)[1] if path == "fast" else False,
+        compile_step=bool(compile_step), autocast=autocast,
+        tf32=tf32, cudnn_benchmark=cudnn_benchmark, warmup_seconds=warmup_seconds, host_syncs=host_syncs,
     )
 
 

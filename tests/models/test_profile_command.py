@@ -36,3 +36,22 @@ def test_profile_records_the_fast_path_settings(capsys):
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["path"] == "fast" and result["recompute"] is False and result["conv_algorithm"] == "winograd"
+
+
+def test_host_sync_check_reports_the_first_sync_and_restores_the_mode(monkeypatch):
+    """check_host_syncs runs a step under set_sync_debug_mode('error'); a sync surfaces as a RuntimeError."""
+    import torch
+
+    from stcbench.models import profiling
+
+    modes = []
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+
+    def syncing_step():
+        raise RuntimeError("called a synchronizing CUDA operation\nmore")
+    assert profiling.check_host_syncs(lambda: None) == "none"
+    report = profiling.check_host_syncs(syncing_step)
+    assert report.startswith("found at") and report.endswith("called a synchronizing CUDA operation")
+    assert "test_profile_command.py" in report
+    assert modes == ["error", 0, "error", 0]
