@@ -100,13 +100,7 @@ def test_compiled_step_equals_reference():
 def test_fast_path_without_recompute_equals_reference(case):
     ref, fast = make_pair(*CASES[case])
     fast.recompute = False
-    frames = torch.rand(2, 8, 1, 8, 8, dtype=torch.float64)
-    out_r, _, gin_r, grads_r = run_train(ref, frames, None)
-    out_f, _, gin_f, grads_f = run_train(fast, frames, None)
-    assert_close_scaled(out_f, out_r.detach(), what="next_frames")
-    assert_close_scaled(gin_f, gin_r, what="grad/frames")
-    for name in grads_r:
-        assert_close_scaled(grads_f[name], grads_r[name], what=f"grad/{name}")
+    _assert_train_pass_equal(ref, fast)
 
 
 @pytest.mark.parametrize("fast", [False, True])
