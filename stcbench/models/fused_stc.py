@@ -1,11 +1,12 @@
-"""STC-LIF's neuron step after its convolutions, as one autograd function (fast path, CPU).
+"""STC-LIF's (and STC-PLIF's) neuron step after its convolutions, as one autograd function (fast path, CPU).
 
 Per step the STC-LIF cell computes (STC-LIF paper Eqs. 2-4 and 11; official STCLIFCell)
 
     I   = GN_x(conv_x(x_t))                       input current
     A   = 1 + tanh(GN_h(conv_h(s_{t-1})))         history gate (temporal circuit)
     B   = 1 + tanh(GN_v(conv_v(s_{t-1})))         input gate (spatial circuit)
-    u   = c_h (A u_{t-1}) + c_i (B I)             perfect integrator c_h = c_i = 1 (leaky: lambda, 1 - lambda)
+    u   = c_h (A u_{t-1}) + c_i (B I)             perfect integrator c_h = c_i = 1 (leaky: lambda, 1 - lambda;
+                                                  STC-PLIF, Eq. 22: the learnable sig(w), 1 - sig(w))
     s_t = H(u - theta),  u_t = u - theta s_t      ds/du = alpha sig(alpha (u - theta)) (1 - sig(...))
 
 Here the two circuit convolutions are one grouped convolution whose weights interleave the two
@@ -156,10 +157,11 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
 
     @parallel
     def elementwise_backward(yx, yhv, scale_x, shift_x, gates, mem_prev, q, d_spike, d_mem, consts, chunks,
-                             d_mem_prev, dz_x, dz_hv, partial_x, partial_hv):
+                             d_mem_prev, dz_x, dz_hv, partial_x, partial_hv, partial_c):
         """Gradients of the element-wise step: d u_{t-1}, and the gradients at the three GroupNorm outputs
         (dz_x for the current, dz_hv for sig's argument 2z of both gates, block order) with their per-channel
-        sums of dz and dz * y (partial_*[b, k, 0 | 1, c]).  q = sig(alpha (u - threshold))."""
+        sums of dz and dz * y (partial_*[b, k, 0 | 1, c]); partial_c[b, k] holds the sums of du (A u_{t-1}) and
+        du (B I), the gradients of c_h and c_i.  q = sig(alpha (u - threshold))."""
         batch, positions, channels = yx.shape
         c_h, c_i, threshold, alpha, two = consts[0], consts[1], consts[2], consts[3], consts[4]
         one = consts[5]
@@ -171,6 +173,8 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
             say = np.zeros(channels)
             sb_ = np.zeros(channels)
             sby = np.zeros(channels)
+            s_ch = 0.0
+            s_ci = 0.0
             for p in range(start, stop):
                 for c in range(channels):
                     dm = d_mem[b, p, c]
@@ -181,6 +185,8 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                     d_history = du * c_h
                     d_gated = du * c_i
                     current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
+                    s_ch += np.float64(du) * ((two * sa) * mem_prev[b, p, c])
+                    s_ci += np.float64(du) * (current * (two * sb))
                     d_mem_prev[b, p, c] = d_history * (two * sa)
                     dza = two * (d_history * mem_prev[b, p, c]) * sa * (one - sa)
                     dzb = two * (d_gated * current) * sb * (one - sb)
@@ -201,6 +207,8 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                 partial_hv[b, k, 1, c] = say[c]
                 partial_hv[b, k, 0, channels + c] = sb_[c]
                 partial_hv[b, k, 1, channels + c] = sby[c]
+            partial_c[b, k, 0] = s_ch
+            partial_c[b, k, 1] = s_ci
 
     @serial
     def norm_backward_coefficients(partial, mean, rstd, group_of, n_groups, positions, gamma,
@@ -266,20 +274,45 @@ def available() -> bool:
     return numba is not None
 
 
-def eligible(cell) -> bool:
-    """True for an STC-LIF-type cell (the circuit wrapper over LIF, both circuits, sigmoid surrogate, Conv ->
-    GroupNorm synapses) whose step is the stock one, on the CPU outside autocast."""
-    from stcbench.cells.base import RecurrentCell, SpikingCell
+def integration_coefficients(cell):
+    """(c_h, c_i) of u = c_h (A u_{t-1}) + c_i (B I): numbers for LIF (perfect 1, 1; leaky lambda, 1 - lambda),
+    tensors of the learnable w for PLIF (its decay and input gain, either variant)."""
+    from stcbench.cells.plif import PLIF
+
+    if isinstance(cell, PLIF):
+        return cell.decay_and_gain()
+    if cell.integration == "perfect":
+        return 1.0, 1.0
+    return cell.decay, 1.0 - cell.decay
+
+
+def _stock_soma(cell) -> bool:
+    """LIF's charge and soft reset, or PLIF's charge (any gain) with its soft, non-detached reset."""
     from stcbench.cells.lif import LIF
+    from stcbench.cells.plif import PLIF
+
+    kind = type(cell)
+    if isinstance(cell, LIF):
+        return kind.charge is LIF.charge and kind.reset is LIF.reset
+    if isinstance(cell, PLIF):
+        return (kind.charge is PLIF.charge and kind.reset is PLIF.reset and kind.decay_and_gain is PLIF.decay_and_gain
+                and cell.reset_kind == "soft")
+    return False
+
+
+def eligible(cell) -> bool:
+    """True for an STC-LIF- or STC-PLIF-type cell (the circuit wrapper over LIF or PLIF with its soft reset, both
+    circuits, sigmoid surrogate, Conv -> GroupNorm synapses) whose step is the stock one, on the CPU outside
+    autocast."""
+    from stcbench.cells.base import RecurrentCell, SpikingCell
     from stcbench.cells.stc import SpatioTemporalCircuit
     from stcbench.cells.surrogate import Sigmoid
     from stcbench.models.gates import fusable
 
-    if not (available() and fusable(cell) and isinstance(cell, LIF) and cell.circuit == "both"):
+    if not (available() and fusable(cell) and cell.circuit == "both" and _stock_soma(cell)):
         return False
     kind = type(cell)
     stock = (kind.neuron_step is SpikingCell.neuron_step and kind.fire is SpikingCell.fire
-             and kind.charge is LIF.charge and kind.reset is LIF.reset
              and kind.circuit_input is SpatioTemporalCircuit.circuit_input
              and kind.input_current is RecurrentCell.input_current)
     syn = getattr(cell, "conv_x", None)
@@ -305,7 +338,7 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
 
 
 class FusedSTCStep:
-    """The parameters of one STC-LIF cell in the fused form, made once per forward pass."""
+    """The parameters of one STC-LIF / STC-PLIF cell in the fused form, made once per forward pass."""
 
     def __init__(self, cell):
         import numpy as np
@@ -331,10 +364,12 @@ class FusedSTCStep:
         self.groups_hv = 2 * norm_h.num_groups
         self.group_of_hv = (np.arange(2 * channels) // (channels // norm_h.num_groups)).astype(np.int64)
         self.eps_x, self.eps_hv = float(self.norm_x.eps), float(norm_h.eps)
-        decay = getattr(cell, "decay", None)
-        c_h, c_i = (1.0, 1.0) if cell.integration == "perfect" else (decay, 1.0 - decay)
+        self.coefficients = integration_coefficients(cell)
+        c_h, c_i = (float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self.coefficients)
         self.constants = {dtype: np.array([c_h, c_i, float(cell.threshold), float(cell.surrogate.alpha), 2.0, 1.0, 0.0],
                                           dtype=dtype) for dtype in (np.float32, np.float64)}
+        # PLIF's coefficients are learnable: the autograd function takes them as inputs
+        self.learnable = [c if isinstance(c, torch.Tensor) and c.requires_grad else None for c in self.coefficients]
         self.strict = bool(cell.surrogate.strict)
         self.norm_parameters = {}
         self._workspace = {}
@@ -364,7 +399,7 @@ class FusedSTCStep:
         """(spike, membrane) of the step from the input synapse's convolution output `pre`."""
         yhv = self.circuit(state[0])
         return _FusedStep.apply(pre, yhv, state[1], self.norm_x.weight, self.norm_x.bias,
-                                self.gamma_hv, self.beta_hv, self)
+                                self.gamma_hv, self.beta_hv, *self.learnable, self)
 
     def chunks(self, batch: int) -> int:
         """Position chunks per sample, so that every thread has work."""
@@ -404,7 +439,7 @@ class _FusedStep(torch.autograd.Function):
     yhv is the combined circuit convolution's output; it is kept in block order [history | input gate]."""
 
     @staticmethod
-    def forward(ctx, yx, yhv, mem_prev, gamma_x, beta_x, gamma_hv, beta_hv, plan):
+    def forward(ctx, yx, yhv, mem_prev, gamma_x, beta_x, gamma_hv, beta_hv, c_h, c_i, plan):
         import numpy as np
 
         kernels = _compile()
@@ -430,6 +465,7 @@ class _FusedStep(torch.autograd.Function):
                                 plan.constants[dtype], plan.strict, chunks, _rows(spike), _rows(mem))
         ctx.save_for_backward(yx, blocks, mem_prev, gamma_x, gamma_hv)
         ctx.stats, ctx.plan, ctx.chunks, ctx.dtype = (stats_x, stats_hv), plan, chunks, dtype
+        ctx.coefficients = tuple(None if c is None else (c.shape, c.dtype) for c in (c_h, c_i))
         return spike, mem
 
     @staticmethod
@@ -454,10 +490,12 @@ class _FusedStep(torch.autograd.Function):
         d_mem_prev, dz_x, dz_hv = staggered.empty_like(yx), staggered.empty_like(yx), plan.workspace("dz_hv", blocks)
         partial_x = np.empty((batch, chunks, 2, channels))
         partial_hv = np.empty((batch, chunks, 2, 2 * channels))
+        partial_c = np.empty((batch, chunks, 2))
         with parallel_region():
             kernels["elementwise_backward"](_rows(yx), _rows(blocks), stats_x[2], stats_x[3], _rows(gates),
                                             _rows(mem_prev), _rows(q), _rows(d_spike), _rows(d_mem), consts, chunks,
-                                            _rows(d_mem_prev), _rows(dz_x), _rows(dz_hv), partial_x, partial_hv)
+                                            _rows(d_mem_prev), _rows(dz_x), _rows(dz_hv), partial_x, partial_hv,
+                                            partial_c)
         coefficients_x, grads_x = _norm_backward_coefficients(
             kernels, partial_x, stats_x, plan.group_of_x, plan.groups_x, positions, plan.parameters64("x")[0], dtype)
         coefficients_hv, grads_hv = _norm_backward_coefficients(
@@ -469,7 +507,10 @@ class _FusedStep(torch.autograd.Function):
             kernels["norm_backward_scatter"](_rows(dz_hv), _rows(blocks), *coefficients_hv, plan.source, chunks,
                                              _rows(d_yhv))
         grads = (g.to(gamma_x.dtype) for g in (*grads_x, *grads_hv))
-        return dz_x, d_yhv, d_mem_prev, *grads, None
+        sums = partial_c.sum(axis=(0, 1))
+        d_coefficients = (None if c is None else torch.full(c[0], float(total), dtype=c[1])
+                          for c, total in zip(ctx.coefficients, sums))
+        return dz_x, d_yhv, d_mem_prev, *grads, *d_coefficients, None
 
 
 def _gates(kernels, blocks, stats_hv, chunks, gates) -> torch.Tensor:

@@ -13,6 +13,7 @@ CASES = {
     "stclif_gd0": ("stclif", {"gradient_detach": 0}),
     "stclif_gd1": ("stclif", {"gradient_detach": 1}),
     "stclmh_gd1": ("stclmh", {"gradient_detach": 1}),
+    "stcplif_gd0": ("stcplif", {"gradient_detach": 0}),
     "stclif_self": ("stclif", {"circuit_groups": "self", "circuit_spatial": (4, 4)}),
     "tclif": ("tclif", {}),
     "glif": ("glif", {}),

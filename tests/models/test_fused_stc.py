@@ -1,4 +1,4 @@
-"""The fused STC-LIF step equals the cell's own step: spikes, membranes and all gradients (float64)."""
+"""The fused STC-LIF / STC-PLIF step equals the cell's own step: spikes, membranes and all gradients (float64)."""
 from __future__ import annotations
 
 import copy
@@ -102,7 +102,9 @@ def test_float32_differs_from_the_cell_by_round_off_only():
     ("stclif", {}, True),
     ("stclif", {"circuit": "temporal"}, False),
     ("stclif", {"surrogate": "atan"}, False),
-    ("stcplif", {}, False),
+    ("stcplif", {}, True),
+    ("stcplif", {"variant": "original"}, False),           # hard, detached reset and ATan surrogate
+    ("stcplif", {"reset": "soft_detached"}, False),
     ("stclmh", {}, False),
     ("lif", {}, False),
 ])
@@ -145,3 +147,32 @@ def test_fast_path_uses_the_fused_step_and_matches_the_reference_loop():
     assert_close_scaled(outs[1][0], outs[0][0].detach())
     for name, grad in outs[0][1].items():
         assert_close_scaled(outs[1][1][name], grad, what=name)
+
+
+PLIF_CASES = {
+    "stcplif": ("stcplif", {}),
+    "stcplif_raw_gain": ("stcplif", {"plif_gain": "raw_one_minus_w", "gradient_detach": 0}),
+    "stc_plif_reference": ("stc_plif", {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLIF_CASES))
+def test_fused_step_equals_cell_step_for_stc_plif(case):
+    """STC-PLIF: the learnable decay and gain sigma(w), 1 - sigma(w) (or the raw 1 - w) of Eq. (22)."""
+    name, options = PLIF_CASES[case]
+    torch.manual_seed(0)
+    cell = create_cell(name, 8, 32, **options).double()
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    assert fused_stc.eligible(cell)
+    spikes_r, mem_r, grads_r = run(cell, fused=False)
+    spikes_f, mem_f, grads_f = run(cell, fused=True)
+    for t, (a, b) in enumerate(zip(spikes_f, spikes_r)):
+        assert torch.equal(a, b), f"spikes differ at step {t}"
+    assert_close_scaled(mem_f, mem_r.detach(), what="membrane")
+    names = [f"x{t}" for t in range(len(spikes_r))] + [n for n, p in cell.named_parameters() if p.requires_grad]
+    assert "t_m" in names
+    for name, a, b in zip(names, grads_f, grads_r):
+        assert float(b.abs().max()) > 0, f"{name}: the reference gradient must not vanish"
+        assert_close_scaled(a, b, what=f"grad/{name}")
