@@ -47,7 +47,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def markdown(rows, machine, args, elapsed):
+def markdown(rows, machine, args, elapsed, note=None):
     lines = [
         "# Training-step benchmark: fast path vs reference loop",
         "",
@@ -60,8 +60,8 @@ def markdown(rows, machine, args, elapsed):
         "implementation's loop, it is not the official code itself. Both paths give the same numbers "
         "(tests/models/test_fast_path.py). The official code itself, measured on the same machine, is in "
         "official.md. The fast path runs 5×5 convolutions with at least 48 channels (the 3×64 rows) as "
-        "Winograd F(4x4, 5x5); STC-LIF runs everything after a step's convolutions as one fused function "
-        "that keeps only the convolution outputs, the other cells recompute the element-wise neuron "
+        "Winograd F(4x4, 5x5); STC-LIF and STC-PLIF run everything after a step's convolutions as one fused "
+        "function that keeps only the convolution outputs, the other cells recompute the element-wise neuron "
         "dynamics in the backward pass (docs/performance.md). This machine is shared: its load varies "
         "from minute to minute, so compare rows of one run, not runs.",
         "",
@@ -75,9 +75,11 @@ def markdown(rows, machine, args, elapsed):
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['cell']} | 3×{r['width']} | {r['reference']['seconds_per_step']:.3f} | "
+        lines.append(f"| {r['cell']}{'*' if r.get('rerun') else ''} | 3×{r['width']} | {r['reference']['seconds_per_step']:.3f} | "
                      f"{r['fast']['seconds_per_step']:.3f} | {r['time_ratio']:.2f} | "
                      f"{r['reference']['peak_memory_mb']:.0f} | {r['fast']['peak_memory_mb']:.0f} | {r['memory_ratio']:.2f} |")
+    if note:
+        lines += ["", f"\\* {note}"]
     target = next((r for r in rows if (r["cell"], r["width"]) == TARGET), None)
     if target:
         fast = target["fast"]
@@ -120,7 +122,7 @@ def main(argv=None):
         payload = json.loads((out / "training.json").read_text())
         settings = argparse.Namespace(**payload["settings"])
         write_atomic(out / "training.md", markdown(payload["rows"], payload["machine"], settings,
-                                                   payload["elapsed_seconds"]))
+                                                   payload["elapsed_seconds"], payload.get("rerun_note")))
         print(f"wrote {out / 'training.md'}")
         return
     from stcbench.models.profiling import machine_info
