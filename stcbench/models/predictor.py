@@ -53,7 +53,7 @@ class RecurrentPredictor(nn.Module):
         self.filter_size = int(filter_size)
         self.cell_options = dict(cell_options or {})
         self.fast = fast
-        self.recompute = recompute            # None: on the CPU only (see fast_settings)
+        self.recompute = recompute            # None: on the CPU, for circuit cells (see fast_settings)
         self.channels_last = channels_last    # None: on the CPU only
         self.compile_step = bool(compile_step)
         if conv_algorithm not in fastpath.CONV_ALGORITHMS:
@@ -147,12 +147,14 @@ class RecurrentPredictor(nn.Module):
             preds, traces = self._run_reference(frames, steps, mask, return_traces)
         return preds, (traces.finish() if traces is not None else None)
 
-    def fast_settings(self, device: torch.device | str) -> tuple[bool, bool]:
-        """(recompute, channels_last) of the fast path on `device`; None means: on the CPU yes, on
-        GPUs no (measured on an H100 at 3x256: recomputing doubled the step, channels-last
-        convolutions were slower than NCHW; results/benchmarks/gpu.md)."""
+    def fast_settings(self, device: torch.device | str) -> tuple[bool | str, bool]:
+        """(recompute, channels_last) of the fast path on `device`. None means: channels-last on the CPU
+        only; recompute on the CPU for the cells with circuit convolutions only ("circuit cells"; for the
+        others it saved under 10 % of the memory and cost up to 2x the time, results/benchmarks/training.md),
+        never on GPUs (on an H100 at 3x256 recomputing took 1.56x the time and channels-last
+        convolutions were slower than NCHW; results/benchmarks/gpu/gpu.md)."""
         on_cpu = torch.device(device).type == "cpu"
-        recompute = on_cpu if self.recompute is None else bool(self.recompute)
+        recompute = (fastpath.CIRCUIT_CELLS if on_cpu else False) if self.recompute is None else bool(self.recompute)
         channels_last = on_cpu if self.channels_last is None else bool(self.channels_last)
         return recompute, channels_last
 

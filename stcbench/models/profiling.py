@@ -178,7 +178,7 @@ class ProfileResult:
     batch: int
     steps: int
     path: str
-    recompute: bool
+    recompute: bool | str
     conv_algorithm: str
     device: str
     threads: int

@@ -157,7 +157,7 @@ def test_build_predictor_from_config_section():
     model = build_predictor({"cell": "LIF", "num_hidden": [16, 16]}, Spec())
     assert model.patch_size == 2 and model.num_hidden == [16, 16] and model.frame_channels == 4
     assert not model.fast and model.conv_algorithm == "auto" and not model.compile_step
-    assert model.fast_settings("cpu") == (True, True)          # recompute, channels-last: on the CPU only
+    assert model.fast_settings("cpu") == ("circuit cells", True)   # recompute: circuit cells on the CPU
     assert model.fast_settings("cuda") == (False, False)
     model = build_predictor({"cell": "lif", "num_hidden": [16], "fast": True, "recompute": False,
                              "channels_last": True, "conv_algorithm": "direct", "compile": True}, Spec())
@@ -235,3 +235,12 @@ def test_build_predictor_sets_celif_te_steps_and_map_sizes():
     lstm = build_predictor({"cell": "convlstm", "num_hidden": [16], "cell_options": {"layer_norm": True}},
                            get_dataset_spec("taxibj"))
     assert lstm.cell_list[0].conv_x[-1].normalized_shape[-2:] == (32 // get_dataset_spec("taxibj").patch_size,) * 2
+
+
+def test_default_recompute_on_the_cpu_is_for_circuit_cells_only():
+    from stcbench.cells import create_cell
+    from stcbench.models.fastpath import CIRCUIT_CELLS, LayerRunner
+
+    assert not LayerRunner(create_cell("lif", 4, 16), CIRCUIT_CELLS, True).recompute
+    assert LayerRunner(create_cell("stclmh", 4, 16), CIRCUIT_CELLS, True).recompute
+    assert LayerRunner(create_cell("lif", 4, 16), True, True).recompute       # forced
