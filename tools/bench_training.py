@@ -88,7 +88,8 @@ def markdown(rows, machine, args, elapsed, note=None):
             "## STC-LIF 3×64 against the performance targets' ratios",
             "",
             "The performance targets are set against the official implementation; official.md measures "
-            "that code on this machine. Here the reference loop stands in for it:",
+            "that code on this machine, interleaved in rounds with ours, and is what decides them. Here the "
+            "reference loop of this single run stands in for it (one run's rows vary by up to ~15 % here):",
             "",
             "| ratio | measured | within the target |",
             "|---|---|---|",
