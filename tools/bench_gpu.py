@@ -224,6 +224,14 @@ def profile(args) -> list:
     return rows
 
 
+def _source_name(filename: str) -> str:
+    """A warning's file as a path inside this repository or inside site-packages."""
+    path = Path(filename).resolve()
+    if path.is_relative_to(REPO):
+        return path.relative_to(REPO).as_posix()
+    return path.as_posix().split("site-packages/")[-1]
+
+
 # -- fit ---------------------------------------------------------------------------------------
 def fit_epoch(args) -> dict:
     """One epoch of the paper configuration through `stcbench fit` (Lightning, generated data),
@@ -251,7 +259,7 @@ def fit_epoch(args) -> dict:
     wall = time.perf_counter() - start
     if torch.cuda.is_available():
         torch.cuda.set_sync_debug_mode(0)
-    syncs = collections.Counter(f"{Path(w.filename).as_posix().split('site-packages/')[-1]}:{w.lineno}"
+    syncs = collections.Counter(f"{_source_name(w.filename)}:{w.lineno}"
                                 for w in caught if "synchronizing" in str(w.message))
     metrics = {}
     for csv in Path(run_dir).rglob("metrics.csv"):
@@ -342,8 +350,7 @@ def render(args) -> str:
     if fit_path.exists():
         fit_data = json.loads(fit_path.read_text())
         m, o = fit_data["metrics"], fit_data["overrides"]
-        per_line = ", ".join(f"{'stcbench/' + where.split('/stcbench/', 1)[-1] if '/stcbench/' in where else where} ×{count}"
-                             for where, count in fit_data["host_syncs_by_line"][:8])
+        per_line = ", ".join(f"{where} ×{count}" for where, count in fit_data["host_syncs_by_line"][:8])
         lines += ["", "## One epoch through `stcbench fit`", "",
                   f"configs/mmnist/stclif.yaml (3×256, batch 16, paper schedule) with `model.fast: "
                   f"{str(o.get('model.fast')).lower()}`, {o.get('data.num_workers')} loader workers, "
