@@ -77,7 +77,7 @@ def compiled_dynamics(model, index: int, cell, norm):
 class LayerRunner:
     """Runs one cell either over a whole input sequence or one step at a time."""
 
-    def __init__(self, cell, recompute: bool, channels_last: bool, fuse_gates: bool = True, compiled=None):
+    def __init__(self, cell, recompute: bool | str, channels_last: bool, fuse_gates: bool = True, compiled=None):
         self.cell = cell
         self.channels_last = channels_last
         self.split = splittable(cell)

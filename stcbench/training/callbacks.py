@@ -37,7 +37,7 @@ class ThrottledMetrics:
         self._shown_step = -1
 
     def get_metrics(self, trainer, pl_module):
-        if not trainer.training or pl_module.device.type == "cpu" or self.metrics_every == 1:
+        if not trainer.training or pl_module.device.type == "cpu":
             return super().get_metrics(trainer, pl_module)
         step = trainer.global_step
         if self._shown is None or step < self._shown_step or step - self._shown_step >= self.metrics_every:
