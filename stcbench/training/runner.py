@@ -292,6 +292,27 @@ def _finish_wandb(loggers: list, failed: bool = False) -> None:
             except Exception as error:  # a logging failure must not hide the run's own result
                 warnings.warn(f"wandb could not finish its run cleanly ({error}); the offline run folder under "
                               f"logs/wandb/ may lack its last records", RuntimeWarning, stacklevel=2)
+    if any(type(logger).__name__ == "WandbLogger" for logger in loggers or []):
+        _close_wandb_service()
+
+
+def _close_wandb_service() -> None:
+    """Wait until wandb's service has written and closed the run's files.
+
+    `run.finish()` only informs the service that the run ended; the service closes the
+    run's transaction log (`run-*.wandb`, the file `wandb sync` uploads) later, so a
+    caller reading it right after `fit` returns could see a header alone. Shutting the
+    service down waits for that. A run the caller opened outside stcbench keeps it alive.
+    """
+    import wandb
+
+    if wandb.run is not None:
+        return
+    try:
+        wandb.teardown()
+    except BaseException as error:  # noqa: BLE001 - wandb's teardown may sys.exit on a service error
+        warnings.warn(f"wandb's service did not shut down cleanly ({error!r}); the offline run folder under "
+                      f"logs/wandb/ may lack its last records", RuntimeWarning, stacklevel=3)
 
 
 # ------------------------------------------------------------------------------------------

@@ -42,3 +42,13 @@ def test_wandb_offline_run_files(no_wandb_credentials, mmnist_root, tmp_path):
     assert per_frame["columns"][0] == "frame" and {"mse", "mae", "ssim", "psnr"} <= set(per_frame["columns"])
     assert len(per_frame["data"]) == 10
     assert (run_dir / "metrics.json").exists()
+
+
+def test_wandb_runs_one_after_another_in_one_process(no_wandb_credentials, mmnist_root, tmp_path):
+    """Each fit closes wandb's service so its log is complete; the next fit starts a new one."""
+    for name in ("first", "second"):
+        config = tiny_config(mmnist_root, tmp_path / name, epochs=1, run={"test_after_fit": False},
+                             logging={"loggers": ["wandb"], "wandb_project": "stcbench-test", "images": False})
+        run_dir = fit(config)
+        (record,) = (run_dir / "logs" / "wandb").glob("offline-run-*/run-*.wandb")
+        assert b"train/loss_step" in record.read_bytes(), name
