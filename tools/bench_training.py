@@ -60,9 +60,9 @@ def markdown(rows, machine, args, elapsed, note=None):
         "implementation's loop, it is not the official code itself. Both paths give the same numbers "
         "(tests/models/test_fast_path.py). The official code itself, measured on the same machine, is in "
         "official.md. The fast path runs 5×5 convolutions with at least 48 channels (the 3×64 rows) as "
-        "Winograd F(4x4, 5x5); STC-LIF and STC-PLIF run everything after a step's convolutions as one fused "
-        "function that keeps only the convolution outputs, the other cells recompute the element-wise neuron "
-        "dynamics in the backward pass (docs/performance.md). This machine is shared: its load varies "
+        "Winograd F(4x4, 5x5); STC-LIF, STC-PLIF and STC-LM-H run everything after a step's convolutions as "
+        "one fused function that keeps only the convolution outputs, the other cells keep the activations of "
+        "their element-wise neuron dynamics for the backward pass (docs/performance.md). This machine is shared: its load varies "
         "from minute to minute, so compare rows of one run, not runs.",
         "",
         f"Machine: {machine['cpu']}, {machine['logical_cores']} logical cores, torch {machine['torch']}, "

@@ -58,10 +58,16 @@ class LMH(SpikingCell):
             mem = mem + 0.5 * self.threshold          # h_0 = theta / 2
         return spike, mem, dend
 
+    def compartment_coefficients(self):
+        """(dendrite decay, soma -> dendrite, dendrite -> soma, soma decay) of the equations above."""
+        return (self.d_u.sigmoid() - 0.5, self.s_u.sigmoid() - 0.5,
+                self.d_p.sigmoid() + 0.5, self.s_p.sigmoid() + 0.5)
+
     def charge(self, current, mem, dend, history_gate):
-        dend = dend * (self.d_u.sigmoid() - 0.5) + mem * (self.s_u.sigmoid() - 0.5) + current
+        dend_decay, soma_to_dend, dend_to_soma, soma_decay = self.compartment_coefficients()
+        dend = dend * dend_decay + mem * soma_to_dend + current
         history = mem if history_gate is None else mem * history_gate   # soma: gated history (STC-LM-H)
-        return dend * (self.d_p.sigmoid() + 0.5) + history * (self.s_p.sigmoid() + 0.5), dend
+        return dend * dend_to_soma + history * soma_decay, dend
 
     def fire(self, mem, threshold=None):
         spike = super().fire(mem, threshold)

@@ -8,8 +8,8 @@
    element-wise part).  Recomputation repeats the same operations on the same inputs, so
    values and gradients are unchanged.
 3. Circuit gates: for cells exposing `conv_h`/`conv_v`, 1 + tanh(z) is computed as
-   2 sigmoid(2z), the two grouped convolutions in channels-last order (see gates.py).  STC-LIF
-   and STC-PLIF on the CPU go further (fused_stc.py): both circuit convolutions in one grouped call and
+   2 sigmoid(2z), the two grouped convolutions in channels-last order (see gates.py).  STC-LIF,
+   STC-PLIF and STC-LM-H on the CPU go further (fused_stc.py): both circuit convolutions in one grouped call and
    everything after the convolutions in one autograd function that keeps only the convolution
    outputs, so it needs no recomputation of the step (point 2 does not apply to it).
 4. Synapse convolutions (5 x 5, stride 1, ungrouped, at least 48 channels) on the CPU run as
@@ -88,7 +88,7 @@ class LayerRunner:
         self.recompute = bool(recompute) and self.split
         # the circuit's grouped convolutions are only fast in channels-last order
         gates = fuse_gates and channels_last and self.split and fusable(cell)
-        # STC-LIF, STC-PLIF: the whole step after the convolutions fused; other circuit cells: the faster gates only
+        # STC-LIF, STC-PLIF, STC-LM-H: the whole step after the convolutions fused; other circuit cells: the gates
         self.fused_step = (fused_stc.FusedSTCStep(cell) if gates and self.norm is not None
                            and fused_stc.eligible(cell) else None)
         self.fused = FusedGates(cell) if gates and self.fused_step is None else None

@@ -1,4 +1,5 @@
-"""STC-LIF's (and STC-PLIF's) neuron step after its convolutions, as one autograd function (fast path, CPU).
+"""The neuron step of STC-LIF, STC-PLIF and STC-LM-H after its convolutions, as one autograd function (fast
+path, CPU).
 
 Per step the STC-LIF cell computes (STC-LIF paper Eqs. 2-4 and 11; official STCLIFCell)
 
@@ -9,11 +10,17 @@ Per step the STC-LIF cell computes (STC-LIF paper Eqs. 2-4 and 11; official STCL
                                                   STC-PLIF, Eq. 22: the learnable sig(w), 1 - sig(w))
     s_t = H(u - theta),  u_t = u - theta s_t      ds/du = alpha sig(alpha (u - theta)) (1 - sig(...))
 
+and STC-LM-H (official STCLMHCell; cells/lmh.py, with the same I, A, B) has a dendrite d and a soma h:
+
+    d_t = a1 d_{t-1} + b1 h_{t-1} + B I           a1 = sig(d_u) - 1/2, b1 = sig(s_u) - 1/2
+    u   = a2 d_t + b2 (A h_{t-1})                 a2 = sig(d_p) + 1/2, b2 = sig(s_p) + 1/2
+    s_t = theta H(u - theta),  h_t = u - s_t      the reset's gradient detached or not (stc_lmh_reset_detach)
+
 Here the two circuit convolutions are one grouped convolution whose weights interleave the two
 gates group by group (`CircuitConvolution`), and everything after the convolutions is
 `FusedSTCStep`: a few numba passes over channels-last memory plus torch's vectorised sigmoid
 (1 + tanh(z) = 2 sigmoid(2z), the factor 2 folded into GroupNorm's affine parameters, as in
-gates.py).  Forward keeps only the convolution outputs and u_{t-1}; backward recomputes the gates
+gates.py).  Forward keeps only the convolution outputs and u_{t-1} (and d_{t-1}); backward recomputes the gates
 and the membrane (two cheap passes) and does the three GroupNorm backwards in closed form:
 
     dy = rstd (gamma dz - mean_g(gamma dz) - x_hat mean_g(gamma dz x_hat))
@@ -210,6 +217,110 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
             partial_c[b, k, 0] = s_ch
             partial_c[b, k, 1] = s_ci
 
+    @numba.njit(inline="always")
+    def charge_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, b, p, c, channels):
+        """(d, u) of STC-LM-H at one element: d = a1 d_{t-1} + b1 h_{t-1} + B I, u = a2 d + b2 (A h_{t-1})."""
+        current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
+        a = consts[6] * gates[b, p, c]
+        g = consts[6] * gates[b, p, channels + c]
+        h = mem_prev[b, p, c]
+        d = consts[0] * dend_prev[b, p, c] + consts[1] * h + current * g
+        return d, consts[2] * d + consts[3] * (a * h)
+
+    @parallel
+    def membrane_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, strict, chunks, spike, mem, dend):
+        """Forward of STC-LM-H; consts = (a1, b1, a2, b2, threshold, alpha, 2, 1, 0, amplitude, reset slope)."""
+        batch, positions, channels = yx.shape
+        threshold, amplitude = consts[4], consts[9]
+        for job in prange(batch * chunks):
+            b, k, start, stop = piece(job, chunks, positions)
+            for p in range(start, stop):
+                for c in range(channels):
+                    d, u = charge_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, b, p, c, channels)
+                    x = u - threshold
+                    fire = x > 0 if strict else x >= 0
+                    s = amplitude if fire else consts[8]
+                    spike[b, p, c] = s
+                    mem[b, p, c] = u - s
+                    dend[b, p, c] = d
+
+    @parallel
+    def surrogate_argument_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, chunks, out):
+        """out = alpha (u - threshold), the soma recomputed as in `membrane_lmh`."""
+        batch, positions, channels = yx.shape
+        threshold, alpha = consts[4], consts[5]
+        for job in prange(batch * chunks):
+            b, k, start, stop = piece(job, chunks, positions)
+            for p in range(start, stop):
+                for c in range(channels):
+                    _, u = charge_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, b, p, c, channels)
+                    out[b, p, c] = alpha * (u - threshold)
+
+    @parallel
+    def elementwise_backward_lmh(yx, yhv, scale_x, shift_x, gates, mem_prev, dend_prev, q, d_spike, d_mem, d_dend,
+                                 consts, chunks, d_mem_prev, d_dend_prev, dz_x, dz_hv, partial_x, partial_hv,
+                                 partial_c):
+        """`elementwise_backward` for STC-LM-H: also d d_{t-1}, and partial_c[b, k] holds the gradient sums of
+        (a1, b1, a2, b2).  du = dh + (ds - r dh) amplitude surrogate'(u - threshold), r = 0 for the detached
+        reset; the dendrite's gradient is dd = d d_t + a2 du."""
+        batch, positions, channels = yx.shape
+        a1, b1, a2, b2 = consts[0], consts[1], consts[2], consts[3]
+        alpha, two, one, amplitude, reset = consts[5], consts[6], consts[7], consts[9], consts[10]
+        for job in prange(batch * chunks):
+            b, k, start, stop = piece(job, chunks, positions)
+            sx = np.zeros(channels)
+            sxy = np.zeros(channels)
+            sa_ = np.zeros(channels)
+            say = np.zeros(channels)
+            sb_ = np.zeros(channels)
+            sby = np.zeros(channels)
+            s_a1 = 0.0
+            s_b1 = 0.0
+            s_a2 = 0.0
+            s_b2 = 0.0
+            for p in range(start, stop):
+                for c in range(channels):
+                    dm = d_mem[b, p, c]
+                    sig = q[b, p, c]
+                    du = dm + (d_spike[b, p, c] - reset * dm) * (amplitude * alpha * sig * (one - sig))
+                    dd = d_dend[b, p, c] + du * a2
+                    sa = gates[b, p, c]
+                    sb = gates[b, p, channels + c]
+                    h = mem_prev[b, p, c]
+                    dendrite = dend_prev[b, p, c]
+                    current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
+                    gated_history = (two * sa) * h
+                    d = a1 * dendrite + b1 * h + current * (two * sb)
+                    s_a1 += np.float64(dd) * dendrite
+                    s_b1 += np.float64(dd) * h
+                    s_a2 += np.float64(du) * d
+                    s_b2 += np.float64(du) * gated_history
+                    d_mem_prev[b, p, c] = dd * b1 + (du * b2) * (two * sa)
+                    d_dend_prev[b, p, c] = dd * a1
+                    dza = two * ((du * b2) * h) * sa * (one - sa)
+                    dzb = two * (dd * current) * sb * (one - sb)
+                    dcur = dd * (two * sb)
+                    dz_x[b, p, c] = dcur
+                    dz_hv[b, p, c] = dza
+                    dz_hv[b, p, channels + c] = dzb
+                    sx[c] += dcur
+                    sxy[c] += dcur * np.float64(yx[b, p, c])
+                    sa_[c] += dza
+                    say[c] += dza * np.float64(yhv[b, p, c])
+                    sb_[c] += dzb
+                    sby[c] += dzb * np.float64(yhv[b, p, channels + c])
+            for c in range(channels):
+                partial_x[b, k, 0, c] = sx[c]
+                partial_x[b, k, 1, c] = sxy[c]
+                partial_hv[b, k, 0, c] = sa_[c]
+                partial_hv[b, k, 1, c] = say[c]
+                partial_hv[b, k, 0, channels + c] = sb_[c]
+                partial_hv[b, k, 1, channels + c] = sby[c]
+            partial_c[b, k, 0] = s_a1
+            partial_c[b, k, 1] = s_b1
+            partial_c[b, k, 2] = s_a2
+            partial_c[b, k, 3] = s_b2
+
     @serial
     def norm_backward_coefficients(partial, mean, rstd, group_of, n_groups, positions, gamma,
                                    k_dz, k_y, k_0, mean_c, d_gamma, d_beta):
@@ -265,8 +376,11 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                 for c in range(channels):
                     out[b, p, target[c]] = row[c]
 
-    return dict(moments=moments, gather_moments=gather_moments, norm_backward_scatter=norm_backward_scatter, norm_statistics=norm_statistics, affine=affine, membrane=membrane,
+    return dict(moments=moments, gather_moments=gather_moments, norm_backward_scatter=norm_backward_scatter,
+                norm_statistics=norm_statistics, affine=affine, membrane=membrane,
                 surrogate_argument=surrogate_argument, elementwise_backward=elementwise_backward,
+                membrane_lmh=membrane_lmh, surrogate_argument_lmh=surrogate_argument_lmh,
+                elementwise_backward_lmh=elementwise_backward_lmh,
                 norm_backward_coefficients=norm_backward_coefficients, norm_backward=norm_backward)
 
 
@@ -287,24 +401,32 @@ def integration_coefficients(cell):
 
 
 def _stock_soma(cell) -> bool:
-    """LIF's charge and soft reset, or PLIF's charge (any gain) with its soft, non-detached reset."""
+    """LIF's charge and soft reset, PLIF's charge (any gain) with its soft, non-detached reset, or LM-H's
+    two compartments with either reset."""
+    from stcbench.cells.base import SpikingCell
     from stcbench.cells.lif import LIF
+    from stcbench.cells.lmh import LMH
     from stcbench.cells.plif import PLIF
 
     kind = type(cell)
     if isinstance(cell, LIF):
-        return kind.charge is LIF.charge and kind.reset is LIF.reset
+        return kind.charge is LIF.charge and kind.reset is LIF.reset and kind.neuron_step is SpikingCell.neuron_step
     if isinstance(cell, PLIF):
         return (kind.charge is PLIF.charge and kind.reset is PLIF.reset and kind.decay_and_gain is PLIF.decay_and_gain
-                and cell.reset_kind == "soft")
+                and cell.reset_kind == "soft" and kind.neuron_step is SpikingCell.neuron_step)
+    if isinstance(cell, LMH):
+        return (kind.charge is LMH.charge and kind.reset is LMH.reset and kind.fire is LMH.fire
+                and kind.neuron_step is LMH.neuron_step
+                and kind.compartment_coefficients is LMH.compartment_coefficients)
     return False
 
 
 def eligible(cell) -> bool:
-    """True for an STC-LIF- or STC-PLIF-type cell (the circuit wrapper over LIF or PLIF with its soft reset, both
-    circuits, sigmoid surrogate, Conv -> GroupNorm synapses) whose step is the stock one, on the CPU outside
-    autocast."""
+    """True for an STC-LIF-, STC-PLIF- or STC-LM-H-type cell (the circuit wrapper over LIF, PLIF with its soft
+    reset, or LM-H; both circuits, sigmoid surrogate, Conv -> GroupNorm synapses) whose step is the stock one,
+    on the CPU outside autocast."""
     from stcbench.cells.base import RecurrentCell, SpikingCell
+    from stcbench.cells.lmh import LMH
     from stcbench.cells.stc import SpatioTemporalCircuit
     from stcbench.cells.surrogate import Sigmoid
     from stcbench.models.gates import fusable
@@ -312,7 +434,7 @@ def eligible(cell) -> bool:
     if not (available() and fusable(cell) and cell.circuit == "both" and _stock_soma(cell)):
         return False
     kind = type(cell)
-    stock = (kind.neuron_step is SpikingCell.neuron_step and kind.fire is SpikingCell.fire
+    stock = ((kind.fire is SpikingCell.fire or isinstance(cell, LMH))
              and kind.circuit_input is SpatioTemporalCircuit.circuit_input
              and kind.input_current is RecurrentCell.input_current)
     syn = getattr(cell, "conv_x", None)
@@ -338,10 +460,12 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
 
 
 class FusedSTCStep:
-    """The parameters of one STC-LIF / STC-PLIF cell in the fused form, made once per forward pass."""
+    """The parameters of one STC-LIF / STC-PLIF / STC-LM-H cell in the fused form, made once per forward pass."""
 
     def __init__(self, cell):
         import numpy as np
+
+        from stcbench.cells.lmh import LMH
 
         self.cell = cell
         self.conv_x, self.norm_x = cell.conv_x[0], cell.conv_x[1]
@@ -364,11 +488,19 @@ class FusedSTCStep:
         self.groups_hv = 2 * norm_h.num_groups
         self.group_of_hv = (np.arange(2 * channels) // (channels // norm_h.num_groups)).astype(np.int64)
         self.eps_x, self.eps_hv = float(self.norm_x.eps), float(norm_h.eps)
-        self.coefficients = integration_coefficients(cell)
-        c_h, c_i = (float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self.coefficients)
-        self.constants = {dtype: np.array([c_h, c_i, float(cell.threshold), float(cell.surrogate.alpha), 2.0, 1.0, 0.0],
-                                          dtype=dtype) for dtype in (np.float32, np.float64)}
-        # PLIF's coefficients are learnable: the autograd function takes them as inputs
+        self.two_compartments = isinstance(cell, LMH)
+        threshold, alpha = float(cell.threshold), float(cell.surrogate.alpha)
+        if self.two_compartments:
+            # consts = (a1, b1, a2, b2, threshold, alpha, 2, 1, 0, spike amplitude, reset slope)
+            self.coefficients = cell.compartment_coefficients()
+            tail = [threshold, alpha, 2.0, 1.0, 0.0, threshold, 0.0 if cell.reset_detached else 1.0]
+        else:
+            # consts = (c_h, c_i, threshold, alpha, 2, 1, 0)
+            self.coefficients = integration_coefficients(cell)
+            tail = [threshold, alpha, 2.0, 1.0, 0.0]
+        values = [float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self.coefficients]
+        self.constants = {dtype: np.array(values + tail, dtype=dtype) for dtype in (np.float32, np.float64)}
+        # learnable coefficients (PLIF's decay and gain, LM-H's four) enter the autograd function as inputs
         self.learnable = [c if isinstance(c, torch.Tensor) and c.requires_grad else None for c in self.coefficients]
         self.strict = bool(cell.surrogate.strict)
         self.norm_parameters = {}
@@ -396,10 +528,12 @@ class FusedSTCStep:
         return F.conv2d(g, self.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
 
     def step(self, pre: torch.Tensor, state, t):
-        """(spike, membrane) of the step from the input synapse's convolution output `pre`."""
+        """The cell's new state (spike, membrane[, dendrite]) from the input synapse's convolution output `pre`."""
         yhv = self.circuit(state[0])
-        return _FusedStep.apply(pre, yhv, state[1], self.norm_x.weight, self.norm_x.bias,
-                                self.gamma_hv, self.beta_hv, *self.learnable, self)
+        norms = (self.norm_x.weight, self.norm_x.bias, self.gamma_hv, self.beta_hv)
+        if self.two_compartments:
+            return _FusedLMHStep.apply(pre, yhv, state[1], state[2], *norms, *self.learnable, self)
+        return _FusedStep.apply(pre, yhv, state[1], *norms, *self.learnable, self)
 
     def chunks(self, batch: int) -> int:
         """Position chunks per sample, so that every thread has work."""
@@ -434,91 +568,166 @@ def _norm_backward_coefficients(kernels, partial, stats, group_of, groups, posit
     return coefficients, (torch.from_numpy(d_gamma), torch.from_numpy(d_beta))
 
 
+class _Normalized:
+    """The three GroupNorms of one fused step: their statistics from the convolution outputs, the gates, and
+    their backward pass from the gradients at their outputs."""
+
+    def __init__(self, plan, yx, yhv):
+        import numpy as np
+
+        self.kernels, self.plan = _compile(), plan
+        batch, channels, height, width = yx.shape
+        self.positions = height * width
+        self.dtype = np.float64 if yx.dtype == torch.float64 else np.float32
+        self.chunks = plan.chunks(batch)
+        self.blocks = staggered.empty_like(yhv)
+        partial_x = np.empty((batch, self.chunks, 2, channels))
+        partial_hv = np.empty((batch, self.chunks, 2, 2 * channels))
+        with parallel_region():
+            self.kernels["moments"](_rows(yx), self.chunks, partial_x)
+            self.kernels["gather_moments"](_rows(yhv), plan.source, self.chunks, partial_hv, _rows(self.blocks))
+        self.stats_x = _norm_statistics(self.kernels, partial_x, plan.parameters64("x"), plan.group_of_x,
+                                        plan.groups_x, plan.eps_x, self.positions, self.dtype)
+        self.stats_hv = _norm_statistics(self.kernels, partial_hv, plan.parameters64("hv"), plan.group_of_hv,
+                                         plan.groups_hv, plan.eps_hv, self.positions, self.dtype)
+
+    def gates(self) -> torch.Tensor:
+        """sig(2 z) of both circuits (block order) from their convolution output (block order)."""
+        _, _, scale, shift = self.stats_hv
+        gates = self.plan.workspace("gates", self.blocks)
+        with parallel_region():
+            self.kernels["affine"](_rows(self.blocks), scale, shift, self.chunks, _rows(gates))
+        return torch.sigmoid_(gates)
+
+    def partials(self, batch: int, channels: int, coefficients: int):
+        """Zero-free buffers for the per-channel sums of the element-wise backward pass."""
+        import numpy as np
+
+        return (np.empty((batch, self.chunks, 2, channels)), np.empty((batch, self.chunks, 2, 2 * channels)),
+                np.empty((batch, self.chunks, coefficients)))
+
+    def backward(self, yx, dz_x, dz_hv, partial_x, partial_hv):
+        """Gradients at the convolution outputs (dz_x in place, and d yhv in the convolution's channel order)
+        and of the GroupNorms' (gamma_x, beta_x, gamma_hv, beta_hv), from those at the GroupNorm outputs."""
+        plan, kernels, dtype = self.plan, self.kernels, self.dtype
+        coefficients_x, grads_x = _norm_backward_coefficients(
+            kernels, partial_x, self.stats_x, plan.group_of_x, plan.groups_x, self.positions,
+            plan.parameters64("x")[0], dtype)
+        coefficients_hv, grads_hv = _norm_backward_coefficients(
+            kernels, partial_hv, self.stats_hv, plan.group_of_hv, plan.groups_hv, self.positions,
+            plan.parameters64("hv")[0], dtype)
+        d_yhv = staggered.empty_like(self.blocks)
+        with parallel_region():
+            kernels["norm_backward"](_rows(dz_x), _rows(yx), *coefficients_x, self.chunks)
+            kernels["norm_backward_scatter"](_rows(dz_hv), _rows(self.blocks), *coefficients_hv, plan.source,
+                                             self.chunks, _rows(d_yhv))
+        return dz_x, d_yhv, (*grads_x, *grads_hv)
+
+
+def _coefficient_gradients(shapes, partial_c):
+    """Gradients of the learnable coefficients (None for constant ones) from their per-chunk sums."""
+    sums = partial_c.sum(axis=(0, 1))
+    return tuple(None if c is None else torch.full(c[0], float(total), dtype=c[1]) for c, total in zip(shapes, sums))
+
+
+def _output_gradient(grad, like):
+    return torch.zeros_like(like) if grad is None else _channels_last(grad)
+
+
 class _FusedStep(torch.autograd.Function):
-    """(yx, yhv, u_{t-1}, GN_x affine, gate GN affine in block order) -> (s_t, u_t); see the module docstring.
-    yhv is the combined circuit convolution's output; it is kept in block order [history | input gate]."""
+    """(yx, yhv, u_{t-1}, GN_x affine, gate GN affine in block order, c_h, c_i) -> (s_t, u_t); see the module
+    docstring.  yhv is the combined circuit convolution's output; it is kept in block order [history | input]."""
 
     @staticmethod
     def forward(ctx, yx, yhv, mem_prev, gamma_x, beta_x, gamma_hv, beta_hv, c_h, c_i, plan):
-        import numpy as np
-
-        kernels = _compile()
         yx, yhv, mem_prev = _channels_last(yx), _channels_last(yhv), _channels_last(mem_prev.to(yx.dtype))
-        batch, channels, height, width = yx.shape
-        positions = height * width
-        dtype = np.float64 if yx.dtype == torch.float64 else np.float32
-        chunks = plan.chunks(batch)
-        blocks = staggered.empty_like(yhv)
-        partial_x = np.empty((batch, chunks, 2, channels))
-        partial_hv = np.empty((batch, chunks, 2, 2 * channels))
-        with parallel_region():
-            kernels["moments"](_rows(yx), chunks, partial_x)
-            kernels["gather_moments"](_rows(yhv), plan.source, chunks, partial_hv, _rows(blocks))
-        stats_x = _norm_statistics(kernels, partial_x, plan.parameters64("x"), plan.group_of_x,
-                                   plan.groups_x, plan.eps_x, positions, dtype)
-        stats_hv = _norm_statistics(kernels, partial_hv, plan.parameters64("hv"), plan.group_of_hv,
-                                    plan.groups_hv, plan.eps_hv, positions, dtype)
-        gates = _gates(kernels, blocks, stats_hv, chunks, plan.workspace("gates", blocks))
+        norm = _Normalized(plan, yx, yhv)
+        gates = norm.gates()
         spike, mem = staggered.empty_like(yx), staggered.empty_like(yx)
+        stats_x = norm.stats_x
         with parallel_region():
-            kernels["membrane"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev),
-                                plan.constants[dtype], plan.strict, chunks, _rows(spike), _rows(mem))
-        ctx.save_for_backward(yx, blocks, mem_prev, gamma_x, gamma_hv)
-        ctx.stats, ctx.plan, ctx.chunks, ctx.dtype = (stats_x, stats_hv), plan, chunks, dtype
+            norm.kernels["membrane"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev),
+                                     plan.constants[norm.dtype], plan.strict, norm.chunks, _rows(spike), _rows(mem))
+        ctx.save_for_backward(yx, norm.blocks, mem_prev, gamma_x, gamma_hv)
+        ctx.norm = norm
         ctx.coefficients = tuple(None if c is None else (c.shape, c.dtype) for c in (c_h, c_i))
         return spike, mem
 
     @staticmethod
     def backward(ctx, d_spike, d_mem):
-        import numpy as np
-
-        kernels = _compile()
         yx, blocks, mem_prev, gamma_x, gamma_hv = ctx.saved_tensors
-        plan, chunks, dtype = ctx.plan, ctx.chunks, ctx.dtype
-        stats_x, stats_hv = ctx.stats
-        batch, channels, height, width = yx.shape
-        positions = height * width
-        d_spike = torch.zeros_like(yx) if d_spike is None else _channels_last(d_spike)
-        d_mem = torch.zeros_like(yx) if d_mem is None else _channels_last(d_mem)
-        consts = plan.constants[dtype]
-        gates = _gates(kernels, blocks, stats_hv, chunks, plan.workspace("gates", blocks))
-        q = plan.workspace("q", yx)
+        norm = ctx.norm
+        kernels, chunks, stats_x = norm.kernels, norm.chunks, norm.stats_x
+        consts = norm.plan.constants[norm.dtype]
+        batch, channels = yx.shape[:2]
+        d_spike, d_mem = _output_gradient(d_spike, yx), _output_gradient(d_mem, yx)
+        gates = norm.gates()
+        q = norm.plan.workspace("q", yx)
         with parallel_region():
             kernels["surrogate_argument"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev), consts,
                                           chunks, _rows(q))
         torch.sigmoid_(q)
-        d_mem_prev, dz_x, dz_hv = staggered.empty_like(yx), staggered.empty_like(yx), plan.workspace("dz_hv", blocks)
-        partial_x = np.empty((batch, chunks, 2, channels))
-        partial_hv = np.empty((batch, chunks, 2, 2 * channels))
-        partial_c = np.empty((batch, chunks, 2))
+        d_mem_prev, dz_x, dz_hv = staggered.empty_like(yx), staggered.empty_like(yx), norm.plan.workspace("dz_hv",
+                                                                                                         blocks)
+        partial_x, partial_hv, partial_c = norm.partials(batch, channels, 2)
         with parallel_region():
             kernels["elementwise_backward"](_rows(yx), _rows(blocks), stats_x[2], stats_x[3], _rows(gates),
                                             _rows(mem_prev), _rows(q), _rows(d_spike), _rows(d_mem), consts, chunks,
                                             _rows(d_mem_prev), _rows(dz_x), _rows(dz_hv), partial_x, partial_hv,
                                             partial_c)
-        coefficients_x, grads_x = _norm_backward_coefficients(
-            kernels, partial_x, stats_x, plan.group_of_x, plan.groups_x, positions, plan.parameters64("x")[0], dtype)
-        coefficients_hv, grads_hv = _norm_backward_coefficients(
-            kernels, partial_hv, stats_hv, plan.group_of_hv, plan.groups_hv, positions,
-            plan.parameters64("hv")[0], dtype)
-        d_yhv = staggered.empty_like(blocks)
+        dz_x, d_yhv, grads = norm.backward(yx, dz_x, dz_hv, partial_x, partial_hv)
+        grads = (g.to(gamma_x.dtype) for g in grads)
+        return dz_x, d_yhv, d_mem_prev, *grads, *_coefficient_gradients(ctx.coefficients, partial_c), None
+
+
+class _FusedLMHStep(torch.autograd.Function):
+    """STC-LM-H: (yx, yhv, h_{t-1}, d_{t-1}, GN affines, a1, b1, a2, b2) -> (s_t, h_t, d_t), the two
+    compartments of cells/lmh.py with the circuit's gates (A on the soma's history, B on the input)."""
+
+    @staticmethod
+    def forward(ctx, yx, yhv, mem_prev, dend_prev, gamma_x, beta_x, gamma_hv, beta_hv, a1, b1, a2, b2, plan):
+        yx, yhv = _channels_last(yx), _channels_last(yhv)
+        mem_prev, dend_prev = _channels_last(mem_prev.to(yx.dtype)), _channels_last(dend_prev.to(yx.dtype))
+        norm = _Normalized(plan, yx, yhv)
+        gates = norm.gates()
+        spike, mem, dend = (staggered.empty_like(yx) for _ in range(3))
+        stats_x = norm.stats_x
         with parallel_region():
-            kernels["norm_backward"](_rows(dz_x), _rows(yx), *coefficients_x, chunks)
-            kernels["norm_backward_scatter"](_rows(dz_hv), _rows(blocks), *coefficients_hv, plan.source, chunks,
-                                             _rows(d_yhv))
-        grads = (g.to(gamma_x.dtype) for g in (*grads_x, *grads_hv))
-        sums = partial_c.sum(axis=(0, 1))
-        d_coefficients = (None if c is None else torch.full(c[0], float(total), dtype=c[1])
-                          for c, total in zip(ctx.coefficients, sums))
-        return dz_x, d_yhv, d_mem_prev, *grads, *d_coefficients, None
+            norm.kernels["membrane_lmh"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev),
+                                         _rows(dend_prev), plan.constants[norm.dtype], plan.strict, norm.chunks,
+                                         _rows(spike), _rows(mem), _rows(dend))
+        ctx.save_for_backward(yx, norm.blocks, mem_prev, dend_prev, gamma_x, gamma_hv)
+        ctx.norm = norm
+        ctx.coefficients = tuple(None if c is None else (c.shape, c.dtype) for c in (a1, b1, a2, b2))
+        return spike, mem, dend
 
-
-def _gates(kernels, blocks, stats_hv, chunks, gates) -> torch.Tensor:
-    """sig(2 z) of both circuits (block order, into `gates`) from their convolution output (block order)."""
-    _, _, scale, shift = stats_hv
-    with parallel_region():
-        kernels["affine"](_rows(blocks), scale, shift, chunks, _rows(gates))
-    return torch.sigmoid_(gates)
+    @staticmethod
+    def backward(ctx, d_spike, d_mem, d_dend):
+        yx, blocks, mem_prev, dend_prev, gamma_x, gamma_hv = ctx.saved_tensors
+        norm = ctx.norm
+        kernels, chunks, stats_x = norm.kernels, norm.chunks, norm.stats_x
+        consts = norm.plan.constants[norm.dtype]
+        batch, channels = yx.shape[:2]
+        d_spike, d_mem, d_dend = (_output_gradient(g, yx) for g in (d_spike, d_mem, d_dend))
+        gates = norm.gates()
+        q = norm.plan.workspace("q", yx)
+        with parallel_region():
+            kernels["surrogate_argument_lmh"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev),
+                                              _rows(dend_prev), consts, chunks, _rows(q))
+        torch.sigmoid_(q)
+        d_mem_prev, d_dend_prev, dz_x = (staggered.empty_like(yx) for _ in range(3))
+        dz_hv = norm.plan.workspace("dz_hv", blocks)
+        partial_x, partial_hv, partial_c = norm.partials(batch, channels, 4)
+        with parallel_region():
+            kernels["elementwise_backward_lmh"](_rows(yx), _rows(blocks), stats_x[2], stats_x[3], _rows(gates),
+                                                _rows(mem_prev), _rows(dend_prev), _rows(q), _rows(d_spike),
+                                                _rows(d_mem), _rows(d_dend), consts, chunks, _rows(d_mem_prev),
+                                                _rows(d_dend_prev), _rows(dz_x), _rows(dz_hv), partial_x,
+                                                partial_hv, partial_c)
+        dz_x, d_yhv, grads = norm.backward(yx, dz_x, dz_hv, partial_x, partial_hv)
+        grads = (g.to(gamma_x.dtype) for g in grads)
+        return (dz_x, d_yhv, d_mem_prev, d_dend_prev, *grads, *_coefficient_gradients(ctx.coefficients, partial_c),
+                None)
 
 
 def warm_up(dtype: torch.dtype = torch.float32) -> None:
@@ -527,8 +736,10 @@ def warm_up(dtype: torch.dtype = torch.float32) -> None:
         return
     from stcbench.cells import create_cell
 
-    cell = create_cell("stclif", 1, 16).to(dtype)
-    pre = torch.zeros(1, 16, 2, 2, dtype=dtype, requires_grad=True).contiguous(memory_format=torch.channels_last)
-    state = tuple(s.contiguous(memory_format=torch.channels_last) for s in cell.initial_state(1, (2, 2), dtype=dtype))
-    spike, mem = FusedSTCStep(cell).step(pre, state, 0)
-    (spike.sum() + mem.sum()).backward()
+    for name in ("stclif", "stclmh"):
+        cell = create_cell(name, 1, 16).to(dtype)
+        pre = torch.zeros(1, 16, 2, 2, dtype=dtype, requires_grad=True).contiguous(memory_format=torch.channels_last)
+        state = tuple(s.contiguous(memory_format=torch.channels_last)
+                      for s in cell.initial_state(1, (2, 2), dtype=dtype))
+        outputs = FusedSTCStep(cell).step(pre, state, 0)
+        sum(o.sum() for o in outputs).backward()

@@ -11,10 +11,10 @@ Two execution paths give the same numbers:
   all known) runs layer by layer with the input convolution batched over all context
   steps; the autoregressive future runs step by step.  On the CPU the 5x5 synapse
   convolutions with at least 48 channels run as Winograd F(4x4, 5x5) (`conv_algorithm`).  For
-  STC-LIF and STC-PLIF on the CPU everything after a step's convolutions is one fused autograd function
-  (fused_stc.py) that keeps only the convolution outputs; for the other cells the per-step neuron
-  dynamics are recomputed in the backward pass instead of stored (`recompute`), which cuts the
-  activation memory.  It is opt-in (`model.fast: true`) because its float32 round-off differs
+  STC-LIF, STC-PLIF and STC-LM-H on the CPU everything after a step's convolutions is one fused
+  autograd function (fused_stc.py) that keeps only the convolution outputs; for the other circuit
+  cells the per-step neuron dynamics are recomputed in the backward pass instead of stored
+  (`recompute`), which cuts the activation memory.  It is opt-in (`model.fast: true`) because its float32 round-off differs
   from the reference loop's (the numbers agree to round-off, tested in float64); speed and
   memory: docs/performance.md.
 """

@@ -60,10 +60,10 @@ class ModelConfig:
     channels: int | None = None             # image channels
     image_size: list[int] | None = None     # [H, W]
     fast: bool = False                      # fused/multi-step execution path (same numbers, ~0.5x memory)
-    recompute: bool | None = None           # fast path: recompute the element-wise neuron dynamics in backward (less memory, slower); null = on the CPU for circuit (STC) cells only; STC-LIF and STC-PLIF on the CPU use their fused step either way
+    recompute: bool | None = None           # fast path: recompute the element-wise neuron dynamics in backward (less memory, slower); null = on the CPU for circuit (STC) cells only; STC-LIF, STC-PLIF and STC-LM-H on the CPU use their fused step either way
     conv_algorithm: Literal["auto", "direct", "winograd"] = "auto"   # fast path on CPU: auto = Winograd F(4x4,5x5) for 5x5 synapse convs with >= 48 channels in and out; direct = never
     channels_last: bool | None = None       # fast path: feature maps in channels-last memory order; null = on the CPU only (slower convolutions on GPUs)
-    compile: bool = False                   # fast path: torch.compile each layer's step after its input convolution (GPUs; not used by the fused STC-LIF/STC-PLIF CPU step)
+    compile: bool = False                   # fast path: torch.compile each layer's step after its input convolution (GPUs; not used by the fused STC-LIF/STC-PLIF/STC-LM-H CPU step)
 
 
 @dataclass

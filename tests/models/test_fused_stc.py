@@ -1,4 +1,4 @@
-"""The fused STC-LIF / STC-PLIF step equals the cell's own step: spikes, membranes and all gradients (float64)."""
+"""The fused STC-LIF / STC-PLIF / STC-LM-H step equals the cell's own step: spikes, membranes and all gradients (float64)."""
 from __future__ import annotations
 
 import copy
@@ -43,6 +43,8 @@ def run(cell, fused, steps=4, batch=3, size=(9, 11), dtype=torch.float64, loss_o
             loss = loss + (state[0] * weights[t]).sum()
         if "mem" in loss_on:
             loss = loss + (state[1] * weights[t]).sum()
+        if "dend" in loss_on and len(state) > 2:
+            loss = loss + (state[2] * weights[t]).sum()
     params = [p for p in cell.parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, xs + params, allow_unused=True)
     return spikes, state[1], grads
@@ -105,7 +107,9 @@ def test_float32_differs_from_the_cell_by_round_off_only():
     ("stcplif", {}, True),
     ("stcplif", {"variant": "original"}, False),           # hard, detached reset and ATan surrogate
     ("stcplif", {"reset": "soft_detached"}, False),
-    ("stclmh", {}, False),
+    ("stclmh", {}, True),
+    ("stclmh", {"variant": "original"}, False),            # triangle surrogate
+    ("stclmh", {"circuit": "spatial"}, False),
     ("lif", {}, False),
 ])
 def test_eligibility(name, options, expected):
@@ -121,13 +125,15 @@ def test_not_used_under_cpu_autocast():
         assert not fused_stc.eligible(cell)
 
 
-def test_fast_path_uses_the_fused_step_and_matches_the_reference_loop():
+@pytest.mark.parametrize("name,function", [("stclif", "_FusedStep"), ("stclmh", "_FusedLMHStep")])
+def test_fast_path_uses_the_fused_step_and_matches_the_reference_loop(name, function):
     torch.manual_seed(0)
-    ref = RecurrentPredictor("stclif", 1, (32, 32), patch_size=2, in_frames=3, fast=False).double()
-    fast = RecurrentPredictor("stclif", 1, (32, 32), patch_size=2, in_frames=3, fast=True).double()
+    ref = RecurrentPredictor(name, 1, (32, 32), patch_size=2, in_frames=3, fast=False).double()
+    fast = RecurrentPredictor(name, 1, (32, 32), patch_size=2, in_frames=3, fast=True).double()
     fast.load_state_dict(ref.state_dict())
     calls = []
-    original = fused_stc._FusedStep.forward
+    fused = getattr(fused_stc, function)
+    original = fused.forward
 
     def counting(ctx, *args):
         calls.append(1)
@@ -136,16 +142,19 @@ def test_fast_path_uses_the_fused_step_and_matches_the_reference_loop():
     frames = torch.rand(2, 6, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     outs = []
     for model in (ref, fast):
-        fused_stc._FusedStep.forward = staticmethod(counting)
+        fused.forward = staticmethod(counting)
         try:
             out = model(frames)
             model.loss(out, frames).backward()
         finally:
-            fused_stc._FusedStep.forward = staticmethod(original)
+            fused.forward = staticmethod(original)
         outs.append((out, {n: p.grad for n, p in model.named_parameters()}))
     assert len(calls) == 2 * 5              # 2 layers x 5 steps, fast model only
     assert_close_scaled(outs[1][0], outs[0][0].detach())
     for name, grad in outs[0][1].items():
+        if grad is None:                    # LM-H's unused t_m
+            assert outs[1][1][name] is None, name
+            continue
         assert_close_scaled(outs[1][1][name], grad, what=name)
 
 
@@ -176,3 +185,57 @@ def test_fused_step_equals_cell_step_for_stc_plif(case):
     for name, a, b in zip(names, grads_f, grads_r):
         assert float(b.abs().max()) > 0, f"{name}: the reference gradient must not vanish"
         assert_close_scaled(a, b, what=f"grad/{name}")
+
+
+LMH_CASES = {
+    "stclmh": ("stclmh", {}),
+    "reset_not_detached": ("stclmh", {"stc_lmh_reset_detach": False, "gradient_detach": 0}),
+    "threshold_and_strict": ("stclmh", {"threshold": 0.7, "surrogate": {"name": "sigmoid", "alpha": 3.0,
+                                                                         "strict": True}}),
+    "original_with_sigmoid": ("stclmh", {"variant": "original", "surrogate": "sigmoid4"}),   # h_0 = theta / 2
+    "stc_lmh_wrapper": ("stc_lmh", {"circuit_groups": 4}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LMH_CASES))
+def test_fused_step_equals_cell_step_for_stc_lmh(case):
+    """STC-LM-H: dendrite and soma with the four learnable coefficients, spikes of amplitude theta."""
+    name, options = LMH_CASES[case]
+    torch.manual_seed(0)
+    cell = create_cell(name, 8, 32, **options).double()
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    assert fused_stc.eligible(cell)
+    loss_on = ("spike", "mem", "dend")
+    spikes_r, mem_r, grads_r = run(cell, fused=False, steps=5, loss_on=loss_on)
+    spikes_f, mem_f, grads_f = run(cell, fused=True, steps=5, loss_on=loss_on)
+    fired = 0.0
+    for t, (a, b) in enumerate(zip(spikes_f, spikes_r)):
+        assert torch.equal(a, b), f"spikes differ at step {t}"
+        fired += float((b != 0).sum())
+    assert 0 < fired < sum(s.numel() for s in spikes_r), "the test cell must fire, and not everywhere"
+    assert_close_scaled(mem_f, mem_r.detach(), what="membrane")
+    names = [f"x{t}" for t in range(len(spikes_r))] + [n for n, p in cell.named_parameters() if p.requires_grad]
+    assert {"d_u", "s_u", "d_p", "s_p"} <= set(names)
+    for name, a, b in zip(names, grads_f, grads_r):
+        if name == "t_m":                   # LM-H has t_m but does not use it
+            assert a is None and b is None
+            continue
+        assert float(b.abs().max()) > 0, f"{name}: the reference gradient must not vanish"
+        assert_close_scaled(a, b, what=f"grad/{name}")
+
+
+@pytest.mark.parametrize("loss_on", [("spike",), ("mem",), ("dend",)])
+def test_fused_lmh_step_with_outputs_unused(loss_on):
+    torch.manual_seed(1)
+    cell = create_cell("stclmh", 8, 32).double()
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    _, _, grads_r = run(cell, fused=False, loss_on=loss_on)
+    _, _, grads_f = run(cell, fused=True, loss_on=loss_on)
+    for a, b in zip(grads_f, grads_r):
+        assert (a is None) == (b is None)
+        if b is not None:
+            assert_close_scaled(a, b)
