@@ -103,7 +103,7 @@ def markdown(rows, machine, args, elapsed, note=None):
             "without anything else, through torch's direct kernels; the fast path's own dense "
             "convolutions run as Winograd F(4x4, 5x5) and take less.",
         ]
-    lines += ["", "Reproduce: `.venv/bin/python tools/bench_training.py` (about 5 min on 2 cores; `--render` rewrites this file from training.json); one row: "
+    lines += ["", "Reproduce: `.venv/bin/python tools/bench_training.py` (about 12 min on 2 cores; `--render` rewrites this file from training.json); one row: "
               "`stcbench profile --dataset mmnist --cell stclif --num-hidden 64,64,64 --batch 4 --threads 2 --path fast`.", ""]
     return "\n".join(lines)
 

@@ -55,8 +55,11 @@ CIRCUIT_CELLS = "circuit cells"
 
 
 def has_circuit(cell) -> bool:
-    """True for cells with spatio-temporal circuit convolutions (the STC wrappers)."""
-    return any(getattr(cell, name, None) is not None for name in ("conv_h", "conv_v"))
+    """True for the STC wrappers (cells with spatio-temporal circuit convolutions; ConvLSTM's recurrent
+    `conv_h` is not one)."""
+    from stcbench.cells.stc import SpatioTemporalCircuit
+
+    return isinstance(cell, SpatioTemporalCircuit)
 
 
 def compiled_dynamics(model, index: int, cell, norm):

@@ -243,5 +243,6 @@ def test_default_recompute_on_the_cpu_is_for_circuit_cells_only():
     from stcbench.models.fastpath import CIRCUIT_CELLS, LayerRunner
 
     assert not LayerRunner(create_cell("lif", 4, 16), CIRCUIT_CELLS, True).recompute
+    assert not LayerRunner(create_cell("convlstm", 4, 16), CIRCUIT_CELLS, True).recompute   # its conv_h is no circuit
     assert LayerRunner(create_cell("stclmh", 4, 16, variant="original"), CIRCUIT_CELLS, True).recompute
     assert LayerRunner(create_cell("lif", 4, 16), True, True).recompute       # forced
