@@ -8,7 +8,8 @@ Per step the STC-LIF cell computes (STC-LIF paper Eqs. 2-4 and 11; official STCL
     B   = 1 + tanh(GN_v(conv_v(s_{t-1})))         input gate (spatial circuit)
     u   = c_h (A u_{t-1}) + c_i (B I)             perfect integrator c_h = c_i = 1 (leaky: lambda, 1 - lambda;
                                                   STC-PLIF, Eq. 22: the learnable sig(w), 1 - sig(w))
-    s_t = H(u - theta),  u_t = u - theta s_t      ds/du = alpha sig(alpha (u - theta)) (1 - sig(...))
+    s_t = H(u - theta),  u_t = u - theta s_t      soft reset (PLIF: also detached, or the hard u (1 - s_t))
+                                                  ds/du = the surrogate's derivative at u - theta
 
 and STC-LM-H (official STCLMHCell; cells/lmh.py, with the same I, A, B) has a dendrite d and a soma h:
 
@@ -26,7 +27,8 @@ and the membrane (two cheap passes) and does the three GroupNorm backwards in cl
     dy = rstd (gamma dz - mean_g(gamma dz) - x_hat mean_g(gamma dz x_hat))
 
 with the group means taken from per-channel sums.  Values and gradients equal the cell's up to
-round-off (tests/models/test_fused_stc.py, float64).
+round-off (tests/models/test_fused_stc.py, float64).  The sigmoid surrogate's derivative is finished inside
+the kernels from sig(alpha (u - theta)); any other surrogate's `derivative` runs in torch on u - theta.
 """
 from __future__ import annotations
 
@@ -133,10 +135,15 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
         g = consts[4] * gates[b, p, channels + c]
         return consts[0] * (a * mem_prev[b, p, c]) + consts[1] * (current * g)
 
+    @numba.njit(inline="always")
+    def slope(q, alpha, one, derivative_given):
+        """The surrogate's derivative at u - threshold: q itself, or alpha q (1 - q) for q = sig(alpha (u - theta))."""
+        return q if derivative_given else alpha * q * (one - q)
+
     @parallel
-    def membrane(yx, scale_x, shift_x, gates, mem_prev, consts, strict, chunks, spike, mem):
+    def membrane(yx, scale_x, shift_x, gates, mem_prev, consts, strict, hard, chunks, spike, mem):
         """Forward: gates [B, P, 2C] hold sig(2 z) of the history gate (channels < C) and the input gate;
-        consts = (c_h, c_i, threshold, alpha, 2, 1, 0)."""
+        consts = (c_h, c_i, threshold, alpha, 2, 1, 0, r); `hard`: the hard reset u (1 - s), else u - threshold s."""
         batch, positions, channels = yx.shape
         threshold = consts[2]
         for job in prange(batch * chunks):
@@ -148,11 +155,11 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                     fire = x > 0 if strict else x >= 0
                     s = consts[5] if fire else consts[6]
                     spike[b, p, c] = s
-                    mem[b, p, c] = u - s * threshold
+                    mem[b, p, c] = u * (consts[5] - s) if hard else u - s * threshold
 
     @parallel
     def surrogate_argument(yx, scale_x, shift_x, gates, mem_prev, consts, chunks, out):
-        """out = alpha (u - threshold), the membrane recomputed as in `membrane`."""
+        """out = alpha (u - threshold), the membrane recomputed as in `membrane` (alpha = 1 unless sigmoid)."""
         batch, positions, channels = yx.shape
         threshold, alpha = consts[2], consts[3]
         for job in prange(batch * chunks):
@@ -162,58 +169,71 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
                     u = charge(yx, scale_x, shift_x, gates, mem_prev, consts, b, p, c, channels)
                     out[b, p, c] = alpha * (u - threshold)
 
+    @numba.njit(inline="always")
+    def gate_gradients(d_gated_history, d_gated_input, h, current, yx, yhv, gates, b, p, c, channels, two, one,
+                       dz_x, dz_hv, sums):
+        """The gradients at the three GroupNorm outputs from those at A h_{t-1} and B I (dz_x for the current,
+        dz_hv for sig's argument 2z of both gates, block order), and their per-channel sums of dz and dz y
+        (sums[0:2] current, [2:4] history gate, [4:6] input gate)."""
+        sa = gates[b, p, c]
+        sb = gates[b, p, channels + c]
+        dza = two * (d_gated_history * h) * sa * (one - sa)
+        dzb = two * (d_gated_input * current) * sb * (one - sb)
+        dcur = d_gated_input * (two * sb)
+        dz_x[b, p, c] = dcur
+        dz_hv[b, p, c] = dza
+        dz_hv[b, p, channels + c] = dzb
+        sums[0, c] += dcur
+        sums[1, c] += dcur * np.float64(yx[b, p, c])
+        sums[2, c] += dza
+        sums[3, c] += dza * np.float64(yhv[b, p, c])
+        sums[4, c] += dzb
+        sums[5, c] += dzb * np.float64(yhv[b, p, channels + c])
+
+    @numba.njit(inline="always")
+    def write_partials(sums, b, k, channels, partial_x, partial_hv):
+        """partial_*[b, k, 0 | 1, c]: the per-channel sums of `gate_gradients` for this job."""
+        for c in range(channels):
+            partial_x[b, k, 0, c] = sums[0, c]
+            partial_x[b, k, 1, c] = sums[1, c]
+            partial_hv[b, k, 0, c] = sums[2, c]
+            partial_hv[b, k, 1, c] = sums[3, c]
+            partial_hv[b, k, 0, channels + c] = sums[4, c]
+            partial_hv[b, k, 1, channels + c] = sums[5, c]
+
     @parallel
-    def elementwise_backward(yx, yhv, scale_x, shift_x, gates, mem_prev, q, d_spike, d_mem, consts, chunks,
-                             d_mem_prev, dz_x, dz_hv, partial_x, partial_hv, partial_c):
-        """Gradients of the element-wise step: d u_{t-1}, and the gradients at the three GroupNorm outputs
-        (dz_x for the current, dz_hv for sig's argument 2z of both gates, block order) with their per-channel
-        sums of dz and dz * y (partial_*[b, k, 0 | 1, c]); partial_c[b, k] holds the sums of du (A u_{t-1}) and
-        du (B I), the gradients of c_h and c_i.  q = sig(alpha (u - threshold))."""
+    def elementwise_backward(yx, yhv, scale_x, shift_x, gates, mem_prev, q, spike, d_spike, d_mem, consts,
+                             derivative_given, hard, chunks, d_mem_prev, dz_x, dz_hv, partial_x, partial_hv,
+                             partial_c):
+        """Gradients of the element-wise step: d u_{t-1}, and those at the three GroupNorm outputs with their
+        per-channel sums (`gate_gradients`, `write_partials`); partial_c[b, k] holds the sums of du (A u_{t-1}) and
+        du (B I), the gradients of c_h and c_i.  q = sig(alpha (u - threshold)), or the surrogate's derivative
+        itself (`derivative_given`).  du = dh (1 - s if hard) + (ds - r dh) surrogate', r = threshold for the soft
+        reset, 0 for the detached ones; `spike` is read for the hard reset only."""
         batch, positions, channels = yx.shape
-        c_h, c_i, threshold, alpha, two = consts[0], consts[1], consts[2], consts[3], consts[4]
-        one = consts[5]
+        c_h, c_i, alpha, two = consts[0], consts[1], consts[3], consts[4]
+        one, r = consts[5], consts[7]
         for job in prange(batch * chunks):
             b, k, start, stop = piece(job, chunks, positions)
-            sx = np.zeros(channels)
-            sxy = np.zeros(channels)
-            sa_ = np.zeros(channels)
-            say = np.zeros(channels)
-            sb_ = np.zeros(channels)
-            sby = np.zeros(channels)
+            sums = np.zeros((6, channels))
             s_ch = 0.0
             s_ci = 0.0
             for p in range(start, stop):
                 for c in range(channels):
                     dm = d_mem[b, p, c]
-                    sig = q[b, p, c]
-                    du = dm + (d_spike[b, p, c] - threshold * dm) * (alpha * sig * (one - sig))
-                    sa = gates[b, p, c]
-                    sb = gates[b, p, channels + c]
+                    kept = dm * (one - spike[b, p, c]) if hard else dm
+                    du = kept + (d_spike[b, p, c] - r * dm) * slope(q[b, p, c], alpha, one, derivative_given)
                     d_history = du * c_h
                     d_gated = du * c_i
+                    h = mem_prev[b, p, c]
                     current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
-                    s_ch += np.float64(du) * ((two * sa) * mem_prev[b, p, c])
-                    s_ci += np.float64(du) * (current * (two * sb))
-                    d_mem_prev[b, p, c] = d_history * (two * sa)
-                    dza = two * (d_history * mem_prev[b, p, c]) * sa * (one - sa)
-                    dzb = two * (d_gated * current) * sb * (one - sb)
-                    dcur = d_gated * (two * sb)
-                    dz_x[b, p, c] = dcur
-                    dz_hv[b, p, c] = dza
-                    dz_hv[b, p, channels + c] = dzb
-                    sx[c] += dcur
-                    sxy[c] += dcur * np.float64(yx[b, p, c])
-                    sa_[c] += dza
-                    say[c] += dza * np.float64(yhv[b, p, c])
-                    sb_[c] += dzb
-                    sby[c] += dzb * np.float64(yhv[b, p, channels + c])
-            for c in range(channels):
-                partial_x[b, k, 0, c] = sx[c]
-                partial_x[b, k, 1, c] = sxy[c]
-                partial_hv[b, k, 0, c] = sa_[c]
-                partial_hv[b, k, 1, c] = say[c]
-                partial_hv[b, k, 0, channels + c] = sb_[c]
-                partial_hv[b, k, 1, channels + c] = sby[c]
+                    history_gate = two * gates[b, p, c]
+                    s_ch += np.float64(du) * (history_gate * h)
+                    s_ci += np.float64(du) * (current * (two * gates[b, p, channels + c]))
+                    d_mem_prev[b, p, c] = d_history * history_gate
+                    gate_gradients(d_history, d_gated, h, current, yx, yhv, gates, b, p, c, channels, two, one,
+                                   dz_x, dz_hv, sums)
+            write_partials(sums, b, k, channels, partial_x, partial_hv)
             partial_c[b, k, 0] = s_ch
             partial_c[b, k, 1] = s_ci
 
@@ -258,8 +278,8 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
 
     @parallel
     def elementwise_backward_lmh(yx, yhv, scale_x, shift_x, gates, mem_prev, dend_prev, q, d_spike, d_mem, d_dend,
-                                 consts, chunks, d_mem_prev, d_dend_prev, dz_x, dz_hv, partial_x, partial_hv,
-                                 partial_c):
+                                 consts, derivative_given, chunks, d_mem_prev, d_dend_prev, dz_x, dz_hv, partial_x,
+                                 partial_hv, partial_c):
         """`elementwise_backward` for STC-LM-H: also d d_{t-1}, and partial_c[b, k] holds the gradient sums of
         (a1, b1, a2, b2).  du = dh + (ds - r dh) amplitude surrogate'(u - threshold), r = 0 for the detached
         reset; the dendrite's gradient is dd = d d_t + a2 du."""
@@ -268,12 +288,7 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
         alpha, two, one, amplitude, reset = consts[5], consts[6], consts[7], consts[9], consts[10]
         for job in prange(batch * chunks):
             b, k, start, stop = piece(job, chunks, positions)
-            sx = np.zeros(channels)
-            sxy = np.zeros(channels)
-            sa_ = np.zeros(channels)
-            say = np.zeros(channels)
-            sb_ = np.zeros(channels)
-            sby = np.zeros(channels)
+            sums = np.zeros((6, channels))
             s_a1 = 0.0
             s_b1 = 0.0
             s_a2 = 0.0
@@ -281,41 +296,23 @@ def _build():  # pragma: no cover - compiled code, exercised through the tests
             for p in range(start, stop):
                 for c in range(channels):
                     dm = d_mem[b, p, c]
-                    sig = q[b, p, c]
-                    du = dm + (d_spike[b, p, c] - reset * dm) * (amplitude * alpha * sig * (one - sig))
+                    du = dm + (d_spike[b, p, c] - reset * dm) * (amplitude * slope(q[b, p, c], alpha, one,
+                                                                                    derivative_given))
                     dd = d_dend[b, p, c] + du * a2
-                    sa = gates[b, p, c]
-                    sb = gates[b, p, channels + c]
                     h = mem_prev[b, p, c]
                     dendrite = dend_prev[b, p, c]
                     current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
-                    gated_history = (two * sa) * h
-                    d = a1 * dendrite + b1 * h + current * (two * sb)
+                    history_gate = two * gates[b, p, c]
+                    d = a1 * dendrite + b1 * h + current * (two * gates[b, p, channels + c])
                     s_a1 += np.float64(dd) * dendrite
                     s_b1 += np.float64(dd) * h
                     s_a2 += np.float64(du) * d
-                    s_b2 += np.float64(du) * gated_history
-                    d_mem_prev[b, p, c] = dd * b1 + (du * b2) * (two * sa)
+                    s_b2 += np.float64(du) * (history_gate * h)
+                    d_mem_prev[b, p, c] = dd * b1 + (du * b2) * history_gate
                     d_dend_prev[b, p, c] = dd * a1
-                    dza = two * ((du * b2) * h) * sa * (one - sa)
-                    dzb = two * (dd * current) * sb * (one - sb)
-                    dcur = dd * (two * sb)
-                    dz_x[b, p, c] = dcur
-                    dz_hv[b, p, c] = dza
-                    dz_hv[b, p, channels + c] = dzb
-                    sx[c] += dcur
-                    sxy[c] += dcur * np.float64(yx[b, p, c])
-                    sa_[c] += dza
-                    say[c] += dza * np.float64(yhv[b, p, c])
-                    sb_[c] += dzb
-                    sby[c] += dzb * np.float64(yhv[b, p, channels + c])
-            for c in range(channels):
-                partial_x[b, k, 0, c] = sx[c]
-                partial_x[b, k, 1, c] = sxy[c]
-                partial_hv[b, k, 0, c] = sa_[c]
-                partial_hv[b, k, 1, c] = say[c]
-                partial_hv[b, k, 0, channels + c] = sb_[c]
-                partial_hv[b, k, 1, channels + c] = sby[c]
+                    gate_gradients(du * b2, dd, h, current, yx, yhv, gates, b, p, c, channels, two, one,
+                                   dz_x, dz_hv, sums)
+            write_partials(sums, b, k, channels, partial_x, partial_hv)
             partial_c[b, k, 0] = s_a1
             partial_c[b, k, 1] = s_b1
             partial_c[b, k, 2] = s_a2
@@ -401,8 +398,8 @@ def integration_coefficients(cell):
 
 
 def _stock_soma(cell) -> bool:
-    """LIF's charge and soft reset, PLIF's charge (any gain) with its soft, non-detached reset, or LM-H's
-    two compartments with either reset."""
+    """LIF's charge and soft reset, PLIF's charge (any variant and gain) with any of its resets, or LM-H's two
+    compartments with either reset."""
     from stcbench.cells.base import SpikingCell
     from stcbench.cells.lif import LIF
     from stcbench.cells.lmh import LMH
@@ -413,7 +410,7 @@ def _stock_soma(cell) -> bool:
         return kind.charge is LIF.charge and kind.reset is LIF.reset and kind.neuron_step is SpikingCell.neuron_step
     if isinstance(cell, PLIF):
         return (kind.charge is PLIF.charge and kind.reset is PLIF.reset and kind.decay_and_gain is PLIF.decay_and_gain
-                and cell.reset_kind == "soft" and kind.neuron_step is SpikingCell.neuron_step)
+                and kind.neuron_step is SpikingCell.neuron_step)
     if isinstance(cell, LMH):
         return (kind.charge is LMH.charge and kind.reset is LMH.reset and kind.fire is LMH.fire
                 and kind.neuron_step is LMH.neuron_step
@@ -421,14 +418,23 @@ def _stock_soma(cell) -> bool:
     return False
 
 
+def _stock_surrogate(surrogate) -> bool:
+    """A Heaviside spike whose backward is the surrogate's `derivative` (any stock surrogate, or a new one that
+    defines only `derivative`)."""
+    from stcbench.cells.surrogate import Sigmoid, Surrogate
+
+    kind = type(surrogate)
+    return (isinstance(surrogate, Surrogate) and kind.forward is Surrogate.forward
+            and (kind is Sigmoid or kind.backward_product is Surrogate.backward_product))
+
+
 def eligible(cell) -> bool:
-    """True for an STC-LIF-, STC-PLIF- or STC-LM-H-type cell (the circuit wrapper over LIF, PLIF with its soft
-    reset, or LM-H; both circuits, sigmoid surrogate, Conv -> GroupNorm synapses) whose step is the stock one,
-    on the CPU outside autocast."""
+    """True for an STC-LIF-, STC-PLIF- or STC-LM-H-type cell (the circuit wrapper over LIF, PLIF or LM-H with any
+    of their resets and surrogates; both circuits, Conv -> GroupNorm synapses) whose step is the stock one, on
+    the CPU outside autocast."""
     from stcbench.cells.base import RecurrentCell, SpikingCell
     from stcbench.cells.lmh import LMH
     from stcbench.cells.stc import SpatioTemporalCircuit
-    from stcbench.cells.surrogate import Sigmoid
     from stcbench.models.gates import fusable
 
     if not (available() and fusable(cell) and cell.circuit == "both" and _stock_soma(cell)):
@@ -441,7 +447,7 @@ def eligible(cell) -> bool:
     plain_input = (isinstance(syn, Synapse) and syn.kind == "conv" and len(syn) == 2
                    and isinstance(syn[1], torch.nn.GroupNorm) and syn[1].affine)
     weight = cell.conv_h[0].weight
-    return (stock and plain_input and type(cell.surrogate) is Sigmoid
+    return (stock and plain_input and _stock_surrogate(cell.surrogate)
             and isinstance(cell.threshold, (int, float)) and not isinstance(cell.threshold, bool)
             and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
             and not torch.is_autocast_enabled("cpu"))
@@ -466,6 +472,7 @@ class FusedSTCStep:
         import numpy as np
 
         from stcbench.cells.lmh import LMH
+        from stcbench.cells.surrogate import Sigmoid
 
         self.cell = cell
         self.conv_x, self.norm_x = cell.conv_x[0], cell.conv_x[1]
@@ -489,15 +496,21 @@ class FusedSTCStep:
         self.group_of_hv = (np.arange(2 * channels) // (channels // norm_h.num_groups)).astype(np.int64)
         self.eps_x, self.eps_hv = float(self.norm_x.eps), float(norm_h.eps)
         self.two_compartments = isinstance(cell, LMH)
-        threshold, alpha = float(cell.threshold), float(cell.surrogate.alpha)
+        # the sigmoid surrogate's derivative is taken from sig(alpha (u - theta)) inside the kernels; any other
+        # surrogate's `derivative` runs in torch on u - theta (alpha = 1 there)
+        self.surrogate = cell.surrogate
+        self.sigmoid = type(cell.surrogate) is Sigmoid
+        threshold, alpha = float(cell.threshold), float(cell.surrogate.alpha) if self.sigmoid else 1.0
+        self.hard_reset = getattr(cell, "reset_kind", "soft") == "hard_detached"
         if self.two_compartments:
             # consts = (a1, b1, a2, b2, threshold, alpha, 2, 1, 0, spike amplitude, reset slope)
             self.coefficients = cell.compartment_coefficients()
             tail = [threshold, alpha, 2.0, 1.0, 0.0, threshold, 0.0 if cell.reset_detached else 1.0]
         else:
-            # consts = (c_h, c_i, threshold, alpha, 2, 1, 0)
+            # consts = (c_h, c_i, threshold, alpha, 2, 1, 0, r): r = threshold for the soft reset's gradient
             self.coefficients = integration_coefficients(cell)
-            tail = [threshold, alpha, 2.0, 1.0, 0.0]
+            soft = getattr(cell, "reset_kind", "soft") == "soft"
+            tail = [threshold, alpha, 2.0, 1.0, 0.0, threshold if soft else 0.0]
         values = [float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self.coefficients]
         self.constants = {dtype: np.array(values + tail, dtype=dtype) for dtype in (np.float32, np.float64)}
         # learnable coefficients (PLIF's decay and gain, LM-H's four) enter the autograd function as inputs
@@ -534,6 +547,13 @@ class FusedSTCStep:
         if self.two_compartments:
             return _FusedLMHStep.apply(pre, yhv, state[1], state[2], *norms, *self.learnable, self)
         return _FusedStep.apply(pre, yhv, state[1], *norms, *self.learnable, self)
+
+    def surrogate_slope(self, q: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """From q = alpha (u - threshold): (sig(q), False) for the sigmoid surrogate, whose kernels finish its
+        derivative, else (the surrogate's derivative, True)."""
+        if self.sigmoid:
+            return torch.sigmoid_(q), False
+        return _channels_last(self.surrogate.derivative(q)), True
 
     def chunks(self, batch: int) -> int:
         """Position chunks per sample, so that every thread has work."""
@@ -647,15 +667,17 @@ class _FusedStep(torch.autograd.Function):
         stats_x = norm.stats_x
         with parallel_region():
             norm.kernels["membrane"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev),
-                                     plan.constants[norm.dtype], plan.strict, norm.chunks, _rows(spike), _rows(mem))
-        ctx.save_for_backward(yx, norm.blocks, mem_prev, gamma_x, gamma_hv)
+                                     plan.constants[norm.dtype], plan.strict, plan.hard_reset, norm.chunks,
+                                     _rows(spike), _rows(mem))
+        # the hard reset's gradient needs the spikes (an output, kept by the next step's circuit anyway)
+        ctx.save_for_backward(yx, norm.blocks, mem_prev, gamma_x, gamma_hv, spike if plan.hard_reset else None)
         ctx.norm = norm
         ctx.coefficients = tuple(None if c is None else (c.shape, c.dtype) for c in (c_h, c_i))
         return spike, mem
 
     @staticmethod
     def backward(ctx, d_spike, d_mem):
-        yx, blocks, mem_prev, gamma_x, gamma_hv = ctx.saved_tensors
+        yx, blocks, mem_prev, gamma_x, gamma_hv, spike = ctx.saved_tensors
         norm = ctx.norm
         kernels, chunks, stats_x = norm.kernels, norm.chunks, norm.stats_x
         consts = norm.plan.constants[norm.dtype]
@@ -666,15 +688,16 @@ class _FusedStep(torch.autograd.Function):
         with parallel_region():
             kernels["surrogate_argument"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev), consts,
                                           chunks, _rows(q))
-        torch.sigmoid_(q)
+        q, derivative_given = norm.plan.surrogate_slope(q)
         d_mem_prev, dz_x, dz_hv = staggered.empty_like(yx), staggered.empty_like(yx), norm.plan.workspace("dz_hv",
                                                                                                          blocks)
         partial_x, partial_hv, partial_c = norm.partials(batch, channels, 2)
         with parallel_region():
             kernels["elementwise_backward"](_rows(yx), _rows(blocks), stats_x[2], stats_x[3], _rows(gates),
-                                            _rows(mem_prev), _rows(q), _rows(d_spike), _rows(d_mem), consts, chunks,
-                                            _rows(d_mem_prev), _rows(dz_x), _rows(dz_hv), partial_x, partial_hv,
-                                            partial_c)
+                                            _rows(mem_prev), _rows(q), _rows(q if spike is None else spike),
+                                            _rows(d_spike), _rows(d_mem), consts, derivative_given,
+                                            norm.plan.hard_reset, chunks, _rows(d_mem_prev), _rows(dz_x),
+                                            _rows(dz_hv), partial_x, partial_hv, partial_c)
         dz_x, d_yhv, grads = norm.backward(yx, dz_x, dz_hv, partial_x, partial_hv)
         grads = (g.to(gamma_x.dtype) for g in grads)
         return dz_x, d_yhv, d_mem_prev, *grads, *_coefficient_gradients(ctx.coefficients, partial_c), None
@@ -714,16 +737,16 @@ class _FusedLMHStep(torch.autograd.Function):
         with parallel_region():
             kernels["surrogate_argument_lmh"](_rows(yx), stats_x[2], stats_x[3], _rows(gates), _rows(mem_prev),
                                               _rows(dend_prev), consts, chunks, _rows(q))
-        torch.sigmoid_(q)
+        q, derivative_given = norm.plan.surrogate_slope(q)
         d_mem_prev, d_dend_prev, dz_x = (staggered.empty_like(yx) for _ in range(3))
         dz_hv = norm.plan.workspace("dz_hv", blocks)
         partial_x, partial_hv, partial_c = norm.partials(batch, channels, 4)
         with parallel_region():
             kernels["elementwise_backward_lmh"](_rows(yx), _rows(blocks), stats_x[2], stats_x[3], _rows(gates),
                                                 _rows(mem_prev), _rows(dend_prev), _rows(q), _rows(d_spike),
-                                                _rows(d_mem), _rows(d_dend), consts, chunks, _rows(d_mem_prev),
-                                                _rows(d_dend_prev), _rows(dz_x), _rows(dz_hv), partial_x,
-                                                partial_hv, partial_c)
+                                                _rows(d_mem), _rows(d_dend), consts, derivative_given, chunks,
+                                                _rows(d_mem_prev), _rows(d_dend_prev), _rows(dz_x), _rows(dz_hv),
+                                                partial_x, partial_hv, partial_c)
         dz_x, d_yhv, grads = norm.backward(yx, dz_x, dz_hv, partial_x, partial_hv)
         grads = (g.to(gamma_x.dtype) for g in grads)
         return (dz_x, d_yhv, d_mem_prev, d_dend_prev, *grads, *_coefficient_gradients(ctx.coefficients, partial_c),

@@ -13,7 +13,7 @@ CASES = {
     "stclif_gd0": ("stclif", {"gradient_detach": 0}),
     "stclif_gd1": ("stclif", {"gradient_detach": 1}),
     "stclmh_gd1": ("stclmh", {"gradient_detach": 1}),
-    "stclmh_original": ("stclmh", {"variant": "original"}),     # not fused: the generic step with fused gates
+    "stc_tclif": ("stc_tclif", {}),             # a circuit cell without a fused step: the generic step, fused gates
     "stcplif_gd0": ("stcplif", {"gradient_detach": 0}),
     "stclif_self": ("stclif", {"circuit_groups": "self", "circuit_spatial": (4, 4)}),
     "tclif": ("tclif", {}),
@@ -90,7 +90,7 @@ def test_fast_path_in_nchw_order_equals_reference(case, recompute):
 
 def test_compiled_step_equals_reference():
     """model.compile: torch.compile of each layer's step after its input convolution."""
-    ref, fast = make_pair(*CASES["stclmh_original"])
+    ref, fast = make_pair(*CASES["stc_tclif"])
     fast.compile_step = True
     mask = ScheduledSampling(start_value=0.5, decay_rate=0.0).mask(2, 3, generator=torch.Generator().manual_seed(3),
                                                                    dtype=torch.float64)
@@ -244,5 +244,5 @@ def test_default_recompute_on_the_cpu_is_for_circuit_cells_only():
 
     assert not LayerRunner(create_cell("lif", 4, 16), CIRCUIT_CELLS, True).recompute
     assert not LayerRunner(create_cell("convlstm", 4, 16), CIRCUIT_CELLS, True).recompute   # its conv_h is no circuit
-    assert LayerRunner(create_cell("stclmh", 4, 16, variant="original"), CIRCUIT_CELLS, True).recompute
+    assert LayerRunner(create_cell("stc_tclif", 4, 16), CIRCUIT_CELLS, True).recompute
     assert LayerRunner(create_cell("lif", 4, 16), True, True).recompute       # forced

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from stcbench.cells import create_cell
+from stcbench.cells.surrogate import Surrogate
 from stcbench.models import RecurrentPredictor, fused_stc
 from stcbench.models.fastpath import LayerRunner
 from tests.conftest import assert_close_scaled
@@ -16,13 +17,32 @@ pytestmark = pytest.mark.skipif(not fused_stc.available(), reason="numba is not 
 CL = torch.channels_last
 
 
-def make_cell(options, channels=32, seed=0):
+class CustomSurrogate(Surrogate):
+    """A user's surrogate: only `derivative` is defined."""
+
+    def derivative(self, x):
+        return 1.0 / (1.0 + (3.0 * x) ** 2)
+
+
+class FusedBackwardSurrogate(CustomSurrogate):
+    """Overrides backward_product: its backward need not be `derivative`, so the fused step must not be used."""
+
+    def backward_product(self, grad_output, x):
+        return grad_output * self.derivative(x)
+
+
+def perturbed_cell(name, options, scale=0.2, seed=0, channels=32):
+    """A float64 cell moved away from its initial values, so that every term matters."""
     torch.manual_seed(seed)
-    cell = create_cell("stclif", 8, channels, **options).double()
-    with torch.no_grad():                 # away from the initial values, so every term matters
+    cell = create_cell(name, 8, channels, **options).double()
+    with torch.no_grad():
         for p in cell.parameters():
-            p.add_(0.2 * torch.randn_like(p))
+            p.add_(scale * torch.randn_like(p))
     return cell
+
+
+def make_cell(options, channels=32, seed=0):
+    return perturbed_cell("stclif", options, seed=seed, channels=channels)
 
 
 def run(cell, fused, steps=4, batch=3, size=(9, 11), dtype=torch.float64, loss_on=("spike", "mem")):
@@ -57,26 +77,37 @@ CASES = {
     "strict_threshold": {"surrogate": {"name": "sigmoid", "alpha": 2.5, "strict": True}, "threshold": 0.5},
     "dense_circuit": {"circuit_groups": 1},
     "circuit_groups_4": {"circuit_groups": 4},
+    "atan": {"surrogate": {"name": "atan", "alpha": 2.0}},
+    "triangle": {"surrogate": "triangle", "threshold": 0.8},
+    "rectangle": {"surrogate": {"name": "rectangle", "half_width": 0.5, "height": 1.0}},
+    "custom_surrogate": {"surrogate": CustomSurrogate()},
 }
+
+
+def assert_fused_equals_cell(cell, learnable=(), **run_options):
+    """Spikes identical, the last membrane and every gradient (inputs and parameters) equal in float64."""
+    assert fused_stc.eligible(cell)
+    spikes_r, mem_r, grads_r = run(cell, fused=False, **run_options)
+    spikes_f, mem_f, grads_f = run(cell, fused=True, **run_options)
+    fired = 0.0
+    for t, (a, b) in enumerate(zip(spikes_f, spikes_r)):
+        assert torch.equal(a, b), f"spikes differ at step {t}"
+        fired += float((b != 0).sum())
+    assert 0 < fired < sum(s.numel() for s in spikes_r), "the test cell must fire, and not everywhere"
+    assert_close_scaled(mem_f, mem_r.detach(), what="membrane")
+    names = [f"x{t}" for t in range(len(spikes_r))] + [n for n, p in cell.named_parameters() if p.requires_grad]
+    assert set(learnable) <= set(names)
+    for name, a, b in zip(names, grads_f, grads_r):
+        if b is None:                       # LM-H has t_m but does not use it
+            assert name == "t_m" and a is None, name
+            continue
+        assert float(b.abs().max()) > 0, f"{name}: the reference gradient must not vanish"
+        assert_close_scaled(a, b, what=f"grad/{name}")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fused_step_equals_cell_step(case):
-    cell = make_cell(CASES[case])
-    assert fused_stc.eligible(cell)
-    spikes_r, mem_r, grads_r = run(cell, fused=False)
-    spikes_f, mem_f, grads_f = run(cell, fused=True)
-    total = 0.0
-    for t, (a, b) in enumerate(zip(spikes_f, spikes_r)):
-        assert torch.equal(a, b), f"spikes differ at step {t}"
-        total += float(b.detach().sum())
-    assert 0 < total < sum(s.numel() for s in spikes_r), "the test cell must fire, and not everywhere"
-    assert_close_scaled(mem_f, mem_r.detach(), what="membrane")
-    names = [f"x{t}" for t in range(len(spikes_r))] + [n for n, p in cell.named_parameters() if p.requires_grad]
-    for name, a, b in zip(names, grads_f, grads_r):
-        assert b is not None, name
-        assert float(b.abs().max()) > 0, f"{name}: the reference gradient must not vanish"
-        assert_close_scaled(a, b, what=f"grad/{name}")
+    assert_fused_equals_cell(make_cell(CASES[case]))
 
 
 @pytest.mark.parametrize("loss_on", [("spike",), ("mem",)])
@@ -103,12 +134,14 @@ def test_float32_differs_from_the_cell_by_round_off_only():
 @pytest.mark.parametrize("name,options,expected", [
     ("stclif", {}, True),
     ("stclif", {"circuit": "temporal"}, False),
-    ("stclif", {"surrogate": "atan"}, False),
+    ("stclif", {"surrogate": "atan"}, True),
+    ("stclif", {"surrogate": CustomSurrogate()}, True),     # a new surrogate that defines only its derivative
+    ("stclif", {"surrogate": FusedBackwardSurrogate()}, False),
     ("stcplif", {}, True),
-    ("stcplif", {"variant": "original"}, False),           # hard, detached reset and ATan surrogate
-    ("stcplif", {"reset": "soft_detached"}, False),
+    ("stcplif", {"variant": "original"}, True),            # hard, detached reset and ATan surrogate
+    ("stcplif", {"reset": "soft_detached"}, True),
     ("stclmh", {}, True),
-    ("stclmh", {"variant": "original"}, False),            # triangle surrogate
+    ("stclmh", {"variant": "original"}, True),             # triangle surrogate
     ("stclmh", {"circuit": "spatial"}, False),
     ("lif", {}, False),
 ])
@@ -162,29 +195,15 @@ PLIF_CASES = {
     "stcplif": ("stcplif", {}),
     "stcplif_raw_gain": ("stcplif", {"plif_gain": "raw_one_minus_w", "gradient_detach": 0}),
     "stc_plif_reference": ("stc_plif", {}),
+    "stcplif_original": ("stcplif", {"variant": "original"}),        # hard detached reset, ATan surrogate
+    "stcplif_soft_detached": ("stcplif", {"reset": "soft_detached", "threshold": 0.7}),
 }
 
 
 @pytest.mark.parametrize("case", sorted(PLIF_CASES))
 def test_fused_step_equals_cell_step_for_stc_plif(case):
     """STC-PLIF: the learnable decay and gain sigma(w), 1 - sigma(w) (or the raw 1 - w) of Eq. (22)."""
-    name, options = PLIF_CASES[case]
-    torch.manual_seed(0)
-    cell = create_cell(name, 8, 32, **options).double()
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    assert fused_stc.eligible(cell)
-    spikes_r, mem_r, grads_r = run(cell, fused=False)
-    spikes_f, mem_f, grads_f = run(cell, fused=True)
-    for t, (a, b) in enumerate(zip(spikes_f, spikes_r)):
-        assert torch.equal(a, b), f"spikes differ at step {t}"
-    assert_close_scaled(mem_f, mem_r.detach(), what="membrane")
-    names = [f"x{t}" for t in range(len(spikes_r))] + [n for n, p in cell.named_parameters() if p.requires_grad]
-    assert "t_m" in names
-    for name, a, b in zip(names, grads_f, grads_r):
-        assert float(b.abs().max()) > 0, f"{name}: the reference gradient must not vanish"
-        assert_close_scaled(a, b, what=f"grad/{name}")
+    assert_fused_equals_cell(perturbed_cell(*PLIF_CASES[case]), learnable=("t_m",))
 
 
 LMH_CASES = {
@@ -193,6 +212,7 @@ LMH_CASES = {
     "threshold_and_strict": ("stclmh", {"threshold": 0.7, "surrogate": {"name": "sigmoid", "alpha": 3.0,
                                                                          "strict": True}}),
     "original_with_sigmoid": ("stclmh", {"variant": "original", "surrogate": "sigmoid4"}),   # h_0 = theta / 2
+    "original": ("stclmh", {"variant": "original"}),                  # triangle surrogate
     "stc_lmh_wrapper": ("stc_lmh", {"circuit_groups": 4}),
 }
 
@@ -200,39 +220,13 @@ LMH_CASES = {
 @pytest.mark.parametrize("case", sorted(LMH_CASES))
 def test_fused_step_equals_cell_step_for_stc_lmh(case):
     """STC-LM-H: dendrite and soma with the four learnable coefficients, spikes of amplitude theta."""
-    name, options = LMH_CASES[case]
-    torch.manual_seed(0)
-    cell = create_cell(name, 8, 32, **options).double()
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    assert fused_stc.eligible(cell)
-    loss_on = ("spike", "mem", "dend")
-    spikes_r, mem_r, grads_r = run(cell, fused=False, steps=5, loss_on=loss_on)
-    spikes_f, mem_f, grads_f = run(cell, fused=True, steps=5, loss_on=loss_on)
-    fired = 0.0
-    for t, (a, b) in enumerate(zip(spikes_f, spikes_r)):
-        assert torch.equal(a, b), f"spikes differ at step {t}"
-        fired += float((b != 0).sum())
-    assert 0 < fired < sum(s.numel() for s in spikes_r), "the test cell must fire, and not everywhere"
-    assert_close_scaled(mem_f, mem_r.detach(), what="membrane")
-    names = [f"x{t}" for t in range(len(spikes_r))] + [n for n, p in cell.named_parameters() if p.requires_grad]
-    assert {"d_u", "s_u", "d_p", "s_p"} <= set(names)
-    for name, a, b in zip(names, grads_f, grads_r):
-        if name == "t_m":                   # LM-H has t_m but does not use it
-            assert a is None and b is None
-            continue
-        assert float(b.abs().max()) > 0, f"{name}: the reference gradient must not vanish"
-        assert_close_scaled(a, b, what=f"grad/{name}")
+    assert_fused_equals_cell(perturbed_cell(*LMH_CASES[case], scale=0.3), learnable=("d_u", "s_u", "d_p", "s_p"),
+                             steps=5, loss_on=("spike", "mem", "dend"))
 
 
 @pytest.mark.parametrize("loss_on", [("spike",), ("mem",), ("dend",)])
 def test_fused_lmh_step_with_outputs_unused(loss_on):
-    torch.manual_seed(1)
-    cell = create_cell("stclmh", 8, 32).double()
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.add_(0.3 * torch.randn_like(p))
+    cell = perturbed_cell("stclmh", {}, scale=0.3, seed=1)
     _, _, grads_r = run(cell, fused=False, loss_on=loss_on)
     _, _, grads_f = run(cell, fused=True, loss_on=loss_on)
     for a, b in zip(grads_f, grads_r):
