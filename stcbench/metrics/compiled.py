@@ -157,7 +157,10 @@ class CompiledFrameKernel:
 
 
 def _plane_array(planes: torch.Tensor) -> np.ndarray:
-    array = planes.detach().numpy()
+    planes = planes.detach()
+    if planes.dtype in (torch.bfloat16, torch.float16):    # mixed-precision predictions: exact in float32
+        planes = planes.float()
+    array = planes.numpy()
     if array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float64)
     return np.ascontiguousarray(array)

@@ -54,3 +54,14 @@ def test_metric_uses_the_compiled_kernel_unless_told_otherwise(monkeypatch):
     a, b = metric.compute(), forced.compute()
     for key in ("mse", "mae", "ssim", "psnr"):
         assert a[key] == pytest.approx(b[key], rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_mixed_precision_predictions_are_scored_as_their_float32_values(dtype):
+    """Predictions of a 16-mixed / bf16-mixed run: scored exactly as the same numbers in float32."""
+    torch.manual_seed(2)
+    pred, true = torch.rand(2, 3, 1, 16, 16).to(dtype), torch.rand(2, 3, 1, 16, 16)
+    low, wide = PredictionMetrics(), PredictionMetrics()
+    low.update(pred, true)
+    wide.update(pred.float(), true)
+    assert low.compute() == wide.compute()
