@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -44,6 +46,60 @@ class CellInfo:
                 if p.kind == p.KEYWORD_ONLY:
                     params[p.name] = p.default
         return params
+
+    def annotations(self) -> dict[str, object]:
+        """The type hints of the constructor keyword arguments (those that can be resolved)."""
+        hints = {}
+        for cls in (inspect.getmro(self.factory) if inspect.isclass(self.factory) else (self.factory,)):
+            init = vars(cls).get("__init__") if inspect.isclass(cls) else cls
+            if init is None:
+                continue
+            try:
+                resolved = typing.get_type_hints(init)
+            except Exception:  # noqa: BLE001 - an unresolvable hint only skips the check
+                continue
+            for name, hint in resolved.items():
+                hints.setdefault(name, hint)
+        return hints
+
+
+def _accepts(hint, value) -> bool:
+    """True when `value` fits the type hint `hint` (numbers: an int is a float, a bool is neither); hints
+    this does not understand accept anything."""
+    if hint is typing.Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(member, value) for member in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin in (tuple, list):
+        return isinstance(value, (tuple, list))
+    if origin is not None:
+        return isinstance(value, origin) if isinstance(origin, type) else True
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _hint_name(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def check_option_types(info: "CellInfo", options: dict) -> None:
+    """A ConfigError for the first option whose value does not fit the constructor's type hint."""
+    hints = info.annotations()
+    for name, value in options.items():
+        hint = hints.get(name)
+        if hint is not None and not _accepts(hint, value):
+            raise ConfigError(f"cell {info.name!r} option {name} must be {_hint_name(hint)}, got {value!r} "
+                              f"({type(value).__name__}); fix it in model.cell_options")
 
 
 _REGISTRY: dict[str, CellInfo] = {}
@@ -123,4 +179,5 @@ def create_cell(name: str, in_channels: int, hidden_channels: int, **kwargs):
     variant = kwargs.get("variant", "reference")
     if variant not in info.variants:
         raise ConfigError(f"cell {info.name!r} has no variant {variant!r}; choose one of {list(info.variants)}")
+    check_option_types(info, kwargs)
     return info.factory(in_channels, hidden_channels, **kwargs)

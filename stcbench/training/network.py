@@ -36,10 +36,19 @@ def network_spec(config):
     if m.channels is not None:
         changes["channels"] = m.channels
     if m.image_size is not None:
-        changes["height"], changes["width"] = m.image_size
+        size = tuple(int(s) for s in m.image_size)
+        if spec.height is not None and size != (spec.height, spec.width):
+            raise ConfigError(f"model.image_size {list(size)} contradicts the {config.data.dataset} frames, which are "
+                              f"{spec.height}x{spec.width}; frames are not resized, so leave model.image_size null "
+                              f"(or set it to [{spec.height}, {spec.width}])")
+        changes["height"], changes["width"] = size
     if m.patch_size is not None:
         changes["patch_size"] = m.patch_size
-    return dataclasses.replace(spec, **changes) if changes else spec
+    spec = dataclasses.replace(spec, **changes) if changes else spec
+    if spec.height is not None and (spec.height % spec.patch_size or spec.width % spec.patch_size):
+        raise ConfigError(f"patch_size {spec.patch_size} does not divide the {config.data.dataset} frames "
+                          f"({spec.height}x{spec.width}); choose a model.patch_size that divides both sides")
+    return spec
 
 
 def network_outputs(net: nn.Module, frames: torch.Tensor, mask: torch.Tensor, return_traces: bool = False):

@@ -23,6 +23,7 @@ import datetime as _dt
 import importlib
 import json
 import os
+import shutil
 import socket
 import time
 import warnings
@@ -62,6 +63,7 @@ def prepare_environment(config: Config) -> None:
     import lightning as L
 
     load_plugins(config.plugins)
+    check_accelerator(config.trainer.accelerator)
     if config.trainer.threads:
         torch.set_num_threads(config.trainer.threads)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -71,6 +73,16 @@ def prepare_environment(config: Config) -> None:
     if config.trainer.deterministic:
         torch.backends.cudnn.benchmark = False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def check_accelerator(accelerator: str) -> None:
+    """A GPU accelerator named on a machine without one: a clear error before anything runs."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator!r} but CUDA is not available on this machine "
+                          f"(torch {torch.__version__}); use --accelerator cpu (or auto)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator='mps' but MPS is not available on this machine; use --accelerator "
+                          "cpu (or auto)")
 
 
 def cell_folder_name(cell: str) -> str:
@@ -199,18 +211,21 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
     if resuming:
         _check_optimizer_state_fits(module, ckpt_path)
     datamodule = build_datamodule(cfg)
+    created = None if run_dir.exists() else _first_missing(run_dir)
     if is_rank_zero():
         datamodule.prepare_data()          # data problems surface before anything is written
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     loggers = build_loggers(cfg, run_dir, run_dir.name, version=_log_version(run_dir, resuming))
-    trainer = build_trainer(cfg, run_dir, loggers=loggers)
     started = time.time()
     with shared_run_dir(run_dir):
         try:
+            trainer = build_trainer(cfg, run_dir, loggers=loggers)
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-        except BaseException:
+        except BaseException as error:
             _finish_wandb(loggers, failed=True)
+            if created is not None and isinstance(error, StcbenchError):
+                _remove_unstarted_run(run_dir, created)
             raise
     if trainer.interrupted:
         _finish_wandb(loggers, failed=True)
@@ -282,6 +297,22 @@ def _existing_checkpoint(path: str | Path) -> Path:
         raise ConfigError(f"checkpoint {str(path)!r} does not exist; pass an existing .ckpt file "
                           f"(e.g. runs/<dataset>/<cell>/<run>/checkpoints/last.ckpt)")
     return path
+
+
+def _first_missing(path: Path) -> Path:
+    """The outermost folder of `path` that does not exist yet (what creating `path` makes)."""
+    path = path.resolve()
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _remove_unstarted_run(run_dir: Path, created: Path) -> None:
+    """A run that failed on bad input before its first checkpoint: the folders this call made for it
+    (`created` and below) are removed, so that no partial result stays behind."""
+    if not is_rank_zero() or any((run_dir / "checkpoints").glob("*.ckpt")):
+        return
+    shutil.rmtree(created, ignore_errors=True)
 
 
 def _finish_wandb(loggers: list, failed: bool = False) -> None:

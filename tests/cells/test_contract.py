@@ -159,3 +159,25 @@ def test_circuit_at_init_is_the_identity_on_the_first_step(name):
     _, s_wrap = wrapped(x[0], None, 0)
     for u, v in zip(s_base, s_wrap):
         assert torch.equal(u, v)
+
+
+@pytest.mark.parametrize("name,options,match", [
+    ("lif", {"threshold": "abc"}, "threshold must be float, got 'abc'"),
+    ("lif", {"threshold": True}, "threshold must be float"),
+    ("stclif", {"gradient_detach": 0.5}, "gradient_detach must be int"),
+    ("lmh", {"neuron_weight_decay": "yes"}, "neuron_weight_decay must be bool"),
+    ("tclif", {"decay_init": 3}, "decay_init must be tuple"),
+])
+def test_option_values_of_the_wrong_type_are_config_errors(name, options, match):
+    with pytest.raises(ConfigError, match=match):
+        create_cell(name, 4, 16, **options)
+
+
+@pytest.mark.parametrize("name", all_names())
+def test_every_default_option_passes_the_type_check(name):
+    from stcbench.cells.registry import check_option_types, get_cell_info
+
+    info = get_cell_info(name)
+    check_option_types(info, info.parameters())
+    if "threshold" in info.parameters():
+        assert create_cell(name, C_IN, C, threshold=1).threshold == 1       # an int is a float

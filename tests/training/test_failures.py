@@ -84,3 +84,29 @@ def test_missing_data_is_a_data_error(tmp_path):
     with pytest.raises(DataError):
         fit(tiny_config(tmp_path / "empty", tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("model,match", [({"patch_size": 3}, "patch_size 3 does not divide"),
+                                         ({"image_size": [32, 32]}, "contradicts the mmnist frames")])
+def test_geometry_that_contradicts_the_data_creates_nothing(mmnist_root, tmp_path, model, match):
+    with pytest.raises(ConfigError, match=match):
+        fit(tiny_config(mmnist_root, tmp_path / "runs", model=model))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_input_error_found_while_training_starts_removes_the_new_run_folder(mmnist_root, tmp_path):
+    """Split sizes are read when Lightning sets the data up, after the run folder was made."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "keep.txt").write_text("the user's")
+    with pytest.raises(ConfigError, match="fewer than batch_size"):
+        fit(tiny_config(mmnist_root, runs, data={"batch_size": 8}))
+    assert sorted(p.name for p in runs.iterdir()) == ["keep.txt"]
+
+
+def test_gpu_accelerator_without_a_gpu_is_a_config_error(mmnist_root, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        fit(tiny_config(mmnist_root, tmp_path / "runs", trainer={"accelerator": "gpu"}))
+    assert not (tmp_path / "runs").exists()
