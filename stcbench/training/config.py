@@ -58,7 +58,7 @@ class ModelConfig:
     in_frames: int | None = None            # context frames
     out_frames: int | None = None           # predicted frames
     channels: int | None = None             # image channels
-    image_size: list[int] | None = None     # [H, W]; must equal the dataset's frame size (frames are not resized); null: the dataset's
+    image_size: list[int] | None = None     # [H, W] of converted checkpoints and arrays; a run on a dataset needs its frame size (frames are not resized); null: the dataset's
     fast: bool = False                      # fused/multi-step execution path (same numbers, ~0.5x memory)
     recompute: bool | None = None           # fast path: recompute the element-wise neuron dynamics in backward (less memory, slower); null = on the CPU for circuit (STC) cells only; STC-LIF, STC-PLIF and STC-LM-H on the CPU use their fused step either way
     conv_algorithm: Literal["auto", "direct", "winograd"] = "auto"   # fast path on CPU: auto = Winograd F(4x4,5x5) for 5x5 synapse convs with >= 48 channels in and out; direct = never

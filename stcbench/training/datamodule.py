@@ -28,7 +28,9 @@ def _constructor_kwargs(cls) -> set[str] | None:
 def build_datamodule(config, dataset: str | None = None, *, test_only: bool = False):
     """The `STDataModule` for `config.data` (or for `dataset`, e.g. kth40 for the long test)."""
     from stcbench.data import STDataModule
+    from stcbench.training.network import check_frames_match_the_data
 
+    check_frames_match_the_data(config)
     d = config.data
     wanted = {
         "dataset": dataset or d.dataset,

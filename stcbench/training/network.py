@@ -36,12 +36,7 @@ def network_spec(config):
     if m.channels is not None:
         changes["channels"] = m.channels
     if m.image_size is not None:
-        size = tuple(int(s) for s in m.image_size)
-        if spec.height is not None and size != (spec.height, spec.width):
-            raise ConfigError(f"model.image_size {list(size)} contradicts the {config.data.dataset} frames, which are "
-                              f"{spec.height}x{spec.width}; frames are not resized, so leave model.image_size null "
-                              f"(or set it to [{spec.height}, {spec.width}])")
-        changes["height"], changes["width"] = size
+        changes["height"], changes["width"] = m.image_size
     if m.patch_size is not None:
         changes["patch_size"] = m.patch_size
     spec = dataclasses.replace(spec, **changes) if changes else spec
@@ -49,6 +44,19 @@ def network_spec(config):
         raise ConfigError(f"patch_size {spec.patch_size} does not divide the {config.data.dataset} frames "
                           f"({spec.height}x{spec.width}); choose a model.patch_size that divides both sides")
     return spec
+
+
+def check_frames_match_the_data(config) -> None:
+    """`model.image_size` (a geometry override for converted official checkpoints and arrays) must equal the
+    frame size of the dataset a run reads: frames are not resized."""
+    from stcbench.data import get_dataset_spec
+
+    size = config.model.image_size
+    spec = get_dataset_spec(config.data.dataset)
+    if size is not None and spec.height is not None and tuple(int(s) for s in size) != (spec.height, spec.width):
+        raise ConfigError(f"model.image_size {list(size)} contradicts the {config.data.dataset} frames, which are "
+                          f"{spec.height}x{spec.width}; frames are not resized, so leave model.image_size null "
+                          f"(or set it to [{spec.height}, {spec.width}])")
 
 
 def network_outputs(net: nn.Module, frames: torch.Tensor, mask: torch.Tensor, return_traces: bool = False):
