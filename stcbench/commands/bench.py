@@ -9,6 +9,21 @@ from stcbench.errors import ConfigError
 from stcbench.reports.suites import SUITES, execute, make_committable, plan_suite
 
 
+class ListedValues(argparse.Action):
+    """Space- or comma-separated values: `--cells lif stclif` and `--cells lif,stclif` are the same."""
+
+    def __init__(self, *args, convert=str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.convert = convert
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+        try:
+            setattr(namespace, self.dest, [self.convert(item) for item in items])
+        except ValueError:
+            parser.error(f"{option_string}: expected {self.convert.__name__} values, got {values}")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench", help="run a benchmark suite and write tables, figures and a static report",
@@ -16,10 +31,13 @@ def register(subparsers) -> None:
                     "(CPU-sized). paper: configs/<dataset>/<cell>.yaml (GPU). memory: the long-term memory "
                     "probes. Finished runs (metrics.json with test results) are skipped.")
     parser.add_argument("--suite", choices=SUITES, required=True)
-    parser.add_argument("--cells", nargs="+", default=None, help="cells to run (default: every registered cell)")
-    parser.add_argument("--datasets", nargs="+", default=None, help="mmnist taxibj kth (kth also tests 10->40)")
-    parser.add_argument("--tasks", nargs="+", default=None, help="memory suite: tasks (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 42")
+    parser.add_argument("--cells", nargs="+", action=ListedValues, default=None,
+                        help="cells to run, space- or comma-separated (default: every registered cell)")
+    parser.add_argument("--datasets", nargs="+", action=ListedValues, default=None,
+                        help="mmnist taxibj kth (kth also tests 10->40)")
+    parser.add_argument("--tasks", nargs="+", action=ListedValues, default=None,
+                        help="memory suite: tasks (default: all)")
+    parser.add_argument("--seeds", nargs="+", action=ListedValues, convert=int, default=None, help="default: 42")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: bench/<suite>)")
     parser.add_argument("--data-root", type=Path, default=None, help="dataset folder (default: the config's)")
     parser.add_argument("--configs", type=Path, default=Path("configs"), help="configs folder (default: configs)")

@@ -27,9 +27,14 @@ def resolve_config_source(config: Path | None, ckpt_path: Path | None) -> Path:
     if ckpt_path is not None:
         from stcbench.training.runner import run_dir_of_checkpoint
 
+        if not Path(ckpt_path).exists():
+            raise ConfigError(f"--ckpt-path {str(ckpt_path)!r} does not exist; pass an existing run directory or "
+                              f"checkpoint (e.g. runs/<dataset>/<cell>/<run> or .../checkpoints/last.ckpt)")
         run_dir = run_dir_of_checkpoint(ckpt_path)
         if run_dir is not None:
             return run_dir / "config.yaml"
+        raise ConfigError(f"{str(ckpt_path)!r} is not inside a run directory (no config.yaml beside it); pass "
+                          f"--config with the run's config as well")
     raise ConfigError("no config given; pass --config configs/<dataset>/<cell>.yaml "
                       "(or --ckpt-path of a run directory to resume it)")
 

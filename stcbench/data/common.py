@@ -14,9 +14,15 @@ SELECTIONS = ("val", "openstl_test")
 
 
 def fix_hint(dataset: str, data_root: Path) -> str:
-    """The standard 'how to fix' sentence appended to every data error."""
-    return (f"Fix: run `stcbench data generate --dataset {dataset} --data-root {data_root}` for the "
-            f"small embedded default, or download the published files (see datasets/README.md).")
+    """The standard 'how to fix' sentence appended to every data error (with --force where the dataset's
+    folder exists, since `data generate` does not overwrite it otherwise)."""
+    from stcbench.data.specs import get_dataset_spec
+
+    exists = get_dataset_spec(dataset).folder_path(data_root).exists()
+    force = " --force" if exists else ""
+    replaces = " (--force replaces the files there)" if exists else ""
+    return (f"Fix: run `stcbench data generate --dataset {dataset} --data-root {data_root}{force}` for the "
+            f"small embedded default{replaces}, or download the published files (see datasets/README.md).")
 
 
 def check_selection(selection: str) -> str:

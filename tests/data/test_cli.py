@@ -97,6 +97,23 @@ def test_check_failures_exit_2_with_one_message_naming_the_file(tmp_path, capsys
     message = errors[0]
     assert str(path) in message and words in message
     assert f"stcbench data generate --dataset {dataset}" in message and "datasets/README.md" in message
+    assert "--force" in message                       # the dataset's folder exists: generate would refuse
+
+
+def test_the_suggested_fix_works(tmp_path, capsys):
+    """The command a data error suggests, run as written, repairs the dataset."""
+    import re
+    import shlex
+
+    break_mmnist(tmp_path, "corrupt")
+    code, _, err = run(capsys, "check", "--dataset", "mmnist", "--data-root", str(tmp_path))
+    assert code == 2
+    (command,) = re.findall(r"`(stcbench data generate [^`]*)`", err)
+    assert main(shlex.split(command)[1:]) == 0
+    assert run(capsys, "check", "--dataset", "mmnist", "--data-root", str(tmp_path))[0] == 0
+    shutil.rmtree(tmp_path / "moving_mnist")
+    code, _, err = run(capsys, "check", "--dataset", "mmnist", "--data-root", str(tmp_path))
+    assert code == 2 and "--force" not in err          # nothing to replace
 
 
 def test_missing_root_names_the_file(tmp_path, capsys):

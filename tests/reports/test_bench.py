@@ -97,6 +97,17 @@ def test_cli_dry_run(tmp_path, configs, capsys):
     assert main(["bench", "--suite", "quick", "--datasets", "kth40", "--configs", str(configs), "--dry-run"]) == 2
 
 
+def test_cli_lists_take_commas_or_spaces(tmp_path, configs, capsys):
+    """`--cells lif,stclif` (as `demo --cells` takes them) is the same as `--cells lif stclif`."""
+    outputs = []
+    for cells in (["lif,stclif"], ["lif", "stclif"], ["lif,", "stclif"]):
+        assert main(["bench", "--suite", "quick", "--cells", *cells, "--datasets", "mmnist", "--seeds", "1,2",
+                     "--configs", str(configs), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0].count("[to run]") == 4 and "stclif" in outputs[0] and "seed 2" in outputs[0]
+
+
 def test_finished_runs_are_skipped(tmp_path, configs, capsys):
     fake = FakeRunner()
     assert bench.run(args_for(tmp_path, configs), fit=fake) == 0

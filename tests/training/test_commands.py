@@ -43,3 +43,14 @@ def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "demo_summary.json").read_text())
     assert set(summary["cells"]) == {"lif", "convlstm"}
+
+
+def test_fit_resume_from_a_missing_path_says_so(tmp_path, capsys):
+    missing = tmp_path / "runs" / "mmnist" / "lif" / "nonexistent"
+    assert main(["fit", "--ckpt-path", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"--ckpt-path {str(missing)!r} does not exist" in err and "no config given" not in err
+    stray = tmp_path / "last.ckpt"
+    stray.write_bytes(b"")
+    assert main(["fit", "--ckpt-path", str(stray)]) == 2
+    assert "not inside a run directory" in capsys.readouterr().err
