@@ -9,9 +9,7 @@ The section between the BEGIN/END markers is replaced by one block per registere
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cells.md"
@@ -37,10 +35,9 @@ def updated_text(text: str) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from stcbench.atomic import write_text
+
+    write_text(path, text)
 
 
 def main(argv=None) -> int:

@@ -25,7 +25,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from stcbench.metrics import compute_metrics
-    from stcbench.metrics.arrays import load_pair, write_json_atomic
+    from stcbench.atomic import write_json
+    from stcbench.metrics.arrays import load_pair
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive number of sequences, got {args.batch_size}")
@@ -35,7 +36,7 @@ def run(args) -> int:
     metrics["inputs"] = {"pred": names[0], "true": names[1], "shape": list(pred.shape)}
     print_metrics(metrics)
     if args.out is not None:
-        write_json_atomic(args.out, metrics)
+        write_json(args.out, metrics)
         print(f"wrote {args.out}")
     return 0
 

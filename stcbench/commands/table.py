@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from stcbench.reports.io import atomic_write_text
+from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports.runs import SELECTIONS, discover_runs
 from stcbench.reports.tables import FORMAT_SUFFIX, FORMATS, build_table, render, table_keys
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
-import shutil
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from stcbench.atomic import replacing, replacing_directory
 from stcbench.errors import DataError
 from stcbench.strict_json import dumps
 
@@ -120,52 +118,16 @@ def read_marker(folder: Path) -> dict | None:
 # ----------------------------------------------------------------------------- atomic output
 @contextlib.contextmanager
 def atomic_directory(target: Path, overwrite: bool = False):
-    """Yield a temporary sibling folder; on success it replaces `target` in one rename.
-
-    On any exception (KeyboardInterrupt included) the temporary folder is removed, so an
-    interrupted write leaves neither a partial `target` nor leftovers.
-    """
+    """Yield a temporary sibling folder; on success it replaces `target` in one rename (stcbench.atomic):
+    an interrupted write leaves neither a partial `target` nor leftovers."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not overwrite:
         raise DataError(f"{target}: already exists; pass --force to replace it, or choose "
                         f"another --data-root")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with replacing_directory(target) as tmp:
         yield tmp
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_npy(Path(tmp), array)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with replacing(path) as tmp:
+        save_npy(tmp, array)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from stcbench.data.common import FrameSequenceDataset, MappedArray, Splits, cap, check_selection, fix_hint
-from stcbench.data.fileio import atomic_write_text, read_npy_header
+from stcbench.atomic import replacing, write_text as atomic_write_text
+from stcbench.data.fileio import read_npy_header
 from stcbench.data.resize import resize_linear_u8
 from stcbench.errors import DataError
 from stcbench.strict_json import dumps
@@ -193,9 +193,7 @@ def build_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fi
     except OSError as exc:
         raise DataError(f"{folder}: cannot create the KTH frame cache ({exc}); set "
                         f"{CACHE_ENV} to a writable folder") from None
-    fd, tmp = tempfile.mkstemp(prefix=".frames.", suffix=".npy.tmp", dir=folder)
-    os.close(fd)
-    try:
+    with replacing(folder / "frames.npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(total, SIZE, SIZE))
         position = 0
         for video in videos:
@@ -204,10 +202,6 @@ def build_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fi
             position += len(frames)
         out.flush()
         del out
-        os.replace(tmp, folder / "frames.npy")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     index = [{"action": v.action, "video": v.name, "frames": len(v.frame_files)} for v in videos]
     atomic_write_text(folder / "index.json", dumps({"version": CACHE_VERSION, "videos": index}, indent=None))
 

@@ -1,15 +1,12 @@
 """Loading prediction/target arrays for `stcbench evaluate` with one clear error per problem."""
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from stcbench.errors import DataError
-from stcbench.strict_json import dumps
 
 NPZ_KEYS = ("pred", "true")
 
@@ -58,17 +55,3 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
         raise DataError(f"{path} is not a readable .npz archive ({exc}); re-save it with numpy.savez") from None
     return arrays[0], arrays[1], (f"{path}:pred", f"{path}:true")
 
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write strict JSON (stcbench.strict_json: +inf PSNR as "inf") to a temp file in the same folder,
-    then rename (no partial file on failure)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(dumps(payload) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

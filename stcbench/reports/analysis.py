@@ -28,7 +28,7 @@ from torch import nn
 from stcbench.cells.base import RecurrentCell
 from stcbench.errors import StcbenchError
 from stcbench.reports.cost import (count_flops, count_params, count_synaptic_ops, energy_pj)
-from stcbench.reports.io import atomic_write_text
+from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports.runs import Run, finished_timestamp
 from stcbench.strict_json import dumps, restore_non_finite
 from stcbench.training.run_paths import resolve_in_run

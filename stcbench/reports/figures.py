@@ -14,7 +14,6 @@ Every function writes atomically and returns the path.  Sizes are exact:
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -25,8 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from stcbench.atomic import replacing  # noqa: E402
 from stcbench.errors import StcbenchError  # noqa: E402
-from stcbench.reports.io import temp_path_for  # noqa: E402
 
 DPI = 100
 
@@ -39,13 +38,11 @@ def _as_numpy(x) -> np.ndarray:
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
-    tmp = temp_path_for(path)
     try:
-        fig.savefig(tmp, dpi=DPI, format="png")
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=DPI, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -119,12 +116,8 @@ def prediction_gif(truth, predictions: Mapping[str, object], path: Path, *, inpu
         frames.append(_panel_strip([truth[t]] + [p[min(t, len(p) - 1)] for p in preds], scale))
     images = [Image.fromarray(f) for f in frames]
     path = Path(path)
-    tmp = temp_path_for(path)
-    try:
+    with replacing(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from stcbench.reports import figures
-from stcbench.reports.io import atomic_write_text
+from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports.runs import Run, discover_runs, select_run
 from stcbench.reports.tables import FORMAT_SUFFIX, FORMATS, MISSING, TABLE_KEYS, build_table, render
 

@@ -1,62 +1,30 @@
-"""Atomic result files: write to a temporary file in the same folder, then rename."""
+"""Atomic result files (stcbench.atomic): numbers, arrays and checkpoints of a run."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from stcbench.strict_json import dumps
+from stcbench.atomic import replacing, write_json as atomic_write_json, write_text as atomic_write_text
 
-
-def _atomic(path: Path, write: Callable[[str], None], suffix: str = "") -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-
-    _atomic(path, write)
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Strict JSON (stcbench.strict_json: inf/nan as "inf"/"nan" strings), written atomically."""
-    atomic_write_text(path, dumps(data) + "\n")
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_save_npz", "atomic_save_numpy", "atomic_torch_save"]
 
 
 def atomic_save_npz(path: Path, **arrays) -> None:
     import numpy as np
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-
-    _atomic(path, write)
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def atomic_save_numpy(path: Path, array) -> None:
     import numpy as np
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-
-    _atomic(path, write)
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
     import torch
 
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)

@@ -521,8 +521,9 @@ def _plain(value):
 def format_summary(results: dict) -> str:
     """A short plain-text table of the selected checkpoint's test metrics."""
     keys = ("mse", "mae", "ssim", "psnr", "mse_per_pixel")
+    epoch = results.get("selected_epoch", results.get("epochs"))      # fit: the selected one; test: the tested one
     lines = [f"{results['dataset']} / {results['cell']} (scale {results['scale']}, "
-             f"selected on {results['selected_on']}, epoch {results.get('selected_epoch')})"]
+             f"selected on {results['selected_on']}, epoch {'?' if epoch is None else epoch})"]
     for tag in ("test", "test_long"):
         block = results.get(tag)
         if block:
