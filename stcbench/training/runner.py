@@ -272,6 +272,8 @@ def _check_optimizer_state_fits(module, ckpt_path: Path) -> None:
     except Exception as exc:
         raise ConfigError(f"cannot read checkpoint {str(ckpt_path)!r} ({exc}); pass a .ckpt written by "
                           f"`stcbench fit`") from None
+    _check_same_architecture(module.config.model, ((ckpt.get("hyper_parameters") or {}).get("config") or {}),
+                             ckpt_path)
     states = ckpt.get("optimizer_states") or []
     if not states:
         return
@@ -284,6 +286,35 @@ def _check_optimizer_state_fits(module, ckpt_path: Path) -> None:
             f"this model builds {len(built)} of sizes {built} (the cell's parameter groups differ from when "
             f"the checkpoint was written), so the run cannot be resumed; start a new run, or test the "
             f"checkpoint's weights with `stcbench test --ckpt-path {ckpt_path}`")
+
+
+ARCHITECTURE_KEYS = ("cell", "num_hidden", "filter_size", "patch_size", "cell_options")
+
+
+def _check_same_architecture(model, stored: dict, ckpt_path: Path) -> None:
+    """Resuming needs the network the checkpoint was trained as: name the model keys that differ."""
+    from stcbench.cells.registry import normalize_name
+
+    saved = stored.get("model") if isinstance(stored, dict) else None
+    if not isinstance(saved, dict):
+        return
+    differences = []
+    for key in ARCHITECTURE_KEYS:
+        ours, theirs = getattr(model, key, None), saved.get(key)
+        if key == "cell":
+            same = normalize_name(str(ours)) == normalize_name(str(theirs))
+        elif key == "num_hidden":
+            same = list(ours or []) == list(theirs or [])
+        elif key == "cell_options":
+            same = dict(ours or {}) == dict(theirs or {})
+        else:
+            same = ours == theirs
+        if not same:
+            differences.append(f"model.{key} {theirs!r} in the checkpoint, {ours!r} here")
+    if differences:
+        raise ConfigError(f"{ckpt_path} was trained as another network ({'; '.join(differences)}), so it cannot "
+                          f"be resumed with this config; resume with the run's own config "
+                          f"(`stcbench fit --ckpt-path <run dir>`), or start a new run")
 
 
 def _existing_checkpoint(path: str | Path) -> Path:

@@ -81,3 +81,11 @@ def test_resume_with_optimizer_state_of_other_parameter_groups_is_a_clear_error(
     torch.save(ckpt, last)
     with pytest.raises(ConfigError, match="cannot be resumed"):
         fit(tiny_config(mmnist_root, tmp_path, epochs=2), ckpt_path=last)
+
+
+def test_resume_with_another_cell_names_the_difference(mmnist_root, tmp_path):
+    from stcbench.errors import ConfigError
+
+    first = fit(tiny_config(mmnist_root, tmp_path, cell="stclif", epochs=2, trainer={"stop_after_epochs": 1}))
+    with pytest.raises(ConfigError, match=r"model\.cell 'stclif' in the checkpoint, 'lif' here"):
+        fit(tiny_config(mmnist_root, tmp_path, cell="lif", epochs=2), ckpt_path=first / "checkpoints" / "last.ckpt")
