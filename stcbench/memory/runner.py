@@ -21,12 +21,13 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 
 from stcbench.errors import ConfigError
 from stcbench.memory import config as memory_config
 from stcbench.memory.analysis import gradient_through_time, plot_gradient_through_time
 from stcbench.memory.module import MemoryDataModule, MemoryModule, spec_of
+from stcbench.training.callbacks import checkpoint_callbacks
 from stcbench.training.io import atomic_save_npz, atomic_write_json, atomic_write_text
 
 ANALYSIS_SAMPLES = 256
@@ -142,11 +143,10 @@ def fit(config: dict | str | Path, *, ckpt_path: str | Path | None = None, overr
     atomic_write_text(run_dir / "config.yaml", memory_config.dump(cfg))
     datamodule = MemoryDataModule(cfg)
     module = MemoryModule(cfg)
-    best = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor="val/loss", mode="min",
-                           save_last=True, save_top_k=1, enable_version_counter=False)
     history = EpochHistory()
     with quiet_lightning():
-        trainer = build_trainer(cfg, run_dir, [best, history], build_loggers(cfg, run_dir))
+        trainer = build_trainer(cfg, run_dir, [*checkpoint_callbacks(run_dir / "checkpoints", monitor="val/loss"), history],
+                                build_loggers(cfg, run_dir))
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
         results = evaluate_run(cfg, trainer, module, datamodule, run_dir, history.rows)
     atomic_write_json(run_dir / "metrics.json", results)

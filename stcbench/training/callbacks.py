@@ -1,7 +1,24 @@
 """Small Lightning callbacks used by the runner."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
+
+
+def checkpoint_callbacks(folder: Path, monitor: str) -> list:
+    """best.ckpt (lowest `monitor`) and last.ckpt, both written every epoch.
+
+    Two callbacks, not one with save_last=True: Lightning's ModelCheckpoint writes its last.ckpt
+    only at the epochs where it also saved a best one, so a run whose validation stopped
+    improving would resume, and report its last epoch, from an older epoch."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    options = dict(dirpath=str(folder), every_n_epochs=1, save_top_k=1, auto_insert_metric_name=False,
+                   enable_version_counter=False, save_last=False)
+    best = ModelCheckpoint(filename="best", monitor=monitor, mode="min", **options)
+    last = ModelCheckpoint(filename="last", monitor=None, **options)
+    return [best, last]                 # the first is trainer.checkpoint_callback (the best)
 
 
 class StopAfterEpochs(L.Callback):

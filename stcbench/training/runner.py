@@ -153,17 +153,13 @@ def _limit(value):
 
 def build_trainer(config: Config, run_dir: Path | None, *, loggers: list | None = None, fit: bool = True):
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from stcbench.training.callbacks import EpochTimer, StopAfterEpochs, progress_bar
+    from stcbench.training.callbacks import EpochTimer, StopAfterEpochs, checkpoint_callbacks, progress_bar
 
     t = config.trainer
     callbacks = []
     if fit:
-        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
-                                         monitor="val/mse", mode="min", save_top_k=1, save_last=True,
-                                         every_n_epochs=1, auto_insert_metric_name=False,
-                                         enable_version_counter=False))
+        callbacks += checkpoint_callbacks(run_dir / "checkpoints", monitor="val/mse")
         if t.stop_after_epochs:
             callbacks.append(StopAfterEpochs(t.stop_after_epochs))
         callbacks.append(EpochTimer())

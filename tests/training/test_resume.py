@@ -89,3 +89,20 @@ def test_resume_with_another_cell_names_the_difference(mmnist_root, tmp_path):
     first = fit(tiny_config(mmnist_root, tmp_path, cell="stclif", epochs=2, trainer={"stop_after_epochs": 1}))
     with pytest.raises(ConfigError, match=r"model\.cell 'stclif' in the checkpoint, 'lif' here"):
         fit(tiny_config(mmnist_root, tmp_path, cell="lif", epochs=2), ckpt_path=first / "checkpoints" / "last.ckpt")
+
+
+def test_last_checkpoint_is_written_every_epoch_when_validation_stops_improving(mmnist_root, tmp_path, monkeypatch):
+    """best.ckpt is the epoch of the lowest val/mse; last.ckpt the final epoch, improving or not."""
+    from stcbench.training import module as module_lib
+
+    def worsening(self):                            # val/mse 1, 2, 3: the first epoch stays the best
+        self.log("val/mse", torch.tensor(float(self.current_epoch + 1)), sync_dist=False)
+        self.val_mse.reset()
+
+    monkeypatch.setattr(module_lib.VideoPredictionModule, "on_validation_epoch_end", worsening)
+    run_dir = fit(tiny_config(mmnist_root, tmp_path, epochs=3))
+    load = lambda name: torch.load(run_dir / "checkpoints" / name, weights_only=False)   # noqa: E731
+    assert load("best.ckpt")["epoch"] == 0
+    assert load("last.ckpt")["epoch"] == 2 and load("last.ckpt")["global_step"] == 3 * load("best.ckpt")["global_step"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["selected_epoch"] == 1 and metrics["last"]["epoch"] == 3
