@@ -27,7 +27,7 @@ from stcbench.errors import ConfigError
 from stcbench.memory import config as memory_config
 from stcbench.memory.analysis import gradient_through_time, plot_gradient_through_time
 from stcbench.memory.module import MemoryDataModule, MemoryModule, spec_of
-from stcbench.training.callbacks import checkpoint_callbacks
+from stcbench.training.callbacks import checkpoint_callbacks, sigterm_exits_nonzero
 from stcbench.training.io import atomic_save_npz, atomic_write_json, atomic_write_text
 
 ANALYSIS_SAMPLES = 256
@@ -145,9 +145,10 @@ def fit(config: dict | str | Path, *, ckpt_path: str | Path | None = None, overr
     module = MemoryModule(cfg)
     history = EpochHistory()
     with quiet_lightning():
-        trainer = build_trainer(cfg, run_dir, [*checkpoint_callbacks(run_dir / "checkpoints", monitor="val/loss"), history],
-                                build_loggers(cfg, run_dir))
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+        callbacks = [*checkpoint_callbacks(run_dir / "checkpoints", monitor="val/loss"), history]
+        trainer = build_trainer(cfg, run_dir, callbacks, build_loggers(cfg, run_dir))
+        with sigterm_exits_nonzero(run_dir):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
         results = evaluate_run(cfg, trainer, module, datamodule, run_dir, history.rows)
     atomic_write_json(run_dir / "metrics.json", results)
     return run_dir

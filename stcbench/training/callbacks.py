@@ -1,6 +1,8 @@
 """Small Lightning callbacks used by the runner."""
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -19,6 +21,27 @@ def checkpoint_callbacks(folder: Path, monitor: str) -> list:
     best = ModelCheckpoint(filename="best", monitor=monitor, mode="min", **options)
     last = ModelCheckpoint(filename="last", monitor=None, **options)
     return [best, last]                 # the first is trainer.checkpoint_callback (the best)
+
+
+SIGTERM_EXIT_CODE = 143                 # 128 + SIGTERM, as a shell reports a process ended by it
+
+
+@contextlib.contextmanager
+def sigterm_exits_nonzero(run_dir: Path):
+    """Lightning ends `fit` on SIGTERM with a bare SystemExit, exit status 0, so a job script would take the
+    run for finished. Exit with 143 instead, saying how to resume (from the last epoch's checkpoint)."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    try:
+        yield
+    except SIGTERMException:
+        if rank_zero_only.rank == 0:
+            last = Path(run_dir) / "checkpoints" / "last.ckpt"
+            hint = (f"resume with `stcbench fit --ckpt-path {run_dir}`" if last.exists() else
+                    "no epoch had finished, so there is no checkpoint to resume from; start the run again")
+            print(f"stopped by SIGTERM before the run finished; {hint}", file=sys.stderr)
+        raise SystemExit(SIGTERM_EXIT_CODE) from None
 
 
 class StopAfterEpochs(L.Callback):

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from stcbench.errors import ConfigError, StcbenchError
+from stcbench.training.callbacks import sigterm_exits_nonzero
 from stcbench.training.config import Config, resolve_config, save_config
 from stcbench.training.run_paths import relative_to_run, resolve_in_run
 
@@ -214,7 +215,7 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
         save_config(cfg, run_dir / "config.yaml")
     loggers = build_loggers(cfg, run_dir, run_dir.name, version=_log_version(run_dir, resuming))
     started = time.time()
-    with shared_run_dir(run_dir):
+    with shared_run_dir(run_dir), sigterm_exits_nonzero(run_dir):
         try:
             trainer = build_trainer(cfg, run_dir, loggers=loggers)
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)

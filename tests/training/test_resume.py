@@ -106,3 +106,30 @@ def test_last_checkpoint_is_written_every_epoch_when_validation_stops_improving(
     assert load("last.ckpt")["epoch"] == 2 and load("last.ckpt")["global_step"] == 3 * load("best.ckpt")["global_step"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["selected_epoch"] == 1 and metrics["last"]["epoch"] == 3
+
+
+def test_sigterm_ends_the_run_with_exit_status_143_and_a_resume_hint(mmnist_root, tmp_path, monkeypatch, capsys):
+    """Lightning stops on SIGTERM with a bare SystemExit (status 0); a job script must see the run did not finish."""
+    import os
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+
+    from stcbench.training import callbacks as callbacks_lib
+
+    class SignalAtFirstBatch(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 3:                    # in the second epoch (2 steps an epoch)
+                os.kill(os.getpid(), signal.SIGTERM)        # Lightning's own handler takes it
+
+    real = callbacks_lib.checkpoint_callbacks
+    monkeypatch.setattr(callbacks_lib, "checkpoint_callbacks", lambda *a, **k: real(*a, **k) + [SignalAtFirstBatch()])
+    config = tiny_config(mmnist_root, tmp_path, epochs=3)
+    with pytest.raises(SystemExit) as stopped:
+        fit(config)
+    assert stopped.value.code == 143
+    run_dir = tmp_path / "mmnist" / "lif" / "t"
+    assert f"stopped by SIGTERM before the run finished; resume with `stcbench fit --ckpt-path {run_dir}`" \
+        in capsys.readouterr().err
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
+    assert not (run_dir / "metrics.json").exists()
