@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from stcbench.data.sampler import EpochSampler
 from stcbench.memory.network import MemoryNet
 from stcbench.memory.tasks import COPY_LENGTH, TaskSpec, make_split, task_spec
 from stcbench.training.param_groups import parameter_groups
@@ -38,9 +39,10 @@ class MemoryDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.cfg["data"]
         batch = data["batch_size"] if split == "train" else (data["eval_batch_size"] or data["batch_size"])
-        generator = torch.Generator().manual_seed(int(self.cfg["seed"]))
-        return DataLoader(self.splits[split], batch_size=batch, shuffle=shuffle, drop_last=False,
-                          num_workers=data["num_workers"], generator=generator if shuffle else None)
+        # the order is a function of (seed, epoch), so a resumed run sees the epochs an uninterrupted one sees
+        sampler = EpochSampler(len(self.splits[split]), int(self.cfg["seed"]), shuffle=True) if shuffle else None
+        return DataLoader(self.splits[split], batch_size=batch, sampler=sampler, drop_last=False,
+                          num_workers=data["num_workers"])
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True)

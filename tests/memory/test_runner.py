@@ -131,3 +131,31 @@ def test_celif_checkpoint_tests_on_a_longer_sequence(tmp_path):
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     assert state["net.cells.0.te"].shape == (12, 16)                  # trained with T = 12
     assert longer["loss"] > 0 and longer["cell"] == "celif"
+
+
+def test_a_run_stopped_by_sigterm_and_resumed_equals_the_uninterrupted_one(tiny_run, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+
+    class SignalInSecondEpoch(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 5:                    # 4 steps an epoch
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    real = runner.checkpoint_callbacks
+    monkeypatch.setattr(runner, "checkpoint_callbacks", lambda *a, **k: real(*a, **k) + [SignalInSecondEpoch()])
+    config = tiny_config(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(SystemExit) as stopped:
+            fit(config)
+        assert stopped.value.code == 143
+        monkeypatch.setattr(runner, "checkpoint_callbacks", real)
+        run_dir = fit(config, ckpt_path=tmp_path / "runs" / "memory" / "adding_T12" / "lif" / "tiny")
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    uninterrupted = json.loads((tiny_run[1] / "metrics.json").read_text())
+    assert resumed["test"]["loss"] == pytest.approx(uninterrupted["test"]["loss"], rel=1e-6)
+    assert resumed["last"]["loss"] == pytest.approx(uninterrupted["last"]["loss"], rel=1e-6)
+    assert [row["val/loss"] for row in resumed["history"]] == pytest.approx([row["val/loss"] for row in uninterrupted["history"]])
