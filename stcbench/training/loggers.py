@@ -6,20 +6,37 @@ login) it runs offline, writing a run folder under `<run_dir>/logs/wandb/` that
 """
 from __future__ import annotations
 
+import netrc
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 LOGGER_NAMES = ("csv", "tensorboard", "wandb")
 
 
-def wandb_has_credentials() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+def _wandb_hosts() -> set[str]:
+    """The W&B server hosts a stored login may name: the classic one, the installed wandb's default and
+    WANDB_BASE_URL."""
+    urls = ["https://api.wandb.ai", os.environ.get("WANDB_BASE_URL", "")]
     try:
-        return "api.wandb.ai" in netrc.read_text()
-    except OSError:
+        from wandb.sdk.lib.urls import DEFAULT_BASE_URL
+
+        urls.append(DEFAULT_BASE_URL)
+    except Exception:  # noqa: BLE001 - another wandb layout: the classic host and the variable still count
+        pass
+    return {urlparse(url).hostname for url in urls if url} - {None}
+
+
+def wandb_has_credentials() -> bool:
+    """An API key in the environment, or a login stored in ~/.netrc (`wandb login`) for a W&B host."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        stored = set(netrc.netrc(str(path)).hosts)
+    except (OSError, netrc.NetrcParseError):
         return False
+    return bool(stored & _wandb_hosts())
 
 
 def wandb_mode(requested: str) -> str:
@@ -52,6 +69,8 @@ def _wandb_logger(config, log_dir: Path, run_name: str):
 
     mode = wandb_mode(config.logging.wandb_mode)
     os.environ.setdefault("WANDB_SILENT", "true")
+    if mode != "online":
+        os.environ.setdefault("WANDB_ERROR_REPORTING", "false")      # offline means no network at all
     (log_dir / "wandb").mkdir(parents=True, exist_ok=True)
     settings = {}
     try:

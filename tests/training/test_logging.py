@@ -26,10 +26,29 @@ def test_wandb_mode_auto_is_offline_without_credentials(no_wandb_credentials, mo
     assert wandb_mode("auto") == "disabled"
 
 
-def test_wandb_offline_run_files(no_wandb_credentials, mmnist_root, tmp_path):
+@pytest.mark.parametrize("host,online", [("api.wandb.ai", True), ("api.forge.coreweave.com", True),
+                                         ("example.org", False)])
+def test_a_stored_login_counts_for_any_wandb_host(no_wandb_credentials, tmp_path, host, online):
+    (tmp_path / "home").mkdir(exist_ok=True)
+    (tmp_path / "home" / ".netrc").write_text(f"machine {host}\n  login user\n  password {'k' * 40}\n")
+    (tmp_path / "home" / ".netrc").chmod(0o600)
+    assert wandb_mode("auto") == ("online" if online else "offline")
+
+
+def test_wandb_offline_run_files(no_wandb_credentials, mmnist_root, tmp_path, monkeypatch):
+    import socket
+
+    lookups = []
+
+    def no_network(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(f"offline test: no lookup of {host}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
     config = tiny_config(mmnist_root, tmp_path / "runs", epochs=1,
                          logging={"loggers": ["csv", "wandb"], "wandb_project": "stcbench-test"})
     run_dir = fit(config)
+    assert lookups == []                                            # offline: this process asks for no host
     runs = list((run_dir / "logs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, list((run_dir / "logs").rglob("*"))
     (record,) = runs[0].glob("run-*.wandb")                         # the log `wandb sync` uploads
