@@ -83,6 +83,12 @@ def load_plugins(specs) -> list:
     return [load_plugin(s) for s in (specs or ()) if str(s).strip()]
 
 
+def environment_plugins() -> list[str]:
+    """The plugins named in STCBENCH_PLUGINS, files as absolute paths (to record them with a run)."""
+    specs = [s.strip() for s in os.environ.get(PLUGIN_ENV, "").split(",") if s.strip()]
+    return [_plugin_key(s) for s in specs]
+
+
 def _load_entry_points() -> None:
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         key = f"entry-point:{entry_point.value}"

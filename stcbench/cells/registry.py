@@ -152,7 +152,8 @@ def resolve_name(name: str) -> str:
         return key
     raise ConfigError(f"unknown cell {name!r}; available: {', '.join(sorted(_REGISTRY))} "
                       f"(or 'stc_<cell>' for the spatio-temporal circuit around any of them); "
-                      f"run `stcbench cells` for details")
+                      f"run `stcbench cells` for details. A cell from a plugin file needs that file: list it under "
+                      f"`plugins:` in the config, pass --plugin, or set STCBENCH_PLUGINS")
 
 
 def get_cell_info(name: str) -> CellInfo:

@@ -60,6 +60,14 @@ def load_plugins(modules: list[str]) -> None:
                               f"and that the module is on PYTHONPATH") from None
 
 
+def with_environment_plugins(plugins: list[str]) -> list[str]:
+    """`plugins` and those loaded from STCBENCH_PLUGINS, so that the saved config and checkpoint can be used
+    (tested, resumed, predicted with) without the environment variable."""
+    from stcbench.cells import environment_plugins
+
+    return list(plugins) + [p for p in environment_plugins() if p not in plugins]
+
+
 def prepare_environment(config: Config) -> None:
     import lightning as L
 
@@ -193,6 +201,7 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
     """Train (or resume) one run and test its best and last checkpoints. Returns the run directory."""
     cfg = resolve_config(config, overrides)
     prepare_environment(cfg)
+    cfg.plugins = with_environment_plugins(cfg.plugins)     # a run folder must name the plugins its cell needs
     resuming = ckpt_path is not None
     if resuming:
         ckpt_path = _existing_checkpoint(ckpt_path)
