@@ -82,6 +82,7 @@ OPTIONAL_TYPES = {
     "run.name": (str,),
     "data.seq_len": (int,),
     "model.synapse_norm": (str, bool),     # booleans: the former spelling (true = group); None = layer
+    "logging.progress_bar": (str, bool),   # as in video configs; booleans: true = tqdm, false = none
 }
 CHOICES = {
     "data.task": TASKS,
@@ -89,6 +90,7 @@ CHOICES = {
     "model.readout": ("auto", *READOUTS),
     "model.synapse_norm": ("layer", "group", "none", True, False),
     "logging.wandb_mode": ("auto", "online", "offline", "disabled"),
+    "logging.progress_bar": ("rich", "tqdm", "none", True, False),
 }
 LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_READOUT = {"adding": "last", "copy": "per_step", "seq_digits": "mean", "pseq_digits": "mean"}

@@ -27,7 +27,7 @@ from stcbench.errors import ConfigError
 from stcbench.memory import config as memory_config
 from stcbench.memory.analysis import gradient_through_time, plot_gradient_through_time
 from stcbench.memory.module import MemoryDataModule, MemoryModule, spec_of
-from stcbench.training.callbacks import checkpoint_callbacks, sigterm_exits_nonzero
+from stcbench.training.callbacks import checkpoint_callbacks, progress_bar, sigterm_exits_nonzero
 from stcbench.training.io import atomic_save_npz, atomic_write_json, atomic_write_text
 
 ANALYSIS_SAMPLES = 256
@@ -104,12 +104,15 @@ def build_loggers(cfg: dict, run_dir: Path) -> list:
 
 def build_trainer(cfg: dict, run_dir: Path | None, callbacks: list, loggers: list | bool) -> L.Trainer:
     trainer = cfg["trainer"]
+    kind = cfg["logging"]["progress_bar"]
+    bar = progress_bar(("tqdm" if kind else "none") if isinstance(kind, bool) else kind)
     return L.Trainer(
         max_epochs=trainer["max_epochs"], max_steps=trainer["max_steps"], accelerator=trainer["accelerator"],
         devices=trainer["devices"], precision=trainer["precision"], deterministic=trainer["deterministic"],
         gradient_clip_val=trainer["gradient_clip_val"], limit_train_batches=trainer["limit_train_batches"],
-        log_every_n_steps=cfg["logging"]["log_every_n_steps"], logger=loggers, callbacks=callbacks,
-        enable_progress_bar=cfg["logging"]["progress_bar"], enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=cfg["logging"]["log_every_n_steps"], logger=loggers,
+        callbacks=callbacks + ([bar] if bar is not None else []),
+        enable_progress_bar=bar is not None, enable_model_summary=False, num_sanity_val_steps=0,
         default_root_dir=str(run_dir) if run_dir else None,
     )
 

@@ -88,6 +88,17 @@ def test_config_validation_errors(bad, message):
         memory_config.resolve(bad)
 
 
+@pytest.mark.parametrize("value, bar", [("none", None), (False, None), ("tqdm", "ThrottledTQDMProgressBar"),
+                                        (True, "ThrottledTQDMProgressBar"), ("rich", "ThrottledRichProgressBar")])
+def test_progress_bar_takes_the_values_of_video_configs(value, bar):
+    cfg = memory_config.resolve({"logging": {"progress_bar": value}})
+    trainer = runner.build_trainer(cfg, None, [], False)
+    names = {type(c).__name__ for c in trainer.callbacks}
+    assert (bar in names) if bar else not trainer.progress_bar_callback
+    with pytest.raises(ConfigError, match="logging.progress_bar must be one of"):
+        memory_config.resolve({"logging": {"progress_bar": "fancy"}})
+
+
 @pytest.mark.parametrize("given, resolved", [(None, "layer"), ("group", "group"), ("none", "none"),
                                              (True, "group"), (False, "none")])
 def test_config_synapse_norm(given, resolved):
