@@ -48,5 +48,8 @@ def run(args) -> int:
     overrides = overrides_from_args(args)
     task = task_module({**config, **({"task": overrides["task"]} if "task" in overrides else {})})
     run_dir = task.fit(config, ckpt_path=args.ckpt_path, overrides=overrides)
-    print(f"run directory: {run_dir}")
+    from stcbench.training.runner import is_rank_zero
+
+    if is_rank_zero():                     # under DDP every process returns here
+        print(f"run directory: {run_dir}")
     return 0

@@ -32,6 +32,10 @@ def run(args) -> int:
     config = load_config_dict(args.config) if args.config is not None else None
     task = task_module(config or _run_config(Path(ckpt)))
     results = task.test(config, ckpt, overrides=overrides_from_args(args), output=args.output)
+    from stcbench.training.runner import is_rank_zero
+
+    if not is_rank_zero():                 # under DDP every process returns here; one prints
+        return 0
     if isinstance(results, dict) and "dataset" in results:
         results.setdefault("scale", "")
         results.setdefault("selected_on", "")
