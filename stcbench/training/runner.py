@@ -215,7 +215,7 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
 
     module = VideoPredictionModule(cfg.to_dict())
     if resuming:
-        _check_optimizer_state_fits(module, ckpt_path)
+        _check_checkpoint_fits(module, ckpt_path)
     datamodule = build_datamodule(cfg)
     created = None if run_dir.exists() else _first_missing(run_dir)
     if is_rank_zero():
@@ -268,9 +268,10 @@ def _log_version(run_dir: Path, resuming: bool) -> str | None:
     return f"resumed-{max(numbers, default=0) + 1}"
 
 
-def _check_optimizer_state_fits(module, ckpt_path: Path) -> None:
-    """The checkpoint's optimizer state must match the parameter groups built now (cells may ask
-    for groups of their own, e.g. GLIF original's gates at lr/10), else resuming cannot continue it."""
+def _check_checkpoint_fits(module, ckpt_path: Path) -> None:
+    """The checkpoint must hold the network built now, and its optimizer state the parameter groups
+    built now (cells may ask for groups of their own, e.g. GLIF original's gates at lr/10), else
+    resuming cannot continue it."""
     from stcbench.training.param_groups import parameter_groups
 
     try:
