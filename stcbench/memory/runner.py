@@ -29,6 +29,7 @@ from stcbench.memory.analysis import gradient_through_time, plot_gradient_throug
 from stcbench.memory.module import MemoryDataModule, MemoryModule, spec_of
 from stcbench.training.callbacks import checkpoint_callbacks, progress_bar, sigterm_exits_nonzero
 from stcbench.training.io import atomic_save_npz, atomic_write_json, atomic_write_text
+from stcbench.training.loggers import finish_wandb, wandb_logger
 
 ANALYSIS_SAMPLES = 256
 
@@ -91,14 +92,9 @@ def build_loggers(cfg: dict, run_dir: Path) -> list:
         elif name == "tensorboard":
             loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard", version="", default_hp_metric=False))
         elif name == "wandb":
-            from lightning.pytorch.loggers import WandbLogger
-
-            from stcbench.training.loggers import wandb_mode
-
-            (log_dir / "wandb").mkdir(parents=True, exist_ok=True)
-            loggers.append(WandbLogger(project=cfg["logging"]["wandb_project"], entity=cfg["logging"]["wandb_entity"],
-                                       name=f"{task_folder(cfg)}-{cell_folder(cfg)}", save_dir=str(log_dir),
-                                       mode=wandb_mode(cfg["logging"]["wandb_mode"]), config=cfg, log_model=False))
+            loggers.append(wandb_logger(project=cfg["logging"]["wandb_project"], entity=cfg["logging"]["wandb_entity"],
+                                        name=f"{task_folder(cfg)}-{cell_folder(cfg)}", log_dir=log_dir,
+                                        requested_mode=cfg["logging"]["wandb_mode"], config=cfg))
     return loggers
 
 
@@ -148,12 +144,18 @@ def fit(config: dict | str | Path, *, ckpt_path: str | Path | None = None, overr
     module = MemoryModule(cfg)
     history = EpochHistory()
     with quiet_lightning():
+        loggers = build_loggers(cfg, run_dir)
         callbacks = [*checkpoint_callbacks(run_dir / "checkpoints", monitor="val/loss"), history]
-        trainer = build_trainer(cfg, run_dir, callbacks, build_loggers(cfg, run_dir))
-        with sigterm_exits_nonzero(run_dir):
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-        results = evaluate_run(cfg, trainer, module, datamodule, run_dir, history.rows)
+        trainer = build_trainer(cfg, run_dir, callbacks, loggers)
+        try:
+            with sigterm_exits_nonzero(run_dir):
+                trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+            results = evaluate_run(cfg, trainer, module, datamodule, run_dir, history.rows)
+        except BaseException:
+            finish_wandb(loggers, failed=True)
+            raise
     atomic_write_json(run_dir / "metrics.json", results)
+    finish_wandb(loggers)
     return run_dir
 
 

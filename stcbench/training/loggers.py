@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -65,9 +66,15 @@ def build_loggers(config, run_dir: Path, run_name: str, version: str | None = No
 
 
 def _wandb_logger(config, log_dir: Path, run_name: str):
+    return wandb_logger(project=config.logging.wandb_project, entity=config.logging.wandb_entity, name=run_name,
+                        log_dir=log_dir, requested_mode=config.logging.wandb_mode, config=config.to_dict())
+
+
+def wandb_logger(*, project: str, entity: str | None, name: str, log_dir: Path, requested_mode: str, config: dict):
+    """A WandbLogger writing under `log_dir/wandb`, offline without credentials (see `wandb_mode`)."""
     from lightning.pytorch.loggers import WandbLogger
 
-    mode = wandb_mode(config.logging.wandb_mode)
+    mode = wandb_mode(requested_mode)
     os.environ.setdefault("WANDB_SILENT", "true")
     if mode != "online":
         os.environ.setdefault("WANDB_ERROR_REPORTING", "false")      # offline means no network at all
@@ -79,9 +86,40 @@ def _wandb_logger(config, log_dir: Path, run_name: str):
         settings["settings"] = wandb.Settings(init_timeout=60, silent=True)
     except Exception:  # pragma: no cover - very old wandb
         pass
-    return WandbLogger(project=config.logging.wandb_project, entity=config.logging.wandb_entity,
-                       name=run_name, save_dir=str(log_dir), mode=mode,
-                       config=config.to_dict(), log_model=False, **settings)
+    return WandbLogger(project=project, entity=entity, name=name, save_dir=str(log_dir), mode=mode,
+                       config=config, log_model=False, **settings)
+
+
+def finish_wandb(loggers: list, failed: bool = False) -> None:
+    """Finish the runs of the wandb loggers among `loggers` and wait until their files are complete."""
+    for logger in loggers or []:
+        if type(logger).__name__ == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
+            try:
+                logger.experiment.finish(exit_code=1 if failed else 0)
+            except Exception as error:  # a logging failure must not hide the run's own result
+                warnings.warn(f"wandb could not finish its run cleanly ({error}); the offline run folder under "
+                              f"logs/wandb/ may lack its last records", RuntimeWarning, stacklevel=2)
+    if any(type(logger).__name__ == "WandbLogger" for logger in loggers or []):
+        close_wandb_service()
+
+
+def close_wandb_service() -> None:
+    """Wait until wandb's service has written and closed the run's files.
+
+    `run.finish()` only informs the service that the run ended; the service closes the
+    run's transaction log (`run-*.wandb`, the file `wandb sync` uploads) later, so a
+    caller reading it right after `fit` returns could see a header alone. Shutting the
+    service down waits for that. A run the caller opened outside stcbench keeps it alive.
+    """
+    import wandb
+
+    if wandb.run is not None:
+        return
+    try:
+        wandb.teardown()
+    except BaseException as error:  # noqa: BLE001 - wandb's teardown may sys.exit on a service error
+        warnings.warn(f"wandb's service did not shut down cleanly ({error!r}); the offline run folder under "
+                      f"logs/wandb/ may lack its last records", RuntimeWarning, stacklevel=3)
 
 
 def log_metrics_to_wandb(loggers: list, prefix: str, metrics: dict) -> None:

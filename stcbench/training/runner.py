@@ -26,7 +26,6 @@ import os
 import shutil
 import socket
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import torch
 
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.training.callbacks import sigterm_exits_nonzero
+from stcbench.training.loggers import finish_wandb
 from stcbench.training.config import Config, resolve_config, save_config
 from stcbench.training.run_paths import relative_to_run, resolve_in_run
 
@@ -229,12 +229,12 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
             trainer = build_trainer(cfg, run_dir, loggers=loggers)
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
         except BaseException as error:
-            _finish_wandb(loggers, failed=True)
+            finish_wandb(loggers, failed=True)
             if created is not None and isinstance(error, StcbenchError):
                 _remove_unstarted_run(run_dir, created)
             raise
     if trainer.interrupted:
-        _finish_wandb(loggers, failed=True)
+        finish_wandb(loggers, failed=True)
         raise KeyboardInterrupt
     finished = trainer.current_epoch >= cfg.trainer.max_epochs or (
         cfg.trainer.max_steps > 0 and trainer.global_step >= cfg.trainer.max_steps)
@@ -242,7 +242,7 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
         if trainer.is_global_zero:
             print(f"stopped after epoch {trainer.current_epoch} of {cfg.trainer.max_epochs}; resume with "
                   f"`stcbench fit --config {run_dir / 'config.yaml'} --ckpt-path {run_dir / 'checkpoints' / 'last.ckpt'}`")
-        _finish_wandb(loggers)
+        finish_wandb(loggers)
         return run_dir
     if cfg.run.test_after_fit:
         results = evaluate_checkpoints(cfg, trainer, module, datamodule, run_dir)
@@ -255,7 +255,7 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
             if results.get("test_long"):
                 log_metrics_to_wandb(loggers, "test_long", results["test_long"])
             print(format_summary(results))
-    _finish_wandb(loggers)
+    finish_wandb(loggers)
     return run_dir
 
 
@@ -351,37 +351,6 @@ def _remove_unstarted_run(run_dir: Path, created: Path) -> None:
     if not is_rank_zero() or any((run_dir / "checkpoints").glob("*.ckpt")):
         return
     shutil.rmtree(created, ignore_errors=True)
-
-
-def _finish_wandb(loggers: list, failed: bool = False) -> None:
-    for logger in loggers or []:
-        if type(logger).__name__ == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
-            try:
-                logger.experiment.finish(exit_code=1 if failed else 0)
-            except Exception as error:  # a logging failure must not hide the run's own result
-                warnings.warn(f"wandb could not finish its run cleanly ({error}); the offline run folder under "
-                              f"logs/wandb/ may lack its last records", RuntimeWarning, stacklevel=2)
-    if any(type(logger).__name__ == "WandbLogger" for logger in loggers or []):
-        _close_wandb_service()
-
-
-def _close_wandb_service() -> None:
-    """Wait until wandb's service has written and closed the run's files.
-
-    `run.finish()` only informs the service that the run ended; the service closes the
-    run's transaction log (`run-*.wandb`, the file `wandb sync` uploads) later, so a
-    caller reading it right after `fit` returns could see a header alone. Shutting the
-    service down waits for that. A run the caller opened outside stcbench keeps it alive.
-    """
-    import wandb
-
-    if wandb.run is not None:
-        return
-    try:
-        wandb.teardown()
-    except BaseException as error:  # noqa: BLE001 - wandb's teardown may sys.exit on a service error
-        warnings.warn(f"wandb's service did not shut down cleanly ({error!r}); the offline run folder under "
-                      f"logs/wandb/ may lack its last records", RuntimeWarning, stacklevel=3)
 
 
 # ------------------------------------------------------------------------------------------

@@ -170,3 +170,18 @@ def test_a_run_stopped_by_sigterm_and_resumed_equals_the_uninterrupted_one(tiny_
     assert resumed["test"]["loss"] == pytest.approx(uninterrupted["test"]["loss"], rel=1e-6)
     assert resumed["last"]["loss"] == pytest.approx(uninterrupted["last"]["loss"], rel=1e-6)
     assert [row["val/loss"] for row in resumed["history"]] == pytest.approx([row["val/loss"] for row in uninterrupted["history"]])
+
+
+def test_wandb_offline_log_of_a_memory_run_is_complete(tmp_path, monkeypatch):
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
+    config = tiny_config(tmp_path)
+    config["trainer"]["max_epochs"] = 1
+    config["logging"]["loggers"] = ["wandb"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_dir = fit(config)
+    (record,) = (run_dir / "logs" / "wandb").glob("offline-run-*/run-*.wandb")
+    assert b"train/loss" in record.read_bytes()
