@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 from stcbench.errors import ConfigError
@@ -35,10 +36,21 @@ def run(args) -> int:
                               names=names)
     metrics["inputs"] = {"pred": names[0], "true": names[1], "shape": list(pred.shape)}
     print_metrics(metrics)
+    warn_if_off_scale(metrics)
     if args.out is not None:
         write_json(args.out, metrics)
         print(f"wrote {args.out}")
     return 0
+
+
+def warn_if_off_scale(metrics: dict) -> None:
+    """Targets are checked to lie in [0, 1]; predictions may leave it (SSIM and PSNR clip them), but a mean
+    squared error above 1 per pixel means they are on another scale, e.g. 8-bit values."""
+    per_pixel = metrics.get("mse_per_pixel")
+    if isinstance(per_pixel, float) and per_pixel > 1.0:
+        print(f"warning: the mean squared error per pixel is {per_pixel:.4g}, more than predictions in [0, 1] "
+              f"can give against targets in [0, 1]: are the predictions on another scale (e.g. 0..255: divide "
+              f"them by 255)?", file=sys.stderr)
 
 
 def _fmt(value, digits: int = 6) -> str:

@@ -38,6 +38,15 @@ def test_npy_pair_writes_json_matching_the_reference(tmp_path, arrays, capsys):
     assert [p.name for p in out.parent.iterdir()] == ["metrics.json"]
 
 
+def test_predictions_on_another_scale_are_warned_about(tmp_path, arrays, capsys):
+    pred, _ = arrays
+    assert _evaluate(tmp_path, "--pred", tmp_path / "pred.npy", "--true", tmp_path / "true.npy") == 0
+    assert "warning" not in capsys.readouterr().err
+    np.save(tmp_path / "pred255.npy", pred * 255)
+    assert _evaluate(tmp_path, "--pred", tmp_path / "pred255.npy", "--true", tmp_path / "true.npy") == 0
+    assert "divide them by 255" in capsys.readouterr().err
+
+
 def test_npz_and_ssim_data_range_one(tmp_path, arrays):
     pred, true = arrays
     np.savez(tmp_path / "both.npz", pred=pred, true=true)
