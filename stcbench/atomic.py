@@ -15,6 +15,15 @@ from typing import Any, Iterator
 
 
 def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (setting it to read it back would,
+    for a moment, affect files other threads create)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
