@@ -352,7 +352,7 @@ def render(args) -> str:
         m, o = fit_data["metrics"], fit_data["overrides"]
         per_line = ", ".join(f"{where} ×{count}" for where, count in fit_data["host_syncs_by_line"][:8])
         lines += ["", "## One epoch through `stcbench fit`", "",
-                  f"configs/mmnist/stclif.yaml (3×256, batch 16, paper schedule) with `model.fast: "
+                  f"stcbench/configs/mmnist/stclif.yaml (3×256, batch 16, paper schedule) with `model.fast: "
                   f"{str(o.get('model.fast')).lower()}`, {o.get('data.num_workers')} loader workers, "
                   f"`logging.progress_bar: {o.get('logging.progress_bar')}`, first of 500 epochs "
                   f"(`trainer.stop_after_epochs: 1`), on the generated Moving MNIST (training sequences are made "
@@ -428,7 +428,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=profile)
     p = sub.add_parser("fit")
     p.add_argument("--out", default="results/benchmarks/gpu")
-    p.add_argument("--config", default=str(REPO / "configs/mmnist/stclif.yaml"))
+    p.add_argument("--config", default=str(REPO / "stcbench/configs/mmnist/stclif.yaml"))
     p.add_argument("--data-root", default="/tmp/stcbench-data")
     p.add_argument("--progress-bar", default="rich")
     p.add_argument("--workers", type=int, default=4)

@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from stcbench.checkpoints import add_trust_argument
+from stcbench.config_files import PACKAGED_CONFIGS
 from stcbench.errors import ConfigError
 from stcbench.reports.suites import SUITES, execute, make_committable, plan_suite
 
@@ -27,8 +29,8 @@ class ListedValues(argparse.Action):
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench", help="run a benchmark suite and write tables, figures and a static report",
-        description="quick: configs/quick/<dataset>.yaml with the cell overridden, on the embedded data "
-                    "(CPU-sized). paper: configs/<dataset>/<cell>.yaml (GPU). memory: the long-term memory "
+        description="quick: the shipped config quick/<dataset> with the cell overridden, on the embedded data "
+                    "(CPU-sized). paper: the shipped <dataset>/<cell> configs (GPU). memory: the long-term memory "
                     "probes. Finished runs (metrics.json with test results) are skipped.")
     parser.add_argument("--suite", choices=SUITES, required=True)
     parser.add_argument("--cells", nargs="+", action=ListedValues, default=None,
@@ -40,7 +42,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", nargs="+", action=ListedValues, convert=int, default=None, help="default: 42")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: bench/<suite>)")
     parser.add_argument("--data-root", type=Path, default=None, help="dataset folder (default: the config's)")
-    parser.add_argument("--configs", type=Path, default=Path("configs"), help="configs folder (default: configs)")
+    parser.add_argument("--configs", type=Path, default=None,
+                        help="configs folder (default: the configs shipped in the package, stcbench/configs)")
     parser.add_argument("--scale", default=None, help="memory suite: scale passed to run_memory_suite (default: quick)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every run, e.g. --set trainer.max_epochs=1 (repeatable)")
@@ -56,6 +59,7 @@ def register(subparsers) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument("--no-report", action="store_true", help="run only; do not write the report")
     parser.add_argument("--html", action="store_true", help="also write report.html")
+    add_trust_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -88,7 +92,8 @@ def run(args, fit=None, memory_suite=None) -> int:
         return 0
     from stcbench.reports.report import write_report
 
-    print(write_report(out / "runs", out, suite=args.suite, html=args.html, configs_root=args.configs,
+    print(write_report(out / "runs", out, suite=args.suite, html=args.html,
+                       configs_root=args.configs or PACKAGED_CONFIGS,
                        header=suite_header(args)))
     if not getattr(args, "keep_checkpoints", False):
         finished = [item.finished_metrics().parent for item in planned if item.done]
@@ -101,10 +106,10 @@ def run(args, fit=None, memory_suite=None) -> int:
 
 SCALE_NOTES = {
     "quick": "**Reduced scale (`quick`)**: CPU, the small embedded synthetic/generated datasets, a tiny "
-             "model (configs/quick/<dataset>.yaml: 2 x 16 hidden channels, a few epochs on a few hundred "
+             "model (stcbench/configs/quick/<dataset>.yaml: 2 x 16 hidden channels, a few epochs on a few hundred "
              "sequences). These numbers check that the pipeline works and how cells compare at this size; "
              "they are **not** comparable with the published numbers shown beside them.",
-    "paper": "**Paper scale**: configs/<dataset>/<cell>.yaml (3 x 256 cells, the paper's epochs and data).",
+    "paper": "**Paper scale**: stcbench/configs/<dataset>/<cell>.yaml (3 x 256 cells, the paper's epochs and data).",
 }
 
 

@@ -9,12 +9,14 @@ from stcbench.training.cli_args import add_ckpt_argument, add_override_arguments
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "fit", help="train a model from a config file (configs/<dataset>/<cell>.yaml)",
+        "fit", help="train a model from a config (a YAML path or a shipped name such as mmnist/stclif)",
         description="Train one model. Precedence: defaults < config file (with base: inheritance) < flags. "
                     "The run directory runs/<dataset>/<cell>/<name>/ receives config.yaml, checkpoints, logs "
                     "and metrics.json (test metrics of the best and the last checkpoint).")
     parser.add_argument("--config", "-c", type=Path, default=None,
-                        help="YAML config (optional when resuming: the run directory's config.yaml is used)")
+                        help="YAML config: a path, or the name of a shipped config (quick/mmnist, mmnist/stclif, "
+                             "memory/adding; .yaml optional). Optional when resuming: the run directory's "
+                             "config.yaml is used")
     add_ckpt_argument(parser, "resume exactly from this checkpoint (or run directory): weights, optimizer, "
                               "epoch, scheduled-sampling counter and RNG states")
     add_override_arguments(parser)
@@ -35,7 +37,7 @@ def resolve_config_source(config: Path | None, ckpt_path: Path | None) -> Path:
             return run_dir / "config.yaml"
         raise ConfigError(f"{str(ckpt_path)!r} is not inside a run directory (no config.yaml beside it); pass "
                           f"--config with the run's config as well")
-    raise ConfigError("no config given; pass --config configs/<dataset>/<cell>.yaml "
+    raise ConfigError("no config given; pass --config <dataset>/<cell> (e.g. mmnist/stclif) or a YAML path "
                       "(or --ckpt-path of a run directory to resume it)")
 
 

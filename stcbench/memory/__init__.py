@@ -3,7 +3,7 @@
 * `tasks`: adding problem, copy memory, sequential and permuted sequential digits,
   generated deterministically from a seed.
 * `network`: feed-forward / recurrent dense networks of any registered cell (linear synapse).
-* `module`, `runner`: Lightning training (`stcbench fit --config configs/memory/<task>.yaml`).
+* `module`, `runner`: Lightning training (`stcbench fit --config memory/<task>`).
 * `analysis`: gradient through time (TC-LIF Fig. 4, CE-LIF Fig. 6).
 * `suite`: `run_memory_suite`, the table and figures of `stcbench bench --suite memory`.
 """

@@ -348,7 +348,7 @@ def flops_for_config(config: dict) -> int:
 
 
 def paper_size_costs(configs_root: Path, datasets=("mmnist", "taxibj", "kth"), cells=None) -> list[dict]:
-    """Parameters and FLOPs of the paper-size networks (configs/<dataset>/<cell>.yaml), computed
+    """Parameters and FLOPs of the paper-size networks (stcbench/configs/<dataset>/<cell>.yaml), computed
     on the meta device (no training, no data): comparable with STC-LIF Table 7."""
     from stcbench.training.config import config_from_dict, load_config_dict
     from stcbench.training.network import build_network

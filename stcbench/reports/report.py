@@ -246,13 +246,13 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
 
 
 def paper_size_section(configs_root: Path, datasets: list[str]) -> list[str]:
-    """Params/FLOPs of the paper-size networks of configs/<dataset>/<cell>.yaml (computed, not trained)."""
+    """Params/FLOPs of the paper-size networks of stcbench/configs/<dataset>/<cell>.yaml (computed, not trained)."""
     from stcbench.reports.analysis import paper_size_costs
 
     rows = paper_size_costs(configs_root, [d for d in datasets if (configs_root / d).is_dir()])
     if not rows:
         return []
-    lines = ["## Cost of the paper-size networks (computed from configs/<dataset>/<cell>.yaml)", "",
+    lines = ["## Cost of the paper-size networks (computed from stcbench/configs/<dataset>/<cell>.yaml)", "",
              "Parameters and FLOPs (fvcore multiply-accumulates, one test sequence, batch 1) of the "
              "3x256 networks; compare with STC-LIF Table 7 (MMNIST: LIF 3.305M / 64.346G, "
              "STC-LIF 3.922M / 76.449G).", "",

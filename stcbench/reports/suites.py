@@ -1,8 +1,8 @@
 """Benchmark suites: the matrix cells x datasets x seeds, run through the training runner.
 
-* `quick`: `configs/quick/<dataset>.yaml` with the cell overridden, on the embedded data
+* `quick`: the shipped `quick/<dataset>.yaml` with the cell overridden, on the embedded data
   (generated when missing), CPU-sized, labelled scale "quick".
-* `paper`: `configs/<dataset>/<cell>.yaml` (the paper protocol; meant for GPUs), scale "paper".
+* `paper`: the shipped `<dataset>/<cell>.yaml` (the paper protocol; meant for GPUs), scale "paper".
 * `memory`: delegated to `stcbench.memory.run_memory_suite`.
 
 Each run is named `<suite>-<cell>-seed<seed>` under `<out>/runs/<dataset>/<cell>/`, so a
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from stcbench.config_files import PACKAGED_CONFIGS
 from stcbench.cells.registry import get_cell_info, list_cells, normalize_name
 from stcbench.errors import ConfigError
 
@@ -102,14 +103,14 @@ def resolve_datasets(datasets) -> list[str]:
 def config_path_for(suite: str, dataset: str, cell: str, configs_root: Path) -> Path:
     path = configs_root / "quick" / f"{dataset}.yaml" if suite == "quick" else configs_root / dataset / f"{cell}.yaml"
     if not path.is_file():
-        hint = ("the quick configs ship in configs/quick/" if suite == "quick"
+        hint = ("the quick configs ship in stcbench/configs/quick/" if suite == "quick"
                 else f"write {path} (copy a sibling config) or drop {cell!r} from --cells")
         raise ConfigError(f"config {path} for suite {suite!r} ({dataset}, {cell}) does not exist; {hint}")
     return path
 
 
 def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path = Path("bench"),
-               data_root: Path | None = None, configs_root: Path = Path("configs"),
+               data_root: Path | None = None, configs_root: Path | None = None,
                extra_overrides: dict | None = None, tag: str = "") -> list[PlannedRun]:
     """The runs of a video suite. `tag` names a variant (e.g. an ablation set with --set) so that
     its runs do not collide with, or get skipped as, the default runs."""
@@ -118,6 +119,7 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
     if tag and not re.fullmatch(r"[A-Za-z0-9_.=-]+", tag):
         raise ConfigError(f"--tag {tag!r} must use only letters, digits and _ . = -")
     runs_root = Path(out) / "runs"
+    configs_root = Path(configs_root) if configs_root is not None else PACKAGED_CONFIGS
     planned = []
     for dataset in resolve_datasets(datasets):
         for cell in resolve_cells(cells):

@@ -172,7 +172,7 @@ def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file "
-                          f"(see configs/ for examples)")
+                          f"or the name of a shipped config (e.g. quick/mmnist, mmnist/stclif, memory/adding)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -199,8 +199,11 @@ _OPAQUE_KEYS: frozenset[str] = frozenset()
 
 
 def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
-    """Read a YAML config and resolve its `base:` chain into one dict (no validation)."""
-    path = Path(path).resolve()
+    """Read a YAML config (a path, or the name of a packaged config such as `quick/mmnist`) and
+    resolve its `base:` chain into one dict (no validation)."""
+    from stcbench.config_files import find_config
+
+    path = find_config(path).resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise ConfigError(f"config `base:` inheritance loops: {chain}")

@@ -1,7 +1,7 @@
 """`stcbench demo`: the README's first job, a few minutes on 2 CPU cores.
 
 Generates the embedded Moving MNIST default when absent, trains a small STC-LIF and a small
-LIF with configs/quick/mmnist.yaml, tests both, prints a metrics table and writes a PNG of
+LIF with the shipped config quick/mmnist, tests both, prints a metrics table and writes a PNG of
 context / ground truth / predictions.
 """
 from __future__ import annotations
@@ -20,15 +20,14 @@ METRIC_COLUMNS = (("mse", "MSE"), ("mae", "MAE"), ("ssim", "SSIM"), ("psnr", "PS
 
 
 def quick_config_path(name: str = "mmnist") -> Path:
-    """configs/quick/<name>.yaml of the source tree (or of the current directory)."""
-    import stcbench
+    """The packaged quick/<name>.yaml."""
+    from stcbench.config_files import packaged_config
 
-    for root in (Path(stcbench.__file__).resolve().parents[1], Path.cwd()):
-        path = root / "configs" / "quick" / f"{name}.yaml"
-        if path.is_file():
-            return path
-    raise ConfigError(f"configs/quick/{name}.yaml not found; run the demo from the stcbench source tree "
-                      f"(git checkout) or pass --config")
+    path = packaged_config(f"quick/{name}")
+    if path is None:
+        raise ConfigError(f"the shipped config quick/{name}.yaml is missing from the installed package; "
+                          f"reinstall stcbench or pass --config")
+    return path
 
 
 def run_demo(out_dir: Path, *, data_root: str | None = None, cells=DEFAULT_CELLS, config: Path | None = None,

@@ -8,7 +8,7 @@ from stcbench.errors import ConfigError
 from stcbench.training.config import (Config, config_from_dict, config_reference, load_config_dict,
                                       parse_override, resolve_config)
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "stcbench" / "configs"
 
 
 def write(path: Path, data) -> Path:
@@ -114,7 +114,41 @@ def test_paper_configs_match_table_8(dataset, epochs, detach):
 def test_docs_list_every_key():
     from stcbench.training.config import reference_markdown
 
-    docs = (CONFIGS.parent / "docs" / "configs.md").read_text()
+    docs = (CONFIGS.parents[1] / "docs" / "configs.md").read_text()
     begin, end = "<!-- BEGIN GENERATED: config keys -->\n", "<!-- END GENERATED: config keys -->"
     generated = docs[docs.index(begin) + len(begin):docs.index(end)]
     assert generated == reference_markdown(), "docs/configs.md is stale; regenerate the key table"
+
+
+@pytest.mark.parametrize("name", ["quick/mmnist", "quick/mmnist.yaml", "mmnist/stclif", "configs/mmnist/stclif.yaml",
+                                  "memory/adding"])
+def test_shipped_configs_are_addressable_by_name(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                        # nothing of the source tree is reachable from here
+    data = load_config_dict(name)
+    stem = name.removeprefix("configs/").removesuffix(".yaml")
+    assert data == load_config_dict(CONFIGS / f"{stem}.yaml")
+    if stem == "mmnist/stclif":                        # its base: chain reaches paper.yaml
+        assert data["model"]["cell"] == "stclif" and data["optim"]["lr"] == 1e-3
+
+
+def test_an_existing_path_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "quick" / "mmnist.yaml").write_text("seed: 7\n")
+    assert load_config_dict("quick/mmnist.yaml") == {"seed": 7}
+    assert load_config_dict("quick/mmnist")["seed"] != 7  # no such path: the shipped config
+
+
+def test_unknown_config_name_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("quick/nosuch", "../mmnist/stclif", "/nonexistent/x.yaml"):
+        with pytest.raises(ConfigError, match="does not exist.*shipped config"):
+            load_config_dict(name)
+
+
+def test_shipped_config_names_are_listed():
+    from stcbench.config_files import packaged_config_names
+
+    names = packaged_config_names()
+    assert {"quick/mmnist", "mmnist/stclif", "paper", "memory/adding"} <= set(names)
+    assert not any(n.endswith("_base") for n in names)
