@@ -6,11 +6,12 @@ import pytest
 import torch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stclif-reference"
+OPENSTL_FIXTURES = Path(__file__).parent / "fixtures" / "openstl-convlstm"
 
 
-def load_fixture(name: str) -> dict:
-    """Arrays of one official-code dump (tests/fixtures/stclif-reference/<name>.npz) plus parsed meta."""
-    with np.load(FIXTURES / f"{name}.npz") as z:
+def load_fixture(name: str, folder: Path = FIXTURES) -> dict:
+    """Arrays of one reference dump (`folder`/<name>.npz, by default tests/fixtures/stclif-reference) plus parsed meta."""
+    with np.load(Path(folder) / f"{name}.npz") as z:
         data = {k: z[k] for k in z.files}
     data["meta"] = json.loads(str(data["meta"]))
     return data

@@ -252,8 +252,8 @@ def test_bpsta_carry_without_residual_gradcheck(float64):
 
 
 # ------------------------------------------------------------------------------- ConvLSTM
-def reference_convlstm(x_seq, w_x, w_h, conv):
-    """Shi et al. 2015 without peepholes, forget bias 1 (OpenSTL ConvLSTMCell), written out."""
+def reference_convlstm(x_seq, w_x, w_h, conv, forget_bias):
+    """Shi et al. 2015 without peepholes, written out; OpenSTL's ConvLSTMCell adds no forget bias."""
     steps, batch = x_seq.shape[:2]
     hidden_channels = w_h.shape[1]
     spatial = x_seq.shape[3:]
@@ -267,19 +267,21 @@ def reference_convlstm(x_seq, w_x, w_h, conv):
         else:
             z = torch.cat([x_seq[t], h], 1) @ torch.cat([w_x, w_h], 1)[..., 0].T
         i, f, g, o = z.chunk(4, dim=1)
-        c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * torch.tanh(g)
+        c = torch.sigmoid(f + forget_bias) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         outputs.append(h)
     return torch.stack(outputs), c
 
 
+@pytest.mark.parametrize("variant, forget_bias", [("reference", 0.0), ("original", 1.0)])
 @pytest.mark.parametrize("synapse, shape", [("conv", (4, 2, 3, 6, 6)), ("linear", (4, 2, 3))])
-def test_convlstm_matches_gate_equations(synapse, shape, float64):
+def test_convlstm_matches_gate_equations(synapse, shape, variant, forget_bias, float64):
     torch.manual_seed(0)
-    cell = create_cell("convlstm", 3, C, synapse=synapse, kernel_size=3)
+    cell = create_cell("convlstm", 3, C, synapse=synapse, kernel_size=3, variant=variant)
     x = torch.randn(*shape)
     out, (h, c) = cell.multi_step(x)
-    ref_out, ref_c = reference_convlstm(x, cell.conv_x[0].weight, cell.conv_h[0].weight, synapse == "conv")
+    ref_out, ref_c = reference_convlstm(x, cell.conv_x[0].weight, cell.conv_h[0].weight, synapse == "conv",
+                                        forget_bias)
     torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=0)
     torch.testing.assert_close(c, ref_c, atol=1e-12, rtol=0)
     torch.testing.assert_close(out[-1], h, atol=0, rtol=0)
