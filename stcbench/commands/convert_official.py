@@ -17,7 +17,8 @@ def register(subparsers) -> None:
                     "sizes and the filter size are read from the weights; the frame geometry comes from "
                     "--dataset or the explicit size flags. The key set and all shapes are verified.")
     parser.add_argument("reference", type=Path, help="official .pth file")
-    parser.add_argument("--cell", required=True, help="lif, plif, glif, tclif, lmh, stclif, stcplif or stclmh")
+    parser.add_argument("--cell", required=True,
+                        help="lif, plif, glif, tclif, lmh, stclif, stcplif, stclmh, or convlstm (OpenSTL ConvLSTM)")
     parser.add_argument("--dataset", default=None, help="mmnist, taxibj or kth (sets all sizes)")
     parser.add_argument("--in-frames", type=int, default=None)
     parser.add_argument("--out-frames", type=int, default=None)
@@ -35,6 +36,6 @@ def run(args) -> int:
 
     path = convert(args.reference, args.output, cell=args.cell, dataset=args.dataset, in_frames=args.in_frames,
                    out_frames=args.out_frames, patch_size=args.patch_size, channels=args.channels,
-                   image_size=args.image_size, gradient_detach=args.gradient_detach)
+                   image_size=args.image_size, gradient_detach=args.gradient_detach, report=print)
     print(f"wrote {path}")
     return 0

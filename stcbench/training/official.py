@@ -3,7 +3,8 @@
 Accepted inputs: a plain state_dict (`checkpoint.pth`) or the OpenSTL `latest.pth` wrapper
 `{'epoch', 'optimizer', 'state_dict', 'scheduler'}`; a `module.` prefix (DataParallel/DDP) is
 stripped. Hidden sizes and the filter size are inferred from the weights
-(`cell_list.{i}.conv_x.0.weight` [C_i, C_in, k, k]); the frame geometry comes from `--dataset`
+(`cell_list.{i}.conv_x.0.weight` [C_i, C_in, k, k]; OpenSTL ConvLSTM: official_convlstm.py); the frame
+geometry comes from `--dataset`
 or from explicit sizes. Every expected key must be present with the expected shape, and no
 unexpected key may remain.
 """
@@ -16,9 +17,11 @@ from pathlib import Path
 import torch
 
 from stcbench.errors import ConfigError
+from stcbench.training.official_convlstm import (convlstm_cell_options, drop_unused_weights,
+                                                 infer_convlstm_architecture, is_convlstm)
 
 LAYER_KEY = re.compile(r"^cell_list\.(\d+)\.(.+)$")
-OFFICIAL_CELLS = ("lif", "plif", "glif", "tclif", "lmh", "stclif", "stcplif", "stclmh")
+OFFICIAL_CELLS = ("lif", "plif", "glif", "tclif", "lmh", "stclif", "stcplif", "stclmh", "convlstm")
 
 
 @dataclass
@@ -54,12 +57,14 @@ def _strip_module(name: str) -> str:
     return name[len("module."):] if name.startswith("module.") else name
 
 
-def infer_architecture(state: dict[str, torch.Tensor]) -> tuple[list[int], int, int]:
+def infer_architecture(state: dict[str, torch.Tensor], cell: str | None = None) -> tuple[list[int], int, int]:
     """(num_hidden, filter_size, layer-0 input channels) from the official weights."""
     layers = sorted({int(m.group(1)) for k in state if (m := LAYER_KEY.match(k))})
     if not layers or layers != list(range(len(layers))):
         raise ConfigError("the checkpoint has no consecutive cell_list.{i}.* layers; is it an official "
                           "STC-LIF/OpenSTL spiking model (<NAME>_Model)?")
+    if cell is not None and is_convlstm(cell):
+        return _with_readout(state, infer_convlstm_architecture(state, layers))
     hidden, kernels, in_channels = [], set(), None
     for i in layers:
         key = f"cell_list.{i}.conv_x.0.weight"
@@ -74,9 +79,13 @@ def infer_architecture(state: dict[str, torch.Tensor]) -> tuple[list[int], int, 
             in_channels = int(weight.shape[1])
     if len(kernels) != 1:
         raise ConfigError(f"layers use different filter sizes {sorted(kernels)}; expected one")
+    return _with_readout(state, (hidden, kernels.pop(), in_channels))
+
+
+def _with_readout(state: dict[str, torch.Tensor], architecture: tuple[list[int], int, int]):
     if "conv_last.weight" not in state:
         raise ConfigError("missing conv_last.weight (the 1x1 readout); the checkpoint is not an official model")
-    return hidden, kernels.pop(), in_channels
+    return architecture
 
 
 def geometry_from_args(dataset: str | None, in_frames, out_frames, patch_size, channels, image_size) -> Geometry:
@@ -186,8 +195,10 @@ def verify_state_dict(mapped: dict[str, torch.Tensor], net) -> None:
 
 def convert(reference: str | Path, output: str | Path, *, cell: str, dataset: str | None = None,
             in_frames: int | None = None, out_frames: int | None = None, patch_size: int | None = None,
-            channels: int | None = None, image_size=None, gradient_detach: int | None = None) -> Path:
-    """Write an stcbench checkpoint (usable by `test` and `predict`) from official weights."""
+            channels: int | None = None, image_size=None, gradient_detach: int | None = None,
+            report=None) -> Path:
+    """Write an stcbench checkpoint (usable by `test` and `predict`) from official weights.
+    `report(line)` is told which unused OpenSTL weights were dropped (OpenSTL ConvLSTM)."""
     import lightning
 
     from stcbench.cells.registry import resolve_name
@@ -196,7 +207,10 @@ def convert(reference: str | Path, output: str | Path, *, cell: str, dataset: st
 
     cell = resolve_name(cell)
     state = read_official_state_dict(reference)
-    hidden, filter_size, in_channels = infer_architecture(state)
+    hidden, filter_size, in_channels = infer_architecture(state, cell)
+    dropped: list[str] = []
+    if is_convlstm(cell):
+        state, dropped = drop_unused_weights(state, hidden, filter_size)
     geometry = geometry_from_args(dataset, in_frames, out_frames, patch_size, channels, image_size)
     expected_in = geometry.patch_size ** 2 * geometry.channels
     if in_channels != expected_in:
@@ -209,6 +223,8 @@ def convert(reference: str | Path, output: str | Path, *, cell: str, dataset: st
     if gradient_detach is None:
         gradient_detach = default_gradient_detach(cell, dataset)
     config = build_config(cell, geometry, hidden, filter_size, dataset=dataset, gradient_detach=gradient_detach)
+    if is_convlstm(cell):
+        config["model"]["cell_options"] = convlstm_cell_options(state)
     module = VideoPredictionModule(config)
     mapped = official_to_ours(state, module.net)
     verify_state_dict(mapped, module.net)
@@ -220,8 +236,10 @@ def convert(reference: str | Path, output: str | Path, *, cell: str, dataset: st
         "global_step": 0,
         "stcbench": None,
         "converted_from": {"file": str(reference), "keys": len(state),
-                           "dtype": str(next(iter(state.values())).dtype)},
+                           "dtype": str(next(iter(state.values())).dtype), "dropped": dropped},
     }
     output = Path(output)
     atomic_torch_save(output, checkpoint)
+    if dropped and report is not None:
+        report(f"dropped {len(dropped)} weights OpenSTL's ConvLSTM never uses: {', '.join(dropped)}")
     return output
