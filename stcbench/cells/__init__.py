@@ -51,10 +51,20 @@ def _import_file(path: Path):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise plugin_error(str(path), exc) from exc
     except BaseException:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def plugin_error(spec: str, exc: BaseException) -> ConfigError:
+    """One line naming the plugin and why it failed to import."""
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return ConfigError(f"plugin {spec!r} cannot be imported: {type(exc).__name__}: {message}; fix it or "
+                       f"remove it from {PLUGIN_ENV} / the config's `plugins:` / --plugin")
 
 
 def load_plugin(spec: str):
@@ -69,8 +79,12 @@ def load_plugin(spec: str):
         try:
             module = importlib.import_module(spec)
         except ModuleNotFoundError as exc:
+            if exc.name is not None and spec != exc.name and not spec.startswith(f"{exc.name}."):
+                raise plugin_error(spec, exc) from exc      # the plugin exists; one of its imports does not
             raise ConfigError(f"plugin module {spec!r} cannot be imported ({exc}); give an importable module "
                               f"name or a path to a .py file (in `plugins:` or {PLUGIN_ENV})") from exc
+        except Exception as exc:
+            raise plugin_error(spec, exc) from exc
     _LOADED_PLUGINS[key] = module
     return module
 
@@ -93,7 +107,10 @@ def _load_entry_points() -> None:
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         key = f"entry-point:{entry_point.value}"
         if key not in _LOADED_PLUGINS:
-            _LOADED_PLUGINS[key] = entry_point.load()
+            try:
+                _LOADED_PLUGINS[key] = entry_point.load()
+            except Exception as exc:
+                raise plugin_error(f"{entry_point.name} = {entry_point.value} (entry point)", exc) from exc
 
 
 _import_package_modules()

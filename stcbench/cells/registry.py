@@ -6,17 +6,13 @@ Names are case-insensitive and ignore '-', '_' and spaces, so `STC-LIF`, `stc_li
 from __future__ import annotations
 
 import inspect
-import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
+from stcbench.cell_names import normalize_name  # noqa: F401  (re-exported)
 from stcbench.errors import ConfigError
-
-
-def normalize_name(name: str) -> str:
-    return re.sub(r"[\s_\-]", "", str(name)).lower()
 
 
 @dataclass

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from stcbench.checkpoints import add_trust_argument
+from stcbench.cell_names import cell_names_help
 from stcbench.config_files import PACKAGED_CONFIGS
 from stcbench.errors import ConfigError
 from stcbench.reports.suites import SUITES, execute, make_committable, plan_suite
@@ -34,7 +35,8 @@ def register(subparsers) -> None:
                     "probes. Finished runs (metrics.json with test results) are skipped.")
     parser.add_argument("--suite", choices=SUITES, required=True)
     parser.add_argument("--cells", nargs="+", action=ListedValues, default=None,
-                        help="cells to run, space- or comma-separated (default: every registered cell)")
+                        help=f"cells to run, space- or comma-separated (default: every registered cell: "
+                             f"{cell_names_help()}, and those of loaded plugins)")
     parser.add_argument("--datasets", nargs="+", action=ListedValues, default=None,
                         help="mmnist taxibj kth (kth also tests 10->40)")
     parser.add_argument("--tasks", nargs="+", action=ListedValues, default=None,

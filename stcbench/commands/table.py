@@ -4,9 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from stcbench.atomic import write_text as atomic_write_text
-from stcbench.reports.runs import SELECTIONS, discover_runs
-from stcbench.reports.tables import FORMAT_SUFFIX, FORMATS, build_table, render, table_keys
+from stcbench.reports.runs import SELECTIONS
+
+FORMATS = ("markdown", "latex", "csv")     # stcbench.reports.tables.FORMATS, which imports scipy
 
 
 def register(subparsers) -> None:
@@ -25,6 +25,10 @@ def register(subparsers) -> None:
 
 
 def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: str = "newest") -> list[Path]:
+    from stcbench.atomic import write_text as atomic_write_text
+    from stcbench.reports.runs import discover_runs
+    from stcbench.reports.tables import FORMAT_SUFFIX, build_table, render
+
     runs = discover_runs(runs_root)
     texts = {key: render(build_table(key, runs, selection), fmt) for key in keys}
     if out is None:
@@ -34,6 +38,8 @@ def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: s
 
 
 def run(args) -> int:
+    from stcbench.reports.tables import table_keys
+
     written = write_tables(args.runs, table_keys(args.table), args.format, args.out, args.select)
     for path in written:
         print(path)

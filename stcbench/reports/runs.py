@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from stcbench.cells.registry import normalize_name
+from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
 from stcbench.strict_json import number, restore_non_finite
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from stcbench.config_files import PACKAGED_CONFIGS
-from stcbench.cells.registry import get_cell_info, list_cells, normalize_name
+from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
 
 SUITES = ("quick", "paper", "memory")
@@ -81,10 +81,14 @@ def has_test_results(metrics_path: Path) -> bool:
 
 
 def registered_cells() -> list[str]:
+    from stcbench.cells import list_cells
+
     return [info.name for info in list_cells()]
 
 
 def resolve_cells(cells) -> list[str]:
+    from stcbench.cells import get_cell_info
+
     if not cells:
         return registered_cells()
     return list(dict.fromkeys(get_cell_info(c).name for c in cells))

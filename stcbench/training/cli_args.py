@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stcbench.cell_names import cell_names_help
 from stcbench.errors import ConfigError
 from stcbench.training.config import parse_override
 
@@ -15,7 +16,7 @@ from stcbench.training.config import parse_override
 COMMON_FLAGS = {
     "--max-epochs": ("trainer.max_epochs", int, "number of training epochs (the LR schedule spans them)"),
     "--batch-size": ("data.batch_size", int, "per-process batch size"),
-    "--cell": ("model.cell", str, "cell name (any registered cell; see `stcbench cells`)"),
+    "--cell": ("model.cell", str, f"cell name: {cell_names_help()}, or a plugin's (see `stcbench cells`)"),
     "--dataset": ("data.dataset", str, "mmnist, taxibj or kth"),
     "--data-root": ("data.data_root", str, "folder holding the dataset files"),
     "--output-dir": ("run.output_dir", str, "root of the run directories (default runs/)"),
