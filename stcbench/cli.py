@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from stcbench.checkpoints import checkpoint_trust
 from stcbench.errors import StcbenchError
 
 COMMANDS = (
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        result = args.func(args)
+        with checkpoint_trust(getattr(args, "trust_checkpoint", False)):
+            result = args.func(args)
     except StcbenchError as exc:
         print(f"stcbench {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

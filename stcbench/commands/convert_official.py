@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stcbench.checkpoints import add_trust_argument
+
 
 def _image_size(text: str):
     parts = [int(p) for p in str(text).lower().replace("x", ",").split(",") if p.strip()]
@@ -28,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--gradient-detach", type=int, choices=(0, 1), default=None,
                         help="STC cells (training only; default: 0 on mmnist, else 1)")
     parser.add_argument("--output", "-o", type=Path, required=True, help="stcbench checkpoint to write (.ckpt)")
+    add_trust_argument(parser)
     parser.set_defaults(func=run, command="convert-official")
 
 

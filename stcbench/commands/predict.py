@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stcbench.checkpoints import add_trust_argument
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,6 +19,7 @@ def register(subparsers) -> None:
                         help="arithmetic precision (64 for bit-level comparisons)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_trust_argument(parser)
     parser.set_defaults(func=run)
 
 

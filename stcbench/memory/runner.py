@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from stcbench.checkpoints import load_checkpoint, trusted, verify_checkpoint
 from stcbench.errors import ConfigError
 from stcbench.memory import config as memory_config
 from stcbench.memory.analysis import gradient_through_time, plot_gradient_through_time
@@ -133,6 +134,8 @@ def fit(config: dict | str | Path, *, ckpt_path: str | Path | None = None, overr
     cfg = memory_config.resolve(config, overrides)
     run_dir = run_dir_for(cfg)
     resume = resolve_checkpoint(ckpt_path) if ckpt_path is not None else None
+    if resume is not None:
+        verify_checkpoint(resume)
     if resume is None and run_dir.exists():
         raise ConfigError(f"run directory {run_dir} already exists; choose another run.name (--run-name) or resume "
                           f"it with --ckpt-path {run_dir}")
@@ -149,7 +152,8 @@ def fit(config: dict | str | Path, *, ckpt_path: str | Path | None = None, overr
         trainer = build_trainer(cfg, run_dir, callbacks, loggers)
         try:
             with sigterm_exits_nonzero(run_dir):
-                trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+                trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None,
+                            weights_only=not trusted())
             results = evaluate_run(cfg, trainer, module, datamodule, run_dir, history.rows)
         except BaseException:
             finish_wandb(loggers, failed=True)
@@ -199,7 +203,7 @@ def plain_metrics(metrics: dict, prefix: str) -> dict:
 
 
 def load_weights(module: MemoryModule, path: Path) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_checkpoint(path)["state_dict"]
     module.load_state_dict(state)
 
 
@@ -223,7 +227,7 @@ def test(config: dict | str | Path | None, ckpt_path: str | Path, *, overrides: 
     from stcbench.training.runner import checkpoint_record
 
     path = resolve_checkpoint(ckpt_path)
-    stored = torch.load(path, map_location="cpu", weights_only=False)
+    stored = load_checkpoint(path)
     stored_cfg = stored.get("hyper_parameters", {}).get("cfg")
     if stored_cfg is None:
         raise ConfigError(f"{path} is not a memory-probe checkpoint (no stored config); test it with its own task")

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from stcbench.cells.base import RecurrentCell
+from stcbench.checkpoints import load_checkpoint
 from stcbench.errors import StcbenchError
 from stcbench.reports.cost import (count_flops, count_params, count_synaptic_ops, energy_pj)
 from stcbench.atomic import write_text as atomic_write_text
@@ -253,7 +254,7 @@ def load_run_network(run: Run):
     if ckpt is None or not run.config:
         return None
     net, spec = build_network(config_from_dict(run.config))
-    state = torch.load(ckpt, map_location="cpu", weights_only=False).get("state_dict", {})
+    state = load_checkpoint(ckpt).get("state_dict", {})
     net.load_state_dict(submodule_state(state, "net"))
     return net.eval(), spec
 

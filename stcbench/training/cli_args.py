@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stcbench.checkpoints import add_trust_argument
 from stcbench.cell_names import cell_names_help
 from stcbench.errors import ConfigError
 from stcbench.training.config import parse_override
@@ -86,3 +87,4 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 def add_ckpt_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--ckpt-path", "--ckpt_path", dest="ckpt_path", type=Path, default=None, help=help_text)
+    add_trust_argument(parser)

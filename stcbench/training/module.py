@@ -341,7 +341,9 @@ def load_module(path, config: dict | None = None, dtype: torch.dtype | None = No
     """A module from a checkpoint, built in `dtype` *before* the weights are copied in, so float64
     weights (converted official checkpoints) keep their precision. `config` replaces the stored one
     (the architecture must be the same)."""
-    checkpoint = torch.load(str(path), map_location="cpu", weights_only=False)
+    from stcbench.checkpoints import load_checkpoint
+
+    checkpoint = load_checkpoint(path)
     stored = (checkpoint.get("hyper_parameters") or {}).get("config")
     module = VideoPredictionModule(config if config is not None else stored)
     if dtype is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from stcbench.checkpoints import load_checkpoint
 from stcbench.errors import ConfigError
 from stcbench.training.official_convlstm import (convlstm_cell_options, drop_unused_weights,
                                                  infer_convlstm_architecture, is_convlstm)
@@ -38,13 +39,7 @@ def read_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"official checkpoint {str(path)!r} does not exist")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception:
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise ConfigError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from None
+    obj = load_checkpoint(path, hint="pass the official checkpoint.pth or OpenSTL latest.pth")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]                    # OpenSTL latest.pth wrapper
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

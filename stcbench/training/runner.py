@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.training.callbacks import sigterm_exits_nonzero
 from stcbench.training.loggers import finish_wandb
@@ -227,7 +228,8 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
     with shared_run_dir(run_dir), sigterm_exits_nonzero(run_dir):
         try:
             trainer = build_trainer(cfg, run_dir, loggers=loggers)
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                        weights_only=not trusted())
         except BaseException as error:
             finish_wandb(loggers, failed=True)
             if created is not None and isinstance(error, StcbenchError):
@@ -274,11 +276,7 @@ def _check_checkpoint_fits(module, ckpt_path: Path) -> None:
     resuming cannot continue it."""
     from stcbench.training.param_groups import parameter_groups
 
-    try:
-        ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ConfigError(f"cannot read checkpoint {str(ckpt_path)!r} ({exc}); pass a .ckpt written by "
-                          f"`stcbench fit`") from None
+    ckpt = load_checkpoint(ckpt_path)
     _check_same_architecture(module.config.model, ((ckpt.get("hyper_parameters") or {}).get("config") or {}),
                              ckpt_path)
     states = ckpt.get("optimizer_states") or []
@@ -492,8 +490,8 @@ def write_metrics(run_dir: Path, results: dict) -> None:
 
 def _checkpoint_epoch(path: Path) -> int | None:
     try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception:
+        ckpt = load_checkpoint(path)
+    except StcbenchError:
         return None
     epoch = ckpt.get("epoch")
     return int(epoch) + 1 if isinstance(epoch, int) else None   # epochs completed
@@ -547,11 +545,7 @@ def format_summary(results: dict) -> str:
 # test
 # ------------------------------------------------------------------------------------------
 def load_checkpoint_config(ckpt_path: Path) -> dict:
-    try:
-        ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ConfigError(f"cannot read checkpoint {str(ckpt_path)!r} ({exc}); pass a .ckpt written by "
-                          f"`stcbench fit` or `stcbench convert-official`") from None
+    ckpt = load_checkpoint(ckpt_path, hint="pass a .ckpt written by `stcbench fit` or `stcbench convert-official`")
     config = (ckpt.get("hyper_parameters") or {}).get("config")
     if not isinstance(config, dict):
         raise ConfigError(f"{ckpt_path} is not a stcbench checkpoint (no config inside); convert official "

@@ -1,0 +1,92 @@
+"""Reading checkpoints without letting them run code.
+
+A `.ckpt`/`.pth` file is a pickle, and unpickling can call any Python function the file names.
+Every checkpoint stcbench reads goes through `load_checkpoint`, which unpickles with
+`torch.load(weights_only=True)`: tensors, numbers, strings, lists, tuples and dicts only. That is
+all the checkpoints written by `stcbench fit` and `stcbench convert-official` hold. A file that needs
+more is refused with one line naming it; the user may load it anyway with `--trust-checkpoint`
+(commands that read checkpoints accept it), which is only safe for files from a trusted source.
+
+torch is imported inside the functions, so that argument parsing stays fast.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Any
+
+from stcbench.errors import ConfigError
+
+TRUST_FLAG = "--trust-checkpoint"
+TRUST_HELP = ("load checkpoints that hold arbitrary Python objects (unpickling them can run any code: use only "
+              "for files from a source you trust; stcbench's own checkpoints never need it)")
+
+_trusted = [False]
+
+
+class UnsafeCheckpointError(ConfigError):
+    """A checkpoint holds objects whose unpickling could run code."""
+
+
+@contextlib.contextmanager
+def checkpoint_trust(enabled: bool):
+    """Within the block, checkpoints are unpickled without restriction when `enabled`."""
+    previous = _trusted[0]
+    _trusted[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _trusted[0] = previous
+
+
+def trusted() -> bool:
+    return _trusted[0]
+
+
+def add_trust_argument(parser) -> None:
+    parser.add_argument(TRUST_FLAG, dest="trust_checkpoint", action="store_true", help=TRUST_HELP)
+
+
+def load_checkpoint(path: str | Path, *, hint: str = "pass a .ckpt written by `stcbench fit`") -> Any:
+    """The unpickled contents of `path`, loaded on the CPU; refuses objects beyond plain data unless trusted."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"checkpoint {str(path)!r} is a directory; {hint}")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=not trusted())
+    except pickle.UnpicklingError as exc:
+        refused = _refused_object(str(exc))
+        if refused:
+            raise UnsafeCheckpointError(
+                f"refused to load {path}: it holds a reference to {refused}, which unpickling could use to run "
+                f"code; if the file comes from a source you trust, pass {TRUST_FLAG}") from None
+        raise ConfigError(f"cannot read checkpoint {str(path)!r} (not a PyTorch checkpoint, or one holding "
+                          f"objects a safe load does not read); {hint}") from None
+    except FileNotFoundError:
+        raise ConfigError(f"checkpoint {str(path)!r} does not exist; {hint}") from None
+    except PermissionError:
+        raise ConfigError(f"checkpoint {str(path)!r} is not readable (permission denied); check its "
+                          f"permissions") from None
+    except Exception as exc:        # truncated zip, wrong format, ...: torch raises many types
+        raise ConfigError(f"cannot read checkpoint {str(path)!r} ({_first_line(exc)}); {hint}") from None
+
+
+def verify_checkpoint(path: str | Path, *, hint: str = "pass a .ckpt written by `stcbench fit`") -> None:
+    """Raise the error `load_checkpoint` would, before a library (Lightning) unpickles the file itself."""
+    load_checkpoint(path, hint=hint)
+
+
+def _refused_object(message: str) -> str | None:
+    """The global (function or class) a safe load refused, as torch names it."""
+    found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"Unsupported global: ?`?([\w.]+)", message)
+    return found.group(1) if found else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
