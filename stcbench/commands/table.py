@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from stcbench.reports.runs import SELECTIONS
+from stcbench.errors import ConfigError
+from stcbench.reports.runs import DEFAULT_BASELINE, SELECTIONS
 
 FORMATS = ("markdown", "latex", "csv")     # stcbench.reports.tables.FORMATS, which imports scipy
 
@@ -21,16 +22,41 @@ def register(subparsers) -> None:
                         help="which run represents a (dataset, cell): newest complete (default) or best-val")
     parser.add_argument("--out", type=Path, default=None,
                         help="write table_<key>.<ext> files here instead of printing")
+    add_baseline_option(parser)
     parser.set_defaults(func=run)
 
 
-def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: str = "newest") -> list[Path]:
+def add_baseline_option(parser) -> None:
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE,
+                        help=f"cell every row is compared with (mean difference, 95 %% interval, better / worse / "
+                             f"not distinguishable; default {DEFAULT_BASELINE}); 'none' leaves the comparison out")
+
+
+def resolve_baseline(name: str | None, runs: list) -> str | None:
+    """The baseline cell's registry name, None for 'none'; a name that is neither a registered cell nor
+    the cell of a run is a clear error."""
+    if name is None or str(name).lower() == "none":
+        return None
+    from stcbench.cells.registry import get_cell_info, normalize_name
+
+    try:
+        return get_cell_info(name).name
+    except ConfigError:
+        if any(run.cell == normalize_name(name) for run in runs):
+            return normalize_name(name)
+        raise ConfigError(f"--baseline {name!r} is no registered cell and no run has it; pass a cell with runs "
+                          f"(e.g. --baseline {DEFAULT_BASELINE}) or --baseline none") from None
+
+
+def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: str = "newest",
+                 baseline: str | None = DEFAULT_BASELINE) -> list[Path]:
     from stcbench.atomic import write_text as atomic_write_text
     from stcbench.reports.runs import discover_runs
     from stcbench.reports.tables import FORMAT_SUFFIX, build_table, render
 
     runs = discover_runs(runs_root)
-    texts = {key: render(build_table(key, runs, selection), fmt) for key in keys}
+    baseline = resolve_baseline(baseline, runs)
+    texts = {key: render(build_table(key, runs, selection, baseline), fmt) for key in keys}
     if out is None:
         sys.stdout.write("\n".join(texts.values()))
         return []
@@ -40,7 +66,7 @@ def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: s
 def run(args) -> int:
     from stcbench.reports.tables import table_keys
 
-    written = write_tables(args.runs, table_keys(args.table), args.format, args.out, args.select)
+    written = write_tables(args.runs, table_keys(args.table), args.format, args.out, args.select, args.baseline)
     for path in written:
         print(path)
     return 0

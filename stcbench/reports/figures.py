@@ -2,7 +2,8 @@
 
 * `prediction_grid`: rows input / ground truth / each model's prediction (STC-LIF paper Figs. 3, 6).
 * `prediction_gif`: the same as an animation over time, one panel per row.
-* `per_frame_curves`: a metric per predicted frame (metrics.json `per_frame`), one line per model.
+* `per_frame_curves`: a metric per predicted frame (metrics.json `per_frame`), one line per model;
+  with several seeds per model, their mean and a 95 % confidence band (Student t over seeds).
 * `gate_dynamics`: the circuit gates A_t - 1 (history, beta) and B_t - 1 (input, gamma) per
   layer and step, mean and spread over neurons and samples (STC-LIF paper Fig. 2).
 * `training_curves`: logged scalars against step/epoch (e.g. gate means during training).
@@ -28,6 +29,16 @@ from stcbench.atomic import replacing  # noqa: E402
 from stcbench.errors import StcbenchError  # noqa: E402
 
 DPI = 100
+COLORS = tuple(plt.get_cmap("tab10").colors)
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+
+
+def line_style(index: int) -> dict:
+    """Colour, line style and marker of the index-th line: no two of the first 40 lines share all three
+    (10 colours; the line style changes every 10 lines; 12 markers)."""
+    return {"color": COLORS[index % len(COLORS)], "linestyle": LINESTYLES[(index // len(COLORS)) % len(LINESTYLES)],
+            "marker": MARKERS[index % len(MARKERS)]}
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -121,17 +132,30 @@ def prediction_gif(truth, predictions: Mapping[str, object], path: Path, *, inpu
     return path
 
 
-def per_frame_curves(series: Mapping[str, Sequence[float]], path: Path, *, metric: str = "mse",
+def per_frame_curves(series: Mapping[str, Sequence], path: Path, *, metric: str = "mse",
                      title: str | None = None, ylabel: str | None = None) -> Path:
+    """One line per model: `series[label]` is one per-frame curve, or a list of curves (one per seed),
+    drawn as their mean with a shaded 95 % confidence band."""
+    from stcbench.reports.stats import summarize
+
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for label, values in series.items():
-        values = _as_numpy(values)
-        ax.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=label)
+    for index, (label, values) in enumerate(series.items()):
+        curves = _as_numpy(values)
+        curves = curves[None] if curves.ndim == 1 else curves
+        frames = np.arange(1, curves.shape[1] + 1)
+        summaries = [summarize(curves[:, t]) for t in range(curves.shape[1])]
+        mean = np.array([s.mean if s else np.nan for s in summaries])
+        style = line_style(index)
+        name = label if len(curves) == 1 else f"{label} (n = {len(curves)})"
+        ax.plot(frames, mean, markersize=3, linewidth=1.2, label=name, **style)
+        if len(curves) > 1:
+            half = np.array([s.half_width if s and s.half_width is not None else np.nan for s in summaries])
+            ax.fill_between(frames, mean - half, mean + half, color=style["color"], alpha=0.15, linewidth=0)
     ax.set_xlabel("predicted frame")
     ax.set_ylabel(ylabel or metric)
     ax.grid(alpha=0.3)
     if series:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, ncol=2 if len(series) > 6 else 1)
     ax.set_title(title or f"{metric} per predicted frame", fontsize=9)
     fig.subplots_adjust(left=0.15, right=0.97, bottom=0.15, top=0.9)
     return _save(fig, path)

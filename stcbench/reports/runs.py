@@ -8,6 +8,10 @@ Selection rules (documented in docs/reports.md):
 * `newest` (default): the largest scale first (paper > reduced > quick > unknown), then the
   most epochs, then the newest `finished_at` / file time, then the path (for ties).
 * `best-val`: the lowest validation MSE (`val.mse`), runs without one last, then as `newest`.
+
+Seeds: `select_group` returns the selected run together with every complete run of the same
+setting (the same config apart from the seed, the run's name and folders, logging and the
+hardware: `setting_key`), one run per seed, so that tables and reports aggregate over seeds.
 """
 from __future__ import annotations
 
@@ -22,8 +26,10 @@ from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
 from stcbench.strict_json import number, restore_non_finite
 
+PER_SEQUENCE_FILE = "test_per_sequence.npz"
 SCALE_RANK = {"paper": 3, "reduced": 2, "quick": 1}
 SELECTIONS = ("newest", "best-val")
+DEFAULT_BASELINE = "lif"     # the cell tables and reports compare every row with
 
 # Cell options that change which published row a run belongs to, with their defaults.
 ROW_OPTION_DEFAULTS = {"temporal_circuit": True, "spatial_circuit": True, "circuit_groups": 16}
@@ -73,6 +79,26 @@ class Run:
         if isinstance(value, dict):     # {"macs_per_sequence": ..., "method": ...} as the runner writes flops
             value = value.get("macs_per_sequence", value.get("value"))
         return number(value)
+
+    @property
+    def seed(self):
+        seed = self.metrics.get("seed", self.config.get("seed"))
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+    def per_sequence(self, metric: str):
+        """The selected checkpoint's per-test-sequence values of `metric` (test_per_sequence.npz, in
+        test-set order), or None for runs recorded without them."""
+        import numpy as np
+
+        recorded = self.metrics.get("test_per_sequence")
+        path = self.path / (recorded if isinstance(recorded, str) else PER_SEQUENCE_FILE)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return np.asarray(data[metric], dtype=np.float64) if metric in data.files else None
+        except (OSError, ValueError):
+            return None
 
     def describe_scale(self) -> str:
         epochs = self.epochs
@@ -183,3 +209,79 @@ def select_run(runs: list[Run], dataset: str, cell: str, options: dict | None = 
         best = min(val_key(r) for r in candidates)
         candidates = [r for r in candidates if val_key(r) == best]
     return max(candidates, key=_newest_key)
+
+
+# --- seeds --------------------------------------------------------------------------------------
+# Config keys that do not change what a run measures: the seed, names and folders, logging and
+# where/how fast it ran.
+NON_SETTING_KEYS = {
+    None: ("seed", "run", "logging", "plugins"),
+    "data": ("data_root", "num_workers", "generate_if_missing"),
+    "trainer": ("threads", "accelerator", "devices", "strategy", "num_nodes", "deterministic", "benchmark",
+                "tf32"),
+}
+
+
+@dataclass
+class RunGroup:
+    """Complete runs of one setting, one per seed (sorted by seed); `representative` is the run the
+    selection rule picked (its scale and split are shown)."""
+
+    runs: list[Run]
+    representative: Run
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    @property
+    def seeds(self) -> list:
+        return [r.seed for r in self.runs]
+
+    def values(self, split: str | None, metric: str, frame: int | None = None) -> list[float]:
+        """The metric of every run that has it (finite or not)."""
+        found = (r.value(split, metric, frame) for r in self.runs)
+        return [v for v in found if v is not None]
+
+    def describe_scale(self) -> str:
+        return self.representative.describe_scale()
+
+    @property
+    def selected_on(self) -> str:
+        return self.representative.selected_on
+
+
+def setting_key(run: Run) -> str:
+    """What must agree for two runs to be seeds of one setting: the resolved config without the
+    NON_SETTING_KEYS (or, without a config.yaml, the scale, epochs and model of metrics.json)."""
+    if run.config:
+        setting = {}
+        for key, value in run.config.items():
+            if key in NON_SETTING_KEYS[None]:
+                continue
+            if isinstance(value, dict) and key in NON_SETTING_KEYS:
+                value = {k: v for k, v in value.items() if k not in NON_SETTING_KEYS[key]}
+            setting[key] = value
+        setting["scale"] = run.scale
+    else:
+        setting = {"scale": run.scale, "max_epochs": run.metrics.get("max_epochs", run.epochs),
+                   "model": run.metrics.get("model")}
+    return json.dumps(setting, sort_keys=True, default=str)
+
+
+def select_group(runs: list[Run], dataset: str, cell: str, options: dict | None = None,
+                 selection: str = "newest") -> RunGroup | None:
+    """The run `select_run` picks and the other seeds of its setting (newest run per seed)."""
+    chosen = select_run(runs, dataset, cell, options, selection)
+    if chosen is None:
+        return None
+    key = setting_key(chosen)
+    wanted = canonical_row_options(options)
+    same = [r for r in runs if r.complete and r.dataset == chosen.dataset and r.cell == chosen.cell
+            and r.row_options() == wanted and setting_key(r) == key]
+    per_seed: dict = {}
+    for run in sorted(same, key=_newest_key):
+        per_seed[run.seed if run.seed is not None else str(run.path)] = run
+    per_seed[chosen.seed if chosen.seed is not None else str(chosen.path)] = chosen
+    ordered = sorted(per_seed.items(), key=lambda item: (isinstance(item[0], str), item[0]))
+    return RunGroup([run for _, run in ordered], chosen)

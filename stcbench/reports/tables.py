@@ -11,9 +11,11 @@ import io
 from dataclasses import dataclass, field
 
 from stcbench.errors import ConfigError
-from stcbench.reports.published import (ANCHOR_COLS, STC_TABLES, TABLE_KEYS, Column, PublishedTable, Row,
+from stcbench.reports.published import (ANCHOR_COLS, STC_TABLES, TABLE_KEYS, Column, PublishedTable,
                                         anchors_for)
-from stcbench.reports.runs import Run, select_run
+from stcbench.cell_names import normalize_name
+from stcbench.reports import stats
+from stcbench.reports.runs import DEFAULT_BASELINE, Run, RunGroup, select_group, select_run
 
 MISSING = "—"
 FORMATS = ("markdown", "latex", "csv")
@@ -45,71 +47,159 @@ def our_value(column: Column, run: Run | None, runs: list[Run], cell: str, optio
     return None if raw is None else raw * column.scale
 
 
-def _runs_for_row(table: PublishedTable, row: Row, runs: list[Run], selection: str) -> dict[str, Run | None]:
-    return {ds: select_run(runs, ds, row.cell, row.options, selection) for ds in table.datasets}
+def group_values(column: Column, group: RunGroup | None, runs: list[Run], cell: str, options: dict,
+                 selection: str) -> list[float]:
+    """Our value (published units) of every seed of `group` that has one."""
+    if group is None:
+        return []
+    found = (our_value(column, run, runs, cell, options, selection) for run in group.runs)
+    return [value for value in found if value is not None]
 
 
-def _scale_text(picked: dict[str, Run | None], multi: bool) -> tuple[str, str]:
-    """(scale, selected-on) cells; tables spanning datasets list them per dataset."""
-    def one(run: Run | None, attr: str) -> str:
-        if run is None:
-            return MISSING
-        return run.describe_scale() if attr == "scale" else run.selected_on
-    if not multi:
-        (run,) = picked.values()
-        return one(run, "scale"), one(run, "selected_on")
-    found = {ds: r for ds, r in picked.items() if r is not None}
+def format_summary(values: list[float], decimals: int, n_row: int | None = None) -> str:
+    """`mean ± half-width` over seeds (the value alone for one seed); `(n = k)` when fewer seeds
+    than the row's have this value."""
+    summary = stats.summarize(values)
+    if summary is None:
+        return _fmt(values[0] if values else None, decimals)      # only non-finite values (PSNR inf)
+    text = f"{summary.mean:.{decimals}f}"
+    if summary.half_width is not None:
+        text += f" ± {summary.half_width:.{decimals}f}"
+    if n_row is not None and summary.n != n_row:
+        text += f" (n = {summary.n})"
+    return text
+
+
+def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None, ours_values: list[float],
+                    base_values: list[float]) -> str:
+    """Mean difference to the baseline with its 95 % interval and the verdict (docs/reports.md)."""
+    if ours is None or base is None or not ours_values or not base_values:
+        return MISSING
+    if [r.path for r in ours.runs] == [r.path for r in base.runs]:
+        return "baseline"
+    difference = stats.welch_difference(ours_values, base_values)
+    if difference is None and len(ours_values) == 1 and len(base_values) == 1:
+        difference = _bootstrap(column, ours.runs[0], base.runs[0])
+    if difference is None:
+        if len(ours_values) == 1 and len(base_values) == 1:
+            return "n = 1: cannot rank"
+        return f"cannot rank: n = {len(ours_values)} vs {len(base_values)}"
+    d = column.decimals
+    text = (f"{difference.mean:+.{d}f} [{difference.low:+.{d}f}, {difference.high:+.{d}f}] "
+            f"{stats.verdict(difference, column.higher_is_better)}")
+    if difference.method != "welch":
+        text += f" (1 seed, bootstrap over {difference.n} seq.)"
+    return text
+
+
+def _bootstrap(column: Column, ours: Run, base: Run) -> stats.Difference | None:
+    """One seed each: the paired bootstrap over the test sequences both were tested on."""
+    if column.split != "test" or column.frame is not None:
+        return None
+    a, b = ours.per_sequence(column.metric), base.per_sequence(column.metric)
+    if a is None or b is None:
+        return None
+    return stats.paired_bootstrap(a * column.scale, b * column.scale)
+
+
+def compared_columns(table: PublishedTable) -> tuple[Column, ...]:
+    """Columns that get a difference-to-baseline column: whole-test-set metrics."""
+    return tuple(c for c in table.columns if c.split is not None and c.frame is None)
+
+
+def _groups_for_row(table: PublishedTable, cell: str, options: dict, runs: list[Run],
+                    selection: str) -> dict[str, RunGroup | None]:
+    return {ds: select_group(runs, ds, cell, options, selection) for ds in table.datasets}
+
+
+def _per_dataset(groups: dict[str, RunGroup | None], describe) -> str:
+    """One text for a one-dataset table; `ds: text; ...` for tables spanning datasets."""
+    if len(groups) == 1:
+        (group,) = groups.values()
+        return MISSING if group is None else describe(group)
+    found = {ds: g for ds, g in groups.items() if g is not None}
     if not found:
-        return MISSING, MISSING
-    return ("; ".join(f"{ds}: {one(r, 'scale')}" for ds, r in found.items()),
-            "; ".join(sorted({one(r, 'selected_on') for r in found.values()})))
+        return MISSING
+    texts = [describe(g) for g in found.values()]
+    if len(set(texts)) == 1:
+        return texts[0]
+    return "; ".join(f"{ds}: {text}" for ds, text in zip(found, texts))
 
 
-def _header(table: PublishedTable) -> list[str]:
+def _header(table: PublishedTable, baseline: str | None) -> list[str]:
     header = ["Method"]
     for col in table.columns:
         header += [f"{col.label} (ours)", f"{col.label} (paper)"]
+    header.append("n")
+    if baseline:
+        header += [f"{col.label} vs {baseline}" for col in compared_columns(table)]
     return header + ["scale", "selected on"]
 
 
-def _row_cells(table: PublishedTable, row: Row, runs: list[Run], selection: str) -> list[str]:
-    picked = _runs_for_row(table, row, runs, selection)
-    cells = [row.label]
+def _cells(table: PublishedTable, label: str, cell: str, options: dict, published: dict, runs: list[Run],
+           selection: str, baselines: dict[str, RunGroup | None] | None) -> list[str]:
+    groups = _groups_for_row(table, cell, options, runs, selection)
+    row_n = {ds: g.n for ds, g in groups.items() if g is not None}
+    cells, values = [label], {}
     for col in table.columns:
-        ours = our_value(col, picked[col.dataset], runs, row.cell, row.options, selection)
-        cells += [_fmt(ours, col.decimals), _fmt(row.values.get(col.key), col.decimals)]
-    return cells + list(_scale_text(picked, len(table.datasets) > 1))
+        values[col.key] = group_values(col, groups[col.dataset], runs, cell, options, selection)
+        cells += [format_summary(values[col.key], col.decimals, row_n.get(col.dataset)),
+                  _fmt(published(col), col.decimals)]
+    cells.append(_per_dataset(groups, lambda g: str(g.n)))
+    if baselines is not None:
+        for col in compared_columns(table):
+            base = baselines[col.dataset]
+            base_values = group_values(col, base, runs, base.representative.cell, {}, selection) if base else []
+            cells.append(comparison_text(col, groups[col.dataset], base, values[col.key], base_values))
+    return cells + [_per_dataset(groups, lambda g: g.describe_scale()),
+                    _per_dataset(groups, lambda g: g.selected_on)]
 
 
-def _anchor_rows(table: PublishedTable, runs: list[Run], selection: str) -> list[list[str]]:
+def _anchor_rows(table: PublishedTable, runs: list[Run], selection: str,
+                 baselines: dict[str, RunGroup | None] | None) -> list[list[str]]:
     """OpenSTL ConvLSTM rows, shown only where we have a convlstm run on that dataset."""
     if len(table.datasets) != 1 or table.key in ("4", "7", "11"):
         return []
     dataset = table.datasets[0]
-    run = select_run(runs, dataset, "convlstm", None, selection)
-    if run is None:
+    if select_run(runs, dataset, "convlstm", None, selection) is None:
         return []
     rows = []
     for anchor in anchors_for(dataset, "convlstm"):
-        cells = [f"{anchor.method} (OpenSTL, {anchor.epochs} ep)"]
-        for col in table.columns:
-            published = anchor.values.get(col.metric) if col.split == "test" else None
-            ours = our_value(col, run, runs, "convlstm", {}, selection)
-            cells += [_fmt(ours, col.decimals), _fmt(published, col.decimals)]
-        rows.append(cells + [run.describe_scale(), run.selected_on])
+        def published(col: Column, anchor=anchor):
+            return anchor.values.get(col.metric) if col.split == "test" else None
+        rows.append(_cells(table, f"{anchor.method} (OpenSTL, {anchor.epochs} ep)", "convlstm", {}, published, runs,
+                           selection, baselines))
     return rows
 
 
-def build_table(key: str, runs: list[Run], selection: str = "newest") -> TableResult:
+def build_table(key: str, runs: list[Run], selection: str = "newest",
+                baseline: str | None = DEFAULT_BASELINE) -> TableResult:
+    """The published table `key` with ours beside it: mean ± 95 % interval over seeds, n, and (unless
+    `baseline` is None) each whole-test-set metric's difference to the `baseline` cell."""
     key = str(key)
     if key not in STC_TABLES:
         raise ConfigError(f"unknown table {key!r}; choose one of {list(TABLE_KEYS)} or 'all'")
     table = STC_TABLES[key]
-    rows = [_row_cells(table, row, runs, selection) for row in table.rows]
-    rows += _anchor_rows(table, runs, selection)
+    baseline = normalize_name(baseline) if baseline else None
+    baselines = ({ds: select_group(runs, ds, baseline, None, selection) for ds in table.datasets}
+                 if baseline else None)
+    rows = [_cells(table, row.label, row.cell, row.options, lambda col, row=row: row.values.get(col.key), runs,
+                   selection, baselines) for row in table.rows]
+    rows += _anchor_rows(table, runs, selection, baselines)
     notes = [n for n in (table.notes,) if n]
     notes.append(f"Run per row: selection '{selection}' (docs/reports.md); '{MISSING}' = no run, never filled in.")
-    return TableResult(key, f"Table {key}: {table.title}", table.source, _header(table), rows, notes)
+    notes.append(SEEDS_NOTE)
+    if baseline:
+        notes.append(COMPARISON_NOTE.format(baseline=baseline))
+    return TableResult(key, f"Table {key}: {table.title}", table.source, _header(table, baseline), rows, notes)
+
+
+SEEDS_NOTE = ("Ours: mean ± half-width of the 95 % confidence interval over seeds (Student t, n - 1 degrees of "
+              "freedom); n = seeds (runs of the same setting); one seed shows its value alone.")
+COMPARISON_NOTE = ("'vs {baseline}': ours - {baseline} on the same dataset, mean difference [95 % interval]: Welch t "
+                   "over seeds; with one seed on each side, a paired bootstrap over the test sequences (10,000 "
+                   "resamples, percentile interval). 'better' / 'worse' when the interval excludes 0 (lower "
+                   "MSE/MAE, higher SSIM/PSNR is better), else 'not distinguishable'.")
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -123,7 +213,8 @@ def to_markdown(result: TableResult) -> str:
 
 
 _LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
-                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "->": r"$\to$"}
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "->": r"$\to$",
+                  "±": r"$\pm$"}
 
 
 def _latex(text: str) -> str:

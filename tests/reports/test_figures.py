@@ -72,3 +72,22 @@ def test_gate_statistics():
 def test_gate_dynamics_needs_gates(tmp_path):
     with pytest.raises(StcbenchError, match="no gate traces"):
         figures.gate_dynamics({}, tmp_path / "g.png")
+
+
+def test_twelve_cells_are_distinguishable_and_seeds_get_a_band(tmp_path, monkeypatch):
+    drawn = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: (drawn.append(fig.axes[0]), save(fig, path))[1])
+    cells = [f"cell{i}" for i in range(12)]
+    series = {name: [1.0 + i, 2.0 + i, 3.0 + i] for i, name in enumerate(cells)}
+    series["cell0"] = [[1.0, 2.0, 3.0], [1.5, 2.5, 3.5], [2.0, 3.0, 4.0]]        # three seeds
+    assert_png(figures.per_frame_curves(series, tmp_path / "pf.png"), (500, 320))
+    lines = drawn[0].lines
+    styles = {(line.get_color(), line.get_linestyle(), line.get_marker()) for line in lines}
+    assert len(lines) == 12 and len(styles) == 12
+    assert lines[0].get_label() == "cell0 (n = 3)"
+    np.testing.assert_allclose(lines[0].get_ydata(), [1.5, 2.5, 3.5])
+    (band,) = drawn[0].collections                                              # only the seeded cell has one
+    half = 4.302653 * 0.5 / np.sqrt(3)                                          # t_{0.975,2} * sd / sqrt(n)
+    np.testing.assert_allclose(band.get_paths()[0].vertices[:, 1].min(), 1.5 - half, rtol=1e-6)
+    assert len({tuple(figures.line_style(i).values()) for i in range(40)}) == 40

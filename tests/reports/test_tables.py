@@ -99,7 +99,7 @@ def test_kth_long_rollout_columns(runs_root):
 def test_table6_spans_datasets(runs_root):
     result = build_table("6", discover_runs(runs_root))
     assert all(r[1] == MISSING for r in result.rows)
-    assert len(result.header) == 1 + 2 * 10 + 2
+    assert len(result.header) == 1 + 2 * 10 + 1 + 10 + 2      # ours/paper pairs, n, 10 columns vs lif, scale
 
 
 def test_convlstm_anchor_rows_only_with_a_run(runs_root):

@@ -1,0 +1,114 @@
+"""Statistics of results over seeds and over test sequences (docs/reports.md, "Seeds and intervals").
+
+* `summarize(values)`: mean, 95 % Student-t half-width over seeds (df = n - 1) and n; one value
+  has no interval.
+* `welch_difference(a, b)`: mean(a) - mean(b) over seeds with a Welch t interval (unpaired seeds,
+  unequal variances, Welch-Satterthwaite degrees of freedom). Needs n >= 2 on both sides.
+* `paired_bootstrap(a, b)`: for one seed per model, the mean difference over the same test
+  sequences with a percentile interval from resampling sequences (fixed RNG seed).
+* `verdict(difference, higher_is_better)`: "better" / "worse" when the interval excludes 0,
+  else "not distinguishable".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+BETTER, WORSE, UNDECIDED = "better", "worse", "not distinguishable"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean over n values and the half-width of its interval (None for n = 1)."""
+
+    mean: float
+    half_width: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class Difference:
+    """mean(ours) - mean(baseline) and its interval [low, high]; `method` names how it was made."""
+
+    mean: float
+    low: float
+    high: float
+    method: str
+    n: int          # seeds per side (Welch: the smaller side) or test sequences (bootstrap)
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    array = np.asarray([float(v) for v in values], dtype=np.float64)
+    return array[np.isfinite(array)]
+
+
+def t_quantile(df: float, confidence: float = CONFIDENCE) -> float:
+    from scipy import stats as scipy_stats     # imported when needed: it takes a while
+
+    return float(scipy_stats.t.ppf(0.5 + confidence / 2, df))
+
+
+def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summary | None:
+    """Mean ± Student-t half-width over the finite values; None when there is none."""
+    array = _finite(values)
+    n = len(array)
+    if n == 0:
+        return None
+    if n == 1:
+        return Summary(float(array[0]), None, 1)
+    # half-width = t_{1-alpha/2, n-1} * s / sqrt(n), s the sample standard deviation (ddof 1)
+    half = t_quantile(n - 1, confidence) * float(array.std(ddof=1)) / math.sqrt(n)
+    return Summary(float(array.mean()), half, n)
+
+
+def welch_difference(ours: Sequence[float], baseline: Sequence[float],
+                     confidence: float = CONFIDENCE) -> Difference | None:
+    """mean(ours) - mean(baseline) with a Welch t interval; None unless both sides have n >= 2."""
+    a, b = _finite(ours), _finite(baseline)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    diff = float(a.mean() - b.mean())
+    se2 = va + vb
+    if se2 == 0:
+        return Difference(diff, diff, diff, "welch", min(len(a), len(b)))
+    # Welch-Satterthwaite: df = (va + vb)^2 / (va^2 / (na - 1) + vb^2 / (nb - 1))
+    df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = t_quantile(df, confidence) * math.sqrt(se2)
+    return Difference(diff, diff - half, diff + half, "welch", min(len(a), len(b)))
+
+
+def paired_bootstrap(ours: Sequence[float], baseline: Sequence[float], *, resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> Difference | None:
+    """Mean of the per-sequence differences ours - baseline, with the percentile interval of that mean
+    over `resamples` resamplings of the sequences (with replacement). Both arrays must list the
+    same test sequences in the same order; None when they are empty or of different lengths."""
+    a = np.asarray(ours, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        return None
+    deltas = a - b
+    if not np.isfinite(deltas).all():
+        return None
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(deltas), size=(resamples, len(deltas)))
+    means = deltas[picks].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return Difference(float(deltas.mean()), float(low), float(high), "paired bootstrap", len(deltas))
+
+
+def verdict(difference: Difference, higher_is_better: bool) -> str:
+    """Whether ours is better than the baseline: the interval of ours - baseline must exclude 0."""
+    if difference.low > 0:
+        return BETTER if higher_is_better else WORSE
+    if difference.high < 0:
+        return WORSE if higher_is_better else BETTER
+    return UNDECIDED

@@ -1,0 +1,140 @@
+"""Tables over seeds: mean ± Student-t interval, n, and the comparison with a baseline cell."""
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats as scipy_stats
+
+from stcbench.cli import main
+from stcbench.reports.runs import discover_runs, select_group
+from stcbench.reports.tables import build_table, render
+from tests.reports.helpers import make_run, video_metrics
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "results" / "quick" / "runs" / "mmnist" / "lif" / "quick-lif-seed42"
+LIF_MSE, STC_MSE = (100.0, 110.0, 120.0), (50.0, 55.0, 61.0)
+LIF_SSIM, STC_SSIM = (0.60, 0.61, 0.62), (0.61, 0.60, 0.62)
+
+
+def real_run(root: Path, cell: str, seed: int, mse: float, ssim: float, options: dict | None = None,
+             tag: str = "") -> Path:
+    """A run folder shaped like a committed one (its metrics.json and config.yaml), with our numbers."""
+    metrics = json.loads((TEMPLATE / "metrics.json").read_text())
+    config = yaml.safe_load((TEMPLATE / "config.yaml").read_text())
+    metrics = copy.deepcopy(metrics)
+    metrics.update(cell=cell, seed=seed)
+    metrics["test"].update(mse=mse, ssim=ssim, mae=2 * mse)
+    config["seed"], config["model"]["cell"] = seed, cell
+    config["model"]["cell_options"] = dict(options or {})
+    config["run"]["name"] = f"small-{cell}-seed{seed}{tag}"
+    run_dir = root / "mmnist" / cell / config["run"]["name"]
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    return run_dir
+
+
+@pytest.fixture
+def seeded_root(tmp_path):
+    root = tmp_path / "runs"
+    for seed, (lif, stc, lif_ssim, stc_ssim) in enumerate(zip(LIF_MSE, STC_MSE, LIF_SSIM, STC_SSIM)):
+        real_run(root, "lif", seed, lif, lif_ssim)
+        real_run(root, "stclif", seed, stc, stc_ssim)
+    return root
+
+
+def row(result, label):
+    return next(r for r in result.rows if r[0] == label)
+
+
+def column(result, label, name):
+    return row(result, label)[result.header.index(name)]
+
+
+def test_rows_are_means_with_t_intervals_over_three_seeds(seeded_root):
+    result = build_table("2", discover_runs(seeded_root))
+    half = scipy_stats.t.ppf(0.975, 2) * np.std(LIF_MSE, ddof=1) / np.sqrt(3)
+    assert column(result, "Vanilla LIF", "MSE (ours)") == f"110.0 ± {half:.1f}"
+    assert column(result, "Vanilla LIF", "n") == "3" and column(result, "STC-LIF", "n") == "3"
+    assert column(result, "Vanilla LIF", "MSE vs lif") == "baseline"
+    assert column(result, "PLIF", "MSE vs lif") == "—"
+
+
+def test_comparison_with_the_baseline_is_a_welch_interval(seeded_root):
+    result = build_table("2", discover_runs(seeded_root))
+    ci = scipy_stats.ttest_ind(STC_MSE, LIF_MSE, equal_var=False).confidence_interval(0.95)
+    diff = np.mean(STC_MSE) - np.mean(LIF_MSE)
+    assert column(result, "STC-LIF", "MSE vs lif") == f"{diff:+.1f} [{ci.low:+.1f}, {ci.high:+.1f}] better"
+    assert column(result, "STC-LIF", "SSIM vs lif").endswith("not distinguishable")
+    flipped = build_table("2", discover_runs(seeded_root), baseline="stclif")
+    assert column(flipped, "Vanilla LIF", "MSE vs stclif").endswith("worse")
+    assert "MSE vs lif" not in build_table("2", discover_runs(seeded_root), baseline=None).header
+
+
+def test_cli_table_7_over_seeds(seeded_root, capsys):
+    for seed, mse in enumerate((70.0, 72.0, 75.0)):
+        real_run(seeded_root, "stclif", seed, mse, 0.6, options={"temporal_circuit": False}, tag="-notc")
+    assert main(["table", "--runs", str(seeded_root), "--table", "7"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in out.splitlines() if line.startswith("| ")}
+    assert "| n | MSE vs lif | MAE vs lif |" in lines["Method"]
+    assert "| 72.3 ± " in lines["STC-LIF w/o TC"] and "| 3 |" in lines["STC-LIF w/o TC"]
+    assert "better" in lines["STC-LIF w/o TC"] and "| — | 58.3 |" in lines["STC-LIF w/o SC"]
+    assert "Welch t over seeds" in out
+
+
+def test_cli_rejects_an_unknown_baseline(seeded_root, capsys):
+    assert main(["table", "--runs", str(seeded_root), "--baseline", "nosuchcell"]) == 2
+    assert "--baseline 'nosuchcell'" in capsys.readouterr().err
+
+
+def test_other_settings_and_duplicate_seeds_are_not_pooled(seeded_root):
+    other = real_run(seeded_root, "lif", 7, 10.0, 0.9)
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config["trainer"]["max_epochs"] = 50            # another setting: its own group, not a fourth seed
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = json.loads((other / "metrics.json").read_text())
+    metrics["finished_at"] = "2020-01-01T00:00:00"
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    group = select_group(discover_runs(seeded_root), "mmnist", "lif")
+    assert group.seeds == [0, 1, 2]
+    again = real_run(seeded_root, "lif", 0, 104.0, 0.6, tag="-rerun")
+    metrics = json.loads((again / "metrics.json").read_text())
+    metrics["finished_at"] = "2030-01-01T00:00:00"          # the newer run of seed 0
+    (again / "metrics.json").write_text(json.dumps(metrics))
+    group = select_group(discover_runs(seeded_root), "mmnist", "lif")
+    assert group.n == 3 and sorted(group.values("test", "mse")) == [104.0, 110.0, 120.0]   # newest per seed
+    assert again.name in [r.path.name for r in group.runs]
+
+
+def test_one_seed_uses_the_paired_bootstrap_over_sequences(tmp_path):
+    root = tmp_path / "runs"
+    rng = np.random.default_rng(0)
+    base = rng.uniform(80, 120, 32)
+    make_run(root, "mmnist", "lif", "a", test=video_metrics(base.mean(), 1, 0.5),
+             per_sequence={"mse": base, "ssim": np.full(32, 0.5)})
+    ours = base - 10 + rng.normal(0, 1, 32)
+    make_run(root, "mmnist", "stclif", "b", test=video_metrics(ours.mean(), 1, 0.5),
+             per_sequence={"mse": ours, "ssim": np.full(32, 0.5)})
+    make_run(root, "mmnist", "plif", "c", test=video_metrics(90.0, 1, 0.5))          # no per-sequence record
+    result = build_table("2", discover_runs(root))
+    text = column(result, "STC-LIF", "MSE vs lif")
+    assert text.endswith("better (1 seed, bootstrap over 32 seq.)")
+    assert text.startswith(f"{ours.mean() - base.mean():+.1f} [")
+    assert column(result, "STC-LIF", "SSIM vs lif").startswith("+0.000 [+0.000, +0.000] not distinguishable")
+    assert column(result, "PLIF", "MSE vs lif") == "n = 1: cannot rank"
+    assert column(result, "STC-LIF", "MSE (ours)") == f"{ours.mean():.1f}"     # one seed: the value alone
+
+
+def test_latex_and_csv_carry_the_interval(seeded_root):
+    result = build_table("2", discover_runs(seeded_root))
+    assert r"110.0 $\pm$ " in render(result, "latex")
+    assert "110.0 ± " in render(result, "csv")
+
+
+def test_committed_quick_results_still_print(capsys):
+    assert main(["table", "--runs", str(TEMPLATE.parents[2]), "--table", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "| Vanilla LIF (Baseline) | 161.2 | 102.8 |" in out and "n = 1: cannot rank" in out
