@@ -68,7 +68,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimizer and the per-epoch warm-up / cosine learning-rate schedule."""
+    """Optimizer and the learning-rate schedule (per-epoch warm-up / cosine, or OpenSTL's per-step one-cycle)."""
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"   # groups per cell hints (GLIF original: gates lr/10)
     lr: float = 1e-3                        # peak learning rate
@@ -76,10 +76,14 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])   # Adam betas
     eps: float = 1e-8                       # Adam epsilon
     momentum: float = 0.9                   # sgd only
-    schedule: Literal["cosine", "constant"] = "cosine"    # cosine: warm-up then cosine, set per epoch
+    schedule: Literal["cosine", "constant", "onecycle"] = "cosine"    # cosine: warm-up then cosine, set per epoch; onecycle: OpenSTL's default (torch OneCycleLR over all max_epochs), set per optimizer step
     warmup_epochs: int = 10                 # linear warm-up epochs
     warmup_lr: float = 1e-5                 # learning rate of epoch 0
     min_lr: float = 1e-5                    # paper Table 9 (pitfall 3: official TaxiBJ/KTH runs used 1e-4)
+    onecycle_pct_start: float = 0.3         # onecycle: share of the steps spent rising to lr
+    onecycle_div_factor: float = 25.0       # onecycle: the first step's lr is lr / div_factor
+    onecycle_final_div_factor: float = 1.0e4   # onecycle: the last step's lr is lr / div_factor / final_div_factor (OpenSTL: 1e4)
+    onecycle_cycle_momentum: bool = True    # onecycle: Adam beta1 (SGD momentum) runs 0.95 -> 0.85 -> 0.95 against the lr, as torch's OneCycleLR does
 
 
 @dataclass
@@ -418,6 +422,9 @@ def _check_values(c: Config) -> None:
              f"optim.betas must be two numbers in [0, 1), got {o.betas}")
     _require(o.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0, got {o.warmup_epochs}")
     _require(o.min_lr >= 0 and o.warmup_lr >= 0, "optim.min_lr and optim.warmup_lr must be >= 0")
+    _require(0 < o.onecycle_pct_start < 1, f"optim.onecycle_pct_start must be in (0, 1), got {o.onecycle_pct_start}")
+    _require(o.onecycle_div_factor > 0 and o.onecycle_final_div_factor > 0,
+             "optim.onecycle_div_factor and optim.onecycle_final_div_factor must be > 0")
     s = c.sampling
     _require(0.0 <= s.start_value <= 1.0, f"sampling.start_value must be in [0, 1], got {s.start_value}")
     _require(s.rate >= 0, f"sampling.rate must be >= 0, got {s.rate}")

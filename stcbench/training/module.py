@@ -3,7 +3,8 @@
 * training_step: scheduled-sampling mask from a dedicated seeded generator, the iteration
   counter in the checkpoint (eta resumes exactly), loss = per-element MSE over all T_total-1
   outputs against the detached target (§1.4).
-* Learning rate: the per-epoch warm-up/cosine formula, set at the start of every epoch.
+* Learning rate: the per-epoch warm-up/cosine formula, set at the start of every epoch, or
+  (`optim.schedule: onecycle`) OpenSTL's one-cycle schedule, set before every optimizer step.
 * validation: fully autoregressive prediction, sample-weighted per-pixel MSE (pitfall 6).
 * test: `PredictionMetrics` (per-frame, additive states) with autoregressive prediction; the
   number of predicted frames is taken from the batch, so the same step serves 10->20 and 10->40.
@@ -22,8 +23,8 @@ from torchmetrics import Metric
 from stcbench.errors import StcbenchError
 from stcbench.training.config import Config, config_from_dict
 from stcbench.training.network import build_network, network_outputs, network_predict
-from stcbench.training.param_groups import parameter_groups, set_learning_rate
-from stcbench.training.schedule import schedule_from_config
+from stcbench.training.param_groups import parameter_groups, set_learning_rate, set_momentum
+from stcbench.training.schedule import one_cycle_from_config, schedule_from_config
 
 
 class NonFiniteLossError(StcbenchError):
@@ -62,6 +63,7 @@ class VideoPredictionModule(L.LightningModule):
         self.net, self.spec = build_network(c)
         self.in_frames = self.spec.in_frames
         self.lr_at = schedule_from_config(c.optim, c.trainer.max_epochs)
+        self._one_cycle = None          # step -> (lr, momentum), once the trainer knows the number of steps
         from stcbench.models.sampling import ScheduledSampling
 
         self.sampling = ScheduledSampling(c.sampling.start_value, c.sampling.rate, c.sampling.stop_iter)
@@ -94,14 +96,35 @@ class VideoPredictionModule(L.LightningModule):
             opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
         else:
             opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        set_learning_rate(opt, self.lr_at(0))
+        if self.config.optim.schedule != "onecycle":
+            set_learning_rate(opt, self.lr_at(0))
         return opt
 
     def on_train_epoch_start(self) -> None:
-        lr = self.lr_at(self.current_epoch)
+        if self.config.optim.schedule == "onecycle":
+            lr = self._set_one_cycle_step()
+        else:
+            lr = self.lr_at(self.current_epoch)
+            for optimizer in self.trainer.optimizers:
+                set_learning_rate(optimizer, lr)
+        self.log("lr", lr, on_step=False, on_epoch=True, rank_zero_only=True)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        if self.config.optim.schedule == "onecycle":
+            self._set_one_cycle_step()
+
+    def _set_one_cycle_step(self) -> float:
+        """Learning rate (and beta1 / momentum) of optimizer step `global_step`, as OpenSTL's OneCycleLR
+        gives it; its steps span all `max_epochs` (`trainer.estimated_stepping_batches`)."""
+        if self._one_cycle is None:
+            self._one_cycle = one_cycle_from_config(self.config.optim,
+                                                    max(int(self.trainer.estimated_stepping_batches), 1))
+        lr, momentum = self._one_cycle(self.global_step)
         for optimizer in self.trainer.optimizers:
             set_learning_rate(optimizer, lr)
-        self.log("lr", lr, on_step=False, on_epoch=True, rank_zero_only=True)
+            if self.config.optim.onecycle_cycle_momentum:
+                set_momentum(optimizer, momentum)
+        return lr
 
     # ------------------------------------------------------------------ training
     def scheduled_mask(self, batch: torch.Tensor) -> torch.Tensor:

@@ -44,3 +44,12 @@ def set_learning_rate(optimizer, lr: float) -> None:
     """`lr` times each group's `lr_scale` (1 for groups without one)."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def set_momentum(optimizer, momentum: float) -> None:
+    """Adam/AdamW beta1, or SGD momentum, of every group."""
+    for group in optimizer.param_groups:
+        if "betas" in group:
+            group["betas"] = (momentum, *group["betas"][1:])
+        elif "momentum" in group:
+            group["momentum"] = momentum
