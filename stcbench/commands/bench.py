@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench", help="run a benchmark suite and write tables, figures and a static report",
         description="quick: the shipped config quick/<dataset> with the cell overridden, on the embedded data "
-                    "(CPU-sized). paper: the shipped <dataset>/<cell> configs (GPU). memory: the long-term memory "
+                    "(CPU-sized). small: the shipped config small/<dataset>, the scale whose comparisons discriminate on "
+                    "2 CPU cores (docs/scales.md). paper: the shipped <dataset>/<cell> configs (GPU). memory: the long-term memory "
                     "probes. Finished runs (metrics.json with test results) are skipped.")
     parser.add_argument("--suite", choices=SUITES, required=True)
     parser.add_argument("--cells", nargs="+", action=ListedValues, default=None,
@@ -111,6 +112,10 @@ SCALE_NOTES = {
              "model (stcbench/configs/quick/<dataset>.yaml: 2 x 16 hidden channels, a few epochs on a few hundred "
              "sequences). These numbers check that the pipeline works and how cells compare at this size; "
              "they are **not** comparable with the published numbers shown beside them.",
+    "small": "**Small scale (`small`)**: CPU, the embedded default datasets (real MNIST digits for Moving "
+             "MNIST), 2 x 64 hidden channels (GroupNorm(16) with 4 channels per group), "
+             "stcbench/configs/small/<dataset>.yaml (docs/scales.md). Compare cells over seeds, with the intervals; "
+             "these numbers are **not** comparable with the published ones shown beside them.",
     "paper": "**Paper scale**: stcbench/configs/<dataset>/<cell>.yaml (3 x 256 cells, the paper's epochs and data).",
 }
 

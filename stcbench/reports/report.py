@@ -263,39 +263,19 @@ def paper_size_section(configs_root: Path, datasets: list[str]) -> list[str]:
     return lines + [""]
 
 
-def markdown_to_html(text: str) -> str:
-    """A small converter for the report's own Markdown (headings, tables, images, bullets)."""
-    out, in_table = [], False
-    for line in text.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if all(set(c) <= {"-"} and c for c in cells):
-                continue
-            tag = "th" if not in_table else "td"
-            if not in_table:
-                out.append("<table>")
-                in_table = True
-            out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            out.append("</table>")
-            in_table = False
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-        elif line.startswith("!["):
-            alt, src = line[2:].split("](", 1)
-            out.append(f'<p><img src="{html.escape(src.rstrip(")"))}" alt="{html.escape(alt)}"></p>')
-        elif line.startswith("* "):
-            out.append(f"<ul><li>{html.escape(line[2:])}</li></ul>")
-        elif line.strip():
-            out.append(f"<p>{html.escape(line)}</p>")
-    if in_table:
-        out.append("</table>")
-    style = "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}" \
-            "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>" + \
-        "\n".join(out) + "</body></html>\n"
+REPORT_STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em;line-height:1.4}"
+                "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;"
+                "font-size:12px}th{background:#f3f3f3}code{background:#f3f3f3;padding:0 2px}img{max-width:100%}")
+
+
+def markdown_to_html(text: str, title: str = "stcbench report") -> str:
+    """The report's Markdown as one HTML page: CommonMark plus tables (markdown-it-py); raw HTML
+    in the text is escaped, not passed through."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{REPORT_STYLE}</style></head><body>\n{body}</body></html>\n")
 
 
 def load_json(path: Path):

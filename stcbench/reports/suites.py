@@ -28,7 +28,7 @@ from stcbench.config_files import PACKAGED_CONFIGS
 from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
 
-SUITES = ("quick", "paper", "memory")
+SUITES = ("quick", "small", "paper", "memory")
 VIDEO_DATASETS = ("mmnist", "taxibj", "kth")
 DEFAULT_SEEDS = (42,)
 ANALYSIS_SEQUENCES = 4       # test sequences the report's analysis runs the network on (predictions.npz)
@@ -105,9 +105,10 @@ def resolve_datasets(datasets) -> list[str]:
 
 
 def config_path_for(suite: str, dataset: str, cell: str, configs_root: Path) -> Path:
-    path = configs_root / "quick" / f"{dataset}.yaml" if suite == "quick" else configs_root / dataset / f"{cell}.yaml"
+    generic = suite in ("quick", "small")
+    path = configs_root / suite / f"{dataset}.yaml" if generic else configs_root / dataset / f"{cell}.yaml"
     if not path.is_file():
-        hint = ("the quick configs ship in stcbench/configs/quick/" if suite == "quick"
+        hint = (f"the {suite} configs ship in stcbench/configs/{suite}/" if generic
                 else f"write {path} (copy a sibling config) or drop {cell!r} from --cells")
         raise ConfigError(f"config {path} for suite {suite!r} ({dataset}, {cell}) does not exist; {hint}")
     return path
@@ -118,7 +119,7 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
                extra_overrides: dict | None = None, tag: str = "") -> list[PlannedRun]:
     """The runs of a video suite. `tag` names a variant (e.g. an ablation set with --set) so that
     its runs do not collide with, or get skipped as, the default runs."""
-    if suite not in ("quick", "paper"):
+    if suite not in ("quick", "small", "paper"):
         raise ConfigError(f"unknown video suite {suite!r}; choose one of {list(SUITES)}")
     if tag and not re.fullmatch(r"[A-Za-z0-9_.=-]+", tag):
         raise ConfigError(f"--tag {tag!r} must use only letters, digits and _ . = -")
@@ -133,7 +134,7 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
                 overrides = {"model.cell": cell, "seed": int(seed), "run.output_dir": str(runs_root),
                              "run.scale": suite, "run.save_predictions": True,
                              "run.predictions_limit": ANALYSIS_SEQUENCES}
-                if suite == "quick":
+                if suite in ("quick", "small"):
                     overrides["data.generate_if_missing"] = True
                 if data_root is not None:
                     overrides["data.data_root"] = str(data_root)
@@ -153,7 +154,8 @@ def default_fit() -> Callable:
     runner = importlib.import_module("stcbench.training.runner")
 
     def fit(planned: PlannedRun) -> Path:
-        return runner.fit(load_config_dict(planned.config_path), overrides=dict(planned.overrides))
+        # only unfinished runs get here: one interrupted earlier starts again from scratch
+        return runner.fit(load_config_dict(planned.config_path), overrides=dict(planned.overrides), overwrite=True)
 
     return fit
 
