@@ -152,3 +152,39 @@ def test_shipped_config_names_are_listed():
     names = packaged_config_names()
     assert {"quick/mmnist", "mmnist/stclif", "paper", "memory/adding"} <= set(names)
     assert not any(n.endswith("_base") for n in names)
+
+
+@pytest.mark.parametrize("dataset, patch, lr, schedule, epochs", [("mmnist", 4, 5e-4, "onecycle", 200),
+                                                                  ("taxibj", 2, 5e-4, "cosine", 50),
+                                                                  ("kth", 2, 1e-3, "onecycle", 100)])
+def test_convlstm_configs_are_openstl_convlstm_s(dataset, patch, lr, schedule, epochs):
+    """OpenSTL's configs/<dataset>/ConvLSTM.py with its defaults: 4 x 128, filter 5, batch 16, its scheduled
+    sampling; the network has OpenSTL's published size once its unused conv_o / conv_last are counted."""
+    from stcbench.models import count_parameters
+    from stcbench.reports.published import anchors_for
+    from stcbench.training.network import build_network
+
+    cfg = resolve_config(CONFIGS / dataset / "convlstm.yaml")
+    assert cfg.model.cell == "convlstm" and cfg.model.cell_options == {"variant": "reference", "layer_norm": False}
+    assert (cfg.model.num_hidden, cfg.model.filter_size, cfg.model.patch_size) == ([128] * 4, 5, patch)
+    assert (cfg.data.batch_size, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay) == (16, "adam", lr, 0.0)
+    assert (cfg.optim.schedule, cfg.trainer.max_epochs, cfg.trainer.gradient_clip_val) == (schedule, epochs, None)
+    assert (cfg.sampling.enabled, cfg.sampling.start_value, cfg.sampling.rate, cfg.sampling.stop_iter) == (
+        True, 1.0, 2e-5, 50000)
+    if schedule == "onecycle":
+        assert (cfg.optim.onecycle_pct_start, cfg.optim.onecycle_div_factor, cfg.optim.onecycle_final_div_factor,
+                cfg.optim.onecycle_cycle_momentum) == (0.3, 25.0, 1e4, True)
+    else:
+        assert (cfg.optim.warmup_epochs, cfg.optim.warmup_lr, cfg.optim.min_lr) == (5, 1e-5, 1e-6)
+    net, _ = build_network(cfg)
+    unused_in_openstl = sum(c * 2 * c * 5 * 5 + c * 2 * c for c in cfg.model.num_hidden)   # conv_o, conv_last
+    for anchor in anchors_for(dataset, "convlstm"):     # published 15.0M / 14.98M / 14.9M, printed truncated
+        assert 0 <= (count_parameters(net) + unused_in_openstl) / 1e6 - anchor.params_m < 0.1
+
+
+def test_paper_suite_runs_the_openstl_convlstm_configs(tmp_path):
+    from stcbench.reports.suites import plan_suite
+
+    planned = [p for p in plan_suite("paper", out=tmp_path) if p.cell == "convlstm"]
+    assert [(p.dataset, p.config_path) for p in planned] == [(d, CONFIGS / d / "convlstm.yaml")
+                                                             for d in ("mmnist", "taxibj", "kth")]
