@@ -33,6 +33,7 @@ def test_fit_writes_complete_run_directory(cell, mmnist_root, tmp_path):
     assert metrics["selected_on"] == "val" and metrics["selected_on_test"] is False
     assert metrics["world_size"] == 1 and metrics["per_device_batch_size"] == 2
     assert metrics["epochs"] == 2 and metrics["global_steps"] == 4
+    assert metrics["model"]["variant"] == "reference"      # the cell variant the run used, recorded explicitly
     assert metrics["params"] == sum(v.numel() for k, v in torch.load(
         run_dir / "checkpoints/last.ckpt", weights_only=False)["state_dict"].items() if k.startswith("net."))
     assert metrics["data"]["counts"]["test"] == 3
