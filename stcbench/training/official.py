@@ -145,6 +145,12 @@ def build_config(cell: str, geometry: Geometry, hidden: list[int], filter_size: 
     return config
 
 
+def _patch_size_hint(in_channels: int, channels: int) -> str:
+    """OpenSTL's ConvLSTM configs patch differently from the STC-LIF paper (4 on Moving MNIST, 2 on TaxiBJ/KTH)."""
+    patch = round((in_channels / channels) ** 0.5)
+    return f" (these weights fit --patch-size {patch})" if patch >= 1 and patch * patch * channels == in_channels else ""
+
+
 def default_gradient_detach(cell: str, dataset: str | None) -> int | None:
     """Paper Table 8: STC cells use 0 on Moving MNIST and 1 on TaxiBJ/KTH (forward identical)."""
     from stcbench.cells.registry import normalize_name
@@ -211,7 +217,7 @@ def convert(reference: str | Path, output: str | Path, *, cell: str, dataset: st
     if in_channels != expected_in:
         raise ConfigError(f"layer 0 takes {in_channels} input channels but patch size {geometry.patch_size} and "
                           f"{geometry.channels} image channel(s) give {expected_in}; check --patch-size/--channels "
-                          f"or --dataset")
+                          f"or --dataset{_patch_size_hint(in_channels, geometry.channels)}")
     readout = tuple(state["conv_last.weight"].shape)
     if readout != (expected_in, hidden[-1], 1, 1):
         raise ConfigError(f"conv_last.weight has shape {readout}, expected {(expected_in, hidden[-1], 1, 1)}")

@@ -123,3 +123,14 @@ def test_spiking_checkpoint_is_not_taken_for_a_convlstm(tmp_path, capsys):
             str(meta["img_channels"]), "--image-size", str(meta["img_hw"]), "-o", str(tmp_path / "x.ckpt")]
     assert main(args) == 2
     assert "conv_h.0.weight" in capsys.readouterr().err
+
+
+def test_wrong_patch_size_names_the_one_the_weights_fit(tmp_path, capsys):
+    """OpenSTL's ConvLSTM configs patch frames differently from the STC-LIF paper configs."""
+    fixture = load_fixture("model_convlstm", OPENSTL_FIXTURES)
+    args = ["convert-official", str(OPENSTL_FIXTURES / "model_convlstm.pth"), "--cell", "convlstm",
+            *geometry_args(fixture["meta"]), "-o", str(tmp_path / "x.ckpt")]
+    args[args.index("--patch-size") + 1] = "4"
+    assert main(args) == 2
+    assert "(these weights fit --patch-size 2)" in capsys.readouterr().err
+    assert not (tmp_path / "x.ckpt").exists()
