@@ -1,0 +1,254 @@
+"""`stcbench data download`: the published dataset files, fetched with pooch.
+
+Each file is downloaded into `<data_root>/.stcbench_downloads/<dataset>/` (a `.part` file that a
+later call resumes with an HTTP Range request), checked against its published MD5 or size, and
+only then moved into place; archives are unpacked into a temporary folder that replaces the
+dataset folder in one rename. A wrong checksum or size keeps nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from stcbench.errors import DataError
+
+DOWNLOADS = ".stcbench_downloads"
+CHUNK = 1 << 20
+TRANSFER_CHUNK = 1 << 16     # what an interrupted transfer can lose: the chunk in flight
+OPENSTL_RELEASE = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One published file: where it lives, what it must hash or weigh, and what to do with it."""
+
+    name: str                    # file name (also the name under a --mirror URL)
+    url: str
+    md5: str | None = None       # published checksum
+    size: int | None = None      # published size in bytes
+    unpack: str | None = None    # archives: a path inside that marks the dataset folder's root
+
+
+SOURCES: dict[str, tuple[Source, ...]] = {
+    "mmnist": (
+        Source("train-images-idx3-ubyte.gz", "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+               md5="f68b3c2dcbeaaa9fbdd348bbdeb94873", size=9_912_422),
+        Source("mnist_test_seq.npy", "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy",
+               md5="be083ec986bfe91a449d63653c411eb2", size=819_200_128),
+    ),
+    "taxibj": (Source("taxibj_dataset.zip", f"{OPENSTL_RELEASE}/taxibj_dataset.zip", unpack="dataset.npz"),),
+    "kth": (Source("kth_action.zip", f"{OPENSTL_RELEASE}/kth_action.zip", unpack="boxing"),),
+}
+DATASET_FOLDERS = {"mmnist": "moving_mnist", "taxibj": "taxibj", "kth": "kth"}
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ProgressBar:
+    """The progress object pooch's HTTPDownloader drives (total, update, reset, close), drawn with
+    rich; a resumed download starts at the bytes already there."""
+
+    def __init__(self, label: str, done: int):
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        self.done = done
+        self.progress = Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                                 TimeRemainingColumn(), disable=not sys.stderr.isatty(), transient=False)
+        self.task = self.progress.add_task(label, total=None, completed=done)
+        self.progress.start()
+
+    @property
+    def total(self):
+        return self.progress.tasks[0].total
+
+    @total.setter
+    def total(self, remaining: int):
+        self.progress.update(self.task, total=self.done + remaining if remaining else None)
+
+    def update(self, n: int):
+        self.progress.advance(self.task, n)
+
+    def reset(self):
+        self.progress.update(self.task, completed=self.done)
+
+    def close(self):
+        self.progress.stop()
+
+
+class ResumableDownloader:
+    """A pooch downloader that keeps what arrived in `partial` and asks only for the rest next time.
+
+    pooch calls it with its own temporary file beside the target; the finished `.part` file is
+    renamed onto that temporary, which pooch then hash-checks and moves into place (or deletes)."""
+
+    def __init__(self, partial: Path, label: str, timeout: float = 60.0):
+        self.partial, self.label, self.timeout = partial, label, timeout
+
+    def __call__(self, url: str, output_file: str, pooch) -> None:
+        import requests
+        from pooch import HTTPDownloader
+
+        offset = self.partial.stat().st_size if self.partial.exists() else 0
+        if offset and not self._accepts_ranges(url, requests):
+            offset = 0
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        bar = ProgressBar(self.label, offset)
+        try:
+            with open(self.partial, "ab" if offset else "wb") as out:
+                HTTPDownloader(progressbar=bar, chunk_size=TRANSFER_CHUNK, timeout=self.timeout, headers=headers)(
+                    url, out, pooch)
+        except requests.exceptions.RequestException as exc:
+            have = self.partial.stat().st_size if self.partial.exists() else 0
+            raise DataError(f"download of {url} stopped after {have:,} bytes ({type(exc).__name__}); run the "
+                            f"same command again to resume from there") from None
+        finally:
+            bar.close()
+        os.replace(self.partial, output_file)
+
+    def _accepts_ranges(self, url: str, requests) -> bool:
+        try:
+            head = requests.head(url, allow_redirects=True, timeout=self.timeout)
+        except requests.exceptions.RequestException:
+            return False
+        return head.ok and head.headers.get("Accept-Ranges", "").lower() == "bytes"
+
+
+def source_url(source: Source, mirror: str | None) -> str:
+    return f"{mirror.rstrip('/')}/{source.name}" if mirror else source.url
+
+
+def fetch(source: Source, cache: Path, mirror: str | None, log: Callable[[str], None]) -> Path:
+    """The verified file in `cache` (downloaded, or resumed, unless it is there already)."""
+    import pooch
+
+    pooch.get_logger().setLevel(logging.WARNING)     # its own lines would repeat ours
+    url = source_url(source, mirror)
+    target = cache / source.name
+    partial = cache / f"{source.name}.part"
+    log(f"{source.name}: {url}" + (f" ({source.size:,} bytes)" if source.size else ""))
+    known_hash = f"md5:{source.md5}" if source.md5 else None
+    try:
+        pooch.retrieve(url, known_hash=known_hash, fname=source.name, path=cache,
+                       downloader=ResumableDownloader(partial, source.name))
+    except ValueError as exc:                      # pooch: the hash does not match
+        partial.unlink(missing_ok=True)
+        raise DataError(f"{source.name} from {url} does not match its published MD5 {source.md5} "
+                        f"({str(exc).splitlines()[-1].strip()}); nothing was kept. Check the address (--mirror) "
+                        f"and run again") from None
+    if source.size is not None and target.stat().st_size != source.size:
+        size = target.stat().st_size
+        target.unlink()
+        raise DataError(f"{source.name} from {url} has {size:,} bytes, not the published {source.size:,}; "
+                        f"nothing was kept. Check the address (--mirror) and run again")
+    os.chmod(target, 0o666 & ~_umask())
+    return target
+
+
+def _umask() -> int:
+    from stcbench.atomic import _umask as umask
+
+    return umask()
+
+
+def dataset_is_present(folder: Path, files: tuple[str, ...]) -> bool:
+    from stcbench.data.fileio import MARKER_NAME
+
+    return all((folder / name).exists() for name in files) and not (folder / MARKER_NAME).exists()
+
+
+def archive_root(archive: Path, marker: str) -> str:
+    """The folder inside the archive that holds `marker` (the dataset folder's root)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            bad = zf.testzip()
+    except zipfile.BadZipFile as exc:
+        archive.unlink()
+        raise DataError(f"{archive.name} is not a readable zip archive ({exc}); it was removed, run the same "
+                        f"command again to download it anew") from None
+    if bad is not None:
+        archive.unlink()
+        raise DataError(f"{archive.name}: member {bad} is corrupt; the archive was removed, run the same command "
+                        f"again to download it anew")
+    for name in sorted(names, key=len):
+        parts = name.rstrip("/").split("/")
+        if parts[-1] == marker:
+            return "/".join(parts[:-1])
+    raise DataError(f"{archive.name} holds no {marker!r}: not the published archive; check the address (--mirror)")
+
+
+def unpack(archive: Path, root: str, destination: Path) -> None:
+    prefix = f"{root}/" if root else ""
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.infolist():
+            if not member.filename.startswith(prefix) or member.is_dir():
+                continue
+            relative = Path(member.filename[len(prefix):])
+            if relative.is_absolute() or ".." in relative.parts:
+                raise DataError(f"{archive.name}: member {member.filename!r} points outside the dataset folder")
+            out = destination / relative
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+
+
+def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, mirror: str | None = None,
+                     force: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Download, verify and install one dataset; returns what was installed with its checksums."""
+    from stcbench.atomic import replacing_directory
+    from stcbench.data.specs import get_dataset_spec, resolve_data_root
+
+    spec = get_dataset_spec(name)
+    key = "kth" if spec.folder == "kth" else spec.name
+    root = resolve_data_root(data_root)
+    folder = root / DATASET_FOLDERS[key]
+    if not force and dataset_is_present(folder, spec.files):
+        log(f"{key}: already in {folder} (pass --force to download it again)")
+        return {"dataset": key, "folder": str(folder), "files": {}, "downloaded": False}
+    if not force and folder.exists() and any(folder.iterdir()):
+        raise DataError(f"{folder} already holds other data (the generated default or an incomplete copy); "
+                        f"pass --force to replace it with the download, or choose another --data-root")
+    cache = root / DOWNLOADS / key
+    cache.mkdir(parents=True, exist_ok=True)
+    fetched = [(source, fetch(source, cache, mirror, log)) for source in SOURCES[key]]
+    files = {}
+    for source, path in fetched:
+        files[source.name] = {"bytes": path.stat().st_size, "sha256": file_digest(path, "sha256"),
+                              **({"md5": source.md5} if source.md5 else {})}
+    with replacing_directory(folder) as staging:
+        for source, path in fetched:
+            if source.unpack:
+                unpack(path, archive_root(path, source.unpack), staging)
+            else:
+                os.replace(path, staging / source.name)
+        for sub in staging.rglob("*"):
+            os.chmod(sub, (0o777 if sub.is_dir() else 0o666) & ~_umask())
+    shutil.rmtree(cache, ignore_errors=True)
+    _remove_if_empty(root / DOWNLOADS)
+    for file, info in files.items():
+        log(f"  {file}: {info['bytes']:,} bytes, sha256 {info['sha256']}"
+            + (" (published MD5 verified)" if "md5" in info else ""))
+    log(f"{key}: installed in {folder}; check it with `stcbench data check --dataset {key}"
+        f"{' --data-root ' + str(data_root) if data_root else ''}`")
+    return {"dataset": key, "folder": str(folder), "files": files, "downloaded": True}
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

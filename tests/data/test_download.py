@@ -1,0 +1,180 @@
+"""`stcbench data download` against a loopback HTTP server serving generated files in the published
+formats: verified install, wrong checksum (exit 2, nothing kept), interrupted transfer resumed."""
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import zipfile
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from stcbench import cli
+from stcbench.data import check_dataset, generate_dataset
+from stcbench.data import download as dl
+from tests.data.conftest import TINY
+
+
+class Server:
+    """Serves `files` with Range support; `cut[name] = n` sends n bytes of it and then drops the connection."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files, self.cut, self.ranges = files, {}, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self.respond(body=False)
+
+            def do_GET(self):
+                self.respond(body=True)
+
+            def respond(self, body: bool):
+                name = self.path.lstrip("/")
+                if name not in server.files:
+                    self.send_error(404)
+                    return
+                data, start = server.files[name], 0
+                requested = self.headers.get("Range")
+                if body and requested:
+                    server.ranges.append((name, requested))
+                    start = int(requested.removeprefix("bytes=").split("-")[0])
+                self.send_response(206 if start else 200)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Length", str(len(data) - start))
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.end_headers()
+                if not body:
+                    return
+                stop = server.cut.pop(name, len(data))
+                self.wfile.write(data[start:stop])
+                if stop < len(data):
+                    self.wfile.flush()
+                    self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def generated_root(tmp_path_factory):
+    """Tiny generated Moving MNIST and TaxiBJ: the files the loopback server publishes."""
+    root = tmp_path_factory.mktemp("published")
+    for name in ("mmnist", "taxibj"):
+        generate_dataset(name, root, seed=0, overrides=TINY[name])
+    return root
+
+
+@pytest.fixture
+def mmnist_files(generated_root):
+    folder = generated_root / "moving_mnist"
+    return {name: (folder / name).read_bytes() for name in ("train-images-idx3-ubyte.gz", "mnist_test_seq.npy")}
+
+
+@pytest.fixture
+def served(mmnist_files, monkeypatch):
+    server = Server(dict(mmnist_files))
+    published = tuple(replace(s, md5=hashlib.md5(mmnist_files[s.name]).hexdigest(), size=len(mmnist_files[s.name]))
+                      for s in dl.SOURCES["mmnist"])
+    monkeypatch.setitem(dl.SOURCES, "mmnist", published)
+    yield server
+    server.close()
+
+
+def download(root, server, *extra) -> int:
+    return cli.main(["data", "download", "--dataset", "mmnist", "--data-root", str(root), "--mirror", server.url,
+                     *extra])
+
+
+def test_the_published_sources_carry_the_published_md5s():
+    md5 = {s.name: s.md5 for s in dl.SOURCES["mmnist"]}
+    assert md5 == {"mnist_test_seq.npy": "be083ec986bfe91a449d63653c411eb2",
+                   "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873"}
+    assert all(s.url.startswith(("http://", "https://")) for sources in dl.SOURCES.values() for s in sources)
+
+
+def test_download_verifies_and_installs_real_data(tmp_path, served, mmnist_files, capsys):
+    root = tmp_path / "data"
+    assert download(root, served) == 0
+    folder = root / "moving_mnist"
+    for name, data in mmnist_files.items():
+        assert (folder / name).read_bytes() == data
+    assert sorted(p.name for p in root.iterdir()) == ["moving_mnist"]        # the download cache is gone
+    assert check_dataset("mmnist", root)["source"] == "real"                   # the loaders read it, no marker
+    out = capsys.readouterr().out
+    assert hashlib.sha256(mmnist_files["mnist_test_seq.npy"]).hexdigest() in out
+    assert download(root, served) == 0 and "already in" in capsys.readouterr().out
+
+
+def test_a_wrong_checksum_keeps_nothing(tmp_path, served, monkeypatch, capsys):
+    wrong = tuple(replace(s, md5="0" * 32) if s.name == "mnist_test_seq.npy" else s for s in dl.SOURCES["mmnist"])
+    monkeypatch.setitem(dl.SOURCES, "mmnist", wrong)
+    root = tmp_path / "data"
+    assert download(root, served) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mnist_test_seq.npy" in err and "MD5" in err and "nothing was kept" in err
+    assert not (root / "moving_mnist").exists()
+    assert not list((root / dl.DOWNLOADS).rglob("mnist_test_seq*"))             # no partial, no temporary
+
+
+def test_a_wrong_size_keeps_nothing(tmp_path, served, monkeypatch, capsys):
+    sized = tuple(replace(s, md5=None, size=s.size + 1) for s in dl.SOURCES["mmnist"])
+    monkeypatch.setitem(dl.SOURCES, "mmnist", sized)
+    root = tmp_path / "data"
+    assert download(root, served) == 2
+    assert "not the published" in capsys.readouterr().err
+    assert not (root / "moving_mnist").exists() and not list((root / dl.DOWNLOADS).rglob("*.gz*"))
+
+
+def test_an_interrupted_transfer_resumes(tmp_path, served, mmnist_files, capsys):
+    root = tmp_path / "data"
+    served.cut["mnist_test_seq.npy"] = 300_000
+    assert download(root, served) == 2
+    assert "run the same command again to resume" in capsys.readouterr().err
+    assert not (root / "moving_mnist").exists()
+    kept = (root / dl.DOWNLOADS / "mmnist" / "mnist_test_seq.npy.part").stat().st_size
+    assert 300_000 - dl.TRANSFER_CHUNK <= kept <= 300_000          # all but the chunk in flight
+    assert download(root, served) == 0
+    assert served.ranges == [("mnist_test_seq.npy", f"bytes={kept}-")]
+    assert (root / "moving_mnist" / "mnist_test_seq.npy").read_bytes() == mmnist_files["mnist_test_seq.npy"]
+
+
+def test_generated_data_is_replaced_only_with_force(tmp_path, served, generated_root, capsys):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(generated_root / "moving_mnist", root / "moving_mnist")
+    before = sorted(p.name for p in (root / "moving_mnist").iterdir())
+    assert download(root, served) == 2
+    assert "--force" in capsys.readouterr().err
+    assert sorted(p.name for p in (root / "moving_mnist").iterdir()) == before
+    assert download(root, served, "--force") == 0
+    assert check_dataset("mmnist", root)["source"] == "real"
+
+
+def test_an_archive_is_unpacked_into_the_dataset_folder(tmp_path, generated_root, monkeypatch, capsys):
+    npz = (generated_root / "taxibj" / "dataset.npz").read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("taxibj/dataset.npz", npz)
+    server = Server({"taxibj_dataset.zip": buffer.getvalue()})
+    try:
+        root = tmp_path / "data"
+        assert cli.main(["data", "download", "--dataset", "taxibj", "--data-root", str(root),
+                         "--mirror", server.url]) == 0
+    finally:
+        server.close()
+    assert (root / "taxibj" / "dataset.npz").read_bytes() == npz
+    assert check_dataset("taxibj", root)["source"] == "real"
+    assert hashlib.sha256(buffer.getvalue()).hexdigest() in capsys.readouterr().out
