@@ -21,6 +21,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from stcbench.errors import StcbenchError
+from stcbench.training.cell_variants import recorded_variant, warn_on_resume, with_former_default
 from stcbench.training.config import Config, config_from_dict
 from stcbench.training.network import build_network, network_outputs, network_predict
 from stcbench.training.param_groups import parameter_groups, set_learning_rate, set_momentum
@@ -289,9 +290,11 @@ class VideoPredictionModule(L.LightningModule):
             "mask_generator": self.mask_generator.get_state(),
             "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()},
             "format": 1,
+            "cell_variant": recorded_variant(self),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        warn_on_resume(checkpoint, self.config.to_dict())
         state = checkpoint.get("stcbench")
         if not state:
             return
@@ -368,7 +371,7 @@ def load_module(path, config: dict | None = None, dtype: torch.dtype | None = No
 
     checkpoint = load_checkpoint(path)
     stored = (checkpoint.get("hyper_parameters") or {}).get("config")
-    module = VideoPredictionModule(config if config is not None else stored)
+    module = VideoPredictionModule(with_former_default(checkpoint, config if config is not None else stored, path))
     if dtype is not None:
         module = module.to(dtype)
     module.load_state_dict(checkpoint["state_dict"])
