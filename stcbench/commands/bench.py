@@ -8,7 +8,11 @@ from pathlib import Path
 from stcbench.checkpoints import add_trust_argument
 from stcbench.cell_names import cell_names_help
 from stcbench.config_files import PACKAGED_CONFIGS
+from stcbench.commands.table import add_baseline_option, resolve_baseline
 from stcbench.errors import ConfigError
+from stcbench.reports.runs import DEFAULT_BASELINE
+from stcbench.reports.launch import (SlurmOptions, describe_failures, make_executor, parse_shard,
+                                     recorded_failures, require_sbatch, submit, take_shard)
 from stcbench.reports.suites import SUITES, execute, make_committable, plan_suite
 
 
@@ -59,9 +63,32 @@ def register(subparsers) -> None:
     parser.add_argument("--reference-loop", action="store_true",
                         help="deprecated, no effect: the reference loop is the default (--set model.fast=true "
                              "selects the fast path)")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the planned runs, one per line (the list --shard partitions), and exit")
+    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                        help="local: the runs one after another in this process (default); slurm: one SLURM job per "
+                             "run through submitit, requeued on preemption or at the time limit and resumed from "
+                             "its last.ckpt (then collect with --collect)")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="run only every N-th planned run starting at the I-th (0 <= I < N): shards are disjoint "
+                             "and cover the plan, e.g. --shard $SLURM_ARRAY_TASK_ID/8 in a job array; no report "
+                             "is written (run --collect once all shards have finished)")
+    parser.add_argument("--collect", action="store_true",
+                        help="run nothing: write the tables and report from the runs that have finished and name "
+                             "the failed ones")
+    slurm = parser.add_argument_group("--launcher slurm")
+    slurm.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's)")
+    slurm.add_argument("--slurm-time", type=int, default=24 * 60, metavar="MINUTES",
+                       help="time limit of each job (default 1440); a run that needs longer is requeued and resumed")
+    slurm.add_argument("--slurm-gpus", type=int, default=1, metavar="N", help="GPUs per job (one task per GPU)")
+    slurm.add_argument("--slurm-cpus", type=int, default=None, metavar="N", help="CPUs per task")
+    slurm.add_argument("--slurm-mem-gb", type=int, default=None, metavar="GB", help="memory per job")
+    slurm.add_argument("--slurm-account", default=None, help="account to charge")
+    slurm.add_argument("--slurm-max-requeue", type=int, default=3, metavar="N",
+                       help="how often a job that reaches its time limit is requeued (preemptions do not count)")
     parser.add_argument("--no-report", action="store_true", help="run only; do not write the report")
     parser.add_argument("--html", action="store_true", help="also write report.html")
+    add_baseline_option(parser)
     add_trust_argument(parser)
     parser.set_defaults(func=run)
 
@@ -78,24 +105,40 @@ def run(args, fit=None, memory_suite=None) -> int:
         print("stcbench bench: --reference-loop is deprecated and has no effect: the reference loop is the "
               "default (model.fast: false); --set model.fast=true selects the fast path", file=sys.stderr)
     if args.suite == "memory":
+        if getattr(args, "shard", None) or getattr(args, "launcher", "local") != "local" or getattr(args, "collect", False):
+            raise ConfigError("--launcher slurm, --shard and --collect are for the video suites (quick, small, paper)")
         return run_memory(args, out, memory_suite)
     if args.tasks:
         raise ConfigError("--tasks is for --suite memory; use --datasets for video suites")
+    baseline = report_baseline(args, out)         # a bad --baseline stops here, before any run
+    shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
+    launcher = getattr(args, "launcher", "local")
+    if launcher == "slurm" and not args.dry_run and not getattr(args, "collect", False):
+        require_sbatch()
     planned = plan_suite(args.suite, cells=args.cells, datasets=args.datasets, seeds=args.seeds, out=out,
                          data_root=args.data_root, configs_root=args.configs,
                          extra_overrides=parse_overrides(args.overrides), tag=getattr(args, "tag", ""))
-    print(f"suite {args.suite}: {len(planned)} runs -> {out / 'runs'}")
+    planned = take_shard(planned, shard)
+    part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+    print(f"suite {args.suite}: {len(planned)} runs{part} -> {out / 'runs'}")
     for item in planned:
         print("  " + item.describe())
     if args.dry_run:
         print("report ->", out / "report.md")
         return 0
-    execute(planned, fit=fit)
-    if args.no_report:
-        return 0
+    if not getattr(args, "collect", False):
+        if launcher == "slurm":
+            return submit_to_slurm(args, planned, out)
+        execute(planned, fit=fit, out=out)
+    failures = recorded_failures(out, planned)
+    if shard is not None or args.no_report or not any(item.done for item in planned):
+        if shard is not None and not args.no_report:
+            print("shard finished: write the report with the same command, --collect instead of --shard, once "
+                  "every shard has finished")
+        return finish(failures, out)
     from stcbench.reports.report import write_report
 
-    print(write_report(out / "runs", out, suite=args.suite, html=args.html,
+    print(write_report(out / "runs", out, suite=args.suite, html=args.html, baseline=baseline,
                        configs_root=args.configs or PACKAGED_CONFIGS,
                        header=suite_header(args)))
     if not getattr(args, "keep_checkpoints", False):
@@ -104,7 +147,42 @@ def run(args, fit=None, memory_suite=None) -> int:
             make_committable(run_dir)
         print(f"removed the checkpoints of {len(finished)} runs and cut their predictions.npz to what the "
               f"report shows (keep them with --keep-checkpoints)")
+    failed = {(run.dataset, run.name) for run, _ in failures}
+    pending = [item for item in planned if not item.done and (item.dataset, item.name) not in failed]
+    if pending:
+        print(f"{len(pending)} planned run(s) have not finished yet; run the same command with --collect later")
+    return finish(failures, out)
+
+
+def finish(failures: list, out: Path) -> int:
+    """Exit status 1 naming the failed runs, else 0."""
+    if failures:
+        print(describe_failures(failures, out), file=sys.stderr)
+        return 1
     return 0
+
+
+def submit_to_slurm(args, planned: list, out: Path) -> int:
+    todo = [item for item in planned if not item.done]
+    if not todo:
+        print("every planned run has finished; write the report with --collect")
+        return 0
+    options = SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time, gpus=args.slurm_gpus,
+                           cpus=args.slurm_cpus, mem_gb=args.slurm_mem_gb, account=args.slurm_account,
+                           max_requeue=args.slurm_max_requeue)
+    folder = out / "slurm"
+    print(f"submitting {len(todo)} job(s); logs in {folder}/")
+    submit(todo, out, make_executor(folder, options))
+    print("when they have finished: the same command with --collect writes the tables and the report")
+    return 0
+
+
+def report_baseline(args, out: Path) -> str | None:
+    """The report's baseline cell (--baseline), checked against the registry and the runs in --out."""
+    from stcbench.reports.runs import discover_runs
+
+    runs = discover_runs(out / "runs") if (out / "runs").is_dir() else []
+    return resolve_baseline(getattr(args, "baseline", DEFAULT_BASELINE), runs)
 
 
 SCALE_NOTES = {

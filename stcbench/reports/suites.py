@@ -16,7 +16,6 @@ does not show.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -64,6 +63,14 @@ class PlannedRun:
     @property
     def done(self) -> bool:
         return self.finished_metrics() is not None
+
+    def last_checkpoint(self) -> Path | None:
+        """checkpoints/last.ckpt of an earlier, interrupted attempt of this run."""
+        dataset_dir = self.runs_root / self.dataset
+        for candidate in sorted(dataset_dir.glob(f"*/{self.name}/checkpoints/last.ckpt")):
+            if normalize_name(candidate.parents[2].name) == normalize_name(self.cell):
+                return candidate
+        return None
 
     def describe(self) -> str:
         extra = " ".join(f"{k}={v}" for k, v in sorted(self.overrides.items())
@@ -148,31 +155,31 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
 
 
 def default_fit() -> Callable:
-    """The training runner's fit(config_dict, overrides=...) -> run dir."""
-    from stcbench.training.config import load_config_dict
+    """The training runner's fit for a planned run: resumed from its last.ckpt when an earlier
+    attempt was interrupted, else started afresh."""
+    from stcbench.reports.launch import fit_planned
 
-    runner = importlib.import_module("stcbench.training.runner")
-
-    def fit(planned: PlannedRun) -> Path:
-        # only unfinished runs get here: one interrupted earlier starts again from scratch
-        return runner.fit(load_config_dict(planned.config_path), overrides=dict(planned.overrides), overwrite=True)
-
-    return fit
+    return fit_planned
 
 
 def execute(planned: list[PlannedRun], fit: Callable[[PlannedRun], Path] | None = None,
-            log: Callable[[str], None] = print) -> dict[str, list[PlannedRun]]:
-    """Run every planned run that has not finished. Returns {"ran": [...], "skipped": [...]}."""
+            log: Callable[[str], None] = print, out: Path | None = None) -> dict[str, list[PlannedRun]]:
+    """Run every planned run that has not finished, one after another. Returns {"ran": [...],
+    "skipped": [...], "failed": [...]}: a run that fails is recorded under `out`/failures/ (default:
+    beside its runs folder) and the others go on."""
+    from stcbench.reports.launch import attempt
+
     fit = fit or default_fit()
-    outcome = {"ran": [], "skipped": []}
+    outcome = {"ran": [], "skipped": [], "failed": []}
     for index, run in enumerate(planned, 1):
         if run.done:
             log(f"[{index}/{len(planned)}] skip {run.dataset}/{run.cell} seed {run.seed}: finished")
             outcome["skipped"].append(run)
             continue
-        log(f"[{index}/{len(planned)}] run  {run.dataset}/{run.cell} seed {run.seed} ({run.config_path})")
-        fit(run)
-        outcome["ran"].append(run)
+        resume = " from its last.ckpt" if run.last_checkpoint() is not None else ""
+        log(f"[{index}/{len(planned)}] run  {run.dataset}/{run.cell} seed {run.seed} ({run.config_path}){resume}")
+        ok = attempt(run, Path(out) if out is not None else run.runs_root.parent, fit, log)
+        outcome["ran" if ok else "failed"].append(run)
     return outcome
 
 

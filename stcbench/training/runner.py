@@ -108,8 +108,10 @@ def dataset_name(config: Config) -> str:
 
 
 def is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0 and \
-        int(os.environ.get("NODE_RANK", "0") or 0) == 0
+    """Asks the cluster environment Lightning will use (SLURM_PROCID under srun, ...)."""
+    from stcbench.training.cluster import is_rank_zero as rank_zero
+
+    return rank_zero()
 
 
 def new_run_dir(config: Config) -> Path:

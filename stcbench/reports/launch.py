@@ -1,0 +1,193 @@
+"""Launching the runs of a benchmark suite: here one after another, or as SLURM jobs through submitit.
+
+* Every run is isolated: a run that fails leaves `<out>/failures/<dataset>-<run name>.json` (its
+  error and traceback) and the others go on; the record is removed once the run finishes.
+* A run that was interrupted resumes from its own `checkpoints/last.ckpt`.
+* `--shard i/n` keeps every n-th run starting at the i-th (0-based), so shards 0..n-1 are disjoint
+  and cover the plan (for job arrays: `--shard $SLURM_ARRAY_TASK_ID/n`).
+* SLURM: one job per run with the GPUs, time and partition given; a job that is preempted or
+  reaches its time limit is requeued by submitit and resumes from its last.ckpt.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import shutil
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from stcbench.errors import ConfigError
+
+FAILURES = "failures"
+
+
+# -- shards -----------------------------------------------------------------------------------
+def parse_shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match or int(match.group(2)) < 1 or int(match.group(1)) >= int(match.group(2)):
+        raise ConfigError(f"--shard {text!r} must be I/N with 0 <= I < N (e.g. --shard 0/4 ... --shard 3/4, "
+                          f"or --shard $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1))")
+    return int(match.group(1)), int(match.group(2))
+
+
+def take_shard(planned: list, shard: tuple[int, int] | None) -> list:
+    """Round robin, so each shard gets a similar mix of datasets and cells."""
+    if shard is None:
+        return list(planned)
+    index, count = shard
+    return list(planned[index::count])
+
+
+# -- failure records --------------------------------------------------------------------------
+def failure_path(out: Path, run) -> Path:
+    return Path(out) / FAILURES / f"{run.dataset}-{run.name}.json"
+
+
+def record_failure(out: Path, run, error: BaseException) -> Path:
+    from stcbench.atomic import write_json
+
+    return write_json(failure_path(out, run), {
+        "dataset": run.dataset, "cell": run.cell, "seed": run.seed, "name": run.name,
+        "config": str(run.config_path), "error": f"{type(error).__name__}: {error}",
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+        "time": _dt.datetime.now().isoformat(timespec="seconds"),
+    })
+
+
+def clear_failure(out: Path, run) -> None:
+    failure_path(out, run).unlink(missing_ok=True)
+    folder = Path(out) / FAILURES
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def recorded_failures(out: Path, planned: list) -> list[tuple[object, dict]]:
+    """The planned runs that have not finished and whose last attempt failed, with the record."""
+    found = []
+    for run in planned:
+        path = failure_path(out, run)
+        if path.is_file() and not run.done:
+            try:
+                found.append((run, json.loads(path.read_text())))
+            except (OSError, ValueError):
+                found.append((run, {"error": f"unreadable failure record {path}"}))
+    return found
+
+
+def describe_failures(failures: list[tuple[object, dict]], out: Path) -> str:
+    lines = [f"{len(failures)} run(s) failed (details in {Path(out) / FAILURES}/):"]
+    lines += [f"  {run.dataset}/{run.cell} seed {run.seed} ({run.name}): {record['error'].splitlines()[0][:300]}"
+              for run, record in failures]
+    return "\n".join(lines)
+
+
+# -- one run ----------------------------------------------------------------------------------
+def fit_planned(run) -> Path:
+    """Train one planned run: from its own last.ckpt when an earlier attempt was interrupted."""
+    from stcbench.training import runner
+    from stcbench.training.config import load_config_dict
+
+    last = run.last_checkpoint()
+    config = load_config_dict(run.config_path)
+    if last is not None:
+        return runner.fit(config, ckpt_path=last, overrides=dict(run.overrides))
+    return runner.fit(config, overrides=dict(run.overrides), overwrite=True)
+
+
+def attempt(run, out: Path, fit: Callable, log: Callable[[str], None] = print) -> bool:
+    """One run, isolated: an exception is recorded (and reported by the caller), never raised."""
+    try:
+        fit(run)
+    except Exception as error:          # noqa: BLE001 - any failure of one run must not stop the suite
+        if _rank_zero():
+            record_failure(out, run, error)
+        log(f"  failed: {run.dataset}/{run.cell} seed {run.seed}: {type(error).__name__}: "
+            f"{str(error).splitlines()[0][:300] if str(error) else ''}")
+        return False
+    if _rank_zero():
+        clear_failure(out, run)
+    return True
+
+
+def _rank_zero() -> bool:
+    from stcbench.training.cluster import is_rank_zero
+
+    return is_rank_zero()
+
+
+# -- SLURM through submitit -------------------------------------------------------------------
+@dataclass
+class SlurmOptions:
+    partition: str | None = None
+    time_min: int = 24 * 60
+    gpus: int = 1
+    cpus: int | None = None
+    mem_gb: int | None = None
+    account: str | None = None
+    max_requeue: int = 3
+    extra: dict = field(default_factory=dict)
+
+    def executor_parameters(self) -> dict:
+        params = {"timeout_min": self.time_min, "gpus_per_node": self.gpus, "tasks_per_node": max(self.gpus, 1),
+                  "nodes": 1}
+        if self.cpus:
+            params["cpus_per_task"] = self.cpus
+        if self.mem_gb:
+            params["mem_gb"] = self.mem_gb
+        if self.partition:
+            params["slurm_partition"] = self.partition
+        if self.account:
+            params["slurm_account"] = self.account
+        if self.extra:
+            params["slurm_additional_parameters"] = dict(self.extra)
+        return params
+
+
+class RunJob:
+    """The callable a SLURM job runs: one planned run, isolated and resumable.
+
+    On preemption or at the time limit submitit calls `checkpoint`, which requeues the same job;
+    the new attempt finds the run's last.ckpt and resumes from it."""
+
+    def __init__(self, run, out: Path):
+        self.run, self.out = run, Path(out)
+
+    def __call__(self) -> str:
+        ok = attempt(self.run, self.out, fit_planned)
+        if not ok:
+            raise RuntimeError(f"{self.run.dataset}/{self.run.cell} seed {self.run.seed} failed; see "
+                               f"{failure_path(self.out, self.run)}")
+        return str(self.run.finished_metrics())
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(RunJob(self.run, self.out))
+
+
+def make_executor(folder: Path, options: SlurmOptions, cluster: str = "slurm"):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, slurm_max_num_timeout=options.max_requeue)
+    executor.update_parameters(name="stcbench", **options.executor_parameters())
+    return executor
+
+
+def submit(planned: list, out: Path, executor, log: Callable[[str], None] = print) -> list:
+    """One job per run; returns the submitit jobs."""
+    jobs = []
+    for run in planned:
+        executor.update_parameters(name=f"stcbench-{run.dataset}-{run.name}")
+        job = executor.submit(RunJob(run, out))
+        log(f"  job {job.job_id}: {run.dataset}/{run.cell} seed {run.seed} ({run.name})")
+        jobs.append(job)
+    return jobs
+
+
+def require_sbatch() -> None:
+    if shutil.which("sbatch") is None:
+        raise ConfigError("--launcher slurm needs SLURM's sbatch on PATH (run it on a login node); elsewhere use "
+                          "--launcher local, or --shard I/N inside your own job array")

@@ -1,0 +1,198 @@
+"""Launching a suite: shards, isolated runs with failure records, resuming from last.ckpt, the rank
+before a Trainer exists, SLURM job scripts, and submitit's local executor running real runs."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stcbench.cli import main
+from stcbench.commands import bench
+from stcbench.errors import ConfigError
+from stcbench.reports import launch
+from stcbench.reports.suites import PlannedRun, plan_suite
+from stcbench.training import cluster
+from tests.reports.test_bench import FakeRunner, args_for, configs  # noqa: F401  (fixture)
+
+
+def names(runs):
+    return [(r.dataset, r.name) for r in runs]
+
+
+def test_shards_are_disjoint_and_cover_the_plan(tmp_path):
+    planned = plan_suite("paper", cells=["lif", "stclif", "plif"], datasets=["mmnist", "taxibj", "kth"],
+                         seeds=[1, 2, 3], out=tmp_path)
+    assert len(planned) == 27
+    for count in (1, 2, 4, 5, 27, 40):
+        shards = [names(launch.take_shard(planned, (index, count))) for index in range(count)]
+        flat = [item for shard in shards for item in shard]
+        assert sorted(flat) == sorted(names(planned)) and len(set(flat)) == len(flat)
+        assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_shard_syntax():
+    assert launch.parse_shard("3/8") == (3, 8) and launch.parse_shard(" 0 / 1 ") == (0, 1)
+    for bad in ("8/8", "1", "-1/4", "a/b", "1/0"):
+        with pytest.raises(ConfigError, match="--shard"):
+            launch.parse_shard(bad)
+
+
+def test_dry_run_prints_the_shard_one_run_per_line(tmp_path, configs, capsys):  # noqa: F811
+    common = ["bench", "--suite", "quick", "--cells", "lif,convlstm,plif", "--datasets", "mmnist,taxibj",
+              "--configs", str(configs), "--out", str(tmp_path / "o"), "--dry-run"]
+    assert main(common) == 0
+    everything = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  [")]
+    parts = []
+    for index in range(3):
+        assert main(common + ["--shard", f"{index}/3"]) == 0
+        parts += [line for line in capsys.readouterr().out.splitlines() if line.startswith("  [")]
+    assert len(everything) == 6 and sorted(parts) == sorted(everything)
+    assert main(common + ["--shard", "3/3"]) == 2
+
+
+class FailingFor(FakeRunner):
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    def __call__(self, planned):
+        if planned.cell == self.cell:
+            raise RuntimeError("out of memory (simulated)")
+        return super().__call__(planned)
+
+
+def test_a_failed_run_is_recorded_and_the_others_go_on(tmp_path, configs, capsys):  # noqa: F811
+    args = args_for(tmp_path, configs, cells=["lif", "convlstm"], datasets=["mmnist"], no_report=False)
+    assert bench.run(args, fit=FailingFor("convlstm")) == 1
+    captured = capsys.readouterr()
+    assert "1 run(s) failed" in captured.err and "mmnist/convlstm seed 42" in captured.err
+    assert "out of memory (simulated)" in captured.err
+    out = tmp_path / "bench"
+    record = json.loads((out / "failures" / "mmnist-quick-convlstm-seed42.json").read_text())
+    assert record["cell"] == "convlstm" and "RuntimeError" in record["traceback"]
+    assert (out / "runs" / "mmnist" / "lif" / "quick-lif-seed42" / "metrics.json").is_file()
+    assert (out / "report.md").is_file()                                    # from what has finished
+    assert bench.run(args_for(tmp_path, configs, cells=["lif", "convlstm"], datasets=["mmnist"], collect=True),
+                     fit=None) == 1                                        # --collect names it too
+    again = FakeRunner()
+    assert bench.run(args_for(tmp_path, configs, cells=["lif", "convlstm"], datasets=["mmnist"]), fit=again) == 0
+    assert again.calls == [("mmnist", "convlstm", 42)] and not (out / "failures").exists()
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    from stcbench.training import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "fit", lambda config, **kwargs: calls.append(kwargs) or tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text("seed: 1\n")
+    run = PlannedRun("quick", "mmnist", "lif", 42, config, {"run.name": "quick-lif-seed42"}, tmp_path / "runs")
+    launch.fit_planned(run)
+    assert calls[-1] == {"overrides": run.overrides, "overwrite": True}
+    last = tmp_path / "runs" / "mmnist" / "lif" / "quick-lif-seed42" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"x")
+    launch.fit_planned(run)
+    assert calls[-1] == {"ckpt_path": last, "overrides": run.overrides}
+
+
+@pytest.mark.parametrize("env, zero", [
+    ({"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_PROCID": "1", "SLURM_JOB_NAME": "train"}, False),
+    ({"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_PROCID": "0", "SLURM_JOB_NAME": "train", "LOCAL_RANK": "1"}, True),
+    ({"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_PROCID": "1", "SLURM_JOB_NAME": "bash"}, True),   # interactive: not SLURM's
+    ({"LOCAL_RANK": "1"}, False),
+    ({"NODE_RANK": "1"}, False),
+    ({"RANK": "0", "LOCAL_RANK": "0"}, True),
+    ({}, True),
+])
+def test_the_rank_before_the_trainer_comes_from_the_cluster_environment(monkeypatch, env, zero):
+    for key in ("SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID", "SLURM_JOB_NAME", "RANK", "LOCAL_RANK", "NODE_RANK",
+                "TORCHELASTIC_RUN_ID", "LSB_JOBID"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from stcbench.training.runner import is_rank_zero
+
+    assert cluster.is_rank_zero() is zero and is_rank_zero() is zero
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """srun and sbatch stand-ins: sbatch records each job script and answers with a job id."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\nn=$(ls {scripts} | wc -l)\ncp \"$1\" {scripts}/job$n.sh\n"
+                                    f"echo \"Submitted batch job $((4200 + n))\"\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return scripts
+
+
+def test_slurm_launcher_submits_one_job_per_unfinished_run(tmp_path, configs, fake_slurm, capsys):  # noqa: F811
+    out = tmp_path / "o"
+    FakeRunner()(plan_suite("quick", cells=["lif"], datasets=["mmnist"], out=out, configs_root=configs)[0])
+    argv = ["bench", "--suite", "quick", "--cells", "lif,convlstm", "--datasets", "mmnist,taxibj", "--configs",
+            str(configs), "--out", str(out), "--launcher", "slurm", "--slurm-partition", "gpu", "--slurm-gpus", "2",
+            "--slurm-time", "600", "--slurm-account", "proj"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    scripts = sorted(fake_slurm.iterdir())
+    assert len(scripts) == 3 and text.count("  job 42") == 3                # the finished run is not submitted
+    script = scripts[0].read_text()
+    for line in ("--partition=gpu", "--gpus-per-node=2", "--ntasks-per-node=2", "--time=600", "--account=proj",
+                 "--signal=USR2@", "--job-name=stcbench-mmnist-quick-convlstm-seed42"):
+        assert line in script
+    assert "--collect" in text
+
+
+def test_slurm_launcher_without_sbatch_is_one_clear_error(tmp_path, configs, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.setenv("PATH", str(tmp_path))
+    argv = ["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
+            "--out", str(tmp_path / "o"), "--launcher", "slurm"]
+    assert main(argv) == 2 and "sbatch" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def mmnist_root(tmp_path_factory):
+    from stcbench.data import generate_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    generate_dataset("mmnist", root, overrides={"test_sequences": "24"})
+    return root
+
+
+def test_submitit_local_executor_runs_isolated_processes_one_failing(mmnist_root, tmp_path):
+    from tests.training.helpers import tiny_config
+
+    out = tmp_path / "bench"
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(mmnist_root, out / "runs", epochs=1)))
+    overrides = {"run.output_dir": str(out / "runs"), "run.scale": "quick", "trainer.threads": 1}
+    good = PlannedRun("quick", "mmnist", "lif", 42, config, {**overrides, "model.cell": "lif", "seed": 42},
+                      out / "runs")
+    bad = PlannedRun("quick", "mmnist", "plif", 42, config,
+                     {**overrides, "model.cell": "plif", "seed": 42, "model.num_hidden": [15]}, out / "runs")
+    for run in (good, bad):
+        run.overrides["run.name"] = run.name
+    executor = launch.make_executor(out / "slurm", launch.SlurmOptions(gpus=0, time_min=10), cluster="local")
+    jobs = launch.submit([good, bad], out, executor, log=lambda _: None)
+    states = []
+    for job in jobs:
+        try:
+            job.result()
+            states.append("ok")
+        except Exception:       # submitit re-raises the job's failure here
+            states.append("failed")
+    assert states == ["ok", "failed"]
+    assert len({job.job_id for job in jobs}) == 2 and all(job.job_id != str(os.getpid()) for job in jobs)
+    assert good.done and not bad.done
+    failures = launch.recorded_failures(out, [good, bad])
+    assert [run.cell for run, _ in failures] == ["plif"]
+    assert "multiple of 16" in failures[0][1]["error"] and "Traceback" in failures[0][1]["traceback"]
