@@ -13,14 +13,18 @@ import csv
 import html
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from stcbench.reports import figures
 from stcbench.atomic import write_text as atomic_write_text
-from stcbench.reports.runs import Run, discover_runs, select_run
-from stcbench.reports.tables import FORMAT_SUFFIX, FORMATS, MISSING, TABLE_KEYS, build_table, render
+from stcbench.reports import stats
+from stcbench.reports.published import Column
+from stcbench.reports.runs import DEFAULT_BASELINE, Run, RunGroup, discover_runs, select_group
+from stcbench.reports.tables import (FORMAT_SUFFIX, FORMATS, MISSING, TABLE_KEYS, build_table, comparison_text,
+                                     render)
 
 DATASET_TITLES = {"mmnist": "Moving MNIST 10->10", "taxibj": "TaxiBJ 4->4", "kth": "KTH 10->20 (and 10->40)"}
 SUMMARY_FIELDS = ("mse", "mae", "ssim", "psnr", "mse_per_pixel")
@@ -40,15 +44,22 @@ def _fmt(value, digits=4) -> str:
     return f"{value:.{digits}g}"
 
 
-def default_runs(runs: list[Run]) -> dict[str, dict[str, Run]]:
-    """{dataset: {cell: run}} using the default cell options and the `newest` rule."""
-    table: dict[str, dict[str, Run]] = {}
+def default_groups(runs: list[Run]) -> dict[str, dict[str, RunGroup]]:
+    """{dataset: {cell: seeds}}: the default cell options, the `newest` rule, and the other seeds of the
+    selected run's setting."""
+    table: dict[str, dict[str, RunGroup]] = {}
     for dataset in sorted({r.dataset for r in runs}):
         for cell in sorted({r.cell for r in runs if r.dataset == dataset}):
-            run = select_run(runs, dataset, cell)
-            if run is not None:
-                table.setdefault(dataset, {})[cell] = run
+            group = select_group(runs, dataset, cell)
+            if group is not None:
+                table.setdefault(dataset, {})[cell] = group
     return table
+
+
+def default_runs(runs: list[Run]) -> dict[str, dict[str, Run]]:
+    """{dataset: {cell: run}}: the run each group's figures and analysis show."""
+    return {dataset: {cell: group.representative for cell, group in cells.items()}
+            for dataset, cells in default_groups(runs).items()}
 
 
 def load_predictions(run: Run) -> dict[str, np.ndarray] | None:
@@ -93,17 +104,28 @@ def _relative(path: Path, root: Path | None) -> str:
         return str(path)
 
 
-def summary_rows(picked: dict[str, dict[str, Run]], analyses: dict, runs_root: Path | None = None) -> list[dict]:
+def summary_rows(groups: dict[str, dict[str, RunGroup]], analyses: dict, runs_root: Path | None = None,
+                 baseline: str | None = DEFAULT_BASELINE) -> list[dict]:
+    """Per (dataset, cell): each metric's mean over seeds (`<metric>`) and 95 % half-width
+    (`<metric>_ci95`), n, the MSE comparison with `baseline`, costs; ranked by mean MSE."""
     rows = []
-    for dataset, cells in picked.items():
-        ranked = sorted(cells.values(), key=lambda r: (r.value("test", "mse") is None, r.value("test", "mse") or 0))
-        for rank, run in enumerate(ranked, 1):
-            analysis = analyses.get((dataset, run.cell)) or {}
-            row = {"dataset": dataset, "cell": run.cell, "rank_mse": rank, "scale": run.describe_scale(),
+    for dataset, cells in groups.items():
+        means = {cell: stats.summarize(group.values("test", "mse")) for cell, group in cells.items()}
+        ranked = sorted(cells, key=lambda c: (means[c] is None, means[c].mean if means[c] else 0.0, c))
+        for rank, cell in enumerate(ranked, 1):
+            group = cells[cell]
+            run = group.representative
+            analysis = analyses.get((dataset, cell)) or {}
+            row = {"dataset": dataset, "cell": cell, "rank_mse": rank, "n": group.n,
+                   "seeds": " ".join(str(s) for s in group.seeds), "scale": run.describe_scale(),
                    "selected_on": run.selected_on}
-            row.update({k: run.value("test", k) for k in SUMMARY_FIELDS})
-            row["ssim_10to40"] = run.value("test_long", "ssim")
-            row["psnr_10to40"] = run.value("test_long", "psnr")
+            for key, split, metric in INTERVAL_SOURCES:
+                values = group.values(split, metric)
+                summary = stats.summarize(values)
+                row[key] = summary.mean if summary else (values[0] if values else None)
+                row[f"{key}_ci95"] = summary.half_width if summary else None
+            if baseline:
+                row[f"mse_vs_{baseline}"] = _mse_comparison(group, cells.get(baseline))
             params = run.value(None, "params") or analysis.get("params")
             row["params"] = int(params) if params else None
             flops = run.value(None, "flops") or analysis.get("flops")
@@ -116,24 +138,48 @@ def summary_rows(picked: dict[str, dict[str, Run]], analyses: dict, runs_root: P
     return rows
 
 
+def _mse_comparison(group: RunGroup, base: RunGroup | None) -> str:
+    """The MSE difference to the baseline (raw metrics.json units, 3 significant digits)."""
+    ours, theirs = group.values("test", "mse"), base.values("test", "mse") if base else []
+    reference = [abs(v) for v in ours + theirs if np.isfinite(v) and v != 0]
+    decimals = max(0, 2 - int(np.floor(np.log10(min(reference))))) if reference else 1
+    column = Column("mse", "MSE", group.representative.dataset, "mse", decimals=decimals)
+    return comparison_text(column, group, base, ours, theirs)
+
+
 SUMMARY_COLUMNS = ("dataset", "rank_mse", "cell", "mse", "mae", "ssim", "psnr", "ssim_10to40", "psnr_10to40",
-                   "params", "flops_g", "firing_rate", "energy_uj", "scale", "selected_on")
+                   "params", "flops_g", "firing_rate", "energy_uj", "n", "scale", "selected_on")
+INTERVAL_SOURCES = tuple((k, "test", k) for k in SUMMARY_FIELDS) + (("ssim_10to40", "test_long", "ssim"),
+                                                                     ("psnr_10to40", "test_long", "psnr"))
+INTERVAL_FIELDS = tuple(key for key, _, _ in INTERVAL_SOURCES)
 
 
-def summary_markdown(rows: list[dict], dataset: str) -> str:
+def _fmt_interval(row: dict, key: str) -> str:
+    half = row.get(f"{key}_ci95")
+    text = _fmt(row.get(key))
+    return text if half is None or row.get(key) is None else f"{text} ± {_fmt(half, 2)}"
+
+
+def summary_markdown(rows: list[dict], dataset: str, baseline: str | None = DEFAULT_BASELINE) -> str:
+    """Metrics as mean ± 95 % half-width over seeds, n, and the MSE comparison with the baseline."""
     cols = [c for c in SUMMARY_COLUMNS if c != "dataset"]
     if dataset != "kth":
         cols = [c for c in cols if not c.endswith("10to40")]
+    if baseline:
+        cols.insert(cols.index("n") + 1, f"mse_vs_{baseline}")
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in (r for r in rows if r["dataset"] == dataset):
-        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+        lines.append("| " + " | ".join(_fmt_interval(row, c) if c in INTERVAL_FIELDS else _fmt(row.get(c))
+                                       for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
 def summary_csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(SUMMARY_COLUMNS) + ["mse_per_pixel", "run"],
-                            lineterminator="\n", extrasaction="ignore")
+    intervals = [f"{key}_ci95" for key in INTERVAL_FIELDS]
+    comparisons = sorted({key for row in rows for key in row if key.startswith("mse_vs_")})
+    writer = csv.DictWriter(buffer, fieldnames=list(SUMMARY_COLUMNS) + ["mse_per_pixel", "run", "seeds"] + intervals
+                            + comparisons, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -150,14 +196,27 @@ def overall_ranking(rows: list[dict]) -> list[tuple[str, float, int]]:
 
 
 # --- figures -----------------------------------------------------------------------------------
-def dataset_figures(dataset: str, cells: dict[str, Run], analyses: dict, fig_dir: Path) -> list[tuple[str, Path]]:
+def per_frame_series(groups: dict[str, RunGroup], metric: str = "mse") -> dict[str, list[list[float]]]:
+    """{cell: one per-frame curve per seed} for the cells whose runs record `per_frame[metric]`."""
+    series = {}
+    for cell, group in groups.items():
+        curves = [run.metrics["test"]["per_frame"][metric] for run in group.runs
+                  if isinstance((run.metrics["test"].get("per_frame") or {}).get(metric), list)]
+        if curves and len({len(c) for c in curves}) == 1:
+            series[cell] = curves
+    return series
+
+
+def dataset_figures(dataset: str, groups: dict[str, RunGroup], analyses: dict,
+                    fig_dir: Path) -> list[tuple[str, Path]]:
     made = []
-    series = {cell: run.metrics["test"]["per_frame"]["mse"] for cell, run in cells.items()
-              if isinstance((run.metrics["test"].get("per_frame") or {}).get("mse"), list)}
+    cells = {cell: group.representative for cell, group in groups.items()}
+    series = per_frame_series(groups)
     if series:
-        made.append(("MSE per predicted frame (test)", figures.per_frame_curves(
-            series, fig_dir / f"{dataset}_per_frame_mse.png", metric="mse",
-            title=f"{DATASET_TITLES.get(dataset, dataset)}: per-frame MSE (sum over pixels)")))
+        made.append(("MSE per predicted frame (test; mean over seeds with its 95 % confidence band)",
+                     figures.per_frame_curves(
+                         series, fig_dir / f"{dataset}_per_frame_mse.png", metric="mse",
+                         title=f"{DATASET_TITLES.get(dataset, dataset)}: per-frame MSE (sum over pixels)")))
     logs = {cell: load_training_log(run) for cell, run in cells.items()}
     loss = {cell: _series(rows, "train/loss_step") for cell, rows in logs.items()}
     loss = {cell: points for cell, points in loss.items() if points}
@@ -205,33 +264,39 @@ def dataset_figures(dataset: str, cells: dict[str, Run], analyses: dict, fig_dir
 
 # --- the report ---------------------------------------------------------------------------------
 def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report: bool = False, html: bool = False,
-                 analyse: bool = True, header: str | None = None, configs_root: Path | None = None) -> Path:
+                 analyse: bool = True, header: str | None = None, configs_root: Path | None = None,
+                 baseline: str | None = DEFAULT_BASELINE) -> Path:
     out_dir = Path(out_dir)
     runs = discover_runs(runs_root)
-    picked = default_runs(runs)
+    groups = default_groups(runs)
+    picked = {dataset: {cell: g.representative for cell, g in cells.items()} for dataset, cells in groups.items()}
     analyses = {}
     if analyse:
         from stcbench.reports.analysis import analyse_runs
 
         analyses = analyse_runs(picked, out_dir / "analysis")
     table_dir, fig_dir = out_dir / "tables", out_dir / "figures"
-    tables = {key: build_table(key, runs) for key in TABLE_KEYS}
+    tables = {key: build_table(key, runs, baseline=baseline) for key in TABLE_KEYS}
     for key, result in tables.items():
         for fmt in FORMATS:
             atomic_write_text(table_dir / f"table_{key}.{FORMAT_SUFFIX[fmt]}", render(result, fmt))
-    rows = summary_rows(picked, analyses, Path(runs_root))
+    rows = summary_rows(groups, analyses, Path(runs_root), baseline)
     atomic_write_text(table_dir / "summary.csv", summary_csv(rows))
 
     md = [f"# stcbench report{f' — suite {suite}' if suite else ''}", ""]
     if header:
         md += [header, ""]
-    md += [f"{len(runs)} run directories under `{runs_root}`; one run per (dataset, cell) "
-           "chosen by the `newest` rule (docs/reports.md). '—' = not available.", ""]
-    md += ["## Overall ranking (mean MSE rank over datasets)", "",
+    md += [f"{len(runs)} run directories under `{Path(os.path.relpath(runs_root, out_dir)).as_posix()}`; per (dataset, cell) the "
+           "run chosen by the `newest` rule and the other seeds of its setting (docs/reports.md). Metrics are "
+           "means over the n seeds ± the half-width of their 95 % confidence interval (Student t); "
+           + (f"`mse_vs_{baseline}` is the MSE difference to {baseline} with its 95 % interval (Welch t over seeds; "
+              "one seed each: paired bootstrap over the test sequences). " if baseline else "")
+           + "'—' = not available.", ""]
+    md += ["## Overall ranking (mean MSE rank over datasets; ranks of means: see the intervals below)", "",
            "| cell | mean rank | datasets |", "|---|---|---|"]
     md += [f"| {c} | {r:.2f} | {n} |" for c, r, n in overall_ranking(rows)] + [""]
-    for dataset, cells in picked.items():
-        md += [f"## {DATASET_TITLES.get(dataset, dataset)}", "", summary_markdown(rows, dataset)]
+    for dataset, cells in groups.items():
+        md += [f"## {DATASET_TITLES.get(dataset, dataset)}", "", summary_markdown(rows, dataset, baseline)]
         for caption, path in dataset_figures(dataset, cells, analyses, fig_dir):
             md += [f"**{caption}**", "", f"![{caption}]({path.relative_to(out_dir).as_posix()})", ""]
     if configs_root is not None:

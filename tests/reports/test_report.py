@@ -1,6 +1,8 @@
+import csv
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from stcbench.reports.report import markdown_to_html, overall_ranking, write_report
@@ -46,7 +48,7 @@ def test_cached_analysis_is_used(tmp_path):
          "grad_norm_through_time": [1e-3, 1e-2, 1.0]}))
     text = write_report(root, out).read_text()
     assert "figures/mmnist_firing_rates.png" in text and "figures/mmnist_grad_through_time.png" in text
-    assert "| 1 | lif | 100 | 200 | 0.6 | 20 | — | — | 0.15 | 1.5 | quick, 2 ep | val |" in text
+    assert "| 1 | lif | 100 | 200 | 0.6 | 20 | — | — | 0.15 | 1.5 | 1 | baseline | quick, 2 ep | val |" in text
 
 
 def test_overall_ranking_prefers_cells_with_more_datasets():
@@ -69,3 +71,23 @@ def test_training_log_curves(tmp_path):
     text = write_report(root, tmp_path / "out").read_text()
     assert "figures/taxibj_train_loss.png" in text and "figures/taxibj_stclif_gates_training.png" in text
     assert Image.open(tmp_path / "out" / "figures" / "taxibj_train_loss.png").size == (500, 320)
+
+
+def test_report_aggregates_seeds(tmp_path):
+    root = tmp_path / "runs"
+    for seed, (lif, stc) in enumerate(((100.0, 50.0), (110.0, 56.0), (120.0, 59.0))):
+        make_run(root, "mmnist", "lif", f"lif-{seed}", test=video_metrics(lif, 200.0, 0.6), seed=seed)
+        make_run(root, "mmnist", "stclif", f"stc-{seed}", test=video_metrics(stc, 150.0, 0.8), seed=seed)
+    out = tmp_path / "report"
+    text = write_report(root, out).read_text()
+    half = 4.302653 * 10.0 / np.sqrt(3)
+    assert f"| 2 | lif | 110 ± {half:.2g} | 200 ± 0 |" in text
+    stc_row = next(line for line in text.splitlines() if line.startswith("| 1 | stclif |"))
+    assert "| 3 | -55.0 [" in stc_row and "better" in stc_row
+    assert "run directories under `../runs`" in text
+    with (out / "tables" / "summary.csv").open(newline="") as handle:
+        rows = {row["cell"]: row for row in csv.DictReader(handle)}
+    lif = rows["lif"]
+    assert float(lif["mse"]) == 110.0 and float(lif["mse_ci95"]) == pytest.approx(half) and lif["n"] == "3"
+    assert lif["seeds"] == "0 1 2" and lif["mse_vs_lif"] == "baseline"
+    assert rows["stclif"]["mse_vs_lif"].endswith("better")
