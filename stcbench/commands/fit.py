@@ -19,6 +19,9 @@ def register(subparsers) -> None:
                              "config.yaml is used")
     add_ckpt_argument(parser, "resume exactly from this checkpoint (or run directory): weights, optimizer, "
                               "epoch, scheduled-sampling counter and RNG states")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run directory of the same name (its checkpoints, logs and "
+                             "metrics are deleted); without it such a run is refused")
     add_override_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -49,7 +52,7 @@ def run(args) -> int:
     config = load_config_dict(source)
     overrides = overrides_from_args(args)
     task = task_module({**config, **({"task": overrides["task"]} if "task" in overrides else {})})
-    run_dir = task.fit(config, ckpt_path=args.ckpt_path, overrides=overrides)
+    run_dir = task.fit(config, ckpt_path=args.ckpt_path, overrides=overrides, overwrite=args.overwrite)
     from stcbench.training.runner import is_rank_zero
 
     if is_rank_zero():                     # under DDP every process returns here

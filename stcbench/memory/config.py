@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from stcbench.errors import ConfigError
+from stcbench.training.run_paths import check_run_name
 from stcbench.memory.network import READOUTS, memory_synapse_norm
 from stcbench.memory.tasks import TASKS
 
@@ -165,6 +166,7 @@ def check_semantics(cfg: dict) -> None:
     bad = sorted(set(cfg["logging"]["loggers"]) - set(LOGGERS))
     if bad:
         raise ConfigError(f"logging.loggers: unknown {bad}; choose from {list(LOGGERS)}")
+    check_run_name(cfg["run"]["name"])
     model["synapse_norm"] = memory_synapse_norm(model["synapse_norm"])
     if model["readout"] == "auto":
         model["readout"] = DEFAULT_READOUT[data["task"]]

@@ -129,19 +129,27 @@ def set_threads(cfg: dict) -> None:
         torch.set_num_threads(int(cfg["trainer"]["threads"]))
 
 
-def fit(config: dict | str | Path, *, ckpt_path: str | Path | None = None, overrides: dict | None = None) -> Path:
+def fit(config: dict | str | Path, *, ckpt_path: str | Path | None = None, overrides: dict | None = None,
+        overwrite: bool = False) -> Path:
     """Train one memory-probe model; returns its run directory (see the module docstring)."""
     cfg = memory_config.resolve(config, overrides)
     run_dir = run_dir_for(cfg)
     resume = resolve_checkpoint(ckpt_path) if ckpt_path is not None else None
     if resume is not None:
         verify_checkpoint(resume)
-    if resume is None and run_dir.exists():
-        raise ConfigError(f"run directory {run_dir} already exists; choose another run.name (--run-name) or resume "
-                          f"it with --ckpt-path {run_dir}")
+    if resume is None and run_dir.exists() and not overwrite:
+        raise ConfigError(f"run directory {run_dir} already exists; choose another run.name (--run-name), resume "
+                          f"it with --ckpt-path {run_dir}, or replace it with --overwrite")
     set_threads(cfg)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume is None and overwrite and run_dir.is_dir():
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(exist_ok=resume is not None)     # exclusive: two runs never share a folder
+    except FileExistsError:
+        raise ConfigError(f"run directory {run_dir} was just created by another run; choose another "
+                          f"run.name (--run-name)") from None
     atomic_write_text(run_dir / "config.yaml", memory_config.dump(cfg))
     datamodule = MemoryDataModule(cfg)
     module = MemoryModule(cfg)
@@ -154,7 +162,10 @@ def fit(config: dict | str | Path, *, ckpt_path: str | Path | None = None, overr
             with sigterm_exits_nonzero(run_dir):
                 trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None,
                             weights_only=not trusted())
-            results = evaluate_run(cfg, trainer, module, datamodule, run_dir, history.rows)
+            with sigterm_exits_nonzero(run_dir, f"stopped by SIGTERM while testing the trained checkpoints, so "
+                                                f"metrics.json was not written: finish the tests with "
+                                                f"`stcbench fit --ckpt-path {run_dir}`"):
+                results = evaluate_run(cfg, trainer, module, datamodule, run_dir, history.rows)
         except BaseException:
             finish_wandb(loggers, failed=True)
             raise
@@ -240,7 +251,9 @@ def test(config: dict | str | Path | None, ckpt_path: str | Path, *, overrides: 
     module.load_state_dict(stored["state_dict"])
     with quiet_lightning():
         trainer = build_trainer(cfg, None, [], False)
-        (metrics,) = trainer.test(module, datamodule=MemoryDataModule(cfg), verbose=False)
+        with sigterm_exits_nonzero(None, "stopped by SIGTERM before the test finished; no results were written: "
+                                         "run the same `stcbench test` again"):
+            (metrics,) = trainer.test(module, datamodule=MemoryDataModule(cfg), verbose=False)
     results = {**plain_metrics(metrics, "test/"), "baseline": module.spec.baseline, "cell": cfg["model"]["cell"],
                "memory_task": module.spec.name, **checkpoint_record(path)}
     if output is not None:

@@ -27,16 +27,19 @@ SIGTERM_EXIT_CODE = 143                 # 128 + SIGTERM, as a shell reports a pr
 
 
 @contextlib.contextmanager
-def sigterm_exits_nonzero(run_dir: Path):
-    """Lightning ends `fit` on SIGTERM with a bare SystemExit, exit status 0, so a job script would take the
-    run for finished. Exit with 143 instead, saying how to resume (from the last epoch's checkpoint)."""
+def sigterm_exits_nonzero(run_dir: Path | None, message: str | None = None):
+    """Lightning ends `fit` and `test` on SIGTERM with a bare SystemExit, exit status 0, so a job script would
+    take the run for finished. Exit with 143 instead, saying how to resume (from the last epoch's checkpoint),
+    or printing `message` (how to finish what was stopped)."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     try:
         yield
     except SIGTERMException:
-        if rank_zero_only.rank == 0:
+        if rank_zero_only.rank == 0 and message is not None:
+            print(message, file=sys.stderr)
+        elif rank_zero_only.rank == 0:
             last = Path(run_dir) / "checkpoints" / "last.ckpt"
             hint = (f"resume with `stcbench fit --ckpt-path {run_dir}`" if last.exists() else
                     "no epoch had finished, so there is no checkpoint to resume from; start the run again")

@@ -22,6 +22,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from stcbench.errors import ConfigError
+from stcbench.training.run_paths import check_run_name
 
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true")
 
@@ -445,6 +446,7 @@ def _check_values(c: Config) -> None:
     _require(not bad, f"logging.loggers: unknown logger(s) {bad}; choose from {list(LOGGER_NAMES)}")
     _require(c.logging.log_every_n_steps >= 1, "logging.log_every_n_steps must be >= 1")
     _require(c.run.predictions_limit >= 1, "run.predictions_limit must be >= 1")
+    check_run_name(c.run.name)
     _require(all(isinstance(p, str) and p for p in c.plugins), "plugins must be a list of module names")
 
 

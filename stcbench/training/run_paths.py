@@ -41,3 +41,17 @@ def _after_run_name(path: Path, run_name: str) -> Path | None:
     parts = path.parts
     positions = [i for i, part in enumerate(parts[:-1]) if part == run_name]
     return Path(*parts[positions[-1] + 1:]) if positions else None
+
+
+def check_run_name(name: str | None, key: str = "run.name") -> None:
+    """A run name is one folder name inside the output directory: no separators, no `..`, not hidden."""
+    from stcbench.errors import ConfigError
+
+    if name is None:
+        return
+    bad = (not name.strip() or "/" in name or "\\" in name or "\0" in name or name.startswith(".")
+           or name != name.strip())
+    if bad:
+        raise ConfigError(f"{key} {name!r} is not a plain folder name; use letters, digits, '-' and '_' "
+                          f"(no '/', no leading '.', not empty): the run is written to "
+                          f"<output_dir>/<dataset>/<cell>/<name>")

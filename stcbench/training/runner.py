@@ -129,6 +129,34 @@ def new_run_dir(config: Config) -> Path:
     return run_dir
 
 
+def refuse_existing_run(run_dir: Path) -> None:
+    if run_dir.exists():
+        raise ConfigError(f"run directory {run_dir} already exists; resume it with `stcbench fit --ckpt-path "
+                          f"{run_dir}`, choose another --run-name, or replace it with --overwrite")
+
+
+def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tuple[Path, Path]:
+    """Create the run folder exclusively (two runs never share one): a default name that another run took
+    meanwhile gets a suffix -2, -3, ...; a chosen name is refused. Returns (run folder, outermost folder
+    created), the latter removed again when the run fails on bad input before its first checkpoint."""
+    created = _first_missing(run_dir)
+    if overwrite and run_dir.is_dir():
+        shutil.rmtree(run_dir)
+        created = run_dir.resolve()
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    base, suffix = run_dir, 1
+    while True:
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            if not default_name:
+                refuse_existing_run(run_dir)
+            suffix += 1
+            run_dir = base.with_name(f"{base.name}-{suffix}")
+    return run_dir, (run_dir.resolve() if created == base.resolve() else created)
+
+
 def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
     """runs/.../<name>/checkpoints/last.ckpt -> runs/.../<name> (when it holds a config.yaml)."""
     ckpt_path = Path(ckpt_path)
@@ -200,8 +228,12 @@ def build_trainer(config: Config, run_dir: Path | None, *, loggers: list | None 
 # ------------------------------------------------------------------------------------------
 # fit
 # ------------------------------------------------------------------------------------------
-def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | None = None) -> Path:
-    """Train (or resume) one run and test its best and last checkpoints. Returns the run directory."""
+def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | None = None,
+        overwrite: bool = False) -> Path:
+    """Train (or resume) one run and test its best and last checkpoints. Returns the run directory.
+
+    A new run never writes into an existing folder: a named run whose folder exists is refused
+    unless `overwrite` (then the old folder is removed once the inputs were checked)."""
     cfg = resolve_config(config, overrides)
     prepare_environment(cfg)
     cfg.plugins = with_environment_plugins(cfg.plugins)     # a run folder must name the plugins its cell needs
@@ -211,6 +243,9 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
         run_dir = run_dir_of_checkpoint(ckpt_path) or new_run_dir(cfg)
     else:
         run_dir = new_run_dir(cfg)
+    fresh = not run_dir.exists() or not resuming
+    if fresh and is_rank_zero() and not overwrite:
+        refuse_existing_run(run_dir)
 
     from stcbench.training.datamodule import build_datamodule
     from stcbench.training.loggers import build_loggers
@@ -220,10 +255,11 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
     if resuming:
         _check_checkpoint_fits(module, ckpt_path)
     datamodule = build_datamodule(cfg)
-    created = None if run_dir.exists() else _first_missing(run_dir)
+    created = None
     if is_rank_zero():
         datamodule.prepare_data()          # data problems surface before anything is written
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            run_dir, created = create_run_dir(run_dir, default_name=cfg.run.name is None, overwrite=overwrite)
         save_config(cfg, run_dir / "config.yaml")
     loggers = build_loggers(cfg, run_dir, run_dir.name, version=_log_version(run_dir, resuming))
     started = time.time()
@@ -249,7 +285,8 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
         finish_wandb(loggers)
         return run_dir
     if cfg.run.test_after_fit:
-        results = evaluate_checkpoints(cfg, trainer, module, datamodule, run_dir)
+        with sigterm_exits_nonzero(run_dir, testing_stopped(run_dir)):
+            results = evaluate_checkpoints(cfg, trainer, module, datamodule, run_dir)
         if trainer.is_global_zero:
             results["train_seconds"] = round(time.time() - started, 1)
             write_metrics(run_dir, results)
@@ -261,6 +298,11 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
             print(format_summary(results))
     finish_wandb(loggers)
     return run_dir
+
+
+def testing_stopped(run_dir: Path) -> str:
+    return (f"stopped by SIGTERM while testing the trained checkpoints, so metrics.json was not written; training "
+            f"had finished: finish the tests with `stcbench fit --ckpt-path {run_dir}`")
 
 
 def _log_version(run_dir: Path, resuming: bool) -> str | None:
@@ -614,9 +656,11 @@ def test(config: Any, ckpt_path: str | Path, *, overrides: dict | None = None,
     results = base_record(cfg, trainer, model, datamodule)
     results.update(checkpoint_record(ckpt_path))
     results["epochs"] = _checkpoint_epoch(ckpt_path)
-    results["test"] = run_test(trainer, model, datamodule)
-    if wants_long_test(cfg):
-        results["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(cfg))
+    stopped = "stopped by SIGTERM before the test finished; no results were written: run the same `stcbench test` again"
+    with sigterm_exits_nonzero(None, stopped):
+        results["test"] = run_test(trainer, model, datamodule)
+        if wants_long_test(cfg):
+            results["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(cfg))
     if trainer.is_global_zero:
         if output is not None:
             from stcbench.training.io import atomic_write_json

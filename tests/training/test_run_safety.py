@@ -1,0 +1,120 @@
+"""Runs cannot write outside --output-dir, destroy or mix with each other, and SIGTERM in any phase
+exits 143 with a hint how to finish."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stcbench.cli import main
+from stcbench.errors import ConfigError
+from stcbench.training.runner import create_run_dir
+from tests.training.helpers import tiny_config
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def write_config(tmp_path: Path, data_root: Path, **sections) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(data_root, tmp_path / "runs", epochs=1, **sections)))
+    return path
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize("name", ["../../../x", "a/b", "..", ".hidden", "", " ", "a\\b"])
+def test_run_names_are_single_folder_names(mmnist_root, tmp_path, capsys, name):
+    config = write_config(tmp_path, mmnist_root)
+    assert main(["fit", "--config", str(config), "--run-name", name]) == 2
+    assert "run.name" in one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+def test_memory_run_names_are_single_folder_names(tmp_path, capsys):
+    assert main(["fit", "--config", "memory/adding", "--output-dir", str(tmp_path), "--run-name", "../x"]) == 2
+    assert "run.name" in one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_over_an_existing_run_is_refused_and_overwrite_replaces_it(mmnist_root, tmp_path, capsys):
+    config = write_config(tmp_path, mmnist_root)
+    old = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "metrics.json").write_text('{"test": {"mse": 1.0}}')
+    (old / "checkpoints" / "best.ckpt").write_bytes(b"old weights")
+    before = tree_hashes(old)
+    assert main(["fit", "--config", str(config)]) == 2
+    line = one_error_line(capsys)
+    assert "already exists" in line and "--overwrite" in line and "--ckpt-path" in line
+    assert tree_hashes(old) == before
+
+    assert main(["fit", "--config", str(config), "--overwrite"]) == 0
+    assert "test" in json.loads((old / "metrics.json").read_text())
+    assert (old / "checkpoints" / "best.ckpt").read_bytes() != b"old weights"
+
+
+def test_run_folders_are_created_exclusively(tmp_path):
+    base = tmp_path / "runs" / "mmnist" / "lif" / "20260101-000000-seed1"
+    first, created = create_run_dir(base, default_name=True, overwrite=False)
+    second, created_second = create_run_dir(base, default_name=True, overwrite=False)
+    assert first == base and second == base.with_name(base.name + "-2")
+    assert created == (tmp_path / "runs").resolve() and created_second == second.resolve()
+    (first / "mine").write_text("kept")
+    with pytest.raises(ConfigError, match="already exists"):
+        create_run_dir(first, default_name=False, overwrite=False)   # another run took the chosen name
+    assert (first / "mine").read_text() == "kept"
+
+
+def test_default_run_names_of_the_same_second_do_not_collide(mmnist_root, tmp_path, monkeypatch):
+    """Two runs started in the same second with default names get separate folders (the second one's
+    folder is taken between its name check and its creation, as a concurrent run would)."""
+    from stcbench.training import runner
+
+    config = runner.resolve_config(tiny_config(mmnist_root, tmp_path, name=None))
+    planned = runner.new_run_dir(config)
+    planned.mkdir(parents=True)
+    (planned / "config.yaml").write_text("other run")
+    made, _ = create_run_dir(planned, default_name=True, overwrite=False)
+    assert made != planned and (planned / "config.yaml").read_text() == "other run"
+
+
+def sigterm_at_first_test_batch(monkeypatch):
+    from stcbench.training.module import VideoPredictionModule
+
+    def on_test_batch_end(self, outputs, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)           # Lightning's handler takes it
+
+    monkeypatch.setattr(VideoPredictionModule, "on_test_batch_end", on_test_batch_end, raising=False)
+
+
+def test_sigterm_while_testing_exits_143_and_says_how_to_finish(mmnist_root, tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path, mmnist_root)
+    run_dir = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    with monkeypatch.context() as patch:
+        sigterm_at_first_test_batch(patch)
+        with pytest.raises(SystemExit) as stopped:
+            main(["fit", "--config", str(config)])
+        assert stopped.value.code == 143
+        assert f"finish the tests with `stcbench fit --ckpt-path {run_dir}`" in capsys.readouterr().err
+        assert not (run_dir / "metrics.json").exists()
+
+        with pytest.raises(SystemExit) as stopped:
+            main(["test", "--ckpt-path", str(run_dir)])
+        assert stopped.value.code == 143
+        assert "stopped by SIGTERM before the test finished" in capsys.readouterr().err
+
+    assert main(["fit", "--ckpt-path", str(run_dir)]) == 0          # the hint works
+    assert "test" in json.loads((run_dir / "metrics.json").read_text())
