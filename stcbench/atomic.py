@@ -7,6 +7,7 @@ owner-only ones of `tempfile`, so results and datasets on a shared machine stay 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -34,8 +35,13 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file name beside `path` (ending in `path`'s own suffix, so that writers that go by
     the extension, numpy's savez or PIL, keep it); on success it replaces `path` in one rename."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    except OSError as exc:                  # name the file the user asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)

@@ -68,7 +68,36 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        if not is_file_system_error(exc):
+            raise
+        print(f"stcbench {args.command}: error: {file_system_message(exc)}", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+def is_file_system_error(exc: OSError) -> bool:
+    """A path the user named cannot be read or written (permissions, read-only, full disk, a folder where a
+    file should be, ...): the user's to fix, so one line rather than a traceback."""
+    import errno
+
+    return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EISDIR,
+                         errno.ENOTDIR, errno.ENOENT, errno.ENAMETOOLONG, errno.ELOOP)
+
+
+def file_system_message(exc: OSError) -> str:
+    import errno
+
+    where = exc.filename if exc.filename is not None else "a file"
+    fixes = {errno.EACCES: "check its permissions or choose another folder",
+             errno.EPERM: "check its permissions or choose another folder",
+             errno.EROFS: "choose a folder on a writable file system",
+             errno.ENOSPC: "free some space or choose another folder",
+             errno.EDQUOT: "free some space or choose another folder",
+             errno.EISDIR: "name a file, not a directory",
+             errno.ENOTDIR: "a part of the path is a file, not a directory"}
+    fix = fixes.get(exc.errno, "check the path")
+    return f"{where}: {(exc.strerror or 'error').lower()}; {fix}"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 
 from stcbench.data import kth, mmnist, taxibj
 from stcbench.data.common import fix_hint
-from stcbench.data.fileio import read_npy_header
+from stcbench.data.fileio import missing_file, read_npy_header
 from stcbench.data.loaders import build_splits, data_source
 from stcbench.data.specs import get_dataset_spec, resolve_data_root
 from stcbench.errors import DataError
@@ -25,7 +25,7 @@ def verify_files(name: str, data_root: str | os.PathLike | None = None) -> None:
     if spec.name == "mmnist":
         images = folder / mmnist.IMAGES_FILE
         if not images.is_file() and not (folder / mmnist.IMAGES_FILE[:-3]).is_file():
-            raise DataError(f"{images}: file not found. {fix}")
+            raise missing_file(images, fix)
         shape, dtype, _, _ = read_npy_header(folder / mmnist.TEST_FILE, fix)
         if dtype != np.uint8 or len(shape) != 4 or shape[0] != 20 or shape[2:] != (64, 64):
             raise DataError(f"{folder / mmnist.TEST_FILE}: {dtype} array of shape {shape}, expected "
@@ -33,7 +33,7 @@ def verify_files(name: str, data_root: str | os.PathLike | None = None) -> None:
     elif spec.name == "taxibj":
         path = folder / taxibj.FILE
         if not path.is_file():
-            raise DataError(f"{path}: file not found. {fix}")
+            raise missing_file(path, fix)
         try:
             with zipfile.ZipFile(path) as archive:
                 names = {n.removesuffix(".npy") for n in archive.namelist()}

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stcbench.atomic import replacing, replacing_directory
-from stcbench.errors import DataError
+from stcbench.errors import DataError, array_load_problem
 from stcbench.strict_json import dumps
 
 MARKER_NAME = "stcbench.json"
@@ -38,7 +38,7 @@ def read_idx3(path: Path, fix: str) -> np.ndarray:
     """Read a (gzipped) IDX3 image file as [N, rows, cols] uint8, validating header and size."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found. {fix}")
+        raise missing_file(path, fix)
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as f:
@@ -63,12 +63,19 @@ def read_idx3(path: Path, fix: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, rows, cols)
 
 
+def missing_file(path: Path, fix: str) -> DataError:
+    """The error for a data file that is not there (or is a directory)."""
+    if Path(path).is_dir():
+        return DataError(f"{path}: is a directory where a data file should be. {fix}")
+    return DataError(f"{path}: file not found. {fix}")
+
+
 # ----------------------------------------------------------------------------- .npy
 def read_npy_header(path: Path, fix: str) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     """(shape, dtype, fortran_order, data offset) of a .npy file; checks the file is complete."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found. {fix}")
+        raise missing_file(path, fix)
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
@@ -78,7 +85,9 @@ def read_npy_header(path: Path, fix: str) -> tuple[tuple[int, ...], np.dtype, bo
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             offset = f.tell()
     except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a valid .npy file ({exc}). {fix}") from None
+        raise DataError(f"{path}: not a valid .npy file ({array_load_problem(exc)}). {fix}") from None
+    if dtype.hasobject:
+        raise DataError(f"{path}: {array_load_problem(ValueError('allow_pickle'))}. {fix}")
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     actual = path.stat().st_size - offset
     if actual < expected:
@@ -92,7 +101,7 @@ def open_npy_memmap(path: Path, fix: str) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r")
     except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: cannot memory-map the .npy file ({exc}). {fix}") from None
+        raise DataError(f"{path}: cannot memory-map the .npy file ({array_load_problem(exc)}). {fix}") from None
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,12 @@ def scan_video(action: str, folder: Path, fix: str) -> Video:
         raise DataError(f"{folder}: video folders must be named personXX_{action}_dY_uncomp with "
                         f"XX in 01-25. {fix}")
     frames = []
-    for name in os.listdir(folder):
+    try:
+        names = os.listdir(folder)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list the video's frames ({exc.strerror}); check its permissions. "
+                        f"{fix}") from None
+    for name in names:
         m = FRAME_PATTERN.match(name)
         if m:
             frames.append((int(m.group(1)), name))
@@ -157,13 +163,17 @@ def cache_root(data_root: Path) -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path(data_root) / ".stcbench_cache")
 
 
-def tree_fingerprint(kth_dir: Path, videos: list[Video]) -> str:
+def tree_fingerprint(kth_dir: Path, videos: list[Video], fix: str = "") -> str:
     """Hash of the frame list with sizes and modification times (changes when any file does)."""
     digest = hashlib.sha256(CACHE_VERSION.encode())
     for video in videos:
         folder = kth_dir / video.action / video.name
         for name in video.frame_files:
-            st = os.stat(folder / name)
+            try:
+                st = os.stat(folder / name)
+            except OSError as exc:
+                raise DataError(f"{folder / name}: cannot read the frame ({exc.strerror}; a broken link?). "
+                                f"{fix}") from None
             digest.update(f"{video.action}/{video.name}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
@@ -171,7 +181,7 @@ def tree_fingerprint(kth_dir: Path, videos: list[Video]) -> str:
 def cached_frames(data_root: Path, videos: list[Video], fix: str, log=None) -> np.ndarray:
     """Memory-mapped uint8 [N_frames, 128, 128] of every frame, decoding the tree on first use."""
     kth_dir = Path(data_root) / "kth"
-    folder = cache_root(data_root) / f"kth-{tree_fingerprint(kth_dir, videos)}"
+    folder = cache_root(data_root) / f"kth-{tree_fingerprint(kth_dir, videos, fix)}"
     path = folder / "frames.npy"
     total = sum(len(v.frame_files) for v in videos)
     if path.is_file():
@@ -188,11 +198,21 @@ def cached_frames(data_root: Path, videos: list[Video], fix: str, log=None) -> n
 
 
 def build_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fix: str) -> None:
+    made = [p for p in (folder.parent, folder) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"{folder}: cannot create the KTH frame cache ({exc}); set "
                         f"{CACHE_ENV} to a writable folder") from None
+    try:
+        write_cache(kth_dir, videos, folder, total, fix)
+    except BaseException:
+        for path in reversed(made):             # a failed decode leaves no empty cache folders behind
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def write_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fix: str) -> None:
     with replacing(folder / "frames.npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(total, SIZE, SIZE))
         position = 0

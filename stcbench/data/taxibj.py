@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from stcbench.data.common import FrameSequenceDataset, Splits, cap, check_selection, fix_hint
+from stcbench.data.fileio import missing_file
 from stcbench.errors import DataError
 
 FILE = "dataset.npz"
@@ -30,7 +31,7 @@ def validation_count(n_train: int) -> int:
 def read_arrays(path: Path, fix: str) -> dict[str, np.ndarray]:
     """The four arrays, validated for keys, dtype, shape and range (values still in [-1, 1])."""
     if not path.is_file():
-        raise DataError(f"{path}: file not found. {fix}")
+        raise missing_file(path, fix)
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in KEYS if k not in npz.files]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stcbench.errors import DataError
+from stcbench.errors import DataError, array_load_problem
 
 NPZ_KEYS = ("pred", "true")
 
@@ -39,7 +39,8 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path} is not a readable .npy array ({exc}); re-save it with numpy.save") from None
+        raise DataError(f"{path} is not a readable .npy array ({array_load_problem(exc)}); re-save it with "
+                        f"numpy.save") from None
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
@@ -52,6 +53,7 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
                                 "numpy.savez(path, pred=predictions, true=targets)")
             arrays = [archive[key] for key in NPZ_KEYS]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz archive ({exc}); re-save it with numpy.savez") from None
+        raise DataError(f"{path} is not a readable .npz archive ({array_load_problem(exc)}); re-save it with "
+                        f"numpy.savez") from None
     return arrays[0], arrays[1], (f"{path}:pred", f"{path}:true")
 

@@ -142,34 +142,74 @@ def find_cell_options(config: dict) -> dict:
     return {}
 
 
-def load_run(metrics_path: Path) -> Run | None:
+def load_run(metrics_path: Path, warn=None) -> Run | None:
+    """The run of a metrics.json, or None (and a warning through `warn`) when the file is unreadable or
+    not a run record: a run is used whole or not at all."""
     try:
-        metrics = restore_non_finite(json.loads(metrics_path.read_text()))
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(metrics, dict):
-        return None
+        metrics = restore_non_finite(json.loads(metrics_path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:     # unreadable, not UTF-8, not JSON
+        problem = exc.strerror if isinstance(exc, OSError) else "not valid UTF-8 JSON"
+        return _skipped(metrics_path, problem, warn)
+    problem = record_problem(metrics)
+    if problem:
+        return _skipped(metrics_path, problem, warn)
     run_dir = metrics_path.parent
     config = {}
     config_path = run_dir / "config.yaml"
     if config_path.exists():
         try:
-            config = yaml.safe_load(config_path.read_text()) or {}
-        except yaml.YAMLError:
+            config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, OSError, ValueError):
             config = {}
+        config = config if isinstance(config, dict) else {}
     dataset = metrics.get("dataset") or run_dir.parent.parent.name
     cell = metrics.get("cell") or run_dir.parent.name
     return Run(run_dir, normalize_name(dataset), normalize_name(cell), metrics, config,
                metrics_path.stat().st_mtime)
 
 
-def discover_runs(root: Path) -> list[Run]:
-    """Every readable run below `root` (any depth), sorted by path."""
+def discover_runs(root: Path, warn=None) -> list[Run]:
+    """Every readable run below `root` (any depth), sorted by path; each one skipped is reported
+    through `warn` (default: a warning line on stderr)."""
     root = Path(root)
     if not root.exists():
         raise ConfigError(f"runs folder {root} does not exist; pass --runs DIR pointing at your runs/ folder")
-    runs = [load_run(p) for p in sorted(root.rglob("metrics.json"))]
+    if not root.is_dir():
+        raise ConfigError(f"--runs {root} is a file; pass the folder holding the run directories")
+    warn = warn or _warn_on_stderr
+    runs = [load_run(p, warn) for p in sorted(root.rglob("metrics.json"))]
     return [r for r in runs if r is not None]
+
+
+BLOCKS = ("test", "val", "test_long", "last", "best")
+
+
+def record_problem(metrics) -> str | None:
+    """Why a parsed metrics.json cannot be used as a run record, or None."""
+    if not isinstance(metrics, dict):
+        return f"holds {type(metrics).__name__}, not a mapping"
+    for key in ("dataset", "cell", "scale", "selected_on"):
+        if key in metrics and not isinstance(metrics[key], (str, type(None))):
+            return f"{key} is {metrics[key]!r}, not a string"
+    for block in BLOCKS:
+        if block in metrics and not isinstance(metrics[block], (dict, type(None))):
+            return f"{block} is {metrics[block]!r}, not a mapping"
+    for key, value in (metrics.get("test") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, list, dict, type(None))):
+            return f"test.{key} is {value!r}, not a number"
+    return None
+
+
+def _skipped(path: Path, problem: str, warn) -> None:
+    if warn is not None:
+        warn(f"warning: skipped the run of {path}: {problem}")
+    return None
+
+
+def _warn_on_stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
 
 
 def finished_timestamp(run: Run) -> float:

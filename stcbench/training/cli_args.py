@@ -42,7 +42,9 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
                        help="comma-separated loggers: csv, tensorboard, wandb (wandb runs offline without "
                             "credentials) [logging.loggers]")
     group.add_argument("--set", dest="set_overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="set any config key, e.g. --set optim.lr=1e-4 (repeatable)")
+                       help="set any config key, e.g. --set optim.lr=1e-4 (repeatable; applied after the flags "
+                            "above, so --set wins where both name the same key, and a later --set wins over "
+                            "an earlier one)")
 
 
 def _dest(flag: str) -> str:

@@ -175,13 +175,19 @@ class Config:
 # ------------------------------------------------------------------------------------------
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config {str(path)!r} is a directory; pass a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file "
                           f"or the name of a shipped config (e.g. quick/mmnist, mmnist/stclif, memory/adding)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not a text (UTF-8) file; pass a YAML config") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror}); check its permissions") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -392,10 +398,24 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+MAX_SEED = 2**32 - 1
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy == "auto":
+        return
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    known = StrategyRegistry.available_strategies()
+    _require(strategy in known, f"trainer.strategy {strategy!r} is not a Lightning strategy; use auto or ddp "
+                                f"(or one of {sorted(known)})")
+
+
 def _check_values(c: Config) -> None:
     from stcbench.training.loggers import LOGGER_NAMES
 
-    _require(c.seed >= 0, f"seed must be >= 0, got {c.seed}")
+    _require(0 <= c.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}] (numpy's seed range), got {c.seed}")
     _require(c.data.batch_size >= 1, f"data.batch_size must be >= 1, got {c.data.batch_size}")
     _require(c.data.eval_batch_size is None or c.data.eval_batch_size >= 1,
              f"data.eval_batch_size must be >= 1, got {c.data.eval_batch_size}")
@@ -423,6 +443,8 @@ def _check_values(c: Config) -> None:
              f"optim.betas must be two numbers in [0, 1), got {o.betas}")
     _require(o.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0, got {o.warmup_epochs}")
     _require(o.min_lr >= 0 and o.warmup_lr >= 0, "optim.min_lr and optim.warmup_lr must be >= 0")
+    _require(o.eps > 0 and math.isfinite(o.eps), f"optim.eps must be a positive number, got {o.eps}")
+    _require(o.momentum >= 0, f"optim.momentum must be >= 0, got {o.momentum}")
     _require(0 < o.onecycle_pct_start < 1, f"optim.onecycle_pct_start must be in (0, 1), got {o.onecycle_pct_start}")
     _require(o.onecycle_div_factor > 0 and o.onecycle_final_div_factor > 0,
              "optim.onecycle_div_factor and optim.onecycle_final_div_factor must be > 0")
@@ -432,6 +454,18 @@ def _check_values(c: Config) -> None:
     _require(s.stop_iter >= 0, f"sampling.stop_iter must be >= 0, got {s.stop_iter}")
     t = c.trainer
     _require(t.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {t.max_epochs}")
+    _require(t.max_steps == -1 or t.max_steps >= 1, f"trainer.max_steps must be -1 (no limit) or >= 1, got {t.max_steps}")
+    for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        value = getattr(t, name)
+        _require(0 < value <= 1 if isinstance(value, float) else value >= 1,
+                 f"trainer.{name} must be a fraction in (0, 1] or a number of batches >= 1, got {value}")
+    _require(t.check_val_every_n_epoch >= 1,
+             f"trainer.check_val_every_n_epoch must be >= 1, got {t.check_val_every_n_epoch}")
+    _require(t.accumulate_grad_batches >= 1,
+             f"trainer.accumulate_grad_batches must be >= 1, got {t.accumulate_grad_batches}")
+    _require(t.accelerator in ACCELERATORS,
+             f"trainer.accelerator must be one of {list(ACCELERATORS)}, got {t.accelerator!r}")
+    _check_strategy(t.strategy)
     _require(t.stop_after_epochs is None or t.stop_after_epochs >= 1,
              f"trainer.stop_after_epochs must be >= 1 or null, got {t.stop_after_epochs}")
     _require(t.precision in PRECISIONS, f"trainer.precision must be one of {list(PRECISIONS)}, got {t.precision!r}")

@@ -48,7 +48,8 @@ def network_spec(config):
 
 def check_frames_match_the_data(config) -> None:
     """`model.image_size` (a geometry override for converted official checkpoints and arrays) must equal the
-    frame size of the dataset a run reads: frames are not resized."""
+    frame size of the dataset a run reads: frames are not resized. So must model.in_frames/out_frames (the
+    frame counts of a sequence come from the data)."""
     from stcbench.data import get_dataset_spec
 
     size = config.model.image_size
@@ -57,6 +58,12 @@ def check_frames_match_the_data(config) -> None:
         raise ConfigError(f"model.image_size {list(size)} contradicts the {config.data.dataset} frames, which are "
                           f"{spec.height}x{spec.width}; frames are not resized, so leave model.image_size null "
                           f"(or set it to [{spec.height}, {spec.width}])")
+    for key in ("in_frames", "out_frames"):
+        value, data = getattr(config.model, key), getattr(spec, key)
+        if value is not None and value != data:
+            raise ConfigError(f"model.{key} {value} contradicts the {config.data.dataset} sequences, which hold "
+                              f"{spec.in_frames} context and {spec.out_frames} future frames; the frame counts come "
+                              f"from the data, so leave model.{key} null (or set it to {data})")
 
 
 def network_outputs(net: nn.Module, frames: torch.Tensor, mask: torch.Tensor, return_traces: bool = False):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stcbench.errors import ConfigError, DataError
+from stcbench.errors import ConfigError, DataError, array_load_problem
 
 
 def load_predictor(ckpt_path: str | Path, dtype: torch.dtype = torch.float32):
@@ -25,12 +25,15 @@ def load_predictor(ckpt_path: str | Path, dtype: torch.dtype = torch.float32):
 def read_frames(path: str | Path, spec) -> np.ndarray:
     """[N, T, C, H, W] float frames with T >= in_frames; frames beyond in_frames are ignored."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"input {str(path)!r} is a directory; pass a .npy array [N, T_in, C, H, W]")
     if not path.is_file():
         raise DataError(f"input file {str(path)!r} does not exist; pass a .npy array [N, T_in, C, H, W]")
     try:
         frames = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc}); save frames with numpy.save") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({array_load_problem(exc)}); save frames with "
+                        f"numpy.save") from None
     expected = f"[N, {spec.in_frames}, {spec.channels}, H, W] (H, W divisible by patch size {spec.patch_size})"
     if frames.ndim != 5:
         raise DataError(f"{path}: shape {frames.shape}; expected 5 dimensions {expected}")
@@ -51,6 +54,16 @@ def read_frames(path: str | Path, spec) -> np.ndarray:
     if not np.isfinite(frames).all():
         raise DataError(f"{path}: contains NaN or infinite values")
     return frames[:, :spec.in_frames]
+
+
+def warn_if_off_scale(frames: np.ndarray, path) -> None:
+    """Models are trained on frames in [0, 1]; other values (e.g. 8-bit 0..255) give meaningless predictions."""
+    low, high = float(frames.min()), float(frames.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        import sys
+
+        print(f"warning: {path}: frames range over [{low:.4g}, {high:.4g}], but the model was trained on frames "
+              f"in [0, 1]: are they on another scale (e.g. 0..255: divide them by 255)?", file=sys.stderr)
 
 
 def predict_array(module, context: np.ndarray, out_frames: int, *, double: bool = False,
@@ -80,6 +93,7 @@ def predict_file(ckpt_path, input_path, output_path, *, out_frames: int | None =
     double = precision.startswith("64")
     module = load_predictor(ckpt_path, torch.float64 if double else torch.float32)
     context = read_frames(input_path, module.spec)
+    warn_if_off_scale(context, input_path)
     out_frames = out_frames or module.spec.out_frames
     preds = predict_array(module, context, out_frames, double=double,
                           batch_size=batch_size, device=device)

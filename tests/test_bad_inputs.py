@@ -1,0 +1,354 @@
+"""Every command x each class of bad input: exit code 2, one line on stderr naming the problem, no
+traceback, nothing created, and nothing that existed before changed (hashed).
+
+Commands run in-process (`stcbench.cli.main`); each case builds its inputs in a fresh folder, which
+is hashed before and after. The classes: missing, empty, truncated, wrong type, wrong shape,
+unreadable, read-only destination, hostile pickle, path traversal, concurrent use (a run folder
+already taken) and invalid settings.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from stcbench.cli import main
+
+SMALL = ["--set", "trainer.max_epochs=1", "--set", "data.train_samples=4", "--set", "data.val_samples=2",
+         "--set", "data.test_samples=2", "--set", "logging.progress_bar=none", "--set", "logging.loggers=[csv]"]
+
+
+# ----------------------------------------------------------------------------------------- shared inputs
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> dict[str, Path]:
+    """A generated Moving MNIST folder and one finished tiny run (read-only use: copied into each case)."""
+    from stcbench.data import generate_dataset
+    from stcbench.training.runner import fit
+    from tests.training.helpers import tiny_config
+
+    root = tmp_path_factory.mktemp("shared")
+    generate_dataset("mmnist", root / "data")
+    run = fit(tiny_config(root / "data", root / "runs", epochs=1, name="done"))
+    return {"data": root / "data", "run": run}
+
+
+def read_only_folder(tmp: Path) -> Path:
+    """A folder no file can be created in: a mode-555 folder, or (as root, who ignores modes) /sys."""
+    folder = tmp / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    candidates = [folder, Path("/sys")] if os.geteuid() == 0 else [folder]
+    for candidate in candidates:
+        try:
+            (candidate / ".probe").write_text("")
+        except OSError:
+            return candidate
+        (candidate / ".probe").unlink()
+    pytest.skip("no read-only folder available")
+
+
+class Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def frames(path: Path, shape=(1, 10, 1, 64, 64), dtype=np.float32, scale=1.0) -> Path:
+    np.save(path, (np.random.default_rng(0).random(shape) * scale).astype(dtype))
+    return path
+
+
+# ----------------------------------------------------------------------------------------- the cases
+@dataclass
+class Case:
+    kind: str
+    argv: Callable[[Path, dict], list[str]]            # (case folder, shared inputs) -> argv
+    expect: str                                      # a phrase the one error line must contain
+    setup: Callable[[Path, dict], None] = field(default=lambda tmp, shared: None)
+
+
+def write(name: str, content: bytes):
+    def setup(tmp: Path, shared):
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_bytes(content)
+    return setup
+
+
+def copy_run(tmp: Path, shared) -> None:
+    shutil.copytree(shared["run"], tmp / "run")
+
+
+def fit_argv(*extra: str):
+    return lambda tmp, s: ["fit", "--config", "quick/mmnist", "--data-root", str(s["data"]),
+                           "--output-dir", str(tmp / "runs"), *SMALL, *extra]
+
+
+def hostile(name: str):
+    def setup(tmp: Path, shared):
+        torch.save({"state_dict": {}, "hyper_parameters": {"config": Payload(tmp / "PWNED")}}, tmp / name)
+    return setup
+
+
+def taken_run(tmp: Path, shared) -> None:
+    run = tmp / "runs" / "mmnist" / "stclif" / "taken"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "metrics.json").write_text('{"test": {"mse": 1.0}}')
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"someone else's weights")
+
+
+def kth_tree(tmp: Path) -> list[Path]:
+    from stcbench.data.kth import ACTIONS
+
+    videos = [tmp / "data" / "kth" / action / f"person01_{action}_d1_uncomp" for action in ACTIONS]
+    for video in videos:
+        video.mkdir(parents=True)
+    return videos
+
+
+def dangling_kth_frame(tmp: Path, shared) -> None:
+    for video in kth_tree(tmp):
+        (video / "image_0001.jpg").symlink_to(tmp / "nowhere.jpg")
+
+
+def garbage_kth_frame(tmp: Path, shared) -> None:
+    for video in kth_tree(tmp):
+        (video / "image_0001.jpg").write_bytes(b"not a jpeg")
+
+
+def unreadable_kth_folder(tmp: Path, shared) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads folders without read permission")
+    videos = kth_tree(tmp)
+    videos[0].chmod(0o311)
+
+
+def truncated_frames(tmp: Path, shared) -> None:
+    whole = frames(tmp / "whole.npy").read_bytes()
+    (tmp / "whole.npy").unlink()
+    (tmp / "in.npy").write_bytes(whole[:2000])
+
+
+def data_file_is_a_folder(tmp: Path, shared) -> None:
+    shutil.copytree(shared["data"], tmp / "data")
+    for path in (tmp / "data").rglob("*.npy"):
+        path.unlink()
+        path.mkdir()
+
+
+def two_arrays(shape_pred=(1, 2, 1, 8, 8), shape_true=(1, 2, 1, 8, 8), folder: str | None = None):
+    def setup(tmp: Path, shared):
+        frames(tmp / "p.npy", shape_pred)
+        frames(tmp / "t.npy", shape_true)
+        if folder:
+            (tmp / folder).mkdir()
+    return setup
+
+
+def bad_metrics(content: bytes):
+    def setup(tmp: Path, shared):
+        run = tmp / "runs" / "mmnist" / "lif" / "r"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_bytes(content)
+    return setup
+
+
+PREDICT = lambda tmp, s, ckpt=None, inp=None: ["predict", str(ckpt or s["run"]), "--input", str(inp or tmp / "in.npy"),
+                                               "--output", str(tmp / "out.npy")]
+EVALUATE = lambda tmp, s, pred="p.npy", true="t.npy": ["evaluate", "--pred", str(tmp / pred), "--true", str(tmp / true)]
+
+CASES = {
+    # --- missing
+    "fit/missing config": Case("missing", lambda t, s: ["fit", "--config", str(t / "nope.yaml")], "does not exist"),
+    "fit/missing data": Case("missing", lambda t, s: ["fit", "--config", "quick/mmnist", "--data-root", str(t / "no"),
+                                                      "--set", "data.generate_if_missing=false",
+                                                      "--output-dir", str(t / "runs")], "not found"),
+    "fit/missing resume checkpoint": Case("missing", fit_argv("--ckpt-path", "/nonexistent/last.ckpt"), "does not exist"),
+    "test/missing checkpoint": Case("missing", lambda t, s: ["test", "--ckpt-path", str(t / "no.ckpt")], "does not exist"),
+    "predict/missing input": Case("missing", lambda t, s: PREDICT(t, s), "does not exist"),
+    "evaluate/missing arrays": Case("missing", lambda t, s: EVALUATE(t, s), "does not exist"),
+    "convert/missing file": Case("missing", lambda t, s: ["convert-official", str(t / "no.pth"), "--cell", "lif",
+                                                          "--dataset", "mmnist", "-o", str(t / "c.ckpt")], "does not exist"),
+    "table/missing runs": Case("missing", lambda t, s: ["table", "--runs", str(t / "none")], "does not exist"),
+    # --- empty
+    "fit/empty config": Case("empty", lambda t, s: ["fit", "--config", str(t / "c.yaml"), "--output-dir", str(t / "o"),
+                                                    "--set", "model.num_hidden=[]"], "num_hidden", write("c.yaml", b"")),
+    "test/empty checkpoint": Case("empty", lambda t, s: ["test", "--ckpt-path", str(t / "e.ckpt")], "cannot read checkpoint",
+                                  write("e.ckpt", b"")),
+    "predict/empty input": Case("empty", lambda t, s: PREDICT(t, s), "not a readable", write("in.npy", b"")),
+    "evaluate/empty arrays": Case("empty", lambda t, s: EVALUATE(t, s), "not a readable",
+                                  lambda t, s: [write(n, b"")(t, s) for n in ("p.npy", "t.npy")]),
+    # --- truncated
+    "test/truncated checkpoint": Case("truncated", lambda t, s: ["test", "--ckpt-path", str(t / "t.ckpt")],
+                                      "cannot read checkpoint",
+                                      lambda t, s: (t / "t.ckpt").write_bytes((s["run"] / "checkpoints" / "last.ckpt")
+                                                                             .read_bytes()[:5000])),
+    "predict/truncated input": Case("truncated", lambda t, s: PREDICT(t, s), "not a readable", truncated_frames),
+    # --- wrong type
+    "fit/binary config": Case("wrong type", lambda t, s: ["fit", "--config", str(t / "c.yaml")], "not a text",
+                              write("c.yaml", bytes(range(256)))),
+    "fit/config is a list": Case("wrong type", lambda t, s: ["fit", "--config", str(t / "c.yaml")], "mapping",
+                                 write("c.yaml", b"- 1\n- 2\n")),
+    "fit/config is a folder": Case("wrong type", lambda t, s: ["fit", "--config", str(t)], "directory"),
+    "fit/seed beyond numpy": Case("wrong type", fit_argv("--seed", "1099511627776"), "seed"),
+    "fit/negative eps": Case("wrong type", fit_argv("--set", "optim.eps=-1"), "optim.eps"),
+    "fit/validation every 0 epochs": Case("wrong type", fit_argv("--set", "trainer.check_val_every_n_epoch=0"),
+                                          "check_val_every_n_epoch"),
+    "fit/accumulate 0 batches": Case("wrong type", fit_argv("--set", "trainer.accumulate_grad_batches=0"),
+                                     "accumulate_grad_batches"),
+    "fit/limit -1 batches": Case("wrong type", fit_argv("--set", "trainer.limit_train_batches=-1"), "limit_train_batches"),
+    "fit/limit 0 batches": Case("wrong type", fit_argv("--set", "trainer.limit_train_batches=0"), "limit_train_batches"),
+    "fit/max_steps 0": Case("wrong type", fit_argv("--set", "trainer.max_steps=0"), "max_steps"),
+    "fit/unknown accelerator": Case("wrong type", fit_argv("--accelerator", "warp"), "trainer.accelerator"),
+    "fit/unknown strategy": Case("wrong type", fit_argv("--strategy", "warp"), "trainer.strategy"),
+    "predict/uint8 input": Case("wrong type", lambda t, s: PREDICT(t, s), "uint8",
+                                lambda t, s: frames(t / "in.npy", dtype=np.uint8)),
+    "predict/object array": Case("wrong type", lambda t, s: PREDICT(t, s), "Python objects",
+                                 lambda t, s: np.save(t / "in.npy", np.array([{"a": 1}], dtype=object),
+                                                      allow_pickle=True)),
+    "evaluate/object array": Case("wrong type", lambda t, s: EVALUATE(t, s), "Python objects",
+                                  lambda t, s: [np.save(t / n, np.array([None], dtype=object), allow_pickle=True)
+                                                for n in ("p.npy", "t.npy")]),
+    "predict/input is a folder": Case("wrong type", lambda t, s: PREDICT(t, s, inp=t / "dir"), "directory",
+                                      lambda t, s: (t / "dir").mkdir()),
+    "evaluate/--out is a folder": Case("wrong type", lambda t, s: EVALUATE(t, s) + ["--out", str(t / "dir")], "directory",
+                                       two_arrays(folder="dir")),
+    "fit/data file is a folder": Case("wrong type", lambda t, s: ["fit", "--config", "quick/mmnist", "--data-root",
+                                                                  str(t / "data"), "--set", "data.generate_if_missing=false",
+                                                                  "--output-dir", str(t / "o")], "is a directory",
+                                      data_file_is_a_folder),
+    "table/--runs is a file": Case("wrong type", lambda t, s: ["table", "--runs", str(t / "f")], "is a file",
+                                   write("f", b"\xff")),
+    # --- wrong shape
+    "fit/out_frames beyond the data": Case("wrong shape", fit_argv("--set", "model.out_frames=25"), "model.out_frames"),
+    "fit/in_frames beyond the data": Case("wrong shape", fit_argv("--set", "model.in_frames=25"), "model.in_frames"),
+    "predict/4-d input": Case("wrong shape", lambda t, s: PREDICT(t, s), "5 dimensions",
+                              lambda t, s: frames(t / "in.npy", (10, 1, 64, 64))),
+    "predict/too few frames": Case("wrong shape", lambda t, s: PREDICT(t, s), "context frames",
+                                   lambda t, s: frames(t / "in.npy", (1, 3, 1, 64, 64))),
+    "evaluate/shapes differ": Case("wrong shape", lambda t, s: EVALUATE(t, s), "shape",
+                                   two_arrays(shape_true=(1, 3, 1, 8, 8))),
+    "fit/KTH frame is not a JPEG": Case("truncated", lambda t, s: [
+        "fit", "--config", "quick/kth", "--data-root", str(t / "data"), "--set", "data.generate_if_missing=false",
+        "--output-dir", str(t / "o")], "cannot decode", garbage_kth_frame),
+    # --- unreadable
+    "fit/KTH frame is a dangling link": Case("unreadable", lambda t, s: [
+        "fit", "--config", "quick/kth", "--data-root", str(t / "data"), "--set", "data.generate_if_missing=false",
+        "--output-dir", str(t / "o")], "cannot read the frame", dangling_kth_frame),
+    "fit/KTH video folder without read permission": Case("unreadable", lambda t, s: [
+        "fit", "--config", "quick/kth", "--data-root", str(t / "data"), "--set", "data.generate_if_missing=false",
+        "--output-dir", str(t / "o")], "cannot list", unreadable_kth_folder),
+    # --- read-only destination
+    "fit/read-only output": Case("read-only", lambda t, s: fit_argv()(t, s) + ["--output-dir",
+                                                                              str(read_only_folder(t) / "runs")], "permi"),
+    "test/read-only --output": Case("read-only", lambda t, s: ["test", "--ckpt-path", str(s["run"]), "--output",
+                                                               str(read_only_folder(t) / "m.json")] + SMALL[6:], "permi"),
+    "predict/read-only output": Case("read-only", lambda t, s: ["predict", str(s["run"]), "-i", str(t / "in.npy"), "-o",
+                                                                str(read_only_folder(t) / "o.npy")], "permi",
+                                     lambda t, s: frames(t / "in.npy", (1, 10, 1, 64, 64))),
+    "evaluate/read-only --out": Case("read-only", lambda t, s: EVALUATE(t, s) + ["--out", str(read_only_folder(t) / "m.json")],
+                                     "permi", two_arrays()),
+    "table/read-only --out": Case("read-only", lambda t, s: ["table", "--runs", str(s["run"].parent), "--table", "2",
+                                                             "--out", str(read_only_folder(t) / "tables")], "permi"),
+    "data generate/read-only root": Case("read-only", lambda t, s: ["data", "generate", "--dataset", "mmnist",
+                                                                    "--data-root", str(read_only_folder(t) / "d")], "permi"),
+    # --- hostile pickle
+    "fit/hostile resume checkpoint": Case("hostile pickle", fit_argv("--ckpt-path", "{tmp}/h.ckpt"), "refused to load",
+                                          hostile("h.ckpt")),
+    "test/hostile checkpoint": Case("hostile pickle", lambda t, s: ["test", str(t / "h.ckpt")], "refused to load",
+                                    hostile("h.ckpt")),
+    "predict/hostile checkpoint": Case("hostile pickle", lambda t, s: PREDICT(t, s, ckpt=t / "h.ckpt"), "refused to load",
+                                       lambda t, s: (hostile("h.ckpt")(t, s), frames(t / "in.npy"))),
+    "convert/hostile checkpoint": Case("hostile pickle", lambda t, s: ["convert-official", str(t / "h.ckpt"), "--cell",
+                                                                       "lif", "--dataset", "mmnist", "-o",
+                                                                       str(t / "c.ckpt")], "refused to load",
+                                       hostile("h.ckpt")),
+    # --- path traversal
+    "fit/run name ../../x": Case("path traversal", fit_argv("--run-name", "../../../x"), "run.name"),
+    "fit/run name a/b": Case("path traversal", fit_argv("--run-name", "a/b"), "run.name"),
+    "fit/memory run name ..": Case("path traversal", lambda t, s: ["fit", "--config", "memory/adding", "--output-dir",
+                                                                   str(t / "o"), "--run-name", ".."], "run.name"),
+    # --- concurrent use
+    "fit/run folder already taken": Case("concurrent use", fit_argv("--run-name", "taken"), "already exists", taken_run),
+}
+
+
+def hashes(root: Path) -> dict[str, str]:
+    found = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            found[key] = "link:" + os.readlink(path)
+        elif path.is_file():
+            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            found[key] = "dir"
+    return found
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(name, shared, tmp_path, capsys, monkeypatch):
+    case = CASES[name]
+    case.setup(tmp_path, shared)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in case.argv(tmp_path, shared)]
+    monkeypatch.chdir(tmp_path)
+    before, shared_before = hashes(tmp_path), hashes(shared["run"])
+    capsys.readouterr()
+    code = main(argv)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2, (argv, err)
+    errors = [line for line in err if ": error: " in line]       # progress lines (e.g. decoding) may precede it
+    assert len(errors) == 1 and errors[0] == err[-1] and errors[0].startswith("stcbench "), err
+    assert not any("Traceback" in line for line in err), err
+    assert case.expect in errors[0], err
+    assert hashes(tmp_path) == before, "the command created or changed files"
+    assert hashes(shared["run"]) == shared_before
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_every_class_of_bad_input_is_covered():
+    kinds = {case.kind for case in CASES.values()}
+    assert kinds >= {"missing", "empty", "truncated", "wrong type", "wrong shape", "unreadable", "read-only",
+                     "hostile pickle", "path traversal", "concurrent use"}
+    commands = {name.split("/")[0] for name in CASES}
+    assert commands >= {"fit", "test", "predict", "evaluate", "convert", "table", "data generate"}
+
+
+# ----------------------------------------------------------------------------------------- warnings, not errors
+def test_table_skips_a_corrupt_run_whole_with_a_warning(shared, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(shared["run"], runs / "mmnist" / "lif" / "good")
+    for name, content in (("latin1", b'{"dataset": "mmnist", "cell": "stclif", "test": {"mse": 1.0}, "x": "\\xe9"}'),
+                          ("types", b'{"dataset": "mmnist", "cell": "plif", "test": {"mse": "low", "ssim": 0.9}}'),
+                          ("truncated", b'{"dataset": "mmnist", "cell": "glif", "test": {"mse": 1')):
+        (runs / "mmnist" / name / "r").mkdir(parents=True)
+        (runs / "mmnist" / name / "r" / "metrics.json").write_bytes(content)
+    assert main(["table", "--runs", str(runs), "--table", "2"]) == 0
+    out, err = capsys.readouterr()
+    warnings = [line for line in err.splitlines() if line.startswith("warning: skipped")]
+    assert len(warnings) == 3 and all("metrics.json" in w for w in warnings), err
+    assert "not valid UTF-8 JSON" in err and "test.mse is 'low', not a number" in err
+    assert "0.9" not in out                        # nothing of the skipped runs is shown
+
+
+def test_predict_warns_about_frames_outside_0_1(shared, tmp_path, capsys):
+    frames(tmp_path / "in.npy", scale=255.0)
+    assert main(["predict", str(shared["run"]), "-i", str(tmp_path / "in.npy"), "-o", str(tmp_path / "o.npy")]) == 0
+    assert "divide them by 255" in capsys.readouterr().err
+
+
+def test_set_wins_over_a_flag_naming_the_same_key(tmp_path):
+    from stcbench.cli import build_parser
+    from stcbench.training.cli_args import overrides_from_args
+
+    args = build_parser().parse_args(["fit", "--max-epochs", "0", "--set", "trainer.max_epochs=1"])
+    assert overrides_from_args(args)["trainer.max_epochs"] == 1
+    assert "--set wins" in " ".join(build_parser()._subparsers._group_actions[0].choices["fit"].format_help().split())
