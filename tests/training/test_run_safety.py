@@ -118,3 +118,47 @@ def test_sigterm_while_testing_exits_143_and_says_how_to_finish(mmnist_root, tmp
 
     assert main(["fit", "--ckpt-path", str(run_dir)]) == 0          # the hint works
     assert "test" in json.loads((run_dir / "metrics.json").read_text())
+
+
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from lightning.pytorch.callbacks import Callback
+from stcbench.training import callbacks as callbacks_lib
+from stcbench.training.runner import fit
+from tests.training.helpers import tiny_config
+
+class KillInSecondEpoch(Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 3:                     # 2 steps an epoch: in the middle of epoch 2
+            os.kill(os.getpid(), signal.SIGKILL)         # kill -9: no handler, no cleanup
+
+real = callbacks_lib.checkpoint_callbacks
+callbacks_lib.checkpoint_callbacks = lambda *a, **k: real(*a, **k) + [KillInSecondEpoch()]
+fit(tiny_config(Path(sys.argv[1]), Path(sys.argv[2]), epochs=3))
+"""
+
+
+def test_kill_9_then_resume_gives_bit_identical_weights(mmnist_root, tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    from stcbench.training.runner import fit
+
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(mmnist_root), str(tmp_path / "b")],
+                            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    run_dir = tmp_path / "b" / "mmnist" / "lif" / "t"
+    assert not (run_dir / "metrics.json").exists()
+    resumed = fit(tiny_config(mmnist_root, tmp_path / "b", epochs=3), ckpt_path=run_dir)
+    straight = fit(tiny_config(mmnist_root, tmp_path / "a", epochs=3))
+    a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 6
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert json.loads((straight / "metrics.json").read_text())["test"] == \
+        json.loads((resumed / "metrics.json").read_text())["test"]
