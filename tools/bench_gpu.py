@@ -48,6 +48,15 @@ PROFILE_SETTINGS = {
 }
 
 
+def recorded_path(value, placeholder: str):
+    """A path as the committed JSON records it: relative as given, inside the repository relative to it,
+    anywhere else `placeholder` (the machine's temporary and home folders stay out of the results)."""
+    if not isinstance(value, (str, Path)) or not str(value) or not Path(value).is_absolute():
+        return value
+    path = Path(value).resolve()
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else placeholder
+
+
 def write_json(path: Path, payload) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -218,7 +227,9 @@ def profile(args) -> list:
         print(f"{name:48s} {result['seconds_per_step']:.4f} s/step  {result['peak_memory_mb']:8.0f} MiB  "
               f"warm-up {result['warmup_seconds']:.1f} s  syncs: {result['host_syncs']}", flush=True)
         write_json(out / "profile.json", {"info": gpu_info() if not rows[:-1] else None, "rows": rows})
-    payload = {"info": gpu_info(), "settings": {k: v for k, v in vars(args).items() if k != "func"},
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    settings["out"] = recorded_path(settings.get("out"), "$OUT")
+    payload = {"info": gpu_info(), "settings": settings,
                "rows": rows}
     write_json(out / "profile.json", payload)
     return rows
@@ -269,7 +280,9 @@ def fit_epoch(args) -> dict:
             for key in ("time/train_epoch_seconds", "time/seconds_per_step", "val/mse", "train/loss_epoch"):
                 if row.get(key):
                     metrics[key] = float(row[key])
-    result = {"overrides": overrides, "wall_seconds": wall, "metrics": metrics,
+    recorded = dict(overrides, **{"data.data_root": recorded_path(overrides["data.data_root"], "<data root>"),
+                                  "run.output_dir": recorded_path(overrides["run.output_dir"], "$OUT/runs")})
+    result = {"overrides": recorded, "wall_seconds": wall, "metrics": metrics,
               "host_syncs_by_line": syncs.most_common(20), "host_syncs_total": sum(syncs.values()),
               "info": gpu_info()}
     write_json(Path(args.out) / "fit.json", result)

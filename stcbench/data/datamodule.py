@@ -13,6 +13,7 @@ from stcbench.data.common import check_selection, fix_hint
 from stcbench.data.generators import generate_dataset
 from stcbench.data.loaders import build_splits, data_source
 from stcbench.data.sampler import EpochSampler
+from stcbench.data.checksum import dataset_checksum
 from stcbench.data.specs import get_dataset_spec, resolve_data_root
 from stcbench.errors import ConfigError
 
@@ -105,7 +106,7 @@ class STDataModule(L.LightningDataModule):
         source = data_source(self.spec.name, self.data_root)
         return {
             "dataset": self.spec.name,
-            "data_root": str(self.data_root),
+            "checksum": dataset_checksum(self.spec.name, self.data_root),   # the data, without this machine's path
             "source": source["source"],
             "generator": source if source["source"] == "generated" else None,
             "selection": self.selection,

@@ -53,6 +53,7 @@ class PredictionState:
         self.add_state("frame_size", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="max")
         self._kernel: FrameKernel | compiled.CompiledFrameKernel | None = None
         self.last_true_outside = 0
+        self.last_per_sequence: dict[str, torch.Tensor] = {}     # of the latest batch (per_sequence_values)
 
     # ------------------------------------------------------------------ update
     @property
@@ -69,6 +70,7 @@ class PredictionState:
             state += values.view(batch, steps).sum(dim=0).to(state.device)
         self.n_sequences += batch
         self.frame_size.fill_(float(channels * height * width))
+        self.last_per_sequence = per_sequence_values(frames, batch, steps)
 
     def frame_values(self, pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-frame (flattened n*t) contributions to the per-frame states, float64.
@@ -176,6 +178,19 @@ class PredictionState:
             result["ssim_dr1"] = float(self.ssim_dr1.sum()) / frames
             per_frame["ssim_dr1"] = (self.ssim_dr1 / n).tolist()
         return result
+
+
+def per_sequence_values(frames: dict[str, torch.Tensor], batch: int, steps: int) -> dict[str, torch.Tensor]:
+    """mse, mae, ssim, psnr of each sequence of a batch (float64, on the CPU): the means over its frames
+    of the per-frame values, so that their mean over sequences is the metric over the set (PSNR: +inf
+    for a sequence with an exactly reproduced frame)."""
+    def mean(name: str) -> torch.Tensor:
+        return frames[name].view(batch, steps).mean(dim=1).detach().cpu()
+
+    psnr = mean("psnr_finite_sum")
+    exact = frames["psnr_inf"].view(batch, steps).sum(dim=1).detach().cpu() > 0
+    return {"mse": mean("se"), "mae": mean("ae"), "ssim": mean("ssim"),
+            "psnr": torch.where(exact, torch.full_like(psnr, math.inf), psnr)}
 
 
 class PredictionSums(PredictionState):

@@ -56,13 +56,25 @@ def build_loggers(config, run_dir: Path, run_name: str, version: str | None = No
     loggers = []
     for name in config.logging.loggers:
         if name == "csv":
-            loggers.append(CSVLogger(str(log_dir), name="csv", version=version or ""))
+            loggers.append(portable(CSVLogger)(str(log_dir), name="csv", version=version or ""))
         elif name == "tensorboard":
-            loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard", version=version or "",
-                                             default_hp_metric=False))
+            loggers.append(portable(TensorBoardLogger)(str(log_dir), name="tensorboard", version=version or "",
+                                                       default_hp_metric=False))
         elif name == "wandb":
             loggers.append(_wandb_logger(config, log_dir, run_name))
     return loggers
+
+
+def portable(logger_class):
+    """`logger_class` whose hparams.yaml holds the config with portable paths (stcbench.training.portable)."""
+    from stcbench.training.portable import portable_hparams
+
+    class Portable(logger_class):
+        def log_hyperparams(self, params, *args, **kwargs):
+            return super().log_hyperparams(portable_hparams(params), *args, **kwargs)
+
+    Portable.__name__ = Portable.__qualname__ = logger_class.__name__
+    return Portable
 
 
 def _wandb_logger(config, log_dir: Path, run_name: str):

@@ -24,6 +24,7 @@ from stcbench.errors import StcbenchError
 from stcbench.training.cell_variants import recorded_variant, warn_on_resume, with_former_default
 from stcbench.training.config import Config, config_from_dict
 from stcbench.training.network import build_network, network_outputs, network_predict
+from stcbench.training.per_sequence import SequenceRecorder
 from stcbench.training.param_groups import parameter_groups, set_learning_rate, set_momentum
 from stcbench.training.schedule import one_cycle_from_config, schedule_from_config
 
@@ -248,20 +249,25 @@ class VideoPredictionModule(L.LightningModule):
         self.test_metrics = PredictionMetrics().to(self.device)
         self.test_results = None
         self.prediction_buffer = []
+        self.test_sequences = SequenceRecorder()
+        self.test_per_sequence = None
 
     def test_step(self, batch, batch_idx):
         frames = _frames(batch)
         pred = self.predict_future(frames)
         true = frames[:, self.in_frames:]
         self.test_metrics.update(pred, true)
+        self.test_sequences.add(self.test_metrics.last_per_sequence)
         if self.keep_predictions and sum(len(p[0]) for p in self.prediction_buffer) < self.keep_predictions:
             self.prediction_buffer.append((frames[:, :self.in_frames].detach().cpu(), true.detach().cpu(),
                                            pred.detach().cpu()))
 
     keep_predictions: int = 0
+    test_per_sequence: dict | None = None       # {metric: per test sequence, "index"} (training/per_sequence.py)
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute()
+        self.test_per_sequence = self.test_sequences.collect(getattr(self, "_trainer", None))
         for key in ("mse", "mae", "ssim", "psnr", "mse_per_pixel"):
             value = self.test_results.get(key)
             if isinstance(value, (int, float, torch.Tensor)):

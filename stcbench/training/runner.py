@@ -35,7 +35,9 @@ from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.training.callbacks import sigterm_exits_nonzero
 from stcbench.training.loggers import finish_wandb
-from stcbench.training.config import Config, resolve_config, save_config
+from stcbench.training.config import Config, resolve_config
+from stcbench.training.per_sequence import save_per_sequence
+from stcbench.training.portable import resumed_data_root, save_portable_config
 from stcbench.training.run_paths import relative_to_run, resolve_in_run
 
 RUN_DIR_ENV = "STCBENCH_RUN_DIR"     # shares the run directory with DDP worker processes
@@ -241,6 +243,7 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
     if resuming:
         ckpt_path = _existing_checkpoint(ckpt_path)
         run_dir = run_dir_of_checkpoint(ckpt_path) or new_run_dir(cfg)
+        cfg.data.data_root = resumed_data_root(cfg, ckpt_path) or cfg.data.data_root
     else:
         run_dir = new_run_dir(cfg)
     fresh = not run_dir.exists() or not resuming
@@ -260,7 +263,7 @@ def fit(config: Any, *, ckpt_path: str | Path | None = None, overrides: dict | N
         datamodule.prepare_data()          # data problems surface before anything is written
         if fresh:
             run_dir, created = create_run_dir(run_dir, default_name=cfg.run.name is None, overwrite=overwrite)
-        save_config(cfg, run_dir / "config.yaml")
+        save_portable_config(cfg, run_dir / "config.yaml")
     loggers = build_loggers(cfg, run_dir, run_dir.name, version=_log_version(run_dir, resuming))
     started = time.time()
     with shared_run_dir(run_dir), sigterm_exits_nonzero(run_dir):
@@ -441,7 +444,7 @@ def evaluate_checkpoints(config: Config, trainer, module, datamodule, run_dir: P
     if results["val"]["mse_per_pixel"] is not None:
         results["val"]["mse"] = results["val"]["mse_per_pixel"] * _pixels(module)
     long_test = wants_long_test(config)
-    evaluated = {}
+    evaluated, per_sequence = {}, {}
     for tag, path in (("best", best_path), ("last", last_path)):
         if path is None or not path.exists():
             continue
@@ -450,6 +453,7 @@ def evaluate_checkpoints(config: Config, trainer, module, datamodule, run_dir: P
         keep = config.run.predictions_limit if (config.run.save_predictions and tag == "best") else 0
         block = {"checkpoint": relative_to_run(path, run_dir), "epoch": epoch,
                  "test": run_test(trainer, model, datamodule, keep_predictions=keep)}
+        per_sequence[tag] = model.test_per_sequence
         if keep and trainer.is_global_zero:
             save_predictions(run_dir / "predictions.npz", model.prediction_buffer, keep)
         if long_test:
@@ -460,6 +464,9 @@ def evaluate_checkpoints(config: Config, trainer, module, datamodule, run_dir: P
     chosen = evaluated.get("best") or evaluated["last"]
     results["selected_epoch"] = chosen["epoch"]
     results["test"] = chosen["test"]
+    if trainer.is_global_zero:
+        selected = "best" if "best" in evaluated else "last"
+        results["test_per_sequence"] = save_per_sequence(run_dir, per_sequence[selected])
     if "test_long" in chosen:
         results["test_long"] = chosen["test_long"]
     if "last" in evaluated:

@@ -1,0 +1,74 @@
+"""Run records without this machine's paths: a run folder can be committed or moved and read anywhere.
+
+What a run writes for others to read (config.yaml, the loggers' hparams.yaml; metrics.json records
+its data by dataset name and checksum, stcbench.data.checksum) holds no absolute path outside the
+run folder:
+
+* a relative path is kept as given (it names a folder relative to where commands run);
+* an absolute path inside the current working directory becomes relative to it;
+* any other absolute path becomes the default: `data.data_root` "" (the default data folder:
+  $STCBENCH_DATA_ROOT, else datasets/), `run.output_dir` "runs".
+
+The checkpoints keep the paths as given (they are never committed): resuming a run whose
+config.yaml has the default data root takes the data root its checkpoint was trained with
+(`resumed_data_root`).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+PORTABLE_DEFAULTS = {("data", "data_root"): "", ("run", "output_dir"): "runs"}
+
+
+def portable_path(value: Any, default: str) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    path = Path(value)
+    if not path.is_absolute():
+        return value
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
+    except ValueError:
+        return default
+
+
+def portable_config_dict(config: Mapping) -> dict:
+    """A copy of a config dict with the paths of PORTABLE_DEFAULTS made portable."""
+    result = copy.deepcopy(dict(config))
+    for (section, key), default in PORTABLE_DEFAULTS.items():
+        block = result.get(section)
+        if isinstance(block, dict) and key in block:
+            block[key] = portable_path(block[key], default)
+    return result
+
+
+def portable_hparams(params: Any) -> Any:
+    """Logger hyperparameters ({"config": {...}} as the modules save them) with a portable config."""
+    if isinstance(params, Mapping) and isinstance(params.get("config"), Mapping):
+        params = dict(params)
+        params["config"] = portable_config_dict(params["config"])
+    return params
+
+
+def save_portable_config(config, path: Path) -> None:
+    """config.yaml of a run: the resolved config with portable paths (same layout as save_config)."""
+    from stcbench.training.config import config_from_dict, save_config
+
+    save_config(config_from_dict(portable_config_dict(config.to_dict())), path)
+
+
+def resumed_data_root(config, ckpt_path: Path) -> str | None:
+    """The data root the checkpoint was trained with, when the config has the portable default and that
+    folder still exists; else None (keep the config's)."""
+    if config.data.data_root != PORTABLE_DEFAULTS[("data", "data_root")]:
+        return None
+    try:
+        import torch
+
+        checkpoint = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
+        stored = checkpoint["hyper_parameters"]["config"]["data"]["data_root"]
+    except Exception:       # not a stcbench checkpoint, or one without a config: keep the config's
+        return None
+    return stored if isinstance(stored, str) and stored and Path(stored).expanduser().is_dir() else None
