@@ -114,6 +114,7 @@ def run_check(args) -> int:
             shape = "x".join(str(d) for d in info["shape"])
             print(f"  {split:5s} {info['samples']:7d} samples  [{shape}] {info['dtype']}  "
                   f"range [{info['min']:.3f}, {info['max']:.3f}]  {report['rules'].get(split, '')}")
+        print(f"  checksum {report['checksum']} (runs on this data record it in metrics.json)")
     return 0
 
 

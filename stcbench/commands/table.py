@@ -7,7 +7,7 @@ from pathlib import Path
 from stcbench.errors import ConfigError
 from stcbench.reports.runs import DEFAULT_BASELINE, SELECTIONS
 
-FORMATS = ("markdown", "latex", "csv")     # stcbench.reports.tables.FORMATS, which imports scipy
+FORMATS = ("markdown", "latex", "csv")     # = stcbench.reports.tables.FORMATS (a test checks), without importing it
 
 
 def register(subparsers) -> None:

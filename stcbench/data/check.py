@@ -78,4 +78,7 @@ def check_dataset(name: str, data_root: str | os.PathLike | None = None, selecti
         report["splits"][split] = {"samples": len(dataset), "shape": list(sample.shape),
                                    "dtype": str(sample.dtype).replace("torch.", ""),
                                    "min": low, "max": high}
+    from stcbench.data.checksum import dataset_checksum
+
+    report["checksum"] = dataset_checksum(spec.name, root)     # what run records name the data by
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 import zipfile
 from dataclasses import replace
@@ -115,6 +116,19 @@ def test_download_verifies_and_installs_real_data(tmp_path, served, mmnist_files
     out = capsys.readouterr().out
     assert hashlib.sha256(mmnist_files["mnist_test_seq.npy"]).hexdigest() in out
     assert download(root, served) == 0 and "already in" in capsys.readouterr().out
+
+
+def test_data_check_names_the_downloaded_data_by_its_checksum(tmp_path, served, capsys):
+    from stcbench.data.checksum import dataset_checksum
+
+    root = tmp_path / "data"
+    assert download(root, served) == 0
+    capsys.readouterr()
+    assert cli.main(["data", "check", "--dataset", "mmnist", "--data-root", str(root)]) == 0
+    checksum = dataset_checksum("mmnist", root)
+    assert checksum.startswith("sha256:") and f"checksum {checksum}" in capsys.readouterr().out
+    assert cli.main(["data", "check", "--dataset", "mmnist", "--data-root", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checksum"] == checksum
 
 
 def test_a_wrong_checksum_keeps_nothing(tmp_path, served, monkeypatch, capsys):
