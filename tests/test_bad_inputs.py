@@ -178,6 +178,13 @@ CASES = {
     "convert/missing file": Case("missing", lambda t, s: ["convert-official", str(t / "no.pth"), "--cell", "lif",
                                                           "--dataset", "mmnist", "-o", str(t / "c.ckpt")], "does not exist"),
     "table/missing runs": Case("missing", lambda t, s: ["table", "--runs", str(t / "none")], "does not exist"),
+    "bench/missing configs": Case("missing", lambda t, s: ["bench", "--suite", "quick", "--configs", str(t / "none"),
+                                                          "--out", str(t / "b")], "does not exist"),
+    "profile/missing config": Case("missing", lambda t, s: ["profile", "--config", str(t / "none.yaml")], "does not exist"),
+    "demo/missing config": Case("missing", lambda t, s: ["demo", "--config", str(t / "none.yaml"), "--out", str(t / "d")],
+                                "does not exist"),
+    "data check/missing files": Case("missing", lambda t, s: ["data", "check", "--dataset", "mmnist", "--data-root",
+                                                             str(t / "none")], "file not found"),
     # --- empty
     "fit/empty config": Case("empty", lambda t, s: ["fit", "--config", str(t / "c.yaml"), "--output-dir", str(t / "o"),
                                                     "--set", "model.num_hidden=[]"], "num_hidden", write("c.yaml", b"")),
@@ -274,6 +281,8 @@ CASES = {
     # --- path traversal
     "fit/run name ../../x": Case("path traversal", fit_argv("--run-name", "../../../x"), "run.name"),
     "fit/run name a/b": Case("path traversal", fit_argv("--run-name", "a/b"), "run.name"),
+    "bench/unknown cell": Case("path traversal", lambda t, s: ["bench", "--suite", "quick", "--cells", "../lif",
+                                                                "--out", str(t / "b")], "unknown cell"),
     "fit/memory run name ..": Case("path traversal", lambda t, s: ["fit", "--config", "memory/adding", "--output-dir",
                                                                    str(t / "o"), "--run-name", ".."], "run.name"),
     # --- concurrent use
@@ -319,7 +328,8 @@ def test_every_class_of_bad_input_is_covered():
     assert kinds >= {"missing", "empty", "truncated", "wrong type", "wrong shape", "unreadable", "read-only",
                      "hostile pickle", "path traversal", "concurrent use"}
     commands = {name.split("/")[0] for name in CASES}
-    assert commands >= {"fit", "test", "predict", "evaluate", "convert", "table", "data generate"}
+    assert commands >= {"fit", "test", "predict", "evaluate", "convert", "table", "data generate", "data check",
+                        "bench", "profile", "demo"}
 
 
 # ----------------------------------------------------------------------------------------- warnings, not errors
