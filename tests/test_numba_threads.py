@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from stcbench.models import winograd
+from stcbench.kernels import winograd
 
 pytestmark = pytest.mark.skipif(not winograd.available(), reason="numba is not installed")
 
@@ -23,7 +23,7 @@ def threads_after(code: str) -> int:
 
 
 def test_winograd_keeps_torch_threads():
-    assert threads_after("from stcbench.models import winograd\n"
+    assert threads_after("from stcbench.kernels import winograd\n"
                          "x = torch.randn(2, 8, 8, 8, requires_grad=True)\n"
                          "w = torch.randn(8, 8, 5, 5, requires_grad=True)\n"
                          "winograd.winograd_conv2d(x, w).sum().backward()") == 1

@@ -72,7 +72,7 @@ def gpu_info() -> dict:
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, memory_gib=round(props.total_memory / 2**30, 1),
                     multiprocessors=props.multi_processor_count)
-    from stcbench.models.profiling import machine_info
+    from stcbench.commands.profiling import machine_info
 
     info["host"] = machine_info()
     return info
@@ -117,7 +117,7 @@ def _model(cell, hidden, geometry, **kwargs):
 def check(args) -> dict:
     import torch
 
-    from stcbench.models.profiling import dataset_geometry
+    from stcbench.commands.profiling import dataset_geometry
     from stcbench.models.sampling import ScheduledSampling
 
     geometry = dataset_geometry("mmnist")

@@ -123,7 +123,7 @@ def main(argv=None):
                                                    payload["elapsed_seconds"], payload.get("rerun_note")))
         print(f"wrote {out / 'training.md'}")
         return
-    from stcbench.models.profiling import machine_info
+    from stcbench.commands.profiling import machine_info
     import torch
 
     torch.set_num_threads(args.threads)

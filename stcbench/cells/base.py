@@ -81,6 +81,10 @@ class RecurrentCell(nn.Module):
         term; it is set by the spatio-temporal circuit (stc.py)."""
         raise NotImplementedError
 
+    def fused_step_spec(self):
+        """The step in the form of the fused CPU kernels (a `stcbench.cells.fused.FusedStepSpec`), or None."""
+        return None
+
     def step_from_current(self, current: torch.Tensor, state: State, t: int) -> State:
         return self.neuron_step(current, state, t)
 
@@ -127,6 +131,10 @@ class SpikingCell(RecurrentCell):
         super().__init__(in_channels, hidden_channels, **kwargs)
         self.threshold = threshold
         self.surrogate = build_surrogate(surrogate if surrogate is not None else self.default_surrogate)
+
+    def fused_neuron(self):
+        """`neuron_step` in the closed form of the fused kernels (a `stcbench.cells.fused.FusedNeuron`), or None."""
+        return None
 
     def fire(self, mem: torch.Tensor, threshold=None) -> torch.Tensor:
         return self.surrogate(mem - (self.threshold if threshold is None else threshold))

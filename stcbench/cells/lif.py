@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from stcbench.cells.base import SpikingCell
+from stcbench.cells.fused import fused_neuron, overrides
 from stcbench.cells.registry import register_cell
 from stcbench.errors import ConfigError
 
@@ -32,3 +33,9 @@ class LIF(SpikingCell):
 
     def reset(self, mem, spike):
         return mem - spike * self.threshold   # soft reset, not detached
+
+    def fused_neuron(self):
+        if overrides(self, LIF, "charge", "reset") or overrides(self, SpikingCell, "neuron_step", "fire"):
+            return None
+        coefficients = (1.0, 1.0) if self.integration == "perfect" else (self.decay, 1.0 - self.decay)
+        return fused_neuron(self, 1, coefficients, "soft")

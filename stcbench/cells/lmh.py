@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from stcbench.cells.base import SpikingCell
+from stcbench.cells.fused import fused_neuron, overrides
 from stcbench.cells.registry import register_cell
 
 SCALARS = ("t_m", "s_u", "s_p", "d_u", "d_p")
@@ -75,6 +76,12 @@ class LMH(SpikingCell):
 
     def reset(self, mem, spike):
         return mem - (spike.detach() if self.reset_detached else spike)
+
+    def fused_neuron(self):
+        if overrides(self, LMH, "charge", "reset", "fire", "neuron_step", "compartment_coefficients"):
+            return None
+        reset = "soft_detached" if self.reset_detached else "soft"
+        return fused_neuron(self, 2, self.compartment_coefficients(), reset)
 
     def neuron_step(self, current, state, t, history_gate=None):
         _, mem, dend = state

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from stcbench.cells.base import SpikingCell
+from stcbench.cells.fused import fused_neuron, overrides
 from stcbench.cells.registry import register_cell
 from stcbench.errors import ConfigError
 
@@ -99,6 +100,12 @@ class PLIF(SpikingCell):
 
     def reset(self, mem, spike):
         return apply_reset(mem, spike, self.reset_kind, self.threshold)
+
+    def fused_neuron(self):
+        if (overrides(self, PLIF, "charge", "reset", "decay_and_gain")
+                or overrides(self, SpikingCell, "neuron_step", "fire")):
+            return None
+        return fused_neuron(self, 1, self.decay_and_gain(), self.reset_kind)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         """Record the variant that gives `t_m` its meaning in the state_dict metadata."""

@@ -132,6 +132,20 @@ def lookup_registered(name: str) -> CellInfo | None:
     return _REGISTRY.get(_ALIASES.get(key, key))
 
 
+_DERIVED: list[tuple[Callable[[str], bool], Callable[[str], CellInfo]]] = []
+
+
+def register_derived(recognises: Callable[[str], bool], info_for: Callable[[str], CellInfo]) -> None:
+    """Cells named by a rule instead of one by one (`stc_<cell>`, stcbench/cells/stc.py): `recognises(key)` tells
+    whether a normalised name is one of them (or raises a ConfigError saying why it cannot be), `info_for(key)`
+    builds its CellInfo."""
+    _DERIVED.append((recognises, info_for))
+
+
+def _derived(key: str) -> Callable[[str], CellInfo] | None:
+    return next((info_for for recognises, info_for in _DERIVED if recognises(key)), None)
+
+
 def _ensure_loaded() -> None:
     import stcbench.cells  # noqa: F401  (imports every cell module, which registers it)
 
@@ -140,11 +154,7 @@ def resolve_name(name: str) -> str:
     _ensure_loaded()
     key = normalize_name(name)
     key = _ALIASES.get(key, key)
-    if key in _REGISTRY:
-        return key
-    from stcbench.cells import stc
-
-    if stc.is_stc_name(key):
+    if key in _REGISTRY or _derived(key) is not None:
         return key
     raise ConfigError(f"unknown cell {name!r}; available: {', '.join(sorted(_REGISTRY))} "
                       f"(or 'stc_<cell>' for the spatio-temporal circuit around any of them); "
@@ -156,9 +166,7 @@ def get_cell_info(name: str) -> CellInfo:
     key = resolve_name(name)
     if key in _REGISTRY:
         return _REGISTRY[key]
-    from stcbench.cells import stc
-
-    return stc.info_for(key)
+    return _derived(key)(key)
 
 
 def list_cells() -> list[CellInfo]:

@@ -31,11 +31,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from stcbench.cells.base import SpikingCell
+from stcbench.cells.base import RecurrentCell, SpikingCell
+from stcbench.cells.fused import FusedStepSpec, overrides
 from stcbench.cells.lif import LIF
 from stcbench.cells.lmh import LMH
 from stcbench.cells.plif import PLIF
-from stcbench.cells.registry import CellInfo, lookup_registered, normalize_name, register_cell
+from stcbench.cells.registry import CellInfo, lookup_registered, normalize_name, register_cell, register_derived
 from stcbench.cells.synapse import Synapse
 from stcbench.errors import ConfigError
 
@@ -151,9 +152,27 @@ class SpatioTemporalCircuit(SpikingCell):
             current = current * input_gate
         return self.neuron_step(current, state, t, history_gate=history_gate)
 
+    def fused_step_spec(self) -> FusedStepSpec | None:
+        """Both circuits and the stock step: the gates can be fused; the whole step too when the input synapse is
+        Conv -> GroupNorm used as is and the neuron has a closed form (`fused_neuron`)."""
+        if (not (_conv_norm(self.conv_h) and _conv_norm(self.conv_v))
+                or overrides(self, SpatioTemporalCircuit, "step_from_current")):
+            return None
+        plain_input = not overrides(self, RecurrentCell, "input_current") and _conv_norm(self.conv_x)
+        whole_step = plain_input and not overrides(self, SpatioTemporalCircuit, "circuit_input")
+        return FusedStepSpec(input_synapse=self.conv_x if plain_input else None, history_synapse=self.conv_h,
+                             input_gate_synapse=self.conv_v, circuit_input=self.circuit_input,
+                             neuron_step=self.neuron_step, hidden_channels=self.hidden_channels,
+                             neuron=self.fused_neuron() if whole_step else None)
+
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", gradient_detach={self.gradient_detach}, circuit={self.circuit!r}, "
                 f"circuit_groups={self.circuit_groups!r}")
+
+
+def _conv_norm(synapse) -> bool:
+    return (isinstance(synapse, Synapse) and synapse.kind == "conv" and len(synapse) == 2
+            and isinstance(synapse[1], nn.GroupNorm) and synapse[1].affine)
 
 
 _CLASSES: dict[type, type] = {}
@@ -253,3 +272,6 @@ def info_for(key: str) -> CellInfo:
             variants=base.variants, source=f"STC-LIF paper Eqs. (8)-(13) applied to: {base.source}",
             spiking=True, stc_compatible=False, extra={"base": base.name})
     return _INFOS[key]
+
+
+register_derived(is_stc_name, info_for)

@@ -41,6 +41,13 @@ class Surrogate(nn.Module):
         """grad_output * derivative(x); subclasses may fuse it."""
         return grad_output * self.derivative(x)
 
+    def fused_backward(self) -> str | None:
+        """How the fused kernels may take this spike's backward: "derivative" (grad * derivative(x)), "sigmoid"
+        (the same, finished inside the kernels from sig(alpha x)), or None (not fusable)."""
+        kind = type(self)
+        stock = kind.forward is Surrogate.forward and kind.backward_product is Surrogate.backward_product
+        return "derivative" if stock else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _HeavisideWithSurrogate.apply(x, self)
 
@@ -61,6 +68,9 @@ class Sigmoid(Surrogate):
     def derivative(self, x):
         sig = torch.sigmoid(self.alpha * x)
         return self.alpha * sig * (1.0 - sig)
+
+    def fused_backward(self) -> str | None:
+        return "sigmoid" if type(self) is Sigmoid else super().fused_backward()
 
     def backward_product(self, grad_output, x):
         # one fused kernel for grad * sig * (1 - sig) instead of four passes

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from stcbench.training.demo import run_demo
+    from stcbench.commands.demo_run import run_demo
 
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     summary = run_demo(args.out, data_root=args.data_root, cells=cells, config=args.config,

@@ -105,7 +105,7 @@ def _drop_unaccepted_options(cell: str, options: dict) -> dict:
 def run(args) -> int:
     import torch
 
-    from stcbench.models.profiling import dataset_geometry, profile_training
+    from stcbench.commands.profiling import dataset_geometry, profile_training
 
     settings = _model_settings(args.config)
     dataset = args.dataset or settings.get("dataset") or "mmnist"

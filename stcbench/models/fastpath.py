@@ -23,8 +23,8 @@ from torch.utils.checkpoint import checkpoint
 
 from stcbench.cells.base import RecurrentCell
 from stcbench.cells.synapse import Synapse, conv2d, conv_override, current_conv_override
-from stcbench.models import fused_stc, winograd
-from stcbench.models.gates import FusedGates, fusable
+from stcbench.kernels import fused_stc, winograd
+from stcbench.kernels.gates import FusedGates, fusable
 
 CONV_ALGORITHMS = ("auto", "direct", "winograd")
 
@@ -164,18 +164,16 @@ def _compiler(model, index, cell):
     return lambda norm: compiled_dynamics(model, index, cell, norm)
 
 
-def run_fast(model, frames, steps, mask, return_traces):
-    """frames [B,T,Cp,Hp,Wp] -> (predictions [B,steps,Cp,Hp,Wp], Traces or None)."""
+def run_fast(model, frames, steps, mask, traces):
+    """frames [B,T,Cp,Hp,Wp] -> (predictions [B,steps,Cp,Hp,Wp], traces); `traces` (the predictor's Traces, or
+    None) records every layer's states."""
     if model.conv_algorithm == "direct":
-        return _run_fast(model, frames, steps, mask, return_traces)
+        return _run_fast(model, frames, steps, mask, traces)
     with conv_override(winograd.Convolutions(model, model.conv_algorithm)):
-        return _run_fast(model, frames, steps, mask, return_traces)
+        return _run_fast(model, frames, steps, mask, traces)
 
 
-def _run_fast(model, frames, steps, mask, return_traces):
-    from stcbench.models.predictor import Traces
-
-    traces = Traces(model) if return_traces else None
+def _run_fast(model, frames, steps, mask, traces):
     recompute, channels_last = model.fast_settings(frames.device)
     runners = [LayerRunner(cell, recompute, channels_last, compiled=_compiler(model, i, cell))
                for i, cell in enumerate(model.cell_list)]

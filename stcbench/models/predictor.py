@@ -142,7 +142,7 @@ class RecurrentPredictor(nn.Module):
         if steps < 1:
             raise ConfigError("a sequence needs at least 2 frames (one input and one target)")
         if self.fast:
-            preds, traces = fastpath.run_fast(self, frames, steps, mask, return_traces)
+            preds, traces = fastpath.run_fast(self, frames, steps, mask, Traces(self) if return_traces else None)
         else:
             preds, traces = self._run_reference(frames, steps, mask, return_traces)
         return preds, (traces.finish() if traces is not None else None)

@@ -28,7 +28,8 @@ from torch import nn
 from stcbench.cells.base import RecurrentCell
 from stcbench.checkpoints import load_checkpoint
 from stcbench.errors import StcbenchError
-from stcbench.reports.cost import (count_flops, count_params, count_synaptic_ops, energy_pj)
+from stcbench.models.cost import (count_flops, count_params, count_synaptic_ops, energy_pj, predict_call,
+                                  reference_path)
 from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports.runs import Run, finished_timestamp
 from stcbench.strict_json import dumps, restore_non_finite
@@ -36,24 +37,6 @@ from stcbench.training.run_paths import resolve_in_run
 
 GATE_MODULES = {"conv_h": "A", "conv_v": "B"}
 TRACE_GATES = {"gate_history": "A", "gate_input": "B"}
-
-
-class reference_path:
-    """Run a RecurrentPredictor on its step-by-step reference loop (`fast=False`), where every
-    synapse is a module call that the hooks see (the fast path fuses and batches convolutions)."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-        self.saved = getattr(model, "fast", None)
-
-    def __enter__(self):
-        if self.saved is not None:
-            self.model.fast = False
-        return self.model
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            self.model.fast = self.saved
 
 
 def spiking_cells(model: nn.Module) -> dict[str, RecurrentCell]:
@@ -102,27 +85,6 @@ class _CellRecorder:
     def __exit__(self, *exc):
         for handle in self.handles:
             handle.remove()
-
-
-def predict_call(in_frames: int, return_traces: bool = False):
-    """call(model, frames) -> predictions of frames[:, in_frames:] from the context (test mode),
-    on the reference loop; with `return_traces`, (predictions, traces or None)."""
-    def call(model, frames):
-        context, out_frames = frames[:, :in_frames], frames.shape[1] - in_frames
-        with reference_path(model):
-            if return_traces:
-                if supports_traces(model):
-                    return model.predict(context, out_frames, return_traces=True)
-                return model.predict(context, out_frames), None
-            return model.predict(context, out_frames)
-    return call
-
-
-def supports_traces(model: nn.Module) -> bool:
-    import inspect
-
-    predict = getattr(model, "predict", None)
-    return predict is not None and "return_traces" in inspect.signature(predict).parameters
 
 
 def spikes_from_traces(model: nn.Module, traces: dict) -> dict[str, list[torch.Tensor]]:
@@ -336,16 +298,6 @@ def _read(path: Path):
         return restore_non_finite(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def flops_for_config(config: dict) -> int:
-    """fvcore-style MACs of one test sequence (batch 1, T_in + T_out - 1 steps) for a config."""
-    from stcbench.training.config import config_from_dict
-    from stcbench.training.network import build_network
-
-    net, spec = build_network(config_from_dict(config))
-    frames = torch.zeros(1, spec.in_frames + spec.out_frames, spec.channels, spec.height, spec.width)
-    return int(count_flops(net, (frames,), predict_call(spec.in_frames)).total)
 
 
 def paper_size_costs(configs_root: Path, datasets=("mmnist", "taxibj", "kth"), cells=None) -> list[dict]:

@@ -21,6 +21,14 @@ def build_network(config):
     return build_predictor(config.model, spec), spec
 
 
+def flops_for_config(config: dict) -> int:
+    """fvcore-style MACs of one test sequence (batch 1, T_in + T_out - 1 steps) for a run config (metrics.json)."""
+    from stcbench.models.cost import sequence_flops
+    from stcbench.training.config import config_from_dict
+
+    return sequence_flops(*build_network(config_from_dict(config)))
+
+
 def network_spec(config):
     """The dataset's geometry with the `model.in_frames/out_frames/channels/image_size` overrides applied."""
     from stcbench.data import get_dataset_spec

@@ -513,7 +513,7 @@ def count_parameters(module) -> int:
 def estimate_flops(config: Config) -> dict | None:
     """MACs of predicting one test sequence (stcbench.reports.cost), when that module is available."""
     try:
-        from stcbench.reports.cost import flops_for_config
+        from stcbench.training.network import flops_for_config
     except ImportError:
         return None
     try:

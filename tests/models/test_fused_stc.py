@@ -7,8 +7,12 @@ import pytest
 import torch
 
 from stcbench.cells import create_cell
+from stcbench.cells.fused import fused_neuron
+from stcbench.cells.lif import LIF
+from stcbench.cells.stc import stc_class
 from stcbench.cells.surrogate import Surrogate
-from stcbench.models import RecurrentPredictor, fused_stc
+from stcbench.kernels import fused_stc
+from stcbench.models import RecurrentPredictor
 from stcbench.models.fastpath import LayerRunner
 from tests.conftest import assert_close_scaled
 
@@ -233,3 +237,37 @@ def test_fused_lmh_step_with_outputs_unused(loss_on):
         assert (a is None) == (b is None)
         if b is not None:
             assert_close_scaled(a, b)
+
+
+class DeclaredLIF(LIF):
+    """A user's neuron outside the package: its own charge, declared in the fused form (c_h = 0.7, c_i = 0.3)."""
+
+    def charge(self, current, history):
+        return 0.7 * history + 0.3 * current
+
+    def fused_neuron(self):
+        return fused_neuron(self, 1, (0.7, 0.3), "soft")
+
+
+class UndeclaredLIF(LIF):
+    """The same neuron without the declaration: its inherited one must refuse (charge is not LIF's)."""
+
+    def charge(self, current, history):
+        return 0.7 * history + 0.3 * current
+
+
+def test_a_new_cell_that_declares_its_fused_form_is_fused_and_matches_its_own_step():
+    torch.manual_seed(0)
+    cell = stc_class(DeclaredLIF)(8, 32).double()
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    assert LayerRunner(cell, recompute=True, channels_last=True).fused_step is not None
+    assert_fused_equals_cell(cell)
+
+
+def test_a_new_cell_without_the_declaration_is_not_fused():
+    cell = stc_class(UndeclaredLIF)(8, 32)
+    assert cell.fused_step_spec() is not None          # the gates alone may still be fused
+    assert not fused_stc.eligible(cell)
+    assert LayerRunner(cell, recompute=True, channels_last=True).fused_step is None

@@ -42,7 +42,7 @@ def test_host_sync_check_reports_the_first_sync_and_restores_the_mode(monkeypatc
     """check_host_syncs runs a step under set_sync_debug_mode('error'); a sync surfaces as a RuntimeError."""
     import torch
 
-    from stcbench.models import profiling
+    from stcbench.commands import profiling
 
     modes = []
     monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 0)

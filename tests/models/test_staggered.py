@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from stcbench.models import staggered
+from stcbench.kernels import staggered
 
 
 def test_empty_like_keeps_layout_and_staggers_offsets():

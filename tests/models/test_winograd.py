@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from stcbench.models import RecurrentPredictor, ScheduledSampling, winograd
+from stcbench.kernels import winograd
+from stcbench.models import RecurrentPredictor, ScheduledSampling
 from tests.conftest import assert_close_scaled
 
 pytestmark = pytest.mark.skipif(not winograd.available(), reason="numba is not installed")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from stcbench.reports.analysis import cost_report, gate_traces, grad_through_time
-from stcbench.reports.cost import E_AC_PJ, E_MAC_PJ
+from stcbench.models.cost import E_AC_PJ, E_MAC_PJ
 from tests.reports.tiny_net import TinyPredictor
 
 

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from stcbench.cells.stc import SelfConnection
-from stcbench.reports.cost import (E_AC_PJ, E_MAC_PJ, conv_effective_acs, count_flops, count_params,
+from stcbench.models.cost import (E_AC_PJ, E_MAC_PJ, conv_effective_acs, count_flops, count_params,
                                    count_synaptic_ops, energy_pj)
 
 

@@ -7,7 +7,7 @@ import torch
 from stcbench.data import get_dataset_spec
 from stcbench.models import RecurrentPredictor, build_predictor
 from stcbench.reports.analysis import predict_call
-from stcbench.reports.cost import count_flops, count_params
+from stcbench.models.cost import count_flops, count_params
 from stcbench.reports.published import STC_TABLES
 
 MMNIST_FRAMES = torch.zeros(1, 20, 1, 64, 64)

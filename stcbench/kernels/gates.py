@@ -1,4 +1,4 @@
-"""Both circuit gates of an STC cell, computed faster on the same numbers as the cell.
+"""Both circuit gates of a circuit cell (one that declares `fused_step_spec`), computed faster, same numbers.
 
 The cell computes A = 1 + tanh(GN_h(conv_h(g))) and B = 1 + tanh(GN_v(conv_v(g))) (Eq. 11).
 Here each gate is 2 sigmoid(2 z) with z the same GroupNorm output, which equals 1 + tanh(z)
@@ -13,27 +13,19 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from stcbench.cells.synapse import Synapse
 
-
-def _plain_conv_synapse(syn) -> bool:
-    return (isinstance(syn, Synapse) and syn.kind == "conv" and len(syn) == 2
-            and isinstance(syn[1], torch.nn.GroupNorm) and syn[1].affine)
+def spec_of(cell):
+    """The cell's `FusedStepSpec` (stcbench/cells/fused.py), or None when it declares none."""
+    declare = getattr(cell, "fused_step_spec", None)
+    return declare() if callable(declare) else None
 
 
 def fusable(cell) -> bool:
-    """True for the circuit wrapper with both gates as Conv -> GroupNorm and the stock step."""
-    try:
-        from stcbench.cells.stc import SpatioTemporalCircuit
-    except ImportError:
+    """True for a cell that declares its step in the fused form, with two circuit convolutions alike."""
+    spec = spec_of(cell)
+    if spec is None:
         return False
-    if not isinstance(cell, SpatioTemporalCircuit):
-        return False
-    if type(cell).step_from_current is not SpatioTemporalCircuit.step_from_current:
-        return False
-    h, v = getattr(cell, "conv_h", None), getattr(cell, "conv_v", None)
-    if not (_plain_conv_synapse(h) and _plain_conv_synapse(v)):
-        return False
+    h, v = spec.history_synapse, spec.input_gate_synapse
     ch, cv = h[0], v[0]
     same = (ch.weight.shape == cv.weight.shape and ch.stride == cv.stride and ch.padding == cv.padding
             and ch.dilation == cv.dilation and ch.groups == cv.groups and ch.padding_mode == "zeros"
@@ -46,10 +38,10 @@ class FusedGates:
     """The circuit parameters of one cell, read once per forward pass."""
 
     def __init__(self, cell):
-        self.cell = cell
-        self.convs = (cell.conv_h[0], cell.conv_v[0])
+        self.spec = spec = spec_of(cell)
+        self.convs = (spec.history_synapse[0], spec.input_gate_synapse[0])
         self.norms = tuple((norm.num_groups, 2 * norm.weight, 2 * norm.bias, norm.eps)
-                           for norm in (cell.conv_h[1], cell.conv_v[1]))
+                           for norm in (spec.history_synapse[1], spec.input_gate_synapse[1]))
 
     def gates(self, g: torch.Tensor):
         """(history gate A, input gate B) = 2 sigmoid(2 GN(conv(g))) for the two circuits."""
@@ -60,8 +52,8 @@ class FusedGates:
         return out[0], out[1]
 
     def step_from_current(self, current, state, t):
-        """SpatioTemporalCircuit.step_from_current with the faster gates."""
-        cell = self.cell
-        g = cell.circuit_input(state[0], current.dtype)
+        """The cell's step_from_current with the faster gates."""
+        spec = self.spec
+        g = spec.circuit_input(state[0], current.dtype)
         history_gate, input_gate = self.gates(g)
-        return cell.neuron_step(current * input_gate, state, t, history_gate=history_gate)
+        return spec.neuron_step(current * input_gate, state, t, history_gate=history_gate)

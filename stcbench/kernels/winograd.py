@@ -33,7 +33,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from stcbench.models import staggered
+from stcbench.kernels import staggered
 from stcbench.numba_threads import KERNEL_OPTIONS, numba, parallel_region
 
 

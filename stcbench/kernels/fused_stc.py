@@ -37,8 +37,8 @@ import functools
 import torch
 from torch.nn import functional as F
 
-from stcbench.cells.synapse import Synapse
-from stcbench.models import staggered
+from stcbench.kernels import staggered
+from stcbench.kernels.gates import fusable, spec_of
 from stcbench.numba_threads import KERNEL_OPTIONS, numba, parallel_region
 
 @functools.cache
@@ -385,70 +385,15 @@ def available() -> bool:
     return numba is not None
 
 
-def integration_coefficients(cell):
-    """(c_h, c_i) of u = c_h (A u_{t-1}) + c_i (B I): numbers for LIF (perfect 1, 1; leaky lambda, 1 - lambda),
-    tensors of the learnable w for PLIF (its decay and input gain, either variant)."""
-    from stcbench.cells.plif import PLIF
-
-    if isinstance(cell, PLIF):
-        return cell.decay_and_gain()
-    if cell.integration == "perfect":
-        return 1.0, 1.0
-    return cell.decay, 1.0 - cell.decay
-
-
-def _stock_soma(cell) -> bool:
-    """LIF's charge and soft reset, PLIF's charge (any variant and gain) with any of its resets, or LM-H's two
-    compartments with either reset."""
-    from stcbench.cells.base import SpikingCell
-    from stcbench.cells.lif import LIF
-    from stcbench.cells.lmh import LMH
-    from stcbench.cells.plif import PLIF
-
-    kind = type(cell)
-    if isinstance(cell, LIF):
-        return kind.charge is LIF.charge and kind.reset is LIF.reset and kind.neuron_step is SpikingCell.neuron_step
-    if isinstance(cell, PLIF):
-        return (kind.charge is PLIF.charge and kind.reset is PLIF.reset and kind.decay_and_gain is PLIF.decay_and_gain
-                and kind.neuron_step is SpikingCell.neuron_step)
-    if isinstance(cell, LMH):
-        return (kind.charge is LMH.charge and kind.reset is LMH.reset and kind.fire is LMH.fire
-                and kind.neuron_step is LMH.neuron_step
-                and kind.compartment_coefficients is LMH.compartment_coefficients)
-    return False
-
-
-def _stock_surrogate(surrogate) -> bool:
-    """A Heaviside spike whose backward is the surrogate's `derivative` (any stock surrogate, or a new one that
-    defines only `derivative`)."""
-    from stcbench.cells.surrogate import Sigmoid, Surrogate
-
-    kind = type(surrogate)
-    return (isinstance(surrogate, Surrogate) and kind.forward is Surrogate.forward
-            and (kind is Sigmoid or kind.backward_product is Surrogate.backward_product))
-
-
 def eligible(cell) -> bool:
-    """True for an STC-LIF-, STC-PLIF- or STC-LM-H-type cell (the circuit wrapper over LIF, PLIF or LM-H with any
-    of their resets and surrogates; both circuits, Conv -> GroupNorm synapses) whose step is the stock one, on
-    the CPU outside autocast."""
-    from stcbench.cells.base import RecurrentCell, SpikingCell
-    from stcbench.cells.lmh import LMH
-    from stcbench.cells.stc import SpatioTemporalCircuit
-    from stcbench.models.gates import fusable
-
-    if not (available() and fusable(cell) and cell.circuit == "both" and _stock_soma(cell)):
+    """True for a cell that declares its whole step in the fused form (`fused_step_spec()` with a `neuron`:
+    STC-LIF, STC-PLIF and STC-LM-H with any of their resets and surrogates, both circuits, Conv -> GroupNorm
+    synapses, the stock step), on the CPU outside autocast."""
+    if not (available() and fusable(cell)):
         return False
-    kind = type(cell)
-    stock = ((kind.fire is SpikingCell.fire or isinstance(cell, LMH))
-             and kind.circuit_input is SpatioTemporalCircuit.circuit_input
-             and kind.input_current is RecurrentCell.input_current)
-    syn = getattr(cell, "conv_x", None)
-    plain_input = (isinstance(syn, Synapse) and syn.kind == "conv" and len(syn) == 2
-                   and isinstance(syn[1], torch.nn.GroupNorm) and syn[1].affine)
-    weight = cell.conv_h[0].weight
-    return (stock and plain_input and _stock_surrogate(cell.surrogate)
-            and isinstance(cell.threshold, (int, float)) and not isinstance(cell.threshold, bool)
+    spec = spec_of(cell)
+    weight = spec.history_synapse[0].weight
+    return (spec.neuron is not None and spec.input_synapse is not None
             and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
             and not torch.is_autocast_enabled("cpu"))
 
@@ -466,19 +411,19 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
 
 
 class FusedSTCStep:
-    """The parameters of one STC-LIF / STC-PLIF / STC-LM-H cell in the fused form, made once per forward pass."""
+    """The parameters of one eligible cell (STC-LIF, STC-PLIF, STC-LM-H) in the fused form, made once per forward
+    pass from what the cell declares (`fused_step_spec`)."""
 
     def __init__(self, cell):
         import numpy as np
 
-        from stcbench.cells.lmh import LMH
-        from stcbench.cells.surrogate import Sigmoid
-
-        self.cell = cell
-        self.conv_x, self.norm_x = cell.conv_x[0], cell.conv_x[1]
-        conv_h, conv_v = cell.conv_h[0], cell.conv_v[0]
-        norm_h, norm_v = cell.conv_h[1], cell.conv_v[1]
-        channels = cell.hidden_channels
+        spec = spec_of(cell)
+        neuron = spec.neuron
+        self.circuit_input = spec.circuit_input
+        self.conv_x, self.norm_x = spec.input_synapse[0], spec.input_synapse[1]
+        conv_h, conv_v = spec.history_synapse[0], spec.input_gate_synapse[0]
+        norm_h, norm_v = spec.history_synapse[1], spec.input_gate_synapse[1]
+        channels = spec.hidden_channels
         self.conv = conv_h
         per_group = channels // conv_h.groups
         # one grouped convolution: each group's outputs are its history-gate channels, then its input-gate ones
@@ -495,27 +440,26 @@ class FusedSTCStep:
         self.groups_hv = 2 * norm_h.num_groups
         self.group_of_hv = (np.arange(2 * channels) // (channels // norm_h.num_groups)).astype(np.int64)
         self.eps_x, self.eps_hv = float(self.norm_x.eps), float(norm_h.eps)
-        self.two_compartments = isinstance(cell, LMH)
+        self.two_compartments = neuron.compartments == 2
         # the sigmoid surrogate's derivative is taken from sig(alpha (u - theta)) inside the kernels; any other
         # surrogate's `derivative` runs in torch on u - theta (alpha = 1 there)
-        self.surrogate = cell.surrogate
-        self.sigmoid = type(cell.surrogate) is Sigmoid
-        threshold, alpha = float(cell.threshold), float(cell.surrogate.alpha) if self.sigmoid else 1.0
-        self.hard_reset = getattr(cell, "reset_kind", "soft") == "hard_detached"
+        self.surrogate = neuron.surrogate
+        self.sigmoid = neuron.sigmoid_alpha is not None
+        threshold, alpha = neuron.threshold, neuron.sigmoid_alpha if self.sigmoid else 1.0
+        self.hard_reset = neuron.reset == "hard_detached"
+        soft = neuron.reset == "soft"
+        self.coefficients = neuron.coefficients
         if self.two_compartments:
             # consts = (a1, b1, a2, b2, threshold, alpha, 2, 1, 0, spike amplitude, reset slope)
-            self.coefficients = cell.compartment_coefficients()
-            tail = [threshold, alpha, 2.0, 1.0, 0.0, threshold, 0.0 if cell.reset_detached else 1.0]
+            tail = [threshold, alpha, 2.0, 1.0, 0.0, threshold, 1.0 if soft else 0.0]
         else:
             # consts = (c_h, c_i, threshold, alpha, 2, 1, 0, r): r = threshold for the soft reset's gradient
-            self.coefficients = integration_coefficients(cell)
-            soft = getattr(cell, "reset_kind", "soft") == "soft"
             tail = [threshold, alpha, 2.0, 1.0, 0.0, threshold if soft else 0.0]
         values = [float(c.detach()) if isinstance(c, torch.Tensor) else float(c) for c in self.coefficients]
         self.constants = {dtype: np.array(values + tail, dtype=dtype) for dtype in (np.float32, np.float64)}
         # learnable coefficients (PLIF's decay and gain, LM-H's four) enter the autograd function as inputs
         self.learnable = [c if isinstance(c, torch.Tensor) and c.requires_grad else None for c in self.coefficients]
-        self.strict = bool(cell.surrogate.strict)
+        self.strict = bool(neuron.surrogate.strict)
         self.norm_parameters = {}
         self._workspace = {}
 
@@ -536,7 +480,7 @@ class FusedSTCStep:
 
     def circuit(self, prev_spike: torch.Tensor) -> torch.Tensor:
         """Both circuit convolutions of the previous spikes in one grouped call (convolution channel order)."""
-        g = _channels_last(self.cell.circuit_input(prev_spike, self.weight.dtype))
+        g = _channels_last(self.circuit_input(prev_spike, self.weight.dtype))
         conv = self.conv
         return F.conv2d(g, self.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
 

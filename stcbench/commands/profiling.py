@@ -10,33 +10,22 @@ from __future__ import annotations
 import platform
 import statistics
 import time
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from stcbench.data import get_dataset_spec
+from stcbench.data.specs import DatasetSpec
 from stcbench.models.predictor import RecurrentPredictor, count_parameters
 from stcbench.models.sampling import ScheduledSampling
 
-@dataclass
-class Geometry:
-    name: str
-    channels: int
-    height: int
-    width: int
-    in_frames: int
-    out_frames: int
-    patch_size: int
-
-
-def dataset_geometry(name: str) -> Geometry:
-    """Training-window geometry of a dataset (T_in -> T_out of training, not of a long test)."""
-    from stcbench.data import get_dataset_spec
-
+def dataset_geometry(name: str) -> DatasetSpec:
+    """The dataset's spec for a training window: out_frames is T_out of training, not of a long test (kth40)."""
     spec = get_dataset_spec(name)
-    out = spec.train_out_frames or spec.out_frames
-    return Geometry(spec.name, spec.channels, spec.height, spec.width, spec.in_frames, out, spec.patch_size)
+    return dataclasses.replace(spec, out_frames=spec.train_out_frames or spec.out_frames, train_out_frames=None)
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -203,7 +192,7 @@ class ProfileResult:
         return asdict(self)
 
 
-def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), batch: int = 4, steps: int = 3,
+def profile_training(cell: str, geometry: DatasetSpec, num_hidden=(64, 64, 64), batch: int = 4, steps: int = 3,
                      device: str = "cpu", threads: int | None = 2, path: str = "fast", cell_options=None,
                      dtype: torch.dtype = torch.float32, seed: int = 0, warmup: int = 1,
                      conv_bound: bool = True, recompute: bool | None = None,
@@ -242,7 +231,7 @@ def profile_training(cell: str, geometry: Geometry, num_hidden=(64, 64, 64), bat
         optimizer.step()
 
     if dev.type == "cpu" and model.fast:   # compiled-code loading is not memory of the training step
-        from stcbench.models import fused_stc, winograd
+        from stcbench.kernels import fused_stc, winograd
 
         fused_stc.warm_up(dtype)
         if model.conv_algorithm != "direct":

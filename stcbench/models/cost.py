@@ -30,6 +30,7 @@ MAC per element for real-valued input).
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -224,8 +225,44 @@ def energy_pj(ac: float, mac: float) -> float:
     return E_AC_PJ * ac + E_MAC_PJ * mac
 
 
-def flops_for_config(config: dict) -> int:
-    """MACs of one test sequence for a run config (used by the training runner's metrics.json)."""
-    from stcbench.reports.analysis import flops_for_config as for_config
+def sequence_flops(net: nn.Module, spec) -> int:
+    """fvcore-style MACs of one test sequence (batch 1, T_in + T_out - 1 steps) of `net` on the data `spec`."""
+    frames = torch.zeros(1, spec.in_frames + spec.out_frames, spec.channels, spec.height, spec.width)
+    return int(count_flops(net, (frames,), predict_call(spec.in_frames)).total)
 
-    return for_config(config)
+
+class reference_path:
+    """Run a RecurrentPredictor on its step-by-step reference loop (`fast=False`), where every
+    synapse is a module call that the hooks see (the fast path fuses and batches convolutions)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.saved = getattr(model, "fast", None)
+
+    def __enter__(self):
+        if self.saved is not None:
+            self.model.fast = False
+        return self.model
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            self.model.fast = self.saved
+
+
+def predict_call(in_frames: int, return_traces: bool = False):
+    """call(model, frames) -> predictions of frames[:, in_frames:] from the context (test mode),
+    on the reference loop; with `return_traces`, (predictions, traces or None)."""
+    def call(model, frames):
+        context, out_frames = frames[:, :in_frames], frames.shape[1] - in_frames
+        with reference_path(model):
+            if return_traces:
+                if supports_traces(model):
+                    return model.predict(context, out_frames, return_traces=True)
+                return model.predict(context, out_frames), None
+            return model.predict(context, out_frames)
+    return call
+
+
+def supports_traces(model: nn.Module) -> bool:
+    predict = getattr(model, "predict", None)
+    return predict is not None and "return_traces" in inspect.signature(predict).parameters
