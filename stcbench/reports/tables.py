@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass, field
 
 from stcbench.errors import ConfigError
-from stcbench.reports.published import (ANCHOR_COLS, STC_TABLES, TABLE_KEYS, Column, PublishedTable,
+from stcbench.reports.published import (STC_TABLES, TABLE_KEYS, Column, PublishedTable,
                                         anchors_for)
 from stcbench.cell_names import normalize_name
 from stcbench.reports import stats

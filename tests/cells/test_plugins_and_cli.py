@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from stcbench import cli
 from stcbench.cells import create_cell, get_cell_info, list_cells, load_plugins, registry

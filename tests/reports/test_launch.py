@@ -2,8 +2,6 @@
 before a Trainer exists, SLURM job scripts, and submitit's local executor running real runs."""
 import json
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import yaml

@@ -1,5 +1,4 @@
 """Failures: one clear message, no partial result files."""
-import numpy as np
 import pytest
 import torch
 
