@@ -27,6 +27,39 @@ def run(args) -> int:
                        max_epochs=args.epochs, seed=args.seed)
     print()
     print(summary["table"])
+    for line in compare_with_baseline(summary["cells"]):
+        print(line)
     print(f"\npredictions: {summary['figure']}")
     print("quick scale on the embedded data: numbers are not comparable to the paper")
     return 0
+
+
+def compare_with_baseline(rows: dict, baseline: str = "lif") -> list[str]:
+    """One seed per cell cannot rank cells across training runs; say so, and give each cell's MSE
+    difference to the baseline with a paired bootstrap over the same test sequences."""
+    import numpy as np
+
+    from stcbench.reports.stats import paired_bootstrap, verdict
+    from stcbench.training.per_sequence import PER_SEQUENCE_FILE
+
+    def per_sequence_mse(row):
+        path = Path(row["run_dir"]) / PER_SEQUENCE_FILE
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return data["mse"] if "mse" in data.files else None
+
+    lines = ["", "One seed per cell: this cannot say which cell trains better (that needs several seeds: "
+                 "stcbench bench --suite small --seeds 0,1,2); it says how sure each difference is on these "
+                 "test sequences."]
+    if baseline not in rows:
+        return lines
+    base = per_sequence_mse(rows[baseline])
+    for cell, row in rows.items():
+        ours = per_sequence_mse(row) if cell != baseline else None
+        difference = paired_bootstrap(ours, base) if ours is not None and base is not None else None
+        if difference is not None:
+            lines.append(f"MSE {cell} - {baseline}: {difference.mean:+.2f} [{difference.low:+.2f}, "
+                         f"{difference.high:+.2f}] (95 %, paired bootstrap over {difference.n} test sequences): "
+                         f"{verdict(difference, higher_is_better=False)}")
+    return lines

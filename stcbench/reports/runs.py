@@ -27,7 +27,7 @@ from stcbench.errors import ConfigError
 from stcbench.strict_json import number, restore_non_finite
 
 PER_SEQUENCE_FILE = "test_per_sequence.npz"
-SCALE_RANK = {"paper": 3, "reduced": 2, "quick": 1}
+SCALE_RANK = {"paper": 4, "reduced": 3, "small": 2, "quick": 1}
 SELECTIONS = ("newest", "best-val")
 DEFAULT_BASELINE = "lif"     # the cell tables and reports compare every row with
 

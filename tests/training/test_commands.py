@@ -1,5 +1,8 @@
 """The fit / test / demo commands through the CLI entry point."""
 import json
+from pathlib import Path
+
+import numpy as np
 
 import yaml
 
@@ -43,6 +46,13 @@ def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "demo_summary.json").read_text())
     assert set(summary["cells"]) == {"lif", "convlstm"}
+    # one seed cannot rank cells: the demo says so and compares on the same test sequences
+    assert "cannot say which cell trains better" in printed
+    per_sequence = {cell: np.load(Path(row["run_dir"]) / "test_per_sequence.npz")["mse"]
+                    for cell, row in summary["cells"].items()}
+    line = next(text for text in printed.splitlines() if text.startswith("MSE convlstm - lif:"))
+    assert f"{(per_sequence['convlstm'] - per_sequence['lif']).mean():+.2f} [" in line
+    assert line.endswith(("better", "worse", "not distinguishable"))
 
 
 def test_fit_resume_from_a_missing_path_says_so(tmp_path, capsys):
