@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stcbench.cli import main
 from stcbench.training.run_paths import relative_to_run, resolve_in_run
@@ -32,7 +33,9 @@ def test_metrics_json_is_run_relative_and_the_moved_run_still_tests(mmnist_root,
     assert metrics["best_checkpoint"] == "checkpoints/best.ckpt"
     assert metrics["best"]["checkpoint"] == "checkpoints/best.ckpt"
     assert metrics["last"]["checkpoint"] == "checkpoints/last.ckpt"
-    assert metrics["data"]["data_root"] == "data"                       # the user's path, as given
+    assert "data_root" not in metrics["data"]                           # the data is named by its checksum
+    assert metrics["data"]["checksum"].startswith("sha256:")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["data_root"] == "data"   # as given
 
     moved = tmp_path / "elsewhere" / "moved-run"
     shutil.move(str(run_dir), str(moved))
