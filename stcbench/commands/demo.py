@@ -34,32 +34,25 @@ def run(args) -> int:
     return 0
 
 
-def compare_with_baseline(rows: dict, baseline: str = "lif") -> list[str]:
+def compare_with_baseline(rows: dict) -> list[str]:
     """One seed per cell cannot rank cells across training runs; say so, and give each cell's MSE
     difference to the baseline with a paired bootstrap over the same test sequences."""
-    import numpy as np
-
+    from stcbench.reports.runs import DEFAULT_BASELINE, load_run
     from stcbench.reports.stats import paired_bootstrap, verdict
-    from stcbench.training.per_sequence import PER_SEQUENCE_FILE
-
-    def per_sequence_mse(row):
-        path = Path(row["run_dir"]) / PER_SEQUENCE_FILE
-        if not path.is_file():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return data["mse"] if "mse" in data.files else None
 
     lines = ["", "One seed per cell: this cannot say which cell trains better (that needs several seeds: "
                  "stcbench bench --suite small --seeds 0,1,2); it says how sure each difference is on these "
                  "test sequences."]
-    if baseline not in rows:
-        return lines
-    base = per_sequence_mse(rows[baseline])
-    for cell, row in rows.items():
-        ours = per_sequence_mse(row) if cell != baseline else None
-        difference = paired_bootstrap(ours, base) if ours is not None and base is not None else None
+    runs = {cell: load_run(Path(row["run_dir"]) / "metrics.json") for cell, row in rows.items()}
+    base = runs.get(DEFAULT_BASELINE)
+    base_mse = base.per_sequence("mse") if base is not None else None
+    for cell, run in runs.items():
+        if cell == DEFAULT_BASELINE or run is None or base_mse is None:
+            continue
+        ours = run.per_sequence("mse")
+        difference = paired_bootstrap(ours, base_mse) if ours is not None else None
         if difference is not None:
-            lines.append(f"MSE {cell} - {baseline}: {difference.mean:+.2f} [{difference.low:+.2f}, "
+            lines.append(f"MSE {cell} - {DEFAULT_BASELINE}: {difference.mean:+.2f} [{difference.low:+.2f}, "
                          f"{difference.high:+.2f}] (95 %, paired bootstrap over {difference.n} test sequences): "
                          f"{verdict(difference, higher_is_better=False)}")
     return lines

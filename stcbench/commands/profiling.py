@@ -19,6 +19,7 @@ from torch import nn
 
 from stcbench.data import get_dataset_spec
 from stcbench.data.specs import DatasetSpec
+from stcbench.models.cost import reference_path
 from stcbench.models.predictor import RecurrentPredictor, count_parameters
 from stcbench.models.sampling import ScheduledSampling
 
@@ -83,13 +84,10 @@ def conv_calls_of_one_step(model: RecurrentPredictor, frames: torch.Tensor, mask
     calls = []
     hooks = [m.register_forward_pre_hook(lambda mod, args: calls.append((mod, tuple(args[0].shape))))
              for m in model.modules() if isinstance(m, nn.Conv2d)]
-    fast = model.fast
     try:
-        model.fast = False
-        with torch.no_grad():
+        with torch.no_grad(), reference_path(model):
             model(frames, mask)
     finally:
-        model.fast = fast
         for hook in hooks:
             hook.remove()
     return calls

@@ -35,8 +35,9 @@ class SequenceRecorder:
         if not parts:
             return None
         merged = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-        order = np.argsort(merged["index"], kind="stable")
-        return {name: values[order] for name, values in merged.items()}
+        # a DistributedSampler pads the last round with repeated indices: keep each sequence once
+        _, first = np.unique(merged["index"], return_index=True)
+        return {name: values[first] for name, values in merged.items()}
 
 
 def _test_indices(trainer, count: int) -> list[int]:

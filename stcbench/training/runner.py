@@ -36,6 +36,7 @@ from stcbench.errors import ConfigError, StcbenchError
 from stcbench.training.callbacks import sigterm_exits_nonzero
 from stcbench.training.loggers import finish_wandb
 from stcbench.training.config import Config, resolve_config
+from stcbench.training.cell_variants import recorded_variant
 from stcbench.training.per_sequence import save_per_sequence
 from stcbench.training.portable import resumed_data_root, save_portable_config
 from stcbench.training.run_paths import relative_to_run, resolve_in_run
@@ -499,7 +500,7 @@ def base_record(config: Config, trainer, module, datamodule) -> dict:
         "model": {"num_hidden": config.model.num_hidden, "filter_size": config.model.filter_size,
                   "patch_size": module.spec.patch_size,
                   "gradient_detach": config.model.gradient_detach, "cell_options": config.model.cell_options,
-                  "variant": getattr(module.net.cell_list[0], "variant", None)},
+                  "variant": recorded_variant(module)},
         "host": socket.gethostname(),
         "torch": torch.__version__,
         "finished_at": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -511,16 +512,14 @@ def count_parameters(module) -> int:
 
 
 def estimate_flops(config: Config) -> dict | None:
-    """MACs of predicting one test sequence (stcbench.reports.cost), when that module is available."""
-    try:
-        from stcbench.training.network import flops_for_config
-    except ImportError:
-        return None
+    """MACs of predicting one test sequence (stcbench.models.cost)."""
+    from stcbench.training.network import flops_for_config
+
     try:
         macs = flops_for_config(config.to_dict())
     except Exception as exc:  # cost accounting must never fail a finished run
         return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"macs_per_sequence": int(macs), "method": "stcbench.reports.cost.flops_for_config"}
+    return {"macs_per_sequence": int(macs), "method": "stcbench.training.network.flops_for_config"}
 
 
 def save_predictions(path: Path, buffer: list, limit: int) -> None:
