@@ -357,7 +357,7 @@ def test_predict_warns_about_frames_outside_0_1(shared, tmp_path, capsys):
 
 def test_set_wins_over_a_flag_naming_the_same_key(tmp_path):
     from stcbench.cli import build_parser
-    from stcbench.training.cli_args import overrides_from_args
+    from stcbench.engine.cli_args import overrides_from_args
 
     args = build_parser().parse_args(["fit", "--max-epochs", "0", "--set", "trainer.max_epochs=1"])
     assert overrides_from_args(args)["trainer.max_epochs"] == 1

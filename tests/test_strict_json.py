@@ -40,7 +40,7 @@ def test_evaluate_writes_an_exact_frame_as_inf(tmp_path):
 
 def test_run_records_and_report_readers_round_trip(tmp_path):
     from stcbench.reports.runs import load_run
-    from stcbench.training.io import atomic_write_json
+    from stcbench.engine.io import atomic_write_json
 
     run_dir = tmp_path / "runs" / "mmnist" / "lif" / "r"
     record = {"dataset": "mmnist", "cell": "lif", "test": {"mse": 1.5, "psnr": math.inf, "ssim": np.float64(0.5),

@@ -94,7 +94,7 @@ def register(subparsers) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    from stcbench.training.config import parse_override
+    from stcbench.engine.schema import parse_override
 
     return dict(parse_override(item) for item in items)
 

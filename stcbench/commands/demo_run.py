@@ -56,7 +56,7 @@ def run_demo(out_dir: Path, *, data_root: str | None = None, cells=DEFAULT_CELLS
     table = format_table(rows)
     figure = write_figure(out_dir / "demo_predictions.png", rows)
     summary = {"cells": rows, "figure": str(figure), "table": table}
-    from stcbench.training.io import atomic_write_json
+    from stcbench.engine.io import atomic_write_json
 
     atomic_write_json(out_dir / "demo_summary.json", summary)
     return summary
@@ -90,34 +90,7 @@ def write_figure(path: Path, rows: dict) -> Path:
         with np.load(Path(row["run_dir"]) / "predictions.npz") as data:
             context, truth = data["context"][0], data["truth"][0]
             predictions[cell] = data["pred"][0]
-    try:
-        from stcbench.reports.figures import prediction_grid
-    except ImportError:
-        prediction_grid = None
-    if prediction_grid is not None:
-        return Path(prediction_grid(context, truth, predictions, path,
-                                    title="stcbench demo (quick scale, embedded Moving MNIST)"))
-    return _simple_grid(path, context, truth, predictions)
+    from stcbench.reports.figures import prediction_grid
 
-
-def _simple_grid(path: Path, context, truth, predictions: dict) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from stcbench.training.io import _atomic
-
-    rows = [("context", context), ("truth", truth)] + list(predictions.items())
-    columns = max(len(seq) for _, seq in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(columns, len(rows)), squeeze=False)
-    for r, (label, seq) in enumerate(rows):
-        for c in range(columns):
-            ax = axes[r, c]
-            ax.axis("off")
-            if c < len(seq):
-                ax.imshow(np.clip(seq[c].mean(axis=0), 0, 1), cmap="gray", vmin=0, vmax=1)
-        axes[r, 0].set_title(label, fontsize=7, loc="left")
-    _atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=80))
-    plt.close(fig)
-    return Path(path)
+    return Path(prediction_grid(context, truth, predictions, path,
+                                title="stcbench demo (quick scale, embedded Moving MNIST)"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stcbench.errors import ConfigError
-from stcbench.training.cli_args import add_ckpt_argument, add_override_arguments, overrides_from_args
+from stcbench.engine.cli_args import add_ckpt_argument, add_override_arguments, overrides_from_args
 
 
 def register(subparsers) -> None:
@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing run directory of the same name (its checkpoints, logs and "
                              "metrics are deleted); without it such a run is refused")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config (defaults < file < flags) as YAML and exit without training")
     add_override_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -30,7 +32,7 @@ def resolve_config_source(config: Path | None, ckpt_path: Path | None) -> Path:
     if config is not None:
         return config
     if ckpt_path is not None:
-        from stcbench.training.runner import run_dir_of_checkpoint
+        from stcbench.engine.run_folder import run_dir_of_checkpoint
 
         if not Path(ckpt_path).exists():
             raise ConfigError(f"--ckpt-path {str(ckpt_path)!r} does not exist; pass an existing run directory or "
@@ -45,16 +47,20 @@ def resolve_config_source(config: Path | None, ckpt_path: Path | None) -> Path:
 
 
 def run(args) -> int:
-    from stcbench.training.config import load_config_dict
-    from stcbench.training.tasks import task_module
+    from stcbench.engine import run as engine
+    from stcbench.engine.cluster import is_rank_zero
+    from stcbench.engine.schema import load_config_dict
+    from stcbench.engine.task import task_of
 
     source = resolve_config_source(args.config, args.ckpt_path)
-    config = load_config_dict(source)
+    data = load_config_dict(source)
     overrides = overrides_from_args(args)
-    task = task_module({**config, **({"task": overrides["task"]} if "task" in overrides else {})})
-    run_dir = task.fit(config, ckpt_path=args.ckpt_path, overrides=overrides, overwrite=args.overwrite)
-    from stcbench.training.runner import is_rank_zero
-
+    task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})
+    config = task.resolve_config(data, overrides)
+    if args.print_config:
+        print(engine.print_config(config), end="")
+        return 0
+    run_dir = engine.fit(task, config, ckpt_path=args.ckpt_path, overwrite=args.overwrite)
     if is_rank_zero():                     # under DDP every process returns here
         print(f"run directory: {run_dir}")
     return 0

@@ -62,27 +62,14 @@ def _model_settings(config_path: str | None) -> dict:
     """dataset, cell, num_hidden and cell options from a run config."""
     if not config_path:
         return {}
-    try:
-        from stcbench.training.config import resolve_config
-    except ImportError:
-        resolve_config = None
-    if resolve_config is not None:
-        cfg = resolve_config(config_path)
-        options = dict(cfg.model.cell_options or {})
-        if cfg.model.gradient_detach is not None:
-            options["gradient_detach"] = cfg.model.gradient_detach
-        return {"dataset": cfg.data.dataset, "cell": cfg.model.cell, "num_hidden": list(cfg.model.num_hidden),
-                "cell_options": options}
-    import yaml
+    from stcbench.training.config import resolve_config
 
-    try:
-        with open(config_path) as fh:
-            raw = yaml.safe_load(fh) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {config_path!r}: {exc}") from None
-    model = raw.get("model") or {}
-    return {"dataset": (raw.get("data") or {}).get("dataset"), "cell": model.get("cell"),
-            "num_hidden": model.get("num_hidden"), "cell_options": model.get("cell_options") or {}}
+    cfg = resolve_config(config_path)
+    options = dict(cfg.model.cell_options or {})
+    if cfg.model.gradient_detach is not None:
+        options["gradient_detach"] = cfg.model.gradient_detach
+    return {"dataset": cfg.data.dataset, "cell": cfg.model.cell, "num_hidden": list(cfg.model.num_hidden),
+            "cell_options": options}
 
 
 def _parse_hidden(text: str) -> list[int]:

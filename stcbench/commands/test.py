@@ -4,8 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stcbench.errors import ConfigError
-from stcbench.strict_json import dumps
-from stcbench.training.cli_args import add_ckpt_argument, add_override_arguments, overrides_from_args
+from stcbench.engine.cli_args import add_ckpt_argument, add_override_arguments, overrides_from_args
 
 
 def register(subparsers) -> None:
@@ -22,26 +21,20 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from stcbench.training.config import load_config_dict
-    from stcbench.training.runner import format_summary
-    from stcbench.training.tasks import task_module
+    from stcbench.engine import run as engine
+    from stcbench.engine.cluster import is_rank_zero
+    from stcbench.engine.schema import load_config_dict
+    from stcbench.engine.task import task_of
 
     ckpt = args.ckpt_path or args.target
     if ckpt is None:
         raise ConfigError("nothing to test; pass --ckpt-path CKPT (a .ckpt file or a run directory)")
-    config = load_config_dict(args.config) if args.config is not None else None
-    task = task_module(config or _run_config(Path(ckpt)))
-    results = task.test(config, ckpt, overrides=overrides_from_args(args), output=args.output)
-    from stcbench.training.runner import is_rank_zero
-
+    given = load_config_dict(args.config) if args.config is not None else None
+    task = task_of(given or _run_config(Path(ckpt)))
+    results = engine.test(task, given, Path(ckpt), overrides=overrides_from_args(args), output=args.output)
     if not is_rank_zero():                 # under DDP every process returns here; one prints
         return 0
-    if isinstance(results, dict) and "dataset" in results:
-        results.setdefault("scale", "")
-        results.setdefault("selected_on", "")
-        print(format_summary(results))
-    elif isinstance(results, dict):
-        print(dumps(results, default=str))
+    print(task.test_summary(results))
     return 0
 
 

@@ -9,40 +9,41 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from stcbench.data.sampler import EpochSampler
+from stcbench.engine.param_groups import parameter_groups
+from stcbench.memory.config import MemoryConfig
 from stcbench.memory.network import MemoryNet
 from stcbench.memory.tasks import COPY_LENGTH, TaskSpec, make_split, task_spec
-from stcbench.training.param_groups import parameter_groups
 
 
-def spec_of(cfg: dict) -> TaskSpec:
-    data = cfg["data"]
-    return task_spec(data["task"], data["seq_len"], data["data_root"], data["digits_source"])
+def spec_of(config: MemoryConfig) -> TaskSpec:
+    data = config.data
+    return task_spec(data.task, data.seq_len, data.data_root, data.digits_source)
 
 
 class MemoryDataModule(L.LightningDataModule):
     """Train/val/test tensors generated (or read) once from the config's seed."""
 
-    def __init__(self, cfg: dict):
+    def __init__(self, config: MemoryConfig):
         super().__init__()
-        self.cfg = cfg
+        self.config = config
         self.splits: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        data = self.cfg["data"]
+        data = self.config.data
         for split in ("train", "val", "test"):
             if split not in self.splits:
-                inputs, targets = make_split(data["task"], split, data[f"{split}_samples"], seq_len=data["seq_len"],
-                                             seed=self.cfg["seed"], data_root=data["data_root"],
-                                             source=data["digits_source"])
+                inputs, targets = make_split(data.task, split, getattr(data, f"{split}_samples"), seq_len=data.seq_len,
+                                             seed=self.config.seed, data_root=data.data_root,
+                                             source=data.digits_source)
                 self.splits[split] = TensorDataset(inputs, targets)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        data = self.cfg["data"]
-        batch = data["batch_size"] if split == "train" else (data["eval_batch_size"] or data["batch_size"])
+        data = self.config.data
+        batch = data.batch_size if split == "train" else (data.eval_batch_size or data.batch_size)
         # the order is a function of (seed, epoch), so a resumed run sees the epochs an uninterrupted one sees
-        sampler = EpochSampler(len(self.splits[split]), int(self.cfg["seed"]), shuffle=True) if shuffle else None
+        sampler = EpochSampler(len(self.splits[split]), int(self.config.seed), shuffle=True) if shuffle else None
         return DataLoader(self.splits[split], batch_size=batch, sampler=sampler, drop_last=False,
-                          num_workers=data["num_workers"])
+                          num_workers=data.num_workers)
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True)
@@ -75,16 +76,16 @@ def task_accuracy(spec: TaskSpec, outputs: torch.Tensor, targets: torch.Tensor) 
 class MemoryModule(L.LightningModule):
     """A `MemoryNet` trained with Adam and a step-decay schedule (per epoch)."""
 
-    def __init__(self, cfg: dict):
+    def __init__(self, config: MemoryConfig):
         super().__init__()
-        self.save_hyperparameters({"cfg": cfg})
-        self.cfg = cfg
-        self.spec = spec_of(cfg)
-        model = cfg["model"]
-        self.net = MemoryNet(model["cell"], self.spec.in_features, model["hidden"], self.spec.out_features,
-                             steps=self.spec.steps, recurrent=model["recurrent"], readout=model["readout"],
-                             readout_decay=model["readout_decay"], synapse_norm=model["synapse_norm"],
-                             cell_options=model["cell_options"])
+        self.save_hyperparameters({"config": config.to_dict()})
+        self.config = config
+        self.spec = spec_of(config)
+        model = config.model
+        self.net = MemoryNet(model.cell, self.spec.in_features, model.hidden, self.spec.out_features,
+                             steps=self.spec.steps, recurrent=model.recurrent, readout=model.readout,
+                             readout_decay=model.readout_decay, synapse_norm=model.synapse_norm,
+                             cell_options=model.cell_options)
         self._epoch_spikes: list[float] = []
 
     def forward(self, x):
@@ -126,11 +127,10 @@ class MemoryModule(L.LightningModule):
         self._shared_step(batch, "test")
 
     def configure_optimizers(self):
-        optim = self.cfg["optim"]
-        optimizer = torch.optim.Adam(parameter_groups(self, optim["lr"], optim["weight_decay"]), lr=optim["lr"],
-                                     weight_decay=optim["weight_decay"])
-        if not optim["milestones"]:
+        optim = self.config.optim
+        optimizer = torch.optim.Adam(parameter_groups(self, optim.lr, optim.weight_decay), lr=optim.lr,
+                                     weight_decay=optim.weight_decay)
+        if not optim.milestones:
             return optimizer
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=optim["milestones"],
-                                                         gamma=optim["gamma"])
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=optim.milestones, gamma=optim.gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -18,8 +18,8 @@ import numpy as np
 from stcbench.cells import get_cell_info
 from stcbench.errors import ConfigError
 from stcbench.memory import config as memory_config
-from stcbench.memory.runner import fit, read_metrics, remove_incomplete_run, resolve_checkpoint, run_dir_for
-from stcbench.training.io import atomic_write_json, atomic_write_text
+from stcbench.memory.runner import fit, read_metrics, remove_incomplete_run, run_dir_for
+from stcbench.engine.io import atomic_write_json, atomic_write_text
 
 DEFAULT_CELLS = ("lif", "alif", "plif", "glif", "tclif", "celif", "stclif")
 DEFAULT_TASKS = ("adding", "copy")
@@ -66,7 +66,7 @@ PUBLISHED_ADDING_COPY = ("CE-LIF paper Fig. 5 (curves only): feed-forward CE-LIF
 def suite_config(cell: str, task: str, scale: str, seed: int) -> dict:
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {list(SCALES)}, got {scale!r}")
-    cfg = memory_config.apply_dotted({}, {})
+    cfg: dict = {}
     for layer in (QUICK if scale == "quick" else PAPER, {} if scale == "quick" else PAPER_TASK.get(task, {})):
         for section, values in layer.items():
             cfg.setdefault(section, {}).update(values)
@@ -124,7 +124,7 @@ def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dic
     if record is None:
         last = run_dir / "checkpoints" / "last.ckpt"
         if last.is_file():
-            fit(cfg, ckpt_path=resolve_checkpoint(last))
+            fit(cfg, ckpt_path=last)
         else:
             remove_incomplete_run(run_dir)
             fit(cfg)

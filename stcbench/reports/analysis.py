@@ -33,7 +33,7 @@ from stcbench.models.cost import (count_flops, count_params, count_synaptic_ops,
 from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports.runs import Run, finished_timestamp
 from stcbench.strict_json import dumps, restore_non_finite
-from stcbench.training.run_paths import resolve_in_run
+from stcbench.engine.run_paths import resolve_in_run
 
 GATE_MODULES = {"conv_h": "A", "conv_v": "B"}
 TRACE_GATES = {"gate_history": "A", "gate_input": "B"}

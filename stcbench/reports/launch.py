@@ -113,7 +113,7 @@ def attempt(run, out: Path, fit: Callable, log: Callable[[str], None] = print) -
 
 
 def _rank_zero() -> bool:
-    from stcbench.training.cluster import is_rank_zero
+    from stcbench.engine.cluster import is_rank_zero
 
     return is_rank_zero()
 

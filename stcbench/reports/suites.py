@@ -197,7 +197,7 @@ def make_committable(run_dir: Path, keep_sequences: int = GRID_SEQUENCES) -> Non
 def trim_predictions(path: Path, keep_sequences: int) -> None:
     import numpy as np
 
-    from stcbench.training.io import atomic_save_npz
+    from stcbench.engine.io import atomic_save_npz
 
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}

@@ -20,7 +20,7 @@ def recorded_variant(module) -> str | None:
     return getattr(cells[0], "variant", None) if cells else None
 
 
-def former_default(checkpoint: dict, config: dict) -> str | None:
+def former_default(checkpoint: dict, config) -> str | None:
     """The variant an unrecorded stcbench checkpoint was trained with, where the config does not name one
     and the cell's default has changed since; else None."""
     from stcbench.cells.registry import resolve_name
@@ -28,32 +28,31 @@ def former_default(checkpoint: dict, config: dict) -> str | None:
     state = checkpoint.get("stcbench")
     if not isinstance(state, dict) or "cell_variant" in state:
         return None
-    model = config.get("model") or {}
-    if "variant" in (model.get("cell_options") or {}):
+    if "variant" in (config.model.cell_options or {}):
         return None
     try:
-        return FORMER_DEFAULTS.get(resolve_name(model.get("cell", "")))
+        return FORMER_DEFAULTS.get(resolve_name(config.model.cell))
     except Exception:           # an unknown cell is reported where the network is built
         return None
 
 
-def with_former_default(checkpoint: dict, config: dict, path) -> dict:
+def with_former_default(checkpoint: dict, config, path):
     """`config` with the variant an unrecorded checkpoint was trained with (and a warning saying so)."""
     variant = former_default(checkpoint, config)
     if variant is None:
         return config
     config = copy.deepcopy(config)
-    config["model"]["cell_options"] = {**(config["model"].get("cell_options") or {}), "variant": variant}
-    warnings.warn(f"{path}: written before {config['model']['cell']} recorded its variant; it was trained as "
+    config.model.cell_options = {**(config.model.cell_options or {}), "variant": variant}
+    warnings.warn(f"{path}: written before {config.model.cell} recorded its variant; it was trained as "
                   f"variant {variant!r} (forget-gate bias 1) and is loaded as such", UserWarning, stacklevel=3)
     return config
 
 
-def warn_on_resume(checkpoint: dict, config: dict) -> None:
+def warn_on_resume(checkpoint: dict, config) -> None:
     """Resuming an unrecorded checkpoint into a network already built with the new default."""
     variant = former_default(checkpoint, config)
     if variant is not None:
-        warnings.warn(f"this {config['model']['cell']} checkpoint was trained as variant {variant!r} (forget-gate "
+        warnings.warn(f"this {config.model.cell} checkpoint was trained as variant {variant!r} (forget-gate "
                       f"bias 1) but the run builds the default variant; resume with "
                       f"--set model.cell_options.variant={variant} to continue the same network",
                       UserWarning, stacklevel=3)

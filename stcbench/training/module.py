@@ -25,7 +25,7 @@ from stcbench.training.cell_variants import recorded_variant, warn_on_resume, wi
 from stcbench.training.config import Config, config_from_dict
 from stcbench.training.network import build_network, network_outputs, network_predict
 from stcbench.training.per_sequence import SequenceRecorder
-from stcbench.training.param_groups import parameter_groups, set_learning_rate, set_momentum
+from stcbench.engine.param_groups import parameter_groups, set_learning_rate, set_momentum
 from stcbench.training.schedule import one_cycle_from_config, schedule_from_config
 
 
@@ -57,9 +57,10 @@ class WeightedMSE(Metric):
 class VideoPredictionModule(L.LightningModule):
     """One recurrent predictor trained with the paper recipe."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: Config | dict):
         super().__init__()
-        self.config: Config = config_from_dict(config)
+        # a mapping only when Lightning rebuilds the module from a checkpoint's hyper_parameters
+        self.config: Config = config if isinstance(config, Config) else config_from_dict(config)
         self.save_hyperparameters({"config": self.config.to_dict()})
         c = self.config
         self.net, self.spec = build_network(c)
@@ -300,7 +301,7 @@ class VideoPredictionModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        warn_on_resume(checkpoint, self.config.to_dict())
+        warn_on_resume(checkpoint, self.config)
         state = checkpoint.get("stcbench")
         if not state:
             return
@@ -369,15 +370,16 @@ def image_grid(context: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor) -
     return torch.cat([row(context, width), row(truth, width), row(pred, width)], dim=0)
 
 
-def load_module(path, config: dict | None = None, dtype: torch.dtype | None = None) -> VideoPredictionModule:
+def load_module(path, config: Config | None = None, dtype: torch.dtype | None = None) -> VideoPredictionModule:
     """A module from a checkpoint, built in `dtype` *before* the weights are copied in, so float64
     weights (converted official checkpoints) keep their precision. `config` replaces the stored one
     (the architecture must be the same)."""
     from stcbench.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(path)
-    stored = (checkpoint.get("hyper_parameters") or {}).get("config")
-    module = VideoPredictionModule(with_former_default(checkpoint, config if config is not None else stored, path))
+    if config is None:
+        config = config_from_dict((checkpoint.get("hyper_parameters") or {}).get("config"))
+    module = VideoPredictionModule(with_former_default(checkpoint, config, path))
     if dtype is not None:
         module = module.to(dtype)
     module.load_state_dict(checkpoint["state_dict"])

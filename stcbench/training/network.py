@@ -8,11 +8,6 @@ from torch import nn
 from stcbench.errors import ConfigError
 
 
-def effective_gradient_detach(config) -> int | None:
-    """Explicit value, else the paper default for STC cells: 0 on Moving MNIST, 1 on TaxiBJ/KTH."""
-    return config.model.gradient_detach
-
-
 def build_network(config):
     """(RecurrentPredictor, DatasetSpec) for a validated `Config`."""
     from stcbench.models import build_predictor
@@ -21,12 +16,11 @@ def build_network(config):
     return build_predictor(config.model, spec), spec
 
 
-def flops_for_config(config: dict) -> int:
-    """fvcore-style MACs of one test sequence (batch 1, T_in + T_out - 1 steps) for a run config (metrics.json)."""
+def flops_for_config(config) -> int:
+    """fvcore-style MACs of one test sequence (batch 1, T_in + T_out - 1 steps) for a run `Config` (metrics.json)."""
     from stcbench.models.cost import sequence_flops
-    from stcbench.training.config import config_from_dict
 
-    return sequence_flops(*build_network(config_from_dict(config)))
+    return sequence_flops(*build_network(config))
 
 
 def network_spec(config):

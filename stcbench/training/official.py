@@ -167,13 +167,7 @@ def default_gradient_detach(cell: str, dataset: str | None) -> int | None:
 def official_to_ours(state: dict[str, torch.Tensor], net) -> dict[str, torch.Tensor]:
     """Map official names to the predictor's names (identity unless the models package says otherwise)."""
     mapper = getattr(net, "map_official_state_dict", None)
-    if callable(mapper):
-        return mapper(state)
-    try:
-        from stcbench.models import map_official_state_dict
-    except ImportError:
-        return dict(state)
-    return map_official_state_dict(state)
+    return mapper(state) if callable(mapper) else dict(state)
 
 
 def verify_state_dict(mapped: dict[str, torch.Tensor], net) -> None:
@@ -203,7 +197,7 @@ def convert(reference: str | Path, output: str | Path, *, cell: str, dataset: st
     import lightning
 
     from stcbench.cells.registry import resolve_name
-    from stcbench.training.io import atomic_torch_save
+    from stcbench.engine.io import atomic_torch_save
     from stcbench.training.module import VideoPredictionModule
 
     cell = resolve_name(cell)

@@ -64,7 +64,7 @@ def save_per_sequence(run_dir: Path, values: dict[str, np.ndarray] | None) -> st
     """Write `test_per_sequence.npz` into the run folder; its name relative to the run folder, or None."""
     if not values:
         return None
-    from stcbench.training.io import atomic_save_npz
+    from stcbench.engine.io import atomic_save_npz
 
     atomic_save_npz(Path(run_dir) / PER_SEQUENCE_FILE, **values)
     return PER_SEQUENCE_FILE

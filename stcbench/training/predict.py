@@ -11,15 +11,17 @@ from stcbench.errors import ConfigError, DataError, array_load_problem
 
 def load_predictor(ckpt_path: str | Path, dtype: torch.dtype = torch.float32):
     """The `VideoPredictionModule` of a checkpoint written by `fit` or `convert-official`."""
-    from stcbench.training.module import load_module
-    from stcbench.training.runner import checkpoint_for_test, load_checkpoint_config, load_plugins
+    from stcbench.engine.environment import load_plugins
+    from stcbench.engine.run import stored_config
     from stcbench.training.config import config_from_dict
+    from stcbench.training.module import load_module
+    from stcbench.training.task import checkpoint_for_test
 
     path = checkpoint_for_test(ckpt_path)
-    config = config_from_dict(load_checkpoint_config(path))
+    config = config_from_dict(stored_config(path))
     load_plugins(config.plugins)
     config.logging.firing_rates = False
-    return load_module(path, config.to_dict(), dtype)
+    return load_module(path, config, dtype)
 
 
 def read_frames(path: str | Path, spec) -> np.ndarray:
@@ -80,7 +82,7 @@ def predict_array(module, context: np.ndarray, out_frames: int, *, double: bool 
 
 def predict_file(ckpt_path, input_path, output_path, *, out_frames: int | None = None, precision: str = "32",
                  batch_size: int = 16, device: str = "cpu") -> Path:
-    from stcbench.training.io import atomic_save_numpy
+    from stcbench.engine.io import atomic_save_numpy
 
     if precision not in ("32", "64", "32-true", "64-true"):
         raise ConfigError(f"--precision must be 32 or 64, got {precision!r}")

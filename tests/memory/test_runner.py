@@ -8,8 +8,9 @@ import yaml
 from stcbench.errors import ConfigError
 from stcbench.memory import config as memory_config
 from stcbench.memory import runner
+from stcbench.engine import trainer as engine_trainer
+from stcbench.engine.task import task_of
 from stcbench.memory.runner import fit
-from stcbench.training.tasks import task_module
 
 
 def tiny_config(tmp_path, **data):
@@ -64,24 +65,28 @@ def test_test_reproduces_the_best_checkpoint_and_resume(tiny_run, tmp_path):
     assert written["loss"] == pytest.approx(result["loss"])
     assert written["checkpoint"] == "checkpoints/best.ckpt" and written["run_dir"] == str(run_dir)
     with pytest.raises(ConfigError, match="already exists"):
-        fit(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        fit(tiny_config(run_dir.parents[4]))
 
 
-def test_task_dispatch_reaches_this_runner():
-    module = task_module({"task": "memory"})
-    assert module.fit is fit and module.test is runner.test
+def test_task_dispatch_reaches_the_memory_task():
+    from stcbench.memory.task import MemoryTask
+    from stcbench.training.task import VideoTask
+
+    assert isinstance(task_of({"task": "memory"}), MemoryTask) and isinstance(task_of({}), VideoTask)
+    with pytest.raises(ConfigError, match="unknown task 'speech'"):
+        task_of({"task": "speech"})
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"data": {"tsk": "adding"}}, r"unknown key\(s\) \['tsk'\] in section 'data'; allowed keys: \['batch_size'"),
-    ({"optimizer": {}}, r"unknown key\(s\) \['optimizer'\] in the memory config; allowed keys"),
+    ({"data": {"tsk": "adding"}}, r"unknown config key\(s\) \['data.tsk'\] in section 'data'; allowed: \['task'"),
+    ({"optimizer": {}}, r"unknown config key\(s\) \['optimizer'\] in the top level; allowed"),
     ({"data": {"task": "parity"}}, "data.task must be one of"),
-    ({"optim": {"lr": "fast"}}, "optim.lr must be int or float"),
-    ({"model": {"recurrent": "yes"}}, "model.recurrent must be bool"),
+    ({"optim": {"lr": "fast"}}, "optim.lr must be a number"),
+    ({"model": {"recurrent": "yes"}}, "model.recurrent must be true or false"),
     ({"model": {"hidden": []}}, "model.hidden"),
     ({"data": {"task": "copy"}, "model": {"readout": "last"}}, "per_step"),
     ({"logging": {"loggers": ["mlflow"]}}, "logging.loggers"),
-    ({"task": "video"}, "task: memory"),
+    ({"task": "video"}, r"task must be one of \['memory'\]"),
 ])
 def test_config_validation_errors(bad, message):
     with pytest.raises(ConfigError, match=message):
@@ -92,7 +97,7 @@ def test_config_validation_errors(bad, message):
                                         (True, "ThrottledTQDMProgressBar"), ("rich", "ThrottledRichProgressBar")])
 def test_progress_bar_takes_the_values_of_video_configs(value, bar):
     cfg = memory_config.resolve({"logging": {"progress_bar": value}})
-    trainer = runner.build_trainer(cfg, None, [], False)
+    trainer = engine_trainer.build_trainer(cfg, None)
     names = {type(c).__name__ for c in trainer.callbacks}
     assert (bar in names) if bar else not trainer.progress_bar_callback
     with pytest.raises(ConfigError, match="logging.progress_bar must be one of"):
@@ -105,7 +110,7 @@ def test_config_synapse_norm(given, resolved):
     """Default layer; booleans are the former spelling (true = GroupNorm(16), the former default),
     so configs stored with older runs rebuild the network they trained."""
     given_cfg = {} if given is None else {"model": {"synapse_norm": given}}
-    assert memory_config.resolve(given_cfg)["model"]["synapse_norm"] == resolved
+    assert memory_config.resolve(given_cfg).model.synapse_norm == resolved
     with pytest.raises(ConfigError, match="model.synapse_norm must be one of"):
         memory_config.resolve({"model": {"synapse_norm": "batch"}})
 
@@ -124,9 +129,13 @@ def test_optimizer_follows_cell_parameter_hints():
 
 
 def test_config_overrides_and_files():
-    cfg = memory_config.resolve({"data": {"task": "copy"}}, {"optim.lr": "1e-3", "model.cell": "celif"})
-    assert cfg["optim"]["lr"] == 1e-3 and cfg["model"]["cell"] == "celif" and cfg["model"]["readout"] == "per_step"
-    with pytest.raises(ConfigError, match="unknown key"):
+    from stcbench.engine.schema import parse_override
+
+    overrides = dict(parse_override(t) for t in ("optim.lr=1e-3", "model.cell=celif", "run.name=007"))
+    cfg = memory_config.resolve({"data": {"task": "copy"}}, overrides)
+    assert cfg.optim.lr == 1e-3 and cfg.model.cell == "celif" and cfg.model.readout == "per_step"
+    assert cfg.run.name == "007"
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['trainer.max_epoch'\]"):
         memory_config.resolve({}, {"trainer.max_epoch": 3})
 
 
@@ -155,15 +164,15 @@ def test_a_run_stopped_by_sigterm_and_resumed_equals_the_uninterrupted_one(tiny_
             if trainer.global_step == 5:                    # 4 steps an epoch
                 os.kill(os.getpid(), signal.SIGTERM)
 
-    real = runner.checkpoint_callbacks
-    monkeypatch.setattr(runner, "checkpoint_callbacks", lambda *a, **k: real(*a, **k) + [SignalInSecondEpoch()])
+    real = engine_trainer.checkpoint_callbacks
+    monkeypatch.setattr(engine_trainer, "checkpoint_callbacks", lambda *a, **k: real(*a, **k) + [SignalInSecondEpoch()])
     config = tiny_config(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(SystemExit) as stopped:
             fit(config)
         assert stopped.value.code == 143
-        monkeypatch.setattr(runner, "checkpoint_callbacks", real)
+        monkeypatch.setattr(engine_trainer, "checkpoint_callbacks", real)
         run_dir = fit(config, ckpt_path=tmp_path / "runs" / "memory" / "adding_T12" / "lif" / "tiny")
     resumed = json.loads((run_dir / "metrics.json").read_text())
     uninterrupted = json.loads((tiny_run[1] / "metrics.json").read_text())

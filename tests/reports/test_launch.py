@@ -11,7 +11,7 @@ from stcbench.commands import bench
 from stcbench.errors import ConfigError
 from stcbench.reports import launch
 from stcbench.reports.suites import PlannedRun, plan_suite
-from stcbench.training import cluster
+from stcbench.engine import cluster
 from tests.reports.test_bench import FakeRunner, args_for, configs  # noqa: F401  (fixture)
 
 
@@ -111,7 +111,7 @@ def test_the_rank_before_the_trainer_comes_from_the_cluster_environment(monkeypa
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    from stcbench.training.runner import is_rank_zero
+    from stcbench.engine.cluster import is_rank_zero
 
     assert cluster.is_rank_zero() is zero and is_rank_zero() is zero
 

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import torch
 
-from stcbench.training.callbacks import ThrottledMetrics
+from stcbench.engine.callbacks import ThrottledMetrics
 from stcbench.training.module import gradient_norms
 
 

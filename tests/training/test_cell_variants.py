@@ -44,7 +44,7 @@ def test_unrecorded_convlstm_checkpoint_loads_as_the_variant_it_was_trained_with
     legacy.load_state_dict(trained.state_dict())
     path = save(tmp_path, legacy, {"format": 1})
     with pytest.warns(UserWarning, match="trained as variant 'original'"):
-        loaded = load_module(path, legacy.config.to_dict())
+        loaded = load_module(path, legacy.config)
     assert variants(loaded) == {"original"}
     frames = torch.rand(2, 8, 2, 32, 32, dtype=torch.float64)
     torch.testing.assert_close(predictions(loaded, frames), predictions(trained, frames), rtol=0, atol=0)
@@ -60,7 +60,7 @@ def test_recorded_converted_or_named_variants_load_unchanged(tmp_path, state, op
     path = save(tmp_path, module, state)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert variants(load_module(path, module.config.to_dict())) == {expected}
+        assert variants(load_module(path, module.config)) == {expected}
 
 
 def test_other_cells_are_not_affected(tmp_path):
@@ -68,10 +68,10 @@ def test_other_cells_are_not_affected(tmp_path):
     module = VideoPredictionModule(config)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert variants(load_module(save(tmp_path, module, {"format": 1}), module.config.to_dict())) == {"reference"}
+        assert variants(load_module(save(tmp_path, module, {"format": 1}), module.config)) == {"reference"}
 
 
 def test_resuming_an_unrecorded_checkpoint_says_how_to_keep_its_variant(tmp_path):
-    config = convlstm_module(tmp_path).config.to_dict()
+    config = convlstm_module(tmp_path).config
     with pytest.warns(UserWarning, match="--set model.cell_options.variant=original"):
         warn_on_resume({"stcbench": {"format": 1}}, config)

@@ -1,5 +1,5 @@
 from stcbench.training.config import resolve_config
-from stcbench.training.runner import build_trainer
+from stcbench.engine.trainer import build_trainer
 from tests.training.helpers import tiny_config
 
 

@@ -36,11 +36,37 @@ def test_base_inheritance_and_precedence(tmp_path):
     assert cfg.trainer.max_epochs == 500     # default where nobody set it
 
 
-def test_override_parsing():
-    assert parse_override("optim.lr=1e-4") == ("optim.lr", 1e-4)
-    assert parse_override("model.num_hidden=[16, 16]") == ("model.num_hidden", [16, 16])
-    assert parse_override("run.name=abc") == ("run.name", "abc")
-    assert parse_override("data.test_long=false") == ("data.test_long", False)
+def typed(*texts):
+    """Resolve command-line overrides against the declared field types."""
+    return resolve_config({}, dict(parse_override(t) for t in texts))
+
+
+def test_override_values_are_read_as_the_declared_type():
+    cfg = typed("optim.lr=1e-4", "model.num_hidden=[16, 16]", "run.name=007", "data.test_long=false",
+                "trainer.max_epochs=1e3", "trainer.devices=2", "model.gradient_detach=null")
+    assert cfg.optim.lr == 1e-4 and cfg.model.num_hidden == [16, 16]
+    assert cfg.run.name == "007"                      # a string field keeps the text as typed
+    assert cfg.data.test_long is False and cfg.trainer.max_epochs == 1000 and cfg.trainer.devices == 2
+    assert cfg.model.gradient_detach is None
+    assert typed("optim.lr=1e3").optim.lr == 1000.0 and typed("run.scale=1e3").run.scale == "1e3"
+    assert typed("model.num_hidden=64,32").model.num_hidden == [64, 32]
+    assert typed("trainer.devices=[0, 1]").trainer.devices == [0, 1] and typed("trainer.devices=auto").trainer.devices == "auto"
+    assert typed("model.cell_options.temporal_circuit=false").model.cell_options == {"temporal_circuit": False}
+    assert typed("logging.progress_bar=none").logging.progress_bar == "none"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("trainer.max_epochs=abc", "trainer.max_epochs must be an integer, got 'abc'"),
+    ("trainer.max_epochs=1.5", "trainer.max_epochs must be an integer"),
+    ("optim.lr=fast", "optim.lr must be a number"),
+    ("data.test_long=maybe", "data.test_long must be true/false or null"),
+    ("data.selection=best", r"data.selection must be one of \['val', 'openstl_test'\]"),
+    ("model.num_hidden=[a, b]", r"model.num_hidden\[0\] must be an integer"),
+    ("optim=1", "optim is a section"),
+])
+def test_bad_override_values_name_the_key(text, message):
+    with pytest.raises(ConfigError, match=message):
+        typed(text)
     with pytest.raises(ConfigError, match="section.key=value"):
         parse_override("optim.lr")
 

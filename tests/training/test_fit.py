@@ -10,6 +10,7 @@ import yaml
 from stcbench.training.config import config_from_dict
 from stcbench.training import runner
 from stcbench.training.runner import fit
+from stcbench.training.task import format_summary
 from tests.training.helpers import tiny_config
 
 
@@ -62,7 +63,7 @@ def test_test_command_matches_fit_metrics(mmnist_root, tmp_path):
     results = runner.test(None, run_dir, output=out)
     assert results["test"]["mse"] == pytest.approx(metrics["test"]["mse"], rel=1e-12)
     assert json.loads(out.read_text())["test"]["n_sequences"] == 3
-    assert f"epoch {results['epochs']})" in runner.format_summary(results) and results["epochs"] == 2
+    assert f"epoch {results['epochs']})" in format_summary(results) and results["epochs"] == 2
 
 
 def test_precision_64_true(mmnist_root, tmp_path):

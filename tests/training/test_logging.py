@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from stcbench.training.loggers import wandb_mode
+from stcbench.engine.loggers import wandb_mode
 from stcbench.training.runner import fit
 from tests.training.helpers import tiny_config
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stcbench.training.module import VideoPredictionModule
-from stcbench.training.param_groups import parameter_groups, set_learning_rate
+from stcbench.engine.param_groups import parameter_groups, set_learning_rate
 from tests.training.helpers import tiny_config
 
 GATES = ("alpha", "beta", "gamma")

@@ -115,7 +115,7 @@ def test_sigterm_ends_the_run_with_exit_status_143_and_a_resume_hint(mmnist_root
 
     from lightning.pytorch.callbacks import Callback
 
-    from stcbench.training import callbacks as callbacks_lib
+    from stcbench.engine import trainer as callbacks_lib
 
     class SignalAtFirstBatch(Callback):
         def on_train_batch_end(self, trainer, *args):

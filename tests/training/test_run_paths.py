@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from stcbench.cli import main
-from stcbench.training.run_paths import relative_to_run, resolve_in_run
-from stcbench.training.runner import checkpoint_for_test, fit
+from stcbench.engine.run_paths import relative_to_run, resolve_in_run
+from stcbench.training.runner import fit
+from stcbench.training.task import checkpoint_for_test
 from tests.training.helpers import tiny_config
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from stcbench.cli import main
 from stcbench.errors import ConfigError
-from stcbench.training.runner import create_run_dir
+from stcbench.engine.run_folder import create_run_dir
 from tests.training.helpers import tiny_config
 
 
@@ -80,10 +80,13 @@ def test_run_folders_are_created_exclusively(tmp_path):
 def test_default_run_names_of_the_same_second_do_not_collide(mmnist_root, tmp_path, monkeypatch):
     """Two runs started in the same second with default names get separate folders (the second one's
     folder is taken between its name check and its creation, as a concurrent run would)."""
-    from stcbench.training import runner
+    from stcbench.engine.run_folder import planned_run_dir
+    from stcbench.training.config import resolve_config
+    from stcbench.training.task import VideoTask
 
-    config = runner.resolve_config(tiny_config(mmnist_root, tmp_path, name=None))
-    planned = runner.new_run_dir(config)
+    config = resolve_config(tiny_config(mmnist_root, tmp_path, name=None))
+    task = VideoTask()
+    planned = planned_run_dir(task.run_base(config), task.run_name(config), config.seed)
     planned.mkdir(parents=True)
     (planned / "config.yaml").write_text("other run")
     made, _ = create_run_dir(planned, default_name=True, overwrite=False)
@@ -124,7 +127,7 @@ KILLED_RUN = """
 import os, signal, sys
 from pathlib import Path
 from lightning.pytorch.callbacks import Callback
-from stcbench.training import callbacks as callbacks_lib
+from stcbench.engine import trainer as callbacks_lib
 from stcbench.training.runner import fit
 from tests.training.helpers import tiny_config
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from stcbench.checkpoints import add_trust_argument
 from stcbench.cell_names import cell_names_help
 from stcbench.errors import ConfigError
-from stcbench.training.config import parse_override
+from stcbench.engine.schema import parse_override
 
 # flag -> (dotted key, converter, help)
 COMMON_FLAGS = {

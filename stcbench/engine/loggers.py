@@ -12,7 +12,9 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
-LOGGER_NAMES = ("csv", "tensorboard", "wandb")
+from stcbench.engine.schema import to_dict
+
+from stcbench.engine.settings import LOGGER_NAMES  # noqa: E402,F401  (the loggers a config may name)
 
 
 def _wandb_hosts() -> set[str]:
@@ -66,8 +68,8 @@ def build_loggers(config, run_dir: Path, run_name: str, version: str | None = No
 
 
 def portable(logger_class):
-    """`logger_class` whose hparams.yaml holds the config with portable paths (stcbench.training.portable)."""
-    from stcbench.training.portable import portable_hparams
+    """`logger_class` whose hparams.yaml holds the config with portable paths (stcbench.engine.portable)."""
+    from stcbench.engine.portable import portable_hparams
 
     class Portable(logger_class):
         def log_hyperparams(self, params, *args, **kwargs):
@@ -79,7 +81,7 @@ def portable(logger_class):
 
 def _wandb_logger(config, log_dir: Path, run_name: str):
     return wandb_logger(project=config.logging.wandb_project, entity=config.logging.wandb_entity, name=run_name,
-                        log_dir=log_dir, requested_mode=config.logging.wandb_mode, config=config.to_dict())
+                        log_dir=log_dir, requested_mode=config.logging.wandb_mode, config=to_dict(config))
 
 
 def wandb_logger(*, project: str, entity: str | None, name: str, log_dir: Path, requested_mode: str, config: dict):

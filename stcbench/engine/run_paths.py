@@ -43,15 +43,22 @@ def _after_run_name(path: Path, run_name: str) -> Path | None:
     return Path(*parts[positions[-1] + 1:]) if positions else None
 
 
-def check_run_name(name: str | None, key: str = "run.name") -> None:
-    """A run name is one folder name inside the output directory: no separators, no `..`, not hidden."""
-    from stcbench.errors import ConfigError
-
+def run_name_problem(name: str | None) -> str | None:
+    """What is wrong with a run name (None: fine): it must be one folder name inside the output directory,
+    without separators, `..`, or a leading dot."""
     if name is None:
-        return
+        return None
     bad = (not name.strip() or "/" in name or "\\" in name or "\0" in name or name.startswith(".")
            or name != name.strip())
-    if bad:
-        raise ConfigError(f"{key} {name!r} is not a plain folder name; use letters, digits, '-' and '_' "
-                          f"(no '/', no leading '.', not empty): the run is written to "
-                          f"<output_dir>/<dataset>/<cell>/<name>")
+    if not bad:
+        return None
+    return ("is not a plain folder name; use letters, digits, '-' and '_' (no '/', no leading '.', not empty): "
+            "the run is written to <output_dir>/<dataset>/<cell>/<name>")
+
+
+def check_run_name(name: str | None, key: str = "run.name") -> None:
+    from stcbench.errors import ConfigError
+
+    problem = run_name_problem(name)
+    if problem:
+        raise ConfigError(f"{key} {name!r} {problem}")

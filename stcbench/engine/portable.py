@@ -53,22 +53,23 @@ def portable_hparams(params: Any) -> Any:
 
 
 def save_portable_config(config, path: Path) -> None:
-    """config.yaml of a run: the resolved config with portable paths (same layout as save_config)."""
-    from stcbench.training.config import config_from_dict, save_config
+    """config.yaml of a run: the resolved config with portable paths."""
+    import yaml
 
-    save_config(config_from_dict(portable_config_dict(config.to_dict())), path)
+    from stcbench.engine.io import atomic_write_text
+    from stcbench.engine.schema import to_dict
+
+    atomic_write_text(Path(path), yaml.safe_dump(portable_config_dict(to_dict(config)), sort_keys=False,
+                                                 default_flow_style=None))
 
 
-def resumed_data_root(config, ckpt_path: Path) -> str | None:
+def resumed_data_root(config, checkpoint: Mapping) -> str | None:
     """The data root the checkpoint was trained with, when the config has the portable default and that
     folder still exists; else None (keep the config's)."""
     if config.data.data_root != PORTABLE_DEFAULTS[("data", "data_root")]:
         return None
     try:
-        import torch
-
-        checkpoint = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
         stored = checkpoint["hyper_parameters"]["config"]["data"]["data_root"]
-    except Exception:       # not a stcbench checkpoint, or one without a config: keep the config's
+    except (KeyError, TypeError):       # a checkpoint without a config: keep the config's
         return None
     return stored if isinstance(stored, str) and stored and Path(stored).expanduser().is_dir() else None

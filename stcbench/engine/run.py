@@ -1,0 +1,154 @@
+"""The run engine: one lifecycle for every task (stcbench.engine.task).
+
+fit:  config -> environment -> run folder -> Trainer.fit -> test best and last -> metrics.json
+test: checkpoint -> config (architecture from the checkpoint) -> Trainer.test -> record
+
+A run folder is created exclusively and holds its result only when the run finished (metrics.json is
+written last, atomically); a run that fails on bad input before its first checkpoint leaves nothing.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from stcbench.checkpoints import load_checkpoint, trusted
+from stcbench.engine import schema
+from stcbench.engine.callbacks import sigterm_exits_nonzero
+from stcbench.engine.cluster import is_rank_zero
+from stcbench.engine.environment import prepare_environment, with_environment_plugins
+from stcbench.engine.io import atomic_write_json
+from stcbench.engine.loggers import build_loggers, finish_wandb
+from stcbench.engine.portable import resumed_data_root, save_portable_config
+from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, log_version, planned_run_dir,
+                                        refuse_existing_run, remove_unstarted_run, run_dir_of_checkpoint,
+                                        shared_run_dir)
+from stcbench.engine.run_paths import relative_to_run
+from stcbench.engine.task import Task
+from stcbench.engine.trainer import build_trainer
+from stcbench.errors import ConfigError, StcbenchError
+
+
+def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Train (or resume) one run of `task` and test its best and last checkpoints. Returns the run folder.
+
+    A new run never writes into an existing folder: a named run whose folder exists is refused unless
+    `overwrite` (then the old folder is removed once the inputs were checked)."""
+    prepare_environment(config)
+    config.plugins = with_environment_plugins(config.plugins)     # the run folder names the plugins its cell needs
+    resuming = ckpt_path is not None
+    run_dir = planned_run_dir(task.run_base(config), task.run_name(config), config.seed)
+    checkpoint = None
+    if resuming:
+        ckpt_path = existing_checkpoint(ckpt_path)
+        checkpoint = load_checkpoint(ckpt_path)
+        run_dir = run_dir_of_checkpoint(ckpt_path) or run_dir
+        config.data.data_root = resumed_data_root(config, checkpoint) or config.data.data_root
+    fresh = not run_dir.exists() or not resuming
+    if fresh and is_rank_zero() and not overwrite:
+        refuse_existing_run(run_dir)
+
+    module = task.module(config)
+    if resuming:
+        task.check_resumable(config, module, checkpoint, ckpt_path)
+    datamodule = task.datamodule(config)
+    created = None
+    if is_rank_zero():
+        datamodule.prepare_data()          # data problems surface before anything is written
+        if fresh:
+            run_dir, created = create_run_dir(run_dir, default_name=task.run_name(config) is None,
+                                              overwrite=overwrite)
+        save_portable_config(config, run_dir / "config.yaml")
+    loggers = build_loggers(config, run_dir, task.run_label(config, run_dir), version=log_version(run_dir, resuming))
+    callbacks = task.callbacks(config)
+    started = time.time()
+    with shared_run_dir(run_dir), sigterm_exits_nonzero(run_dir):
+        try:
+            trainer = build_trainer(config, run_dir, monitor=task.monitor, loggers=loggers, callbacks=callbacks)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                        weights_only=not trusted())
+        except BaseException as error:
+            finish_wandb(loggers, failed=True)
+            if created is not None and isinstance(error, StcbenchError):
+                remove_unstarted_run(run_dir, created)
+            raise
+    if trainer.interrupted:
+        finish_wandb(loggers, failed=True)
+        raise KeyboardInterrupt
+    if not _finished(config, trainer):
+        if trainer.is_global_zero:
+            print(f"stopped after epoch {trainer.current_epoch} of {config.trainer.max_epochs}; resume with "
+                  f"`stcbench fit --ckpt-path {run_dir}`")
+        finish_wandb(loggers)
+        return run_dir
+    if config.run.test_after_fit:
+        with sigterm_exits_nonzero(run_dir, testing_stopped(run_dir)):
+            try:
+                results = task.evaluate(config, trainer, module, datamodule, run_dir, callbacks)
+            except BaseException:
+                finish_wandb(loggers, failed=True)
+                raise
+        if trainer.is_global_zero:
+            results["train_seconds"] = round(time.time() - started, 1)
+            atomic_write_json(run_dir / "metrics.json", results)
+            task.log_results(loggers, results)
+            print(task.summary(results))
+    finish_wandb(loggers)
+    return run_dir
+
+
+def _finished(config, trainer) -> bool:
+    return trainer.current_epoch >= config.trainer.max_epochs or (
+        config.trainer.max_steps > 0 and trainer.global_step >= config.trainer.max_steps)
+
+
+def testing_stopped(run_dir: Path) -> str:
+    return (f"stopped by SIGTERM while testing the trained checkpoints, so metrics.json was not written; training "
+            f"had finished: finish the tests with `stcbench fit --ckpt-path {run_dir}`")
+
+
+def stored_config(ckpt_path: Path, checkpoint: dict | None = None) -> dict:
+    """The config a checkpoint was trained with."""
+    checkpoint = checkpoint if checkpoint is not None else load_checkpoint(
+        ckpt_path, hint="pass a .ckpt written by `stcbench fit` or `stcbench convert-official`")
+    stored = stored_config_of(checkpoint)
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{ckpt_path} is not a stcbench checkpoint (no config inside); convert official "
+                          f"weights with `stcbench convert-official` first")
+    return stored
+
+
+def stored_config_of(checkpoint: dict) -> dict | None:
+    """hyper_parameters' config (`cfg` in memory-probe checkpoints written before the run engine)."""
+    hyper = checkpoint.get("hyper_parameters") or {}
+    return hyper.get("config") if isinstance(hyper.get("config"), dict) else hyper.get("cfg")
+
+
+def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | None = None,
+         output: str | Path | None = None) -> dict:
+    """Test a checkpoint of `task`; `given` (a config mapping, default the checkpoint's own) and `overrides`
+    set data, trainer and logging; the architecture always comes from the checkpoint."""
+    ckpt_path = task.checkpoint_to_test(ckpt_path)
+    config = task.test_config(stored_config(ckpt_path), given, overrides)
+    prepare_environment(config)
+    trainer = build_trainer(config, None)
+    stopped = "stopped by SIGTERM before the test finished; no results were written: run the same `stcbench test` again"
+    with sigterm_exits_nonzero(None, stopped):
+        results = task.test(config, ckpt_path, trainer)
+    results.update(checkpoint_record(ckpt_path))
+    if trainer.is_global_zero and output is not None:
+        atomic_write_json(Path(output), results)
+    return results
+
+
+def checkpoint_record(ckpt_path: Path) -> dict:
+    """How a test result names its checkpoint: relative to its run folder when it has one (`run_dir` as the
+    user gave it), else the path as given."""
+    run_dir = run_dir_of_checkpoint(ckpt_path)
+    if run_dir is None:
+        return {"checkpoint": str(ckpt_path)}
+    return {"run_dir": str(run_dir), "checkpoint": relative_to_run(ckpt_path, run_dir)}
+
+
+def print_config(config) -> str:
+    """The resolved config as YAML (`--print-config`)."""
+    return schema.dump(config)

@@ -1,0 +1,130 @@
+"""The life of a run folder: named, created exclusively, found again from a checkpoint, removed when a
+run fails on bad input before its first checkpoint, shared with DDP worker processes.
+
+    <run.output_dir>/<task's folders>/<name>/
+        config.yaml                 the resolved config (portable paths)
+        checkpoints/last.ckpt       every epoch (resume from it with --ckpt-path)
+        checkpoints/best.ckpt       lowest validation loss
+        logs/                       CSV, TensorBoard, wandb
+        metrics.json                written last, atomically: a folder without it is unfinished
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import shutil
+from pathlib import Path
+
+from stcbench.engine.cluster import is_rank_zero
+from stcbench.errors import ConfigError
+
+RUN_DIR_ENV = "STCBENCH_RUN_DIR"     # shares the run folder with DDP worker processes
+
+
+def default_run_name(seed: int) -> str:
+    return f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-seed{seed}"
+
+
+def planned_run_dir(base: Path, name: str | None, seed: int) -> Path:
+    """`base`/<name>; without a name a new timestamped one (suffixed -2, -3, ... when taken). DDP workers
+    take the folder rank zero chose."""
+    shared = os.environ.get(RUN_DIR_ENV)
+    if shared and not is_rank_zero():
+        return Path(shared)
+    run_dir = base / (name or default_run_name(seed))
+    if name is None:
+        suffix, first = 1, run_dir
+        while run_dir.exists():
+            suffix += 1
+            run_dir = base / f"{first.name}-{suffix}"
+    return run_dir
+
+
+def refuse_existing_run(run_dir: Path) -> None:
+    if run_dir.exists():
+        raise ConfigError(f"run directory {run_dir} already exists; resume it with `stcbench fit --ckpt-path "
+                          f"{run_dir}`, choose another --run-name, or replace it with --overwrite")
+
+
+def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tuple[Path, Path]:
+    """Create the run folder exclusively (two runs never share one): a default name that another run took
+    meanwhile gets a suffix -2, -3, ...; a chosen name is refused. Returns (run folder, outermost folder
+    created), the latter removed again when the run fails on bad input before its first checkpoint."""
+    created = first_missing(run_dir)
+    if overwrite and run_dir.is_dir():
+        shutil.rmtree(run_dir)
+        created = run_dir.resolve()
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    base, suffix = run_dir, 1
+    while True:
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            if not default_name:
+                refuse_existing_run(run_dir)
+            suffix += 1
+            run_dir = base.with_name(f"{base.name}-{suffix}")
+    return run_dir, (run_dir.resolve() if created == base.resolve() else created)
+
+
+def first_missing(path: Path) -> Path:
+    """The outermost folder of `path` that does not exist yet (what creating `path` makes)."""
+    path = path.resolve()
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def remove_unstarted_run(run_dir: Path, created: Path) -> None:
+    """A run that failed on bad input before its first checkpoint: the folders this call made for it
+    (`created` and below) are removed, so that no partial result stays behind."""
+    if not is_rank_zero() or any((run_dir / "checkpoints").glob("*.ckpt")):
+        return
+    shutil.rmtree(created, ignore_errors=True)
+
+
+def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
+    """runs/.../<name>/checkpoints/last.ckpt -> runs/.../<name> (when it holds a config.yaml)."""
+    ckpt_path = Path(ckpt_path)
+    if ckpt_path.is_dir():
+        return ckpt_path if (ckpt_path / "config.yaml").exists() else None
+    candidate = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+    return candidate if (candidate / "config.yaml").exists() else None
+
+
+def existing_checkpoint(path: str | Path) -> Path:
+    """The checkpoint to resume: a .ckpt file, or a run folder's checkpoints/last.ckpt."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
+            if candidate.is_file():
+                return candidate
+        raise ConfigError(f"{path} holds no checkpoints/last.ckpt; pass a checkpoint file with --ckpt-path")
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {str(path)!r} does not exist; pass an existing .ckpt file "
+                          f"(e.g. runs/<dataset>/<cell>/<run>/checkpoints/last.ckpt)")
+    return path
+
+
+def log_version(run_dir: Path, resuming: bool) -> str | None:
+    """Fresh runs log into logs/<logger>/; each resumption into logs/<logger>/resumed-<n>/ (keeps old logs)."""
+    if not resuming:
+        return None
+    previous = list((run_dir / "logs").glob("*/resumed-*"))
+    numbers = [int(p.name.split("-")[-1]) for p in previous if p.name.split("-")[-1].isdigit()]
+    return f"resumed-{max(numbers, default=0) + 1}"
+
+
+@contextlib.contextmanager
+def shared_run_dir(run_dir: Path):
+    old = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = old

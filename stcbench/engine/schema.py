@@ -1,0 +1,490 @@
+"""The one typed config mechanism of every task.
+
+A config is a tree of dataclasses whose fields are declared with `option(default, help=..., check=...)`:
+the type comes from the annotation, the help and the check sit beside the field. From that one
+declaration come
+
+* validation of a YAML mapping into the dataclasses (`build`): unknown keys, wrong types and failed
+  checks are one `ConfigError` naming the key;
+* typed command-line overrides (`parse_override` / `CliText`): `--set run.name=007` stays the
+  string `'007'`, `--set optim.lr=1e3` the number 1000.0, because the text is read as the field's
+  declared type, not guessed;
+* the key reference of the docs (`reference_markdown`) and `--print-config` (`dump`).
+
+Precedence (network-and-training.md §3 pitfall 2): dataclass defaults < config file (with `base:`
+inheritance) < explicit overrides.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Union
+
+import yaml
+
+from stcbench.errors import ConfigError
+
+Check = Callable[[Any], "str | None"]      # value -> what is wrong with it (None: fine)
+
+
+def option(default: Any = dataclasses.MISSING, *, help: str, check: Check | None = None,
+           factory: Callable[[], Any] | None = None):
+    """A config field: its default (or `factory` for mutable ones), its help and its check."""
+    metadata = {"help": help, "check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# ------------------------------------------------------------------------------------------
+# checks (each returns the requirement the value failed, or None)
+# ------------------------------------------------------------------------------------------
+def at_least(lower: float, *, allow_none: bool = False, none_means: str = "") -> Check:
+    def check(value):
+        if value is None and allow_none:
+            return None
+        if isinstance(value, (int, float)) and value >= lower:
+            return None
+        return f"must be >= {lower}" + (f" or null ({none_means})" if allow_none and none_means else
+                                        " or null" if allow_none else "")
+    return check
+
+
+def positive_finite(value) -> str | None:
+    return None if isinstance(value, (int, float)) and value > 0 and math.isfinite(value) else \
+        "must be a positive number"
+
+
+def within(lower: float, upper: float, *, open_lower: bool = False, open_upper: bool = False) -> Check:
+    def check(value):
+        above = value > lower if open_lower else value >= lower
+        below = value < upper if open_upper else value <= upper
+        if above and below:
+            return None
+        return f"must be in {'(' if open_lower else '['}{lower}, {upper}{')' if open_upper else ']'}"
+    return check
+
+
+def one_of(choices) -> Check:
+    def check(value):
+        return None if value in choices else f"must be one of {list(choices)}"
+    return check
+
+
+def positive_list(value) -> str | None:
+    ok = isinstance(value, list) and len(value) >= 1 and all(v >= 1 for v in value)
+    return None if ok else "must be a non-empty list of positive integers"
+
+
+def fraction_or_count(value) -> str | None:
+    ok = 0 < value <= 1 if isinstance(value, float) else value >= 1
+    return None if ok else "must be a fraction in (0, 1] or a number of batches >= 1"
+
+
+# ------------------------------------------------------------------------------------------
+# YAML files with `base:` inheritance
+# ------------------------------------------------------------------------------------------
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config {str(path)!r} is a directory; pass a YAML file")
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file "
+                          f"or the name of a shipped config (e.g. quick/mmnist, mmnist/stclif, memory/adding)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not a text (UTF-8) file; pass a YAML config") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror}); check its permissions") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    """Merge `update` into a copy of `base`; nested mappings merge, other values replace."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a YAML config (a path, or the name of a packaged config such as `quick/mmnist`) and
+    resolve its `base:` chain into one mapping (not validated yet)."""
+    from stcbench.config_files import find_config
+
+    path = find_config(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"config `base:` inheritance loops: {chain}")
+    data = read_yaml(path)
+    bases = data.pop("base", None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: `base:` must be a path or a list of paths, got {bases!r}")
+    merged: dict = {}
+    for base in bases:
+        merged = deep_merge(merged, load_config_dict(path.parent / base, (*_seen, path)))
+    return deep_merge(merged, data)
+
+
+# ------------------------------------------------------------------------------------------
+# overrides
+# ------------------------------------------------------------------------------------------
+class CliText(str):
+    """A value typed on the command line, not parsed yet: `build` reads it as the declared type of
+    the field it lands in."""
+
+
+def parse_override(text: str) -> tuple[str, CliText]:
+    """`optim.lr=1e-4` -> ("optim.lr", CliText("1e-4"))."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. optim.lr=1e-4)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key; use section.key=value")
+    return key, CliText(raw.strip())
+
+
+def apply_overrides(config: dict, overrides: dict[str, Any] | None) -> dict:
+    """Set dotted keys (`trainer.max_epochs`) in a copy of `config`."""
+    result = copy.deepcopy(config)
+    for dotted, value in (overrides or {}).items():
+        node = result
+        parts = str(dotted).split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _yaml_value(text: str) -> Any:
+    """Free-form text (a value inside a mapping field such as cell_options) read as YAML; numbers in
+    exponent form (`1e-4`, which YAML 1.1 reads as a string) as numbers."""
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(text)
+        except ValueError:
+            return value
+    return value
+
+
+def _plain_text(value: Any) -> Any:
+    """CliText anywhere inside a free-form value -> YAML-read values."""
+    if isinstance(value, CliText):
+        return _yaml_value(value)
+    if isinstance(value, dict):
+        return {k: _plain_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_text(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------------
+# validation into the dataclasses
+# ------------------------------------------------------------------------------------------
+def build(cls, data: dict, where: str = ""):
+    """Validate a mapping into the dataclass `cls` (missing keys take their defaults), run each field's
+    check and then the class's own `validate()` (checks that involve several fields)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        place = f"section {where!r}" if where else "the top level"
+        raise ConfigError(f"unknown config key(s) {[f'{where}.{k}'.lstrip('.') for k in unknown]} in {place}; "
+                          f"allowed: {names}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        key = f"{where}.{f.name}".lstrip(".")
+        value = coerce(hints[f.name], data[f.name], key)
+        check = f.metadata.get("check")
+        problem = check(value) if check is not None else None
+        if problem:
+            raise ConfigError(f"{key} {problem}, got {value!r}")
+        kwargs[f.name] = value
+    built = cls(**kwargs)
+    validate = getattr(built, "validate", None)
+    if callable(validate):
+        validate()
+    return built
+
+
+def coerce(tp, value, key: str):
+    """`value` (from YAML, Python, or CliText typed on the command line) as the declared type `tp`."""
+    if isinstance(value, CliText):
+        return _from_text(tp, value, key)
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            return tp()
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a section (mapping) with keys {[f.name for f in dataclasses.fields(tp)]}, "
+                              f"got {value!r}")
+        return build(tp, value, key)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option_tp in options:   # an exact type match wins (1 stays int, 1.0 stays float)
+            if option_tp in (int, float, str, bool) and type(value) is option_tp:
+                return value
+        for option_tp in options:
+            if option_tp is type(None):
+                continue
+            try:
+                return coerce(option_tp, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key} must be {describe(tp)}, got {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices or type(value) is not type(next(c for c in choices if c == value)):
+            raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}")
+        return value
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list of {describe(item_tp)}, got {value!r}")
+        return [coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is dict or origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return _plain_text(dict(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+NULL_WORDS = ("null", "none", "~", "")
+BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+
+def _from_text(tp, text: str, key: str):
+    """Command-line text read as the declared type: a str field takes the text as it is."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if text.strip().lower() in NULL_WORDS and type(None) in options:
+            return None
+        parsed = _yaml_value(text)
+        for option_tp in options:      # the option the text spells most directly
+            if _spells(option_tp, parsed):
+                return coerce(option_tp, parsed if option_tp is not str else str(text), key)
+        for option_tp in options:      # else the first that reads it (1e2 as an integer)
+            if option_tp not in (str, type(None)):
+                try:
+                    return _from_text(option_tp, text, key)
+                except ConfigError:
+                    continue
+        if str in options:
+            return str(text)
+        raise ConfigError(f"{key} must be {describe(tp)}, got {text!r}")
+    if tp is str:
+        return str(text)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        for choice in choices:
+            if str(choice).lower() == text.strip().lower() if isinstance(choice, bool) else str(choice) == text.strip():
+                return choice
+        raise ConfigError(f"{key} must be one of {list(choices)}, got {text!r}")
+    if tp is bool:
+        word = text.strip().lower()
+        if word in BOOL_WORDS:
+            return BOOL_WORDS[word]
+        raise ConfigError(f"{key} must be true or false, got {text!r}")
+    if tp is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {text!r}") from None
+        if number.is_integer():
+            return int(number)
+        raise ConfigError(f"{key} must be an integer, got {text!r}")
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number, got {text!r}") from None
+    if origin is list:
+        stripped = text.strip()
+        if stripped.startswith("["):
+            parsed = _yaml_value(stripped)
+            items = parsed if isinstance(parsed, list) else None
+        else:
+            items = [CliText(part.strip()) for part in stripped.split(",") if part.strip()]
+        if items is None:
+            raise ConfigError(f"{key} must be a list such as [64, 64] or 64,64, got {text!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [coerce(item_tp, CliText(v) if isinstance(v, str) else v, f"{key}[{i}]") for i, v in enumerate(items)]
+    if dataclasses.is_dataclass(tp):
+        raise ConfigError(f"{key} is a section; set its keys one by one ({key}.<key>=value)")
+    return coerce(tp, _yaml_value(text), key)
+
+
+def _spells(tp, parsed) -> bool:
+    """Whether a YAML-read command-line value is naturally of type `tp` (int for 3, list for [0, 1])."""
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return isinstance(parsed, bool)
+    if tp is int:
+        return isinstance(parsed, int) and not isinstance(parsed, bool)
+    if tp is float:
+        return isinstance(parsed, (int, float)) and not isinstance(parsed, bool)
+    if origin is list:
+        return isinstance(parsed, list)
+    if origin is Literal:
+        return parsed in typing.get_args(tp)
+    if tp is dict or origin is dict:
+        return isinstance(parsed, dict)
+    return False
+
+
+def describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(describe(t) for t in typing.get_args(tp))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(c) for c in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {describe(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false", dict: "a mapping"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+# ------------------------------------------------------------------------------------------
+# resolving, printing, documenting
+# ------------------------------------------------------------------------------------------
+def resolve(cls, source: str | Path | dict | None, overrides: dict[str, Any] | None = None):
+    """Defaults < `source` (a YAML path or a mapping) < `overrides` (dotted keys), validated into `cls`."""
+    if isinstance(source, dict):
+        data = copy.deepcopy(source)
+    elif source is None:
+        data = {}
+    else:
+        data = load_config_dict(source)
+    data.pop("base", None)
+    return build(cls, apply_overrides(data, overrides))
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def dump(config) -> str:
+    """The resolved config as YAML (what `--print-config` shows and run folders keep)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)
+
+
+def field_rows(cls, prefix: str = ""):
+    """(dotted key, type, default, help) of every leaf field of `cls`."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from field_rows(hints[f.name], key + ".")
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        yield key, describe(hints[f.name]), default, f.metadata.get("help", "")
+
+
+def reference_markdown(cls) -> str:
+    """The key table of a config class for the docs, one sub-table per section, from the declarations."""
+    hints = typing.get_type_hints(cls)
+    sections = [("", cls)] + [(f.name, hints[f.name]) for f in dataclasses.fields(cls)
+                              if dataclasses.is_dataclass(hints[f.name])]
+    lines = []
+    for name, section in sections:
+        rows = [f"| `{(name + '.' if name else '') + key}` | {kind} | `{_inline_yaml(default)}` | "
+                f"{help_text.replace('|', chr(92) + '|')} |"
+                for key, kind, default, help_text in _own_rows(section)]
+        title = "Top level" if not name else f"`{name}` — {(section.__doc__ or '').strip()}"
+        lines += [f"### {title}", "", "| key | type | default | meaning |", "|---|---|---|---|", *rows, ""]
+    return "\n".join(lines)
+
+
+def _own_rows(cls):
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        yield f.name, describe(hints[f.name]), default, f.metadata.get("help", "")
+
+
+def _inline_yaml(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+__all__ = ["option", "dataclass", "field", "build", "coerce", "resolve", "dump", "to_dict", "parse_override",
+           "apply_overrides", "load_config_dict", "read_yaml", "deep_merge", "reference_markdown", "field_rows",
+           "CliText", "require", "describe", "at_least", "positive_finite", "within", "one_of", "positive_list",
+           "fraction_or_count"]

@@ -1,0 +1,116 @@
+"""What a task plugs into the run engine (stcbench.engine.run), and the registry of tasks.
+
+A task supplies its config class, its data module, its LightningModule, the validation metric that
+selects best.ckpt, how it evaluates a trained run and how it summarises the result. The engine owns
+everything else: the environment, the run folder, the Trainer, loggers and callbacks, checkpoints,
+SIGTERM, metrics.json and wandb.
+
+Tasks are named by the `task:` key of a config and registered by module path, so the engine never
+imports a task (`register_task("video", "stcbench.training.task:VideoTask")`).
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from stcbench.engine import schema
+from stcbench.errors import ConfigError
+
+
+class Task:
+    """Base of the tasks; subclasses fill in the hooks below."""
+
+    name: str = ""
+    config_class: type = object
+    monitor: str = "val/loss"                   # logged validation metric; the lowest selects best.ckpt
+    hyperparameters_key: str = "config"         # where a checkpoint keeps the config (hyper_parameters)
+
+    # ---- config
+    def resolve_config(self, source: str | Path | dict | None, overrides: dict | None = None):
+        return schema.resolve(self.config_class, source, overrides)
+
+    # ---- the run folder
+    def run_base(self, config) -> Path:
+        """The folder that holds this run's folder (under config.run.output_dir)."""
+        raise NotImplementedError
+
+    def run_name(self, config) -> str | None:
+        """The run folder's name; None: a new timestamped name."""
+        return config.run.name
+
+    def run_label(self, config, run_dir: Path) -> str:
+        """The run's name in dashboards (wandb)."""
+        return run_dir.name
+
+    # ---- training
+    def datamodule(self, config):
+        raise NotImplementedError
+
+    def module(self, config):
+        raise NotImplementedError
+
+    def callbacks(self, config) -> list:
+        """Callbacks besides the engine's (checkpoints, epoch timer, progress bar)."""
+        return []
+
+    def check_resumable(self, config, module, checkpoint: dict, ckpt_path: Path) -> None:
+        """Refuse a checkpoint that cannot continue the run built from `config`."""
+
+    def evaluate(self, config, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
+        """Test the trained run (its best and last checkpoints): the body of metrics.json."""
+        raise NotImplementedError
+
+    def log_results(self, loggers: list, results: dict) -> None:
+        """Send the test results to the dashboards (wandb)."""
+
+    def summary(self, results: dict) -> str:
+        raise NotImplementedError
+
+    # ---- testing a checkpoint
+    def checkpoint_to_test(self, path: str | Path) -> Path:
+        """The checkpoint `stcbench test` reads for `path` (a .ckpt file or a run folder)."""
+        from stcbench.engine.run_folder import existing_checkpoint
+
+        return existing_checkpoint(path)
+
+    def test_config(self, stored: dict, given: dict | None, overrides: dict | None):
+        """The config of a test: the architecture from the checkpoint's `stored` config; data, trainer and
+        logging from `given` (default: the stored config), then `overrides`."""
+        raise NotImplementedError
+
+    def test(self, config, ckpt_path: Path, trainer) -> dict:
+        """Test the checkpoint: the record `stcbench test` prints and writes."""
+        raise NotImplementedError
+
+    def test_summary(self, results: dict) -> str:
+        """What `stcbench test` prints (default: the record as JSON)."""
+        from stcbench.strict_json import dumps
+
+        return dumps(results, default=str)
+
+
+TASKS: dict[str, str] = {}
+
+
+def register_task(name: str, target: str) -> None:
+    """`target` is "package.module:ClassName" of a Task subclass."""
+    TASKS[name] = target
+
+
+def get_task(name: str | None) -> Task:
+    name = name or "video"
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
+    module_name, class_name = TASKS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+def task_of(config: dict | Any) -> Task:
+    """The task a config mapping names (`task:`, default video)."""
+    name = config.get("task", "video") if isinstance(config, dict) else getattr(config, "task", "video")
+    return get_task(name)
+
+
+register_task("video", "stcbench.training.task:VideoTask")       # spatio-temporal prediction
+register_task("memory", "stcbench.memory.task:MemoryTask")       # long-term memory probes

@@ -1,0 +1,53 @@
+"""The Lightning Trainer of every task, from the shared `trainer` and `logging` sections."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stcbench.engine.callbacks import EpochTimer, StopAfterEpochs, checkpoint_callbacks, progress_bar
+
+
+def _precision(value: str) -> str:
+    return {"64": "64-true", "32": "32-true"}.get(value, value)
+
+
+def _limit(value):
+    """None for 'all batches' (keeps Lightning from announcing the default)."""
+    return None if value == 1.0 and isinstance(value, float) else value
+
+
+def build_trainer(config, run_dir: Path | None, *, monitor: str | None = None, loggers: list | None = None,
+                  callbacks: list | None = None):
+    """A Trainer for `config` (any task's). With `monitor` it trains: best.ckpt (lowest `monitor`) and
+    last.ckpt every epoch under `run_dir`/checkpoints, the epoch timer and `trainer.stop_after_epochs`;
+    without, it only tests or predicts."""
+    import lightning as L
+
+    t, logging = config.trainer, config.logging
+    fit = monitor is not None
+    all_callbacks = []
+    if fit:
+        all_callbacks += checkpoint_callbacks(run_dir / "checkpoints", monitor=monitor)
+        if t.stop_after_epochs:
+            all_callbacks.append(StopAfterEpochs(t.stop_after_epochs))
+        all_callbacks.append(EpochTimer())
+    all_callbacks += callbacks or []
+    bar = progress_bar(logging.progress, metrics_every=logging.log_every_n_steps)
+    if bar is not None:
+        all_callbacks.append(bar)
+    return L.Trainer(
+        default_root_dir=str(run_dir) if run_dir else None,
+        max_epochs=t.max_epochs, max_steps=t.max_steps,
+        limit_train_batches=_limit(t.limit_train_batches), limit_val_batches=_limit(t.limit_val_batches),
+        limit_test_batches=_limit(t.limit_test_batches), check_val_every_n_epoch=t.check_val_every_n_epoch,
+        num_sanity_val_steps=t.num_sanity_val_steps,
+        gradient_clip_val=t.gradient_clip_val,
+        gradient_clip_algorithm=t.gradient_clip_algorithm if t.gradient_clip_val else None,
+        precision=_precision(t.precision), accelerator=t.accelerator, devices=t.devices,
+        strategy=t.strategy, num_nodes=t.num_nodes, deterministic=t.deterministic or None,
+        benchmark=None if t.deterministic else t.benchmark,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        logger=loggers if loggers else False,
+        log_every_n_steps=logging.log_every_n_steps,
+        callbacks=all_callbacks, enable_progress_bar=bar is not None,
+        enable_checkpointing=fit, enable_model_summary=False,
+    )

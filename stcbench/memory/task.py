@@ -1,0 +1,186 @@
+"""The memory-probe task (`task: memory`) as the run engine sees it (stcbench.engine.task).
+
+Run folder runs/memory/<task>_T<len>/<cell>/<name>/ (name default seed<seed>). metrics.json holds the test
+loss (and accuracy) of the best checkpoint (lowest validation loss) and of the last one, the per-epoch
+history, the memoryless baseline; with `run.gradient_analysis`, gradient_through_time.{npz,png} of the
+best checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+from lightning.pytorch.callbacks import Callback
+
+from stcbench.checkpoints import load_checkpoint
+from stcbench.engine.io import atomic_save_npz
+from stcbench.engine.schema import apply_overrides
+from stcbench.engine.task import Task
+from stcbench.errors import ConfigError
+from stcbench.memory.config import MemoryConfig, resolve
+
+ANALYSIS_SAMPLES = 256
+
+
+class MemoryTask(Task):
+    name = "memory"
+    config_class = MemoryConfig
+    monitor = "val/loss"
+
+    def resolve_config(self, source, overrides=None) -> MemoryConfig:
+        return resolve(source, overrides)
+
+    def run_base(self, config: MemoryConfig) -> Path:
+        return Path(config.run.output_dir) / "memory" / task_folder(config) / cell_folder(config)
+
+    def run_name(self, config: MemoryConfig) -> str:
+        return config.run.name or f"seed{config.seed}"
+
+    def run_label(self, config: MemoryConfig, run_dir: Path) -> str:
+        return f"{task_folder(config)}-{cell_folder(config)}"
+
+    def datamodule(self, config: MemoryConfig):
+        from stcbench.memory.module import MemoryDataModule
+
+        return MemoryDataModule(config)
+
+    def module(self, config: MemoryConfig):
+        from stcbench.memory.module import MemoryModule
+
+        return MemoryModule(config)
+
+    def callbacks(self, config: MemoryConfig) -> list:
+        return [EpochHistory()]
+
+    def evaluate(self, config: MemoryConfig, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
+        history = next(c for c in callbacks if isinstance(c, EpochHistory)).rows
+        return evaluate_run(config, trainer, module, datamodule, run_dir, history)
+
+    def summary(self, results: dict) -> str:
+        test = results["test"]
+        accuracy = f"  acc {test['acc']:.4f}" if "acc" in test else ""
+        return (f"memory {results['memory_task']} T={results['seq_len']} / {results['cell']} (scale {results['scale']}, "
+                f"epoch {results['epochs']})\n  test      loss {test['loss']:.4f}{accuracy}  "
+                f"(memoryless baseline {results['baseline']:.4f})")
+
+    def test_config(self, stored: dict, given: dict | None, overrides: dict | None) -> MemoryConfig:
+        base = apply_overrides(copy.deepcopy(stored if given is None else given), overrides)
+        base["model"] = trained_architecture(stored)
+        return resolve(base)
+
+    def test(self, config: MemoryConfig, ckpt_path: Path, trainer) -> dict:
+        from stcbench.memory.module import MemoryDataModule, MemoryModule
+
+        module = MemoryModule(config)
+        load_weights(module, ckpt_path)
+        (metrics,) = trainer.test(module, datamodule=MemoryDataModule(config), verbose=False)
+        return {**plain_metrics(metrics, "test/"), "baseline": module.spec.baseline, "cell": config.model.cell,
+                "memory_task": module.spec.name}
+
+
+def task_folder(config: MemoryConfig) -> str:
+    from stcbench.memory.module import spec_of
+
+    data = config.data
+    length = data.seq_len if data.task in ("adding", "copy") else spec_of(config).steps
+    return f"{data.task}_T{length}"
+
+
+def cell_folder(config: MemoryConfig) -> str:
+    from stcbench.cells.registry import normalize_name
+
+    name = normalize_name(config.model.cell)
+    return f"{name}_rec" if config.model.recurrent else name
+
+
+class EpochHistory(Callback):
+    """Per-epoch train/val loss (and accuracy) for the learning curves in metrics.json."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        metrics = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for key in ("train/loss_epoch", "val/loss", "train/acc", "val/acc"):
+            if key in metrics:
+                row[key.replace("_epoch", "")] = float(metrics[key])
+        self.rows.append(row)
+
+    def state_dict(self):
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict):
+        self.rows = list(state_dict.get("rows", []))
+
+
+def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Path, history: list) -> dict:
+    from stcbench.memory.module import spec_of
+
+    spec = spec_of(config)
+    checkpoints = {"best": run_dir / "checkpoints" / "best.ckpt", "last": run_dir / "checkpoints" / "last.ckpt"}
+    tested = {}
+    for label, path in checkpoints.items():
+        load_weights(module, path)
+        (tested[label],) = trainer.test(module, datamodule=datamodule, verbose=False)
+    load_weights(module, checkpoints["best"])
+    if config.run.gradient_analysis and trainer.is_global_zero:
+        save_gradient_analysis(module, datamodule, run_dir, f"{spec.name} T={config.data.seq_len}, {config.model.cell}")
+    return {
+        "task": "memory",
+        "memory_task": spec.name,
+        "seq_len": config.data.seq_len if spec.name in ("adding", "copy") else spec.steps,
+        "steps": spec.steps,
+        "cell": config.model.cell,
+        "recurrent": config.model.recurrent,
+        "hidden": config.model.hidden,
+        "readout": config.model.readout,
+        "scale": config.run.scale,
+        "seed": config.seed,
+        "data_source": spec.source,
+        "selected_on": "val",
+        "params": sum(p.numel() for p in module.parameters()),
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "baseline": spec.baseline,
+        "baseline_formula": spec.baseline_formula,
+        "test": plain_metrics(tested["best"], "test/"),
+        "last": plain_metrics(tested["last"], "test/"),
+        "history": history,
+    }
+
+
+def plain_metrics(metrics: dict, prefix: str) -> dict:
+    return {key.removeprefix(prefix): float(value) for key, value in metrics.items() if key.startswith(prefix)}
+
+
+def load_weights(module, path: Path) -> None:
+    module.load_state_dict(load_checkpoint(path)["state_dict"])
+
+
+def save_gradient_analysis(module, datamodule, run_dir: Path, title: str) -> dict:
+    from stcbench.memory.analysis import gradient_through_time, plot_gradient_through_time
+
+    datamodule.setup("test")
+    x, y = datamodule.splits["val"].tensors
+    x, y = x[:ANALYSIS_SAMPLES], y[:ANALYSIS_SAMPLES]
+    result = gradient_through_time(module.net, module.spec, x, y)
+    atomic_save_npz(run_dir / "gradient_through_time.npz", grad=result["grad"].astype(np.float32),
+                    per_step=result["per_step"], norm=result["norm"])
+    plot_gradient_through_time({module.config.model.cell: result}, run_dir / "gradient_through_time.png", title)
+    return result
+
+
+def trained_architecture(stored: dict) -> dict:
+    """The stored model section, with CE-LIF's `te_steps` pinned to the trained length so that a
+    test on another sequence length loads (longer sequences reuse the last TE row)."""
+    from stcbench.cells import get_cell_info
+    from stcbench.memory.module import spec_of
+
+    model = copy.deepcopy(stored.get("model") or {})
+    if not model:
+        raise ConfigError("the checkpoint holds no model section; test it with its own task")
+    if "te_steps" in get_cell_info(model["cell"]).parameters():
+        model.setdefault("cell_options", {}).setdefault("te_steps", spec_of(resolve(stored)).steps)
+    return model

@@ -1,0 +1,364 @@
+"""The video prediction task (`task: video`) as the run engine sees it (stcbench.engine.task).
+
+Run folder runs/<dataset>/<cell>/<name>/. metrics.json holds the test metrics of the checkpoint
+selected on the validation split (best.ckpt) and of the last one; paths in it are relative to the run
+folder and the data is named by dataset and checksum, so the folder can be moved and committed.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import socket
+from pathlib import Path
+
+import torch
+
+from stcbench.checkpoints import load_checkpoint
+from stcbench.engine.run_paths import relative_to_run, resolve_in_run
+from stcbench.engine.task import Task
+from stcbench.errors import ConfigError, StcbenchError
+from stcbench.training.config import Config, config_from_dict, resolve_config
+
+ARCHITECTURE_KEYS = ("cell", "num_hidden", "filter_size", "patch_size", "cell_options")
+SUMMARY_KEYS = ("mse", "mae", "ssim", "psnr", "mse_per_pixel")
+
+
+class VideoTask(Task):
+    name = "video"
+    config_class = Config
+    monitor = "val/mse"
+
+    def resolve_config(self, source, overrides=None) -> Config:
+        return resolve_config(source, overrides)
+
+    def run_base(self, config: Config) -> Path:
+        return Path(config.run.output_dir) / dataset_name(config) / cell_folder_name(config.model.cell)
+
+    def datamodule(self, config: Config):
+        from stcbench.training.datamodule import build_datamodule
+
+        return build_datamodule(config)
+
+    def module(self, config: Config):
+        from stcbench.training.module import VideoPredictionModule
+
+        return VideoPredictionModule(config)
+
+    def check_resumable(self, config: Config, module, checkpoint: dict, ckpt_path: Path) -> None:
+        check_checkpoint_fits(config, module, checkpoint, ckpt_path)
+
+    def evaluate(self, config: Config, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
+        return evaluate_checkpoints(config, trainer, module, datamodule, run_dir)
+
+    def log_results(self, loggers: list, results: dict) -> None:
+        from stcbench.engine.loggers import log_metrics_to_wandb
+
+        for tag in ("test", "test_long"):
+            if results.get(tag):
+                log_metrics_to_wandb(loggers, tag, results[tag])
+
+    def summary(self, results: dict) -> str:
+        return format_summary(results)
+
+    def test_summary(self, results: dict) -> str:
+        return format_summary(results)
+
+    def checkpoint_to_test(self, path) -> Path:
+        return checkpoint_for_test(path)
+
+    def test_config(self, stored: dict, given: dict | None, overrides: dict | None) -> Config:
+        base = dict(stored if given is None else given)
+        base["model"] = stored.get("model", {})
+        config = resolve_config(base, overrides)
+        config.model = config_from_dict(stored).model
+        return config
+
+    def test(self, config: Config, ckpt_path: Path, trainer) -> dict:
+        from stcbench.training.datamodule import build_datamodule
+        from stcbench.training.module import load_module, module_dtype
+
+        model = load_module(ckpt_path, config, module_dtype(config.trainer.precision))
+        datamodule = build_datamodule(config)
+        results = base_record(config, trainer, model, datamodule)
+        results["epochs"] = checkpoint_epoch(ckpt_path)
+        results["test"] = run_test(trainer, model, datamodule)
+        if wants_long_test(config):
+            results["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config))
+        return results
+
+
+# ------------------------------------------------------------------------------------------
+# names
+# ------------------------------------------------------------------------------------------
+def cell_folder_name(cell: str) -> str:
+    from stcbench.cells.registry import normalize_name
+
+    return normalize_name(cell)
+
+
+def dataset_name(config: Config) -> str:
+    from stcbench.data import get_dataset_spec
+
+    return get_dataset_spec(config.data.dataset).name
+
+
+# ------------------------------------------------------------------------------------------
+# resuming
+# ------------------------------------------------------------------------------------------
+def check_checkpoint_fits(config: Config, module, checkpoint: dict, ckpt_path: Path) -> None:
+    """The checkpoint must hold the network built now, and its optimizer state the parameter groups
+    built now (cells may ask for groups of their own, e.g. GLIF original's gates at lr/10), else
+    resuming cannot continue it."""
+    from stcbench.engine.param_groups import parameter_groups
+
+    check_same_architecture(config.model, ((checkpoint.get("hyper_parameters") or {}).get("config") or {}),
+                            ckpt_path)
+    states = checkpoint.get("optimizer_states") or []
+    if not states:
+        return
+    saved = [len(group.get("params", [])) for group in states[0].get("param_groups", [])]
+    built = [len(group["params"]) for group in parameter_groups(module, config.optim.lr, config.optim.weight_decay)]
+    if saved != built:
+        raise ConfigError(
+            f"{ckpt_path} holds optimizer state for {len(saved)} parameter group(s) of sizes {saved}, but "
+            f"this model builds {len(built)} of sizes {built} (the cell's parameter groups differ from when "
+            f"the checkpoint was written), so the run cannot be resumed; start a new run, or test the "
+            f"checkpoint's weights with `stcbench test --ckpt-path {ckpt_path}`")
+
+
+def check_same_architecture(model, stored: dict, ckpt_path: Path) -> None:
+    """Resuming needs the network the checkpoint was trained as: name the model keys that differ."""
+    from stcbench.cells.registry import normalize_name
+
+    saved = stored.get("model") if isinstance(stored, dict) else None
+    if not isinstance(saved, dict):
+        return
+    differences = []
+    for key in ARCHITECTURE_KEYS:
+        ours, theirs = getattr(model, key, None), saved.get(key)
+        if key == "cell":
+            same = normalize_name(str(ours)) == normalize_name(str(theirs))
+        elif key == "num_hidden":
+            same = list(ours or []) == list(theirs or [])
+        elif key == "cell_options":
+            same = dict(ours or {}) == dict(theirs or {})
+        else:
+            same = ours == theirs
+        if not same:
+            differences.append(f"model.{key} {theirs!r} in the checkpoint, {ours!r} here")
+    if differences:
+        raise ConfigError(f"{ckpt_path} was trained as another network ({'; '.join(differences)}), so it cannot "
+                          f"be resumed with this config; resume with the run's own config "
+                          f"(`stcbench fit --ckpt-path <run dir>`), or start a new run")
+
+
+# ------------------------------------------------------------------------------------------
+# evaluation
+# ------------------------------------------------------------------------------------------
+def wants_long_test(config: Config) -> bool:
+    if config.data.test_long is not None:
+        return config.data.test_long
+    return dataset_name(config) == "kth"
+
+
+def run_test(trainer, module, datamodule=None, dataloaders=None, keep_predictions: int = 0) -> dict:
+    module.keep_predictions = keep_predictions
+    if dataloaders is not None:
+        trainer.test(module, dataloaders=dataloaders, verbose=False)
+    else:
+        trainer.test(module, datamodule=datamodule, verbose=False)
+    results = plain(module.test_results)
+    if results is None:
+        raise StcbenchError("the test split produced no batches; check data.test_samples and "
+                            "trainer.limit_test_batches")
+    return results
+
+
+def long_test_loader(config: Config):
+    """Test loader of the 10->40 KTH windows (model trained 10->20)."""
+    from stcbench.training.datamodule import build_datamodule
+
+    dm = build_datamodule(config, dataset="kth40")
+    dm.prepare_data()
+    dm.setup("test")
+    return dm.test_dataloader()
+
+
+def evaluate_checkpoints(config: Config, trainer, module, datamodule, run_dir: Path) -> dict:
+    """Test the best (selected on the validation split) and the last checkpoint."""
+    from stcbench.training.module import load_module, module_dtype
+    from stcbench.training.per_sequence import save_per_sequence
+
+    callback = trainer.checkpoint_callback
+    best_path = Path(callback.best_model_path) if callback and callback.best_model_path else None
+    last_path = run_dir / "checkpoints" / "last.ckpt"
+    results = base_record(config, trainer, module, datamodule)
+    results["best_checkpoint"] = relative_to_run(best_path, run_dir) if best_path else None
+    results["val"] = {"split": "val" if config.data.selection == "val" else "test",
+                      "mse_per_pixel": _number(callback.best_model_score) if callback else None}
+    if results["val"]["mse_per_pixel"] is not None:
+        results["val"]["mse"] = results["val"]["mse_per_pixel"] * _pixels(module)
+    long_test = wants_long_test(config)
+    evaluated, per_sequence = {}, {}
+    for tag, path in (("best", best_path), ("last", last_path)):
+        if path is None or not path.exists():
+            continue
+        model = load_module(path, config, module_dtype(config.trainer.precision))
+        keep = config.run.predictions_limit if (config.run.save_predictions and tag == "best") else 0
+        block = {"checkpoint": relative_to_run(path, run_dir), "epoch": checkpoint_epoch(path),
+                 "test": run_test(trainer, model, datamodule, keep_predictions=keep)}
+        per_sequence[tag] = model.test_per_sequence
+        if keep and trainer.is_global_zero:
+            save_predictions(run_dir / "predictions.npz", model.prediction_buffer, keep)
+        if long_test:
+            block["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config))
+        evaluated[tag] = block
+    if not evaluated:
+        raise StcbenchError(f"no checkpoint to test in {run_dir / 'checkpoints'}")
+    chosen = evaluated.get("best") or evaluated["last"]
+    results["selected_epoch"] = chosen["epoch"]
+    results["test"] = chosen["test"]
+    if trainer.is_global_zero:
+        selected = "best" if "best" in evaluated else "last"
+        results["test_per_sequence"] = save_per_sequence(run_dir, per_sequence[selected])
+    if "test_long" in chosen:
+        results["test_long"] = chosen["test_long"]
+    if "last" in evaluated:
+        results["last"] = evaluated["last"]
+    if "best" in evaluated:
+        results["best"] = {k: v for k, v in evaluated["best"].items() if k not in ("test", "test_long")}
+    return results
+
+
+def base_record(config: Config, trainer, module, datamodule) -> dict:
+    from stcbench.training.cell_variants import recorded_variant
+
+    world = trainer.world_size
+    return {
+        "dataset": dataset_name(config),
+        "cell": cell_folder_name(config.model.cell),
+        "scale": config.run.scale,
+        "selected_on": config.data.selection,
+        "selected_on_test": config.data.selection == "openstl_test",
+        "seed": config.seed,
+        "epochs": trainer.current_epoch,
+        "max_epochs": config.trainer.max_epochs,
+        "global_steps": trainer.global_step,
+        "world_size": world,
+        "per_device_batch_size": config.data.batch_size,
+        "global_batch_size": config.data.batch_size * world * config.trainer.accumulate_grad_batches,
+        "precision": config.trainer.precision,
+        "params": int(sum(p.numel() for p in module.net.parameters())),
+        "flops": estimate_flops(config),
+        "data": datamodule.describe() if hasattr(datamodule, "describe") else {},
+        "model": {"num_hidden": config.model.num_hidden, "filter_size": config.model.filter_size,
+                  "patch_size": module.spec.patch_size,
+                  "gradient_detach": config.model.gradient_detach, "cell_options": config.model.cell_options,
+                  "variant": recorded_variant(module)},
+        "host": socket.gethostname(),
+        "torch": torch.__version__,
+        "finished_at": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def estimate_flops(config: Config) -> dict | None:
+    """MACs of predicting one test sequence (stcbench.models.cost)."""
+    from stcbench.training.network import flops_for_config
+
+    try:
+        macs = flops_for_config(config)
+    except Exception as exc:  # cost accounting must never fail a finished run
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"macs_per_sequence": int(macs), "method": "stcbench.training.network.flops_for_config"}
+
+
+def save_predictions(path: Path, buffer: list, limit: int) -> None:
+    import numpy as np
+
+    from stcbench.engine.io import atomic_save_npz
+
+    if not buffer:
+        return
+    context, truth, pred = (torch.cat([b[i] for b in buffer])[:limit].float().numpy() for i in range(3))
+    atomic_save_npz(path, context=context, truth=truth, pred=pred.astype(np.float32))
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    try:
+        ckpt = load_checkpoint(path)
+    except StcbenchError:
+        return None
+    epoch = ckpt.get("epoch")
+    return int(epoch) + 1 if isinstance(epoch, int) else None   # epochs completed
+
+
+def _pixels(module) -> int:
+    spec = module.spec
+    return spec.channels * spec.height * spec.width
+
+
+def _number(value) -> float | None:
+    if value is None:
+        return None
+    return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def plain(value):
+    """Metric dicts with tensors -> Python floats/lists."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.dim() == 0 else value.detach().cpu().tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (int, float, str)):
+        return value.item()
+    return value
+
+
+def format_summary(results: dict) -> str:
+    """A short plain-text table of the selected checkpoint's test metrics."""
+    epoch = results.get("selected_epoch", results.get("epochs"))      # fit: the selected one; test: the tested one
+    lines = [f"{results['dataset']} / {results['cell']} (scale {results.get('scale', '')}, "
+             f"selected on {results.get('selected_on', '')}, epoch {'?' if epoch is None else epoch})"]
+    for tag in ("test", "test_long"):
+        block = results.get(tag)
+        if block:
+            lines.append(f"  {tag:9s} {_metric_line(block)}")
+    last = (results.get("last") or {}).get("test")
+    if last:
+        lines.append(f"  {'last':9s} {_metric_line(last)}")
+    return "\n".join(lines)
+
+
+def _metric_line(block: dict) -> str:
+    return "  ".join(f"{k} {block[k]:.4f}" for k in SUMMARY_KEYS if isinstance(block.get(k), (int, float)))
+
+
+# ------------------------------------------------------------------------------------------
+# checkpoints named by the user
+# ------------------------------------------------------------------------------------------
+def checkpoint_for_test(path: str | Path) -> Path:
+    """A .ckpt file, or a run directory (the best checkpoint its metrics.json names, else
+    checkpoints/best.ckpt, else last.ckpt)."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (recorded_best_checkpoint(path), path / "checkpoints" / "best.ckpt",
+                          path / "checkpoints" / "last.ckpt", path / "best.ckpt", path / "last.ckpt"):
+            if candidate is not None and candidate.is_file():
+                return candidate
+        raise ConfigError(f"{path} holds no checkpoints/best.ckpt or last.ckpt")
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {str(path)!r} does not exist; pass a .ckpt file or a run directory")
+    return path
+
+
+def recorded_best_checkpoint(run_dir: Path) -> Path | None:
+    """`best_checkpoint` of the run's metrics.json, resolved against the run directory."""
+    try:
+        recorded = json.loads((run_dir / "metrics.json").read_text()).get("best_checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return resolve_in_run(recorded, run_dir) if isinstance(recorded, str) else None

@@ -1,0 +1,65 @@
+"""The one config mechanism (stcbench.engine.schema): --print-config, the docs tables, both tasks' configs."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stcbench.cli import main
+from stcbench.engine.schema import parse_override
+from stcbench.errors import ConfigError
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "configs.md"
+
+
+def test_print_config_shows_the_resolved_config_and_creates_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["fit", "--config", "quick/mmnist", "--run-name", "007", "--set", "optim.lr=1e3",
+                 "--set", "model.num_hidden=32,32", "--print-config"])
+    assert code == 0 and list(tmp_path.iterdir()) == []
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["run"]["name"] == "007" and printed["optim"]["lr"] == 1000.0
+    assert printed["model"]["num_hidden"] == [32, 32] and printed["run"]["scale"] == "quick"
+
+
+def test_print_config_of_a_memory_config(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "memory/quick_copy", "--set", "run.name=007", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["task"] == "memory" and printed["run"]["name"] == "007"
+    assert printed["model"]["readout"] == "per_step"           # `auto` resolved for the copy task
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["config keys", "memory config keys"])
+def test_docs_tables_are_generated_from_the_declarations(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", DOCS.parents[1] / "tools" / "gen_config_docs.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    text = DOCS.read_text()
+    begin, end = f"<!-- BEGIN GENERATED: {name} -->\n", f"<!-- END GENERATED: {name} -->"
+    assert text[text.index(begin) + len(begin):text.index(end)] == gen.tables()[name], \
+        "docs/configs.md is stale; run python tools/gen_config_docs.py"
+
+
+def test_memory_overrides_are_typed_like_video_ones():
+    from stcbench.memory.config import resolve
+
+    config = resolve({}, dict(parse_override(t) for t in ("run.name=007", "data.seq_len=1e2", "optim.lr=1e-2",
+                                                            "model.hidden=[32, 32]")))
+    assert (config.run.name, config.data.seq_len, config.optim.lr, config.model.hidden) == ("007", 100, 0.01, [32, 32])
+    with pytest.raises(ConfigError, match="data.batch_size must be an integer, got 'many'"):
+        resolve({}, dict([parse_override("data.batch_size=many")]))
+    with pytest.raises(ConfigError, match="data.batch_size must be >= 1, got 0"):
+        resolve({"data": {"batch_size": 0}})
+
+
+def test_every_field_declares_its_help():
+    from stcbench.engine.schema import field_rows
+    from stcbench.memory.config import MemoryConfig
+    from stcbench.training.config import Config
+
+    for cls in (Config, MemoryConfig):
+        missing = [key for key, _, _, help_text in field_rows(cls) if not help_text.strip()]
+        assert not missing, missing
