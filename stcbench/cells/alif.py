@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from stcbench.cells.base import SpikingCell
+from stcbench.cells.fused import overrides
 from stcbench.cells.registry import register_cell
 from stcbench.cells.surrogate import Rectangle
 from stcbench.errors import ConfigError
@@ -53,6 +54,11 @@ class AdaptiveThresholdCell(SpikingCell):
     def adapt(self, threshold, spike, mem, t):
         raise NotImplementedError
 
+    def stock_step(self) -> bool:
+        """True when state, charge, fire and step are this class's (the closed form of `dense_neuron`)."""
+        return not (overrides(self, AdaptiveThresholdCell, "neuron_step", "charge", "initial_state", "fire")
+                    or isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)))
+
     def neuron_step(self, current, state, t, history_gate=None):
         spike, mem, threshold = state
         threshold = self.adapt(threshold, spike, mem, t)
@@ -81,3 +87,10 @@ class ALIF(AdaptiveThresholdCell):
     def adapt(self, threshold, spike, mem, t):
         """Theta_t = beta*(Theta_{t-1} - Theta0) + gamma*S_{t-1} + Theta0 (Eq. 3)."""
         return self.beta * (threshold - self.threshold) + self.gamma * spike + self.threshold
+
+    def dense_neuron(self):
+        from stcbench.kernels.dense_scan import AdaptiveThreshold
+
+        if not self.stock_step() or overrides(self, ALIF, "adapt"):
+            return None
+        return AdaptiveThreshold(self.alpha, self.beta, float(self.threshold), float(self.gamma), None, self.surrogate)

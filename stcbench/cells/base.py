@@ -21,6 +21,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from stcbench.cells.fused import overrides
 from stcbench.cells.surrogate import Surrogate, build_surrogate
 from stcbench.cells.synapse import Synapse, check_channels
 from stcbench.errors import ConfigError
@@ -135,6 +136,25 @@ class SpikingCell(RecurrentCell):
     def fused_neuron(self):
         """`neuron_step` in the closed form of the fused kernels (a `stcbench.cells.fused.FusedNeuron`), or None."""
         return None
+
+    def dense_neuron(self):
+        """`initial_state` and `neuron_step` (with `history_gate`) in a closed form of the dense scan
+        (stcbench/kernels/dense_scan.py), or None.  By default the one-compartment `fused_neuron`."""
+        from stcbench.kernels.dense_scan import from_fused
+
+        if overrides(self, RecurrentCell, "initial_state"):
+            return None
+        return from_fused(self.fused_neuron())
+
+    def dense_scan(self):
+        """The whole sequence of this cell on the linear synapse as a `DenseScan` (its step is the neuron's), or
+        None."""
+        from stcbench.kernels.dense_scan import DenseScan
+
+        if self.synapse_kind != "linear" or overrides(self, RecurrentCell, "step_from_current"):
+            return None
+        neuron = self.dense_neuron()
+        return None if neuron is None else DenseScan(neuron)
 
     def fire(self, mem: torch.Tensor, threshold=None) -> torch.Tensor:
         return self.surrogate(mem - (self.threshold if threshold is None else threshold))

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from stcbench.cells.alif import AdaptiveThresholdCell
+from stcbench.cells.fused import overrides
 from stcbench.cells.registry import register_cell
 from stcbench.errors import ConfigError
 
@@ -65,6 +66,13 @@ class CELIF(AdaptiveThresholdCell):
     def adapt(self, threshold, spike, mem, t):
         """Theta_t = beta*(Theta_{t-1} - Theta0) + TE[t] * V_{t-1} + Theta0 (Eq. 4)."""
         return self.beta * (threshold - self.threshold) + self.temporal_encoding(t, mem) * mem + self.threshold
+
+    def dense_neuron(self):
+        from stcbench.kernels.dense_scan import AdaptiveThreshold
+
+        if not self.stock_step() or overrides(self, CELIF, "adapt", "temporal_encoding") or self.te.dim() != 2:
+            return None
+        return AdaptiveThreshold(self.alpha, self.beta, float(self.threshold), None, self.te, self.surrogate)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", te_steps={self.te_steps}, te_granularity={self.te_granularity!r}"

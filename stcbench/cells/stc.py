@@ -165,6 +165,18 @@ class SpatioTemporalCircuit(SpikingCell):
                              neuron_step=self.neuron_step, hidden_channels=self.hidden_channels,
                              neuron=self.fused_neuron() if whole_step else None)
 
+    def dense_scan(self):
+        """On the linear synapse with the detached circuit input and the stock step: the base neuron's closed form
+        (`dense_neuron`) and the circuit's two synapses (stcbench/kernels/dense_scan.py), or None."""
+        from stcbench.kernels.dense_scan import DenseScan
+
+        if (self.synapse_kind != "linear" or self.gradient_detach != 1
+                or overrides(self, SpatioTemporalCircuit, "step_from_current", "circuit_input", "_gate")
+                or not all(c is None or _linear(c) for c in (self.conv_h, self.conv_v))):
+            return None
+        neuron = self.dense_neuron()
+        return None if neuron is None else DenseScan(neuron, (self.conv_h, self.conv_v))
+
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", gradient_detach={self.gradient_detach}, circuit={self.circuit!r}, "
                 f"circuit_groups={self.circuit_groups!r}")
@@ -173,6 +185,11 @@ class SpatioTemporalCircuit(SpikingCell):
 def _conv_norm(synapse) -> bool:
     return (isinstance(synapse, Synapse) and synapse.kind == "conv" and len(synapse) == 2
             and isinstance(synapse[1], nn.GroupNorm) and synapse[1].affine)
+
+
+def _linear(synapse) -> bool:
+    return (isinstance(synapse, Synapse) and synapse.kind == "linear" and synapse[0].bias is None
+            and (len(synapse) == 1 or isinstance(synapse[1], (nn.LayerNorm, nn.GroupNorm))))
 
 
 _CLASSES: dict[type, type] = {}

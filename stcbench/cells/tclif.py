@@ -17,7 +17,8 @@ import warnings
 import torch
 from torch import nn
 
-from stcbench.cells.base import SpikingCell
+from stcbench.cells.base import RecurrentCell, SpikingCell
+from stcbench.cells.fused import overrides
 from stcbench.cells.registry import register_cell
 from stcbench.errors import ConfigError
 
@@ -75,6 +76,16 @@ class TCLIF(SpikingCell):
         mem = history + c2 * dend
         spike = self.fire(mem)
         return spike, mem - self.threshold * spike, dend - self.gamma * spike
+
+    def dense_neuron(self):
+        """The reference step in the two-compartment form of the dense scan (the original variant has none)."""
+        from stcbench.kernels.dense_scan import TwoCompartment
+
+        if (self.variant != "reference" or overrides(self, TCLIF, "neuron_step", "_reference_step")
+                or overrides(self, RecurrentCell, "initial_state") or overrides(self, SpikingCell, "fire")
+                or isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float))):
+            return None
+        return TwoCompartment(self.s_u.sigmoid(), self.s_p.sigmoid(), self.t_m, float(self.threshold), self.surrogate)
 
     def neuron_step(self, current, state, t, history_gate=None):
         if self.variant == "original":
