@@ -89,7 +89,7 @@ class ALIF(AdaptiveThresholdCell):
         return self.beta * (threshold - self.threshold) + self.gamma * spike + self.threshold
 
     def dense_neuron(self):
-        from stcbench.kernels.dense_scan import AdaptiveThreshold
+        from stcbench.cells.dense import AdaptiveThreshold
 
         if not self.stock_step() or overrides(self, ALIF, "adapt"):
             return None

@@ -140,7 +140,7 @@ class SpikingCell(RecurrentCell):
     def dense_neuron(self):
         """`initial_state` and `neuron_step` (with `history_gate`) in a closed form of the dense scan
         (stcbench/kernels/dense_scan.py), or None.  By default the one-compartment `fused_neuron`."""
-        from stcbench.kernels.dense_scan import from_fused
+        from stcbench.cells.dense import from_fused
 
         if overrides(self, RecurrentCell, "initial_state"):
             return None
@@ -149,7 +149,7 @@ class SpikingCell(RecurrentCell):
     def dense_scan(self):
         """The whole sequence of this cell on the linear synapse as a `DenseScan` (its step is the neuron's), or
         None."""
-        from stcbench.kernels.dense_scan import DenseScan
+        from stcbench.cells.dense import DenseScan
 
         if self.synapse_kind != "linear" or overrides(self, RecurrentCell, "step_from_current"):
             return None

@@ -68,7 +68,7 @@ class CELIF(AdaptiveThresholdCell):
         return self.beta * (threshold - self.threshold) + self.temporal_encoding(t, mem) * mem + self.threshold
 
     def dense_neuron(self):
-        from stcbench.kernels.dense_scan import AdaptiveThreshold
+        from stcbench.cells.dense import AdaptiveThreshold
 
         if not self.stock_step() or overrides(self, CELIF, "adapt", "temporal_encoding") or self.te.dim() != 2:
             return None

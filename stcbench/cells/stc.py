@@ -168,7 +168,7 @@ class SpatioTemporalCircuit(SpikingCell):
     def dense_scan(self):
         """On the linear synapse with the detached circuit input and the stock step: the base neuron's closed form
         (`dense_neuron`) and the circuit's two synapses (stcbench/kernels/dense_scan.py), or None."""
-        from stcbench.kernels.dense_scan import DenseScan
+        from stcbench.cells.dense import DenseScan
 
         if (self.synapse_kind != "linear" or self.gradient_detach != 1
                 or overrides(self, SpatioTemporalCircuit, "step_from_current", "circuit_input", "_gate")

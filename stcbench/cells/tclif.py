@@ -79,7 +79,7 @@ class TCLIF(SpikingCell):
 
     def dense_neuron(self):
         """The reference step in the two-compartment form of the dense scan (the original variant has none)."""
-        from stcbench.kernels.dense_scan import TwoCompartment
+        from stcbench.cells.dense import TwoCompartment
 
         if (self.variant != "reference" or overrides(self, TCLIF, "neuron_step", "_reference_step")
                 or overrides(self, RecurrentCell, "initial_state") or overrides(self, SpikingCell, "fire")

@@ -28,6 +28,23 @@ from stcbench.engine.trainer import build_trainer
 from stcbench.errors import ConfigError, StcbenchError
 
 
+def fit_from(task: Task, source, *, ckpt_path: str | Path | None = None, overrides: dict | None = None,
+             overwrite: bool = False) -> Path:
+    """`fit` of a config given as a YAML path or shipped name, a mapping or a config object, plus overrides."""
+    return fit(task, task.resolve_config(source, overrides), ckpt_path=ckpt_path, overwrite=overwrite)
+
+
+def test_from(task: Task, source, ckpt_path: str | Path, *, overrides: dict | None = None,
+              output: str | Path | None = None) -> dict:
+    """`test` with data, trainer and logging from `source` (a YAML path or shipped name, a mapping, a config
+    object, or None for the checkpoint's own)."""
+    if isinstance(source, task.config_class):
+        source = schema.to_dict(source)
+    elif isinstance(source, (str, Path)):
+        source = schema.load_config_dict(source)
+    return test(task, source, ckpt_path, overrides=overrides, output=output)
+
+
 def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: bool = False) -> Path:
     """Train (or resume) one run of `task` and test its best and last checkpoints. Returns the run folder.
 

@@ -27,7 +27,10 @@ class Task:
     hyperparameters_key: str = "config"         # where a checkpoint keeps the config (hyper_parameters)
 
     # ---- config
-    def resolve_config(self, source: str | Path | dict | None, overrides: dict | None = None):
+    def resolve_config(self, source, overrides: dict | None = None):
+        """Defaults < `source` (a YAML path or shipped name, a mapping, or a config object) < `overrides`."""
+        if isinstance(source, self.config_class):
+            source = schema.to_dict(source)
         return schema.resolve(self.config_class, source, overrides)
 
     # ---- the run folder

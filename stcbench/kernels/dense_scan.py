@@ -26,65 +26,10 @@ Cells opt in by declaring their neuron in one of the forms below (`dense_scan()`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 from torch.nn import functional as F
 
-RESETS = ("soft", "soft_detached", "hard_detached")
-
-
-@dataclass(frozen=True)
-class OneCompartment:
-    """c_h, c_i: numbers or tensors (learnable ones get their gradients); reset: one of RESETS."""
-
-    c_h: Any
-    c_i: Any
-    threshold: float
-    reset: str
-    surrogate: Any
-
-
-@dataclass(frozen=True)
-class AdaptiveThreshold:
-    """gamma: number or None; encoding: None or a tensor [T_e, C] (row min(t, T_e - 1) at step t)."""
-
-    alpha: float
-    beta: float
-    threshold: float
-    gamma: Any
-    encoding: Any
-    surrogate: Any
-
-
-@dataclass(frozen=True)
-class TwoCompartment:
-    """k_d, k_s, r: tensors or numbers (TC-LIF: sig(s_u), sig(s_p), t_m)."""
-
-    k_d: Any
-    k_s: Any
-    r: Any
-    threshold: float
-    surrogate: Any
-
-
-@dataclass(frozen=True)
-class DenseScan:
-    """neuron: one of the forms above; circuit: None, or (history synapse | None, input-gate synapse | None), each
-    a linear `Synapse` (grouped Conv1d with kernel 1, then LayerNorm, GroupNorm or nothing) whose gate is
-    1 + tanh(synapse(sg(s_{t-1})))."""
-
-    neuron: Any
-    circuit: Any = None
-
-
-def from_fused(neuron) -> OneCompartment | None:
-    """The one-compartment form of a `stcbench.cells.fused.FusedNeuron` (None for two compartments)."""
-    if neuron is None or neuron.compartments != 1:
-        return None
-    c_h, c_i = neuron.coefficients
-    return OneCompartment(c_h, c_i, neuron.threshold, neuron.reset, neuron.surrogate)
+from stcbench.cells.dense import RESETS, AdaptiveThreshold, DenseScan, OneCompartment
 
 
 def surrogate_ok(surrogate) -> bool:

@@ -28,9 +28,6 @@ class MemoryTask(Task):
     config_class = MemoryConfig
     monitor = "val/loss"
 
-    def resolve_config(self, source, overrides=None) -> MemoryConfig:
-        return resolve(source, overrides)
-
     def run_base(self, config: MemoryConfig) -> Path:
         return Path(config.run.output_dir) / "memory" / task_folder(config) / cell_folder(config)
 

@@ -28,9 +28,6 @@ class VideoTask(Task):
     config_class = Config
     monitor = "val/mse"
 
-    def resolve_config(self, source, overrides=None) -> Config:
-        return resolve_config(source, overrides)
-
     def run_base(self, config: Config) -> Path:
         return Path(config.run.output_dir) / dataset_name(config) / cell_folder_name(config.model.cell)
 
