@@ -360,5 +360,7 @@ def test_set_wins_over_a_flag_naming_the_same_key(tmp_path):
     from stcbench.engine.cli_args import overrides_from_args
 
     args = build_parser().parse_args(["fit", "--max-epochs", "0", "--set", "trainer.max_epochs=1"])
-    assert overrides_from_args(args)["trainer.max_epochs"] == 1
+    from stcbench.training.config import resolve_config
+
+    assert resolve_config({}, overrides_from_args(args)).trainer.max_epochs == 1
     assert "--set wins" in " ".join(build_parser()._subparsers._group_actions[0].choices["fit"].format_help().split())

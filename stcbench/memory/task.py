@@ -153,7 +153,8 @@ def plain_metrics(metrics: dict, prefix: str) -> dict:
 
 
 def load_weights(module, path: Path) -> None:
-    module.load_state_dict(load_checkpoint(path)["state_dict"])
+    state = load_checkpoint(path)["state_dict"]      # refused before anything uses it, if unsafe
+    module.load_state_dict(state)
 
 
 def save_gradient_analysis(module, datamodule, run_dir: Path, title: str) -> dict:
