@@ -23,7 +23,7 @@ from stcbench.engine.io import atomic_write_json, atomic_write_text
 
 DEFAULT_CELLS = ("lif", "alif", "plif", "glif", "tclif", "celif", "stclif")
 DEFAULT_TASKS = ("adding", "copy")
-SCALES = ("quick", "paper")
+SCALES = ("quick", "small", "paper")
 
 QUICK = {
     "data": {"seq_len": 100, "train_samples": 768, "val_samples": 256, "test_samples": 512, "batch_size": 128},
@@ -32,6 +32,14 @@ QUICK = {
     "trainer": {"max_epochs": 6, "threads": 1},
     "logging": {"loggers": ["csv"], "log_every_n_steps": 4},
     "run": {"scale": "quick"},
+}
+SMALL = {   # 2 x 64 at T = 100 on 2 CPU cores, long enough to converge (docs/memory.md, results/memory-small-sweep)
+    "data": {"seq_len": 100, "train_samples": 4096, "val_samples": 512, "test_samples": 1024, "batch_size": 128},
+    "model": {"hidden": [64, 64]},
+    "optim": {"lr": 3e-3},
+    "trainer": {"max_epochs": 125, "threads": 1},       # 32 iterations an epoch: 4000 iterations
+    "logging": {"loggers": ["csv"], "log_every_n_steps": 32},
+    "run": {"scale": "small"},
 }
 PAPER = {   # CE-LIF paper Table 5 / TC-LIF Table 6: 64-256-256, batch 256
     "data": {"train_samples": 50000, "val_samples": 2000, "test_samples": 10000, "batch_size": 256},
@@ -67,7 +75,8 @@ def suite_config(cell: str, task: str, scale: str, seed: int) -> dict:
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {list(SCALES)}, got {scale!r}")
     cfg: dict = {}
-    for layer in (QUICK if scale == "quick" else PAPER, {} if scale == "quick" else PAPER_TASK.get(task, {})):
+    presets = {"quick": (QUICK, {}), "small": (SMALL, {}), "paper": (PAPER, PAPER_TASK.get(task, {}))}[scale]
+    for layer in presets:
         for section, values in layer.items():
             cfg.setdefault(section, {}).update(values)
     cfg["seed"] = seed
@@ -142,6 +151,9 @@ def scale_label(scale: str) -> str:
     if scale == "quick":
         return ("quick scale, CPU, embedded data (generated sequences; T = 100, 2 x 64 neurons, 768 training "
                 "sequences, 6 epochs = 36 iterations) - shows the pipeline and rough trends, not the papers' numbers")
+    if scale == "small":
+        return ("small scale, CPU, generated sequences (T = 100, 2 x 64 neurons, 4096 training sequences, batch 128, "
+                "125 epochs = 4000 iterations, the checkpoint with the lowest validation loss)")
     return "paper scale (CE-LIF Table 5 settings: 64-256-256, batch 256)"
 
 
