@@ -89,3 +89,10 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     from stcbench.strict_json import dumps
 
     return write_text(path, dumps(data) + "\n")
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int) -> Path:
+    """A matplotlib figure as a PNG file, written atomically."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return Path(path)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stcbench.atomic import save_figure
 from stcbench.memory.module import task_loss
 from stcbench.memory.tasks import TaskSpec
 
@@ -73,8 +74,7 @@ def plot_gradient_through_time(results: dict[str, dict], path: str | Path, title
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    try:
+        return save_figure(fig, path, dpi=90)
+    finally:
+        plt.close(fig)

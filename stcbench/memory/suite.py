@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stcbench.atomic import save_figure
 from stcbench.cells import get_cell_info
 from stcbench.errors import ConfigError
 from stcbench.memory import config as memory_config
@@ -233,12 +234,6 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    tmp.replace(path)
-
-
 def plot_learning_curves(records: list[dict], path: Path) -> None:
     plt = _pyplot()
     tasks = sorted({r["memory_task"] for r in records})
@@ -256,7 +251,7 @@ def plot_learning_curves(records: list[dict], path: Path) -> None:
         ax.set_ylabel("validation loss")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path, dpi=80)
     plt.close(fig)
 
 
@@ -277,7 +272,7 @@ def plot_task_gradients(records: list[dict], task: str, out_dir: Path) -> None:
         ax.legend(fontsize=7)
     fig.suptitle(f"Gradient through time, {task} T={records[0]['seq_len']} (best checkpoint, 256 validation samples)")
     fig.tight_layout()
-    _save(fig, out_dir / f"gradient_through_time_{task}.png")
+    save_figure(fig, out_dir / f"gradient_through_time_{task}.png", dpi=80)
     plt.close(fig)
 
 

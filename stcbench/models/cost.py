@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stcbench.cells.stc import SelfConnection
+from stcbench.models.hooks import ForwardHooks
 
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
@@ -86,14 +87,14 @@ def layer_flops(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -
     return 0
 
 
-class _Hooks:
+class _Hooks(ForwardHooks):
     """Registers forward hooks on every weight and norm layer and calls `record` per call."""
 
     def __init__(self, model: nn.Module, record: Callable[[str, nn.Module, torch.Tensor, torch.Tensor], None]):
-        self.handles = []
+        super().__init__()
         for name, module in model.named_modules():
             if isinstance(module, WEIGHT_TYPES + NORM_TYPES):
-                self.handles.append(module.register_forward_hook(self._hook(name, record)))
+                self.add(module, self._hook(name, record))
 
     @staticmethod
     def _hook(name, record):
@@ -101,13 +102,6 @@ class _Hooks:
             if args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor):
                 record(name, module, args[0], output)
         return hook
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for handle in self.handles:
-            handle.remove()
 
 
 @dataclass

@@ -28,6 +28,7 @@ from torch import nn
 from stcbench.cells.base import RecurrentCell
 from stcbench.checkpoints import load_checkpoint
 from stcbench.errors import StcbenchError
+from stcbench.models.hooks import ForwardHooks
 from stcbench.models.cost import (count_flops, count_params, count_synaptic_ops, energy_pj, predict_call,
                                   reference_path)
 from stcbench.atomic import write_text as atomic_write_text
@@ -48,22 +49,22 @@ def layer_label(name: str) -> str:
     return name.rsplit(".", 1)[-1] if name.startswith("cell_list.") else name
 
 
-class _CellRecorder:
+class _CellRecorder(ForwardHooks):
     """Forward hooks on cells (spikes) and their circuit synapses (gates)."""
 
     def __init__(self, model: nn.Module, keep_graph: bool = False):
+        super().__init__()
         self.spikes: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.gates: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
         self.compartments: dict[str, int] = {}
         self.keep_graph = keep_graph
-        self.handles = []
         for name, cell in spiking_cells(model).items():
             self.compartments[name] = max(1, len(cell.state_names) - 1)
-            self.handles.append(cell.register_forward_hook(self._cell_hook(name)))
+            self.add(cell, self._cell_hook(name))
             for child, key in GATE_MODULES.items():
                 module = getattr(cell, child, None)
                 if isinstance(module, nn.Module):
-                    self.handles.append(module.register_forward_hook(self._gate_hook(name, key)))
+                    self.add(module, self._gate_hook(name, key))
 
     def _cell_hook(self, name):
         def hook(module, args, output):
@@ -78,13 +79,6 @@ class _CellRecorder:
         def hook(module, args, output):
             self.gates[name][key].append((1.0 + torch.tanh(output.detach())).to(torch.float64))
         return hook
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for handle in self.handles:
-            handle.remove()
 
 
 def spikes_from_traces(model: nn.Module, traces: dict) -> dict[str, list[torch.Tensor]]:

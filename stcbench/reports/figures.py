@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stcbench.atomic import replacing  # noqa: E402
+from stcbench.atomic import replacing, save_figure  # noqa: E402
 from stcbench.errors import StcbenchError  # noqa: E402
 
 DPI = 100
@@ -48,13 +48,10 @@ def _as_numpy(x) -> np.ndarray:
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
     try:
-        with replacing(path) as tmp:
-            fig.savefig(tmp, dpi=DPI, format="png")
+        return save_figure(fig, path, dpi=DPI)
     finally:
         plt.close(fig)
-    return path
 
 
 def to_image(frame) -> np.ndarray:
