@@ -39,12 +39,16 @@ def run(args) -> int:
 
 
 def _run_config(ckpt: Path) -> dict:
-    """The `task` of the run a checkpoint belongs to (its run directory's config.yaml), if any."""
-    run_dir = ckpt if ckpt.is_dir() else ckpt.parent.parent
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return {}
-    import yaml
+    """The `task` a checkpoint was trained for: its run folder's config.yaml, else the config stored in it."""
+    from stcbench.engine.run import stored_config
+    from stcbench.engine.run_folder import run_dir_of_checkpoint
 
-    loaded = yaml.safe_load(path.read_text()) or {}
-    return {"task": loaded.get("task", "video")} if isinstance(loaded, dict) else {}
+    run_dir = run_dir_of_checkpoint(ckpt)
+    if run_dir is not None:
+        import yaml
+
+        loaded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        return {"task": loaded.get("task", "video")} if isinstance(loaded, dict) else {}
+    if ckpt.is_file():
+        return {"task": stored_config(ckpt).get("task", "video")}
+    return {}

@@ -51,6 +51,7 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     A new run never writes into an existing folder: a named run whose folder exists is refused unless
     `overwrite` (then the old folder is removed once the inputs were checked)."""
     prepare_environment(config)
+    quiet_lightning()
     config.plugins = with_environment_plugins(config.plugins)     # the run folder names the plugins its cell needs
     resuming = ckpt_path is not None
     run_dir = planned_run_dir(task.run_base(config), task.run_name(config), config.seed)
@@ -59,7 +60,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         ckpt_path = existing_checkpoint(ckpt_path)
         checkpoint = load_checkpoint(ckpt_path)
         run_dir = run_dir_of_checkpoint(ckpt_path) or run_dir
-        config.data.data_root = resumed_data_root(config, checkpoint) or config.data.data_root
+        if hasattr(getattr(config, "data", None), "data_root"):
+            config.data.data_root = resumed_data_root(config, checkpoint) or config.data.data_root
     fresh = not run_dir.exists() or not resuming
     if fresh and is_rank_zero() and not overwrite:
         refuse_existing_run(run_dir)
@@ -113,6 +115,15 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     return run_dir
 
 
+def quiet_lightning() -> None:
+    """Lightning's notices that say nothing about a run of this engine (small CPU loaders, an unused GPU)."""
+    import warnings
+
+    for message in (".*does not have many workers.*", ".*GPU available but not used.*", ".*LeafSpec.*",
+                    ".*treespec.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+
 def _finished(config, trainer) -> bool:
     return trainer.current_epoch >= config.trainer.max_epochs or (
         config.trainer.max_steps > 0 and trainer.global_step >= config.trainer.max_steps)
@@ -145,8 +156,14 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
     """Test a checkpoint of `task`; `given` (a config mapping, default the checkpoint's own) and `overrides`
     set data, trainer and logging; the architecture always comes from the checkpoint."""
     ckpt_path = task.checkpoint_to_test(ckpt_path)
-    config = task.test_config(stored_config(ckpt_path), given, overrides)
+    stored = stored_config(ckpt_path)
+    trained_as = stored.get("task", "video")
+    if trained_as != task.name:
+        raise ConfigError(f"{ckpt_path} is a checkpoint of the {trained_as} task, but the config given is for the "
+                          f"{task.name} task; test it with its own run's config (or without --config)")
+    config = task.test_config(stored, given, overrides)
     prepare_environment(config)
+    quiet_lightning()
     trainer = build_trainer(config, None)
     stopped = "stopped by SIGTERM before the test finished; no results were written: run the same `stcbench test` again"
     with sigterm_exits_nonzero(None, stopped):

@@ -313,92 +313,104 @@ def coerce(tp, value, key: str):
     return value
 
 
-NULL_WORDS = ("null", "none", "~", "")
+NULL_WORDS = ("null", "~", "")
 BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
 
 
 def _from_text(tp, text: str, key: str):
-    """Command-line text read as the declared type: a str field takes the text as it is."""
+    """Command-line text read as the declared type: a str field takes the text as it is; numbers are read by
+    Python's rules (`010` is ten, `1e3` a thousand)."""
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
-        options = typing.get_args(tp)
-        if text.strip().lower() in NULL_WORDS and type(None) in options:
-            return None
-        parsed = _yaml_value(text)
-        for option_tp in options:      # the option the text spells most directly
-            if _spells(option_tp, parsed):
-                return coerce(option_tp, parsed if option_tp is not str else str(text), key)
-        for option_tp in options:      # else the first that reads it (1e2 as an integer)
-            if option_tp not in (str, type(None)):
-                try:
-                    return _from_text(option_tp, text, key)
-                except ConfigError:
-                    continue
-        if str in options:
-            return str(text)
-        raise ConfigError(f"{key} must be {describe(tp)}, got {text!r}")
+        return _union_from_text(typing.get_args(tp), text, key, tp)
     if tp is str:
         return str(text)
     if origin is Literal:
-        choices = typing.get_args(tp)
-        for choice in choices:
-            if str(choice).lower() == text.strip().lower() if isinstance(choice, bool) else str(choice) == text.strip():
+        for choice in typing.get_args(tp):
+            if _choice_spelled(choice, text):
                 return choice
-        raise ConfigError(f"{key} must be one of {list(choices)}, got {text!r}")
+        raise ConfigError(f"{key} must be one of {list(typing.get_args(tp))}, got {text!r}")
     if tp is bool:
         word = text.strip().lower()
         if word in BOOL_WORDS:
             return BOOL_WORDS[word]
         raise ConfigError(f"{key} must be true or false, got {text!r}")
     if tp is int:
-        try:
-            return int(text.strip())
-        except ValueError:
-            pass
-        try:
-            number = float(text)
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer, got {text!r}") from None
-        if number.is_integer():
-            return int(number)
-        raise ConfigError(f"{key} must be an integer, got {text!r}")
+        number = _int_text(text)
+        if number is None:
+            raise ConfigError(f"{key} must be an integer, got {text!r}")
+        return number
     if tp is float:
         try:
             return float(text)
         except ValueError:
             raise ConfigError(f"{key} must be a number, got {text!r}") from None
     if origin is list:
-        stripped = text.strip()
-        if stripped.startswith("["):
-            parsed = _yaml_value(stripped)
-            items = parsed if isinstance(parsed, list) else None
-        else:
-            items = [CliText(part.strip()) for part in stripped.split(",") if part.strip()]
+        (item_tp,) = typing.get_args(tp)
+        items = _list_items(text)
         if items is None:
             raise ConfigError(f"{key} must be a list such as [64, 64] or 64,64, got {text!r}")
-        (item_tp,) = typing.get_args(tp)
-        return [coerce(item_tp, CliText(v) if isinstance(v, str) else v, f"{key}[{i}]") for i, v in enumerate(items)]
+        return [_from_text(item_tp, item, f"{key}[{i}]") for i, item in enumerate(items)]
     if dataclasses.is_dataclass(tp):
         raise ConfigError(f"{key} is a section; set its keys one by one ({key}.<key>=value)")
     return coerce(tp, _yaml_value(text), key)
 
 
-def _spells(tp, parsed) -> bool:
-    """Whether a YAML-read command-line value is naturally of type `tp` (int for 3, list for [0, 1])."""
-    origin = typing.get_origin(tp)
-    if tp is bool:
-        return isinstance(parsed, bool)
-    if tp is int:
-        return isinstance(parsed, int) and not isinstance(parsed, bool)
-    if tp is float:
-        return isinstance(parsed, (int, float)) and not isinstance(parsed, bool)
-    if origin is list:
-        return isinstance(parsed, list)
-    if origin is Literal:
-        return parsed in typing.get_args(tp)
-    if tp is dict or origin is dict:
-        return isinstance(parsed, dict)
-    return False
+def _union_from_text(options: tuple, text: str, key: str, tp):
+    """The option the text spells: a Literal choice, an integer, a number, true/false, a list, a mapping,
+    null, else the text itself where a string is allowed."""
+    stripped = text.strip()
+    for option_tp in options:
+        if typing.get_origin(option_tp) is Literal and any(_choice_spelled(c, text) for c in typing.get_args(option_tp)):
+            return _from_text(option_tp, text, key)
+    if int in options and _int_text(text) is not None:
+        return _int_text(text)
+    if float in options:
+        try:
+            return float(stripped)
+        except ValueError:
+            pass
+    if bool in options and stripped.lower() in BOOL_WORDS:
+        return BOOL_WORDS[stripped.lower()]
+    for option_tp in options:
+        if typing.get_origin(option_tp) is list and (stripped.startswith("[") or "," in stripped):
+            return _from_text(option_tp, text, key)
+        if (option_tp is dict or typing.get_origin(option_tp) is dict) and stripped.startswith("{"):
+            return coerce(option_tp, _yaml_value(text), key)
+    if stripped.lower() in NULL_WORDS and type(None) in options:
+        return None
+    if str in options:
+        return str(text)
+    raise ConfigError(f"{key} must be {describe(tp)}, got {text!r}")
+
+
+def _choice_spelled(choice, text: str) -> bool:
+    if isinstance(choice, bool):
+        return BOOL_WORDS.get(text.strip().lower()) is choice
+    return str(choice) == text.strip()
+
+
+def _int_text(text: str) -> int | None:
+    """An integer as Python reads it (also 1e3, which is whole), else None."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def _list_items(text: str) -> list[str] | None:
+    """`[a, b]` or `a,b` -> ["a", "b"], each item still text."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        if not stripped.endswith("]"):
+            return None
+        stripped = stripped[1:-1]
+    return [CliText(part.strip()) for part in stripped.split(",") if part.strip()]
 
 
 def describe(tp) -> str:
@@ -408,7 +420,8 @@ def describe(tp) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(c) for c in typing.get_args(tp))
     if origin is list:
-        return f"a list of {describe(typing.get_args(tp)[0])}"
+        item = describe(typing.get_args(tp)[0])
+        return "a list of " + {"an integer": "integers", "a number": "numbers", "a string": "strings"}.get(item, item)
     if tp is type(None):
         return "null"
     return {int: "an integer", float: "a number", str: "a string", bool: "true/false", dict: "a mapping"}.get(

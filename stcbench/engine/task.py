@@ -24,7 +24,6 @@ class Task:
     name: str = ""
     config_class: type = object
     monitor: str = "val/loss"                   # logged validation metric; the lowest selects best.ckpt
-    hyperparameters_key: str = "config"         # where a checkpoint keeps the config (hyper_parameters)
 
     # ---- config
     def resolve_config(self, source, overrides: dict | None = None):

@@ -7,7 +7,6 @@ from pathlib import Path
 from functools import partial
 
 from stcbench.engine.run import fit_from, test_from
-from stcbench.engine.run_folder import planned_run_dir
 from stcbench.memory.config import MemoryConfig
 from stcbench.memory.task import MemoryTask
 
@@ -18,7 +17,7 @@ test = partial(test_from, MemoryTask())   # test(config | None, ckpt_path, *, ov
 
 def run_dir_for(config: MemoryConfig) -> Path:
     task = MemoryTask()
-    return planned_run_dir(task.run_base(config), task.run_name(config), config.seed)
+    return task.run_base(config) / task.run_name(config)
 
 
 def remove_incomplete_run(run_dir: Path) -> None:

@@ -61,6 +61,12 @@ class MemoryTask(Task):
                 f"epoch {results['epochs']})\n  test      loss {test['loss']:.4f}{accuracy}  "
                 f"(memoryless baseline {results['baseline']:.4f})")
 
+    def checkpoint_to_test(self, path) -> Path:
+        """A .ckpt file, or a run folder's best checkpoint (lowest validation loss), else its last."""
+        path = Path(path)
+        best = path / "checkpoints" / "best.ckpt"
+        return best if path.is_dir() and best.is_file() else super().checkpoint_to_test(path)
+
     def test_config(self, stored: dict, given: dict | None, overrides: dict | None) -> MemoryConfig:
         base = apply_overrides(copy.deepcopy(stored if given is None else given), overrides)
         base["model"] = trained_architecture(stored)

@@ -122,7 +122,10 @@ def read_idx(path: Path, expected_magic: int) -> np.ndarray:
 
 
 def mnist_paths(data_root: str | Path) -> dict[str, tuple[Path, Path]]:
-    folder = Path(data_root) / "moving_mnist"
+    """The IDX files under the data root ('' = $STCBENCH_DATA_ROOT, else datasets/, as for video runs)."""
+    from stcbench.data.specs import resolve_data_root
+
+    folder = resolve_data_root(data_root) / "moving_mnist"
     return {split: (folder / img, folder / lab) for split, (img, lab) in MNIST_FILES.items()}
 
 

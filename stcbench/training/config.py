@@ -133,11 +133,6 @@ class SamplingConfig:
 
 
 @dataclass
-class VideoTrainerConfig(TrainerConfig):
-    """Lightning Trainer settings."""
-
-
-@dataclass
 class VideoLoggingConfig(LoggingConfig):
     """Loggers, progress bar and what gets logged."""
 
@@ -169,15 +164,13 @@ class Config:
     model: ModelConfig = option(help="the recurrent predictor", factory=ModelConfig)
     optim: OptimConfig = option(help="optimizer and schedule", factory=OptimConfig)
     sampling: SamplingConfig = option(help="scheduled sampling", factory=SamplingConfig)
-    trainer: VideoTrainerConfig = option(help="Lightning Trainer settings", factory=VideoTrainerConfig)
+    trainer: TrainerConfig = option(help="Lightning Trainer settings", factory=TrainerConfig)
     logging: VideoLoggingConfig = option(help="loggers and what gets logged", factory=VideoLoggingConfig)
     run: RunSettings = option(help="where and how results are written", factory=RunSettings)
     plugins: list[str] = plugins_option()
 
     def validate(self) -> None:
         check_devices(self.trainer)
-        require(self.optim.min_lr >= 0 and self.optim.warmup_lr >= 0,
-                "optim.min_lr and optim.warmup_lr must be >= 0")
 
     def to_dict(self) -> dict:
         return schema.to_dict(self)
@@ -198,16 +191,6 @@ def resolve_config(source: str | Path | dict | Config | None, overrides: dict[st
     if isinstance(source, Config):
         source = source.to_dict()
     return schema.resolve(Config, source, overrides)
-
-
-def save_config(config: Config, path: str | Path) -> None:
-    from stcbench.engine.io import atomic_write_text
-
-    atomic_write_text(Path(path), dump_config(config))
-
-
-def dump_config(config: Config) -> str:
-    return schema.dump(config)
 
 
 def config_reference() -> list[tuple[str, str, Any]]:

@@ -49,6 +49,7 @@ def test_memory_overrides_are_typed_like_video_ones():
     config = resolve({}, dict(parse_override(t) for t in ("run.name=007", "data.seq_len=1e2", "optim.lr=1e-2",
                                                             "model.hidden=[32, 32]")))
     assert (config.run.name, config.data.seq_len, config.optim.lr, config.model.hidden) == ("007", 100, 0.01, [32, 32])
+    assert resolve({}, dict([parse_override("model.synapse_norm=none")])).model.synapse_norm == "none"
     with pytest.raises(ConfigError, match="data.batch_size must be an integer, got 'many'"):
         resolve({}, dict([parse_override("data.batch_size=many")]))
     with pytest.raises(ConfigError, match="data.batch_size must be >= 1, got 0"):

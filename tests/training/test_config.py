@@ -53,6 +53,12 @@ def test_override_values_are_read_as_the_declared_type():
     assert typed("trainer.devices=[0, 1]").trainer.devices == [0, 1] and typed("trainer.devices=auto").trainer.devices == "auto"
     assert typed("model.cell_options.temporal_circuit=false").model.cell_options == {"temporal_circuit": False}
     assert typed("logging.progress_bar=none").logging.progress_bar == "none"
+    limits = typed("trainer.limit_train_batches=1", "trainer.limit_val_batches=0.5", "trainer.limit_test_batches=10")
+    assert (limits.trainer.limit_train_batches, limits.trainer.limit_val_batches) == (1, 0.5)   # 1 batch, not all
+    assert type(limits.trainer.limit_train_batches) is int and limits.trainer.limit_test_batches == 10
+    assert typed("sampling.seed=010").sampling.seed == 10                  # Python's reading, not YAML's octal
+    assert typed("run.name=none").run.name == "none" and typed("run.name=null").run.name is None
+    assert typed("plugins=[007]").plugins == ["007"] and typed("trainer.devices=0,1").trainer.devices == [0, 1]
 
 
 @pytest.mark.parametrize("text, message", [
