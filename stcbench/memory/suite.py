@@ -17,6 +17,7 @@ import numpy as np
 
 from stcbench.atomic import save_figure
 from stcbench.cells import get_cell_info
+from stcbench.cells.registry import normalize_name
 from stcbench.errors import ConfigError
 from stcbench.memory import config as memory_config
 from stcbench.memory.runner import fit, read_metrics, remove_incomplete_run, run_dir_for
@@ -83,7 +84,7 @@ def suite_config(cell: str, task: str, scale: str, seed: int) -> dict:
     cfg["seed"] = seed
     cfg["data"]["task"] = task
     cfg["model"]["cell"] = cell
-    if task == "copy" and "celif" in cell.replace("-", "").replace("_", "").lower():
+    if task == "copy" and normalize_name(cell) == "celif":
         cfg["model"]["cell_options"] = {"beta": 1.0 - 1.0 / cfg["data"]["seq_len"]}   # CE-LIF Table 5: 1 - 1/T
     cfg["run"]["name"] = f"seed{seed}"
     return cfg
@@ -169,7 +170,7 @@ def early_share(record: dict) -> float | None:
 def table_row(record: dict) -> dict:
     test = record["test"]
     task = record["memory_task"]
-    key = (record["cell"].lower().replace("-", "").replace("_", ""), bool(record["recurrent"]))
+    key = (normalize_name(record["cell"]), bool(record["recurrent"]))
     published = PUBLISHED.get(key, {}).get(task, "")
     return {
         "task": f"{task} T={record['seq_len']}",
