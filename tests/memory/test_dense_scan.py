@@ -13,14 +13,6 @@ from stcbench.memory.network import MemoryNet
 CELLS = ("lif", "alif", "plif", "tclif", "celif", "stclif")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def outputs_and_gradients(net, x, fast):
     net.fast = fast
     net.zero_grad()

@@ -11,14 +11,6 @@ from stcbench.memory.tasks import make_copy, task_spec
 SPIKING = [info.name for info in list_cells() if info.spiking]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.mark.parametrize("recurrent", [False, True])
 @pytest.mark.parametrize("cell", SPIKING)
 def test_network_shapes_for_every_spiking_cell(cell, recurrent):
