@@ -32,7 +32,7 @@ def quick_config_path(name: str = "mmnist") -> Path:
 
 def run_demo(out_dir: Path, *, data_root: str | None = None, cells=DEFAULT_CELLS, config: Path | None = None,
              max_epochs: int | None = None, seed: int = 42) -> dict:
-    from stcbench.training.config import load_config_dict
+    from stcbench.engine.schema import load_config_dict
     from stcbench.training.runner import fit
 
     out_dir = Path(out_dir)

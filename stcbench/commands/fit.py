@@ -49,7 +49,7 @@ def resolve_config_source(config: Path | None, ckpt_path: Path | None) -> Path:
 def run(args) -> int:
     from stcbench.engine import run as engine
     from stcbench.engine.cluster import is_rank_zero
-    from stcbench.engine.schema import load_config_dict
+    from stcbench.engine.schema import dump, load_config_dict
     from stcbench.engine.task import task_of
 
     source = resolve_config_source(args.config, args.ckpt_path)
@@ -58,7 +58,7 @@ def run(args) -> int:
     task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})
     config = task.resolve_config(data, overrides)
     if args.print_config:
-        print(engine.print_config(config), end="")
+        print(dump(config), end="")
         return 0
     run_dir = engine.fit(task, config, ckpt_path=args.ckpt_path, overwrite=args.overwrite)
     if is_rank_zero():                     # under DDP every process returns here

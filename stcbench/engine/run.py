@@ -181,8 +181,3 @@ def checkpoint_record(ckpt_path: Path) -> dict:
     if run_dir is None:
         return {"checkpoint": str(ckpt_path)}
     return {"run_dir": str(run_dir), "checkpoint": relative_to_run(ckpt_path, run_dir)}
-
-
-def print_config(config) -> str:
-    """The resolved config as YAML (`--print-config`)."""
-    return schema.dump(config)

@@ -21,7 +21,7 @@ import dataclasses
 import math
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Callable, Literal, Union
 
@@ -497,7 +497,7 @@ def _inline_yaml(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-__all__ = ["option", "dataclass", "field", "build", "coerce", "resolve", "dump", "to_dict", "parse_override",
+__all__ = ["option", "build", "coerce", "resolve", "dump", "to_dict", "parse_override",
            "apply_overrides", "load_config_dict", "read_yaml", "deep_merge", "reference_markdown", "field_rows",
            "CliText", "require", "describe", "at_least", "positive_finite", "within", "one_of", "positive_list",
            "fraction_or_count"]

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from stcbench.engine import schema
-from stcbench.engine.schema import at_least, option, positive_finite, positive_list, require
-from stcbench.engine.settings import LoggingConfig, RunConfig, TrainerConfig, check_devices, plugins_option, seed_option
+from stcbench.engine.schema import at_least, one_of, option, positive_finite, positive_list, require
+from stcbench.engine.settings import (ACCELERATORS, LoggingConfig, RunConfig, TrainerConfig, check_devices,
+                                      plugins_option, run_name_check, seed_option)
 
 DEFAULT_READOUT = {"adding": "last", "copy": "per_step", "seq_digits": "mean", "pseq_digits": "mean"}
 
@@ -65,7 +66,7 @@ class MemoryTrainerConfig(TrainerConfig):
 
     max_epochs: int = option(10, help="training epochs", check=at_least(1))
     accelerator: str = option("cpu", help="auto | cpu | gpu | cuda | mps",
-                              check=TrainerConfig.__dataclass_fields__["accelerator"].metadata["check"])
+                              check=one_of(ACCELERATORS))
     devices: int | str | list[int] = option(1, help="number of devices, \"auto\", or device indices")
     deterministic: bool = option(True, help="torch deterministic algorithms")
 
@@ -85,7 +86,7 @@ class MemoryRunConfig(RunConfig):
 
     output_dir: str = option("runs", help="runs/memory/<task>_T<len>/<cell>/<name>/")
     name: str | None = option(None, help="default: seed<seed>",
-                              check=RunConfig.__dataclass_fields__["name"].metadata["check"])
+                              check=run_name_check)
     gradient_analysis: bool = option(True, help="save gradient-through-time of the best checkpoint")
 
 

@@ -297,7 +297,8 @@ def _read(path: Path):
 def paper_size_costs(configs_root: Path, datasets=("mmnist", "taxibj", "kth"), cells=None) -> list[dict]:
     """Parameters and FLOPs of the paper-size networks (stcbench/configs/<dataset>/<cell>.yaml), computed
     on the meta device (no training, no data): comparable with STC-LIF Table 7."""
-    from stcbench.training.config import config_from_dict, load_config_dict
+    from stcbench.engine.schema import load_config_dict
+    from stcbench.training.config import config_from_dict
     from stcbench.training.network import build_network
 
     rows = []

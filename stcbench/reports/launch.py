@@ -88,7 +88,7 @@ def describe_failures(failures: list[tuple[object, dict]], out: Path) -> str:
 def fit_planned(run) -> Path:
     """Train one planned run: from its own last.ckpt when an earlier attempt was interrupted."""
     from stcbench.training import runner
-    from stcbench.training.config import load_config_dict
+    from stcbench.engine.schema import load_config_dict
 
     last = run.last_checkpoint()
     config = load_config_dict(run.config_path)

@@ -11,14 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stcbench.engine import schema
-from stcbench.engine.schema import (apply_overrides, at_least, deep_merge, load_config_dict, option,  # noqa: F401
-                                    parse_override, positive_finite, positive_list, read_yaml, require, within)
+from stcbench.engine.schema import at_least, option, positive_finite, positive_list, within
 from stcbench.engine.settings import (LoggingConfig, RunConfig, TrainerConfig, check_devices, plugins_option,
                                       run_name_check, seed_option)
 from stcbench.errors import ConfigError
-
-SELECTIONS = ("val", "openstl_test")
-
 
 @dataclass
 class DataConfig:

@@ -5,8 +5,8 @@ import pytest
 import yaml
 
 from stcbench.errors import ConfigError
-from stcbench.training.config import (Config, config_from_dict, config_reference, load_config_dict,
-                                      parse_override, resolve_config)
+from stcbench.engine.schema import load_config_dict, parse_override
+from stcbench.training.config import Config, config_from_dict, config_reference, resolve_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "stcbench" / "configs"
 

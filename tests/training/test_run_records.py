@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from stcbench.data.checksum import CACHE_FILE, dataset_checksum, folder_checksum
-from stcbench.training.config import load_config_dict
+from stcbench.engine.schema import load_config_dict
 from stcbench.engine.portable import portable_config_dict, portable_path
 from stcbench.training.runner import fit
 from tests.training.helpers import tiny_config
