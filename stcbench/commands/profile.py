@@ -16,11 +16,12 @@ def register(subparsers) -> None:
         "profile", help="time training steps of a model on random data of a dataset's shapes",
         description="Run N training steps (forward over all steps + backward + Adam) on random data of the "
                     "config's dataset shapes; print a table and, as the last line, a JSON object.")
-    p.add_argument("--config", help="run config (YAML); gives data.dataset, model.cell, model.num_hidden")
+    p.add_argument("--config", help="run config (YAML); gives data.dataset, data.batch_size, model.cell, "
+                                    "model.num_hidden, model.patch_size, model.filter_size and the cell options")
     p.add_argument("--dataset", help="dataset whose shapes are used (mmnist, taxibj, kth); overrides the config")
     p.add_argument("--cell", help="cell name (overrides the config; default stclif)")
     p.add_argument("--num-hidden", help="comma-separated layer widths, e.g. 64,64,64 (overrides the config)")
-    p.add_argument("--batch", type=int, default=4, help="batch size (default 4)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: the config's, else 4)")
     p.add_argument("--steps", type=int, default=3, help="measured training steps; the median is reported (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured steps first (default 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
@@ -59,7 +60,7 @@ SWITCH = {"auto": None, "on": True, "off": False}
 
 
 def _model_settings(config_path: str | None) -> dict:
-    """dataset, cell, num_hidden and cell options from a run config."""
+    """dataset, batch, cell, layer widths, patch and filter sizes and cell options from a run config."""
     if not config_path:
         return {}
     from stcbench.training.config import resolve_config
@@ -68,8 +69,9 @@ def _model_settings(config_path: str | None) -> dict:
     options = dict(cfg.model.cell_options or {})
     if cfg.model.gradient_detach is not None:
         options["gradient_detach"] = cfg.model.gradient_detach
-    return {"dataset": cfg.data.dataset, "cell": cfg.model.cell, "num_hidden": list(cfg.model.num_hidden),
-            "cell_options": options}
+    return {"dataset": cfg.data.dataset, "batch": cfg.data.batch_size, "cell": cfg.model.cell,
+            "num_hidden": list(cfg.model.num_hidden), "patch_size": cfg.model.patch_size,
+            "filter_size": cfg.model.filter_size, "cell_options": options}
 
 
 def _parse_hidden(text: str) -> list[int]:
@@ -105,11 +107,13 @@ def run(args) -> int:
         except (json.JSONDecodeError, TypeError) as exc:
             raise ConfigError(f"--cell-options must be a JSON object: {exc}") from None
     options = _drop_unaccepted_options(cell, options)
-    if args.steps < 1 or args.batch < 1:
+    batch = args.batch if args.batch is not None else settings.get("batch", 4)
+    if args.steps < 1 or batch < 1:
         raise ConfigError("--steps and --batch must be >= 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available; use --device cpu")
-    result = profile_training(cell, dataset_geometry(dataset), hidden, batch=args.batch, steps=args.steps,
+    result = profile_training(cell, dataset_geometry(dataset, settings.get("patch_size")), hidden, batch=batch,
+                              filter_size=settings.get("filter_size", 5), steps=args.steps,
                               device=args.device, threads=args.threads, path=args.path, cell_options=options,
                               dtype=getattr(torch, args.dtype), warmup=args.warmup,
                               conv_bound=not args.no_conv_bound, recompute=SWITCH[args.recompute],

@@ -23,10 +23,12 @@ from stcbench.models.cost import reference_path
 from stcbench.models.predictor import RecurrentPredictor, count_parameters
 from stcbench.models.sampling import ScheduledSampling
 
-def dataset_geometry(name: str) -> DatasetSpec:
-    """The dataset's spec for a training window: out_frames is T_out of training, not of a long test (kth40)."""
+def dataset_geometry(name: str, patch_size: int | None = None) -> DatasetSpec:
+    """The dataset's spec for a training window: out_frames is T_out of training, not of a long test (kth40);
+    `patch_size` replaces the dataset's own when given (model.patch_size of a config)."""
     spec = get_dataset_spec(name)
-    return dataclasses.replace(spec, out_frames=spec.train_out_frames or spec.out_frames, train_out_frames=None)
+    return dataclasses.replace(spec, out_frames=spec.train_out_frames or spec.out_frames, train_out_frames=None,
+                               patch_size=patch_size or spec.patch_size)
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -191,6 +193,7 @@ class ProfileResult:
 
 
 def profile_training(cell: str, geometry: DatasetSpec, num_hidden=(64, 64, 64), batch: int = 4, steps: int = 3,
+                     filter_size: int = 5,
                      device: str = "cpu", threads: int | None = 2, path: str = "fast", cell_options=None,
                      dtype: torch.dtype = torch.float32, seed: int = 0, warmup: int = 1,
                      conv_bound: bool = True, recompute: bool | None = None,
@@ -207,7 +210,7 @@ def profile_training(cell: str, geometry: DatasetSpec, num_hidden=(64, 64, 64), 
         torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.manual_seed(seed)
     model = RecurrentPredictor(cell, geometry.channels, num_hidden, patch_size=geometry.patch_size,
-                               in_frames=geometry.in_frames, cell_options=cell_options,
+                               in_frames=geometry.in_frames, filter_size=filter_size, cell_options=cell_options,
                                fast=(path == "fast"), recompute=recompute, conv_algorithm=conv_algorithm,
                                channels_last=channels_last, compile_step=compile_step).to(device=dev, dtype=dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -48,9 +48,9 @@ def at_least(lower: float, *, allow_none: bool = False, none_means: str = "") ->
     def check(value):
         if value is None and allow_none:
             return None
-        if isinstance(value, (int, float)) and value >= lower:
+        if isinstance(value, (int, float)) and math.isfinite(value) and value >= lower:
             return None
-        return f"must be >= {lower}" + (f" or null ({none_means})" if allow_none and none_means else
+        return f"must be a finite number >= {lower}" + (f" or null ({none_means})" if allow_none and none_means else
                                         " or null" if allow_none else "")
     return check
 

@@ -116,3 +116,15 @@ def task_of(config: dict | Any) -> Task:
 
 register_task("video", "stcbench.training.task:VideoTask")       # spatio-temporal prediction
 register_task("memory", "stcbench.memory.task:MemoryTask")       # long-term memory probes
+
+
+def refuse_model_overrides(overrides: dict | None, allowed: tuple[str, ...] = ()) -> None:
+    """A tested model is the one its checkpoint trained: `--set model.<key>` is refused at test time
+    unless the key is one of `allowed` (options that change how, not what, the model computes)."""
+    for key in overrides or {}:
+        section, _, field = key.partition(".")
+        if section == "model" and field.split(".")[0] not in allowed:
+            changeable = (f"only {', '.join('model.' + name for name in allowed)} may change at test time"
+                          if allowed else "no model key may change at test time")
+            raise ConfigError(f"--set {key}: the model under test is the one its checkpoint trained; drop it "
+                              f"({changeable})")

@@ -39,7 +39,7 @@ SMALL = {   # 2 x 64 at T = 100 on 2 CPU cores, long enough to converge (docs/me
     "data": {"seq_len": 100, "train_samples": 4096, "val_samples": 512, "test_samples": 1024, "batch_size": 128},
     "model": {"hidden": [64, 64]},
     "optim": {"lr": 3e-3},
-    "trainer": {"max_epochs": 125, "threads": 1},       # 32 iterations an epoch: 4000 iterations
+    "trainer": {"max_epochs": 250, "threads": 1},       # 32 iterations an epoch: 8000 iterations (the seed-100 rule)
     "logging": {"loggers": ["csv"], "log_every_n_steps": 32},
     "run": {"scale": "small"},
 }
@@ -154,8 +154,11 @@ def scale_label(scale: str) -> str:
         return ("quick scale, CPU, embedded data (generated sequences; T = 100, 2 x 64 neurons, 768 training "
                 "sequences, 6 epochs = 36 iterations) - shows the pipeline and rough trends, not the papers' numbers")
     if scale == "small":
-        return ("small scale, CPU, generated sequences (T = 100, 2 x 64 neurons, 4096 training sequences, batch 128, "
-                "125 epochs = 4000 iterations, the checkpoint with the lowest validation loss)")
+        data, epochs = SMALL["data"], SMALL["trainer"]["max_epochs"]
+        iterations = epochs * math.ceil(data["train_samples"] / data["batch_size"])
+        return (f"small scale, CPU, generated sequences (T = {data['seq_len']}, 2 x 64 neurons, "
+                f"{data['train_samples']} training sequences, batch {data['batch_size']}, {epochs} epochs = "
+                f"{iterations} iterations, the checkpoint with the lowest validation loss)")
     return "paper scale (CE-LIF Table 5 settings: 64-256-256, batch 256)"
 
 

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from stcbench.checkpoints import load_checkpoint
 from stcbench.engine.io import atomic_save_npz
 from stcbench.engine.schema import apply_overrides
-from stcbench.engine.task import Task
+from stcbench.engine.task import Task, refuse_model_overrides
 from stcbench.errors import ConfigError
 from stcbench.memory.config import MemoryConfig, resolve
 
@@ -68,6 +68,7 @@ class MemoryTask(Task):
         return best if path.is_dir() and best.is_file() else super().checkpoint_to_test(path)
 
     def test_config(self, stored: dict, given: dict | None, overrides: dict | None) -> MemoryConfig:
+        refuse_model_overrides(overrides)
         base = apply_overrides(copy.deepcopy(stored if given is None else given), overrides)
         base["model"] = trained_architecture(stored)
         return resolve(base)

@@ -6,6 +6,7 @@ folder and the data is named by dataset and checksum, so the folder can be moved
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import socket
@@ -15,11 +16,12 @@ import torch
 
 from stcbench.checkpoints import load_checkpoint
 from stcbench.engine.run_paths import relative_to_run, resolve_in_run
-from stcbench.engine.task import Task
+from stcbench.engine.task import Task, refuse_model_overrides
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.training.config import Config, config_from_dict, resolve_config
 
 ARCHITECTURE_KEYS = ("cell", "num_hidden", "filter_size", "patch_size", "cell_options")
+EXECUTION_OPTIONS = ("fast", "recompute", "conv_algorithm", "channels_last", "compile")   # same numbers either way
 SUMMARY_KEYS = ("mse", "mae", "ssim", "psnr", "mse_per_pixel")
 
 
@@ -64,10 +66,16 @@ class VideoTask(Task):
         return checkpoint_for_test(path)
 
     def test_config(self, stored: dict, given: dict | None, overrides: dict | None) -> Config:
+        """The checkpoint's trained model with the run settings given now; of the model keys only the
+        execution options (EXECUTION_OPTIONS) may be changed, and an architecture override is refused."""
+        refuse_model_overrides(overrides, allowed=EXECUTION_OPTIONS)
         base = dict(stored if given is None else given)
-        base["model"] = stored.get("model", {})
+        base["model"] = {**stored.get("model", {}), **{key: value for key, value in
+                                                       ((given or {}).get("model") or {}).items()
+                                                       if key in EXECUTION_OPTIONS}}
         config = resolve_config(base, overrides)
-        config.model = config_from_dict(stored).model
+        trained = config_from_dict(stored).model
+        config.model = dataclasses.replace(trained, **{key: getattr(config.model, key) for key in EXECUTION_OPTIONS})
         return config
 
     def test(self, config: Config, ckpt_path: Path, trainer) -> dict:

@@ -52,8 +52,10 @@ def test_memory_overrides_are_typed_like_video_ones():
     assert resolve({}, dict([parse_override("model.synapse_norm=none")])).model.synapse_norm == "none"
     with pytest.raises(ConfigError, match="data.batch_size must be an integer, got 'many'"):
         resolve({}, dict([parse_override("data.batch_size=many")]))
-    with pytest.raises(ConfigError, match="data.batch_size must be >= 1, got 0"):
+    with pytest.raises(ConfigError, match="data.batch_size must be a finite number >= 1, got 0"):
         resolve({"data": {"batch_size": 0}})
+    with pytest.raises(ConfigError, match="optim.weight_decay must be a finite number >= 0, got inf"):
+        resolve({}, dict([parse_override("optim.weight_decay=inf")]))
 
 
 def test_every_field_declares_its_help():
@@ -64,3 +66,13 @@ def test_every_field_declares_its_help():
     for cls in (Config, MemoryConfig):
         missing = [key for key, _, _, help_text in field_rows(cls) if not help_text.strip()]
         assert not missing, missing
+
+
+def test_a_tested_model_refuses_model_overrides_except_the_allowed_ones():
+    from stcbench.engine.task import refuse_model_overrides
+
+    refuse_model_overrides({"data.batch_size": 2, "model.fast": True}, allowed=("fast",))
+    with pytest.raises(ConfigError, match="no model key may change at test time"):
+        refuse_model_overrides({"model.hidden": [32]})
+    with pytest.raises(ConfigError, match=r"--set model\.cell_options\.beta"):
+        refuse_model_overrides({"model.cell_options.beta": 0.5}, allowed=("fast",))

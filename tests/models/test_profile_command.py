@@ -55,3 +55,19 @@ def test_host_sync_check_reports_the_first_sync_and_restores_the_mode(monkeypatc
     assert report.startswith("found at") and report.endswith("called a synchronizing CUDA operation")
     assert "test_profile_command.py" in report
     assert modes == ["error", 0, "error", 0]
+
+
+def test_profile_takes_batch_patch_and_filter_from_the_config(capsys, tmp_path):
+    """A config's data.batch_size, model.patch_size and model.filter_size shape the profiled model."""
+    from stcbench.models.predictor import RecurrentPredictor, count_parameters
+
+    config = tmp_path / "run.yaml"
+    config.write_text("data:\n  dataset: mmnist\n  batch_size: 2\n"
+                      "model:\n  cell: lif\n  num_hidden: [16]\n  patch_size: 4\n  filter_size: 3\n")
+    assert main(["profile", "--config", str(config), "--steps", "1", "--warmup", "0", "--threads", "1",
+                 "--no-conv-bound"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = RecurrentPredictor("lif", 1, [16], patch_size=4, filter_size=3)
+    assert result["batch"] == 2
+    assert result["params"] == count_parameters(expected)
+    assert result["params"] != count_parameters(RecurrentPredictor("lif", 1, [16], patch_size=2, filter_size=5))

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import yaml
 
@@ -27,6 +28,10 @@ def test_fit_cli_overrides_beat_the_file(mmnist_root, tmp_path, capsys):
     out = tmp_path / "t.json"
     assert main(["test", "--ckpt_path", str(run_dir), "--output", str(out)]) == 0
     assert json.loads(out.read_text())["test"]["n_sequences"] == 3
+    # an execution option may change at test time (same numbers); the trained architecture may not
+    fast_out = tmp_path / "t_fast.json"
+    assert main(["test", str(run_dir), "--output", str(fast_out), "--set", "model.fast=true"]) == 0
+    assert json.loads(fast_out.read_text())["test"]["n_sequences"] == 3
     # resuming a finished run with a larger budget trains on from last.ckpt in the same directory
     assert main(["fit", "--ckpt-path", str(run_dir / "checkpoints" / "last.ckpt"), "--max-epochs", "2"]) == 0
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
@@ -64,3 +69,19 @@ def test_fit_resume_from_a_missing_path_says_so(tmp_path, capsys):
     stray.write_bytes(b"")
     assert main(["fit", "--ckpt-path", str(stray)]) == 2
     assert "not inside a run directory" in capsys.readouterr().err
+
+
+def test_a_test_config_keeps_the_trained_model_and_takes_execution_options():
+    from stcbench.engine.schema import CliText
+    from stcbench.errors import ConfigError
+    from stcbench.training.config import resolve_config
+    from stcbench.training.task import VideoTask
+
+    stored = resolve_config("quick/mmnist", {"model.cell": "lif", "model.num_hidden": [32, 32]}).to_dict()
+    given = {"model": {"num_hidden": [16], "channels_last": False}, "data": {"batch_size": 3}}
+    config = VideoTask().test_config(stored, given, {"model.fast": CliText("true")})
+    assert config.model.num_hidden == [32, 32] and config.model.cell == "lif"        # trained
+    assert config.model.fast is True and config.model.channels_last is False         # execution, given now
+    assert config.data.batch_size == 3
+    with pytest.raises(ConfigError, match=r"--set model\.filter_size: .*only model\.fast"):
+        VideoTask().test_config(stored, None, {"model.filter_size": CliText("3")})
