@@ -217,4 +217,14 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
     if memory_suite is None:
         from stcbench.memory import run_memory_suite as memory_suite
     print(memory_suite(out, args.cells, args.tasks, scale, seeds))
+    print(write_memory_summary(out))
     return 0
+
+
+def write_memory_summary(out: Path) -> Path:
+    """memory_summary.md: every memory run under `out` aggregated over seeds (stcbench.reports.memory)."""
+    from stcbench.atomic import write_text
+    from stcbench.reports.memory import discover_memory_runs, memory_table
+    from stcbench.reports.tables import render
+
+    return write_text(Path(out) / "memory_summary.md", render(memory_table(discover_memory_runs(out)), "markdown"))

@@ -16,7 +16,8 @@ def register(subparsers) -> None:
         description="Each published number beside ours, with the scale and selection split of the run used. "
                     "Missing runs are shown as '—', never filled in.")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding run directories (runs/)")
-    parser.add_argument("--table", default="all", help="2, 3, 4, 5, 6, 7, 11 or all (default)")
+    parser.add_argument("--table", default="all",
+                        help="2, 3, 4, 5, 6, 7, 11 or all (default); memory: the memory probes over seeds")
     parser.add_argument("--format", choices=FORMATS, default="markdown")
     parser.add_argument("--select", choices=SELECTIONS, default="newest",
                         help="which run represents a (dataset, cell): newest complete (default) or best-val")
@@ -63,8 +64,33 @@ def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: s
     return [atomic_write_text(Path(out) / f"table_{key}.{FORMAT_SUFFIX[fmt]}", text) for key, text in texts.items()]
 
 
+def write_memory_table(runs_root: Path, fmt: str, out: Path | None, baseline: str | None) -> list[Path]:
+    from stcbench.atomic import write_text as atomic_write_text
+    from stcbench.reports.memory import discover_memory_runs, memory_table
+    from stcbench.reports.tables import FORMAT_SUFFIX, render
+
+    records = discover_memory_runs(runs_root)
+    if not records:
+        raise ConfigError(f"no memory runs under {runs_root}; pass the folder of a memory suite "
+                          f"(e.g. --runs results/memory-small)")
+    base = None if baseline is None or str(baseline).lower() == "none" else baseline
+    if base is not None and not any(record["cell"] == base for record in records):
+        raise ConfigError(f"--baseline {baseline!r}: no memory run has that cell; pass one that does "
+                          f"(e.g. --baseline lif) or --baseline none")
+    text = render(memory_table(records, base), fmt)
+    if out is None:
+        sys.stdout.write(text)
+        return []
+    return [atomic_write_text(Path(out) / f"table_memory.{FORMAT_SUFFIX[fmt]}", text)]
+
+
 def run(args) -> int:
     from stcbench.reports.tables import table_keys
+
+    if str(args.table) == "memory":
+        for path in write_memory_table(args.runs, args.format, args.out, args.baseline):
+            print(path)
+        return 0
 
     written = write_tables(args.runs, table_keys(args.table), args.format, args.out, args.select, args.baseline)
     for path in written:

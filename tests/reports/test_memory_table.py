@@ -1,0 +1,76 @@
+"""`stcbench table --table memory`: memory runs aggregated over seeds, checked against scipy."""
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from stcbench.cli import main
+from stcbench.reports.memory import discover_memory_runs, memory_table
+
+BASELINE = 1 / 6
+
+
+def write_run(root, task, cell, seed, loss, acc=None, finished="2026-01-01T00:00:00", name=None):
+    folder = root / "runs" / "memory" / f"{task}_T100" / cell / (name or f"seed{seed}")
+    folder.mkdir(parents=True)
+    test = {"loss": loss} if acc is None else {"loss": loss, "acc": acc}
+    (folder / "metrics.json").write_text(json.dumps(
+        {"task": "memory", "memory_task": task, "seq_len": 100, "cell": cell, "seed": seed, "scale": "small",
+         "baseline": BASELINE, "test": test, "finished_at": finished}))
+
+
+@pytest.fixture
+def campaign(tmp_path):
+    shares = {"lif": [0.99, 1.0, 1.01], "celif": [0.10, 0.12, 0.14], "stclif": [0.3, 0.9, 1.2]}
+    for cell, values in shares.items():
+        for seed, share in enumerate(values):
+            write_run(tmp_path, "adding", cell, seed, share * BASELINE)
+    write_run(tmp_path, "adding", "stclif", 2, 9.0 * BASELINE, finished="2025-01-01T00:00:00",
+              name="seed2-first")   # older: replaced
+    (tmp_path / "runs" / "video").mkdir()
+    (tmp_path / "runs" / "video" / "metrics.json").write_text(json.dumps({"dataset": "mmnist", "test": {"mse": 1}}))
+    return tmp_path, shares
+
+
+def interval(values):
+    values = np.asarray(values)
+    half = scipy_stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return values.mean(), half
+
+
+def test_memory_rows_are_means_with_t_intervals_and_welch_differences(campaign):
+    root, shares = campaign
+    records = discover_memory_runs(root)
+    assert len(records) == 10                                      # the video run is not a memory run
+    table = memory_table(records, "lif")
+    rows = {row[2]: row for row in table.rows}
+    assert [row[2] for row in table.rows] == ["lif", "celif", "stclif"]     # baseline first
+    mean, half = interval(shares["celif"])
+    assert rows["celif"][3] == "3" and rows["celif"][4] == f"{mean:.3f} ± {half:.3f}"
+    assert rows["celif"][5] == "below the baseline"
+    assert rows["lif"][5] == "not distinguishable from it" and rows["lif"][7] == "baseline"
+    assert rows["stclif"][4].startswith(f"{np.mean(shares['stclif']):.3f} ±")      # the newest seed-2 run
+    welch = scipy_stats.ttest_ind(shares["celif"], shares["lif"], equal_var=False)
+    low, high = welch.confidence_interval(0.95)
+    assert rows["celif"][7] == (f"{np.mean(shares['celif']) - np.mean(shares['lif']):+.3f} "
+                                f"[{low:+.3f}, {high:+.3f}] better")
+    assert rows["stclif"][7].endswith("not distinguishable")
+
+
+def test_memory_table_command(campaign, capsys):
+    root, _ = campaign
+    assert main(["table", "--runs", str(root), "--table", "memory"]) == 0
+    out = capsys.readouterr().out
+    assert "| adding T=100 | small | celif | 3 |" in out
+    assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "alif"]) == 2
+    assert "no memory run has that cell" in capsys.readouterr().err
+
+
+def test_copy_rows_carry_the_recall_accuracy(tmp_path):
+    for seed, acc in enumerate([0.5, 0.6, 0.7]):
+        write_run(tmp_path, "copy", "celif", seed, 0.5 * BASELINE, acc=acc)
+    (row,) = memory_table(discover_memory_runs(tmp_path), None).rows
+    mean, half = interval([0.5, 0.6, 0.7])
+    assert row[:4] == ["copy T=100", "small", "celif", "3"] and row[6] == f"{mean:.3f} ± {half:.3f}"
+    assert len(row) == 7                                            # no baseline column
