@@ -1,8 +1,8 @@
 """`stcbench demo`: the README's first job, a few minutes on 2 CPU cores.
 
 Generates the embedded Moving MNIST default when absent, trains a small STC-LIF and a small
-LIF with the shipped config quick/mmnist, tests both, prints a metrics table and writes a PNG of
-context / ground truth / predictions.
+LIF with the shipped config demo/mmnist (its setting chosen by measurement: docs/scales.md), tests
+both, prints a metrics table and writes a PNG of context / ground truth / predictions.
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ DEFAULT_CELLS = ("stclif", "lif")
 METRIC_COLUMNS = (("mse", "MSE"), ("mae", "MAE"), ("ssim", "SSIM"), ("psnr", "PSNR"), ("mse_per_pixel", "MSE/px"))
 
 
-def quick_config_path(name: str = "mmnist") -> Path:
-    """The packaged quick/<name>.yaml."""
+def shipped_config_path(name: str = "demo/mmnist") -> Path:
+    """The packaged <name>.yaml (demo/mmnist, quick/mmnist, ...)."""
     from stcbench.config_files import packaged_config
 
-    path = packaged_config(f"quick/{name}")
+    path = packaged_config(name)
     if path is None:
-        raise ConfigError(f"the shipped config quick/{name}.yaml is missing from the installed package; "
+        raise ConfigError(f"the shipped config {name}.yaml is missing from the installed package; "
                           f"reinstall stcbench or pass --config")
     return path
 
@@ -36,7 +36,7 @@ def run_demo(out_dir: Path, *, data_root: str | None = None, cells=DEFAULT_CELLS
     from stcbench.training.runner import fit
 
     out_dir = Path(out_dir)
-    base = load_config_dict(config or quick_config_path("mmnist"))
+    base = load_config_dict(config or shipped_config_path())
     rows = {}
     for cell in cells:
         overrides = {"model.cell": cell, "seed": seed, "run.output_dir": str(out_dir / "runs"),
@@ -93,4 +93,4 @@ def write_figure(path: Path, rows: dict) -> Path:
     from stcbench.reports.figures import prediction_grid
 
     return Path(prediction_grid(context, truth, predictions, path,
-                                title="stcbench demo (quick scale, embedded Moving MNIST)"))
+                                title="stcbench demo (demo scale, embedded Moving MNIST)"))

@@ -1,0 +1,121 @@
+"""Measure candidate settings for `stcbench demo` (docs/scales.md, "The demo's setting").
+
+Each candidate trains LIF and STC-LIF on the embedded Moving MNIST from the shipped quick/mmnist
+config plus the candidate's overrides, on a seed that the demo does not use, and reports per cell:
+wall time, test MSE per frame, SSIM, and how well the predictions *follow the digits*:
+
+* tracking error: the mean distance (pixels) between the intensity centroid of each predicted frame
+  and that of the true frame, over the 10 predicted frames of every test sequence;
+* static error: the same distance for a model that repeats the last input frame;
+* follows = 1 - tracking / static: 0 for a prediction that does not move, 1 for perfect tracking.
+
+A candidate qualifies when both cells together take at most the time budget and at least one cell
+has follows >= 0.5; among qualifying candidates the one with the highest best-cell `follows` wins,
+and when none qualifies, the one with the highest best-cell `follows` within the time budget
+(docs/scales.md, "The demo's setting", has the sweep that chose demo/mmnist).
+
+    python tools/demo_sweep.py --out /tmp/demo_sweep [--candidates a,b] [--seed 100]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+BUDGET_SECONDS = 180.0
+FOLLOWS_NEEDED = 0.5
+
+CANDIDATES = {
+    "quick": {},
+    "quick-noss": {"sampling.enabled": False},
+    "p4w32-noss": {"model.patch_size": 4, "model.num_hidden": [32, 32], "data.batch_size": 8,
+                   "data.train_samples": 320, "sampling.enabled": False},
+    "p4w32-noss-long": {"model.patch_size": 4, "model.num_hidden": [32, 32], "data.batch_size": 8,
+                        "data.train_samples": 320, "trainer.max_epochs": 8, "sampling.enabled": False},
+    "p4w32-noss-long-lr1e-2": {"model.patch_size": 4, "model.num_hidden": [32, 32], "data.batch_size": 8,
+                               "data.train_samples": 320, "trainer.max_epochs": 8, "sampling.enabled": False,
+                               "optim.lr": 1e-2},
+    "p4w32-noss-long-b4": {"model.patch_size": 4, "model.num_hidden": [32, 32], "data.batch_size": 4,
+                           "data.train_samples": 320, "trainer.max_epochs": 8, "sampling.enabled": False},
+}
+
+
+def centroids(frames: np.ndarray) -> np.ndarray:
+    """Intensity centroids (row, col) of frames [N, T, C, H, W], channels averaged."""
+    frames = frames.mean(axis=2)
+    frames = np.clip(frames.astype(np.float64), 0, None)
+    height, width = frames.shape[-2:]
+    rows, cols = np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64)
+    mass = frames.sum(axis=(-2, -1)) + 1e-12
+    row = (frames.sum(axis=-1) * rows).sum(axis=-1) / mass
+    col = (frames.sum(axis=-2) * cols).sum(axis=-1) / mass
+    return np.stack([row, col], axis=-1)
+
+
+def follow_score(context: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> dict:
+    """Tracking error of the predictions against a model that repeats the last input frame."""
+    true_c, pred_c = centroids(truth), centroids(pred)
+    last_c = centroids(context[:, -1:])
+    tracking = float(np.linalg.norm(pred_c - true_c, axis=-1).mean())
+    static = float(np.linalg.norm(last_c - true_c, axis=-1).mean())
+    return {"tracking_px": round(tracking, 2), "static_px": round(static, 2),
+            "follows": round(1.0 - tracking / static, 3)}
+
+
+def run_candidate(name: str, overrides: dict, cells: list[str], seed: int, out: Path, data_root: str | None):
+    from stcbench.commands.demo_run import shipped_config_path
+    from stcbench.engine.schema import load_config_dict
+    from stcbench.training.runner import fit
+
+    base = load_config_dict(shipped_config_path("quick/mmnist"))
+    rows = {}
+    for cell in cells:
+        settings = {"model.cell": cell, "seed": seed, "run.output_dir": str(out / name),
+                    "run.name": f"seed{seed}", "run.save_predictions": True, "run.predictions_limit": 10_000,
+                    "data.generate_if_missing": True, "logging.loggers": ["csv"], "logging.progress_bar": "none",
+                    **overrides}
+        if data_root:
+            settings["data.data_root"] = data_root
+        started = time.perf_counter()
+        run_dir = fit(base, overrides=settings)
+        seconds = time.perf_counter() - started
+        test = json.loads((run_dir / "metrics.json").read_text())["test"]
+        with np.load(run_dir / "predictions.npz") as data:
+            score = follow_score(data["context"], data["truth"], data["pred"])
+        rows[cell] = {"seconds": round(seconds, 1), "mse": round(test["mse"], 2), "ssim": round(test["ssim"], 4),
+                      **score}
+        print(name, cell, rows[cell], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--candidates", default=",".join(CANDIDATES))
+    parser.add_argument("--cells", default="stclif,lif")
+    parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--data-root", default=None)
+    args = parser.parse_args()
+    cells = args.cells.split(",")
+    results = {}
+    for name in args.candidates.split(","):
+        rows = run_candidate(name, CANDIDATES[name], cells, args.seed, args.out, args.data_root)
+        total = sum(row["seconds"] for row in rows.values())
+        best = max(row["follows"] for row in rows.values())
+        results[name] = {"overrides": CANDIDATES[name], "cells": rows, "seconds": round(total, 1),
+                         "best_follows": best,
+                         "qualifies": total <= BUDGET_SECONDS and best >= FOLLOWS_NEEDED}
+    (args.out / "demo_sweep.json").write_text(json.dumps(results, indent=1))
+    print("\n| candidate | seconds | " + " | ".join(f"{c} follows / MSE / SSIM" for c in cells) + " | qualifies |")
+    print("|---|---|" + "---|" * len(cells) + "---|")
+    for name, result in results.items():
+        cols = [f"{result['cells'][c]['follows']:.2f} / {result['cells'][c]['mse']:.1f} / "
+                f"{result['cells'][c]['ssim']:.3f}" for c in cells]
+        print(f"| {name} | {result['seconds']:.0f} | " + " | ".join(cols) + f" | {result['qualifies']} |")
+
+
+if __name__ == "__main__":
+    main()
