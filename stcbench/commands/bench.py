@@ -105,8 +105,8 @@ def run(args, fit=None, memory_suite=None) -> int:
         print("stcbench bench: --reference-loop is deprecated and has no effect: the reference loop is the "
               "default (model.fast: false); --set model.fast=true selects the fast path", file=sys.stderr)
     if args.suite == "memory":
-        if getattr(args, "shard", None) or getattr(args, "launcher", "local") != "local" or getattr(args, "collect", False):
-            raise ConfigError("--launcher slurm, --shard and --collect are for the video suites (quick, small, paper)")
+        if getattr(args, "shard", None) or getattr(args, "launcher", "local") != "local":
+            raise ConfigError("--launcher slurm and --shard are for the video suites (quick, small, paper)")
         return run_memory(args, out, memory_suite)
     if args.tasks:
         raise ConfigError("--tasks is for --suite memory; use --datasets for video suites")
@@ -216,7 +216,10 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
         return 0
     if memory_suite is None:
         from stcbench.memory import run_memory_suite as memory_suite
-    print(memory_suite(out, args.cells, args.tasks, scale, seeds))
+    if getattr(args, "collect", False):
+        print(memory_suite(out, args.cells, args.tasks, scale, seeds, collect=True))
+    else:
+        print(memory_suite(out, args.cells, args.tasks, scale, seeds))
     print(write_memory_summary(out))
     return 0
 

@@ -91,13 +91,14 @@ def suite_config(cell: str, task: str, scale: str, seed: int) -> dict:
 
 
 def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TASKS, scale: str = "quick",
-                     seeds=(0,), runs_dir: str | Path | None = None) -> Path:
+                     seeds=(0,), runs_dir: str | Path | None = None, collect: bool = False) -> Path:
     """Train every (cell, task, seed) at `scale`, skipping runs that already have metrics.json,
     and write into `out_dir`: `memory_results.md` (table vs the task baselines and the published
     numbers), `memory_results.csv` / `.json`, `learning_curves.png` and
     `gradient_through_time_<task>.png`.  Runs go to `runs_dir` (default `<out_dir>/runs`;
     checkpoints stay there).  Cells that are not registered are reported, not trained; `None` for
-    cells, tasks or seeds means the defaults.
+    cells, tasks or seeds means the defaults.  With `collect`, nothing is trained: the tables cover
+    the runs that have finished and list the others as not finished.
     Returns the path of the Markdown table."""
     cells = tuple(cells) if cells else DEFAULT_CELLS
     tasks = tuple(tasks) if tasks else DEFAULT_TASKS
@@ -113,6 +114,9 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
                 skipped.append((cell, task, str(exc).split(";")[0]))
                 continue
             for seed in seeds:
+                if collect and finished_record(cell, task, scale, seed, runs_root) is None:
+                    skipped.append((cell, task, f"seed {seed} has not finished"))
+                    continue
                 records.append(run_one(cell, task, scale, seed, runs_root))
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [table_row(r) for r in records]
@@ -125,6 +129,12 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
     table = out_dir / "memory_results.md"
     atomic_write_text(table, to_markdown(rows, scale, skipped))
     return table
+
+
+def finished_record(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict | None:
+    cfg = suite_config(cell, task, scale, seed)
+    cfg["run"]["output_dir"] = str(runs_root)
+    return read_metrics(run_dir_for(memory_config.resolve(cfg)))
 
 
 def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict:
@@ -223,9 +233,14 @@ def to_markdown(rows: list[dict], scale: str, skipped: list) -> str:
                      f"{fmt(r['early_grad_share'], 3)} | {r['epochs']} | {r['published'] or '-'} |")
     lines += ["", f"Published: {PUBLISHED_ADDING_COPY} Digit-task accuracies (paper-results.md sections 12-13) "
                   f"are listed in the last column when the suite runs those tasks."]
-    if skipped:
+    unregistered = [(c, t) for c, t, why in skipped if "has not finished" not in why]
+    unfinished = [(c, t, why) for c, t, why in skipped if "has not finished" in why]
+    if unregistered:
         lines += ["", "Not run (cell not registered in this build): "
-                  + ", ".join(f"{c} ({t})" for c, t, _ in skipped)]
+                  + ", ".join(f"{c} ({t})" for c, t in unregistered)]
+    if unfinished:
+        lines += ["", "Not finished yet (collected without training): "
+                  + ", ".join(f"{c} {t} {why.split(' has')[0]}" for c, t, why in unfinished)]
     return "\n".join(lines) + "\n"
 
 

@@ -32,3 +32,9 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
     monkeypatch.setattr(suite, "fit", must_not_train)
     again = suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",))
     assert "| adding T=10 | lif | 0 |" in again.read_text()
+    # collecting trains nothing: the finished run is tabled, the unfinished seed named
+    collected = suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), seeds=(0, 1),
+                                       collect=True).read_text()
+    assert "| adding T=10 | lif | 0 |" in collected and "| adding T=10 | lif | 1 |" not in collected
+    assert "Not finished yet (collected without training): lif adding seed 1" in collected
+    assert not (tmp_path / "out" / "runs" / "memory" / "adding_T10" / "lif" / "seed1").exists()
