@@ -210,6 +210,7 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
         raise ConfigError("--datasets is for the video suites; use --tasks with --suite memory")
     scale = args.scale or "quick"
     seeds = args.seeds or [42]
+    check_memory_baseline(getattr(args, "baseline", DEFAULT_BASELINE))
     if args.dry_run:
         print(f"suite memory: cells {args.cells or 'all'}, tasks {args.tasks or 'all'}, scale {scale}, "
               f"seeds {seeds} -> {out}")
@@ -220,14 +221,31 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
         print(memory_suite(out, args.cells, args.tasks, scale, seeds, collect=True))
     else:
         print(memory_suite(out, args.cells, args.tasks, scale, seeds))
-    print(write_memory_summary(out))
+    print(write_memory_summary(out, getattr(args, "baseline", DEFAULT_BASELINE)))
     return 0
 
 
-def write_memory_summary(out: Path) -> Path:
+def write_memory_summary(out: Path, baseline: str | None) -> Path | str:
     """memory_summary.md: every memory run under `out` aggregated over seeds (stcbench.reports.memory)."""
     from stcbench.atomic import write_text
-    from stcbench.reports.memory import discover_memory_runs, memory_table
+    from stcbench.commands.table import memory_table_for
+    from stcbench.reports.memory import discover_memory_runs
     from stcbench.reports.tables import render
 
-    return write_text(Path(out) / "memory_summary.md", render(memory_table(discover_memory_runs(out)), "markdown"))
+    if not discover_memory_runs(out):
+        return "no finished memory run to summarise"
+    return write_text(Path(out) / "memory_summary.md", render(memory_table_for(out, baseline, strict=False),
+                                                               "markdown"))
+
+
+def check_memory_baseline(name: str | None) -> None:
+    """A --baseline for the memory summary must be a registered cell (checked before any run)."""
+    if name is None or str(name).lower() == "none":
+        return
+    from stcbench.cells import get_cell_info
+
+    try:
+        get_cell_info(name)
+    except ConfigError:
+        raise ConfigError(f"--baseline {name!r} is no registered cell; pass one (e.g. --baseline "
+                          f"{DEFAULT_BASELINE}) or --baseline none") from None

@@ -66,22 +66,32 @@ def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: s
 
 def write_memory_table(runs_root: Path, fmt: str, out: Path | None, baseline: str | None) -> list[Path]:
     from stcbench.atomic import write_text as atomic_write_text
-    from stcbench.reports.memory import discover_memory_runs, memory_table
     from stcbench.reports.tables import FORMAT_SUFFIX, render
+
+    text = render(memory_table_for(runs_root, baseline), fmt)
+    if out is None:
+        sys.stdout.write(text)
+        return []
+    return [atomic_write_text(Path(out) / f"table_memory.{FORMAT_SUFFIX[fmt]}", text)]
+
+
+def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True):
+    """The memory table of the runs under `runs_root`. The default baseline is left out when no run
+    has it; another missing baseline is a clear error naming the cells that have runs (with `strict`;
+    else the column is left out)."""
+    from stcbench.reports.memory import cell_label, discover_memory_runs, memory_baseline, memory_table
 
     records = discover_memory_runs(runs_root)
     if not records:
         raise ConfigError(f"no memory runs under {runs_root}; pass the folder of a memory suite "
                           f"(e.g. --runs results/memory-small)")
-    base = None if baseline is None or str(baseline).lower() == "none" else baseline
-    if base is not None and not any(record["cell"] == base for record in records):
-        raise ConfigError(f"--baseline {baseline!r}: no memory run has that cell; pass one that does "
-                          f"(e.g. --baseline lif) or --baseline none")
-    text = render(memory_table(records, base), fmt)
-    if out is None:
-        sys.stdout.write(text)
-        return []
-    return [atomic_write_text(Path(out) / f"table_memory.{FORMAT_SUFFIX[fmt]}", text)]
+    base = memory_baseline(baseline, records)
+    asked = strict and baseline is not None and str(baseline).lower() not in ("none", DEFAULT_BASELINE)
+    if base is None and asked:
+        cells = sorted({cell_label(record) for record in records})
+        raise ConfigError(f"--baseline {baseline!r}: no memory run has that cell; pass one of {', '.join(cells)} "
+                          f"or --baseline none")
+    return memory_table(records, base)
 
 
 def run(args) -> int:

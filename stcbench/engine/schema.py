@@ -48,16 +48,22 @@ def at_least(lower: float, *, allow_none: bool = False, none_means: str = "") ->
     def check(value):
         if value is None and allow_none:
             return None
-        if isinstance(value, (int, float)) and math.isfinite(value) and value >= lower:
+        if is_finite_number(value) and value >= lower:
             return None
         return f"must be a finite number >= {lower}" + (f" or null ({none_means})" if allow_none and none_means else
                                         " or null" if allow_none else "")
     return check
 
 
+def is_finite_number(value) -> bool:
+    """An int (any size) or a finite float; not a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
 def positive_finite(value) -> str | None:
-    return None if isinstance(value, (int, float)) and value > 0 and math.isfinite(value) else \
-        "must be a positive number"
+    return None if is_finite_number(value) and value > 0 else "must be a positive number"
 
 
 def within(lower: float, upper: float, *, open_lower: bool = False, open_upper: bool = False) -> Check:

@@ -115,7 +115,7 @@ class RunConfig:
     output_dir: str = option("runs", help="root of the run folders")
     name: str | None = option(None, help="name of the run folder (default: made from the time and the seed)",
                               check=run_name_check)
-    scale: str = option("custom", help="label recorded with the results: paper | small | quick | custom")
+    scale: str = option("custom", help="label recorded with the results: paper | small | quick | demo | custom")
     test_after_fit: bool = option(True, help="test the best and the last checkpoint after training")
 
 

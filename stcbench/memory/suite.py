@@ -134,14 +134,30 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
 def finished_record(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict | None:
     cfg = suite_config(cell, task, scale, seed)
     cfg["run"]["output_dir"] = str(runs_root)
-    return read_metrics(run_dir_for(memory_config.resolve(cfg)))
+    run_dir = run_dir_for(memory_config.resolve(cfg))
+    return check_same_setting(read_metrics(run_dir), cfg, run_dir)
+
+
+def check_same_setting(record: dict | None, cfg: dict, run_dir: Path) -> dict | None:
+    """A finished run counts for this suite only if it ran this scale for this many epochs."""
+    if record is None:
+        return None
+    scale, epochs = cfg["run"]["scale"], cfg["trainer"]["max_epochs"]
+    if record.get("scale") != scale:
+        raise ConfigError(f"{run_dir} holds a {record.get('scale')}-scale run, not a {scale}-scale one; "
+                          f"pass another --out for the {scale} scale")
+    if record.get("epochs") != epochs:
+        raise ConfigError(f"{run_dir} was trained for {record.get('epochs')} epochs, the {scale} scale trains "
+                          f"{epochs}; continue it with stcbench fit --ckpt-path {run_dir} --set "
+                          f"trainer.max_epochs={epochs}, or pass another --out")
+    return record
 
 
 def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict:
     cfg = suite_config(cell, task, scale, seed)
     cfg["run"]["output_dir"] = str(runs_root)
     run_dir = run_dir_for(memory_config.resolve(cfg))
-    record = read_metrics(run_dir)
+    record = check_same_setting(read_metrics(run_dir), cfg, run_dir)
     if record is None:
         last = run_dir / "checkpoints" / "last.ckpt"
         if last.is_file():

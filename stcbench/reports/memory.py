@@ -2,24 +2,28 @@
 
 For each (task, scale, cell): the test loss as a share of the memoryless baseline (adding 1/6, copy
 10 ln 8 / (T + 20)) as mean ± 95 % Student-t interval over seeds, whether that interval lies below the
-baseline (the network remembers), the copy recall accuracy, and the difference of the loss share to a
-baseline cell (Welch interval over seeds, better / worse / not distinguishable).
+baseline (the network remembers), the test accuracy of the classification tasks, and the difference of
+the loss share to a baseline cell (Welch interval over seeds, better / worse / not distinguishable).
 """
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
+from stcbench.cell_names import normalize_name
 from stcbench.reports import stats
-from stcbench.strict_json import restore_non_finite
 from stcbench.reports.tables import MISSING, TableResult, format_summary
+from stcbench.strict_json import restore_non_finite
 
 REMEMBERS, AT_BASELINE, ABOVE = "below the baseline", "not distinguishable from it", "above the baseline"
+CHANCE = {"copy": "1/8", "seq_digits": "1/10", "pseq_digits": "1/10"}       # accuracy of guessing
 
 
 def discover_memory_runs(root: Path) -> list[dict]:
-    """metrics.json records of memory runs under `root` (video runs and unreadable files are skipped)."""
+    """metrics.json records of memory runs under `root` (video runs and unreadable files are skipped),
+    each with `path` and `mtime` (when it was written) added."""
     records = []
     for path in sorted(Path(root).rglob("metrics.json")):
         try:
@@ -27,30 +31,38 @@ def discover_memory_runs(root: Path) -> list[dict]:
         except (OSError, ValueError):
             continue
         if isinstance(record, dict) and record.get("memory_task") and isinstance(record.get("test"), dict):
-            records.append({**record, "path": str(path.parent)})
+            records.append({**record, "path": str(path.parent), "mtime": path.stat().st_mtime})
     return records
 
 
-def loss_share(record: dict) -> float | None:
+def cell_label(record: dict) -> str:
+    """The registry name of the cell, '(rec)' for the recurrent variant: one row each."""
+    return normalize_name(str(record["cell"])) + (" (rec)" if record.get("recurrent") else "")
+
+
+def loss_share(record: dict) -> float:
+    """Test loss over the memoryless baseline; NaN for a diverged or incomplete run."""
     loss, baseline = record["test"].get("loss"), record.get("baseline")
-    return loss / baseline if isinstance(loss, (int, float)) and baseline else None
+    if isinstance(loss, (int, float)) and isinstance(baseline, (int, float)) and baseline:
+        return loss / baseline
+    return math.nan
 
 
-def against_memoryless(shares: list[float]) -> str:
+def against_memoryless(shares: list[float], n_row: int) -> str:
     """Where the interval of loss/baseline lies relative to 1 (the memoryless predictor)."""
     summary = stats.summarize(shares)
     if summary is None:
         return MISSING
     if summary.half_width is None:
         return "n = 1: no interval"
-    if summary.mean + summary.half_width < 1:
-        return REMEMBERS
-    if summary.mean - summary.half_width > 1:
-        return ABOVE
-    return AT_BASELINE
+    verdict = REMEMBERS if summary.mean + summary.half_width < 1 else \
+        ABOVE if summary.mean - summary.half_width > 1 else AT_BASELINE
+    return verdict if summary.n == n_row else f"{verdict} (n = {summary.n})"
 
 
 def difference_text(ours: list[float], base: list[float]) -> str:
+    ours = [v for v in ours if math.isfinite(v)]
+    base = [v for v in base if math.isfinite(v)]
     difference = stats.welch_difference(ours, base)
     if difference is None:
         return f"cannot rank: n = {len(ours)} vs {len(base)}"
@@ -59,42 +71,55 @@ def difference_text(ours: list[float], base: list[float]) -> str:
 
 
 def newest_per_seed(records: list[dict]) -> list[dict]:
-    """One record per seed: the most recently finished (a rerun replaces an older run)."""
+    """One record per seed: the one written last (a rerun replaces an older run)."""
     chosen = {}
-    for record in sorted(records, key=lambda r: str(r.get("finished_at", ""))):
+    for record in sorted(records, key=lambda r: r.get("mtime", 0.0)):
         chosen[record.get("seed")] = record
     return list(chosen.values())
 
 
-def memory_table(records: list[dict], baseline: str | None = "lif") -> TableResult:
+def group_runs(records: list[dict]) -> dict[tuple, list[dict]]:
     groups = defaultdict(list)
     for record in records:
-        task = f"{record['memory_task']} T={record.get('seq_len')}"
-        groups[(task, str(record.get("scale")), record["cell"])].append(record)
-    groups = {key: newest_per_seed(runs) for key, runs in groups.items()}
+        groups[(str(record["memory_task"]), int(record.get("seq_len") or 0), str(record.get("scale")),
+                cell_label(record))].append(record)
+    return {key: newest_per_seed(runs) for key, runs in groups.items()}
+
+
+def memory_baseline(name: str | None, records: list[dict]) -> str | None:
+    """The baseline cell's row label if some run has it, else None (no comparison column)."""
+    if name is None or str(name).lower() == "none":
+        return None
+    label = normalize_name(str(name))
+    return label if any(cell_label(record) == label for record in records) else None
+
+
+def memory_table(records: list[dict], baseline: str | None = "lif") -> TableResult:
+    groups = group_runs(records)
     header = ["task", "scale", "cell", "n", "test loss / memoryless baseline", "against the memoryless baseline",
-              "copy recall accuracy (chance 1/8)"]
+              "test accuracy (chance)"]
     if baseline:
-        header.append(f"loss share − {baseline}")
+        header.append(f"loss share vs {baseline}")
     rows = []
-    for (task, scale, cell), runs in sorted(groups.items(), key=lambda item: (*item[0][:2], item[0][2] != baseline,
-                                                                             item[0][2])):
-        shares = [s for s in (loss_share(r) for r in runs) if s is not None]
+    order = sorted(groups, key=lambda key: (key[0], key[1], key[2], key[3] != baseline, key[3]))
+    for task, seq_len, scale, cell in order:
+        runs = groups[(task, seq_len, scale, cell)]
+        shares = [loss_share(r) for r in runs]
         accuracies = [r["test"]["acc"] for r in runs if isinstance(r["test"].get("acc"), (int, float))]
-        row = [task, scale, cell, str(len(runs)), format_summary(shares, 3) if shares else MISSING,
-               against_memoryless(shares), format_summary(accuracies, 3) if accuracies else MISSING]
+        accuracy = (f"{format_summary(accuracies, 3, len(runs))} ({CHANCE.get(task, '?')})"
+                    if accuracies else MISSING)
+        row = [f"{task} T={seq_len}", scale, cell, str(len(runs)), format_summary(shares, 3, len(runs)),
+               against_memoryless(shares, len(runs)), accuracy]
         if baseline:
-            base_runs = groups.get((task, scale, baseline))
-            if cell == baseline:
-                row.append("baseline")
-            elif not base_runs:
-                row.append(MISSING)
-            else:
-                row.append(difference_text(shares, [s for s in map(loss_share, base_runs) if s is not None]))
+            base_runs = groups.get((task, seq_len, scale, baseline))
+            row.append("baseline" if cell == baseline else MISSING if not base_runs else
+                       difference_text(shares, [loss_share(r) for r in base_runs]))
         rows.append(row)
     notes = ["loss / baseline: test loss of the checkpoint with the lowest validation loss over the memoryless "
-             "predictor's (adding: 1/6; copy: 10 ln 8 / (T + 20)); < 1 means the network remembers.",
-             "mean ± 95 % Student-t interval over seeds; 'below the baseline' when the whole interval is below 1.",
+             "predictor's (adding: 1/6; copy: 10 ln 8 / (T + 20); digits: ln 10); < 1 means the network "
+             "remembers.",
+             "mean ± 95 % Student-t interval over seeds; 'below the baseline' when the whole interval is below 1; "
+             "(n = k): only k of the row's runs have a finite value (the others diverged).",
              "Differences: mean over seeds minus the baseline cell's, Welch 95 % interval; lower is better."]
     return TableResult("memory", "Memory probes over seeds", "runs found under the given folder", header, rows,
                        notes)

@@ -259,5 +259,5 @@ def table_keys(selector: str) -> tuple[str, ...]:
     if selector == "all":
         return TABLE_KEYS
     if selector not in STC_TABLES:
-        raise ConfigError(f"unknown table {selector!r}; choose one of {list(TABLE_KEYS)} or 'all'")
+        raise ConfigError(f"unknown table {selector!r}; choose one of {list(TABLE_KEYS)}, 'all' or 'memory'")
     return (selector,)

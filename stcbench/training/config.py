@@ -145,7 +145,7 @@ class RunSettings(RunConfig):
 
     output_dir: str = option("runs", help="runs/<dataset>/<cell>/<name>/")
     name: str | None = option(None, help="default: <timestamp>-seed<seed>", check=run_name_check)
-    scale: str = option("custom", help="label recorded with the results: paper | small | quick | custom")
+    scale: str = option("custom", help="label recorded with the results: paper | small | quick | demo | custom")
     save_predictions: bool = option(False, help="write predictions.npz of the selected checkpoint")
     predictions_limit: int = option(64, help="sequences kept in predictions.npz", check=at_least(1))
 

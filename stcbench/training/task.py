@@ -70,9 +70,12 @@ class VideoTask(Task):
         execution options (EXECUTION_OPTIONS) may be changed, and an architecture override is refused."""
         refuse_model_overrides(overrides, allowed=EXECUTION_OPTIONS)
         base = dict(stored if given is None else given)
-        base["model"] = {**stored.get("model", {}), **{key: value for key, value in
-                                                       ((given or {}).get("model") or {}).items()
-                                                       if key in EXECUTION_OPTIONS}}
+        given_model = (given or {}).get("model") or {}
+        if not isinstance(given_model, dict):
+            raise ConfigError(f"the config's model section must be a mapping of keys, got "
+                              f"{type(given_model).__name__}; fix the model: section of --config")
+        base["model"] = {**stored.get("model", {}),
+                         **{key: value for key, value in given_model.items() if key in EXECUTION_OPTIONS}}
         config = resolve_config(base, overrides)
         trained = config_from_dict(stored).model
         config.model = dataclasses.replace(trained, **{key: getattr(config.model, key) for key in EXECUTION_OPTIONS})

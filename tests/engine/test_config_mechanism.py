@@ -56,6 +56,9 @@ def test_memory_overrides_are_typed_like_video_ones():
         resolve({"data": {"batch_size": 0}})
     with pytest.raises(ConfigError, match="optim.weight_decay must be a finite number >= 0, got inf"):
         resolve({}, dict([parse_override("optim.weight_decay=inf")]))
+    assert resolve({}, dict([parse_override("data.batch_size=" + "1" + "0" * 400)])).data.batch_size == 10 ** 400
+    with pytest.raises(ConfigError, match="optim.lr must be a positive number"):
+        resolve({}, dict([parse_override("optim.lr=nan")]))
 
 
 def test_every_field_declares_its_help():
@@ -74,5 +77,5 @@ def test_a_tested_model_refuses_model_overrides_except_the_allowed_ones():
     refuse_model_overrides({"data.batch_size": 2, "model.fast": True}, allowed=("fast",))
     with pytest.raises(ConfigError, match="no model key may change at test time"):
         refuse_model_overrides({"model.hidden": [32]})
-    with pytest.raises(ConfigError, match=r"--set model\.cell_options\.beta"):
+    with pytest.raises(ConfigError, match=r"^model\.cell_options\.beta \(from --set"):
         refuse_model_overrides({"model.cell_options.beta": 0.5}, allowed=("fast",))

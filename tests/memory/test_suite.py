@@ -1,6 +1,10 @@
 import json
 import warnings
 
+import pytest
+
+from stcbench.errors import ConfigError
+
 from stcbench.memory import suite
 
 
@@ -38,3 +42,12 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
     assert "| adding T=10 | lif | 0 |" in collected and "| adding T=10 | lif | 1 |" not in collected
     assert "Not finished yet (collected without training): lif adding seed 1" in collected
     assert not (tmp_path / "out" / "runs" / "memory" / "adding_T10" / "lif" / "seed1").exists()
+    # a finished run of another scale or length is never taken for this suite's
+    metrics = tmp_path / "out" / "runs" / "memory" / "adding_T10" / "lif" / "seed0" / "metrics.json"
+    record = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps({**record, "scale": "small"}))
+    with pytest.raises(ConfigError, match="holds a small-scale run, not a quick-scale one"):
+        suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",))
+    metrics.write_text(json.dumps({**record, "epochs": 7}))
+    with pytest.raises(ConfigError, match="trained for 7 epochs, the quick scale trains 1"):
+        suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), collect=True)

@@ -140,6 +140,26 @@ def test_memory_suite_delegates(tmp_path, configs):
         bench.run(args_for(tmp_path, configs, tasks=["adding"]))
 
 
+def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs):
+    def memory_suite(out, cells, tasks, scale, seeds):
+        for seed, loss in zip(seeds, (0.10, 0.12)):
+            run = out / "runs" / "memory" / "adding_T100" / "celif" / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "metrics.json").write_text(json.dumps({
+                "memory_task": "adding", "seq_len": 100, "cell": "celif", "recurrent": False, "seed": seed,
+                "scale": scale, "baseline": 0.5, "test": {"loss": loss}}))
+        return out / "memory_results.md"
+
+    args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding"], cells=["celif"],
+                    seeds=[0, 1], baseline="lif")
+    assert bench.run(args, memory_suite=memory_suite) == 0
+    summary = (tmp_path / "bench" / "memory_summary.md").read_text()
+    assert "| adding T=100 | quick | celif | 2 | 0.220 ± 0.254 | below the baseline |" in summary
+    with pytest.raises(ConfigError, match="--baseline 'nosuchcell' is no registered cell"):
+        bench.run(args_for(tmp_path / "b2", configs, suite="memory", datasets=None, baseline="nosuchcell"),
+                  memory_suite=lambda *a: pytest.fail("trained despite a bad --baseline"))
+
+
 def test_paper_suite_defaults_to_cells_with_a_paper_config(tmp_path, configs):
     planned = plan_suite("paper", datasets=["mmnist", "taxibj"], out=tmp_path / "b", configs_root=configs)
     assert [(p.dataset, p.cell, p.config_path.name) for p in planned] == [("mmnist", "lif", "lif.yaml")]

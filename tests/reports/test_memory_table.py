@@ -1,5 +1,7 @@
 """`stcbench table --table memory`: memory runs aggregated over seeds, checked against scipy."""
 import json
+import math
+import os
 
 import numpy as np
 import pytest
@@ -11,13 +13,17 @@ from stcbench.reports.memory import discover_memory_runs, memory_table
 BASELINE = 1 / 6
 
 
-def write_run(root, task, cell, seed, loss, acc=None, finished="2026-01-01T00:00:00", name=None):
-    folder = root / "runs" / "memory" / f"{task}_T100" / cell / (name or f"seed{seed}")
+def write_run(root, task, cell, seed, loss, acc=None, name=None, recurrent=False, mtime=None):
+    """A metrics.json shaped like the memory task's (no finished_at; the file's time says when)."""
+    folder = root / "runs" / "memory" / f"{task}_T100" / cell.lower() / (name or f"seed{seed}")
     folder.mkdir(parents=True)
     test = {"loss": loss} if acc is None else {"loss": loss, "acc": acc}
-    (folder / "metrics.json").write_text(json.dumps(
-        {"task": "memory", "memory_task": task, "seq_len": 100, "cell": cell, "seed": seed, "scale": "small",
-         "baseline": BASELINE, "test": test, "finished_at": finished}))
+    path = folder / "metrics.json"
+    path.write_text(json.dumps({"task": "memory", "memory_task": task, "seq_len": 100, "cell": cell,
+                                "recurrent": recurrent, "seed": seed, "scale": "small", "baseline": BASELINE,
+                                "test": test, "epochs": 250}))
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
 
 
 @pytest.fixture
@@ -26,8 +32,7 @@ def campaign(tmp_path):
     for cell, values in shares.items():
         for seed, share in enumerate(values):
             write_run(tmp_path, "adding", cell, seed, share * BASELINE)
-    write_run(tmp_path, "adding", "stclif", 2, 9.0 * BASELINE, finished="2025-01-01T00:00:00",
-              name="seed2-first")   # older: replaced
+    write_run(tmp_path, "adding", "stclif", 2, 9.0 * BASELINE, name="seed2-first", mtime=1_000_000)  # older
     (tmp_path / "runs" / "video").mkdir()
     (tmp_path / "runs" / "video" / "metrics.json").write_text(json.dumps({"dataset": "mmnist", "test": {"mse": 1}}))
     return tmp_path, shares
@@ -46,11 +51,12 @@ def test_memory_rows_are_means_with_t_intervals_and_welch_differences(campaign):
     table = memory_table(records, "lif")
     rows = {row[2]: row for row in table.rows}
     assert [row[2] for row in table.rows] == ["lif", "celif", "stclif"]     # baseline first
+    assert table.header[-1] == "loss share vs lif"
     mean, half = interval(shares["celif"])
     assert rows["celif"][3] == "3" and rows["celif"][4] == f"{mean:.3f} ± {half:.3f}"
     assert rows["celif"][5] == "below the baseline"
     assert rows["lif"][5] == "not distinguishable from it" and rows["lif"][7] == "baseline"
-    assert rows["stclif"][4].startswith(f"{np.mean(shares['stclif']):.3f} ±")      # the newest seed-2 run
+    assert rows["stclif"][4].startswith(f"{np.mean(shares['stclif']):.3f} ±")      # the newer seed-2 run
     welch = scipy_stats.ttest_ind(shares["celif"], shares["lif"], equal_var=False)
     low, high = welch.confidence_interval(0.95)
     assert rows["celif"][7] == (f"{np.mean(shares['celif']) - np.mean(shares['lif']):+.3f} "
@@ -58,19 +64,36 @@ def test_memory_rows_are_means_with_t_intervals_and_welch_differences(campaign):
     assert rows["stclif"][7].endswith("not distinguishable")
 
 
-def test_memory_table_command(campaign, capsys):
-    root, _ = campaign
-    assert main(["table", "--runs", str(root), "--table", "memory"]) == 0
-    out = capsys.readouterr().out
-    assert "| adding T=100 | small | celif | 3 |" in out
-    assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "alif"]) == 2
-    assert "no memory run has that cell" in capsys.readouterr().err
+def test_recurrent_runs_aliases_and_diverged_seeds(tmp_path):
+    for seed, share in enumerate([0.5, 0.6, math.nan]):
+        write_run(tmp_path, "adding", "CE-LIF", seed, share * BASELINE)         # alias of celif
+    for seed in range(2):
+        write_run(tmp_path, "adding", "alif", seed, 0.9 * BASELINE, name=f"rec{seed}", recurrent=True)
+        write_run(tmp_path, "adding", "alif", seed, 1.0 * BASELINE)
+    rows = {row[2]: row for row in memory_table(discover_memory_runs(tmp_path), None).rows}
+    assert set(rows) == {"celif", "alif", "alif (rec)"} and rows["alif (rec)"][4].startswith("0.900")
+    mean, half = interval([0.5, 0.6])
+    assert rows["celif"][3] == "3" and rows["celif"][4] == f"{mean:.3f} ± {half:.3f} (n = 2)"
+    assert rows["celif"][5].endswith("(n = 2)")
 
 
-def test_copy_rows_carry_the_recall_accuracy(tmp_path):
+def test_copy_rows_carry_the_accuracy_and_its_chance(tmp_path):
     for seed, acc in enumerate([0.5, 0.6, 0.7]):
         write_run(tmp_path, "copy", "celif", seed, 0.5 * BASELINE, acc=acc)
     (row,) = memory_table(discover_memory_runs(tmp_path), None).rows
     mean, half = interval([0.5, 0.6, 0.7])
-    assert row[:4] == ["copy T=100", "small", "celif", "3"] and row[6] == f"{mean:.3f} ± {half:.3f}"
+    assert row[:4] == ["copy T=100", "small", "celif", "3"] and row[6] == f"{mean:.3f} ± {half:.3f} (1/8)"
     assert len(row) == 7                                            # no baseline column
+
+
+def test_memory_table_command(campaign, capsys, tmp_path):
+    root, _ = campaign
+    assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "LIF"]) == 0
+    out = capsys.readouterr().out
+    assert "| adding T=100 | small | celif | 3 |" in out and "loss share vs lif" in out
+    assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "alif"]) == 2
+    assert "no memory run has that cell; pass one of celif, lif, stclif" in capsys.readouterr().err
+    only_celif = tmp_path / "only"
+    write_run(only_celif, "adding", "celif", 0, 0.5 * BASELINE)
+    assert main(["table", "--runs", str(only_celif), "--table", "memory"]) == 0      # default baseline absent
+    assert "vs lif" not in capsys.readouterr().out
