@@ -229,11 +229,13 @@ def write_memory_summary(out: Path, baseline: str | None) -> Path | str:
     """memory_summary.md: every memory run under `out` aggregated over seeds (stcbench.reports.memory)."""
     from stcbench.atomic import write_text
     from stcbench.commands.table import memory_table_for
-    from stcbench.reports.memory import discover_memory_runs
+    from stcbench.reports.memory import discover_memory_runs, plot_memory_curves
     from stcbench.reports.tables import render
 
-    if not discover_memory_runs(out):
+    records = discover_memory_runs(out)
+    if not records:
         return "no finished memory run to summarise"
+    plot_memory_curves(records, Path(out) / "memory_curves.png")
     return write_text(Path(out) / "memory_summary.md", render(memory_table_for(out, baseline, strict=False),
                                                                "markdown"))
 

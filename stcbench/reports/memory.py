@@ -12,6 +12,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from stcbench.cell_names import normalize_name
 from stcbench.reports import stats
 from stcbench.reports.tables import MISSING, TableResult, format_summary
@@ -123,3 +125,48 @@ def memory_table(records: list[dict], baseline: str | None = "lif") -> TableResu
              "Differences: mean over seeds minus the baseline cell's, Welch 95 % interval; lower is better."]
     return TableResult("memory", "Memory probes over seeds", "runs found under the given folder", header, rows,
                        notes)
+
+
+def validation_curves(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(iterations, [seeds, iterations] validation loss / baseline) over the iterations every run has."""
+    curves = [{h["step"]: h["val/loss"] / r["baseline"] for h in r.get("history") or []
+               if isinstance(h.get("val/loss"), (int, float)) and "step" in h} for r in runs if r.get("baseline")]
+    common = sorted(set.intersection(*(set(curve) for curve in curves))) if curves else []
+    return np.asarray(common), np.asarray([[curve[step] for step in common] for curve in curves])
+
+
+def plot_memory_curves(records: list[dict], path: Path) -> Path | None:
+    """Validation loss / memoryless baseline against training iterations: per cell the mean over seeds
+    with its 95 % t band, one panel per (task, T, scale)."""
+    from stcbench.atomic import save_figure
+    from stcbench.reports.figures import line_style, plt
+
+    groups = group_runs(records)
+    panels = sorted({key[:3] for key in groups})
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        cells = sorted(key[3] for key in groups if key[:3] == panel)
+        for index, cell in enumerate(cells):
+            steps, values = validation_curves(groups[(*panel, cell)])
+            if not len(steps):
+                continue
+            style = line_style(index)
+            mean = values.mean(axis=0)
+            ax.plot(steps, mean, label=f"{cell} (n = {len(values)})", markevery=max(1, len(steps) // 8),
+                    markersize=4, linewidth=1.2, **style)
+            if len(values) > 1:
+                # 95 % Student-t band over seeds at each iteration: t(0.975, n-1) * s / sqrt(n)
+                half = stats.t_quantile(len(values) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(values))
+                ax.fill_between(steps, mean - half, mean + half, color=style["color"], alpha=0.15, linewidth=0)
+        ax.axhline(1.0, color="k", linestyle="--", linewidth=1, label="memoryless baseline")
+        ax.set_title(f"{panel[0]} T={panel[1]} ({panel[2]} scale)")
+        ax.set_xlabel("training iteration")
+        ax.set_ylabel("validation loss / memoryless baseline")
+        ax.set_ylim(0, 1.6)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=90)
+    plt.close(fig)
+    return Path(path)

@@ -97,3 +97,18 @@ def test_memory_table_command(campaign, capsys, tmp_path):
     write_run(only_celif, "adding", "celif", 0, 0.5 * BASELINE)
     assert main(["table", "--runs", str(only_celif), "--table", "memory"]) == 0      # default baseline absent
     assert "vs lif" not in capsys.readouterr().out
+
+
+def test_learning_curves_over_seeds(tmp_path):
+    from stcbench.reports.memory import plot_memory_curves, validation_curves
+
+    runs = [{"memory_task": "adding", "seq_len": 100, "scale": "small", "cell": "lif", "seed": seed,
+             "baseline": 0.5, "test": {"loss": 0.4},
+             "history": [{"step": 32 * (e + 1), "val/loss": 0.5 - 0.1 * e * (seed + 1)} for e in range(3)]
+             + ([{"step": 128, "val/loss": 0.1}] if seed == 0 else [])} for seed in range(2)]
+    steps, values = validation_curves(runs)
+    assert steps.tolist() == [32, 64, 96]                              # the iterations both seeds have
+    np.testing.assert_allclose(values, [[1.0, 0.8, 0.6], [1.0, 0.6, 0.2]])
+    path = plot_memory_curves(runs, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_memory_curves([], tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
