@@ -82,7 +82,7 @@ def is_file_system_error(exc: OSError) -> bool:
     import errno
 
     return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EISDIR,
-                         errno.ENOTDIR, errno.ENOENT, errno.ENAMETOOLONG, errno.ELOOP)
+                         errno.ENOTDIR, errno.ENOENT, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST)
 
 
 def file_system_message(exc: OSError) -> str:
@@ -95,7 +95,8 @@ def file_system_message(exc: OSError) -> str:
              errno.ENOSPC: "free some space or choose another folder",
              errno.EDQUOT: "free some space or choose another folder",
              errno.EISDIR: "name a file, not a directory",
-             errno.ENOTDIR: "a part of the path is a file, not a directory"}
+             errno.ENOTDIR: "a part of the path is a file, not a directory",
+             errno.EEXIST: "a file stands where a folder is needed; choose another path"}
     fix = fixes.get(exc.errno, "check the path")
     return f"{where}: {(exc.strerror or 'error').lower()}; {fix}"
 

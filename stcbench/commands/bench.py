@@ -51,7 +51,8 @@ def register(subparsers) -> None:
     parser.add_argument("--data-root", type=Path, default=None, help="dataset folder (default: the config's)")
     parser.add_argument("--configs", type=Path, default=None,
                         help="configs folder (default: the configs shipped in the package, stcbench/configs)")
-    parser.add_argument("--scale", default=None, help="memory suite: scale passed to run_memory_suite (default: quick)")
+    parser.add_argument("--scale", default=None, help="memory suite: quick (default, minutes), small (2 x 64 neurons, "
+                                                      "8000 iterations; docs/memory.md) or paper (GPU)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every run, e.g. --set trainer.max_epochs=1 (repeatable)")
     parser.add_argument("--tag", default="", help="suffix of the run names for a variant set up with --set "
@@ -232,12 +233,27 @@ def write_memory_summary(out: Path, baseline: str | None) -> Path | str:
     from stcbench.reports.memory import discover_memory_runs, plot_memory_curves
     from stcbench.reports.tables import render
 
-    records = discover_memory_runs(out)
+    records = suite_records(out, discover_memory_runs(out))
     if not records:
         return "no finished memory run to summarise"
     plot_memory_curves(records, Path(out) / "memory_curves.png")
-    return write_text(Path(out) / "memory_summary.md", render(memory_table_for(out, baseline, strict=False),
-                                                               "markdown"))
+    return write_text(Path(out) / "memory_summary.md",
+                      render(memory_table_for(out, baseline, strict=False, records=records), "markdown"))
+
+
+def suite_records(out: Path, records: list[dict]) -> list[dict]:
+    """The records of the runs this suite call tabled (memory_results.json), so that the summary covers the
+    same cells, tasks and seeds as memory_results.md."""
+    from stcbench.strict_json import restore_non_finite
+
+    listing = Path(out) / "memory_results.json"
+    if not listing.is_file():
+        return records
+    import json
+
+    tabled = {(Path(out) / "runs" / run["run_dir"]).resolve()
+              for run in restore_non_finite(json.loads(listing.read_text(encoding="utf-8"))).get("runs", [])}
+    return [record for record in records if Path(record["path"]).resolve() in tabled]
 
 
 def check_memory_baseline(name: str | None) -> None:

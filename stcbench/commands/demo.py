@@ -16,7 +16,8 @@ def register(subparsers) -> None:
     parser.add_argument("--cells", default="stclif,lif", help="comma-separated cells (default stclif,lif)")
     parser.add_argument("--config", type=Path, default=None, help="config to use instead of the shipped demo/mmnist")
     parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="training seed of every cell (default 42); a second demo "
+                                                             "replaces the first one's runs in --out")
     parser.set_defaults(func=run)
 
 

@@ -124,6 +124,7 @@ def run(args) -> int:
     rows = [
         ("cell / dataset", f"{result.cell} / {result.dataset}"),
         ("layers", "x".join(map(str, result.num_hidden)) + f" ({result.params:,} parameters)"),
+        ("patch / filter size", f"{result.patch_size} / {result.filter_size}"),
         ("path / device / threads", f"{result.path} / {result.device} / {result.threads}"),
         ("recompute / convolutions", f"{result.recompute} / {result.conv_algorithm}"),
         ("channels-last / compile / autocast", f"{result.channels_last} / {result.compile_step} / {result.autocast}"),

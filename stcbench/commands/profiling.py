@@ -186,6 +186,8 @@ class ProfileResult:
     tf32: bool | None = None
     cudnn_benchmark: bool | None = None
     warmup_seconds: float = float("nan")
+    patch_size: int = 0
+    filter_size: int = 5
     host_syncs: str = "not checked"
 
     def to_dict(self) -> dict:
@@ -257,6 +259,7 @@ def profile_training(cell: str, geometry: DatasetSpec, num_hidden=(64, 64, 64), 
     bound = conv_bound_seconds(model, frames, mask) if conv_bound else float("nan")
     return ProfileResult(
         cell=cell, dataset=geometry.name, num_hidden=list(num_hidden), batch=batch, steps=steps, path=path,
+        patch_size=geometry.patch_size, filter_size=filter_size,
         recompute=model.fast_settings(dev)[0] if path == "fast" else False,
         conv_algorithm=model.conv_algorithm if path == "fast" else "direct",
         device=str(dev), threads=torch.get_num_threads(), dtype=str(dtype).removeprefix("torch."),

@@ -12,13 +12,15 @@ FORMATS = ("markdown", "latex", "csv")     # = stcbench.reports.tables.FORMATS (
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "table", help="regenerate the paper's tables (ours beside published) from run directories",
-        description="Each published number beside ours, with the scale and selection split of the run used. "
-                    "Missing runs are shown as '—', never filled in.")
-    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding run directories (runs/)")
+        "table", help="the paper's tables (ours beside published) or the memory probes, from run directories",
+        description="Each published number beside ours, with the scale and selection split of the run used; "
+                    "several seeds of a setting as mean ± 95 % interval. Missing runs are shown as '—', never "
+                    "filled in. --table memory: the memory-probe runs over seeds instead.")
+    parser.add_argument("--runs", type=Path, default=Path("runs"),
+                        help="folder searched (with its subfolders) for run directories (default runs/)")
     parser.add_argument("--table", default="all",
                         help="2, 3, 4, 5, 6, 7, 11 or all (default); memory: the memory probes over seeds")
-    parser.add_argument("--format", choices=FORMATS, default="markdown")
+    parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     parser.add_argument("--select", choices=SELECTIONS, default="newest",
                         help="which run represents a (dataset, cell): newest complete (default) or best-val")
     parser.add_argument("--out", type=Path, default=None,
@@ -75,23 +77,29 @@ def write_memory_table(runs_root: Path, fmt: str, out: Path | None, baseline: st
     return [atomic_write_text(Path(out) / f"table_memory.{FORMAT_SUFFIX[fmt]}", text)]
 
 
-def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True):
-    """The memory table of the runs under `runs_root`. The default baseline is left out when no run
-    has it; another missing baseline is a clear error naming the cells that have runs (with `strict`;
-    else the column is left out)."""
+def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True, records: list | None = None):
+    """The memory table of the runs under `runs_root` (or of `records`). The default baseline is left out
+    when no run has it; another missing baseline is a clear error naming the cells that have runs (with
+    `strict`; else the column is left out)."""
     from stcbench.reports.memory import cell_label, discover_memory_runs, memory_baseline, memory_table
 
-    records = discover_memory_runs(runs_root)
+    runs_root = Path(runs_root)
+    if not runs_root.is_dir():
+        what = "is a file" if runs_root.exists() else "does not exist"
+        raise ConfigError(f"--runs {runs_root} {what}; pass the folder of a memory suite "
+                          f"(e.g. --runs results/memory-small-sweep)")
+    if records is None:
+        records = discover_memory_runs(runs_root, warn=lambda text: print(f"warning: {text}", file=sys.stderr))
     if not records:
         raise ConfigError(f"no memory runs under {runs_root}; pass the folder of a memory suite "
-                          f"(e.g. --runs results/memory-small)")
+                          f"(e.g. --runs results/memory-small-sweep)")
     base = memory_baseline(baseline, records)
     asked = strict and baseline is not None and str(baseline).lower() not in ("none", DEFAULT_BASELINE)
     if base is None and asked:
         cells = sorted({cell_label(record) for record in records})
         raise ConfigError(f"--baseline {baseline!r}: no memory run has that cell; pass one of {', '.join(cells)} "
                           f"or --baseline none")
-    return memory_table(records, base)
+    return memory_table(records, base, source=f"the memory runs under {runs_root}")
 
 
 def run(args) -> int:

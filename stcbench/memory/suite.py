@@ -115,9 +115,13 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
                 continue
             for seed in seeds:
                 if collect and finished_record(cell, task, scale, seed, runs_root) is None:
-                    skipped.append((cell, task, f"seed {seed} has not finished"))
+                    skipped.append((cell, task, f"seed {seed} has no finished run"))
                     continue
                 records.append(run_one(cell, task, scale, seed, runs_root))
+    if collect and not records:
+        raise ConfigError(f"no finished run of these cells, tasks and seeds under {runs_root} "
+                          f"({'; '.join(f'{c} {t}: {why}' for c, t, why in skipped[:3])}); check --cells, "
+                          f"--tasks, --seeds and --scale against the runs there")
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [table_row(r) for r in records]
     atomic_write_json(out_dir / "memory_results.json", {"scale": scale, "label": scale_label(scale), "runs": records,
@@ -249,13 +253,13 @@ def to_markdown(rows: list[dict], scale: str, skipped: list) -> str:
                      f"{fmt(r['early_grad_share'], 3)} | {r['epochs']} | {r['published'] or '-'} |")
     lines += ["", f"Published: {PUBLISHED_ADDING_COPY} Digit-task accuracies (paper-results.md sections 12-13) "
                   f"are listed in the last column when the suite runs those tasks."]
-    unregistered = [(c, t) for c, t, why in skipped if "has not finished" not in why]
-    unfinished = [(c, t, why) for c, t, why in skipped if "has not finished" in why]
+    unregistered = [(c, t) for c, t, why in skipped if "has no finished run" not in why]
+    unfinished = [(c, t, why) for c, t, why in skipped if "has no finished run" in why]
     if unregistered:
         lines += ["", "Not run (cell not registered in this build): "
                   + ", ".join(f"{c} ({t})" for c, t in unregistered)]
     if unfinished:
-        lines += ["", "Not finished yet (collected without training): "
+        lines += ["", "No finished run (collected without training): "
                   + ", ".join(f"{c} {t} {why.split(' has')[0]}" for c, t, why in unfinished)]
     return "\n".join(lines) + "\n"
 

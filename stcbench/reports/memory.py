@@ -23,17 +23,30 @@ REMEMBERS, AT_BASELINE, ABOVE = "below the baseline", "not distinguishable from 
 CHANCE = {"copy": "1/8", "seq_digits": "1/10", "pseq_digits": "1/10"}       # accuracy of guessing
 
 
-def discover_memory_runs(root: Path) -> list[dict]:
-    """metrics.json records of memory runs under `root` (video runs and unreadable files are skipped),
-    each with `path` and `mtime` (when it was written) added."""
+REQUIRED = {"memory_task": str, "cell": str, "test": dict}
+
+
+def discover_memory_runs(root: Path, warn=None) -> list[dict]:
+    """metrics.json records of memory runs under `root`, each with `path` and `mtime` (when it was
+    written) added. Video runs are passed over; an unreadable or malformed file is skipped, named to
+    `warn` when given."""
     records = []
     for path in sorted(Path(root).rglob("metrics.json")):
         try:
             record = restore_non_finite(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            if warn:
+                warn(f"skipped {path}: not a readable JSON file ({type(exc).__name__})")
             continue
-        if isinstance(record, dict) and record.get("memory_task") and isinstance(record.get("test"), dict):
-            records.append({**record, "path": str(path.parent), "mtime": path.stat().st_mtime})
+        if isinstance(record, dict) and "dataset" in record and "memory_task" not in record:
+            continue                                                      # a video run
+        wrong = ([key for key, kind in REQUIRED.items() if not isinstance(record.get(key), kind)]
+                 if isinstance(record, dict) else ["the whole record (not a JSON object)"])
+        if wrong:
+            if warn:
+                warn(f"skipped {path}: {', '.join(wrong)} missing or of the wrong type")
+            continue
+        records.append({**record, "path": str(path.parent), "mtime": path.stat().st_mtime})
     return records
 
 
@@ -96,12 +109,13 @@ def memory_baseline(name: str | None, records: list[dict]) -> str | None:
     return label if any(cell_label(record) == label for record in records) else None
 
 
-def memory_table(records: list[dict], baseline: str | None = "lif") -> TableResult:
+def memory_table(records: list[dict], baseline: str | None = "lif",
+                 source: str = "the memory runs given") -> TableResult:
     groups = group_runs(records)
     header = ["task", "scale", "cell", "n", "test loss / memoryless baseline", "against the memoryless baseline",
               "test accuracy (chance)"]
     if baseline:
-        header.append(f"loss share vs {baseline}")
+        header.append(f"loss / baseline minus {baseline}'s")
     rows = []
     order = sorted(groups, key=lambda key: (key[0], key[1], key[2], key[3] != baseline, key[3]))
     for task, seq_len, scale, cell in order:
@@ -123,8 +137,7 @@ def memory_table(records: list[dict], baseline: str | None = "lif") -> TableResu
              "mean ± 95 % Student-t interval over seeds; 'below the baseline' when the whole interval is below 1; "
              "(n = k): only k of the row's runs have a finite value (the others diverged).",
              "Differences: mean over seeds minus the baseline cell's, Welch 95 % interval; lower is better."]
-    return TableResult("memory", "Memory probes over seeds", "runs found under the given folder", header, rows,
-                       notes)
+    return TableResult("memory", "Memory probes over seeds", source, header, rows, notes)
 
 
 def validation_curves(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -40,8 +40,12 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
     collected = suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), seeds=(0, 1),
                                        collect=True).read_text()
     assert "| adding T=10 | lif | 0 |" in collected and "| adding T=10 | lif | 1 |" not in collected
-    assert "Not finished yet (collected without training): lif adding seed 1" in collected
+    assert "No finished run (collected without training): lif adding seed 1" in collected
     assert not (tmp_path / "out" / "runs" / "memory" / "adding_T10" / "lif" / "seed1").exists()
+    before = {p: p.read_bytes() for p in (tmp_path / "out").glob("memory_results.*")}
+    with pytest.raises(ConfigError, match="no finished run of these cells, tasks and seeds"):
+        suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), seeds=(7,), collect=True)
+    assert {p: p.read_bytes() for p in (tmp_path / "out").glob("memory_results.*")} == before
     # a finished run of another scale or length is never taken for this suite's
     metrics = tmp_path / "out" / "runs" / "memory" / "adding_T10" / "lif" / "seed0" / "metrics.json"
     record = json.loads(metrics.read_text())

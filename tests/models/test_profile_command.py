@@ -68,6 +68,6 @@ def test_profile_takes_batch_patch_and_filter_from_the_config(capsys, tmp_path):
                  "--no-conv-bound"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     expected = RecurrentPredictor("lif", 1, [16], patch_size=4, filter_size=3)
-    assert result["batch"] == 2
+    assert result["batch"] == 2 and result["patch_size"] == 4 and result["filter_size"] == 3
     assert result["params"] == count_parameters(expected)
     assert result["params"] != count_parameters(RecurrentPredictor("lif", 1, [16], patch_size=2, filter_size=5))

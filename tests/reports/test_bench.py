@@ -155,6 +155,13 @@ def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs):
     assert bench.run(args, memory_suite=memory_suite) == 0
     summary = (tmp_path / "bench" / "memory_summary.md").read_text()
     assert "| adding T=100 | quick | celif | 2 | 0.220 ± 0.254 | below the baseline |" in summary
+    # the summary covers what the suite call tabled (memory_results.json), not every run in the folder
+    (tmp_path / "bench" / "memory_results.json").write_text(json.dumps(
+        {"runs": [{"run_dir": "memory/adding_T100/celif/seed0"}]}))
+    from stcbench.commands.bench import write_memory_summary
+
+    write_memory_summary(tmp_path / "bench", "lif")
+    assert "| adding T=100 | quick | celif | 1 | 0.200 |" in (tmp_path / "bench" / "memory_summary.md").read_text()
     with pytest.raises(ConfigError, match="--baseline 'nosuchcell' is no registered cell"):
         bench.run(args_for(tmp_path / "b2", configs, suite="memory", datasets=None, baseline="nosuchcell"),
                   memory_suite=lambda *a: pytest.fail("trained despite a bad --baseline"))

@@ -51,7 +51,7 @@ def test_memory_rows_are_means_with_t_intervals_and_welch_differences(campaign):
     table = memory_table(records, "lif")
     rows = {row[2]: row for row in table.rows}
     assert [row[2] for row in table.rows] == ["lif", "celif", "stclif"]     # baseline first
-    assert table.header[-1] == "loss share vs lif"
+    assert table.header[-1] == "loss / baseline minus lif's"
     mean, half = interval(shares["celif"])
     assert rows["celif"][3] == "3" and rows["celif"][4] == f"{mean:.3f} ± {half:.3f}"
     assert rows["celif"][5] == "below the baseline"
@@ -90,7 +90,7 @@ def test_memory_table_command(campaign, capsys, tmp_path):
     root, _ = campaign
     assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "LIF"]) == 0
     out = capsys.readouterr().out
-    assert "| adding T=100 | small | celif | 3 |" in out and "loss share vs lif" in out
+    assert "| adding T=100 | small | celif | 3 |" in out and "loss / baseline minus lif's" in out
     assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "alif"]) == 2
     assert "no memory run has that cell; pass one of celif, lif, stclif" in capsys.readouterr().err
     only_celif = tmp_path / "only"
@@ -112,3 +112,26 @@ def test_learning_curves_over_seeds(tmp_path):
     path = plot_memory_curves(runs, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_memory_curves([], tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+
+
+def test_malformed_records_are_skipped_with_a_warning(tmp_path, capsys):
+    write_run(tmp_path, "adding", "celif", 0, 0.5 * BASELINE)
+    for name, text in (("empty", ""), ("list", "[1, 2]"), ("nocell", json.dumps({"memory_task": "adding",
+                                                                                 "test": {"loss": 1}}))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(text)
+    assert main(["table", "--runs", str(tmp_path), "--table", "memory"]) == 0
+    captured = capsys.readouterr()
+    assert "| adding T=100 | small | celif | 1 |" in captured.out and f"under {tmp_path}" in captured.out
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: skipped")]
+    assert len(warnings) == 3 and "cell missing" in captured.err
+
+
+def test_a_runs_folder_that_is_a_file_or_missing_is_one_line(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    for runs, what in ((tmp_path / "f", "is a file"), (tmp_path / "none", "does not exist")):
+        assert main(["table", "--runs", str(runs), "--table", "memory"]) == 2
+        assert f"--runs {runs} {what}" in capsys.readouterr().err
+    write_run(tmp_path, "adding", "celif", 0, 0.5 * BASELINE)
+    assert main(["table", "--runs", str(tmp_path), "--table", "memory", "--out", str(tmp_path / "f")]) == 2
+    assert "a file stands where a folder is needed" in capsys.readouterr().err
