@@ -238,7 +238,9 @@ def write_memory_summary(out: Path, baseline: str | None) -> Path | str:
         return "no finished memory run to summarise"
     plot_memory_curves(records, Path(out) / "memory_curves.png")
     return write_text(Path(out) / "memory_summary.md",
-                      render(memory_table_for(out, baseline, strict=False, records=records), "markdown"))
+                      render(memory_table_for(out, baseline, strict=False, records=records,
+                                              source="the runs in runs/ beside this file (memory_results.json)"),
+                             "markdown"))
 
 
 def suite_records(out: Path, records: list[dict]) -> list[dict]:

@@ -77,7 +77,8 @@ def write_memory_table(runs_root: Path, fmt: str, out: Path | None, baseline: st
     return [atomic_write_text(Path(out) / f"table_memory.{FORMAT_SUFFIX[fmt]}", text)]
 
 
-def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True, records: list | None = None):
+def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True, records: list | None = None,
+                     source: str | None = None):
     """The memory table of the runs under `runs_root` (or of `records`). The default baseline is left out
     when no run has it; another missing baseline is a clear error naming the cells that have runs (with
     `strict`; else the column is left out)."""
@@ -99,7 +100,7 @@ def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True,
         cells = sorted({cell_label(record) for record in records})
         raise ConfigError(f"--baseline {baseline!r}: no memory run has that cell; pass one of {', '.join(cells)} "
                           f"or --baseline none")
-    return memory_table(records, base, source=f"the memory runs under {runs_root}")
+    return memory_table(records, base, source=source or f"the memory runs under {runs_root}")
 
 
 def run(args) -> int:
