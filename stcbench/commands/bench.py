@@ -213,8 +213,7 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
     seeds = args.seeds or [42]
     check_memory_baseline(getattr(args, "baseline", DEFAULT_BASELINE))
     if args.dry_run:
-        print(f"suite memory: cells {args.cells or 'all'}, tasks {args.tasks or 'all'}, scale {scale}, "
-              f"seeds {seeds} -> {out}")
+        print_memory_plan(out, args.cells, args.tasks, scale, seeds)
         return 0
     if memory_suite is None:
         from stcbench.memory import run_memory_suite as memory_suite
@@ -224,6 +223,20 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
         print(memory_suite(out, args.cells, args.tasks, scale, seeds))
     print(write_memory_summary(out, getattr(args, "baseline", DEFAULT_BASELINE)))
     return 0
+
+
+def print_memory_plan(out: Path, cells, tasks, scale: str, seeds) -> None:
+    """One line per planned (task, cell, seed) memory run, saying whether it has finished."""
+    from stcbench.cells import get_cell_info
+    from stcbench.memory.suite import DEFAULT_CELLS, DEFAULT_TASKS, finished_record
+
+    cells = [get_cell_info(cell).name for cell in (cells or DEFAULT_CELLS)]
+    tasks = list(tasks or DEFAULT_TASKS)
+    plan = [(task, cell, seed) for task in tasks for cell in cells for seed in seeds]
+    print(f"suite memory, scale {scale}: {len(plan)} runs -> {Path(out) / 'runs'}")
+    for task, cell, seed in plan:
+        done = finished_record(cell, task, scale, seed, Path(out) / "runs") is not None
+        print(f"  {task} / {cell} / seed {seed}: {'finished' if done else 'to run'}")
 
 
 def write_memory_summary(out: Path, baseline: str | None) -> Path | str:

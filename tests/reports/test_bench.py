@@ -241,3 +241,14 @@ def test_reference_loop_flag_is_deprecated_and_changes_nothing(tmp_path, configs
     import stcbench.reports.suites as suites
 
     assert not hasattr(suites, "reference_loop_predictors")
+
+
+def test_memory_dry_run_lists_each_planned_run_and_trains_nothing(tmp_path, configs, capsys):
+    args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding"], cells=["LIF", "CE-LIF"],
+                    seeds=[0, 1], dry_run=True, baseline="lif")
+    assert bench.run(args, memory_suite=lambda *a, **k: pytest.fail("a dry run trained")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("suite memory, scale quick: 4 runs")
+    assert lines[1:] == ["  adding / lif / seed 0: to run", "  adding / lif / seed 1: to run",
+                         "  adding / celif / seed 0: to run", "  adding / celif / seed 1: to run"]
+    assert not (tmp_path / "bench").exists()
