@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -211,7 +212,7 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
         raise ConfigError("--datasets is for the video suites; use --tasks with --suite memory")
     scale = args.scale or "quick"
     seeds = args.seeds or [42]
-    check_memory_baseline(getattr(args, "baseline", DEFAULT_BASELINE))
+    resolve_baseline(getattr(args, "baseline", DEFAULT_BASELINE), [])     # a registered cell, before any run
     if args.dry_run:
         print_memory_plan(out, args.cells, args.tasks, scale, seeds)
         return 0
@@ -264,21 +265,6 @@ def suite_records(out: Path, records: list[dict]) -> list[dict]:
     listing = Path(out) / "memory_results.json"
     if not listing.is_file():
         return records
-    import json
-
     tabled = {(Path(out) / "runs" / run["run_dir"]).resolve()
               for run in restore_non_finite(json.loads(listing.read_text(encoding="utf-8"))).get("runs", [])}
     return [record for record in records if Path(record["path"]).resolve() in tabled]
-
-
-def check_memory_baseline(name: str | None) -> None:
-    """A --baseline for the memory summary must be a registered cell (checked before any run)."""
-    if name is None or str(name).lower() == "none":
-        return
-    from stcbench.cells import get_cell_info
-
-    try:
-        get_cell_info(name)
-    except ConfigError:
-        raise ConfigError(f"--baseline {name!r} is no registered cell; pass one (e.g. --baseline "
-                          f"{DEFAULT_BASELINE}) or --baseline none") from None

@@ -135,10 +135,15 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
     return table
 
 
-def finished_record(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict | None:
+def suite_run(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> tuple[dict, Path]:
+    """The suite's config of one run and its run folder under `runs_root`."""
     cfg = suite_config(cell, task, scale, seed)
     cfg["run"]["output_dir"] = str(runs_root)
-    run_dir = run_dir_for(memory_config.resolve(cfg))
+    return cfg, run_dir_for(memory_config.resolve(cfg))
+
+
+def finished_record(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict | None:
+    cfg, run_dir = suite_run(cell, task, scale, seed, runs_root)
     return check_same_setting(read_metrics(run_dir), cfg, run_dir)
 
 
@@ -158,9 +163,7 @@ def check_same_setting(record: dict | None, cfg: dict, run_dir: Path) -> dict | 
 
 
 def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict:
-    cfg = suite_config(cell, task, scale, seed)
-    cfg["run"]["output_dir"] = str(runs_root)
-    run_dir = run_dir_for(memory_config.resolve(cfg))
+    cfg, run_dir = suite_run(cell, task, scale, seed, runs_root)
     record = check_same_setting(read_metrics(run_dir), cfg, run_dir)
     if record is None:
         last = run_dir / "checkpoints" / "last.ckpt"
