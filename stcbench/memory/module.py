@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from stcbench.data.sampler import EpochSampler
 from stcbench.engine.param_groups import parameter_groups
+from stcbench.engine.per_sequence import SequenceRecorder
 from stcbench.memory.config import MemoryConfig
 from stcbench.memory.network import MemoryNet
 from stcbench.memory.tasks import COPY_LENGTH, TaskSpec, make_split, task_spec
@@ -64,6 +65,20 @@ def task_loss(spec: TaskSpec, outputs: torch.Tensor, targets: torch.Tensor) -> t
     return F.cross_entropy(outputs, targets)
 
 
+def per_sequence_values(spec: TaskSpec, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each test sequence's loss (and accuracy): their means over the test set are `task_loss` and
+    `task_accuracy` (every sequence has the same number of steps)."""
+    batch = len(targets)
+    if spec.kind == "regression":
+        return {"loss": (outputs.squeeze(-1) - targets) ** 2}
+    if spec.kind == "sequence_classification":
+        losses = F.cross_entropy(outputs.flatten(0, 1), targets.flatten(), reduction="none").view(batch, -1)
+        hits = outputs[:, -COPY_LENGTH:].argmax(-1) == targets[:, -COPY_LENGTH:]
+        return {"loss": losses.mean(1), "acc": hits.float().mean(1)}
+    return {"loss": F.cross_entropy(outputs, targets, reduction="none"),
+            "acc": (outputs.argmax(-1) == targets).float()}
+
+
 def task_accuracy(spec: TaskSpec, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
     """Digits: classification accuracy. Copy: accuracy on the 10 recall steps. Adding: none."""
     if spec.kind == "regression":
@@ -87,6 +102,8 @@ class MemoryModule(L.LightningModule):
                              readout_decay=model.readout_decay, synapse_norm=model.synapse_norm,
                              cell_options=model.cell_options)
         self._epoch_spikes: list[float] = []
+        self.test_sequences = SequenceRecorder()
+        self.test_per_sequence: dict | None = None      # {"loss"[, "acc"], "index"}: one value per test sequence
 
     def forward(self, x):
         return self.net(x)
@@ -95,6 +112,8 @@ class MemoryModule(L.LightningModule):
         x, y = batch
         outputs, layers = self.net(x, return_layers=True)
         loss = task_loss(self.spec, outputs, y)
+        if stage == "test":
+            self.test_sequences.add(per_sequence_values(self.spec, outputs, y))
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
         accuracy = task_accuracy(self.spec, outputs, y)
@@ -123,8 +142,15 @@ class MemoryModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._shared_step(batch, "val")
 
+    def on_test_epoch_start(self) -> None:
+        self.test_sequences = SequenceRecorder()
+        self.test_per_sequence = None
+
     def test_step(self, batch, batch_idx):
         self._shared_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_per_sequence = self.test_sequences.collect(getattr(self, "_trainer", None))
 
     def configure_optimizers(self):
         optim = self.config.optim

@@ -2,12 +2,14 @@
 
 Run folder runs/memory/<task>_T<len>/<cell>/<name>/ (name default seed<seed>). metrics.json holds the test
 loss (and accuracy) of the best checkpoint (lowest validation loss) and of the last one, the per-epoch
-history, the memoryless baseline; with `run.gradient_analysis`, gradient_through_time.{npz,png} of the
+history, the memoryless baseline, and a fingerprint of the test set; test_per_sequence.npz each test
+sequence's loss (and accuracy) under the best checkpoint, for a paired comparison of two runs of one seed; with `run.gradient_analysis`, gradient_through_time.{npz,png} of the
 best checkpoint.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from lightning.pytorch.callbacks import Callback
 
 from stcbench.checkpoints import load_checkpoint
 from stcbench.engine.io import atomic_save_npz
+from stcbench.engine.per_sequence import save_per_sequence
 from stcbench.engine.schema import apply_overrides
 from stcbench.engine.task import Task, refuse_model_overrides
 from stcbench.errors import ConfigError
@@ -124,11 +127,13 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
 
     spec = spec_of(config)
     checkpoints = {"best": run_dir / "checkpoints" / "best.ckpt", "last": run_dir / "checkpoints" / "last.ckpt"}
-    tested = {}
+    tested, per_sequence = {}, {}
     for label, path in checkpoints.items():
         load_weights(module, path)
         (tested[label],) = trainer.test(module, datamodule=datamodule, verbose=False)
+        per_sequence[label] = module.test_per_sequence
     load_weights(module, checkpoints["best"])
+    per_sequence_file = save_per_sequence(run_dir, per_sequence["best"]) if trainer.is_global_zero else None
     if config.run.gradient_analysis and trainer.is_global_zero:
         save_gradient_analysis(module, datamodule, run_dir, f"{spec.name} T={config.data.seq_len}, {config.model.cell}")
     return {
@@ -151,8 +156,20 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
         "baseline_formula": spec.baseline_formula,
         "test": plain_metrics(tested["best"], "test/"),
         "last": plain_metrics(tested["last"], "test/"),
+        "test_per_sequence": per_sequence_file,
+        "test_set": test_set_fingerprint(datamodule),
         "history": history,
     }
+
+
+def test_set_fingerprint(datamodule) -> str:
+    """sha256 of the test inputs and targets (first 16 hex digits): two runs with the same fingerprint
+    were tested on the same sequences, so their per-sequence losses can be paired."""
+    digest = hashlib.sha256()
+    for tensor in datamodule.splits["test"].tensors:
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def plain_metrics(metrics: dict, prefix: str) -> dict:

@@ -3,7 +3,8 @@
 For each (task, scale, cell): the test loss as a share of the memoryless baseline (adding 1/6, copy
 10 ln 8 / (T + 20)) as mean ± 95 % Student-t interval over seeds, whether that interval lies below the
 baseline (the network remembers), the test accuracy of the classification tasks, and the difference of
-the loss share to a baseline cell (Welch interval over seeds, better / worse / not distinguishable).
+the loss share to a baseline cell (Welch interval over seeds; for one seed a side, a paired bootstrap over
+the test sequences both runs were tested on; better / worse / not distinguishable).
 """
 from __future__ import annotations
 
@@ -75,14 +76,40 @@ def against_memoryless(shares: list[float], n_row: int) -> str:
     return verdict if summary.n == n_row else f"{verdict} (n = {summary.n})"
 
 
-def difference_text(ours: list[float], base: list[float]) -> str:
-    ours = [v for v in ours if math.isfinite(v)]
-    base = [v for v in base if math.isfinite(v)]
-    difference = stats.welch_difference(ours, base)
+def per_sequence_shares(record: dict) -> np.ndarray | None:
+    """Each test sequence's loss over the memoryless baseline (test_per_sequence.npz of the run folder),
+    or None for runs recorded without them."""
+    name, baseline = record.get("test_per_sequence"), record.get("baseline")
+    if not isinstance(name, str) or not isinstance(baseline, (int, float)) or not baseline or "path" not in record:
+        return None
+    try:
+        with np.load(Path(record["path"]) / name, allow_pickle=False) as data:
+            return np.asarray(data["loss"], dtype=np.float64) / baseline if "loss" in data.files else None
+    except (OSError, ValueError):
+        return None
+
+
+def paired_difference(ours: list[dict], base: list[dict]) -> stats.Difference | None:
+    """One run a side, tested on the same sequences (same test-set fingerprint): the paired bootstrap
+    over test sequences of the loss share; else None."""
+    if len(ours) != 1 or len(base) != 1 or not ours[0].get("test_set") or \
+            ours[0].get("test_set") != base[0].get("test_set"):
+        return None
+    a, b = per_sequence_shares(ours[0]), per_sequence_shares(base[0])
+    return None if a is None or b is None else stats.paired_bootstrap(a, b)
+
+
+def difference_text(ours: list[dict], base: list[dict]) -> str:
+    """Loss share of `ours` minus `base`'s: Welch over seeds, or for one seed each the paired bootstrap
+    over the test sequences."""
+    a = [v for v in map(loss_share, ours) if math.isfinite(v)]
+    b = [v for v in map(loss_share, base) if math.isfinite(v)]
+    difference = stats.welch_difference(a, b) or paired_difference(ours, base)
     if difference is None:
-        return f"cannot rank: n = {len(ours)} vs {len(base)}"
+        return f"cannot rank: n = {len(a)} vs {len(b)}"
+    how = f" (paired bootstrap over {difference.n} test sequences)" if difference.method == "paired bootstrap" else ""
     return (f"{difference.mean:+.3f} [{difference.low:+.3f}, {difference.high:+.3f}] "
-            f"{stats.verdict(difference, higher_is_better=False)}")
+            f"{stats.verdict(difference, higher_is_better=False)}{how}")
 
 
 def newest_per_seed(records: list[dict]) -> list[dict]:
@@ -129,14 +156,16 @@ def memory_table(records: list[dict], baseline: str | None = "lif",
         if baseline:
             base_runs = groups.get((task, seq_len, scale, baseline))
             row.append("baseline" if cell == baseline else MISSING if not base_runs else
-                       difference_text(shares, [loss_share(r) for r in base_runs]))
+                       difference_text(runs, base_runs))
         rows.append(row)
     notes = ["loss / baseline: test loss of the checkpoint with the lowest validation loss over the memoryless "
              "predictor's (adding: 1/6; copy: 10 ln 8 / (T + 20); digits: ln 10); < 1 means the network "
              "remembers.",
              "mean ± 95 % Student-t interval over seeds; 'below the baseline' when the whole interval is below 1; "
              "(n = k): only k of the row's runs have a finite value (the others diverged).",
-             "Differences: mean over seeds minus the baseline cell's, Welch 95 % interval; lower is better."]
+             "Differences: mean over seeds minus the baseline cell's, Welch 95 % interval; with one seed a side "
+             "tested on the same sequences, the mean over test sequences with a paired bootstrap 95 % interval; "
+             "lower is better."]
     return TableResult("memory", "Memory probes over seeds", source, header, rows, notes)
 
 

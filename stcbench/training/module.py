@@ -24,7 +24,7 @@ from stcbench.errors import StcbenchError
 from stcbench.training.cell_variants import recorded_variant, warn_on_resume, with_former_default
 from stcbench.training.config import Config, config_from_dict
 from stcbench.training.network import build_network, network_outputs, network_predict
-from stcbench.training.per_sequence import SequenceRecorder
+from stcbench.engine.per_sequence import SequenceRecorder
 from stcbench.engine.param_groups import parameter_groups, set_learning_rate, set_momentum
 from stcbench.training.schedule import one_cycle_from_config, schedule_from_config
 
@@ -264,7 +264,7 @@ class VideoPredictionModule(L.LightningModule):
                                            pred.detach().cpu()))
 
     keep_predictions: int = 0
-    test_per_sequence: dict | None = None       # {metric: per test sequence, "index"} (training/per_sequence.py)
+    test_per_sequence: dict | None = None       # {metric: per test sequence, "index"} (engine/per_sequence.py)
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute()

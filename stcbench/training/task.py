@@ -195,7 +195,7 @@ def long_test_loader(config: Config):
 def evaluate_checkpoints(config: Config, trainer, module, datamodule, run_dir: Path) -> dict:
     """Test the best (selected on the validation split) and the last checkpoint."""
     from stcbench.training.module import load_module, module_dtype
-    from stcbench.training.per_sequence import save_per_sequence
+    from stcbench.engine.per_sequence import save_per_sequence
 
     callback = trainer.checkpoint_callback
     best_path = Path(callback.best_model_path) if callback and callback.best_model_path else None

@@ -54,6 +54,41 @@ def test_fit_reduces_adding_loss_and_writes_run_directory(tiny_run):
     assert saved["task"] == "memory" and saved["model"]["readout"] == "last"
 
 
+def test_per_sequence_losses_average_to_the_test_loss(tiny_run, tmp_path):
+    import numpy as np
+
+    _, run_dir = tiny_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_per_sequence"] == "test_per_sequence.npz"
+    with np.load(run_dir / "test_per_sequence.npz") as data:
+        assert data["index"].tolist() == list(range(64))
+        assert data["loss"].mean() == pytest.approx(metrics["test"]["loss"], rel=1e-5)
+    assert len(metrics["test_set"]) == 16
+    with warnings.catch_warnings():          # same seed and split sizes: the same test set, another cell
+        warnings.simplefilter("ignore")
+        config = tiny_config(tmp_path)
+        config["model"]["cell"] = "plif"
+        config["trainer"]["max_epochs"] = 1
+        other = json.loads((fit(config) / "metrics.json").read_text())
+        config["seed"], config["run"]["name"] = 2, "seed2"
+        reseeded = json.loads((fit(config) / "metrics.json").read_text())
+    assert other["test_set"] == metrics["test_set"] != reseeded["test_set"]
+
+
+def test_copy_per_sequence_values_average_to_the_batch_loss_and_accuracy():
+    from stcbench.memory.module import per_sequence_values, task_accuracy, task_loss
+    from stcbench.memory.tasks import task_spec
+
+    spec = task_spec("copy", 12)
+    torch.manual_seed(0)
+    outputs = torch.randn(5, spec.steps, spec.out_features, dtype=torch.float64)
+    targets = torch.randint(0, spec.out_features, (5, spec.steps))
+    values = per_sequence_values(spec, outputs, targets)
+    assert values["loss"].shape == (5,) and values["acc"].shape == (5,)
+    assert float(values["loss"].mean()) == pytest.approx(float(task_loss(spec, outputs, targets)), rel=1e-12)
+    assert float(values["acc"].mean()) == pytest.approx(float(task_accuracy(spec, outputs, targets)), rel=1e-6)
+
+
 def test_test_reproduces_the_best_checkpoint_and_resume(tiny_run, tmp_path):
     _, run_dir = tiny_run
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -13,15 +13,20 @@ from stcbench.reports.memory import discover_memory_runs, memory_table
 BASELINE = 1 / 6
 
 
-def write_run(root, task, cell, seed, loss, acc=None, name=None, recurrent=False, mtime=None):
+def write_run(root, task, cell, seed, loss, acc=None, name=None, recurrent=False, mtime=None, per_sequence=None,
+              test_set=None):
     """A metrics.json shaped like the memory task's (no finished_at; the file's time says when)."""
     folder = root / "runs" / "memory" / f"{task}_T100" / cell.lower() / (name or f"seed{seed}")
     folder.mkdir(parents=True)
     test = {"loss": loss} if acc is None else {"loss": loss, "acc": acc}
+    extra = {}
+    if per_sequence is not None:
+        np.savez(folder / "test_per_sequence.npz", loss=np.asarray(per_sequence), index=np.arange(len(per_sequence)))
+        extra = {"test_per_sequence": "test_per_sequence.npz", "test_set": test_set}
     path = folder / "metrics.json"
     path.write_text(json.dumps({"task": "memory", "memory_task": task, "seq_len": 100, "cell": cell,
                                 "recurrent": recurrent, "seed": seed, "scale": "small", "baseline": BASELINE,
-                                "test": test, "epochs": 250}))
+                                "test": test, "epochs": 250, **extra}))
     if mtime is not None:
         os.utime(path, (mtime, mtime))
 
@@ -75,6 +80,24 @@ def test_recurrent_runs_aliases_and_diverged_seeds(tmp_path):
     mean, half = interval([0.5, 0.6])
     assert rows["celif"][3] == "3" and rows["celif"][4] == f"{mean:.3f} ± {half:.3f} (n = 2)"
     assert rows["celif"][5].endswith("(n = 2)")
+
+
+def test_one_seed_a_side_is_ranked_by_a_paired_bootstrap_over_test_sequences(tmp_path):
+    from stcbench.reports.stats import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    lif = rng.uniform(0.1, 0.3, 200)
+    ours = lif - 0.05 + rng.normal(0, 0.01, 200)       # lower on every sequence, by about 0.05
+    write_run(tmp_path, "adding", "lif", 0, lif.mean(), per_sequence=lif, test_set="abc")
+    write_run(tmp_path, "adding", "celif", 0, ours.mean(), per_sequence=ours, test_set="abc")
+    write_run(tmp_path, "adding", "plif", 1, ours.mean(), per_sequence=ours, test_set="other")   # another seed
+    write_run(tmp_path, "adding", "alif", 0, ours.mean())                                        # no file
+    rows = {row[2]: row for row in memory_table(discover_memory_runs(tmp_path), "lif").rows}
+    expected = paired_bootstrap(ours / BASELINE, lif / BASELINE)
+    assert rows["celif"][7] == (f"{expected.mean:+.3f} [{expected.low:+.3f}, {expected.high:+.3f}] better "
+                                f"(paired bootstrap over 200 test sequences)")
+    assert expected.high < 0
+    assert rows["plif"][7] == rows["alif"][7] == "cannot rank: n = 1 vs 1"
 
 
 def test_copy_rows_carry_the_accuracy_and_its_chance(tmp_path):

@@ -88,7 +88,7 @@ def test_per_sequence_parts_of_ddp_processes_are_put_in_test_set_order(monkeypat
     from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
     from torch.utils.data import DataLoader
 
-    from stcbench.training import per_sequence
+    from stcbench.engine import per_sequence
 
     dataset = list(range(5))
     ranks = []
