@@ -22,7 +22,8 @@ def register(subparsers) -> None:
                         help="2, 3, 4, 5, 6, 7, 11 or all (default); memory: the memory probes over seeds")
     parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     parser.add_argument("--select", choices=SELECTIONS, default="newest",
-                        help="which run represents a (dataset, cell): newest complete (default) or best-val")
+                        help="which run represents a (dataset, cell), or with --table memory a (task, cell, seed): "
+                             "newest complete (default) or best-val")
     parser.add_argument("--out", type=Path, default=None,
                         help="write table_<key>.<ext> files here instead of printing")
     add_baseline_option(parser)
@@ -66,11 +67,12 @@ def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: s
     return [atomic_write_text(Path(out) / f"table_{key}.{FORMAT_SUFFIX[fmt]}", text) for key, text in texts.items()]
 
 
-def write_memory_table(runs_root: Path, fmt: str, out: Path | None, baseline: str | None) -> list[Path]:
+def write_memory_table(runs_root: Path, fmt: str, out: Path | None, baseline: str | None,
+                       selection: str = "newest") -> list[Path]:
     from stcbench.atomic import write_text as atomic_write_text
     from stcbench.reports.tables import FORMAT_SUFFIX, render
 
-    text = render(memory_table_for(runs_root, baseline), fmt)
+    text = render(memory_table_for(runs_root, baseline, selection=selection), fmt)
     if out is None:
         sys.stdout.write(text)
         return []
@@ -78,7 +80,7 @@ def write_memory_table(runs_root: Path, fmt: str, out: Path | None, baseline: st
 
 
 def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True, records: list | None = None,
-                     source: str | None = None):
+                     source: str | None = None, selection: str = "newest"):
     """The memory table of the runs under `runs_root` (or of `records`). The default baseline is left out
     when no run has it; another missing baseline is a clear error naming the cells that have runs (with
     `strict`; else the column is left out)."""
@@ -100,14 +102,14 @@ def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True,
         cells = sorted({cell_label(record) for record in records})
         raise ConfigError(f"--baseline {baseline!r}: no memory run has that cell; pass one of {', '.join(cells)} "
                           f"or --baseline none")
-    return memory_table(records, base, source=source or f"the memory runs under {runs_root}")
+    return memory_table(records, base, source=source or f"the memory runs under {runs_root}", selection=selection)
 
 
 def run(args) -> int:
     from stcbench.reports.tables import table_keys
 
     if str(args.table) == "memory":
-        for path in write_memory_table(args.runs, args.format, args.out, args.baseline):
+        for path in write_memory_table(args.runs, args.format, args.out, args.baseline, args.select):
             print(path)
         return 0
 

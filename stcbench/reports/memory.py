@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from stcbench.cell_names import normalize_name
+from stcbench.errors import ConfigError
 from stcbench.reports import stats
+from stcbench.reports.runs import SELECTIONS
 from stcbench.reports.tables import MISSING, TableResult, format_summary
 from stcbench.strict_json import restore_non_finite
 
@@ -112,20 +114,32 @@ def difference_text(ours: list[dict], base: list[dict]) -> str:
             f"{stats.verdict(difference, higher_is_better=False)}{how}")
 
 
-def newest_per_seed(records: list[dict]) -> list[dict]:
-    """One record per seed: the one written last (a rerun replaces an older run)."""
+def best_validation_loss(record: dict) -> float:
+    """The lowest validation loss of the run's history (its best checkpoint's); inf without one."""
+    losses = [h["val/loss"] for h in record.get("history") or []
+              if isinstance(h, dict) and isinstance(h.get("val/loss"), (int, float)) and math.isfinite(h["val/loss"])]
+    return min(losses, default=math.inf)
+
+
+def one_per_seed(records: list[dict], selection: str = "newest") -> list[dict]:
+    """One record per seed: the one written last (a rerun replaces an older run), or with `best-val` the
+    one with the lowest validation loss (the newest of equals)."""
+    if selection not in SELECTIONS:
+        raise ConfigError(f"unknown run selection {selection!r}; choose one of {list(SELECTIONS)}")
+    rank = (lambda r: (r.get("mtime", 0.0),)) if selection == "newest" else \
+        (lambda r: (-best_validation_loss(r), r.get("mtime", 0.0)))
     chosen = {}
-    for record in sorted(records, key=lambda r: r.get("mtime", 0.0)):
+    for record in sorted(records, key=rank):
         chosen[record.get("seed")] = record
     return list(chosen.values())
 
 
-def group_runs(records: list[dict]) -> dict[tuple, list[dict]]:
+def group_runs(records: list[dict], selection: str = "newest") -> dict[tuple, list[dict]]:
     groups = defaultdict(list)
     for record in records:
         groups[(str(record["memory_task"]), int(record.get("seq_len") or 0), str(record.get("scale")),
                 cell_label(record))].append(record)
-    return {key: newest_per_seed(runs) for key, runs in groups.items()}
+    return {key: one_per_seed(runs, selection) for key, runs in groups.items()}
 
 
 def memory_baseline(name: str | None, records: list[dict]) -> str | None:
@@ -137,8 +151,8 @@ def memory_baseline(name: str | None, records: list[dict]) -> str | None:
 
 
 def memory_table(records: list[dict], baseline: str | None = "lif",
-                 source: str = "the memory runs given") -> TableResult:
-    groups = group_runs(records)
+                 source: str = "the memory runs given", selection: str = "newest") -> TableResult:
+    groups = group_runs(records, selection)
     header = ["task", "scale", "cell", "n", "test loss / memoryless baseline", "against the memoryless baseline",
               "test accuracy (chance)"]
     if baseline:
@@ -163,6 +177,8 @@ def memory_table(records: list[dict], baseline: str | None = "lif",
              "remembers.",
              "mean ± 95 % Student-t interval over seeds; 'below the baseline' when the whole interval is below 1; "
              "(n = k): only k of the row's runs have a finite value (the others diverged).",
+             f"Run per seed: selection '{selection}' (the newest run of a seed, or with 'best-val' the one with the "
+             "lowest validation loss).",
              "Differences: mean over seeds minus the baseline cell's, Welch 95 % interval; with one seed a side "
              "tested on the same sequences, the mean over test sequences with a paired bootstrap 95 % interval; "
              "lower is better."]

@@ -232,7 +232,10 @@ def to_latex(result: TableResult) -> str:
              rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & ".join(_latex(h) for h in result.header) + r" \\", r"\midrule"]
     lines += [" & ".join(_latex(c) for c in cells) + r" \\" for cells in result.rows]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if result.notes:
+        lines += [r"\par\smallskip", r"{\footnotesize " + r" \\ ".join(_latex(note) for note in result.notes) + "}"]
+    lines += [r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 

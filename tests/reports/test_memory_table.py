@@ -100,6 +100,26 @@ def test_one_seed_a_side_is_ranked_by_a_paired_bootstrap_over_test_sequences(tmp
     assert rows["plif"][7] == rows["alif"][7] == "cannot rank: n = 1 vs 1"
 
 
+def test_select_best_val_takes_the_rerun_with_the_lowest_validation_loss(tmp_path, capsys):
+    import json as json_
+
+    write_run(tmp_path, "adding", "lif", 0, 0.2 * BASELINE, name="seed0-good", mtime=1_000_000)
+    write_run(tmp_path, "adding", "lif", 0, 0.8 * BASELINE, name="seed0-rerun")                  # newer, worse
+    for name, val in (("seed0-good", 0.03), ("seed0-rerun", 0.12)):
+        path = tmp_path / "runs" / "memory" / "adding_T100" / "lif" / name / "metrics.json"
+        record = json_.loads(path.read_text())
+        record["history"] = [{"epoch": 0, "step": 10, "val/loss": 0.5}, {"epoch": 1, "step": 20, "val/loss": val}]
+        stamp = path.stat().st_mtime
+        path.write_text(json_.dumps(record))
+        os.utime(path, (stamp, stamp))
+    records = discover_memory_runs(tmp_path)
+    assert memory_table(records, None).rows[0][4] == "0.800"
+    assert memory_table(records, None, selection="best-val").rows[0][4] == "0.200"
+    assert main(["table", "--runs", str(tmp_path), "--table", "memory", "--select", "best-val"]) == 0
+    out = capsys.readouterr().out
+    assert "| adding T=100 | small | lif | 1 | 0.200 |" in out and "selection 'best-val'" in out
+
+
 def test_copy_rows_carry_the_accuracy_and_its_chance(tmp_path):
     for seed, acc in enumerate([0.5, 0.6, 0.7]):
         write_run(tmp_path, "copy", "celif", seed, 0.5 * BASELINE, acc=acc)

@@ -117,6 +117,8 @@ def test_three_formats(runs_root):
     assert "| Vanilla LIF | 110.0 | 102.8 |" in md and "| PLIF | — | 99.2 |" in md
     tex = render(result, "latex")
     assert r"\begin{tabular}" in tex and "PLIF & -- & 99.2" in tex and "10$\\to$10" in tex
+    notes = tex.split(r"\end{tabular}")[1]
+    assert r"\footnotesize" in notes and "Run per row: selection" in notes    # the notes under the table
     rows = list(csv.reader(io.StringIO(render(result, "csv"))))
     assert rows[0][:3] == ["table", "Method", "MSE (ours)"]
     plif = next(r for r in rows if r[1] == "PLIF")
