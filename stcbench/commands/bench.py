@@ -241,16 +241,17 @@ def print_memory_plan(out: Path, cells, tasks, scale: str, seeds) -> None:
 
 
 def write_memory_summary(out: Path, baseline: str | None) -> Path | str:
-    """memory_summary.md: every memory run under `out` aggregated over seeds (stcbench.reports.memory)."""
+    """memory_summary.md (every run this suite call tabled, aggregated over seeds) and the figures of those
+    runs: memory_curves.png, learning_curves.png, gradient_through_time_<task>.png (stcbench.reports.memory)."""
     from stcbench.atomic import write_text
     from stcbench.commands.table import memory_table_for
-    from stcbench.reports.memory import discover_memory_runs, plot_memory_curves
+    from stcbench.reports.memory import discover_memory_runs, write_memory_figures
     from stcbench.reports.tables import render
 
     records = suite_records(out, discover_memory_runs(out))
     if not records:
         return "no finished memory run to summarise"
-    plot_memory_curves(records, Path(out) / "memory_curves.png")
+    write_memory_figures(records, Path(out))
     return write_text(Path(out) / "memory_summary.md",
                       render(memory_table_for(out, baseline, strict=False, records=records,
                                               source="the runs in runs/ beside this file (memory_results.json)"),

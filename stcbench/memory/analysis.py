@@ -5,6 +5,10 @@ records Grad(t, n) = sum over the batch of |dL/dS^L[t]_n|, the total derivative 
 with respect to the last hidden layer's output at step t (through the readout and through
 the layer's own later steps), normalised as the papers do by the sum over all t and n.
 With `wrt="input"` it records |dL/dx_t| of the network input instead.
+
+It runs the network step by step (`run_layers_stepwise`): the fast path scans a layer over all
+steps in one kernel, so the per-step output tensors it hands back reach the loss only through the
+readout, and their gradient would miss every path through the layer's later steps.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ def gradient_through_time(net, spec: TaskSpec, x: torch.Tensor, y: torch.Tensor,
     net.eval()
     x = x.detach().clone().requires_grad_(wrt == "input")
     with torch.enable_grad():
-        layers, top_steps = net.run_layers(x, keep_top=True)
+        layers, top_steps = net.run_layers_stepwise(x, keep_top=True)
         loss = task_loss(spec, net.read(layers[-1]), y)
         targets = [x] if wrt == "input" else top_steps
         grads = torch.autograd.grad(loss, targets, allow_unused=True)

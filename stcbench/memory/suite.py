@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from stcbench.atomic import save_figure
 from stcbench.cells import get_cell_info
 from stcbench.cells.registry import normalize_name
 from stcbench.errors import ConfigError
@@ -94,8 +93,8 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
                      seeds=(0,), runs_dir: str | Path | None = None, collect: bool = False) -> Path:
     """Train every (cell, task, seed) at `scale`, skipping runs that already have metrics.json,
     and write into `out_dir`: `memory_results.md` (table vs the task baselines and the published
-    numbers), `memory_results.csv` / `.json`, `learning_curves.png` and
-    `gradient_through_time_<task>.png`.  Runs go to `runs_dir` (default `<out_dir>/runs`;
+    numbers) and `memory_results.csv` / `.json` (the figures of these runs:
+    stcbench.reports.memory.write_memory_figures, which `stcbench bench` calls).  Runs go to `runs_dir` (default `<out_dir>/runs`;
     checkpoints stay there).  Cells that are not registered are reported, not trained; `None` for
     cells, tasks or seeds means the defaults.  With `collect`, nothing is trained: the tables cover
     the runs that have finished and list the others as not finished.
@@ -127,9 +126,6 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
     atomic_write_json(out_dir / "memory_results.json", {"scale": scale, "label": scale_label(scale), "runs": records,
                                                        "skipped": skipped})
     atomic_write_text(out_dir / "memory_results.csv", to_csv(rows))
-    plot_learning_curves(records, out_dir / "learning_curves.png")
-    for task in tasks:
-        plot_task_gradients([r for r in records if r["memory_task"] == task], task, out_dir)
     table = out_dir / "memory_results.md"
     atomic_write_text(table, to_markdown(rows, scale, skipped))
     return table
@@ -265,56 +261,3 @@ def to_markdown(rows: list[dict], scale: str, skipped: list) -> str:
         lines += ["", "No finished run (collected without training): "
                   + ", ".join(f"{c} {t} {why.split(' has')[0]}" for c, t, why in unfinished)]
     return "\n".join(lines) + "\n"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_learning_curves(records: list[dict], path: Path) -> None:
-    plt = _pyplot()
-    tasks = sorted({r["memory_task"] for r in records})
-    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5.5 * max(1, len(tasks)), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        runs = [r for r in records if r["memory_task"] == task]
-        for r in runs:
-            steps = [h["step"] for h in r["history"] if "val/loss" in h]
-            loss = [h["val/loss"] for h in r["history"] if "val/loss" in h]
-            ax.plot(steps, loss, marker=".", label=r["cell"] + (" rec" if r["recurrent"] else ""))
-        if runs:
-            ax.axhline(runs[0]["baseline"], color="k", linestyle="--", linewidth=1, label="baseline")
-            ax.set_title(f"{task} T={runs[0]['seq_len']}")
-        ax.set_xlabel("training iteration")
-        ax.set_ylabel("validation loss")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=80)
-    plt.close(fig)
-
-
-def plot_task_gradients(records: list[dict], task: str, out_dir: Path) -> None:
-    records = [r for r in records if r.get("gradient_norm")]
-    if not records:
-        return
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for r in records:
-        label = r["cell"] + (" rec" if r["recurrent"] else "")
-        axes[0].semilogy(np.maximum(r["gradient_norm"], 1e-30), label=label)
-        axes[1].plot(r["gradient_share"], label=label)
-    axes[0].set_ylabel("||dL/dS_t|| (last hidden layer)")
-    axes[1].set_ylabel("Grad[t] = share of sum |dL/dS_t,n|")
-    for ax in axes:
-        ax.set_xlabel("time step t")
-        ax.legend(fontsize=7)
-    fig.suptitle(f"Gradient through time, {task} T={records[0]['seq_len']} (best checkpoint, 256 validation samples)")
-    fig.tight_layout()
-    save_figure(fig, out_dir / f"gradient_through_time_{task}.png", dpi=80)
-    plt.close(fig)
-
-

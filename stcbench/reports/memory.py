@@ -193,24 +193,33 @@ def validation_curves(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(common), np.asarray([[curve[step] for step in common] for curve in curves])
 
 
+def cell_styles(records: list[dict]) -> dict[str, dict]:
+    """Colour, line style and marker of each cell (label), the same in every memory figure of `records`."""
+    from stcbench.reports.figures import line_style
+
+    return {cell: line_style(index) for index, cell in enumerate(sorted({cell_label(r) for r in records}))}
+
+
+def _panels(groups: dict) -> list[tuple]:
+    return sorted({key[:3] for key in groups})
+
+
 def plot_memory_curves(records: list[dict], path: Path) -> Path | None:
     """Validation loss / memoryless baseline against training iterations: per cell the mean over seeds
     with its 95 % t band, one panel per (task, T, scale)."""
-    from stcbench.atomic import save_figure
-    from stcbench.reports.figures import line_style, plt
+    from stcbench.reports.figures import plt
 
-    groups = group_runs(records)
-    panels = sorted({key[:3] for key in groups})
+    groups, styles = group_runs(records), cell_styles(records)
+    panels = _panels(groups)
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        cells = sorted(key[3] for key in groups if key[:3] == panel)
-        for index, cell in enumerate(cells):
+        for cell in sorted(key[3] for key in groups if key[:3] == panel):
             steps, values = validation_curves(groups[(*panel, cell)])
             if not len(steps):
                 continue
-            style = line_style(index)
+            style = styles[cell]
             mean = values.mean(axis=0)
             ax.plot(steps, mean, label=f"{cell} (n = {len(values)})", markevery=max(1, len(steps) // 8),
                     markersize=4, linewidth=1.2, **style)
@@ -218,12 +227,110 @@ def plot_memory_curves(records: list[dict], path: Path) -> Path | None:
                 # 95 % Student-t band over seeds at each iteration: t(0.975, n-1) * s / sqrt(n)
                 half = stats.t_quantile(len(values) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(values))
                 ax.fill_between(steps, mean - half, mean + half, color=style["color"], alpha=0.15, linewidth=0)
-        ax.axhline(1.0, color="k", linestyle="--", linewidth=1, label="memoryless baseline")
-        ax.set_title(f"{panel[0]} T={panel[1]} ({panel[2]} scale)")
-        ax.set_xlabel("training iteration")
-        ax.set_ylabel("validation loss / memoryless baseline")
-        ax.set_ylim(0, 1.6)
+        _finish_loss_panel(ax, panel)
+    return _save(fig, path)
+
+
+def plot_learning_curves(records: list[dict], path: Path) -> Path | None:
+    """Every run's validation loss / memoryless baseline against training iterations (one thin line per
+    seed, in its cell's colour): shows what the mean of memory_curves.png averages over."""
+    from stcbench.reports.figures import plt
+
+    groups, styles = group_runs(records), cell_styles(records)
+    panels = _panels(groups)
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for cell in sorted(key[3] for key in groups if key[:3] == panel):
+            runs = sorted(groups[(*panel, cell)], key=lambda r: str(r.get("seed")))
+            for index, run in enumerate(runs):
+                points = [(h["step"], h["val/loss"] / run["baseline"]) for h in run.get("history") or []
+                          if isinstance(h.get("val/loss"), (int, float)) and "step" in h and run.get("baseline")]
+                if points:
+                    label = f"{cell} ({len(runs)} seed{'s' if len(runs) > 1 else ''})" if index == 0 else None
+                    ax.plot(*zip(*points), label=label, linewidth=0.8, alpha=0.8, color=styles[cell]["color"],
+                            linestyle=styles[cell]["linestyle"])
+        _finish_loss_panel(ax, panel)
+    return _save(fig, path)
+
+
+def plot_gradient_through_time(records: list[dict], task: str, path: Path) -> Path | None:
+    """The gradient-through-time analysis of one task's best checkpoints (stcbench.memory.analysis), per
+    cell the mean over seeds: the norm of dL/dS_t and each step's share of the summed gradient."""
+    from stcbench.reports.figures import plt
+
+    groups = {key: runs for key, runs in group_runs(records).items() if key[0] == task}
+    styles = cell_styles(records)
+    curves = {}
+    for key, runs in sorted(groups.items()):
+        analyses = [a for a in map(gradient_analysis, runs) if a is not None]
+        if analyses and len({len(share) for _, share in analyses}) == 1:
+            curves[key] = (np.mean([norm for norm, _ in analyses], axis=0),
+                           np.mean([share for _, share in analyses], axis=0), len(analyses))
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for (_, seq_len, scale, cell), (norm, share, n) in curves.items():
+        style = {**styles[cell], "markevery": max(1, len(share) // 10), "markersize": 4}
+        label = f"{cell}, T={seq_len}, {scale} (n = {n})"
+        axes[0].semilogy(np.maximum(norm, 1e-30), label=label, **style)
+        axes[1].plot(share, label=label, **style)
+    axes[0].set_ylabel("||dL/dS_t|| (last hidden layer)")
+    axes[1].set_ylabel("Grad[t] = share of sum |dL/dS_t,n|")
+    for ax in axes:
+        ax.set_xlabel("time step t")
         ax.legend(fontsize=7)
+    fig.suptitle(f"Gradient through time, {task} (best checkpoints, 256 validation samples; mean over seeds)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def gradient_analysis(record: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(norm, per-step share) of the run's gradient-through-time analysis: from the record, else from
+    gradient_through_time.npz in its run folder; None when the run has none."""
+    if record.get("gradient_norm") and record.get("gradient_share"):
+        return np.asarray(record["gradient_norm"], dtype=np.float64), np.asarray(record["gradient_share"], dtype=np.float64)
+    path = Path(record["path"]) / "gradient_through_time.npz" if "path" in record else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return np.asarray(data["norm"], dtype=np.float64), np.asarray(data["per_step"], dtype=np.float64)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def write_memory_figures(records: list[dict], out_dir: Path) -> list[Path]:
+    """memory_curves.png, learning_curves.png and gradient_through_time_<task>.png of `records` in
+    `out_dir`; gradient figures of tasks these records do not have are removed, so that every figure
+    in the folder shows the same runs."""
+    out_dir = Path(out_dir)
+    tasks = sorted({str(r["memory_task"]) for r in records})
+    written = [plot_memory_curves(records, out_dir / "memory_curves.png"),
+               plot_learning_curves(records, out_dir / "learning_curves.png")]
+    written += [plot_gradient_through_time(records, task, out_dir / f"gradient_through_time_{task}.png")
+                for task in tasks]
+    kept = {path for path in written if path is not None}
+    for stale in out_dir.glob("gradient_through_time_*.png"):
+        if stale not in kept:
+            stale.unlink()
+    return sorted(kept)
+
+
+def _finish_loss_panel(ax, panel: tuple) -> None:
+    ax.axhline(1.0, color="k", linestyle="--", linewidth=1, label="memoryless baseline")
+    ax.set_title(f"{panel[0]} T={panel[1]} ({panel[2]} scale)")
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("validation loss / memoryless baseline")
+    ax.set_ylim(0, 1.6)
+    ax.legend(fontsize=7)
+
+
+def _save(fig, path: Path) -> Path:
+    from stcbench.atomic import save_figure
+    from stcbench.reports.figures import plt
+
     fig.tight_layout()
     save_figure(fig, path, dpi=90)
     plt.close(fig)

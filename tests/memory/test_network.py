@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -6,7 +7,7 @@ from stcbench.cells import list_cells
 from stcbench.errors import ConfigError
 from stcbench.memory.analysis import gradient_through_time, plot_gradient_through_time
 from stcbench.memory.network import MemoryNet
-from stcbench.memory.tasks import make_copy, task_spec
+from stcbench.memory.tasks import make_adding, make_copy, task_spec
 
 SPIKING = [info.name for info in list_cells() if info.spiking]
 
@@ -98,3 +99,22 @@ def test_gradient_through_time_shapes_and_normalisation(tmp_path):
     assert inputs["grad"].shape == (T + 20, spec.in_features)
     png = plot_gradient_through_time({"celif": result, "input": inputs}, tmp_path / "g.png")
     assert png.stat().st_size > 1000
+
+
+def test_gradient_through_time_follows_the_layer_through_its_later_steps():
+    """With the readout on the last step only, earlier spikes reach the loss only through the layer's own
+    later steps (the soft reset, the membrane): the analysis must see that path, as a direct step-by-step
+    computation does, whichever path (fast or step by step) the network trains with."""
+    torch.manual_seed(0)
+    spec = task_spec("adding", 12)
+    net = MemoryNet("lif", spec.in_features, [16, 16], spec.out_features, steps=spec.steps, readout="last")
+    net.double()
+    x, y = make_adding(16, 12, seed=0)
+    x, y = x.double(), y.double()
+    result = gradient_through_time(net, spec, x, y)
+    assert result["per_step"][:-1].sum() > 0.01
+    layers, steps = net.run_layers_stepwise(x, keep_top=True)
+    from stcbench.memory.module import task_loss
+
+    direct = torch.autograd.grad(task_loss(spec, net.read(layers[-1]), y), steps)
+    np.testing.assert_allclose(result["norm"], [float(g.norm()) for g in direct], rtol=1e-10)

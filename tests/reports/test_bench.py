@@ -147,7 +147,8 @@ def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs):
             run.mkdir(parents=True)
             (run / "metrics.json").write_text(json.dumps({
                 "memory_task": "adding", "seq_len": 100, "cell": "celif", "recurrent": False, "seed": seed,
-                "scale": scale, "baseline": 0.5, "test": {"loss": loss}}))
+                "scale": scale, "baseline": 0.5, "test": {"loss": loss}, "gradient_norm": [1.0, 2.0],
+                "gradient_share": [0.25, 0.75], "history": [{"step": 10, "val/loss": 0.4}]}))
         return out / "memory_results.md"
 
     args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding"], cells=["celif"],
@@ -155,6 +156,10 @@ def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs):
     assert bench.run(args, memory_suite=memory_suite) == 0
     summary = (tmp_path / "bench" / "memory_summary.md").read_text()
     assert "| adding T=100 | quick | celif | 2 | 0.220 ± 0.254 | below the baseline |" in summary
+    figures = sorted(p.name for p in (tmp_path / "bench").glob("*.png"))
+    assert figures == ["gradient_through_time_adding.png", "learning_curves.png", "memory_curves.png"]
+    stale = tmp_path / "bench" / "gradient_through_time_copy.png"      # of an earlier call with the copy task
+    stale.write_bytes(b"old")
     # the summary covers what the suite call tabled (memory_results.json), not every run in the folder
     (tmp_path / "bench" / "memory_results.json").write_text(json.dumps(
         {"runs": [{"run_dir": "memory/adding_T100/celif/seed0"}]}))
@@ -162,6 +167,7 @@ def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs):
 
     write_memory_summary(tmp_path / "bench", "lif")
     assert "| adding T=100 | quick | celif | 1 | 0.200 |" in (tmp_path / "bench" / "memory_summary.md").read_text()
+    assert not stale.exists()          # every figure left in the folder shows the runs of the table
     with pytest.raises(ConfigError, match="--baseline 'nosuchcell' is no registered cell"):
         bench.run(args_for(tmp_path / "b2", configs, suite="memory", datasets=None, baseline="nosuchcell"),
                   memory_suite=lambda *a: pytest.fail("trained despite a bad --baseline"))

@@ -157,6 +157,23 @@ def test_learning_curves_over_seeds(tmp_path):
     assert plot_memory_curves([], tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
 
 
+def test_every_memory_figure_gives_a_cell_the_same_style(tmp_path):
+    from stcbench.reports.figures import line_style
+    from stcbench.reports.memory import cell_styles, plot_gradient_through_time, plot_learning_curves
+
+    runs = [{"memory_task": "adding", "seq_len": 100, "scale": "small", "cell": cell, "seed": seed, "baseline": 0.5,
+             "recurrent": cell == "alif", "test": {"loss": 0.4}, "gradient_norm": [1.0, 0.5],
+             "gradient_share": [0.4, 0.6], "history": [{"step": 32, "val/loss": 0.4}, {"step": 64, "val/loss": 0.3}]}
+            for cell in ("tclif", "alif", "lif") for seed in range(2)]
+    styles = cell_styles(runs)
+    assert list(styles) == ["alif (rec)", "lif", "tclif"] and styles["tclif"] == line_style(2)
+    assert len({style["color"] for style in styles.values()}) == 3
+    for path in (plot_learning_curves(runs, tmp_path / "l.png"),
+                 plot_gradient_through_time(runs, "adding", tmp_path / "g.png")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_gradient_through_time(runs, "copy", tmp_path / "c.png") is None
+
+
 def test_malformed_records_are_skipped_with_a_warning(tmp_path, capsys):
     write_run(tmp_path, "adding", "celif", 0, 0.5 * BASELINE)
     for name, text in (("empty", ""), ("list", "[1, 2]"), ("nocell", json.dumps({"memory_task": "adding",
