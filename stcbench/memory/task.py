@@ -194,6 +194,26 @@ def save_gradient_analysis(module, datamodule, run_dir: Path, title: str) -> dic
     return result
 
 
+def redo_gradient_analysis(run_dir: Path) -> dict:
+    """Recompute gradient_through_time.{npz,png} of a finished run from its best checkpoint (for runs
+    analysed before the analysis ran step by step, stcbench.memory.analysis); the run's other files
+    are left as they are."""
+    from stcbench.memory.module import MemoryDataModule, MemoryModule
+
+    run_dir = Path(run_dir)
+    best = run_dir / "checkpoints" / "best.ckpt"
+    if not best.is_file():
+        raise ConfigError(f"{run_dir} has no checkpoints/best.ckpt; the analysis needs the run's best checkpoint")
+    stored = load_checkpoint(best).get("hyper_parameters", {}).get("config")
+    if not isinstance(stored, dict) or stored.get("task") != "memory":
+        raise ConfigError(f"{best} is not a checkpoint of a memory run")
+    config = resolve(copy.deepcopy(stored))
+    module = MemoryModule(config)
+    load_weights(module, best)
+    title = f"{module.spec.name} T={config.data.seq_len}, {config.model.cell}"
+    return save_gradient_analysis(module, MemoryDataModule(config), run_dir, title)
+
+
 def trained_architecture(stored: dict) -> dict:
     """The stored model section, with CE-LIF's `te_steps` pinned to the trained length so that a
     test on another sequence length loads (longer sequences reuse the last TE row)."""

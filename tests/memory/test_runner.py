@@ -75,6 +75,29 @@ def test_per_sequence_losses_average_to_the_test_loss(tiny_run, tmp_path):
     assert other["test_set"] == metrics["test_set"] != reseeded["test_set"]
 
 
+def test_redo_gradient_analysis_rewrites_the_runs_analysis(tiny_run, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from stcbench.memory.task import redo_gradient_analysis
+
+    _, run_dir = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    with np.load(run_dir / "gradient_through_time.npz") as data:
+        made_by_fit = {name: data[name] for name in data.files}
+    (copy / "gradient_through_time.npz").write_bytes(b"old")
+    result = redo_gradient_analysis(copy)
+    with np.load(copy / "gradient_through_time.npz") as data:
+        for name, values in made_by_fit.items():
+            np.testing.assert_allclose(data[name], values, rtol=1e-6)
+    assert result["per_step"][:-1].sum() > 0            # the layer's later steps carry gradient back
+    shutil.rmtree(copy / "checkpoints")
+    with pytest.raises(ConfigError, match="no checkpoints/best.ckpt"):
+        redo_gradient_analysis(copy)
+
+
 def test_copy_per_sequence_values_average_to_the_batch_loss_and_accuracy():
     from stcbench.memory.module import per_sequence_values, task_accuracy, task_loss
     from stcbench.memory.tasks import task_spec

@@ -1,0 +1,39 @@
+"""Recompute the gradient-through-time analysis of finished memory runs from their best checkpoints.
+
+Runs analysed before the analysis ran step by step (stcbench.memory.analysis) recorded only the
+readout's share of the gradient; this rewrites gradient_through_time.{npz,png} of every memory run
+under the given folders that still has checkpoints/best.ckpt, and prints each run's share of the
+gradient that reaches the first 10 % of the steps.
+
+    .venv/bin/python tools/redo_memory_gradients.py /path/to/memory-suite-folder [...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from stcbench.memory.task import redo_gradient_analysis
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("roots", nargs="+", type=Path, help="folders searched for memory run folders")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    for root in args.roots:
+        for metrics in sorted(root.rglob("metrics.json")):
+            run_dir = metrics.parent
+            record = json.loads(metrics.read_text(encoding="utf-8"))
+            if record.get("task") != "memory" or not (run_dir / "checkpoints" / "best.ckpt").is_file():
+                continue
+            share = redo_gradient_analysis(run_dir)["per_step"]
+            early = share[: max(1, len(share) // 10)].sum()
+            print(f"{run_dir}: first 10 % of the steps {early:.3g} of the gradient")
+
+
+if __name__ == "__main__":
+    main()
