@@ -188,10 +188,13 @@ def save_gradient_analysis(module, datamodule, run_dir: Path, title: str) -> dic
     x, y = datamodule.splits["val"].tensors
     x, y = x[:ANALYSIS_SAMPLES], y[:ANALYSIS_SAMPLES]
     result = gradient_through_time(module.net, module.spec, x, y)
+    inputs = gradient_through_time(module.net, module.spec, x, y, wrt="input")
     atomic_save_npz(run_dir / "gradient_through_time.npz", grad=result["grad"].astype(np.float32),
-                    per_step=result["per_step"], norm=result["norm"])
-    plot_gradient_through_time({module.config.model.cell: result}, run_dir / "gradient_through_time.png", title)
-    return result
+                    per_step=result["per_step"], norm=result["norm"], input_per_step=inputs["per_step"],
+                    input_norm=inputs["norm"])
+    plot_gradient_through_time({module.config.model.cell: result, "network input": inputs},
+                               run_dir / "gradient_through_time.png", title)
+    return {**result, "input_per_step": inputs["per_step"], "input_norm": inputs["norm"]}
 
 
 def redo_gradient_analysis(run_dir: Path) -> dict:

@@ -257,7 +257,8 @@ def plot_learning_curves(records: list[dict], path: Path) -> Path | None:
 
 def plot_gradient_through_time(records: list[dict], task: str, path: Path) -> Path | None:
     """The gradient-through-time analysis of one task's best checkpoints (stcbench.memory.analysis), per
-    cell the mean over seeds: the norm of dL/dS_t and each step's share of the summed gradient."""
+    cell the mean over seeds: the norm of dL/dS_t of the last hidden layer, each step's share of its
+    summed magnitude, and (where recorded) each step's share of |dL/dx_t| of the network input."""
     from stcbench.reports.figures import plt
 
     groups = {key: runs for key, runs in group_runs(records).items() if key[0] == task}
@@ -265,40 +266,49 @@ def plot_gradient_through_time(records: list[dict], task: str, path: Path) -> Pa
     curves = {}
     for key, runs in sorted(groups.items()):
         analyses = [a for a in map(gradient_analysis, runs) if a is not None]
-        if analyses and len({len(share) for _, share in analyses}) == 1:
-            curves[key] = (np.mean([norm for norm, _ in analyses], axis=0),
-                           np.mean([share for _, share in analyses], axis=0), len(analyses))
+        if analyses and len({len(a["share"]) for a in analyses}) == 1:
+            curves[key] = {name: np.mean([a[name] for a in analyses], axis=0) for name in analyses[0]
+                           if all(name in a for a in analyses)}
+            curves[key]["n"] = len(analyses)
     if not curves:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for (_, seq_len, scale, cell), (norm, share, n) in curves.items():
-        style = {**styles[cell], "markevery": max(1, len(share) // 10), "markersize": 4}
-        label = f"{cell}, T={seq_len}, {scale} (n = {n})"
-        axes[0].semilogy(np.maximum(norm, 1e-30), label=label, **style)
-        axes[1].plot(share, label=label, **style)
+    with_input = any("input_share" in curve for curve in curves.values())
+    fig, axes = plt.subplots(1, 3 if with_input else 2, figsize=(16 if with_input else 11, 3.8))
+    for (_, seq_len, scale, cell), curve in curves.items():
+        style = {**styles[cell], "markevery": max(1, len(curve["share"]) // 10), "markersize": 4}
+        label = f"{cell}, T={seq_len}, {scale} (n = {curve['n']})"
+        axes[0].semilogy(np.maximum(curve["norm"], 1e-30), label=label, **style)
+        axes[1].plot(curve["share"], label=label, **style)
+        if "input_share" in curve:
+            axes[2].plot(curve["input_share"], label=label, **style)
     axes[0].set_ylabel("||dL/dS_t|| (last hidden layer)")
     axes[1].set_ylabel("Grad[t] = share of sum |dL/dS_t,n|")
+    if with_input:
+        axes[2].set_ylabel("share of sum |dL/dx_t| (network input)")
     for ax in axes:
         ax.set_xlabel("time step t")
         ax.legend(fontsize=7)
     fig.suptitle(f"Gradient through time, {task} (best checkpoints, 256 validation samples; mean over seeds)")
-    fig.tight_layout()
     return _save(fig, path)
 
 
-def gradient_analysis(record: dict) -> tuple[np.ndarray, np.ndarray] | None:
-    """(norm, per-step share) of the run's gradient-through-time analysis: from the record, else from
-    gradient_through_time.npz in its run folder; None when the run has none."""
-    if record.get("gradient_norm") and record.get("gradient_share"):
-        return np.asarray(record["gradient_norm"], dtype=np.float64), np.asarray(record["gradient_share"], dtype=np.float64)
+def gradient_analysis(record: dict) -> dict | None:
+    """{"norm", "share"[, "input_share"]} of the run's gradient-through-time analysis, from
+    gradient_through_time.npz in its run folder, else from the record; None when the run has none."""
     path = Path(record["path"]) / "gradient_through_time.npz" if "path" in record else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return np.asarray(data["norm"], dtype=np.float64), np.asarray(data["per_step"], dtype=np.float64)
-    except (OSError, ValueError, KeyError):
-        return None
+    if path is not None and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                names = {"norm": "norm", "share": "per_step", "input_share": "input_per_step"}
+                found = {name: np.asarray(data[key], dtype=np.float64) for name, key in names.items()
+                         if key in data.files}
+        except (OSError, ValueError):
+            return None
+        return found if "norm" in found and "share" in found else None
+    if record.get("gradient_norm") and record.get("gradient_share"):
+        return {"norm": np.asarray(record["gradient_norm"], dtype=np.float64),
+                "share": np.asarray(record["gradient_share"], dtype=np.float64)}
+    return None
 
 
 def write_memory_figures(records: list[dict], out_dir: Path) -> list[Path]:

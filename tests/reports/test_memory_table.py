@@ -172,6 +172,15 @@ def test_every_memory_figure_gives_a_cell_the_same_style(tmp_path):
                  plot_gradient_through_time(runs, "adding", tmp_path / "g.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_gradient_through_time(runs, "copy", tmp_path / "c.png") is None
+    from stcbench.reports.memory import gradient_analysis
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    np.savez(folder / "gradient_through_time.npz", norm=[1.0, 2.0], per_step=[0.3, 0.7], input_per_step=[0.9, 0.1])
+    read = gradient_analysis({**runs[0], "path": str(folder)})          # the file wins over the record
+    assert read["share"].tolist() == [0.3, 0.7] and read["input_share"].tolist() == [0.9, 0.1]
+    np.savez(folder / "gradient_through_time.npz", norm=[1.0, 2.0])
+    assert gradient_analysis({"path": str(folder)}) is None
 
 
 def test_malformed_records_are_skipped_with_a_warning(tmp_path, capsys):
