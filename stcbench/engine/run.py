@@ -21,7 +21,7 @@ from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
 from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, log_version, planned_run_dir,
                                         refuse_existing_run, remove_unstarted_run, run_dir_of_checkpoint,
-                                        shared_run_dir)
+                                        shared_run_dir, training_lock)
 from stcbench.engine.run_paths import relative_to_run
 from stcbench.engine.task import Task
 from stcbench.engine.trainer import build_trainer
@@ -76,7 +76,13 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         if fresh:
             run_dir, created = create_run_dir(run_dir, default_name=task.run_name(config) is None,
                                               overwrite=overwrite)
-        save_portable_config(config, run_dir / "config.yaml")
+    with training_lock(run_dir):
+        if is_rank_zero():
+            save_portable_config(config, run_dir / "config.yaml")
+        return _train_and_test(task, config, module, datamodule, run_dir, ckpt_path, created, resuming)
+
+
+def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_path, created, resuming) -> Path:
     loggers = build_loggers(config, run_dir, task.run_label(config, run_dir), version=log_version(run_dir, resuming))
     callbacks = task.callbacks(config)
     started = time.time()

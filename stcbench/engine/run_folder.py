@@ -7,6 +7,7 @@ run fails on bad input before its first checkpoint, shared with DDP worker proce
         checkpoints/best.ckpt       lowest validation loss
         logs/                       CSV, TensorBoard, wandb
         metrics.json                written last, atomically: a folder without it is unfinished
+        .lock                       while a process trains the run (a second fit or resume is refused)
 """
 from __future__ import annotations
 
@@ -14,12 +15,19 @@ import contextlib
 import datetime as _dt
 import os
 import shutil
+import socket
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:              # pragma: no cover - not POSIX: runs are not locked
+    fcntl = None
 
 from stcbench.engine.cluster import is_rank_zero
 from stcbench.errors import ConfigError
 
 RUN_DIR_ENV = "STCBENCH_RUN_DIR"     # shares the run folder with DDP worker processes
+LOCK_FILE = ".lock"
 
 
 def default_run_name(seed: int) -> str:
@@ -53,6 +61,8 @@ def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tup
     created), the latter removed again when the run fails on bad input before its first checkpoint."""
     created = first_missing(run_dir)
     if overwrite and run_dir.is_dir():
+        with training_lock(run_dir):        # never removes a run another process is training
+            pass
         shutil.rmtree(run_dir)
         created = run_dir.resolve()
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -128,3 +138,45 @@ def shared_run_dir(run_dir: Path):
             os.environ.pop(RUN_DIR_ENV, None)
         else:
             os.environ[RUN_DIR_ENV] = old
+
+
+@contextlib.contextmanager
+def training_lock(run_dir: Path):
+    """Holds an exclusive lock on `run_dir`/.lock while this process trains the run, so that a second fit or
+    resume of the same run is refused (one line, nothing written) instead of writing the same checkpoints.
+    Rank zero only: DDP workers share their rank zero's run. The file is removed on release."""
+    if fcntl is None or not is_rank_zero():
+        yield
+        return
+    path = Path(run_dir) / LOCK_FILE
+    handle = _acquire(path, run_dir)
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
+def _acquire(path: Path, run_dir: Path):
+    while True:
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(f"run {run_dir} is being trained by {holder}; wait for it to finish or stop it, "
+                              f"then resume with `stcbench fit --ckpt-path {run_dir}`") from None
+        try:
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()          # the holder removed the file as we opened it: lock the new one

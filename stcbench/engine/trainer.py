@@ -15,6 +15,25 @@ def _limit(value):
     return None if value == 1.0 and isinstance(value, float) else value
 
 
+def checkpoint_plugins(strategy) -> list:
+    """Checkpoints written beside their target and renamed over it (stcbench.atomic): a run killed while
+    saving keeps its previous last.ckpt. Lightning's own save renames from the system's temporary folder,
+    which copies in place when that folder is on another file system. Sharded strategies keep their own."""
+    if any(name in str(strategy).lower() for name in ("fsdp", "deepspeed")):
+        return []
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    from stcbench.engine.io import atomic_torch_save
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+            if storage_options is not None:
+                raise TypeError("storage_options are not supported by stcbench's checkpoint writer")
+            atomic_torch_save(Path(path), checkpoint)
+
+    return [AtomicCheckpointIO()]
+
+
 def build_trainer(config, run_dir: Path | None, *, monitor: str | None = None, loggers: list | None = None,
                   callbacks: list | None = None):
     """A Trainer for `config` (any task's). With `monitor` it trains: best.ckpt (lowest `monitor`) and
@@ -50,4 +69,5 @@ def build_trainer(config, run_dir: Path | None, *, monitor: str | None = None, l
         log_every_n_steps=logging.log_every_n_steps,
         callbacks=all_callbacks, enable_progress_bar=bar is not None,
         enable_checkpointing=fit, enable_model_summary=False,
+        plugins=checkpoint_plugins(t.strategy) if fit else None,
     )

@@ -29,6 +29,10 @@ class MemoryDataModule(L.LightningDataModule):
         self.config = config
         self.splits: dict[str, TensorDataset] = {}
 
+    def prepare_data(self) -> None:
+        """Builds (or reads) the splits now, so that a data problem surfaces before the run folder exists."""
+        self.setup()
+
     def setup(self, stage: str | None = None) -> None:
         data = self.config.data
         for split in ("train", "val", "test"):

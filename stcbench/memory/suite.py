@@ -175,6 +175,8 @@ def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dic
         with np.load(grad) as z:
             record["gradient_norm"] = [float(f"{v:.4g}") for v in z["norm"]]
             record["gradient_share"] = [float(f"{v:.4g}") for v in z["per_step"]]
+            if "input_per_step" in z.files:
+                record["input_gradient_share"] = [float(f"{v:.4g}") for v in z["input_per_step"]]
     return record
 
 
@@ -191,9 +193,10 @@ def scale_label(scale: str) -> str:
     return "paper scale (CE-LIF Table 5 settings: 64-256-256, batch 256)"
 
 
-def early_share(record: dict) -> float | None:
-    """Share of the last hidden layer's gradient that reaches the first 10% of the steps."""
-    share = record.get("gradient_share")
+def early_share(record: dict, key: str = "gradient_share") -> float | None:
+    """Share of the last hidden layer's gradient (`key` "input_gradient_share": of the gradient at the network
+    input) that reaches the first 10% of the steps."""
+    share = record.get(key)
     if not share:
         return None
     return float(np.sum(share[: max(1, len(share) // 10)]))
@@ -214,6 +217,7 @@ def table_row(record: dict) -> dict:
         "loss/baseline": test["loss"] / record["baseline"] if record["baseline"] else math.nan,
         "test_acc": test.get("acc"),
         "early_grad_share": early_share(record),
+        "early_input_grad_share": early_share(record, "input_gradient_share"),
         "epochs": record["epochs"],
         "published": published,
     }
@@ -241,15 +245,17 @@ def to_markdown(rows: list[dict], scale: str, skipped: list) -> str:
              "test_loss: MSE (adding) or per-step cross-entropy over all T + 20 steps (copy) of the checkpoint "
              "with the lowest validation loss; baseline: the best memoryless predictor (adding 1/6, copy "
              "10 ln 8 / (T + 20)); loss/baseline < 1 means the network remembers something. test_acc (copy): "
-             "accuracy on the 10 recall steps (chance 1/8). early_grad_share: share of |dL/dS_t| of the last "
-             "hidden layer that reaches the first 10% of the steps (Fig. 4/6 style; see the PNGs).", "",
+             "accuracy on the 10 recall steps (chance 1/8). early grad share: share of |dL/dS_t| of the last "
+             "hidden layer that reaches the first 10% of the steps (Fig. 4/6 style; see the PNGs); at the input: "
+             "the same for |dL/dx_t| of the network input (uniform: 0.100).", "",
              "| task | cell | seed | params | test loss | baseline | loss/baseline | test acc | early grad share "
-             "| epochs | published |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| at the input | epochs | published |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['cell']} | {r['seed']} | {r['params']} | {fmt(r['test_loss'])} | "
                      f"{fmt(r['baseline'])} | {fmt(r['loss/baseline'], 3)} | {fmt(r['test_acc'], 3)} | "
-                     f"{fmt(r['early_grad_share'], 3)} | {r['epochs']} | {r['published'] or '-'} |")
+                     f"{fmt(r['early_grad_share'], 3)} | {fmt(r['early_input_grad_share'], 3)} | {r['epochs']} | "
+                     f"{r['published'] or '-'} |")
     lines += ["", f"Published: {PUBLISHED_ADDING_COPY} Digit-task accuracies (paper-results.md sections 12-13) "
                   f"are listed in the last column when the suite runs those tasks."]
     unregistered = [(c, t) for c, t, why in skipped if "has no finished run" not in why]

@@ -25,6 +25,7 @@ from typing import Callable
 
 from stcbench.config_files import PACKAGED_CONFIGS
 from stcbench.cell_names import normalize_name
+from stcbench.engine.run_folder import LOCK_FILE
 from stcbench.errors import ConfigError
 
 SUITES = ("quick", "small", "paper", "memory")
@@ -189,6 +190,7 @@ def make_committable(run_dir: Path, keep_sequences: int = GRID_SEQUENCES) -> Non
     Call it after the report is written: its analysis (cost, firing rates, gates) runs the
     checkpoint and is cached in `<out>/analysis/`, which the report reuses afterwards."""
     shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
+    (Path(run_dir) / LOCK_FILE).unlink(missing_ok=True)          # left by a run that was killed
     predictions = Path(run_dir) / "predictions.npz"
     if predictions.is_file():
         trim_predictions(predictions, keep_sequences)

@@ -252,3 +252,41 @@ def test_wandb_offline_log_of_a_memory_run_is_complete(tmp_path, monkeypatch):
         run_dir = fit(config)
     (record,) = (run_dir / "logs" / "wandb").glob("offline-run-*/run-*.wandb")
     assert b"train/loss" in record.read_bytes()
+
+
+def test_bad_digit_files_are_refused_before_the_run_folder_or_trainer_exists(tmp_path, monkeypatch):
+    import gzip
+
+    from stcbench.engine import run as engine_run
+    from stcbench.errors import DataError
+
+    folder = tmp_path / "data" / "moving_mnist"
+    folder.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).write_bytes(gzip.compress(b"not an idx file"))
+    monkeypatch.setattr(engine_run, "build_trainer", lambda *a, **k: pytest.fail("a trainer was built"))
+    config = tiny_config(tmp_path, task="seq_digits", digits_source="mnist", data_root=str(tmp_path / "data"))
+    config["data"].pop("seq_len")
+    with pytest.raises(DataError, match="IDX magic"):
+        fit(config)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_checkpoints_are_replaced_in_one_rename(tmp_path):
+    cfg = memory_config.resolve({"trainer": {"threads": 1}})
+    trainer = engine_trainer.build_trainer(cfg, tmp_path, monitor="val/loss")
+    writer = trainer.strategy.checkpoint_io
+    assert type(writer).__name__ == "AtomicCheckpointIO"
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    writer.save_checkpoint({"epoch": 1}, path)
+    before = path.read_bytes()
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("killed while saving")
+
+    with pytest.raises(RuntimeError, match="killed while saving"):
+        writer.save_checkpoint({"epoch": 2, "state": Unpicklable()}, path)
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+    assert engine_trainer.checkpoint_plugins("fsdp") == []

@@ -65,6 +65,25 @@ def test_fit_over_an_existing_run_is_refused_and_overwrite_replaces_it(mmnist_ro
     assert (old / "checkpoints" / "best.ckpt").read_bytes() != b"old weights"
 
 
+def test_a_run_another_process_trains_is_neither_resumed_nor_overwritten(mmnist_root, tmp_path, capsys):
+    from stcbench.engine.run_folder import training_lock
+
+    config = write_config(tmp_path, mmnist_root)
+    assert main(["fit", "--config", str(config)]) == 0
+    run = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    assert not (run / ".lock").exists()                          # released when the run ended
+    before = tree_hashes(run)
+    with training_lock(run):                                   # as a second process training it would hold
+        assert "process" in (run / ".lock").read_text()
+        for extra in (["--ckpt-path", str(run), "--max-epochs", "2"], ["--overwrite"]):
+            assert main(["fit", "--config", str(config), *extra]) == 2
+            line = one_error_line(capsys)
+            assert f"run {run} is being trained by process {os.getpid()}" in line and "--ckpt-path" in line
+            assert {k: v for k, v in tree_hashes(run).items() if k != ".lock"} == before
+    assert not (run / ".lock").exists()
+    assert main(["fit", "--config", str(config), "--ckpt-path", str(run), "--max-epochs", "2"]) == 0
+
+
 def test_run_folders_are_created_exclusively(tmp_path):
     base = tmp_path / "runs" / "mmnist" / "lif" / "20260101-000000-seed1"
     first, created = create_run_dir(base, default_name=True, overwrite=False)
