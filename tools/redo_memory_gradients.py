@@ -24,15 +24,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    failed = False
     for root in args.roots:
         for metrics in sorted(root.rglob("metrics.json")):
             run_dir = metrics.parent
             record = json.loads(metrics.read_text(encoding="utf-8"))
             if record.get("task") != "memory" or not (run_dir / "checkpoints" / "best.ckpt").is_file():
                 continue
-            share = redo_gradient_analysis(run_dir)["per_step"]
-            early = share[: max(1, len(share) // 10)].sum()
-            print(f"{run_dir}: first 10 % of the steps {early:.3g} of the gradient")
+            try:
+                result = redo_gradient_analysis(run_dir)
+            except Exception as exc:                   # one run's problem does not stop the others
+                print(f"{run_dir}: not analysed ({type(exc).__name__}: {exc})")
+                failed = True
+                continue
+            early = [share[: max(1, len(share) // 10)].sum() for share in (result["per_step"], result["input_per_step"])]
+            print(f"{run_dir}: first 10 % of the steps {early[0]:.3g} of dL/dS (last layer), {early[1]:.3g} of dL/dx")
+    raise SystemExit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import datetime as _dt
 import os
 import shutil
 import socket
+import warnings
 from pathlib import Path
 
 try:
@@ -61,9 +62,7 @@ def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tup
     created), the latter removed again when the run fails on bad input before its first checkpoint."""
     created = first_missing(run_dir)
     if overwrite and run_dir.is_dir():
-        with training_lock(run_dir):        # never removes a run another process is training
-            pass
-        shutil.rmtree(run_dir)
+        remove_run_dir(run_dir)
         created = run_dir.resolve()
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     base, suffix = run_dir, 1
@@ -77,6 +76,15 @@ def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tup
             suffix += 1
             run_dir = base.with_name(f"{base.name}-{suffix}")
     return run_dir, (run_dir.resolve() if created == base.resolve() else created)
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    """Remove a run folder, unless another process trains it (then one clear ConfigError): under the run's
+    lock the folder is renamed aside, so that no resume can start in it, and then deleted."""
+    aside = run_dir.with_name(f".{run_dir.name}.removing-{os.getpid()}")
+    with training_lock(run_dir):
+        os.replace(run_dir, aside)
+    shutil.rmtree(aside)
 
 
 def first_missing(path: Path) -> Path:
@@ -150,6 +158,9 @@ def training_lock(run_dir: Path):
         return
     path = Path(run_dir) / LOCK_FILE
     handle = _acquire(path, run_dir)
+    if handle is None:
+        yield
+        return
     try:
         handle.seek(0)
         handle.truncate()
@@ -164,16 +175,26 @@ def training_lock(run_dir: Path):
 
 
 def _acquire(path: Path, run_dir: Path):
+    """The open, locked lock file; None where the file system cannot lock (the run goes on unlocked)."""
     while True:
-        handle = open(path, "a+", encoding="utf-8")
+        try:
+            handle = open(path, "a+", encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"run {run_dir} was removed while this process waited for it; start it again or "
+                              f"resume another run") from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
             raise ConfigError(f"run {run_dir} is being trained by {holder}; wait for it to finish or stop it, "
                               f"then resume with `stcbench fit --ckpt-path {run_dir}`") from None
+        except OSError as exc:          # e.g. ENOLCK / ENOSYS: a network file system without locks
+            handle.close()
+            warnings.warn(f"{run_dir} cannot be locked on this file system ({exc.strerror}); a second fit or "
+                          f"resume of this run would not be refused", stacklevel=3)
+            return None
         try:
             if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
                 return handle

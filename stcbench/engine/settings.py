@@ -29,8 +29,8 @@ def plugins_option():
 def _lightning_strategy(strategy: str) -> str | None:
     if strategy == "auto":
         return None
-    if strategy == "ddp_spawn":
-        return "'ddp_spawn' is not supported (results are written by the worker processes); use 'ddp'"
+    if strategy.startswith("ddp_spawn"):
+        return f"{strategy!r} is not supported (results are written by the worker processes); use 'ddp'"
     from lightning.pytorch.strategies import StrategyRegistry
 
     known = StrategyRegistry.available_strategies()

@@ -16,20 +16,10 @@ def _limit(value):
 
 
 def checkpoint_plugins(strategy) -> list:
-    """Checkpoints written beside their target and renamed over it (stcbench.atomic): a run killed while
-    saving keeps its previous last.ckpt. Lightning's own save renames from the system's temporary folder,
-    which copies in place when that folder is on another file system. Sharded strategies keep their own."""
-    if any(name in str(strategy).lower() for name in ("fsdp", "deepspeed")):
+    """Atomic checkpoint files (stcbench.engine.checkpoint_io); sharded and XLA strategies keep their own."""
+    if any(name in str(strategy).lower() for name in ("fsdp", "deepspeed", "xla")):
         return []
-    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-
-    from stcbench.engine.io import atomic_torch_save
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-            if storage_options is not None:
-                raise TypeError("storage_options are not supported by stcbench's checkpoint writer")
-            atomic_torch_save(Path(path), checkpoint)
+    from stcbench.engine.checkpoint_io import AtomicCheckpointIO
 
     return [AtomicCheckpointIO()]
 

@@ -119,10 +119,12 @@ class MemoryModule(L.LightningModule):
         if stage == "test":
             self.test_sequences.add(per_sequence_values(self.spec, outputs, y))
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
+        synced = stage != "train"          # under DDP, validation and test cover every process's sequences
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x),
+                 sync_dist=synced)
         accuracy = task_accuracy(self.spec, outputs, y)
         if accuracy is not None:
-            self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, batch_size=len(x))
+            self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=synced)
         if stage == "train" and self.net.spiking:
             self._log_firing_rates(layers, len(x))
         return loss

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from functools import partial
 
 from stcbench.engine.run import fit_from, test_from
+from stcbench.engine.run_folder import remove_run_dir
 from stcbench.memory.config import MemoryConfig
 from stcbench.memory.task import MemoryTask
 
@@ -21,9 +21,10 @@ def run_dir_for(config: MemoryConfig) -> Path:
 
 
 def remove_incomplete_run(run_dir: Path) -> None:
-    """Delete a run directory that has no metrics.json (an interrupted run of the suite)."""
+    """Delete a run directory that has no metrics.json (an interrupted run of the suite), unless another
+    process is training it (then one clear ConfigError)."""
     if run_dir.exists() and not (run_dir / "metrics.json").exists():
-        shutil.rmtree(run_dir)
+        remove_run_dir(run_dir)
 
 
 def read_metrics(run_dir: Path) -> dict | None:

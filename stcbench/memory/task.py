@@ -210,7 +210,12 @@ def redo_gradient_analysis(run_dir: Path) -> dict:
     stored = load_checkpoint(best).get("hyper_parameters", {}).get("config")
     if not isinstance(stored, dict) or stored.get("task") != "memory":
         raise ConfigError(f"{best} is not a checkpoint of a memory run")
+    from stcbench.engine.environment import load_plugins
+    from stcbench.engine.portable import resumed_data_root
+
+    load_plugins(stored.get("plugins") or [])          # cells registered by the run's plugins
     config = resolve(copy.deepcopy(stored))
+    config.data.data_root = resumed_data_root(config, {"hyper_parameters": {"config": stored}}) or config.data.data_root
     module = MemoryModule(config)
     load_weights(module, best)
     title = f"{module.spec.name} T={config.data.seq_len}, {config.model.cell}"

@@ -78,27 +78,31 @@ def against_memoryless(shares: list[float], n_row: int) -> str:
     return verdict if summary.n == n_row else f"{verdict} (n = {summary.n})"
 
 
-def per_sequence_shares(record: dict) -> np.ndarray | None:
-    """Each test sequence's loss over the memoryless baseline (test_per_sequence.npz of the run folder),
-    or None for runs recorded without them."""
+def per_sequence_shares(record: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(test-set positions, each of those test sequences' loss over the memoryless baseline) from
+    test_per_sequence.npz of the run folder, or None for runs recorded without them."""
     name, baseline = record.get("test_per_sequence"), record.get("baseline")
     if not isinstance(name, str) or not isinstance(baseline, (int, float)) or not baseline or "path" not in record:
         return None
     try:
         with np.load(Path(record["path"]) / name, allow_pickle=False) as data:
-            return np.asarray(data["loss"], dtype=np.float64) / baseline if "loss" in data.files else None
+            if "loss" not in data.files or "index" not in data.files:
+                return None
+            return np.asarray(data["index"]), np.asarray(data["loss"], dtype=np.float64) / baseline
     except (OSError, ValueError):
         return None
 
 
 def paired_difference(ours: list[dict], base: list[dict]) -> stats.Difference | None:
-    """One run a side, tested on the same sequences (same test-set fingerprint): the paired bootstrap
-    over test sequences of the loss share; else None."""
+    """One run a side, tested on the same sequences (same test-set fingerprint and the same positions in
+    it): the paired bootstrap over test sequences of the loss share; else None."""
     if len(ours) != 1 or len(base) != 1 or not ours[0].get("test_set") or \
             ours[0].get("test_set") != base[0].get("test_set"):
         return None
     a, b = per_sequence_shares(ours[0]), per_sequence_shares(base[0])
-    return None if a is None or b is None else stats.paired_bootstrap(a, b)
+    if a is None or b is None or not np.array_equal(a[0], b[0]):
+        return None
+    return stats.paired_bootstrap(a[1], b[1])
 
 
 def difference_text(ours: list[dict], base: list[dict]) -> str:

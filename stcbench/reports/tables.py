@@ -214,15 +214,16 @@ def to_markdown(result: TableResult) -> str:
 
 _LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "->": r"$\to$",
-                  "±": r"$\pm$"}
+                  "±": r"$\pm$", "<": r"$<$", ">": r"$>$", MISSING: "---"}
 
 
 def _latex(text: str) -> str:
-    if text == MISSING:
-        return "--"
+    """Text as LaTeX source: special characters escaped (a backslash first, so that the escapes' own
+    backslashes stay), the missing mark as an em dash."""
+    text = text.replace("\\", "\x00")
     for raw, escaped in _LATEX_ESCAPES.items():
         text = text.replace(raw, escaped)
-    return text
+    return text.replace("\x00", r"\textbackslash{}")
 
 
 def to_latex(result: TableResult) -> str:

@@ -92,12 +92,15 @@ def test_one_seed_a_side_is_ranked_by_a_paired_bootstrap_over_test_sequences(tmp
     write_run(tmp_path, "adding", "celif", 0, ours.mean(), per_sequence=ours, test_set="abc")
     write_run(tmp_path, "adding", "plif", 1, ours.mean(), per_sequence=ours, test_set="other")   # another seed
     write_run(tmp_path, "adding", "alif", 0, ours.mean())                                        # no file
+    write_run(tmp_path, "adding", "tclif", 0, ours.mean(), per_sequence=ours, test_set="abc")
+    tclif = tmp_path / "runs" / "memory" / "adding_T100" / "tclif" / "seed0" / "test_per_sequence.npz"
+    np.savez(tclif, loss=ours, index=np.arange(1, 201))           # other positions of the same test set
     rows = {row[2]: row for row in memory_table(discover_memory_runs(tmp_path), "lif").rows}
     expected = paired_bootstrap(ours / BASELINE, lif / BASELINE)
     assert rows["celif"][7] == (f"{expected.mean:+.3f} [{expected.low:+.3f}, {expected.high:+.3f}] better "
                                 f"(paired bootstrap over 200 test sequences)")
     assert expected.high < 0
-    assert rows["plif"][7] == rows["alif"][7] == "cannot rank: n = 1 vs 1"
+    assert rows["plif"][7] == rows["alif"][7] == rows["tclif"][7] == "cannot rank: n = 1 vs 1"
 
 
 def test_select_best_val_takes_the_rerun_with_the_lowest_validation_loss(tmp_path, capsys):

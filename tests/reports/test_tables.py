@@ -116,7 +116,11 @@ def test_three_formats(runs_root):
     md = render(result, "markdown")
     assert "| Vanilla LIF | 110.0 | 102.8 |" in md and "| PLIF | — | 99.2 |" in md
     tex = render(result, "latex")
-    assert r"\begin{tabular}" in tex and "PLIF & -- & 99.2" in tex and "10$\\to$10" in tex
+    assert r"\begin{tabular}" in tex and "PLIF & --- & 99.2" in tex and "10$\\to$10" in tex
+    from stcbench.reports.tables import _latex
+
+    assert _latex(r"a\b < 1 & 5 % -> x_y ± 0.1 —") == (r"a\textbackslash{}b $<$ 1 \& 5 \% $\to$ x\_y $\pm$ 0.1 "
+                                                      r"---")
     notes = tex.split(r"\end{tabular}")[1]
     assert r"\footnotesize" in notes and "Run per row: selection" in notes    # the notes under the table
     rows = list(csv.reader(io.StringIO(render(result, "csv"))))

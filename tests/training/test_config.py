@@ -91,6 +91,7 @@ def test_bad_override_values_name_the_key(text, message):
     ({"trainer": {"max_epochs": True}}, r"must be an integer"),
     ({"data": "mmnist"}, r"data must be a section"),
     ({"trainer": {"strategy": "ddp_spawn"}}, r"use 'ddp'"),
+    ({"trainer": {"strategy": "ddp_spawn_find_unused_parameters_true"}}, r"use 'ddp'"),
 ])
 def test_bad_values_name_key_and_allowed(data, message):
     with pytest.raises(ConfigError, match=message):

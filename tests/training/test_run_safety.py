@@ -84,6 +84,21 @@ def test_a_run_another_process_trains_is_neither_resumed_nor_overwritten(mmnist_
     assert main(["fit", "--config", str(config), "--ckpt-path", str(run), "--max-epochs", "2"]) == 0
 
 
+def test_a_file_system_without_locks_warns_and_trains_unlocked(tmp_path, monkeypatch):
+    import errno
+
+    from stcbench.engine import run_folder
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(run_folder.fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="cannot be locked on this file system"):
+        with run_folder.training_lock(tmp_path):
+            (tmp_path / "trained").write_text("yes")
+    assert (tmp_path / "trained").read_text() == "yes"
+
+
 def test_run_folders_are_created_exclusively(tmp_path):
     base = tmp_path / "runs" / "mmnist" / "lif" / "20260101-000000-seed1"
     first, created = create_run_dir(base, default_name=True, overwrite=False)
