@@ -278,8 +278,11 @@ def plot_gradient_through_time(records: list[dict], task: str, path: Path) -> Pa
         return None
     with_input = any("input_share" in curve for curve in curves.values())
     fig, axes = plt.subplots(1, 3 if with_input else 2, figsize=(16 if with_input else 11, 3.8))
+    settings = sorted({key[1:3] for key in curves})          # (T, scale): one line style each, when several
     for (_, seq_len, scale, cell), curve in curves.items():
         style = {**styles[cell], "markevery": max(1, len(curve["share"]) // 10), "markersize": 4}
+        if len(settings) > 1:
+            style["linestyle"] = ("-", "--", ":", "-.")[settings.index((seq_len, scale)) % 4]
         label = f"{cell}, T={seq_len}, {scale} (n = {curve['n']})"
         axes[0].semilogy(np.maximum(curve["norm"], 1e-30), label=label, **style)
         axes[1].plot(curve["share"], label=label, **style)
