@@ -204,59 +204,55 @@ def cell_styles(records: list[dict]) -> dict[str, dict]:
     return {cell: line_style(index) for index, cell in enumerate(sorted({cell_label(r) for r in records}))}
 
 
-def _panels(groups: dict) -> list[tuple]:
-    return sorted({key[:3] for key in groups})
+def _loss_figure(records: list[dict], path: Path, draw_cell) -> Path | None:
+    """One panel per (task, T, scale) of validation loss / memoryless baseline against iterations;
+    `draw_cell(ax, cell, runs, style)` draws each cell's runs in the cell's style."""
+    from stcbench.reports.figures import plt
+
+    groups, styles = group_runs(records), cell_styles(records)
+    panels = sorted({key[:3] for key in groups})
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for cell in sorted(key[3] for key in groups if key[:3] == panel):
+            draw_cell(ax, cell, groups[(*panel, cell)], styles[cell])
+        _finish_loss_panel(ax, panel)
+    return _save(fig, path)
 
 
 def plot_memory_curves(records: list[dict], path: Path) -> Path | None:
     """Validation loss / memoryless baseline against training iterations: per cell the mean over seeds
     with its 95 % t band, one panel per (task, T, scale)."""
-    from stcbench.reports.figures import plt
+    def draw(ax, cell, runs, style):
+        steps, values = validation_curves(runs)
+        if not len(steps):
+            return
+        mean = values.mean(axis=0)
+        ax.plot(steps, mean, label=f"{cell} (n = {len(values)})", markevery=max(1, len(steps) // 8),
+                markersize=4, linewidth=1.2, **style)
+        if len(values) > 1:
+            # 95 % Student-t band over seeds at each iteration: t(0.975, n-1) * s / sqrt(n)
+            half = stats.t_quantile(len(values) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(values))
+            ax.fill_between(steps, mean - half, mean + half, color=style["color"], alpha=0.15, linewidth=0)
 
-    groups, styles = group_runs(records), cell_styles(records)
-    panels = _panels(groups)
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        for cell in sorted(key[3] for key in groups if key[:3] == panel):
-            steps, values = validation_curves(groups[(*panel, cell)])
-            if not len(steps):
-                continue
-            style = styles[cell]
-            mean = values.mean(axis=0)
-            ax.plot(steps, mean, label=f"{cell} (n = {len(values)})", markevery=max(1, len(steps) // 8),
-                    markersize=4, linewidth=1.2, **style)
-            if len(values) > 1:
-                # 95 % Student-t band over seeds at each iteration: t(0.975, n-1) * s / sqrt(n)
-                half = stats.t_quantile(len(values) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(values))
-                ax.fill_between(steps, mean - half, mean + half, color=style["color"], alpha=0.15, linewidth=0)
-        _finish_loss_panel(ax, panel)
-    return _save(fig, path)
+    return _loss_figure(records, path, draw)
 
 
 def plot_learning_curves(records: list[dict], path: Path) -> Path | None:
     """Every run's validation loss / memoryless baseline against training iterations (one thin line per
     seed, in its cell's colour): shows what the mean of memory_curves.png averages over."""
-    from stcbench.reports.figures import plt
+    def draw(ax, cell, runs, style):
+        runs = sorted(runs, key=lambda r: str(r.get("seed")))
+        for index, run in enumerate(runs):
+            points = [(h["step"], h["val/loss"] / run["baseline"]) for h in run.get("history") or []
+                      if isinstance(h.get("val/loss"), (int, float)) and "step" in h and run.get("baseline")]
+            if points:
+                label = f"{cell} ({len(runs)} seed{'s' if len(runs) > 1 else ''})" if index == 0 else None
+                ax.plot(*zip(*points), label=label, linewidth=0.8, alpha=0.8, color=style["color"],
+                        linestyle=style["linestyle"])
 
-    groups, styles = group_runs(records), cell_styles(records)
-    panels = _panels(groups)
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        for cell in sorted(key[3] for key in groups if key[:3] == panel):
-            runs = sorted(groups[(*panel, cell)], key=lambda r: str(r.get("seed")))
-            for index, run in enumerate(runs):
-                points = [(h["step"], h["val/loss"] / run["baseline"]) for h in run.get("history") or []
-                          if isinstance(h.get("val/loss"), (int, float)) and "step" in h and run.get("baseline")]
-                if points:
-                    label = f"{cell} ({len(runs)} seed{'s' if len(runs) > 1 else ''})" if index == 0 else None
-                    ax.plot(*zip(*points), label=label, linewidth=0.8, alpha=0.8, color=styles[cell]["color"],
-                            linestyle=styles[cell]["linestyle"])
-        _finish_loss_panel(ax, panel)
-    return _save(fig, path)
+    return _loss_figure(records, path, draw)
 
 
 def plot_gradient_through_time(records: list[dict], task: str, path: Path) -> Path | None:
