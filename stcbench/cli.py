@@ -28,8 +28,17 @@ COMMANDS = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A command-line mistake is one line on stderr naming the problem and where the options are listed,
+    exit status 2 (argparse would print the whole usage block first). Sub-command parsers are of this
+    class too (argparse makes them of their parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="stcbench",
         description="Benchmark spiking recurrent neurons on spatio-temporal prediction.",
     )
@@ -45,12 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not available in this build
             raise
         module.register(subparsers)
+    parser.set_defaults(command_parsers=subparsers.choices)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:             # named by the command's own parser, which lists that command's options
+        command = args.command_parsers.get(args.command, parser) if args.command else parser
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
