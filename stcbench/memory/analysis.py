@@ -52,6 +52,32 @@ def gradient_through_time(net, spec: TaskSpec, x: torch.Tensor, y: torch.Tensor,
     }
 
 
+SPAN_PARTS = 4
+SPAN_SEED_OFFSET = 2 ** 40       # above every split's seed stream (3 * seed + 0, 1, 2, seed < 2^32)
+
+
+def adding_memory_span(net, spec: TaskSpec, seed: int, samples: int = 1024, parts: int = SPAN_PARTS) -> dict:
+    """How far back a trained adding network remembers, by its forward pass alone: the loss over the
+    memoryless baseline (1/6) on sequences whose two marked steps both fall in the k-th of `parts` equal
+    windows of the sequence. A network that keeps only recent inputs is near 1 in the early windows; one
+    that remembers the whole sequence is as low in the first window as in the last."""
+    from stcbench.memory.tasks import make_adding
+
+    length = spec.steps
+    edges = [round(k * length / parts) for k in range(parts + 1)]
+    was_training = net.training
+    net.eval()
+    shares = []
+    with torch.no_grad():
+        for index, window in enumerate(zip(edges[:-1], edges[1:])):
+            x, y = make_adding(samples, length, SPAN_SEED_OFFSET + 16 * seed + index, window=window)
+            parameter = next(net.parameters())
+            out = net(x.to(parameter.device, parameter.dtype)).squeeze(-1)
+            shares.append(float(((out - y.to(out)) ** 2).mean()) / spec.baseline)
+    net.train(was_training)
+    return {"windows": [list(w) for w in zip(edges[:-1], edges[1:])], "loss_share": shares, "samples": samples}
+
+
 def plot_gradient_through_time(results: dict[str, dict], path: str | Path, title: str = "") -> Path:
     """One row per model: heat map of Grad(t, n) (neurons x time) and the per-step norm on a log axis."""
     import matplotlib

@@ -218,6 +218,7 @@ def table_row(record: dict) -> dict:
         "test_acc": test.get("acc"),
         "early_grad_share": early_share(record),
         "early_input_grad_share": early_share(record, "input_gradient_share"),
+        "span": " / ".join(f"{v:.2f}" for v in (record.get("memory_span") or {}).get("loss_share", [])) or None,
         "epochs": record["epochs"],
         "published": published,
     }
@@ -247,14 +248,17 @@ def to_markdown(rows: list[dict], scale: str, skipped: list) -> str:
              "10 ln 8 / (T + 20)); loss/baseline < 1 means the network remembers something. test_acc (copy): "
              "accuracy on the 10 recall steps (chance 1/8). early grad share: share of |dL/dS_t| of the last "
              "hidden layer that reaches the first 10% of the steps (Fig. 4/6 style; see the PNGs); at the input: "
-             "the same for |dL/dx_t| of the network input (uniform: 0.100).", "",
+             "the same for |dL/dx_t| of the network input (uniform: 0.100). span (adding): loss/baseline on "
+             "sequences whose two marked steps both fall in the first, second, third, last quarter (1 = remembers "
+             "nothing from there).", "",
              "| task | cell | seed | params | test loss | baseline | loss/baseline | test acc | early grad share "
-             "| at the input | epochs | published |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| at the input | span | epochs | published |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['cell']} | {r['seed']} | {r['params']} | {fmt(r['test_loss'])} | "
                      f"{fmt(r['baseline'])} | {fmt(r['loss/baseline'], 3)} | {fmt(r['test_acc'], 3)} | "
-                     f"{fmt(r['early_grad_share'], 3)} | {fmt(r['early_input_grad_share'], 3)} | {r['epochs']} | "
+                     f"{fmt(r['early_grad_share'], 3)} | {fmt(r['early_input_grad_share'], 3)} | {fmt(r['span'])} | "
+                     f"{r['epochs']} | "
                      f"{r['published'] or '-'} |")
     lines += ["", f"Published: {PUBLISHED_ADDING_COPY} Digit-task accuracies (paper-results.md sections 12-13) "
                   f"are listed in the last column when the suite runs those tasks."]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,7 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
         per_sequence[label] = module.test_per_sequence
     load_weights(module, checkpoints["best"])
     per_sequence_file = save_per_sequence(run_dir, per_sequence["best"]) if trainer.is_global_zero else None
+    span = memory_span(module, config)
     if config.run.gradient_analysis and trainer.is_global_zero:
         save_gradient_analysis(module, datamodule, run_dir, f"{spec.name} T={config.data.seq_len}, {config.model.cell}")
     return {
@@ -158,8 +160,19 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
         "last": plain_metrics(tested["last"], "test/"),
         "test_per_sequence": per_sequence_file,
         "test_set": test_set_fingerprint(datamodule),
+        **({"memory_span": span} if span else {}),
         "history": history,
     }
+
+
+def memory_span(module, config: MemoryConfig) -> dict | None:
+    """Adding: the best checkpoint's loss share by where the marked steps lie (analysis.adding_memory_span,
+    on sequences drawn apart from the training, validation and test ones); None for the other tasks."""
+    from stcbench.memory.analysis import adding_memory_span
+
+    if module.spec.name != "adding":
+        return None
+    return adding_memory_span(module.net, module.spec, int(config.seed))
 
 
 def test_set_fingerprint(datamodule) -> str:
@@ -199,8 +212,8 @@ def save_gradient_analysis(module, datamodule, run_dir: Path, title: str) -> dic
 
 def redo_gradient_analysis(run_dir: Path) -> dict:
     """Recompute gradient_through_time.{npz,png} of a finished run from its best checkpoint (for runs
-    analysed before the analysis ran step by step, stcbench.memory.analysis); the run's other files
-    are left as they are."""
+    analysed before the analysis ran step by step, stcbench.memory.analysis), and for adding its
+    `memory_span` in metrics.json; the run's other files and records are left as they are."""
     from stcbench.memory.module import MemoryDataModule, MemoryModule
 
     run_dir = Path(run_dir)
@@ -219,7 +232,16 @@ def redo_gradient_analysis(run_dir: Path) -> dict:
     module = MemoryModule(config)
     load_weights(module, best)
     title = f"{module.spec.name} T={config.data.seq_len}, {config.model.cell}"
-    return save_gradient_analysis(module, MemoryDataModule(config), run_dir, title)
+    result = save_gradient_analysis(module, MemoryDataModule(config), run_dir, title)
+    span = memory_span(module, config)
+    metrics_path = run_dir / "metrics.json"
+    if span and metrics_path.is_file():
+        from stcbench.engine.io import atomic_write_json
+        from stcbench.strict_json import restore_non_finite
+
+        record = restore_non_finite(json.loads(metrics_path.read_text(encoding="utf-8")))
+        atomic_write_json(metrics_path, {**record, "memory_span": span})
+    return {**result, "memory_span": span}
 
 
 def trained_architecture(stored: dict) -> dict:

@@ -71,13 +71,18 @@ def generator(seed: int) -> np.random.Generator:
 
 
 # ----------------------------------------------------------------------------- adding
-def make_adding(n: int, seq_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """inputs [n, T, 2] (value, indicator), targets [n] = sum of the two marked values."""
+def make_adding(n: int, seq_len: int, seed: int, window: tuple[int, int] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """inputs [n, T, 2] (value, indicator), targets [n] = sum of the two marked values. The two marked
+    steps are any two distinct steps, or with `window` (start, stop) two distinct steps inside it."""
     if seq_len < 2:
         raise ConfigError(f"adding problem needs seq_len >= 2, got {seq_len}")
+    start, stop = window if window is not None else (0, seq_len)
+    if not 0 <= start < stop <= seq_len or stop - start < 2:
+        raise ConfigError(f"adding window {window} must hold two steps of 0..{seq_len - 1}")
     rng = generator(seed)
     values = rng.random((n, seq_len))
-    marks = np.argsort(rng.random((n, seq_len)), axis=1)[:, :2]     # two distinct steps
+    marks = start + np.argsort(rng.random((n, stop - start)), axis=1)[:, :2]     # two distinct steps
     indicator = np.zeros((n, seq_len))
     np.put_along_axis(indicator, marks, 1.0, axis=1)
     targets = (values * indicator).sum(axis=1)

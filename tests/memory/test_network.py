@@ -118,3 +118,33 @@ def test_gradient_through_time_follows_the_layer_through_its_later_steps():
 
     direct = torch.autograd.grad(task_loss(spec, net.read(layers[-1]), y), steps)
     np.testing.assert_allclose(result["norm"], [float(g.norm()) for g in direct], rtol=1e-10)
+
+
+def test_adding_windows_and_the_memory_span_probe():
+    from stcbench.memory.analysis import adding_memory_span
+
+    x, y = make_adding(64, 20, seed=3, window=(5, 10))
+    marked = x[..., 1].nonzero()[:, 1].view(64, 2)
+    assert ((marked >= 5) & (marked < 10)).all()
+    torch.testing.assert_close(y, (x[..., 0] * x[..., 1]).sum(1))
+    unconstrained, _ = make_adding(64, 20, seed=3)
+    torch.testing.assert_close(make_adding(64, 20, seed=3, window=(0, 20))[0], unconstrained)
+    with pytest.raises(ConfigError, match="must hold two steps"):
+        make_adding(4, 20, seed=0, window=(19, 20))
+
+    class LastValue(nn.Module):
+        """Remembers only the last step: predicts 0.5 + (the last value if it is marked, else 0.5)."""
+
+        def __init__(self):
+            super().__init__()
+            self.dummy = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            last = x[:, -1]
+            return (0.5 + torch.where(last[:, 1] > 0, last[:, 0], torch.full_like(last[:, 0], 0.5)))[:, None]
+
+    span = adding_memory_span(LastValue(), task_spec("adding", 20), seed=0, samples=4000)
+    assert span["windows"] == [[0, 5], [5, 10], [10, 15], [15, 20]]
+    early, last = span["loss_share"][0], span["loss_share"][-1]
+    assert abs(early - 1.0) < 0.08                    # memoryless there: the baseline
+    assert last < early - 0.05                        # a marked last step (2 of 5 windows' steps) is known

@@ -28,7 +28,8 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
         assert (tmp_path / "out" / name).is_file(), name
     record = json.loads((tmp_path / "out" / "memory_results.json").read_text())["runs"][0]
     assert abs(record["baseline"] - 1 / 6) < 1e-12 and len(record["gradient_share"]) == 10
-    assert len(record["input_gradient_share"]) == 10 and "| at the input |" in text
+    assert len(record["input_gradient_share"]) == 10 and "| at the input | span |" in text
+    assert len(record["memory_span"]["loss_share"]) == 4
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
