@@ -1,3 +1,4 @@
+import re
 import json
 import warnings
 
@@ -304,3 +305,24 @@ def test_an_incomplete_run_another_process_trains_is_not_removed(tmp_path):
         assert (run / "config.yaml").is_file()
     runner.remove_incomplete_run(run)
     assert not run.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("change, named", [({"model": {"cell": "plif"}}, "model.cell='lif'"),
+                                           ({"data": {"seq_len": 8}}, "data.seq_len=12"),
+                                           ({"seed": 5}, "seed=1"),
+                                           ({"model": {"hidden": [32, 32]}}, "model.hidden=[16, 16]")])
+def test_a_resume_that_would_change_the_run_is_refused(tiny_run, change, named):
+    import hashlib
+
+    tmp_path, run_dir = tiny_run
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    config = tiny_config(tmp_path)
+    for section, values in change.items():
+        if isinstance(values, dict):
+            config[section].update(values)
+        else:
+            config[section] = values
+    config["trainer"]["max_epochs"] = 4
+    with pytest.raises(ConfigError, match=f"was trained with {re.escape(named)}.*start a new run"):
+        fit(config, ckpt_path=run_dir)
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run_dir.rglob("*")) if p.is_file()} == before
