@@ -8,6 +8,7 @@ the test sequences both runs were tested on; better / worse / not distinguishabl
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import defaultdict
@@ -18,7 +19,7 @@ import numpy as np
 from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
 from stcbench.reports import stats
-from stcbench.reports.runs import SELECTIONS
+from stcbench.reports.runs import NON_SETTING_KEYS, SELECTIONS
 from stcbench.reports.tables import MISSING, TableResult, format_summary
 from stcbench.strict_json import restore_non_finite
 
@@ -138,12 +139,58 @@ def one_per_seed(records: list[dict], selection: str = "newest") -> list[dict]:
     return list(chosen.values())
 
 
+def memory_setting(record: dict) -> str:
+    """What must agree for two memory runs to be seeds of one setting: the run's config.yaml resolved with
+    today's defaults, without the keys that do not change results (reports.runs.NON_SETTING_KEYS); without
+    a config.yaml, the epochs, width, readout and parameter count of metrics.json."""
+    config = _resolved_config(Path(record["path"]) / "config.yaml") if "path" in record else None
+    if config is None:
+        setting = {key: record.get(key) for key in ("epochs", "hidden", "readout", "params", "recurrent")}
+    else:
+        setting = {}
+        for key, value in config.items():
+            if key in NON_SETTING_KEYS[None]:
+                continue
+            if isinstance(value, dict) and key in NON_SETTING_KEYS:
+                value = {k: v for k, v in value.items() if k not in NON_SETTING_KEYS[key]}
+            setting[key] = value
+    return json.dumps(setting, sort_keys=True, default=str)
+
+
+def _resolved_config(path: Path) -> dict | None:
+    import yaml
+
+    from stcbench.engine.schema import to_dict
+    from stcbench.memory.config import resolve
+
+    try:
+        return to_dict(resolve(yaml.safe_load(path.read_text(encoding="utf-8"))))
+    except Exception:                 # unreadable, or written by a version with other keys: the raw file
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            return None
+        return raw if isinstance(raw, dict) else None
+
+
 def group_runs(records: list[dict], selection: str = "newest") -> dict[tuple, list[dict]]:
+    """Runs by (task, T, scale, cell row); seeds pool only within one setting (memory_setting): a cell
+    with runs of several settings gets a row per setting, labelled with its epochs and a short tag."""
     groups = defaultdict(list)
     for record in records:
         groups[(str(record["memory_task"]), int(record.get("seq_len") or 0), str(record.get("scale")),
-                cell_label(record))].append(record)
-    return {key: one_per_seed(runs, selection) for key, runs in groups.items()}
+                cell_label(record), memory_setting(record))].append(record)
+    settings = defaultdict(set)
+    for task, seq_len, scale, cell, setting in groups:
+        settings[(task, seq_len, scale, cell)].add(setting)
+    named = {}
+    for (task, seq_len, scale, cell, setting), runs in groups.items():
+        label = cell
+        if len(settings[(task, seq_len, scale, cell)]) > 1:
+            tag = hashlib.sha256(setting.encode()).hexdigest()[:6]
+            label = f"{cell} [{runs[0].get('epochs')} ep, setting {tag}]"
+        named[(task, seq_len, scale, label)] = one_per_seed(runs, selection)
+    return named
 
 
 def memory_baseline(name: str | None, records: list[dict]) -> str | None:
@@ -169,7 +216,9 @@ def memory_table(records: list[dict], baseline: str | None = "lif",
         accuracies = [r["test"]["acc"] for r in runs if isinstance(r["test"].get("acc"), (int, float))]
         accuracy = (f"{format_summary(accuracies, 3, len(runs))} ({CHANCE.get(task, '?')})"
                     if accuracies else MISSING)
-        row = [f"{task} T={seq_len}", scale, cell, str(len(runs)), format_summary(shares, 3, len(runs)),
+        epochs = {r.get("epochs") for r in runs}
+        shown_scale = f"{scale}, {epochs.pop()} ep" if len(epochs) == 1 and None not in epochs else scale
+        row = [f"{task} T={seq_len}", shown_scale, cell, str(len(runs)), format_summary(shares, 3, len(runs)),
                against_memoryless(shares, len(runs)), accuracy]
         if baseline:
             base_runs = groups.get((task, seq_len, scale, baseline))

@@ -120,7 +120,22 @@ def test_select_best_val_takes_the_rerun_with_the_lowest_validation_loss(tmp_pat
     assert memory_table(records, None, selection="best-val").rows[0][4] == "0.200"
     assert main(["table", "--runs", str(tmp_path), "--table", "memory", "--select", "best-val"]) == 0
     out = capsys.readouterr().out
-    assert "| adding T=100 | small | lif | 1 | 0.200 |" in out and "selection 'best-val'" in out
+    assert "| adding T=100 | small, 250 ep | lif | 1 | 0.200 |" in out and "selection 'best-val'" in out
+
+
+def test_runs_of_other_settings_are_not_pooled_as_seeds(tmp_path):
+    import yaml
+
+    for seed, (lr, share) in enumerate([(3e-3, 0.5), (3e-3, 0.6), (1e-1, 0.9)]):
+        write_run(tmp_path, "adding", "lif", seed, share * BASELINE)
+        folder = tmp_path / "runs" / "memory" / "adding_T100" / "lif" / f"seed{seed}"
+        (folder / "config.yaml").write_text(yaml.safe_dump(
+            {"task": "memory", "seed": seed, "data": {"task": "adding", "seq_len": 100},
+             "optim": {"lr": lr}, "trainer": {"max_epochs": 250, "threads": 1 + seed},
+             "run": {"name": f"seed{seed}", "output_dir": f"/elsewhere/{seed}"}}))
+    rows = memory_table(discover_memory_runs(tmp_path), None).rows
+    assert sorted((row[2].split(" [")[0], row[3]) for row in rows) == [("lif", "1"), ("lif", "2")]
+    assert all(" ep, setting " in row[2] for row in rows)           # threads and folders do not split a setting
 
 
 def test_copy_rows_carry_the_accuracy_and_its_chance(tmp_path):
@@ -128,7 +143,7 @@ def test_copy_rows_carry_the_accuracy_and_its_chance(tmp_path):
         write_run(tmp_path, "copy", "celif", seed, 0.5 * BASELINE, acc=acc)
     (row,) = memory_table(discover_memory_runs(tmp_path), None).rows
     mean, half = interval([0.5, 0.6, 0.7])
-    assert row[:4] == ["copy T=100", "small", "celif", "3"] and row[6] == f"{mean:.3f} ± {half:.3f} (1/8)"
+    assert row[:4] == ["copy T=100", "small, 250 ep", "celif", "3"] and row[6] == f"{mean:.3f} ± {half:.3f} (1/8)"
     assert len(row) == 7                                            # no baseline column
 
 
@@ -136,7 +151,7 @@ def test_memory_table_command(campaign, capsys, tmp_path):
     root, _ = campaign
     assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "LIF"]) == 0
     out = capsys.readouterr().out
-    assert "| adding T=100 | small | celif | 3 |" in out and "loss / baseline minus lif's" in out
+    assert "| adding T=100 | small, 250 ep | celif | 3 |" in out and "loss / baseline minus lif's" in out
     assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "alif"]) == 2
     assert "no memory run has that cell; pass one of celif, lif, stclif" in capsys.readouterr().err
     only_celif = tmp_path / "only"
@@ -194,7 +209,7 @@ def test_malformed_records_are_skipped_with_a_warning(tmp_path, capsys):
         (tmp_path / name / "metrics.json").write_text(text)
     assert main(["table", "--runs", str(tmp_path), "--table", "memory"]) == 0
     captured = capsys.readouterr()
-    assert "| adding T=100 | small | celif | 1 |" in captured.out and f"under {tmp_path}" in captured.out
+    assert "| adding T=100 | small, 250 ep | celif | 1 |" in captured.out and f"under {tmp_path}" in captured.out
     warnings = [line for line in captured.err.splitlines() if line.startswith("warning: skipped")]
     assert len(warnings) == 3 and "cell missing" in captured.err
 
