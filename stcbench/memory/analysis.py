@@ -96,7 +96,7 @@ def plot_gradient_through_time(results: dict[str, dict], path: str | Path, title
         fig.colorbar(heat, ax=axes[row, 0], fraction=0.03)
         norm = np.maximum(results[name]["norm"], 1e-30)
         axes[row, 1].semilogy(np.arange(len(norm)), norm)
-        axes[row, 1].set_ylabel("||dL/dh_t||")
+        axes[row, 1].set_ylabel("||dL/dx_t||" if results[name].get("wrt") == "input" else "||dL/dS_t||")
     axes[-1, 0].set_xlabel("time step t")
     axes[-1, 1].set_xlabel("time step t")
     if title:

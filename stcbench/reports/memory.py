@@ -113,7 +113,9 @@ def difference_text(ours: list[dict], base: list[dict]) -> str:
     b = [v for v in map(loss_share, base) if math.isfinite(v)]
     difference = stats.welch_difference(a, b) or paired_difference(ours, base)
     if difference is None:
-        return f"cannot rank: n = {len(a)} vs {len(b)}"
+        why = ("; one seed a side and no per-sequence losses of the same test sequences to pair"
+               if len(a) == 1 and len(b) == 1 else "")
+        return f"cannot rank: n = {len(a)} vs {len(b)}{why}"
     how = f" (paired bootstrap over {difference.n} test sequences)" if difference.method == "paired bootstrap" else ""
     return (f"{difference.mean:+.3f} [{difference.low:+.3f}, {difference.high:+.3f}] "
             f"{stats.verdict(difference, higher_is_better=False)}{how}")

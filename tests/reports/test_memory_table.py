@@ -100,7 +100,8 @@ def test_one_seed_a_side_is_ranked_by_a_paired_bootstrap_over_test_sequences(tmp
     assert rows["celif"][7] == (f"{expected.mean:+.3f} [{expected.low:+.3f}, {expected.high:+.3f}] better "
                                 f"(paired bootstrap over 200 test sequences)")
     assert expected.high < 0
-    assert rows["plif"][7] == rows["alif"][7] == rows["tclif"][7] == "cannot rank: n = 1 vs 1"
+    assert rows["plif"][7] == rows["alif"][7] == rows["tclif"][7] == (
+        "cannot rank: n = 1 vs 1; one seed a side and no per-sequence losses of the same test sequences to pair")
 
 
 def test_select_best_val_takes_the_rerun_with_the_lowest_validation_loss(tmp_path, capsys):
