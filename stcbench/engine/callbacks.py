@@ -149,3 +149,34 @@ class EpochTimer(L.Callback):
         pl_module.log("time/train_epoch_seconds", seconds, on_step=False, on_epoch=True, rank_zero_only=True)
         pl_module.log("time/seconds_per_step", seconds / steps, on_step=False, on_epoch=True, rank_zero_only=True)
         self.start = None
+
+
+class TrainingClock(L.Callback):
+    """Wall seconds spent in `Trainer.fit` (training and validation), summed over every session of a run: the
+    total rides in the checkpoints, so a resumed run reports its whole training time, not its last session's
+    (time after the last checkpoint of an interrupted session is lost with it)."""
+
+    def __init__(self):
+        self.previous = 0.0                  # sessions before this one, up to their last checkpoint
+        self.started: float | None = None
+
+    @staticmethod
+    def _now() -> float:
+        import time
+
+        return time.perf_counter()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.started = self._now()
+
+    def seconds(self) -> float:
+        return self.previous + (self._now() - self.started if self.started is not None else 0.0)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.previous, self.started = self.seconds(), None
+
+    def state_dict(self) -> dict:
+        return {"seconds": self.seconds()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.previous = float(state_dict.get("seconds", 0.0))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.engine import schema
-from stcbench.engine.callbacks import sigterm_exits_nonzero
+from stcbench.engine.callbacks import TrainingClock, sigterm_exits_nonzero
 from stcbench.engine.cluster import is_rank_zero
 from stcbench.engine.environment import prepare_environment, with_environment_plugins
 from stcbench.engine.io import atomic_write_json
@@ -113,7 +113,8 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
                 finish_wandb(loggers, failed=True)
                 raise
         if trainer.is_global_zero:
-            results["train_seconds"] = round(time.time() - started, 1)
+            clock = next((c for c in trainer.callbacks if isinstance(c, TrainingClock)), None)
+            results["train_seconds"] = round(clock.seconds() if clock else time.time() - started, 1)
             atomic_write_json(run_dir / "metrics.json", results)
             task.log_results(loggers, results)
             print(task.summary(results))

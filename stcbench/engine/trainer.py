@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stcbench.engine.callbacks import EpochTimer, StopAfterEpochs, checkpoint_callbacks, progress_bar
+from stcbench.engine.callbacks import (EpochTimer, StopAfterEpochs, TrainingClock, checkpoint_callbacks,
+                                       progress_bar)
 
 
 def _precision(value: str) -> str:
@@ -38,7 +39,7 @@ def build_trainer(config, run_dir: Path | None, *, monitor: str | None = None, l
         all_callbacks += checkpoint_callbacks(run_dir / "checkpoints", monitor=monitor)
         if t.stop_after_epochs:
             all_callbacks.append(StopAfterEpochs(t.stop_after_epochs))
-        all_callbacks.append(EpochTimer())
+        all_callbacks += [EpochTimer(), TrainingClock()]
     all_callbacks += callbacks or []
     bar = progress_bar(logging.progress, metrics_every=logging.log_every_n_steps)
     if bar is not None:

@@ -326,3 +326,19 @@ def test_a_resume_that_would_change_the_run_is_refused(tiny_run, change, named):
     with pytest.raises(ConfigError, match=f"was trained with {re.escape(named)}.*start a new run"):
         fit(config, ckpt_path=run_dir)
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run_dir.rglob("*")) if p.is_file()} == before
+
+
+def test_train_seconds_add_up_over_resumed_sessions(tiny_run, tmp_path):
+    import shutil
+
+    _, run_dir = tiny_run
+    copy = tmp_path / "runs" / "memory" / "adding_T12" / "lif" / "tiny"
+    shutil.copytree(run_dir, copy)
+    first = json.loads((run_dir / "metrics.json").read_text())["train_seconds"]
+    config = tiny_config(tmp_path)
+    config["trainer"]["max_epochs"] = 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit(config, ckpt_path=copy)
+    resumed = json.loads((copy / "metrics.json").read_text())
+    assert resumed["epochs"] == 4 and resumed["train_seconds"] > first
