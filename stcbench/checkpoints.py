@@ -73,7 +73,8 @@ def load_checkpoint(path: str | Path, *, hint: str = "pass a .ckpt written by `s
         raise ConfigError(f"checkpoint {str(path)!r} is not readable (permission denied); check its "
                           f"permissions") from None
     except Exception as exc:        # truncated zip, wrong format, ...: torch raises many types
-        raise ConfigError(f"cannot read checkpoint {str(path)!r} ({_first_line(exc)}); {hint}") from None
+        raise ConfigError(f"cannot read checkpoint {str(path)!r}: not a PyTorch checkpoint, or a damaged one "
+                          f"({_first_line(exc)}); {hint}") from None
 
 
 def verify_checkpoint(path: str | Path, *, hint: str = "pass a .ckpt written by `stcbench fit`") -> None:

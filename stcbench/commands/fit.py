@@ -11,7 +11,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "fit", help="train a model from a config (a YAML path or a shipped name such as mmnist/stclif)",
         description="Train one model. Precedence: defaults < config file (with base: inheritance) < flags. "
-                    "The run directory runs/<dataset>/<cell>/<name>/ receives config.yaml, checkpoints, logs "
+                    "The run directory runs/<dataset>/<cell>/<name>/ (memory probes: runs/memory/<task>_T<length>/"
+                    "<cell>/<name>/) receives config.yaml, checkpoints, logs "
                     "and metrics.json (test metrics of the best and the last checkpoint).")
     parser.add_argument("--config", "-c", type=Path, default=None,
                         help="YAML config: a path, or the name of a shipped config (quick/mmnist, mmnist/stclif, "

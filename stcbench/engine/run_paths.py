@@ -53,7 +53,8 @@ def run_name_problem(name: str | None) -> str | None:
     if not bad:
         return None
     return ("is not a plain folder name; use letters, digits, '-' and '_' (no '/', no leading '.', not empty): "
-            "the run is written to <output_dir>/<dataset>/<cell>/<name>")
+            "the run is written to <output_dir>/<dataset>/<cell>/<name> (memory probes: "
+            "<output_dir>/memory/<task>_T<length>/<cell>/<name>)")
 
 
 def check_run_name(name: str | None, key: str = "run.name") -> None:
