@@ -223,7 +223,20 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
     else:
         print(memory_suite(out, args.cells, args.tasks, scale, seeds))
     print(write_memory_summary(out, getattr(args, "baseline", DEFAULT_BASELINE)))
-    return 0
+    failed = memory_failures(out)
+    for cell, task, why in failed:
+        print(f"stcbench bench: run failed: {cell} {task} {why}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def memory_failures(out: Path) -> list:
+    """The (cell, task, why) of the runs the last memory suite call could not train (memory_results.json)."""
+    from stcbench.strict_json import restore_non_finite
+
+    listing = Path(out) / "memory_results.json"
+    if not listing.is_file():
+        return []
+    return [tuple(item) for item in restore_non_finite(json.loads(listing.read_text(encoding="utf-8"))).get("failed", [])]
 
 
 def print_memory_plan(out: Path, cells, tasks, scale: str, seeds) -> None:

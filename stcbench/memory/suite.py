@@ -17,7 +17,7 @@ import numpy as np
 
 from stcbench.cells import get_cell_info
 from stcbench.cells.registry import normalize_name
-from stcbench.errors import ConfigError
+from stcbench.errors import ConfigError, StcbenchError
 from stcbench.memory import config as memory_config
 from stcbench.memory.runner import fit, read_metrics, remove_incomplete_run, run_dir_for
 from stcbench.engine.io import atomic_write_json, atomic_write_text
@@ -104,7 +104,7 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
     seeds = tuple(seeds) if seeds else (0,)
     out_dir = Path(out_dir)
     runs_root = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
-    records, skipped = [], []
+    records, skipped, failed = [], [], []
     for task in tasks:
         for cell in cells:
             try:
@@ -116,7 +116,10 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
                 if collect and finished_record(cell, task, scale, seed, runs_root) is None:
                     skipped.append((cell, task, f"seed {seed} has no finished run"))
                     continue
-                records.append(run_one(cell, task, scale, seed, runs_root))
+                try:
+                    records.append(run_one(cell, task, scale, seed, runs_root))
+                except RunFailed as failure:          # the other runs go on; bench exits 1 naming it
+                    failed.append((cell, task, f"seed {seed} failed: {failure}"))
     if collect and not records:
         raise ConfigError(f"no finished run of these cells, tasks and seeds under {runs_root} "
                           f"({'; '.join(f'{c} {t}: {why}' for c, t, why in skipped[:3])}); check --cells, "
@@ -124,11 +127,15 @@ def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TAS
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [table_row(r) for r in records]
     atomic_write_json(out_dir / "memory_results.json", {"scale": scale, "label": scale_label(scale), "runs": records,
-                                                       "skipped": skipped})
+                                                       "skipped": skipped, "failed": failed})
     atomic_write_text(out_dir / "memory_results.csv", to_csv(rows))
     table = out_dir / "memory_results.md"
-    atomic_write_text(table, to_markdown(rows, scale, skipped))
+    atomic_write_text(table, to_markdown(rows, scale, skipped, failed))
     return table
+
+
+class RunFailed(Exception):
+    """A run of the suite could not train (bad data, a run another process holds, ...): its message."""
 
 
 def suite_run(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> tuple[dict, Path]:
@@ -163,12 +170,17 @@ def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dic
     record = check_same_setting(read_metrics(run_dir), cfg, run_dir)
     if record is None:
         last = run_dir / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            fit(cfg, ckpt_path=last)
-        else:
-            remove_incomplete_run(run_dir)
-            fit(cfg)
+        try:
+            if last.is_file():
+                fit(cfg, ckpt_path=last)
+            else:
+                remove_incomplete_run(run_dir)
+                fit(cfg)
+        except StcbenchError as exc:
+            raise RunFailed(str(exc)) from exc
         record = read_metrics(run_dir)
+        if record is None:
+            raise RunFailed(f"{run_dir} has no metrics.json after training (stopped early?)")
     record["run_dir"] = str(run_dir.relative_to(runs_root))
     grad = run_dir / "gradient_through_time.npz"
     if grad.is_file():
@@ -241,7 +253,7 @@ def to_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def to_markdown(rows: list[dict], scale: str, skipped: list) -> str:
+def to_markdown(rows: list[dict], scale: str, skipped: list, failed: list = ()) -> str:
     lines = [f"# Memory probes - {scale_label(scale)}", "",
              "test_loss: MSE (adding) or per-step cross-entropy over all T + 20 steps (copy) of the checkpoint "
              "with the lowest validation loss; baseline: the best memoryless predictor (adding 1/6, copy "
@@ -270,4 +282,6 @@ def to_markdown(rows: list[dict], scale: str, skipped: list) -> str:
     if unfinished:
         lines += ["", "No finished run (collected without training): "
                   + ", ".join(f"{c} {t} {why.split(' has')[0]}" for c, t, why in unfinished)]
+    if failed:
+        lines += ["", "Failed (the other runs went on): " + "; ".join(f"{c} {t} {why}" for c, t, why in failed)]
     return "\n".join(lines) + "\n"

@@ -56,3 +56,32 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
     metrics.write_text(json.dumps({**record, "epochs": 7}))
     with pytest.raises(ConfigError, match="trained for 7 epochs, the quick scale trains 1"):
         suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), collect=True)
+
+
+def test_a_failing_run_is_named_and_the_others_go_on(tmp_path, monkeypatch):
+    tiny = {
+        "data": {"seq_len": 10, "train_samples": 64, "val_samples": 32, "test_samples": 32, "batch_size": 32},
+        "model": {"hidden": [16]},
+        "optim": {"lr": 1e-2},
+        "trainer": {"max_epochs": 1, "threads": 1},
+        "logging": {"loggers": ["csv"], "log_every_n_steps": 1},
+        "run": {"scale": "quick", "gradient_analysis": False},
+    }
+    monkeypatch.setattr(suite, "QUICK", tiny)
+    real_fit = suite.fit
+
+    def fit(cfg, **kwargs):
+        if cfg["model"]["cell"] == "plif":
+            raise ConfigError("run x is being trained by process 1 on elsewhere; wait for it")
+        return real_fit(cfg, **kwargs)
+
+    monkeypatch.setattr(suite, "fit", fit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = suite.run_memory_suite(tmp_path / "out", cells=("plif", "lif"), tasks=("adding",)).read_text()
+    assert "| adding T=10 | lif | 0 |" in table
+    assert "Failed (the other runs went on): plif adding seed 0 failed: run x is being trained by process 1" in table
+    from stcbench.commands.bench import memory_failures
+
+    assert memory_failures(tmp_path / "out") == [("plif", "adding", "seed 0 failed: run x is being trained by "
+                                                                     "process 1 on elsewhere; wait for it")]
