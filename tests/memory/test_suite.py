@@ -8,16 +8,20 @@ from stcbench.errors import ConfigError
 from stcbench.memory import suite
 
 
-def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkeypatch):
-    tiny = {
+def tiny_quick_scale(**run) -> dict:
+    """A quick scale small enough to train in a second."""
+    return {
         "data": {"seq_len": 10, "train_samples": 64, "val_samples": 32, "test_samples": 32, "batch_size": 32},
         "model": {"hidden": [16]},
         "optim": {"lr": 1e-2},
         "trainer": {"max_epochs": 1, "threads": 1},
         "logging": {"loggers": ["csv"], "log_every_n_steps": 1},
-        "run": {"scale": "quick"},
+        "run": {"scale": "quick", **run},
     }
-    monkeypatch.setattr(suite, "QUICK", tiny)
+
+
+def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(suite, "QUICK", tiny_quick_scale())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = suite.run_memory_suite(tmp_path / "out", cells=("lif", "no_such_cell"), tasks=("adding",))
@@ -59,15 +63,7 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
 
 
 def test_a_failing_run_is_named_and_the_others_go_on(tmp_path, monkeypatch):
-    tiny = {
-        "data": {"seq_len": 10, "train_samples": 64, "val_samples": 32, "test_samples": 32, "batch_size": 32},
-        "model": {"hidden": [16]},
-        "optim": {"lr": 1e-2},
-        "trainer": {"max_epochs": 1, "threads": 1},
-        "logging": {"loggers": ["csv"], "log_every_n_steps": 1},
-        "run": {"scale": "quick", "gradient_analysis": False},
-    }
-    monkeypatch.setattr(suite, "QUICK", tiny)
+    monkeypatch.setattr(suite, "QUICK", tiny_quick_scale(gradient_analysis=False))
     real_fit = suite.fit
 
     def fit(cfg, **kwargs):
