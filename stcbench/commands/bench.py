@@ -229,14 +229,17 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
     return 1 if failed else 0
 
 
-def memory_failures(out: Path) -> list:
-    """The (cell, task, why) of the runs the last memory suite call could not train (memory_results.json)."""
+def memory_listing(out: Path) -> dict | None:
+    """memory_results.json of the last memory suite call into `out`, or None before the first."""
     from stcbench.strict_json import restore_non_finite
 
     listing = Path(out) / "memory_results.json"
-    if not listing.is_file():
-        return []
-    return [tuple(item) for item in restore_non_finite(json.loads(listing.read_text(encoding="utf-8"))).get("failed", [])]
+    return restore_non_finite(json.loads(listing.read_text(encoding="utf-8"))) if listing.is_file() else None
+
+
+def memory_failures(out: Path) -> list:
+    """The (cell, task, why) of the runs the last memory suite call could not train (memory_results.json)."""
+    return [tuple(item) for item in (memory_listing(out) or {}).get("failed", [])]
 
 
 def print_memory_plan(out: Path, cells, tasks, scale: str, seeds) -> None:
@@ -274,11 +277,8 @@ def write_memory_summary(out: Path, baseline: str | None) -> Path | str:
 def suite_records(out: Path, records: list[dict]) -> list[dict]:
     """The records of the runs this suite call tabled (memory_results.json), so that the summary covers the
     same cells, tasks and seeds as memory_results.md."""
-    from stcbench.strict_json import restore_non_finite
-
-    listing = Path(out) / "memory_results.json"
-    if not listing.is_file():
+    listing = memory_listing(out)
+    if listing is None:
         return records
-    tabled = {(Path(out) / "runs" / run["run_dir"]).resolve()
-              for run in restore_non_finite(json.loads(listing.read_text(encoding="utf-8"))).get("runs", [])}
+    tabled = {(Path(out) / "runs" / run["run_dir"]).resolve() for run in listing.get("runs", [])}
     return [record for record in records if Path(record["path"]).resolve() in tabled]
