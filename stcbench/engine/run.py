@@ -123,12 +123,24 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
 
 
 def quiet_lightning() -> None:
-    """Lightning's notices that say nothing about a run of this engine (small CPU loaders, an unused GPU)."""
+    """Lightning's notices that say nothing about a run of this engine (small CPU loaders, an unused GPU, the
+    advertisement for a cloud logger printed by every Trainer)."""
+    import logging
     import warnings
 
     for message in (".*does not have many workers.*", ".*GPU available but not used.*", ".*LeafSpec.*",
                     ".*treespec.*"):
         warnings.filterwarnings("ignore", message=message)
+    notices = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdvertisements) for f in notices.filters):
+        notices.addFilter(_DropAdvertisements())
+
+
+class _DropAdvertisements:
+    """A logging filter that drops Lightning's tips about products (they are not about the run)."""
+
+    def filter(self, record) -> bool:
+        return not record.getMessage().startswith("\N{ELECTRIC LIGHT BULB} Tip:")
 
 
 def _finished(config, trainer) -> bool:
