@@ -71,6 +71,9 @@ def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tup
             run_dir.mkdir()
             break
         except FileExistsError:
+            if not default_name and overwrite:
+                raise ConfigError(f"run directory {run_dir} was created again by another process while this one "
+                                  f"replaced it; start one run of a name at a time, or choose another --run-name")
             if not default_name:
                 refuse_existing_run(run_dir)
             suffix += 1

@@ -111,6 +111,27 @@ def test_run_folders_are_created_exclusively(tmp_path):
     assert (first / "mine").read_text() == "kept"
 
 
+def test_overwrite_that_loses_a_race_says_so(tmp_path, monkeypatch):
+    """--overwrite removes the old folder; when another process recreates it before this one can, the error
+    names the race instead of suggesting --overwrite."""
+    from stcbench.engine import run_folder
+
+    run_dir = tmp_path / "runs" / "mmnist" / "lif" / "mine"
+    run_dir.mkdir(parents=True)
+    removed = run_folder.remove_run_dir
+
+    def removed_then_recreated(path):
+        removed(path)
+        path.mkdir()
+        (path / "config.yaml").write_text("the other run")
+
+    monkeypatch.setattr(run_folder, "remove_run_dir", removed_then_recreated)
+    with pytest.raises(ConfigError, match="created again by another process") as error:
+        create_run_dir(run_dir, default_name=False, overwrite=True)
+    assert "--overwrite" not in str(error.value)
+    assert (run_dir / "config.yaml").read_text() == "the other run"
+
+
 def test_default_run_names_of_the_same_second_do_not_collide(mmnist_root, tmp_path, monkeypatch):
     """Two runs started in the same second with default names get separate folders (the second one's
     folder is taken between its name check and its creation, as a concurrent run would)."""
