@@ -52,8 +52,9 @@ CANDIDATES.update({
     "r2-f3-w48": {**CHOSEN, "model.filter_size": 3, "model.num_hidden": [48, 48]},
     "r2-f3-12ep": {**CHOSEN, "model.filter_size": 3, "trainer.max_epochs": 12},
 })
-CELLS_OF = {"r2-convlstm": ["convlstm"]}       # a candidate with its own cells
+CELLS_OF = {"r2-convlstm": ["convlstm"], "r2-convlstm-5ep": ["convlstm"]}       # candidates with their own cells
 CANDIDATES["r2-convlstm"] = dict(CHOSEN)
+CANDIDATES["r2-convlstm-5ep"] = {**CHOSEN, "trainer.max_epochs": 5}
 
 
 def centroids(frames: np.ndarray) -> np.ndarray:
