@@ -129,6 +129,7 @@ def run_breakdown(args) -> dict:
     dy = torch.randn(batch, 2 * channels, size, size, generator=gen).contiguous(memory_format=cl)
     merged = _merged_groups(weight.detach(), groups, groups // 2).requires_grad_()
     dense = _merged_groups(weight.detach(), groups, 1)
+    flipped = transposed_flipped(weight.detach(), groups)
     x = torch.randn(batch, channels, size, size, generator=gen).contiguous(memory_format=cl)
     wx = torch.randn(channels, channels, 5, 5, generator=gen)
 
@@ -140,6 +141,11 @@ def run_breakdown(args) -> dict:
         "  + weight gradient (gradient_detach=1)": lambda: torch.autograd.grad(conv(g, weight, groups), weight, dy),
         "  + input gradient (gradient_detach=0)": lambda: torch.autograd.grad(conv(g_grad, weight, groups),
                                                                               (g_grad, weight), dy),
+        "  input gradient alone (convolution_backward)": lambda: torch.ops.aten.convolution_backward(
+            dy, g, weight.detach(), None, [1, 1], [2, 2], [1, 1], False, [0, 0], groups, [True, False, False]),
+        "  input gradient as a forward conv, flipped weights": lambda: conv(dy, flipped, groups),
+        "  weight gradient alone (convolution_backward)": lambda: torch.ops.aten.convolution_backward(
+            dy, g, weight.detach(), None, [1, 1], [2, 2], [1, 1], False, [0, 0], groups, [False, True, False]),
         "grouped (16), NCHW: forward": lambda: conv(g.contiguous(), weight, groups),
         "pairs of groups merged (8, zero blocks): forward": lambda: conv(g, merged, groups // 2),
         "  + weight gradient": lambda: torch.autograd.grad(conv(g, merged, groups // 2), merged, dy),
@@ -157,6 +163,15 @@ def run_breakdown(args) -> dict:
         result[name] = _cpu_ms(run, args.rounds)
         print(f"  {name:52s} {result[name]:7.2f}", flush=True)
     return result
+
+
+def transposed_flipped(weight, groups: int):
+    """The weight whose grouped forward convolution is the input gradient of `weight`'s ('same' padding,
+    stride 1): each group's in/out channels swapped and the kernel turned by 180 degrees."""
+    out_channels, in_group = weight.shape[:2]
+    per_group = weight.view(groups, out_channels // groups, in_group, *weight.shape[2:])
+    return per_group.transpose(1, 2).flip(-2, -1).reshape(groups * in_group, out_channels // groups,
+                                                          *weight.shape[2:]).contiguous()
 
 
 def _merged_groups(weight, groups: int, merged: int):
