@@ -19,6 +19,7 @@ from stcbench.cells import get_cell_info
 from stcbench.cells.registry import normalize_name
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.memory import config as memory_config
+from stcbench.memory.analysis import SPAN_PARTS
 from stcbench.memory.runner import fit, read_metrics, remove_incomplete_run, run_dir_for
 from stcbench.engine.io import atomic_write_json, atomic_write_text
 
@@ -219,8 +220,10 @@ def table_row(record: dict) -> dict:
     task = record["memory_task"]
     key = (normalize_name(record["cell"]), bool(record["recurrent"]))
     published = PUBLISHED.get(key, {}).get(task, "")
+    span = (record.get("memory_span") or {}).get("loss_share") or [None] * SPAN_PARTS
     return {
-        "task": f"{task} T={record['seq_len']}",
+        "task": task,
+        "seq_len": record["seq_len"],
         "cell": record["cell"] + (" (rec)" if record["recurrent"] else ""),
         "seed": record["seed"],
         "params": record["params"],
@@ -230,10 +233,16 @@ def table_row(record: dict) -> dict:
         "test_acc": test.get("acc"),
         "early_grad_share": early_share(record),
         "early_input_grad_share": early_share(record, "input_gradient_share"),
-        "span": " / ".join(f"{v:.2f}" for v in (record.get("memory_span") or {}).get("loss_share", [])) or None,
+        **{f"span_q{part + 1}": span[part] for part in range(SPAN_PARTS)},
         "epochs": record["epochs"],
         "published": published,
     }
+
+
+def span_text(row: dict) -> str:
+    """The span columns of a table row as one cell: "q1 / q2 / q3 / q4", or "-" without a span."""
+    parts = [row[f"span_q{part + 1}"] for part in range(SPAN_PARTS)]
+    return " / ".join(f"{v:.2f}" for v in parts) if all(v is not None for v in parts) else "-"
 
 
 def fmt(value, digits: int = 4) -> str:
@@ -267,9 +276,9 @@ def to_markdown(rows: list[dict], scale: str, skipped: list, failed: list = ()) 
              "| at the input | span | epochs | published |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['cell']} | {r['seed']} | {r['params']} | {fmt(r['test_loss'])} | "
+        lines.append(f"| {r['task']} T={r['seq_len']} | {r['cell']} | {r['seed']} | {r['params']} | {fmt(r['test_loss'])} | "
                      f"{fmt(r['baseline'])} | {fmt(r['loss/baseline'], 3)} | {fmt(r['test_acc'], 3)} | "
-                     f"{fmt(r['early_grad_share'], 3)} | {fmt(r['early_input_grad_share'], 3)} | {fmt(r['span'])} | "
+                     f"{fmt(r['early_grad_share'], 3)} | {fmt(r['early_input_grad_share'], 3)} | {span_text(r)} | "
                      f"{r['epochs']} | "
                      f"{r['published'] or '-'} |")
     lines += ["", f"Published: {PUBLISHED_ADDING_COPY} Digit-task accuracies (paper-results.md sections 12-13) "

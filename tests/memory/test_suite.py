@@ -34,6 +34,14 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
     assert abs(record["baseline"] - 1 / 6) < 1e-12 and len(record["gradient_share"]) == 10
     assert len(record["input_gradient_share"]) == 10 and "| at the input | span |" in text
     assert len(record["memory_span"]["loss_share"]) == 4
+    # the CSV holds one value per column: numbers parse as numbers, the span one column per quarter
+    import csv
+    with open(tmp_path / "out" / "memory_results.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["task"] == "adding" and int(row["seq_len"]) == 10
+    spans = [float(row[f"span_q{q}"]) for q in (1, 2, 3, 4)]
+    assert spans == pytest.approx(record["memory_span"]["loss_share"])
+    assert float(row["loss/baseline"]) == pytest.approx(record["test"]["loss"] / record["baseline"])
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
