@@ -57,26 +57,13 @@ CANDIDATES["r2-convlstm"] = dict(CHOSEN)
 CANDIDATES["r2-convlstm-5ep"] = {**CHOSEN, "trainer.max_epochs": 5}
 
 
-def centroids(frames: np.ndarray) -> np.ndarray:
-    """Intensity centroids (row, col) of frames [N, T, C, H, W], channels averaged."""
-    frames = frames.mean(axis=2)
-    frames = np.clip(frames.astype(np.float64), 0, None)
-    height, width = frames.shape[-2:]
-    rows, cols = np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64)
-    mass = frames.sum(axis=(-2, -1)) + 1e-12
-    row = (frames.sum(axis=-1) * rows).sum(axis=-1) / mass
-    col = (frames.sum(axis=-2) * cols).sum(axis=-1) / mass
-    return np.stack([row, col], axis=-1)
-
-
 def follow_score(context: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> dict:
-    """Tracking error of the predictions against a model that repeats the last input frame."""
-    true_c, pred_c = centroids(truth), centroids(pred)
-    last_c = centroids(context[:, -1:])
-    tracking = float(np.linalg.norm(pred_c - true_c, axis=-1).mean())
-    static = float(np.linalg.norm(last_c - true_c, axis=-1).mean())
-    return {"tracking_px": round(tracking, 2), "static_px": round(static, 2),
-            "follows": round(1.0 - tracking / static, 3)}
+    """stcbench.metrics.motion.follow_score, rounded for the table."""
+    from stcbench.metrics.motion import follow_score as score
+
+    result = score(context, truth, pred)
+    return {"tracking_px": round(result["tracking_px"], 2), "static_px": round(result["static_px"], 2),
+            "follows": round(result["follows"], 3)}
 
 
 def run_candidate(name: str, overrides: dict, cells: list[str], seed: int, out: Path, data_root: str | None):

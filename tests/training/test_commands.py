@@ -52,6 +52,17 @@ def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "demo_summary.json").read_text())
     assert set(summary["cells"]) == {"lif", "convlstm"}
+    # follows is measured on every test sequence and printed in the table, with what it means
+    from stcbench.metrics.motion import follow_score
+    for cell, row in summary["cells"].items():
+        with np.load(Path(row["run_dir"]) / "predictions.npz") as data:
+            assert len(data["pred"]) == json.loads((Path(row["run_dir"]) / "metrics.json").read_text())[
+                "test"]["n_sequences"]
+            expected = follow_score(data["context"], data["truth"], data["pred"])["follows"]
+        assert row["follows"] == pytest.approx(expected, abs=5e-4)
+        table_row = next(text for text in printed.splitlines() if text.startswith(f"| {cell} |"))
+        assert f"| {row['follows']:.2f} |" in table_row
+    assert "| follows |" in printed and "follows: how the centre of mass" in printed
     # one seed cannot rank cells: the demo says so and compares on the same test sequences
     assert "cannot say which cell trains better" in printed
     per_sequence = {cell: np.load(Path(row["run_dir"]) / "test_per_sequence.npz")["mse"]
