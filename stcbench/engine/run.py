@@ -124,7 +124,7 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
 
 def quiet_lightning() -> None:
     """Lightning's notices that say nothing about a run of this engine (small CPU loaders, an unused GPU, the
-    advertisement for a cloud logger printed by every Trainer)."""
+    absence of TPUs, the advertisement for a cloud logger printed by every Trainer)."""
     import logging
     import warnings
 
@@ -137,10 +137,11 @@ def quiet_lightning() -> None:
 
 
 class _DropAdvertisements:
-    """A logging filter that drops Lightning's tips about products (they are not about the run)."""
+    """A logging filter that drops Lightning's tips about products and its note that there is no TPU (neither
+    is about the run)."""
 
     def filter(self, record) -> bool:
-        return not record.getMessage().startswith("\N{ELECTRIC LIGHT BULB} Tip:")
+        return not record.getMessage().startswith(("\N{ELECTRIC LIGHT BULB} Tip:", "TPU available: False"))
 
 
 def _finished(config, trainer) -> bool:
