@@ -292,7 +292,8 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
            + (f"`mse_vs_{baseline}` is the MSE difference to {baseline} with its 95 % interval (Welch t over seeds; "
               "one seed each: paired bootstrap over the test sequences). " if baseline else "")
            + "'—' = not available.", ""]
-    md += ["## Overall ranking (mean MSE rank over datasets; ranks of means: see the intervals below)", "",
+    md += ["## Overall ranking (mean MSE rank over the datasets a cell ran on, cells that ran on more datasets "
+           "first; ranks of means: see the intervals below)", "",
            "| cell | mean rank | datasets |", "|---|---|---|"]
     md += [f"| {c} | {r:.2f} | {n} |" for c, r, n in overall_ranking(rows)] + [""]
     for dataset, cells in groups.items():
