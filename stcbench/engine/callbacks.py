@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 
 import lightning as L
+
+from stcbench.errors import StcbenchError
 
 
 def checkpoint_callbacks(folder: Path, monitor: str) -> list:
@@ -21,6 +24,53 @@ def checkpoint_callbacks(folder: Path, monitor: str) -> list:
     best = ModelCheckpoint(filename="best", monitor=monitor, mode="min", **options)
     last = ModelCheckpoint(filename="last", monitor=None, **options)
     return [best, last]                 # the first is trainer.checkpoint_callback (the best)
+
+
+class RunFolderLost(StcbenchError):
+    """The run folder was removed or replaced while this process trained it."""
+
+
+class RunFolderGuard(L.Callback):
+    """Stops training when its run folder was removed or replaced by another (a user's `rm -r`, another
+    process's --overwrite): without it the next checkpoint would recreate the folder without its config.yaml,
+    or write into the other run's. Checked at every training batch (before the loggers write; a stat call) and
+    before every checkpoint is written (Lightning runs checkpoint callbacks last)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.identity: tuple[int, int] | None = None
+
+    def _current(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.run_dir)
+        except FileNotFoundError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.identity = self._current()
+
+    def check(self) -> None:
+        if self.identity is not None and self._current() != self.identity:
+            raise RunFolderLost(f"run folder {self.run_dir} was removed or replaced while this process trained it; "
+                                f"stopped without writing to it (start the run again, under another --run-name "
+                                f"if the folder now holds another run)")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.check()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.check()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.check()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.check()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.check()
 
 
 SIGTERM_EXIT_CODE = 143                 # 128 + SIGTERM, as a shell reports a process ended by it

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.engine import schema
-from stcbench.engine.callbacks import TrainingClock, sigterm_exits_nonzero
+from stcbench.engine.callbacks import RunFolderGuard, RunFolderLost, TrainingClock, sigterm_exits_nonzero
 from stcbench.engine.cluster import is_rank_zero
 from stcbench.engine.environment import prepare_environment, with_environment_plugins
 from stcbench.engine.io import atomic_write_json
@@ -93,8 +93,8 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
                         weights_only=not trusted())
         except BaseException as error:
             finish_wandb(loggers, failed=True)
-            if created is not None and isinstance(error, StcbenchError):
-                remove_unstarted_run(run_dir, created)
+            if created is not None and isinstance(error, StcbenchError) and not isinstance(error, RunFolderLost):
+                remove_unstarted_run(run_dir, created)      # never a folder that another run has taken
             raise
     if trainer.interrupted:
         finish_wandb(loggers, failed=True)
@@ -112,6 +112,8 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
             except BaseException:
                 finish_wandb(loggers, failed=True)
                 raise
+        for guard in (c for c in trainer.callbacks if isinstance(c, RunFolderGuard)):
+            guard.check()                  # the tests took long enough for the folder to go
         if trainer.is_global_zero:
             clock = next((c for c in trainer.callbacks if isinstance(c, TrainingClock)), None)
             results["train_seconds"] = round(clock.seconds() if clock else time.time() - started, 1)

@@ -172,7 +172,8 @@ def training_lock(run_dir: Path):
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:   # not a lock of a run that replaced it
+                path.unlink()
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         handle.close()
 

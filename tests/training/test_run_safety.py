@@ -178,6 +178,44 @@ def test_sigterm_while_testing_exits_143_and_says_how_to_finish(mmnist_root, tmp
     assert "test" in json.loads((run_dir / "metrics.json").read_text())
 
 
+def act_at_second_epoch(monkeypatch, action):
+    from stcbench.training.module import VideoPredictionModule
+
+    def on_train_epoch_start(self):
+        if self.trainer.current_epoch == 1:
+            action()
+
+    monkeypatch.setattr(VideoPredictionModule, "on_train_epoch_start", on_train_epoch_start, raising=False)
+
+
+@pytest.mark.parametrize("replaced", [False, True], ids=["removed", "replaced"])
+def test_a_run_folder_removed_or_replaced_while_training_is_left_alone(mmnist_root, tmp_path, monkeypatch, capsys,
+                                                                       replaced):
+    """A user's `rm -r` of the run folder (or another process that put its own run there) stops the training
+    with one line; nothing is written into the path again and another run's files are not touched."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(mmnist_root, tmp_path / "runs", epochs=2)))
+    run_dir = tmp_path / "runs" / "mmnist" / "lif" / "t"
+
+    def remove_or_replace():
+        os.replace(run_dir, tmp_path / "aside")
+        if replaced:
+            run_dir.mkdir()
+            (run_dir / "config.yaml").write_text("another run")
+            (run_dir / ".lock").write_text("process 1 on elsewhere")
+
+    act_at_second_epoch(monkeypatch, remove_or_replace)
+    assert main(["fit", "--config", str(config)]) == 2
+    line = one_error_line(capsys)
+    assert f"run folder {run_dir} was removed or replaced while this process trained it" in line
+    if replaced:
+        assert tree_hashes(run_dir) == {"config.yaml": hashlib.sha256(b"another run").hexdigest(),
+                                        ".lock": hashlib.sha256(b"process 1 on elsewhere").hexdigest()}
+    else:
+        assert not run_dir.exists()
+    assert (tmp_path / "aside" / "checkpoints" / "last.ckpt").is_file()     # the first epoch's, as it was
+
+
 KILLED_RUN = """
 import os, signal, sys
 from pathlib import Path
