@@ -17,6 +17,7 @@ import numpy as np
 from stcbench.errors import ConfigError
 
 DEFAULT_CELLS = ("stclif", "lif")
+FOLLOWS_SEQUENCES = 256         # test sequences kept for `follows` (all 32 of demo/mmnist; a bound for --config)
 METRIC_COLUMNS = (("mse", "MSE"), ("mae", "MAE"), ("ssim", "SSIM"), ("psnr", "PSNR"), ("mse_per_pixel", "MSE/px"))
 
 
@@ -42,7 +43,7 @@ def run_demo(out_dir: Path, *, data_root: str | None = None, cells=DEFAULT_CELLS
     for cell in cells:
         overrides = {"model.cell": cell, "seed": seed, "run.output_dir": str(out_dir / "runs"),
                      "run.name": "demo", "run.save_predictions": True,
-                     "run.predictions_limit": 10_000,          # every test sequence: `follows` is measured on all
+                     "run.predictions_limit": FOLLOWS_SEQUENCES,
                      "data.generate_if_missing": True, "logging.loggers": ["csv"],
                      "logging.progress_bar": "rich" if sys.stdout.isatty() else "none"}
         if data_root is not None:

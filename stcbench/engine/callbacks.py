@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from pathlib import Path
 
 import lightning as L
 
+from stcbench.engine.run_folder import folder_identity
 from stcbench.errors import StcbenchError
 
 
@@ -33,44 +33,65 @@ class RunFolderLost(StcbenchError):
 class RunFolderGuard(L.Callback):
     """Stops training when its run folder was removed or replaced by another (a user's `rm -r`, another
     process's --overwrite): without it the next checkpoint would recreate the folder without its config.yaml,
-    or write into the other run's. Checked at every training batch (before the loggers write; a stat call) and
-    before every checkpoint is written (Lightning runs checkpoint callbacks last)."""
+    or write into the other run's. `identity` is the folder's as the engine created or locked it. Checked at
+    every training and test batch of a single-process run (before the loggers write; one stat call), and in
+    every process at once when the data are set up, at the end of each epoch and validation (before the
+    checkpoints: Lightning runs checkpoint callbacks last) and around the tests. Not covered: a change in the
+    moments between the model's setup and the first batch, when Lightning writes the loggers' hparams.yaml."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, identity):
         self.run_dir = Path(run_dir)
-        self.identity: tuple[int, int] | None = None
+        self.identity = identity
 
-    def _current(self) -> tuple[int, int] | None:
-        try:
-            stat = os.stat(self.run_dir)
-        except FileNotFoundError:
-            return None
-        return stat.st_dev, stat.st_ino
+    def is_ours(self) -> bool:
+        return self.identity is None or folder_identity(self.run_dir) == self.identity
 
-    def on_fit_start(self, trainer, pl_module) -> None:
-        self.identity = self._current()
-
-    def check(self) -> None:
-        if self.identity is not None and self._current() != self.identity:
+    def check(self, trainer=None) -> None:
+        lost = not self.is_ours()
+        if trainer is not None and trainer.world_size > 1:          # every process stops, or none
+            lost = trainer.strategy.reduce_boolean_decision(lost, all=False)
+        if lost:
             raise RunFolderLost(f"run folder {self.run_dir} was removed or replaced while this process trained it; "
                                 f"stopped without writing to it (start the run again, under another --run-name "
                                 f"if the folder now holds another run)")
 
+    def _check_single_process(self, trainer) -> None:
+        if trainer.world_size == 1:
+            self.check()
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.check(trainer)
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.check()
+        self._check_single_process(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.check()
+        self._check_single_process(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.check()
+        self.check(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
-            self.check()
+            self.check(trainer)
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        self.check()
+        self.check(trainer)
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self.check(trainer)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self._check_single_process(trainer)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._check_single_process(trainer)
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self.check(trainer)
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        self.check(trainer)
 
 
 SIGTERM_EXIT_CODE = 143                 # 128 + SIGTERM, as a shell reports a process ended by it

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.engine import schema
-from stcbench.engine.callbacks import RunFolderGuard, RunFolderLost, TrainingClock, sigterm_exits_nonzero
+from stcbench.engine.callbacks import RunFolderGuard, TrainingClock, sigterm_exits_nonzero
 from stcbench.engine.cluster import is_rank_zero
 from stcbench.engine.environment import prepare_environment, with_environment_plugins
 from stcbench.engine.io import atomic_write_json
 from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
-from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, log_version, planned_run_dir,
+from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, folder_identity, log_version,
+                                        planned_run_dir,
                                         refuse_existing_run, remove_unstarted_run, run_dir_of_checkpoint,
                                         shared_run_dir, training_lock)
 from stcbench.engine.run_paths import relative_to_run
@@ -76,15 +77,18 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         if fresh:
             run_dir, created = create_run_dir(run_dir, default_name=task.run_name(config) is None,
                                               overwrite=overwrite)
+    guard = RunFolderGuard(run_dir, folder_identity(run_dir))      # the folder as this run made or found it
     with training_lock(run_dir):
+        guard.check()
         if is_rank_zero():
             save_portable_config(config, run_dir / "config.yaml")
-        return _train_and_test(task, config, module, datamodule, run_dir, ckpt_path, created, resuming)
+        return _train_and_test(task, config, module, datamodule, run_dir, ckpt_path, created, resuming, guard)
 
 
-def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_path, created, resuming) -> Path:
+def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_path, created, resuming,
+                    guard: RunFolderGuard) -> Path:
     loggers = build_loggers(config, run_dir, task.run_label(config, run_dir), version=log_version(run_dir, resuming))
-    callbacks = task.callbacks(config)
+    callbacks = [guard, *task.callbacks(config)]
     started = time.time()
     with shared_run_dir(run_dir), sigterm_exits_nonzero(run_dir):
         try:
@@ -93,7 +97,7 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
                         weights_only=not trusted())
         except BaseException as error:
             finish_wandb(loggers, failed=True)
-            if created is not None and isinstance(error, StcbenchError) and not isinstance(error, RunFolderLost):
+            if created is not None and isinstance(error, StcbenchError) and guard.is_ours():
                 remove_unstarted_run(run_dir, created)      # never a folder that another run has taken
             raise
     if trainer.interrupted:
@@ -106,14 +110,14 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
         finish_wandb(loggers)
         return run_dir
     if config.run.test_after_fit:
+        guard.check(trainer)
         with sigterm_exits_nonzero(run_dir, testing_stopped(run_dir)):
             try:
                 results = task.evaluate(config, trainer, module, datamodule, run_dir, callbacks)
             except BaseException:
                 finish_wandb(loggers, failed=True)
                 raise
-        for guard in (c for c in trainer.callbacks if isinstance(c, RunFolderGuard)):
-            guard.check()                  # the tests took long enough for the folder to go
+        guard.check(trainer)               # the tests took long enough for the folder to go
         if trainer.is_global_zero:
             clock = next((c for c in trainer.callbacks if isinstance(c, TrainingClock)), None)
             results["train_seconds"] = round(clock.seconds() if clock else time.time() - started, 1)
@@ -133,9 +137,11 @@ def quiet_lightning() -> None:
     for message in (".*does not have many workers.*", ".*GPU available but not used.*", ".*LeafSpec.*",
                     ".*treespec.*"):
         warnings.filterwarnings("ignore", message=message)
-    notices = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _DropAdvertisements) for f in notices.filters):
-        notices.addFilter(_DropAdvertisements())
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        notices = logging.getLogger(name)          # the unified package's and the standalone packages' notices
+        if not any(isinstance(f, _DropAdvertisements) for f in notices.filters):
+            notices.addFilter(_DropAdvertisements())
 
 
 class _DropAdvertisements:

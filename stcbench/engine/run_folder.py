@@ -61,6 +61,9 @@ def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tup
     meanwhile gets a suffix -2, -3, ...; a chosen name is refused. Returns (run folder, outermost folder
     created), the latter removed again when the run fails on bad input before its first checkpoint."""
     created = first_missing(run_dir)
+    if run_dir.is_symlink() or (os.path.lexists(run_dir) and not run_dir.is_dir()):
+        raise ConfigError(f"{run_dir} is a {'link' if run_dir.is_symlink() else 'file'}, not a run folder; "
+                          f"move it away yourself or choose another --run-name")
     if overwrite and run_dir.is_dir():
         remove_run_dir(run_dir)
         created = run_dir.resolve()
@@ -88,6 +91,15 @@ def remove_run_dir(run_dir: Path) -> None:
     with training_lock(run_dir):
         os.replace(run_dir, aside)
     shutil.rmtree(aside)
+
+
+def folder_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None when it is gone: tells a run's own folder from one put in its place."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def first_missing(path: Path) -> Path:
@@ -172,7 +184,7 @@ def training_lock(run_dir: Path):
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:   # not a lock of a run that replaced it
+            if os.path.samestat(os.stat(path), os.fstat(handle.fileno())):   # not the lock of a run in its place
                 path.unlink()
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         handle.close()
@@ -200,7 +212,7 @@ def _acquire(path: Path, run_dir: Path):
                           f"resume of this run would not be refused", stacklevel=3)
             return None
         try:
-            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+            if os.path.samestat(os.fstat(handle.fileno()), os.stat(path)):
                 return handle
         except FileNotFoundError:
             pass

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stcbench.engine.callbacks import (EpochTimer, RunFolderGuard, StopAfterEpochs, TrainingClock,
-                                       checkpoint_callbacks, progress_bar)
+from stcbench.engine.callbacks import (EpochTimer, StopAfterEpochs, TrainingClock, checkpoint_callbacks,
+                                       progress_bar)
 
 
 def _precision(value: str) -> str:
@@ -36,7 +36,7 @@ def build_trainer(config, run_dir: Path | None, *, monitor: str | None = None, l
     fit = monitor is not None
     all_callbacks = []
     if fit:
-        all_callbacks += [RunFolderGuard(run_dir), *checkpoint_callbacks(run_dir / "checkpoints", monitor=monitor)]
+        all_callbacks += checkpoint_callbacks(run_dir / "checkpoints", monitor=monitor)
         if t.stop_after_epochs:
             all_callbacks.append(StopAfterEpochs(t.stop_after_epochs))
         all_callbacks += [EpochTimer(), TrainingClock()]

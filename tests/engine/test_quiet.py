@@ -50,3 +50,22 @@ def test_without_the_filter_lightning_prints_the_tip(tmp_path):
     finally:
         for f in saved:
             notices_logger.addFilter(f)
+
+
+def test_the_standalone_lightning_packages_notices_are_filtered_too():
+    """pytorch_lightning / lightning_fabric (imported by a plugin, say) log through loggers of their own."""
+    quiet_lightning()
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        handler = _Collect()
+        logger.addHandler(handler)
+        level, logger.level = logger.level, logging.INFO
+        try:
+            logger.info("\N{ELECTRIC LIGHT BULB} Tip: install something")
+            logger.info("TPU available: False, using: 0 TPU cores")
+            logger.info("GPU available: True (cuda), used: True")
+        finally:
+            logger.removeHandler(handler)
+            logger.level = level
+        assert handler.messages == ["GPU available: True (cuda), used: True"], name

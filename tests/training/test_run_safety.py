@@ -178,42 +178,74 @@ def test_sigterm_while_testing_exits_143_and_says_how_to_finish(mmnist_root, tmp
     assert "test" in json.loads((run_dir / "metrics.json").read_text())
 
 
-def act_at_second_epoch(monkeypatch, action):
-    from stcbench.training.module import VideoPredictionModule
+def act_in_hook(monkeypatch, owner, hook: str, action):
+    """Run `action` once, in the first call of `owner`'s `hook` (`on_train_epoch_start`: of the second epoch);
+    the hook itself runs as before."""
+    original = getattr(owner, hook, None)
+    done = []
 
-    def on_train_epoch_start(self):
-        if self.trainer.current_epoch == 1:
+    def wrapped(self, *args, **kwargs):
+        if not done and (hook != "on_train_epoch_start" or self.trainer.current_epoch == 1):
+            done.append(True)
             action()
+        if original is not None:
+            return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(VideoPredictionModule, "on_train_epoch_start", on_train_epoch_start, raising=False)
+    monkeypatch.setattr(owner, hook, wrapped, raising=False)
 
 
+@pytest.mark.parametrize("hook", ["data setup", "on_train_epoch_start", "on_test_start"],
+                         ids=["while setting up the data", "in the second epoch", "while testing"])
 @pytest.mark.parametrize("replaced", [False, True], ids=["removed", "replaced"])
 def test_a_run_folder_removed_or_replaced_while_training_is_left_alone(mmnist_root, tmp_path, monkeypatch, capsys,
-                                                                       replaced):
-    """A user's `rm -r` of the run folder (or another process that put its own run there) stops the training
-    with one line; nothing is written into the path again and another run's files are not touched."""
+                                                                       replaced, hook):
+    """A user's `rm -r` of the run folder (or another process that put its own run there) stops the run with
+    one line; nothing is written into the path again and another run's files are not touched."""
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(tiny_config(mmnist_root, tmp_path / "runs", epochs=2)))
     run_dir = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    other_run = {"config.yaml": "another run", ".lock": "process 1 on elsewhere", "logs/csv/hparams.yaml": "{}"}
 
     def remove_or_replace():
         os.replace(run_dir, tmp_path / "aside")
         if replaced:
-            run_dir.mkdir()
-            (run_dir / "config.yaml").write_text("another run")
-            (run_dir / ".lock").write_text("process 1 on elsewhere")
+            for name, text in other_run.items():
+                (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+                (run_dir / name).write_text(text)
 
-    act_at_second_epoch(monkeypatch, remove_or_replace)
+    from stcbench.training.datamodule import EvalExactDataModule
+    from stcbench.training.module import VideoPredictionModule
+
+    if hook == "data setup":
+        act_in_hook(monkeypatch, EvalExactDataModule, "setup", remove_or_replace)
+    else:
+        act_in_hook(monkeypatch, VideoPredictionModule, hook, remove_or_replace)
     assert main(["fit", "--config", str(config)]) == 2
     line = one_error_line(capsys)
     assert f"run folder {run_dir} was removed or replaced while this process trained it" in line
     if replaced:
-        assert tree_hashes(run_dir) == {"config.yaml": hashlib.sha256(b"another run").hexdigest(),
-                                        ".lock": hashlib.sha256(b"process 1 on elsewhere").hexdigest()}
+        assert tree_hashes(run_dir) == {name: hashlib.sha256(text.encode()).hexdigest()
+                                        for name, text in sorted(other_run.items())}
     else:
         assert not run_dir.exists()
-    assert (tmp_path / "aside" / "checkpoints" / "last.ckpt").is_file()     # the first epoch's, as it was
+    assert (tmp_path / "aside" / "config.yaml").is_file()             # ours, as it was when it was moved
+
+
+def test_overwrite_of_a_file_or_link_in_the_run_folders_place_is_refused(mmnist_root, tmp_path, capsys):
+    config = write_config(tmp_path, mmnist_root)
+    run_dir = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    run_dir.parent.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("kept")
+    for make, kind in ((lambda: run_dir.write_text("a file"), "file"),
+                       (lambda: run_dir.symlink_to(elsewhere, target_is_directory=True), "link"),
+                       (lambda: run_dir.symlink_to(tmp_path / "missing"), "link")):
+        make()
+        assert main(["fit", "--config", str(config), "--overwrite"]) == 2
+        assert f"{run_dir} is a {kind}, not a run folder" in one_error_line(capsys)
+        assert os.path.lexists(run_dir) and (elsewhere / "keep").read_text() == "kept"
+        run_dir.unlink()
 
 
 KILLED_RUN = """
