@@ -75,11 +75,12 @@ def follows_of(run_dir: Path) -> float:
 
 
 def _remove_previous(runs_root: Path, cell: str) -> None:
-    """A second demo replaces the first one's run of the same cell (fixed run name)."""
-    import shutil
+    """A second demo replaces the first one's run of the same cell (fixed run name), unless a process still
+    trains it (then one line saying so)."""
+    from stcbench.engine.run_folder import remove_run_dir
 
     for run_dir in runs_root.glob(f"*/{cell}/demo"):
-        shutil.rmtree(run_dir)
+        remove_run_dir(run_dir)
 
 
 def format_table(rows: dict) -> str:

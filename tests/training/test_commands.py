@@ -63,6 +63,14 @@ def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
         table_row = next(text for text in printed.splitlines() if text.startswith(f"| {cell} |"))
         assert f"| {row['follows']:.2f} |" in table_row
     assert "| follows |" in printed and "follows: how the centre of mass" in printed
+    # a second demo replaces the first one's runs, but not one that a process still trains
+    from stcbench.engine.run_folder import training_lock
+    held = Path(summary["cells"]["lif"]["run_dir"])
+    with training_lock(held):
+        assert main(["demo", "--out", str(out), "--config", str(path), "--cells", "lif",
+                     "--data-root", str(mmnist_root)]) == 2
+    assert "is being trained by process" in capsys.readouterr().err
+    assert (held / "metrics.json").is_file()
     # one seed cannot rank cells: the demo says so and compares on the same test sequences
     assert "cannot say which cell trains better" in printed
     per_sequence = {cell: np.load(Path(row["run_dir"]) / "test_per_sequence.npz")["mse"]
