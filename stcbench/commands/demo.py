@@ -13,7 +13,9 @@ def register(subparsers) -> None:
                     "DIR/demo_predictions.png. Demo scale: not comparable to the paper's numbers.")
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out/)")
     parser.add_argument("--data-root", default=None, help="dataset folder (default datasets/ or $STCBENCH_DATA_ROOT)")
-    parser.add_argument("--cells", default="stclif,lif", help="comma-separated cells (default stclif,lif)")
+    parser.add_argument("--cells", default="stclif,lif",
+                        help="comma-separated cells (default stclif,lif; stclif,lif,convlstm adds the non-spiking "
+                             "reference, whose predictions follow the digits best, for about 2.5 minutes more)")
     parser.add_argument("--config", type=Path, default=None, help="config to use instead of the shipped demo/mmnist")
     parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     parser.add_argument("--seed", type=int, default=42, help="training seed of every cell (default 42); a second demo "
