@@ -33,6 +33,18 @@ def centroids(frames: np.ndarray) -> np.ndarray:
     return np.stack([row, col], axis=-1)
 
 
+def displacement(context: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per sequence, the mean distance (pixels) of the true frames' centroids from the last context frame's:
+    how far the objects move; the static error of `follow_score`, sequence by sequence ([N])."""
+    last = centroids(np.asarray(context)[:, -1:])
+    return np.linalg.norm(last - centroids(np.asarray(truth)), axis=-1).mean(axis=-1)
+
+
+def farthest_moving(context: np.ndarray, truth: np.ndarray) -> int:
+    """Index of the sequence whose objects move farthest (`displacement`; the first of equals)."""
+    return int(np.argmax(displacement(context, truth)))
+
+
 def follow_score(context: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> dict:
     """{tracking_px, static_px, follows} for sequences [N, T, C, H, W] (context: the input frames)."""
     truth, pred = np.asarray(truth), np.asarray(pred)
@@ -40,8 +52,7 @@ def follow_score(context: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> di
         raise DataError(f"follow_score needs context, truth and predictions as [N, T, C, H, W] with the same N "
                         f"and equal truth/prediction shapes (got {np.shape(context)}, {truth.shape}, "
                         f"{pred.shape})")
-    true_c = centroids(truth)
-    tracking = float(np.linalg.norm(centroids(pred) - true_c, axis=-1).mean())
-    static = float(np.linalg.norm(centroids(np.asarray(context)[:, -1:]) - true_c, axis=-1).mean())
+    tracking = float(np.linalg.norm(centroids(pred) - centroids(truth), axis=-1).mean())
+    static = float(displacement(context, truth).mean())
     follows = 1.0 - tracking / static if static > 0 else float("nan")
     return {"tracking_px": tracking, "static_px": static, "follows": follows}

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from stcbench.errors import DataError
-from stcbench.metrics.motion import centroids, follow_score
+from stcbench.metrics.motion import centroids, displacement, farthest_moving, follow_score
 
 
 def square_at(col: float, size: int = 32) -> np.ndarray:
@@ -44,3 +44,11 @@ def test_shapes_are_checked():
     context = moving_square([0, 2])
     with pytest.raises(DataError, match=r"\[N, T, C, H, W\]"):
         follow_score(context, moving_square([4, 6]), moving_square([4]))
+
+
+def test_displacement_is_how_far_each_sequence_moves():
+    context = np.concatenate([moving_square([0, 2]), moving_square([4, 4])])
+    truth = np.concatenate([moving_square([4, 6]), moving_square([4, 4])])
+    assert displacement(context, truth) == pytest.approx([3.0, 0.0])
+    assert follow_score(context, truth, truth)["static_px"] == pytest.approx(1.5)
+    assert farthest_moving(context, truth) == 0 and farthest_moving(context[::-1], truth[::-1]) == 1
