@@ -14,7 +14,7 @@ from stcbench.errors import ConfigError
 from stcbench.reports.runs import DEFAULT_BASELINE
 from stcbench.reports.launch import (SlurmOptions, describe_failures, make_executor, parse_shard,
                                      recorded_failures, require_sbatch, submit, take_shard)
-from stcbench.reports.suites import SUITES, execute, make_committable, plan_suite
+from stcbench.reports.suites import SUITES, check_configs, execute, make_committable, plan_suite
 
 
 class ListedValues(argparse.Action):
@@ -120,6 +120,7 @@ def run(args, fit=None, memory_suite=None) -> int:
     planned = plan_suite(args.suite, cells=args.cells, datasets=args.datasets, seeds=args.seeds, out=out,
                          data_root=args.data_root, configs_root=args.configs,
                          extra_overrides=parse_overrides(args.overrides), tag=getattr(args, "tag", ""))
+    check_configs(planned)                        # a bad --set or --seeds stops here, before any run
     planned = take_shard(planned, shard)
     part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
     print(f"suite {args.suite}: {len(planned)} runs{part} -> {out / 'runs'}")

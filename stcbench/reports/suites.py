@@ -116,8 +116,9 @@ def config_path_for(suite: str, dataset: str, cell: str, configs_root: Path) -> 
     generic = suite in ("quick", "small")
     path = configs_root / suite / f"{dataset}.yaml" if generic else configs_root / dataset / f"{cell}.yaml"
     if not path.is_file():
-        hint = (f"the {suite} configs ship in stcbench/configs/{suite}/" if generic
-                else f"write {path} (copy a sibling config) or drop {cell!r} from --cells")
+        shipped = sorted(p.stem for p in (configs_root / suite).glob("*.yaml")) if generic else []
+        hint = (f"the {suite} suite has configs for {', '.join(shipped) or 'no dataset'}: choose --datasets "
+                f"among them" if generic else f"write {path} (copy a sibling config) or drop {cell!r} from --cells")
         raise ConfigError(f"config {path} for suite {suite!r} ({dataset}, {cell}) does not exist; {hint}")
     return path
 
@@ -134,6 +135,8 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
     runs_root = Path(out) / "runs"
     configs_root = Path(configs_root) if configs_root is not None else PACKAGED_CONFIGS
     planned = []
+    if not datasets and suite in ("quick", "small"):        # default: the datasets the suite ships configs for
+        datasets = [d for d in VIDEO_DATASETS if (configs_root / suite / f"{d}.yaml").is_file()]
     for dataset in resolve_datasets(datasets):
         for cell in resolve_cells(cells):
             if suite == "paper" and not cells and not (Path(configs_root) / dataset / f"{cell}.yaml").is_file():
@@ -153,6 +156,24 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
                 run.overrides["run.name"] = run.name
                 planned.append(run)
     return planned
+
+
+def check_configs(planned: list[PlannedRun]) -> None:
+    """Resolve every planned run's config (file < the suite's overrides, --set and the seed) before any run
+    starts, so that a bad --set key or value, or a bad seed, is one ConfigError, not a failure of every run."""
+    from stcbench.training.config import resolve_config
+
+    checked = set()
+    for run in planned:
+        key = (str(run.config_path), json.dumps(run.overrides, sort_keys=True, default=str))
+        if key in checked:
+            continue
+        checked.add(key)
+        try:
+            resolve_config(run.config_path, run.overrides)
+        except ConfigError as error:
+            raise ConfigError(f"{error} (planned run {run.dataset}/{run.cell} seed {run.seed}: check --set and "
+                              f"--seeds)") from None
 
 
 def default_fit() -> Callable:

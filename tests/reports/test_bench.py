@@ -258,3 +258,25 @@ def test_memory_dry_run_lists_each_planned_run_and_trains_nothing(tmp_path, conf
     assert lines[1:] == ["  adding / lif / seed 0: to run", "  adding / lif / seed 1: to run",
                          "  adding / celif / seed 0: to run", "  adding / celif / seed 1: to run"]
     assert not (tmp_path / "bench").exists()
+
+
+@pytest.mark.parametrize("extra", [["--set", "optim.lrr=1"], ["--set", "trainer.max_epochs=-1"], ["--seeds", "-1"]],
+                         ids=["unknown key", "bad value", "bad seed"])
+def test_bad_set_or_seeds_are_refused_before_any_run(tmp_path, configs, capsys, extra):
+    """One line, exit 2, nothing created: not a failure record for every planned run."""
+    for dry_run in ([], ["--dry-run"]):
+        assert main(["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
+                     "--out", str(tmp_path / "o"), *extra, *dry_run]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "planned run mmnist/lif" in err[0] and "check --set and --seeds" in err[0]
+        assert not (tmp_path / "o").exists()
+
+
+def test_a_suite_defaults_to_the_datasets_it_ships_configs_for(tmp_path, configs):
+    (configs / "small").mkdir()
+    for dataset in ("mmnist", "taxibj"):
+        (configs / "small" / f"{dataset}.yaml").write_text(f"data:\n  dataset: {dataset}\n")
+    planned = plan_suite("small", cells=["lif"], out=tmp_path / "b", configs_root=configs)
+    assert [p.dataset for p in planned] == ["mmnist", "taxibj"]
+    with pytest.raises(ConfigError, match="the small suite has configs for mmnist, taxibj: choose --datasets"):
+        plan_suite("small", cells=["lif"], datasets=["kth"], configs_root=configs)
