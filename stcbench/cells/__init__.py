@@ -64,7 +64,7 @@ def plugin_error(spec: str, exc: BaseException) -> ConfigError:
     """One line naming the plugin and why it failed to import."""
     message = str(exc).splitlines()[0] if str(exc) else ""
     return ConfigError(f"plugin {spec!r} cannot be imported: {type(exc).__name__}: {message}; fix it or "
-                       f"remove it from {PLUGIN_ENV} / the config's `plugins:` / --plugin")
+                       f"remove it from {PLUGIN_ENV} / the config's `plugins:` / `stcbench cells --plugin`")
 
 
 def load_plugin(spec: str):

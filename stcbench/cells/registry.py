@@ -159,7 +159,8 @@ def resolve_name(name: str) -> str:
     raise ConfigError(f"unknown cell {name!r}; available: {', '.join(sorted(_REGISTRY))} "
                       f"(or 'stc_<cell>' for the spatio-temporal circuit around any of them); "
                       f"run `stcbench cells` for details. A cell from a plugin file needs that file: list it under "
-                      f"`plugins:` in the config, pass --plugin, or set STCBENCH_PLUGINS")
+                      f"`plugins:` in the config (fit, bench: --set plugins=[file.py]), set STCBENCH_PLUGINS, or pass "
+                      f"`stcbench cells --plugin file.py` to list it")
 
 
 def get_cell_info(name: str) -> CellInfo:
