@@ -32,8 +32,13 @@ def run(args) -> int:
     print()
     print(summary["table"])
     print(FOLLOWS_NOTE)
-    for line in compare_with_baseline(summary["cells"]):
+    comparison = compare_with_baseline(summary["cells"])
+    for line in comparison:
         print(line)
+    from stcbench.engine.io import atomic_write_json
+
+    summary["comparison"] = [line for line in comparison if line]
+    atomic_write_json(Path(args.out) / "demo_summary.json", summary)
     print(f"\npredictions: {summary['figure']}")
     print("demo scale on the embedded data: numbers are not comparable to the paper")
     return 0

@@ -70,6 +70,9 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     module = task.module(config)
     if resuming:
         task.check_resumable(config, module, checkpoint, ckpt_path)
+        if is_rank_zero() and trained_out(checkpoint, config):
+            print(f"{ckpt_path} has trained all {config.trainer.max_epochs} epochs of this config: nothing to train; "
+                  f"its checkpoints are tested again (raise --max-epochs to train on)")
     datamodule = task.datamodule(config)
     created = None
     if is_rank_zero():
@@ -126,6 +129,14 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
             print(task.summary(results))
     finish_wandb(loggers)
     return run_dir
+
+
+def trained_out(checkpoint: dict, config) -> bool:
+    """Whether resuming `checkpoint` would train nothing: its epochs (Lightning saves the index of the epoch
+    that ended) or steps already reach the config's."""
+    epochs_done = int(checkpoint.get("epoch", -1)) + 1
+    steps_done = int(checkpoint.get("global_step", 0))
+    return epochs_done >= config.trainer.max_epochs or 0 < config.trainer.max_steps <= steps_done
 
 
 def quiet_lightning() -> None:

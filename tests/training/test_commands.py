@@ -33,10 +33,15 @@ def test_fit_cli_overrides_beat_the_file(mmnist_root, tmp_path, capsys):
     assert main(["test", str(run_dir), "--output", str(fast_out), "--set", "model.fast=true"]) == 0
     fast, reference = json.loads(fast_out.read_text())["test"], json.loads(out.read_text())["test"]
     assert fast["n_sequences"] == 3 and fast["mse"] == pytest.approx(reference["mse"], rel=1e-4)
+    # resuming a finished run without a larger budget says that there is nothing to train
+    capsys.readouterr()
+    assert main(["fit", "--ckpt-path", str(run_dir)]) == 0
+    assert "has trained all 1 epochs of this config: nothing to train" in capsys.readouterr().out
     # resuming a finished run with a larger budget trains on from last.ckpt in the same directory
     assert main(["fit", "--ckpt-path", str(run_dir / "checkpoints" / "last.ckpt"), "--max-epochs", "2"]) == 0
+    assert "nothing to train" not in capsys.readouterr().out
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
-    assert (run_dir / "logs" / "csv" / "resumed-1" / "metrics.csv").is_file()
+    assert (run_dir / "logs" / "csv" / "resumed-2" / "metrics.csv").is_file()
 
 
 def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
@@ -76,6 +81,7 @@ def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
     per_sequence = {cell: np.load(Path(row["run_dir"]) / "test_per_sequence.npz")["mse"]
                     for cell, row in summary["cells"].items()}
     line = next(text for text in printed.splitlines() if text.startswith("MSE convlstm - lif:"))
+    assert line in json.loads((out / "demo_summary.json").read_text())["comparison"]
     assert f"{(per_sequence['convlstm'] - per_sequence['lif']).mean():+.2f} [" in line
     assert line.endswith(("better", "worse", "not distinguishable"))
 
