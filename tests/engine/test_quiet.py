@@ -64,6 +64,7 @@ def test_the_standalone_lightning_packages_notices_are_filtered_too():
         try:
             logger.info("\N{ELECTRIC LIGHT BULB} Tip: install something")
             logger.info("TPU available: False, using: 0 TPU cores")
+            logger.info("`Trainer.fit` stopped: `max_epochs=1` reached.")
             logger.info("GPU available: True (cuda), used: True")
         finally:
             logger.removeHandler(handler)
