@@ -10,6 +10,10 @@ from stcbench.cli import main
     (["nosuch"], "stcbench: error: argument COMMAND: invalid choice: 'nosuch'"),
     (["--bogus"], "stcbench: error: unrecognized arguments: --bogus; see `stcbench --help`"),
     (["bench", "--seeds"], "stcbench bench: error: argument --seeds: expected at least one argument"),
+    # a test trains nothing and writes no run folder: the training flags are not offered
+    (["test", "run", "--max-epochs", "5"], "stcbench test: error: unrecognized arguments: --max-epochs 5"),
+    (["test", "run", "--run-name", "x"], "stcbench test: error: unrecognized arguments: --run-name x"),
+    (["test", "run", "--logger", "csv"], "stcbench test: error: unrecognized arguments: --logger csv"),
 ])
 def test_usage_errors_are_one_line(argv, expected, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
     parser.add_argument("--config", "-c", type=Path, default=None, help="YAML config for data/trainer settings")
     add_ckpt_argument(parser, "checkpoint (.ckpt) or run directory to test")
     parser.add_argument("--output", "-o", type=Path, default=None, help="also write the metrics to this JSON file")
-    add_override_arguments(parser)
+    add_override_arguments(parser, training=False)
     parser.set_defaults(func=run)
 
 

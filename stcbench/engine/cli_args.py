@@ -33,14 +33,21 @@ COMMON_FLAGS = {
 }
 
 
-def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+TRAINING_FLAGS = ("--max-epochs", "--output-dir", "--run-name", "--scale")     # a test trains nothing, writes no run
+
+
+def add_override_arguments(parser: argparse.ArgumentParser, *, training: bool = True) -> None:
+    """The flags of COMMON_FLAGS (without TRAINING_FLAGS and --logger when not `training`) and --set."""
     group = parser.add_argument_group("config overrides (explicit flags beat the config file)")
     for flag, (key, _, help_text) in COMMON_FLAGS.items():
+        if not training and flag in TRAINING_FLAGS:
+            continue
         group.add_argument(flag, dest=_dest(flag), default=None, metavar=flag.strip("-").replace("-", "_").upper(),
                            help=f"{help_text} [{key}]")
-    group.add_argument("--logger", dest="logger", default=None, metavar="NAMES",
-                       help="comma-separated loggers: csv, tensorboard, wandb (wandb runs offline without "
-                            "credentials) [logging.loggers]")
+    if training:
+        group.add_argument("--logger", dest="logger", default=None, metavar="NAMES",
+                           help="comma-separated loggers: csv, tensorboard, wandb (wandb runs offline without "
+                                "credentials) [logging.loggers]")
     group.add_argument("--set", dest="set_overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="set any config key, e.g. --set optim.lr=1e-4 (repeatable; applied after the flags "
                             "above, so --set wins where both name the same key, and a later --set wins over "
