@@ -224,7 +224,7 @@ def memory_table(records: list[dict], baseline: str | None = "lif",
                against_memoryless(shares, len(runs)), accuracy]
         if baseline:
             base_runs = groups.get((task, seq_len, scale, baseline))
-            row.append("baseline" if cell == baseline else MISSING if not base_runs else
+            row.append("the reference" if cell == baseline else MISSING if not base_runs else
                        difference_text(runs, base_runs))
         rows.append(row)
     notes = ["loss / baseline: test loss of the checkpoint with the lowest validation loss over the memoryless "

@@ -60,7 +60,7 @@ def test_memory_rows_are_means_with_t_intervals_and_welch_differences(campaign):
     mean, half = interval(shares["celif"])
     assert rows["celif"][3] == "3" and rows["celif"][4] == f"{mean:.3f} ± {half:.3f}"
     assert rows["celif"][5] == "below the baseline"
-    assert rows["lif"][5] == "not distinguishable from it" and rows["lif"][7] == "baseline"
+    assert rows["lif"][5] == "not distinguishable from it" and rows["lif"][7] == "the reference"
     assert rows["stclif"][4].startswith(f"{np.mean(shares['stclif']):.3f} ±")      # the newer seed-2 run
     welch = scipy_stats.ttest_ind(shares["celif"], shares["lif"], equal_var=False)
     low, high = welch.confidence_interval(0.95)
