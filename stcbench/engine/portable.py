@@ -54,13 +54,10 @@ def portable_hparams(params: Any) -> Any:
 
 def save_portable_config(config, path: Path) -> None:
     """config.yaml of a run: the resolved config with portable paths."""
-    import yaml
-
     from stcbench.engine.io import atomic_write_text
-    from stcbench.engine.schema import to_dict
+    from stcbench.engine.schema import dump_mapping, to_dict
 
-    atomic_write_text(Path(path), yaml.safe_dump(portable_config_dict(to_dict(config)), sort_keys=False,
-                                                 default_flow_style=None))
+    atomic_write_text(Path(path), dump_mapping(portable_config_dict(to_dict(config))))
 
 
 def resumed_data_root(config, checkpoint: Mapping) -> str | None:

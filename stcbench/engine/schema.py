@@ -460,7 +460,30 @@ def to_dict(config) -> dict:
 
 def dump(config) -> str:
     """The resolved config as YAML (what `--print-config` shows and run folders keep)."""
-    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)
+    return dump_mapping(to_dict(config))
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Sections in block style (one key a line), lists of plain values on one line ([16, 16])."""
+
+
+def _represent_dict(dumper, data):
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=False)
+
+
+def _represent_list(dumper, data):
+    flat = all(not isinstance(item, (dict, list, tuple)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_ConfigDumper.add_representer(dict, _represent_dict)
+_ConfigDumper.add_representer(list, _represent_list)
+_ConfigDumper.add_representer(tuple, _represent_list)
+
+
+def dump_mapping(data: dict) -> str:
+    """A config mapping as YAML, in the layout of `dump`, keys in their order."""
+    return yaml.dump(data, Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True)
 
 
 def field_rows(cls, prefix: str = ""):

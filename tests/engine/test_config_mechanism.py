@@ -16,9 +16,15 @@ def test_print_config_shows_the_resolved_config_and_creates_nothing(tmp_path, ca
     code = main(["fit", "--config", "quick/mmnist", "--run-name", "007", "--set", "optim.lr=1e3",
                  "--set", "model.num_hidden=32,32", "--print-config"])
     assert code == 0 and list(tmp_path.iterdir()) == []
-    printed = yaml.safe_load(capsys.readouterr().out)
+    text = capsys.readouterr().out
+    printed = yaml.safe_load(text)
     assert printed["run"]["name"] == "007" and printed["optim"]["lr"] == 1000.0
     assert printed["model"]["num_hidden"] == [32, 32] and printed["run"]["scale"] == "quick"
+    # one key a line in every section (none on one line as {...}); flat lists stay on one line
+    lines = text.splitlines()
+    for section in ("data", "model", "optim", "sampling", "trainer", "logging", "run"):
+        assert f"{section}:" in lines, section
+    assert "{" not in text.replace("{}", "") and "  num_hidden: [32, 32]" in lines
 
 
 def test_print_config_of_a_memory_config(tmp_path, capsys, monkeypatch):
