@@ -19,7 +19,7 @@ import numpy as np
 from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
 from stcbench.reports import stats
-from stcbench.reports.runs import NON_SETTING_KEYS, SELECTIONS
+from stcbench.reports.runs import SELECTIONS, setting_of
 from stcbench.reports.tables import MISSING, TableResult, format_summary
 from stcbench.strict_json import restore_non_finite
 
@@ -149,13 +149,7 @@ def memory_setting(record: dict) -> str:
     if config is None:
         setting = {key: record.get(key) for key in ("epochs", "hidden", "readout", "params", "recurrent")}
     else:
-        setting = {}
-        for key, value in config.items():
-            if key in NON_SETTING_KEYS[None]:
-                continue
-            if isinstance(value, dict) and key in NON_SETTING_KEYS:
-                value = {k: v for k, v in value.items() if k not in NON_SETTING_KEYS[key]}
-            setting[key] = value
+        setting = setting_of(config)
     return json.dumps(setting, sort_keys=True, default=str)
 
 

@@ -291,18 +291,23 @@ class RunGroup:
         return self.representative.selected_on
 
 
+def setting_of(config: dict) -> dict:
+    """A resolved config without the NON_SETTING_KEYS: what two seeds of one setting share."""
+    setting = {}
+    for key, value in config.items():
+        if key in NON_SETTING_KEYS[None]:
+            continue
+        if isinstance(value, dict) and key in NON_SETTING_KEYS:
+            value = {k: v for k, v in value.items() if k not in NON_SETTING_KEYS[key]}
+        setting[key] = value
+    return setting
+
+
 def setting_key(run: Run) -> str:
     """What must agree for two runs to be seeds of one setting: the resolved config without the
     NON_SETTING_KEYS (or, without a config.yaml, the scale, epochs and model of metrics.json)."""
     if run.config:
-        setting = {}
-        for key, value in run.config.items():
-            if key in NON_SETTING_KEYS[None]:
-                continue
-            if isinstance(value, dict) and key in NON_SETTING_KEYS:
-                value = {k: v for k, v in value.items() if k not in NON_SETTING_KEYS[key]}
-            setting[key] = value
-        setting["scale"] = run.scale
+        setting = {**setting_of(run.config), "scale": run.scale}
     else:
         setting = {"scale": run.scale, "max_epochs": run.metrics.get("max_epochs", run.epochs),
                    "model": run.metrics.get("model")}
