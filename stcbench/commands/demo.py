@@ -32,13 +32,9 @@ def run(args) -> int:
     print()
     print(summary["table"])
     print(FOLLOWS_NOTE)
-    comparison = compare_with_baseline(summary["cells"])
-    for line in comparison:
+    print()
+    for line in summary["comparison"]:
         print(line)
-    from stcbench.engine.io import atomic_write_json
-
-    summary["comparison"] = [line for line in comparison if line]
-    atomic_write_json(Path(args.out) / "demo_summary.json", summary)
     print(f"\npredictions: {summary['figure']}")
     print("demo scale on the embedded data: numbers are not comparable to the paper")
     return 0
@@ -47,27 +43,3 @@ def run(args) -> int:
 FOLLOWS_NOTE = ("follows: how the centre of mass of the predicted frames moves with the true digits' (1 = exactly, "
                 "0 = no better than repeating the last input frame; a blur scores up to about 0.2 without moving: "
                 "docs/scales.md)")
-
-
-def compare_with_baseline(rows: dict) -> list[str]:
-    """One seed per cell cannot rank cells across training runs; say so, and give each cell's MSE
-    difference to the baseline with a paired bootstrap over the same test sequences."""
-    from stcbench.reports.runs import DEFAULT_BASELINE, load_run
-    from stcbench.reports.stats import paired_bootstrap, verdict
-
-    lines = ["", "One seed per cell: this cannot say which cell trains better (that needs several seeds: "
-                 "stcbench bench --suite small --seeds 0,1,2); it says how sure each difference is on these "
-                 "test sequences."]
-    runs = {cell: load_run(Path(row["run_dir"]) / "metrics.json") for cell, row in rows.items()}
-    base = runs.get(DEFAULT_BASELINE)
-    base_mse = base.per_sequence("mse") if base is not None else None
-    for cell, run in runs.items():
-        if cell == DEFAULT_BASELINE or run is None or base_mse is None:
-            continue
-        ours = run.per_sequence("mse")
-        difference = paired_bootstrap(ours, base_mse) if ours is not None else None
-        if difference is not None:
-            lines.append(f"MSE {cell} - {DEFAULT_BASELINE}: {difference.mean:+.2f} [{difference.low:+.2f}, "
-                         f"{difference.high:+.2f}] (95 %, paired bootstrap over {difference.n} test sequences): "
-                         f"{verdict(difference, higher_is_better=False)}")
-    return lines

@@ -59,7 +59,7 @@ def run_demo(out_dir: Path, *, data_root: str | None = None, cells=DEFAULT_CELLS
                       "follows": follows_of(run_dir)}
     table = format_table(rows)
     figure = write_figure(out_dir / "demo_predictions.png", rows)
-    summary = {"cells": rows, "figure": str(figure), "table": table}
+    summary = {"cells": rows, "figure": str(figure), "table": table, "comparison": compare_with_baseline(rows)}
     from stcbench.engine.io import atomic_write_json
 
     atomic_write_json(out_dir / "demo_summary.json", summary)
@@ -115,3 +115,27 @@ def write_figure(path: Path, rows: dict) -> Path:
     return Path(prediction_grid(context, truth, predictions, path,
                                 title=f"stcbench demo (demo scale, embedded Moving MNIST): test sequence {shown}, "
                                       f"the one whose digits move farthest"))
+
+
+def compare_with_baseline(rows: dict) -> list[str]:
+    """One seed per cell cannot rank cells across training runs; say so, and give each cell's MSE
+    difference to the baseline with a paired bootstrap over the same test sequences."""
+    from stcbench.reports.runs import DEFAULT_BASELINE, load_run
+    from stcbench.reports.stats import paired_bootstrap, verdict
+
+    lines = ["One seed per cell: this cannot say which cell trains better (that needs several seeds: "
+                 "stcbench bench --suite small --seeds 0,1,2); it says how sure each difference is on these "
+                 "test sequences."]
+    runs = {cell: load_run(Path(row["run_dir"]) / "metrics.json") for cell, row in rows.items()}
+    base = runs.get(DEFAULT_BASELINE)
+    base_mse = base.per_sequence("mse") if base is not None else None
+    for cell, run in runs.items():
+        if cell == DEFAULT_BASELINE or run is None or base_mse is None:
+            continue
+        ours = run.per_sequence("mse")
+        difference = paired_bootstrap(ours, base_mse) if ours is not None else None
+        if difference is not None:
+            lines.append(f"MSE {cell} - {DEFAULT_BASELINE}: {difference.mean:+.2f} [{difference.low:+.2f}, "
+                         f"{difference.high:+.2f}] (95 %, paired bootstrap over {difference.n} test sequences): "
+                         f"{verdict(difference, higher_is_better=False)}")
+    return lines
