@@ -56,6 +56,20 @@ CELLS_OF = {"r2-convlstm": ["convlstm"], "r2-convlstm-5ep": ["convlstm"]}       
 CANDIDATES["r2-convlstm"] = dict(CHOSEN)
 CANDIDATES["r2-convlstm-5ep"] = {**CHOSEN, "trainer.max_epochs": 5}
 
+# Round 3 (written before it ran, seed 100): the fast path now starts without compiling its kernels (numba's cache
+# serves them), which makes STC-LIF's training about a third shorter at this setting with the same numbers up to
+# float32 round-off. The chosen setting with the fast path, and variations that spend the time it saves. Same rule;
+# a variation replaces the setting only if it qualifies, and the fast path is taken in any case (a speed change).
+FAST = {**CHOSEN, "model.fast": True}
+CANDIDATES.update({
+    "r3-fast": FAST,
+    "r3-fast-12ep": {**FAST, "trainer.max_epochs": 12},
+    "r3-fast-w48": {**FAST, "model.num_hidden": [48, 48]},
+    "r3-fast-3x32": {**FAST, "model.num_hidden": [32, 32, 32]},
+    "r3-fast-gd1": {**FAST, "model.gradient_detach": 1},
+    "r3-fast-b16": {**FAST, "data.batch_size": 16, "data.train_samples": 640, "trainer.max_epochs": 6},
+})
+
 
 def follow_score(context: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> dict:
     """stcbench.metrics.motion.follow_score, rounded for the table."""
