@@ -164,6 +164,13 @@ class ThrottledMetrics:
         return self._shown
 
 
+def epoch_description(current_epoch: int, max_epochs: int | None) -> str:
+    """"Epoch 1/8" for the first of eight epochs: counted from 1, as the run's summary and records count them
+    (Lightning's own bars say "Epoch 0/7")."""
+    total = f"/{max_epochs}" if max_epochs is not None and max_epochs > 0 else ""
+    return f"Epoch {current_epoch + 1}{total}"
+
+
 def progress_bar(kind: str, metrics_every: int = 1):
     """rich (default), tqdm, or None for no bar; see ThrottledMetrics for `metrics_every`."""
     if kind == "none":
@@ -173,15 +180,24 @@ def progress_bar(kind: str, metrics_every: int = 1):
             from lightning.pytorch.callbacks import RichProgressBar
 
             class ThrottledRichProgressBar(ThrottledMetrics, RichProgressBar):
-                pass
+                def _get_train_description(self, current_epoch: int) -> str:
+                    text = epoch_description(current_epoch, self.trainer.max_epochs)
+                    return f"{text:{len(self.validation_description)}}"       # as Lightning pads it
 
             return ThrottledRichProgressBar(leave=True, metrics_every=metrics_every)
         except (ImportError, ModuleNotFoundError):
             pass
     from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 
     class ThrottledTQDMProgressBar(ThrottledMetrics, TQDMProgressBar):
-        pass
+        def on_train_epoch_start(self, trainer, *_) -> None:       # Lightning's, with our description
+            if self._leave:
+                self.train_progress_bar = self.init_train_tqdm()
+            self.train_progress_bar.reset()
+            self.train_progress_bar.total = convert_inf(self.total_train_batches)
+            self.train_progress_bar.initial = 0
+            self.train_progress_bar.set_description(epoch_description(trainer.current_epoch, trainer.max_epochs))
 
     return ThrottledTQDMProgressBar(metrics_every=metrics_every)
 
