@@ -192,7 +192,7 @@ class VideoPredictionModule(L.LightningModule):
     def _raise_non_finite(self, where: str) -> None:
         c = self.config
         detach_note = ""
-        if c.model.gradient_detach == 0 or (c.model.gradient_detach is None and "stc" in c.model.cell.lower()):
+        if any(getattr(m, "gradient_detach", None) == 0 for m in self.modules()):      # what the cells use
             detach_note = (" gradient_detach=0 on an STC cell (GroupNorm on spike-free groups amplifies gradients "
                            "~316x per step; try model.gradient_detach=1);")
         raise NonFiniteLossError(

@@ -56,10 +56,18 @@ def test_accelerators_check_the_loss_without_a_host_sync_every_step(mmnist_root,
 
 
 def test_non_finite_message_mentions_gradient_detach_for_stc_cells(mmnist_root, tmp_path):
-    config = tiny_config(mmnist_root, tmp_path, model={"gradient_detach": 0})
+    config = tiny_config(mmnist_root, tmp_path, cell="stclif", model={"gradient_detach": 0})
     module = module_lib.VideoPredictionModule(config)
     with pytest.raises(NonFiniteLossError, match="gradient_detach=0"):
         module._check_finite(torch.tensor(float("inf")))
+
+
+def test_non_finite_message_leaves_gradient_detach_out_where_the_cells_detach(mmnist_root, tmp_path):
+    """No gradient_detach in the config: the STC cells use their default, 1 (detached), so the hint does not apply."""
+    module = module_lib.VideoPredictionModule(tiny_config(mmnist_root, tmp_path, cell="stclif", model={"gradient_detach": None}))
+    with pytest.raises(NonFiniteLossError) as info:
+        module._check_finite(torch.tensor(float("inf")))
+    assert "gradient_detach" not in str(info.value)
 
 
 def test_bad_config_creates_nothing(mmnist_root, tmp_path):
