@@ -20,7 +20,9 @@ except ImportError:  # pragma: no cover
 _numba_threads = None
 
 # options of the package's compiled kernels: cached on disk, no bounds checks, numpy's error model,
-# and reassociation (vectorised reductions) and fused multiply-adds allowed
+# and reassociation (vectorised reductions) and fused multiply-adds allowed. numba's cache is invalidated by
+# changes to a kernel's own file only: after changing these options, delete the kernels' cached files
+# (stcbench/kernels/__pycache__/*.nb[ic]) or they keep being served compiled with the old ones.
 KERNEL_OPTIONS = dict(cache=True, boundscheck=False, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
 
 

@@ -192,7 +192,7 @@ def progress_bar(kind: str, metrics_every: int = 1):
 
     class ThrottledTQDMProgressBar(ThrottledMetrics, TQDMProgressBar):
         def on_train_epoch_start(self, trainer, *_) -> None:       # Lightning's, with our description
-            if self._leave:
+            if getattr(self, "_leave", False):                        # Lightning >= 2.4 only
                 self.train_progress_bar = self.init_train_tqdm()
             self.train_progress_bar.reset()
             self.train_progress_bar.total = convert_inf(self.total_train_batches)

@@ -17,8 +17,6 @@ prange = numba.prange
 
 
 @numba.njit(inline="always")
-
-
 def piece(job, chunks, positions):
     """(sample b, chunk k, first position, end) of parallel job `job`: each sample's positions in `chunks`."""
     size = -(-positions // chunks)
@@ -27,8 +25,6 @@ def piece(job, chunks, positions):
 
 
 @numba.njit(inline="always")
-
-
 def add_moments(row, s1, s2):
     """s1 += row, s2 += row^2 (float64), element by element."""
     for c in range(row.shape[0]):
@@ -38,8 +34,6 @@ def add_moments(row, s1, s2):
 
 
 @parallel
-
-
 def moments(y, chunks, out):
     """out[b, k, 0, c] = sum of y[b, p, c] over the k-th chunk of positions p; out[b, k, 1, c]: of y^2."""
     batch, positions, channels = y.shape
@@ -52,8 +46,6 @@ def moments(y, chunks, out):
 
 
 @parallel
-
-
 def gather_moments(y, source, chunks, out, blocks):
     """blocks[b, p, c] = y[b, p, source[c]] (the gates' channels in block order), with `moments` of blocks."""
     batch, positions, channels = blocks.shape
@@ -68,8 +60,6 @@ def gather_moments(y, source, chunks, out, blocks):
 
 
 @serial
-
-
 def norm_statistics(partial, group_of, n_groups, positions, gamma, beta, eps, mean, rstd, scale, shift):
     """GroupNorm mean and 1/std per (sample, group) from per-channel moments, and the affine form of its
     output per (sample, channel): gamma (y - mean) rstd + beta = y * scale + shift."""
@@ -96,8 +86,6 @@ def norm_statistics(partial, group_of, n_groups, positions, gamma, beta, eps, me
 
 
 @parallel
-
-
 def affine(y, scale, shift, chunks, out):
     """out[b, p, c] = y[b, p, c] * scale[b, c] + shift[b, c]."""
     batch, positions, channels = y.shape
@@ -109,8 +97,6 @@ def affine(y, scale, shift, chunks, out):
 
 
 @numba.njit(inline="always")
-
-
 def charge(yx, scale_x, shift_x, gates, mem_prev, consts, b, p, c, channels):
     """u = c_h (A u_{t-1}) + c_i (I B) at one element (Eq. 11), A = 2 sig(2 z_h), B = 2 sig(2 z_v)."""
     current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
@@ -120,16 +106,12 @@ def charge(yx, scale_x, shift_x, gates, mem_prev, consts, b, p, c, channels):
 
 
 @numba.njit(inline="always")
-
-
 def slope(q, alpha, one, derivative_given):
     """The surrogate's derivative at u - threshold: q itself, or alpha q (1 - q) for q = sig(alpha (u - theta))."""
     return q if derivative_given else alpha * q * (one - q)
 
 
 @parallel
-
-
 def membrane(yx, scale_x, shift_x, gates, mem_prev, consts, strict, hard, chunks, spike, mem):
     """Forward: gates [B, P, 2C] hold sig(2 z) of the history gate (channels < C) and the input gate;
     consts = (c_h, c_i, threshold, alpha, 2, 1, 0, r); `hard`: the hard reset u (1 - s), else u - threshold s."""
@@ -148,8 +130,6 @@ def membrane(yx, scale_x, shift_x, gates, mem_prev, consts, strict, hard, chunks
 
 
 @parallel
-
-
 def surrogate_argument(yx, scale_x, shift_x, gates, mem_prev, consts, chunks, out):
     """out = alpha (u - threshold), the membrane recomputed as in `membrane` (alpha = 1 unless sigmoid)."""
     batch, positions, channels = yx.shape
@@ -163,8 +143,6 @@ def surrogate_argument(yx, scale_x, shift_x, gates, mem_prev, consts, chunks, ou
 
 
 @numba.njit(inline="always")
-
-
 def gate_gradients(d_gated_history, d_gated_input, h, current, yx, yhv, gates, b, p, c, channels, two, one,
                    dz_x, dz_hv, sums):
     """The gradients at the three GroupNorm outputs from those at A h_{t-1} and B I (dz_x for the current,
@@ -187,8 +165,6 @@ def gate_gradients(d_gated_history, d_gated_input, h, current, yx, yhv, gates, b
 
 
 @numba.njit(inline="always")
-
-
 def write_partials(sums, b, k, channels, partial_x, partial_hv):
     """partial_*[b, k, 0 | 1, c]: the per-channel sums of `gate_gradients` for this job."""
     for c in range(channels):
@@ -201,8 +177,6 @@ def write_partials(sums, b, k, channels, partial_x, partial_hv):
 
 
 @parallel
-
-
 def elementwise_backward(yx, yhv, scale_x, shift_x, gates, mem_prev, q, spike, d_spike, d_mem, consts,
                          derivative_given, hard, chunks, d_mem_prev, dz_x, dz_hv, partial_x, partial_hv,
                          partial_c):
@@ -240,8 +214,6 @@ def elementwise_backward(yx, yhv, scale_x, shift_x, gates, mem_prev, q, spike, d
 
 
 @numba.njit(inline="always")
-
-
 def charge_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, b, p, c, channels):
     """(d, u) of STC-LM-H at one element: d = a1 d_{t-1} + b1 h_{t-1} + B I, u = a2 d + b2 (A h_{t-1})."""
     current = yx[b, p, c] * scale_x[b, c] + shift_x[b, c]
@@ -253,8 +225,6 @@ def charge_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, b, p, c
 
 
 @parallel
-
-
 def membrane_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, strict, chunks, spike, mem, dend):
     """Forward of STC-LM-H; consts = (a1, b1, a2, b2, threshold, alpha, 2, 1, 0, amplitude, reset slope)."""
     batch, positions, channels = yx.shape
@@ -273,8 +243,6 @@ def membrane_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, stric
 
 
 @parallel
-
-
 def surrogate_argument_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, consts, chunks, out):
     """out = alpha (u - threshold), the soma recomputed as in `membrane_lmh`."""
     batch, positions, channels = yx.shape
@@ -288,8 +256,6 @@ def surrogate_argument_lmh(yx, scale_x, shift_x, gates, mem_prev, dend_prev, con
 
 
 @parallel
-
-
 def elementwise_backward_lmh(yx, yhv, scale_x, shift_x, gates, mem_prev, dend_prev, q, d_spike, d_mem, d_dend,
                              consts, derivative_given, chunks, d_mem_prev, d_dend_prev, dz_x, dz_hv, partial_x,
                              partial_hv, partial_c):
@@ -333,8 +299,6 @@ def elementwise_backward_lmh(yx, yhv, scale_x, shift_x, gates, mem_prev, dend_pr
 
 
 @serial
-
-
 def norm_backward_coefficients(partial, mean, rstd, group_of, n_groups, positions, gamma,
                                k_dz, k_y, k_0, mean_c, d_gamma, d_beta):
     """GroupNorm backward as dy = dz k_dz + (y - mean) k_y + k_0 per (sample, channel), from the sums of dz
@@ -367,8 +331,6 @@ def norm_backward_coefficients(partial, mean, rstd, group_of, n_groups, position
 
 
 @parallel
-
-
 def norm_backward(dz, y, k_dz, k_y, k_0, mean_c, chunks):
     """dz <- dz k_dz + (y - mean) k_y + k_0 (in place)."""
     batch, positions, channels = dz.shape
@@ -380,8 +342,6 @@ def norm_backward(dz, y, k_dz, k_y, k_0, mean_c, chunks):
 
 
 @parallel
-
-
 def norm_backward_scatter(dz, y, k_dz, k_y, k_0, mean_c, target, chunks, out):
     """out[b, p, target[c]] = dz k_dz + (y - mean) k_y + k_0 (the gates' gradient back in the convolution's
     channel order)."""

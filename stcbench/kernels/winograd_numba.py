@@ -14,8 +14,6 @@ prange = numba.prange
 
 
 @numba.njit(inline="always")
-
-
 def bt8(d0, d1, d2, d3, d4, d5, d6, d7, k):
     """B^T d for one 8-vector: the rows of B_T written out (rows 2r-1 and 2r share their even and odd parts);
     k = (5.25, 4.25, 0.25, 1.25, 0.5, 2.5, 2, 4, 5) in the data's dtype."""
@@ -30,8 +28,6 @@ def bt8(d0, d1, d2, d3, d4, d5, d6, d7, k):
 
 
 @numba.njit(inline="always")
-
-
 def bt8_adjoint(r0, r1, r2, r3, r4, r5, r6, r7, k):
     """B r for one 8-vector (the transpose of `bt8`), with the pairs' sums and differences shared."""
     s1, t1, s2, t2, s3, t3 = r1 + r2, r1 - r2, r3 + r4, r3 - r4, r5 + r6, r5 - r6
@@ -41,8 +37,6 @@ def bt8_adjoint(r0, r1, r2, r3, r4, r5, r6, r7, k):
 
 
 @njit
-
-
 def input_tiles_adjoint(dv, k, pad, parity, out):
     """out[b, 4i + a - pad, 4j + q - pad, c] += (B dv B^T)[a, q] inside out [B, H, W, C], for the tile rows i of
     one parity (rows of one parity do not overlap): the adjoint of `input_tiles`."""
@@ -91,8 +85,6 @@ def input_tiles_adjoint(dv, k, pad, parity, out):
 
 
 @njit
-
-
 def input_tiles(x, k, pad, tiles_h, tiles_w, out):
     """out[al, be, b, i, j, c] = (B^T d B)[al, be] for the 8 x 8 window d of x [B, H, W, C] at
     (4i - pad, 4j - pad), zero outside: the input transform, with B^T's structure unrolled (`bt8`)."""
@@ -140,8 +132,6 @@ def input_tiles(x, k, pad, tiles_h, tiles_w, out):
 
 
 @numba.njit(inline="always")
-
-
 def at8(m0, m1, m2, m3, m4, m5, m6, m7, k):
     """A^T m for one 8-vector (the rows of A_T written out); k = (2, 0.5, 4, 0.25, 8, 0.125)."""
     s1, t1, s2, t2, s3, t3 = m1 + m2, m1 - m2, m3 + m4, m3 - m4, m5 + m6, m5 - m6
@@ -150,8 +140,6 @@ def at8(m0, m1, m2, m3, m4, m5, m6, m7, k):
 
 
 @numba.njit(inline="always")
-
-
 def a4(y0, y1, y2, y3, k):
     """A y for one 4-vector (the transpose of `at8`), even and odd parts shared."""
     e1, o1 = y0 + y2, y1 + y3
@@ -161,8 +149,6 @@ def a4(y0, y1, y2, y3, k):
 
 
 @njit
-
-
 def output_adjoint_tiles(dy, k, tiles_h, tiles_w, out):
     """out[al, be, b, i, j, o] = (A d A^T)[al, be] for the 4 x 4 tile d of dy [B, H, W, O] at (4i, 4j), zero
     outside: the adjoint of the output transform."""
@@ -206,8 +192,6 @@ def output_adjoint_tiles(dy, k, tiles_h, tiles_w, out):
 
 
 @njit
-
-
 def output_tiles(mt, k, height, width, out):
     """out[b, 4i + u, 4j + v, o] = (A^T M A)[u, v] for the transform-domain tiles mt [8, 8, B, th, tw, O]:
     the output transform, with A^T's rows written out (`at8`)."""

@@ -63,8 +63,9 @@ def test_non_finite_message_mentions_gradient_detach_for_stc_cells(mmnist_root, 
 
 
 def test_non_finite_message_leaves_gradient_detach_out_where_the_cells_detach(mmnist_root, tmp_path):
-    """No gradient_detach in the config: the STC cells use their default, 1 (detached), so the hint does not apply."""
-    module = module_lib.VideoPredictionModule(tiny_config(mmnist_root, tmp_path, cell="stclif", model={"gradient_detach": None}))
+    """No gradient_detach in the config: the STC cells use their default, 1 (detached), so no hint."""
+    config = tiny_config(mmnist_root, tmp_path, cell="stclif", model={"gradient_detach": None})
+    module = module_lib.VideoPredictionModule(config)
     with pytest.raises(NonFiniteLossError) as info:
         module._check_finite(torch.tensor(float("inf")))
     assert "gradient_detach" not in str(info.value)
