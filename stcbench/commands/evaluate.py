@@ -15,7 +15,8 @@ def register(subparsers) -> None:
                     "test sets larger than memory work). MSE and MAE are per-frame sums over C*H*W of the "
                     "unclipped predictions; SSIM and PSNR use predictions clipped to [0, 1].")
     parser.add_argument("--pred", type=Path, required=True,
-                        help="predictions .npy, or one .npz holding arrays 'pred' and 'true'")
+                        help="predictions .npy, or one .npz holding arrays 'pred' and 'true' (or 'truth', as in the "
+                             "predictions.npz of a run)")
     parser.add_argument("--true", type=Path, default=None, help="targets .npy (omit with an .npz)")
     parser.add_argument("--out", "-o", type=Path, default=None, help="write the metrics to this JSON file")
     parser.add_argument("--ssim-data-range", type=float, default=2.0, choices=(2.0, 1.0),

@@ -8,7 +8,7 @@ import numpy as np
 
 from stcbench.errors import DataError, array_load_problem
 
-NPZ_KEYS = ("pred", "true")
+TARGET_KEYS = ("true", "truth")     # "truth": the predictions.npz that stcbench's runs save (with "context")
 
 
 def load_pair(pred_path: Path, true_path: Path | None) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
@@ -47,13 +47,14 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
     _require_file(path, "archive")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            target = next((key for key in TARGET_KEYS if key in archive.files), "true")
+            missing = [key for key in ("pred", target) if key not in archive.files]
             if missing:
                 raise DataError(f"{path} has arrays {sorted(archive.files)} but lacks {missing}; save it with "
                                 "numpy.savez(path, pred=predictions, true=targets)")
-            arrays = [archive[key] for key in NPZ_KEYS]
+            arrays = [archive["pred"], archive[target]]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} is not a readable .npz archive ({array_load_problem(exc)}); re-save it with "
                         f"numpy.savez") from None
-    return arrays[0], arrays[1], (f"{path}:pred", f"{path}:true")
+    return arrays[0], arrays[1], (f"{path}:pred", f"{path}:{target}")
 

@@ -57,6 +57,19 @@ def test_npz_and_ssim_data_range_one(tmp_path, arrays):
     assert abs(result["ssim"] - reference_metrics(pred, true, 2.0)["ssim"]) < 1e-6
 
 
+def test_a_runs_predictions_npz_is_read_as_saved(tmp_path, arrays):
+    """A run's predictions.npz holds context, pred and truth: evaluate reads it as it is."""
+    pred, true = arrays
+    np.savez(tmp_path / "predictions.npz", context=true, pred=pred, truth=true)
+    np.savez(tmp_path / "both.npz", pred=pred, true=true)
+    out_run, out_pair = tmp_path / "run.json", tmp_path / "pair.json"
+    assert _evaluate(tmp_path, "--pred", tmp_path / "predictions.npz", "--out", out_run) == 0
+    assert _evaluate(tmp_path, "--pred", tmp_path / "both.npz", "--out", out_pair) == 0
+    run, pair = json.loads(out_run.read_text()), json.loads(out_pair.read_text())
+    assert run["mse"] == pair["mse"] and run["ssim"] == pair["ssim"]
+    assert run["inputs"]["true"].endswith("predictions.npz:truth")
+
+
 def _bad_cases(tmp_path, pred, true):
     """(name, argv extras, expected message fragment) after writing each broken input."""
     def save(name, array):
