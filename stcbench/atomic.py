@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from stcbench.errors import ConfigError
+
 
 def _umask() -> int:
     """The process's umask, read without changing it where Linux shows it (setting it to read it back would,
@@ -96,3 +98,28 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int) -> Path:
     with replacing(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     return Path(path)
+
+
+def blocking_file(path: str | os.PathLike) -> Path | None:
+    """The existing file (or link to one) at `path` or at one of its parent folders' places, which keeps a folder
+    from being made at `path`; None when nothing does."""
+    path = Path(path).absolute()
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def check_output_folder(path: str | os.PathLike, what: str, flag: str) -> None:
+    """Before any work: a folder can be made (or is) at `path` (`what`, set by `flag`); else one line naming both."""
+    blocker = blocking_file(path)
+    if blocker is not None:
+        raise ConfigError(f"{what} {path}: {blocker} is a file, not a folder; choose another {flag}")
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> None:
+    """Before any work: a file can be written at `path` (given as `flag`); else one line naming both."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; name a file in it instead, e.g. {path / 'metrics.json'}")
+    check_output_folder(path.parent, flag, flag)

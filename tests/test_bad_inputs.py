@@ -3,8 +3,8 @@ traceback, nothing created, and nothing that existed before changed (hashed).
 
 Commands run in-process (`stcbench.cli.main`); each case builds its inputs in a fresh folder, which
 is hashed before and after. The classes: missing, empty, truncated, wrong type, wrong shape,
-unreadable, read-only destination, hostile pickle, path traversal, concurrent use (a run folder
-already taken) and invalid settings.
+unreadable, read-only destination, an output path under a file, hostile pickle, path traversal,
+concurrent use (a run folder already taken) and invalid settings.
 """
 from __future__ import annotations
 
@@ -290,6 +290,34 @@ CASES = {
                                                                    str(t / "o"), "--run-name", ".."], "run.name"),
     # --- concurrent use
     "fit/run folder already taken": Case("concurrent use", fit_argv("--run-name", "taken"), "already exists", taken_run),
+    # --- an output path whose folder is a file: refused before any work (no data generated, no run started)
+    "fit/--output-dir is a file": Case("output under a file", lambda t, s: [
+        "fit", "--config", "quick/mmnist", "--data-root", str(t / "new-data"), "--output-dir", str(t / "f"), *SMALL],
+        "is a file, not a folder", write("f", b"x")),
+    "fit/--data-root is a file": Case("output under a file", lambda t, s: [
+        "fit", "--config", "quick/mmnist", "--data-root", str(t / "f"), "--output-dir", str(t / "o"), *SMALL],
+        "is a file, not a folder", write("f", b"x")),
+    "demo/--out is a file": Case("output under a file", lambda t, s: ["demo", "--out", str(t / "f"), "--data-root",
+                                                                      str(t / "d")], "is a file, not a folder",
+                                 write("f", b"x")),
+    "demo/--data-root is a file": Case("output under a file", lambda t, s: ["demo", "--out", str(t / "o"),
+                                                                            "--data-root", str(t / "f")],
+                                       "is a file, not a folder", write("f", b"x")),
+    "demo/no cells": Case("wrong type", lambda t, s: ["demo", "--cells", ",", "--out", str(t / "o")], "names no cell"),
+    "test/--output under a file": Case("output under a file", lambda t, s: ["test", "--ckpt-path", str(s["run"]),
+                                                                            "--output", str(t / "f" / "m.json")],
+                                       "is a file, not a folder", write("f", b"x")),
+    "evaluate/--out under a file": Case("output under a file", lambda t, s: EVALUATE(t, s) + ["--out", str(t / "f" / "m.json")],
+                                        "is a file, not a folder", lambda t, s: (two_arrays()(t, s), write("f", b"x")(t, s))),
+    "bench/--out is a file": Case("output under a file", lambda t, s: ["bench", "--suite", "quick", "--out", str(t / "f"),
+                                                                       "--dry-run"], "is a file, not a folder",
+                                  write("f", b"x")),
+    "table/--out is a file": Case("output under a file", lambda t, s: ["table", "--runs", str(s["run"].parent), "--table",
+                                                                       "2", "--out", str(t / "f")],
+                                  "is a file, not a folder", write("f", b"x")),
+    "predict/--output under a file": Case("output under a file", lambda t, s: PREDICT(t, s)[:-1] + [str(t / "f" / "o.npy")],
+                                          "is a file, not a folder",
+                                          lambda t, s: (frames(t / "in.npy"), write("f", b"x")(t, s))),
 }
 
 

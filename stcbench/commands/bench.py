@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from stcbench.atomic import check_output_folder
 from stcbench.checkpoints import add_trust_argument
 from stcbench.cell_names import cell_names_help
 from stcbench.config_files import PACKAGED_CONFIGS
@@ -103,6 +104,7 @@ def parse_overrides(items: list[str]) -> dict:
 
 def run(args, fit=None, memory_suite=None) -> int:
     out = args.out or Path("bench") / args.suite
+    check_output_folder(out, "--out", "--out")
     if getattr(args, "reference_loop", False):
         print("stcbench bench: --reference-loop is deprecated and has no effect: the reference loop is the "
               "default (model.fast: false); --set model.fast=true selects the fast path", file=sys.stderr)

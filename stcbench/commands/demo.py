@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stcbench.errors import ConfigError
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -26,7 +28,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from stcbench.commands.demo_run import run_demo
 
+    from stcbench.atomic import check_output_folder
+
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    if not cells:
+        raise ConfigError(f"--cells {args.cells!r} names no cell; pass e.g. --cells stclif,lif")
+    check_output_folder(args.out, "--out", "--out")
+    if args.data_root is not None:
+        check_output_folder(args.data_root, "--data-root", "--data-root")
     summary = run_demo(args.out, data_root=args.data_root, cells=cells, config=args.config,
                        max_epochs=args.epochs, seed=args.seed)
     print()

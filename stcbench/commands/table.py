@@ -106,8 +106,11 @@ def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True,
 
 
 def run(args) -> int:
+    from stcbench.atomic import check_output_folder
     from stcbench.reports.tables import table_keys
 
+    if args.out is not None:
+        check_output_folder(args.out, "--out", "--out")
     if str(args.table) == "memory":
         for path in write_memory_table(args.runs, args.format, args.out, args.baseline, args.select):
             print(path)

@@ -21,6 +21,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from stcbench.atomic import check_output_file
     from stcbench.engine import run as engine
     from stcbench.engine.cluster import is_rank_zero
     from stcbench.engine.schema import load_config_dict
@@ -29,6 +30,8 @@ def run(args) -> int:
     ckpt = args.ckpt_path or args.target
     if ckpt is None:
         raise ConfigError("nothing to test; pass --ckpt-path CKPT (a .ckpt file or a run directory)")
+    if args.output is not None:
+        check_output_file(args.output, "--output")
     given = load_config_dict(args.config) if args.config is not None else None
     task = task_of(given or _run_config(Path(ckpt)))
     results = engine.test(task, given, Path(ckpt), overrides=overrides_from_args(args), output=args.output)

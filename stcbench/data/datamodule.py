@@ -7,6 +7,7 @@ import sys
 import lightning as L
 from torch.utils.data import DataLoader
 
+from stcbench.atomic import check_output_folder
 from stcbench.data import kth
 from stcbench.data.check import verify_files
 from stcbench.data.common import check_selection, fix_hint
@@ -58,6 +59,7 @@ class STDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         folder = self.spec.folder_path(self.data_root)
         if self.generate_if_missing and (not folder.exists() or not any(folder.iterdir())):
+            check_output_folder(folder, "data folder", "--data-root (data.data_root)")
             _say(f"{folder} is empty: generating the small embedded default "
                  f"(synthetic stand-in, not the published {self.spec.title} data)")
             if folder.exists():

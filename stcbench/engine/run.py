@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from stcbench.atomic import check_output_folder
 from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.engine import schema
 from stcbench.engine.callbacks import RunFolderGuard, TrainingClock, sigterm_exits_nonzero
@@ -66,6 +67,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     fresh = not run_dir.exists() or not resuming
     if fresh and is_rank_zero() and not overwrite:
         refuse_existing_run(run_dir)
+    if fresh and is_rank_zero():
+        check_output_folder(run_dir, "run folder", "--output-dir (run.output_dir)")
 
     module = task.module(config)
     if resuming:
