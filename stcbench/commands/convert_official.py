@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("reference", type=Path, help="official .pth file")
     parser.add_argument("--cell", required=True,
                         help="lif, plif, glif, tclif, lmh, stclif, stcplif, stclmh, or convlstm (OpenSTL ConvLSTM)")
-    parser.add_argument("--dataset", default=None, help="mmnist, taxibj or kth (sets all sizes)")
+    parser.add_argument("--dataset", default=None, help="mmnist, taxibj, kth or kth40 (sets all sizes)")
     parser.add_argument("--in-frames", type=int, default=None)
     parser.add_argument("--out-frames", type=int, default=None)
     parser.add_argument("--patch-size", type=int, default=None)

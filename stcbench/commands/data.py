@@ -11,7 +11,7 @@ SUBCOMMANDS = ("generate", "download", "check", "info")
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "data", help="generate, check or describe datasets",
+        "data", help="generate, download, check or describe (info) datasets",
         description="Generate the small embedded datasets, check dataset files, or list datasets. "
                     "The data root defaults to $STCBENCH_DATA_ROOT, else ./datasets.")
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")

@@ -81,6 +81,8 @@ def _parse_hidden(text: str) -> list[int]:
         raise ConfigError(f"--num-hidden must be comma-separated integers like 64,64,64, got {text!r}") from None
     if not widths:
         raise ConfigError("--num-hidden needs at least one width, e.g. 64,64,64")
+    if min(widths) < 1:
+        raise ConfigError(f"--num-hidden widths must be positive, got {text!r}; e.g. 64,64,64")
     return widths
 
 
@@ -99,7 +101,10 @@ def run(args) -> int:
     settings = _model_settings(args.config)
     dataset = args.dataset or settings.get("dataset") or "mmnist"
     cell = args.cell or settings.get("cell") or "stclif"
-    hidden = _parse_hidden(args.num_hidden) if args.num_hidden else (settings.get("num_hidden") or [64, 64, 64])
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    hidden = _parse_hidden(args.num_hidden) if args.num_hidden is not None else (settings.get("num_hidden")
+                                                                                  or [64, 64, 64])
     options = dict(settings.get("cell_options") or {})
     if args.cell_options:
         try:

@@ -18,7 +18,7 @@ COMMON_FLAGS = {
     "--max-epochs": ("trainer.max_epochs", int, "number of training epochs (the LR schedule spans them)"),
     "--batch-size": ("data.batch_size", int, "per-process batch size"),
     "--cell": ("model.cell", str, f"cell name: {cell_names_help()}, or a plugin's (see `stcbench cells`)"),
-    "--dataset": ("data.dataset", str, "mmnist, taxibj or kth"),
+    "--dataset": ("data.dataset", str, "mmnist, taxibj, kth or kth40"),
     "--data-root": ("data.data_root", str, "folder holding the dataset files"),
     "--output-dir": ("run.output_dir", str, "root of the run directories (default runs/)"),
     "--run-name": ("run.name", str, "name of the run directory (default: timestamp and seed)"),
