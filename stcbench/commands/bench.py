@@ -140,6 +140,9 @@ def run(args, fit=None, memory_suite=None) -> int:
         if shard is not None and not args.no_report:
             print("shard finished: write the report with the same command, --collect instead of --shard, once "
                   "every shard has finished")
+        elif not any(item.done for item in planned) and getattr(args, "collect", False):
+            print(f"no planned run has finished under {out / 'runs'}: no tables or report written (run the same "
+                  f"command without --collect to train them)")
         return finish(failures, out)
     from stcbench.reports.report import write_report
 

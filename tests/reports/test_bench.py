@@ -90,6 +90,14 @@ def test_dry_run_prints_plan_and_runs_nothing(tmp_path, configs, capsys):
     assert fake.calls == [] and not (tmp_path / "bench").exists()
 
 
+def test_collect_with_no_finished_run_says_so_and_writes_nothing(tmp_path, configs, capsys):
+    fake = FakeRunner()
+    assert bench.run(args_for(tmp_path, configs, collect=True, no_report=False), fit=fake) == 0
+    out = capsys.readouterr().out
+    assert "no planned run has finished" in out and "no tables or report written" in out
+    assert fake.calls == [] and not (tmp_path / "bench" / "report.md").exists()
+
+
 def test_cli_dry_run(tmp_path, configs, capsys):
     assert main(["bench", "--suite", "paper", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
                  "--out", str(tmp_path / "o"), "--dry-run"]) == 0
