@@ -50,5 +50,5 @@ def run(args) -> int:
 
 
 FOLLOWS_NOTE = ("follows: how the centre of mass of the predicted frames moves with the true digits' (1 = exactly, "
-                "0 = no better than repeating the last input frame; a blur scores up to about 0.2 without moving: "
-                "docs/scales.md)")
+                "0 = no better than repeating the last input frame, below 0 = worse than that; a blur scores up to "
+                "about 0.2 without moving: docs/scales.md)")

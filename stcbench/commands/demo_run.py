@@ -105,16 +105,16 @@ def write_figure(path: Path, rows: dict) -> Path:
     from stcbench.metrics.motion import farthest_moving
     from stcbench.reports.figures import prediction_grid
 
-    predictions, context, truth, shown = {}, None, None, None
+    predictions, context, truth, shown, count = {}, None, None, None, 0
     for cell, row in rows.items():
         with np.load(Path(row["run_dir"]) / "predictions.npz") as data:
             if shown is None:
-                shown = farthest_moving(data["context"], data["truth"])
+                shown, count = farthest_moving(data["context"], data["truth"]), len(data["truth"])
             context, truth = data["context"][shown], data["truth"][shown]
             predictions[cell] = data["pred"][shown]
     return Path(prediction_grid(context, truth, predictions, path,
-                                title=f"stcbench demo (demo scale, embedded Moving MNIST): test sequence {shown}, "
-                                      f"the one whose digits move farthest"))
+                                title=f"stcbench demo (demo scale, embedded Moving MNIST): test sequence {shown + 1} "
+                                      f"of {count}, the one whose digits move farthest"))
 
 
 def compare_with_baseline(rows: dict) -> list[str]:
@@ -123,12 +123,14 @@ def compare_with_baseline(rows: dict) -> list[str]:
     from stcbench.reports.runs import DEFAULT_BASELINE, load_run
     from stcbench.reports.stats import paired_bootstrap, verdict
 
-    lines = ["One seed per cell: this cannot say which cell trains better (that needs several seeds: "
-                 "stcbench bench --suite small --seeds 0,1,2); it says how sure each difference is on these "
-                 "test sequences."]
     runs = {cell: load_run(Path(row["run_dir"]) / "metrics.json") for cell, row in rows.items()}
     base = runs.get(DEFAULT_BASELINE)
     base_mse = base.per_sequence("mse") if base is not None else None
+    if base_mse is None or len(runs) < 2:
+        return [f"(no comparison: it needs {DEFAULT_BASELINE} and another cell, e.g. --cells stclif,{DEFAULT_BASELINE})"]
+    lines = ["One seed per cell: this cannot say which cell trains better (that needs several seeds: "
+             "stcbench bench --suite small --seeds 0,1,2); it says how sure each difference is on these "
+             "test sequences."]
     for cell, run in runs.items():
         if cell == DEFAULT_BASELINE or run is None or base_mse is None:
             continue

@@ -149,7 +149,8 @@ def quiet_lightning() -> None:
     import warnings
 
     for message in (".*does not have many workers.*", ".*GPU available but not used.*", ".*LeafSpec.*",
-                    ".*treespec.*", ".*Checkpoint directory .* exists and is not empty.*"):   # a resumed run's own
+                    ".*treespec.*", ".*Checkpoint directory .* exists and is not empty.*",   # a resumed run's own
+                    ".*is smaller than the logging interval.*"):          # a short run: it logs each epoch's end
         warnings.filterwarnings("ignore", message=message)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                  "pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
@@ -159,12 +160,12 @@ def quiet_lightning() -> None:
 
 
 class _DropAdvertisements:
-    """A logging filter that drops Lightning's tips about products, its note that there is no TPU and its note
-    that fit reached max_epochs (the engine says how the run ended)."""
+    """A logging filter that drops Lightning's tips about products, its notes that there is no TPU or GPU (a GPU
+    that is there stays named) and its note that fit reached max_epochs (the engine says how the run ended)."""
 
     def filter(self, record) -> bool:
         return not record.getMessage().startswith(("\N{ELECTRIC LIGHT BULB} Tip:", "TPU available: False",
-                                                    "`Trainer.fit` stopped:"))
+                                                    "GPU available: False", "`Trainer.fit` stopped:"))
 
 
 def _finished(config, trainer) -> bool:

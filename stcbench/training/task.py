@@ -331,13 +331,15 @@ def format_summary(results: dict) -> str:
     epoch = results.get("selected_epoch", results.get("epochs"))      # fit: the selected one; test: the tested one
     lines = [f"{results['dataset']} / {results['cell']} (scale {results.get('scale', '')}, "
              f"selected on {results.get('selected_on', '')}, epoch {'?' if epoch is None else epoch})"]
-    for tag in ("test", "test_long"):
+    selected = "selected_epoch" in results                              # fit: the run's own selection
+    for tag, label in (("test", "selected" if selected else "test"), ("test_long", "long test")):
         block = results.get(tag)
         if block:
-            lines.append(f"  {tag:9s} {_metric_line(block)}")
+            lines.append(f"  {label:10s} {_metric_line(block)}")
     last = (results.get("last") or {}).get("test")
     if last:
-        lines.append(f"  {'last':9s} {_metric_line(last)}")
+        lines.append(f"  {'last':10s} {_metric_line(last)}")
+        lines.append("  (test metrics of the checkpoint selected on validation, and of the last one)")
     return "\n".join(lines)
 
 

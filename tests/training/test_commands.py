@@ -84,6 +84,11 @@ def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
     assert line in json.loads((out / "demo_summary.json").read_text())["comparison"]
     assert f"{(per_sequence['convlstm'] - per_sequence['lif']).mean():+.2f} [" in line
     assert line.endswith(("better", "worse", "not distinguishable"))
+    # one cell alone: nothing to compare, and the demo says so instead of describing a comparison
+    assert main(["demo", "--out", str(out), "--config", str(path), "--cells", "lif",
+                 "--data-root", str(mmnist_root)]) == 0
+    alone = capsys.readouterr().out
+    assert "(no comparison" in alone and "cannot say which cell" not in alone
 
 
 def test_fit_resume_from_a_missing_path_says_so(tmp_path, capsys):
