@@ -151,6 +151,10 @@ class ThrottledMetrics:
         self._shown_step = -1
 
     def get_metrics(self, trainer, pl_module):
+        shown = self._throttled_metrics(trainer, pl_module)
+        return {key: value for key, value in shown.items() if key != "v_num"}     # the logger's version: noise
+
+    def _throttled_metrics(self, trainer, pl_module):
         if not trainer.training or pl_module.device.type == "cpu":
             return super().get_metrics(trainer, pl_module)
         step = trainer.global_step

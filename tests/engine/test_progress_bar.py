@@ -1,9 +1,11 @@
-"""The progress bars count epochs from 1 ("Epoch 1/2"), as the run's summary and records do."""
+"""The progress bars count epochs from 1 ("Epoch 1/2"), as the run's summary and records do, and do not show the
+logger's version (v_num)."""
 from __future__ import annotations
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 
 from stcbench.engine.callbacks import epoch_description, progress_bar
 
@@ -33,10 +35,12 @@ class Tiny(L.LightningModule):
 @pytest.mark.parametrize("kind", ["tqdm", "rich"])
 def test_a_two_epoch_run_shows_epochs_1_and_2_of_2(kind, capsys, tmp_path):
     bar = progress_bar(kind)
-    trainer = L.Trainer(max_epochs=2, callbacks=[bar], logger=False, enable_checkpointing=False,
+    logger = CSVLogger(tmp_path, version="resumed-1")        # Lightning would show it as v_num in the bar
+    trainer = L.Trainer(max_epochs=2, callbacks=[bar], logger=logger, enable_checkpointing=False,
                         enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu")
     trainer.fit(Tiny())
     shown = capsys.readouterr()
     text = shown.out + shown.err
     assert "Epoch 1/2" in text and "Epoch 2/2" in text, text
     assert "Epoch 0" not in text
+    assert "v_num" not in text
