@@ -59,6 +59,8 @@ def run(args) -> int:
     task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})
     config = task.resolve_config(data, overrides)
     if args.print_config:
+        task.run_base(config)              # what a run would refuse (an unknown dataset or cell, say) is refused
+        task.module(config)                # here too, before the config is printed as if it were usable
         print(dump(config), end="")
         return 0
     run_dir = engine.fit(task, config, ckpt_path=args.ckpt_path, overwrite=args.overwrite)
