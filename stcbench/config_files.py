@@ -38,3 +38,16 @@ def find_config(value: str | Path) -> Path:
     if path.exists():
         return path
     return packaged_config(str(value)) or path
+
+
+def check_config_file(path: str | Path) -> Path:
+    """`path` if it is a readable-looking config file, else one clear ConfigError (cheap: no YAML, no torch)."""
+    from stcbench.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config {str(path)!r} is a directory; pass a YAML file")
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file "
+                          f"or the name of a shipped config (e.g. quick/mmnist, mmnist/stclif, memory/adding)")
+    return path

@@ -226,7 +226,7 @@ CASES = {
                                                 for n in ("p.npy", "t.npy")]),
     "predict/input is a folder": Case("wrong type", lambda t, s: PREDICT(t, s, inp=t / "dir"), "directory",
                                       lambda t, s: (t / "dir").mkdir()),
-    "evaluate/--out is a folder": Case("wrong type", lambda t, s: EVALUATE(t, s) + ["--out", str(t / "dir")], "directory",
+    "evaluate/--out is a folder": Case("wrong type", lambda t, s: EVALUATE(t, s) + ["--out", str(t / "dir")], "is a folder",
                                        two_arrays(folder="dir")),
     "test/--set of the trained architecture": Case("wrong type", lambda t, s: ["test", "--ckpt-path", str(s["run"]),
                                                                              "--set", "model.num_hidden=32,32"],

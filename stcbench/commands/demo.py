@@ -26,10 +26,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from stcbench.commands.demo_run import run_demo
-
     from stcbench.atomic import check_output_folder
+    from stcbench.commands.demo_run import run_demo
+    from stcbench.config_files import check_config_file, find_config
 
+    if args.config is not None:
+        check_config_file(find_config(args.config))      # at once, before torch is imported
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not cells:
         raise ConfigError(f"--cells {args.cells!r} names no cell; pass e.g. --cells stclif,lif")

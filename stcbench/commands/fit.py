@@ -48,12 +48,15 @@ def resolve_config_source(config: Path | None, ckpt_path: Path | None) -> Path:
 
 
 def run(args) -> int:
+    from stcbench.config_files import check_config_file, find_config
+
+    source = resolve_config_source(args.config, args.ckpt_path)
+    check_config_file(find_config(source))      # a missing config file is said at once, before torch is imported
     from stcbench.engine import run as engine
     from stcbench.engine.cluster import is_rank_zero
     from stcbench.engine.schema import dump, load_config_dict
     from stcbench.engine.task import task_of
 
-    source = resolve_config_source(args.config, args.ckpt_path)
     data = load_config_dict(source)
     overrides = overrides_from_args(args)
     task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})

@@ -96,12 +96,9 @@ def fraction_or_count(value) -> str | None:
 # YAML files with `base:` inheritance
 # ------------------------------------------------------------------------------------------
 def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"config {str(path)!r} is a directory; pass a YAML file")
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file "
-                          f"or the name of a shipped config (e.g. quick/mmnist, mmnist/stclif, memory/adding)")
+    from stcbench.config_files import check_config_file
+
+    path = check_config_file(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
