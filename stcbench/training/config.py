@@ -101,7 +101,7 @@ class OptimConfig:
         "cosine", help="cosine: warm-up then cosine, set per epoch; onecycle: OpenSTL's default (torch OneCycleLR "
                        "over all max_epochs), set per optimizer step")
     warmup_epochs: int = option(10, help="linear warm-up epochs", check=at_least(0))
-    warmup_lr: float = option(1e-5, help="learning rate of epoch 0", check=at_least(0))
+    warmup_lr: float = option(1e-5, help="learning rate of the first epoch (warm-up from it)", check=at_least(0))
     min_lr: float = option(1e-5, help="paper Table 9 (pitfall 3: official TaxiBJ/KTH runs used 1e-4)",
                            check=at_least(0))
     onecycle_pct_start: float = option(0.3, help="onecycle: share of the steps spent rising to lr",
