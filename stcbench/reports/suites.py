@@ -163,17 +163,58 @@ def check_configs(planned: list[PlannedRun]) -> None:
     starts, so that a bad --set key or value, or a bad seed, is one ConfigError, not a failure of every run."""
     from stcbench.training.config import resolve_config
 
-    checked = set()
+    resolved = {}
     for run in planned:
         key = (str(run.config_path), json.dumps(run.overrides, sort_keys=True, default=str))
-        if key in checked:
-            continue
-        checked.add(key)
-        try:
-            resolve_config(run.config_path, run.overrides)
-        except ConfigError as error:
-            raise ConfigError(f"{error} (planned run {run.dataset}/{run.cell} seed {run.seed}: check --set and "
-                              f"--seeds)") from None
+        if key not in resolved:
+            try:
+                resolved[key] = resolve_config(run.config_path, run.overrides)
+            except ConfigError as error:
+                raise ConfigError(f"{error} (planned run {run.dataset}/{run.cell} seed {run.seed}: check --set "
+                                  f"and --seeds)") from None
+        refuse_other_setting(run, resolved[key])
+
+
+def refuse_other_setting(run: PlannedRun, config) -> None:
+    """A finished run of this name that was trained with another setting (other epochs, data, model, ...) is not
+    taken for this plan's run: one ConfigError naming the differences (keys that only one side has, e.g. from
+    an older version, are not compared)."""
+    import yaml
+
+    from stcbench.engine.schema import to_dict
+    from stcbench.reports.runs import setting_of
+
+    metrics = run.finished_metrics()
+    stored_path = metrics.parent / "config.yaml" if metrics is not None else None
+    if stored_path is None or not stored_path.is_file():
+        return
+    try:
+        stored = yaml.safe_load(stored_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return
+    if not isinstance(stored, dict):
+        return
+    differences = _differences(setting_of(stored), setting_of(to_dict(config)))
+    if differences:
+        shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in differences[:4])
+        raise ConfigError(f"the finished run {metrics.parent} was trained with another setting ({shown}); bench "
+                          f"would take it for this plan's run. Use another --out or --tag for this setting, or "
+                          f"move that run folder away")
+
+
+def _differences(stored: dict, planned: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    found = []
+    for key in sorted(set(stored) & set(planned)):
+        old, new = stored[key], planned[key]
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += _differences(old, new, f"{prefix}{key}.")
+        elif _plain(old) != _plain(new):
+            found.append((f"{prefix}{key}", old, new))
+    return found
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def default_fit() -> Callable:

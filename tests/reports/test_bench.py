@@ -98,6 +98,24 @@ def test_collect_with_no_finished_run_says_so_and_writes_nothing(tmp_path, confi
     assert fake.calls == [] and not (tmp_path / "bench" / "report.md").exists()
 
 
+def test_a_finished_run_of_another_setting_is_refused_not_skipped(tmp_path, configs, capsys):
+    """A run of the plan's name trained with other settings (here 1 epoch, the plan says 3) is not taken for it."""
+    import yaml
+
+    fake = FakeRunner()
+    args = args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], overrides=["trainer.max_epochs=1"])
+    assert bench.run(args, fit=fake) == 0
+    run_dir = next((tmp_path / "bench" / "runs" / "mmnist" / "lif").iterdir())
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 1}, "seed": 7,
+                                                         "run": {"output_dir": "elsewhere"}}))
+    assert bench.run(args, fit=fake) == 0              # the same setting: skipped (seed and run folder aside)
+    assert len(fake.calls) == 1
+    with pytest.raises(ConfigError, match=r"another setting \(trainer.max_epochs: 1 there, 3 here\)"):
+        bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], overrides=["trainer.max_epochs=3"],
+                           dry_run=True), fit=fake)
+    assert len(fake.calls) == 1
+
+
 def test_cli_dry_run(tmp_path, configs, capsys):
     assert main(["bench", "--suite", "paper", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
                  "--out", str(tmp_path / "o"), "--dry-run"]) == 0
