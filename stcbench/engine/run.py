@@ -22,7 +22,8 @@ from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
 from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, folder_identity, log_version,
                                         planned_run_dir,
-                                        refuse_existing_run, remove_unstarted_run, run_dir_of_checkpoint,
+                                        refuse_existing_run, refuse_non_folder, remove_unstarted_run,
+                                        run_dir_of_checkpoint,
                                         shared_run_dir, training_lock)
 from stcbench.engine.run_paths import relative_to_run
 from stcbench.engine.task import Task
@@ -67,7 +68,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     fresh = not run_dir.exists() or not resuming
     if fresh and is_rank_zero() and not overwrite:
         refuse_existing_run(run_dir)
-    if fresh and is_rank_zero():
+    if fresh and is_rank_zero():                  # before the data is prepared (perhaps generated)
+        refuse_non_folder(run_dir)
         check_output_folder(run_dir, "run folder", "--output-dir (run.output_dir)")
 
     module = task.module(config)

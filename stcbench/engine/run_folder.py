@@ -56,14 +56,19 @@ def refuse_existing_run(run_dir: Path) -> None:
                           f"{run_dir}`, choose another --run-name, or replace it with --overwrite")
 
 
+def refuse_non_folder(run_dir: Path) -> None:
+    """A file or link where the run folder should be is not ours to replace (`--overwrite` would follow a link)."""
+    if run_dir.is_symlink() or (os.path.lexists(run_dir) and not run_dir.is_dir()):
+        raise ConfigError(f"{run_dir} is a {'link' if run_dir.is_symlink() else 'file'}, not a run folder; "
+                          f"move it away yourself or choose another --run-name")
+
+
 def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tuple[Path, Path]:
     """Create the run folder exclusively (two runs never share one): a default name that another run took
     meanwhile gets a suffix -2, -3, ...; a chosen name is refused. Returns (run folder, outermost folder
     created), the latter removed again when the run fails on bad input before its first checkpoint."""
     created = first_missing(run_dir)
-    if run_dir.is_symlink() or (os.path.lexists(run_dir) and not run_dir.is_dir()):
-        raise ConfigError(f"{run_dir} is a {'link' if run_dir.is_symlink() else 'file'}, not a run folder; "
-                          f"move it away yourself or choose another --run-name")
+    refuse_non_folder(run_dir)
     if overwrite and run_dir.is_dir():
         remove_run_dir(run_dir)
         created = run_dir.resolve()

@@ -222,4 +222,4 @@ def test_a_runs_folder_that_is_a_file_or_missing_is_one_line(tmp_path, capsys):
         assert f"--runs {runs} {what}" in capsys.readouterr().err
     write_run(tmp_path, "adding", "celif", 0, 0.5 * BASELINE)
     assert main(["table", "--runs", str(tmp_path), "--table", "memory", "--out", str(tmp_path / "f")]) == 2
-    assert "a file stands where a folder is needed" in capsys.readouterr().err
+    assert f"{tmp_path / 'f'} is a file, not a folder; choose another --out" in capsys.readouterr().err
