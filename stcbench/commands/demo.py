@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     parser.add_argument("--data-root", default=None, help="dataset folder (default datasets/ or $STCBENCH_DATA_ROOT)")
     parser.add_argument("--cells", default="stclif,lif",
                         help="comma-separated cells (default stclif,lif; stclif,lif,convlstm adds the non-spiking "
-                             "reference, whose predictions follow the digits best, for about 2.5-3 minutes more on 2 cores)")
+                             "reference, whose predictions follow the digits best, for about 2.5-3 minutes more on "
+                             "2 cores)")
     parser.add_argument("--config", type=Path, default=None, help="config to use instead of the shipped demo/mmnist")
     parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     parser.add_argument("--seed", type=int, default=42, help="training seed of every cell (default 42); a second demo "

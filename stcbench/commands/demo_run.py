@@ -127,7 +127,8 @@ def compare_with_baseline(rows: dict) -> list[str]:
     base = runs.get(DEFAULT_BASELINE)
     base_mse = base.per_sequence("mse") if base is not None else None
     if base_mse is None or len(runs) < 2:
-        return [f"(no comparison: it needs {DEFAULT_BASELINE} and another cell, e.g. --cells stclif,{DEFAULT_BASELINE})"]
+        return [f"(no comparison: it needs {DEFAULT_BASELINE} and another cell, e.g. "
+                f"--cells stclif,{DEFAULT_BASELINE})"]
     lines = ["One seed per cell: this cannot say which cell trains better (that needs several seeds: "
              "stcbench bench --suite small --seeds 0,1,2); it says how sure each difference is on these "
              "test sequences."]

@@ -21,10 +21,8 @@ from stcbench.engine.io import atomic_write_json
 from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
 from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, folder_identity, log_version,
-                                        planned_run_dir,
-                                        refuse_existing_run, refuse_non_folder, remove_unstarted_run,
-                                        run_dir_of_checkpoint,
-                                        shared_run_dir, training_lock)
+                                        planned_run_dir, refuse_existing_run, refuse_non_folder,
+                                        remove_unstarted_run, run_dir_of_checkpoint, shared_run_dir, training_lock)
 from stcbench.engine.run_paths import relative_to_run
 from stcbench.engine.task import Task
 from stcbench.engine.trainer import build_trainer
