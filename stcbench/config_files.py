@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stcbench.errors import ConfigError
+
 PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
@@ -42,8 +44,6 @@ def find_config(value: str | Path) -> Path:
 
 def check_config_file(path: str | Path) -> Path:
     """`path` if it is a readable-looking config file, else one clear ConfigError (cheap: no YAML, no torch)."""
-    from stcbench.errors import ConfigError
-
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config {str(path)!r} is a directory; pass a YAML file")

@@ -179,22 +179,14 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
     """A finished run of this name that was trained with another setting (other epochs, data, model, ...) is not
     taken for this plan's run: one ConfigError naming the differences (keys that only one side has, e.g. from
     an older version, are not compared)."""
-    import yaml
-
     from stcbench.engine.schema import to_dict
-    from stcbench.reports.runs import setting_of
+    from stcbench.reports.runs import load_run, setting_of
 
     metrics = run.finished_metrics()
-    stored_path = metrics.parent / "config.yaml" if metrics is not None else None
-    if stored_path is None or not stored_path.is_file():
+    finished = load_run(metrics) if metrics is not None else None
+    if finished is None or not finished.config:
         return
-    try:
-        stored = yaml.safe_load(stored_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return
-    if not isinstance(stored, dict):
-        return
-    differences = _differences(setting_of(stored), setting_of(to_dict(config)))
+    differences = _differences(setting_of(finished.config), setting_of(to_dict(config)))
     if differences:
         shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in differences[:4])
         raise ConfigError(f"the finished run {metrics.parent} was trained with another setting ({shown}); bench "
