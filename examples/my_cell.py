@@ -3,7 +3,8 @@
 Use it by either
 * copying this file into `stcbench/cells/` (every module there is imported automatically), or
 * pointing the environment variable at it: `STCBENCH_PLUGINS=examples/my_cell.py stcbench cells my_lif`,
-  or listing it under `plugins:` in a training config.
+  or naming it on the command line: `stcbench fit --config quick/mmnist --cell my_lif --set plugins=[examples/my_cell.py]`
+  (a plugin named only inside a config or run folder is not imported until you name it: docs/new_cell.md).
 
 The cell then appears in `stcbench cells`, can be named in configs (`model.cell: my_lif`),
 gets the spatio-temporal circuit for free (`stc_my_lif`), and is picked up by the contract

@@ -12,6 +12,7 @@ import sys
 
 from stcbench.checkpoints import checkpoint_trust
 from stcbench.errors import StcbenchError
+from stcbench.plugin_consent import consent_to_plugins, plugins_named
 
 COMMANDS = (
     "fit",
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with checkpoint_trust(getattr(args, "trust_checkpoint", False)):
+        with checkpoint_trust(getattr(args, "trust_checkpoint", False)), consent_to_plugins(plugins_named(args)):
             result = args.func(args)
     except StcbenchError as exc:
         print(f"stcbench {args.command}: error: {exc}", file=sys.stderr)

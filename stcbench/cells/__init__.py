@@ -4,6 +4,7 @@ Importing this package imports every module of the package (so a new neuron is o
 file with `@register_cell`), then user plugins: the modules or `.py` files named in the
 environment variable STCBENCH_PLUGINS (comma-separated) and the entry points of the group
 `stcbench.cells`.  Configs load more with `load_plugins([...])` (the `plugins:` key).
+On the command line only the plugins the user named are imported by a run (stcbench/plugin_consent.py).
 """
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ from stcbench.cells.registry import (  # noqa: F401
     register_cell,
 )
 from stcbench.cells.base import RecurrentCell, SpikingCell  # noqa: F401
+from stcbench import plugin_consent
 from stcbench.errors import ConfigError
+from stcbench.plugin_consent import PLUGIN_ENV, environment_plugins, recorded_plugin  # noqa: F401
 
-PLUGIN_ENV = "STCBENCH_PLUGINS"
 ENTRY_POINT_GROUP = "stcbench.cells"
 _LOADED_PLUGINS: dict[str, object] = {}
 
@@ -38,7 +40,7 @@ def _import_package_modules() -> None:
 
 
 def _plugin_key(spec: str) -> str:
-    return str(Path(spec).expanduser().resolve()) if spec.endswith(".py") else spec
+    return recorded_plugin(spec)
 
 
 def _import_file(path: Path):
@@ -97,10 +99,9 @@ def load_plugins(specs) -> list:
     return [load_plugin(s) for s in (specs or ()) if str(s).strip()]
 
 
-def environment_plugins() -> list[str]:
-    """The plugins named in STCBENCH_PLUGINS, files as absolute paths (to record them with a run)."""
-    specs = [s.strip() for s in os.environ.get(PLUGIN_ENV, "").split(",") if s.strip()]
-    return [_plugin_key(s) for s in specs]
+def unconsented(specs) -> list[str]:
+    """The plugins of `specs` that a command may not import (plugin_consent.py)."""
+    return plugin_consent.unconsented(specs, _LOADED_PLUGINS)
 
 
 def _load_entry_points() -> None:

@@ -62,6 +62,10 @@ def run(args) -> int:
     task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})
     config = task.resolve_config(data, overrides)
     if args.print_config:
+        from stcbench.engine.environment import load_plugins, with_environment_plugins
+
+        load_plugins(config.plugins)       # the config's cells may come from its plugins, as in a run
+        config.plugins = with_environment_plugins(config.plugins)
         task.run_base(config)              # what a run would refuse (an unknown dataset or cell, say) is refused
         task.module(config)                # here too, before the config is printed as if it were usable
         print(dump(config), end="")

@@ -95,27 +95,41 @@ class RunFolderGuard(L.Callback):
 
 
 SIGTERM_EXIT_CODE = 143                 # 128 + SIGTERM, as a shell reports a process ended by it
+INTERRUPT_EXIT_CODE = 130               # 128 + SIGINT (Ctrl-C)
 
 
 @contextlib.contextmanager
 def sigterm_exits_nonzero(run_dir: Path | None, message: str | None = None):
     """Lightning ends `fit` and `test` on SIGTERM with a bare SystemExit, exit status 0, so a job script would
-    take the run for finished. Exit with 143 instead, saying how to resume (from the last epoch's checkpoint),
-    or printing `message` (how to finish what was stopped)."""
+    take the run for finished, and on Ctrl-C with exit status 1 and no word on what to do. Exit with 143 and 130
+    instead, saying how to resume (from the last epoch's checkpoint), or printing `message` (how to finish what
+    was stopped)."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     try:
         yield
     except SIGTERMException:
-        if rank_zero_only.rank == 0 and message is not None:
-            print(message, file=sys.stderr)
-        elif rank_zero_only.rank == 0:
-            last = Path(run_dir) / "checkpoints" / "last.ckpt"
-            hint = (f"resume with `stcbench fit --ckpt-path {run_dir}`" if last.exists() else
-                    "no epoch had finished, so there is no checkpoint to resume from; start the run again")
-            print(f"stopped by SIGTERM before the run finished; {hint}", file=sys.stderr)
+        _say_how_to_go_on("SIGTERM", run_dir, message)
         raise SystemExit(SIGTERM_EXIT_CODE) from None
+    except SystemExit as stop:
+        if not isinstance(stop.__context__, KeyboardInterrupt):     # Lightning's exit(1) after a Ctrl-C
+            raise
+        _say_how_to_go_on("Ctrl-C", run_dir, message)
+        raise SystemExit(INTERRUPT_EXIT_CODE) from None
+
+
+def _say_how_to_go_on(cause: str, run_dir: Path | None, message: str | None) -> None:
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return
+    if message is not None:
+        print(message.replace("SIGTERM", cause), file=sys.stderr)
+        return
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    hint = (f"resume with `stcbench fit --ckpt-path {run_dir}`" if last.exists() else
+            "no epoch had finished, so there is no checkpoint to resume from; start the run again")
+    print(f"stopped by {cause} before the run finished; {hint}", file=sys.stderr)
 
 
 class StopAfterEpochs(L.Callback):

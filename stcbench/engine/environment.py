@@ -9,18 +9,28 @@ from stcbench.errors import ConfigError
 
 
 def load_plugins(modules: list[str]) -> None:
-    """Import user modules (they register their cells)."""
+    """Import user modules (they register their cells): on the command line only those the user named, or all
+    those of a run or checkpoint the user trusts (`--trust-checkpoint`)."""
     from stcbench.cells import load_plugins as cells_load_plugins
+    from stcbench.cells import unconsented
+    from stcbench.checkpoints import trusted
 
+    refused = [] if trusted() else unconsented(modules)
+    if refused:
+        raise ConfigError(f"the config or run names the plugin {refused[0]!r}, code that stcbench imports only when "
+                          f"you name it yourself: if you trust it, pass --set plugins=[{refused[0]}] (fit, test, "
+                          f"bench) or set STCBENCH_PLUGINS={refused[0]}, or --trust-checkpoint for a run from a "
+                          f"source you trust")
     cells_load_plugins(modules)
 
 
 def with_environment_plugins(plugins: list[str]) -> list[str]:
-    """`plugins` and those loaded from STCBENCH_PLUGINS, so that the saved config and checkpoint can be used
-    (tested, resumed, predicted with) without the environment variable."""
-    from stcbench.cells import environment_plugins
+    """`plugins` and those loaded from STCBENCH_PLUGINS, files as absolute paths, so that the saved config and
+    checkpoint can be used (tested, resumed, predicted with) from any folder without the environment variable."""
+    from stcbench.cells import environment_plugins, recorded_plugin
 
-    return list(plugins) + [p for p in environment_plugins() if p not in plugins]
+    recorded = [recorded_plugin(p) for p in plugins]
+    return recorded + [p for p in environment_plugins() if p not in recorded]
 
 
 def check_accelerator(accelerator: str) -> None:

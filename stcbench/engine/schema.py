@@ -135,6 +135,7 @@ def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise ConfigError(f"config `base:` inheritance loops: {chain}")
     data = read_yaml(path)
+    _plugins_beside(data, path.parent)
     bases = data.pop("base", None)
     if bases is None:
         return data
@@ -144,8 +145,31 @@ def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: `base:` must be a path or a list of paths, got {bases!r}")
     merged: dict = {}
     for base in bases:
-        merged = deep_merge(merged, load_config_dict(path.parent / base, (*_seen, path)))
+        merged = deep_merge(merged, load_config_dict(_base_path(base, path.parent), (*_seen, path)))
     return deep_merge(merged, data)
+
+
+def _base_path(base: str, folder: Path) -> Path | str:
+    """A `base:` entry: a path relative to the config's folder, else the name of a shipped config (quick/mmnist)."""
+    from stcbench.config_files import packaged_config
+
+    beside = folder / base
+    if beside.exists():
+        return beside
+    return base if packaged_config(base) is not None else beside
+
+
+def _plugins_beside(data: dict, folder: Path) -> None:
+    """Plugin files named relative to the config file are found beside it (else relative to the working folder,
+    as before)."""
+    plugins = data.get("plugins")
+    if not isinstance(plugins, list):
+        return
+    for i, spec in enumerate(plugins):
+        if isinstance(spec, str) and spec.strip().endswith(".py") and not Path(spec.strip()).expanduser().is_absolute():
+            beside = folder / spec.strip()
+            if beside.is_file():
+                plugins[i] = str(beside.resolve())
 
 
 # ------------------------------------------------------------------------------------------

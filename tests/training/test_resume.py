@@ -133,3 +133,33 @@ def test_sigterm_ends_the_run_with_exit_status_143_and_a_resume_hint(mmnist_root
         in capsys.readouterr().err
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
     assert not (run_dir / "metrics.json").exists()
+
+
+def test_ctrl_c_ends_the_run_with_exit_status_130_and_a_resume_hint(mmnist_root, tmp_path, monkeypatch, capsys):
+    """Lightning ends a run on Ctrl-C with exit status 1 and no word on what to do; stcbench says how to resume."""
+    import os
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+
+    from stcbench.engine import trainer as callbacks_lib
+
+    class InterruptInSecondEpoch(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 3:
+                os.kill(os.getpid(), signal.SIGINT)         # Python raises KeyboardInterrupt; Lightning takes it
+
+    real = callbacks_lib.checkpoint_callbacks
+    monkeypatch.setattr(callbacks_lib, "checkpoint_callbacks",
+                        lambda *a, **k: real(*a, **k) + [InterruptInSecondEpoch()])
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            fit(tiny_config(mmnist_root, tmp_path, epochs=3))
+    finally:
+        signal.signal(signal.SIGINT, handler)               # Lightning leaves Ctrl-C ignored after its shutdown
+    assert stopped.value.code == 130
+    run_dir = tmp_path / "mmnist" / "lif" / "t"
+    assert f"stopped by Ctrl-C before the run finished; resume with `stcbench fit --ckpt-path {run_dir}`" \
+        in capsys.readouterr().err
+    assert not (run_dir / "metrics.json").exists()
