@@ -117,9 +117,25 @@ def check_output_folder(path: str | os.PathLike, what: str, flag: str) -> None:
         raise ConfigError(f"{what} {path}: {blocker} is a file, not a folder; choose another {flag}")
 
 
-def check_output_file(path: str | os.PathLike, flag: str) -> None:
+def check_output_file(path: str | os.PathLike, flag: str, example: str = "metrics.json") -> None:
     """Before any work: a file can be written at `path` (given as `flag`); else one line naming both."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{flag} {path} is a folder; name a file in it instead, e.g. {path / 'metrics.json'}")
+        raise ConfigError(f"{flag} {path} is a folder; name a file in it instead, e.g. {path / example}")
     check_output_folder(path.parent, flag, flag)
+    if path.parent.is_dir():
+        _check_writable(path.parent, path, flag)
+
+
+def _check_writable(folder: Path, path: Path, flag: str) -> None:
+    """A file can be created in `folder` (tried with a temporary file, removed at once: permissions alone do not
+    say, e.g. for root or on a read-only file system)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".stcbench-probe-"):
+            pass
+    except OSError as exc:
+        reason = (exc.strerror or "not writable").lower()
+        raise ConfigError(f"{flag} {path}: no file can be written in {folder} ({reason}); choose another "
+                          f"{flag}") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,11 @@ def load_checkpoint(path: str | Path, *, hint: str = "pass a .ckpt written by `s
     if path.is_dir():
         raise ConfigError(f"checkpoint {str(path)!r} is a directory; {hint}")
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=not trusted())
+        with warnings.catch_warnings():       # torch's note on a raw pickle's protocol says nothing to the user
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(str(path), map_location="cpu", weights_only=not trusted())
     except pickle.UnpicklingError as exc:
-        refused = _refused_object(str(exc))
+        refused = _refused_object(str(exc)) or _raw_pickle_global(path)
         if refused:
             raise UnsafeCheckpointError(
                 f"refused to load {path}: it holds a reference to {refused}, which unpickling could use to run "
@@ -86,6 +89,28 @@ def _refused_object(message: str) -> str | None:
     """The global (function or class) a safe load refused, as torch names it."""
     found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"Unsupported global: ?`?([\w.]+)", message)
     return found.group(1) if found else None
+
+
+def _raw_pickle_global(path: Path) -> str | None:
+    """The first function or class a raw pickle (not torch's zip format) names, read without unpickling it."""
+    import pickletools
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        return None
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as file:
+            for opcode, argument, _ in pickletools.genops(file):
+                if opcode.name in ("GLOBAL", "INST"):
+                    return str(argument).replace(" ", ".")
+                if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    return f"{strings[-2]}.{strings[-1]}"
+                if isinstance(argument, str):
+                    strings.append(argument)
+    except Exception:                       # not a pickle at all, or a damaged one: the generic message stands
+        return None
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

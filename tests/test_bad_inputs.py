@@ -326,7 +326,37 @@ CASES = {
     "predict/--output under a file": Case("output under a file", lambda t, s: PREDICT(t, s)[:-1] + [str(t / "f" / "o.npy")],
                                           "is a file, not a folder",
                                           lambda t, s: (frames(t / "in.npy"), write("f", b"x")(t, s))),
+    "fit/--set with a Python tag": Case("hostile pickle", fit_argv("--set", "model.cell_options=!!python/object/apply:"
+                                                                            "os.system ['touch PWNED']"), "not plain YAML"),
+    "fit/--set of an unclosed mapping": Case("wrong type", fit_argv("--set", "model.cell_options=[1,2"), "not plain YAML"),
+    "test/run config.yaml that is not YAML": Case("wrong type", lambda t, s: ["test", str(t / "run")], "not valid YAML",
+                                                  lambda t, s: (copy_run(t, s), write("run/config.yaml", b"a: [1,")(t, s))),
+    "test/run config.yaml with a Python tag": Case(
+        "hostile pickle", lambda t, s: ["test", str(t / "run")], "not valid YAML",
+        lambda t, s: (copy_run(t, s), write("run/config.yaml", b"task: !!python/object/apply:os.system ['touch PWNED']")
+                      (t, s))),
+    "test/raw pickle checkpoint": Case("hostile pickle", lambda t, s: ["test", str(t / "raw.ckpt")],
+                                       "refused to load", lambda t, s: raw_hostile_pickle(t / "raw.ckpt")),
+    "predict/frames of another size": Case("wrong shape", lambda t, s: PREDICT(t, s), "not resized",
+                                           lambda t, s: frames(t / "in.npy", (1, 10, 1, 32, 32))),
+    "predict/.npz without a context array": Case("wrong shape", lambda t, s: PREDICT(t, s, inp=t / "in.npz"), "context",
+                                                 lambda t, s: np.savez(t / "in.npz", a=np.zeros(2), b=np.zeros(2))),
+    "fit/base: that names nothing": Case("missing", lambda t, s: ["fit", "--config", str(t / "c.yaml")], "its `base:`",
+                                         write("c.yaml", b"base: nothere.yaml\n")),
+    "fit/num_hidden not a list": Case("wrong type", lambda t, s: ["fit", "--config", str(t / "c.yaml")],
+                                      "must be a list of integers", write("c.yaml", b"model:\n  num_hidden: 16\n")),
+    "test/a folder without checkpoints": Case("missing", lambda t, s: ["test", str(t / "empty")], "pass a run folder",
+                                              lambda t, s: (t / "empty").mkdir()),
+    "predict/NaN frames": Case("wrong type", lambda t, s: PREDICT(t, s), "drop or repair",
+                               lambda t, s: np.save(t / "in.npy", np.full((1, 10, 1, 64, 64), np.nan, np.float32))),
 }
+
+
+def raw_hostile_pickle(path: Path) -> None:
+    """A checkpoint written with pickle itself (protocol 4), not torch.save, whose unpickling calls os.system."""
+    import pickle
+
+    path.write_bytes(pickle.dumps({"state_dict": Payload(path.parent / "PWNED")}, protocol=4))
 
 
 def hashes(root: Path) -> dict[str, str]:

@@ -14,6 +14,8 @@ from stcbench.cli import main
     (["test", "run", "--max-epochs", "5"], "stcbench test: error: unrecognized arguments: --max-epochs 5"),
     (["test", "run", "--run-name", "x"], "stcbench test: error: unrecognized arguments: --run-name x"),
     (["test", "run", "--logger", "csv"], "stcbench test: error: unrecognized arguments: --logger csv"),
+    # and it tests the cell its checkpoint trained
+    (["test", "run", "--cell", "lif"], "stcbench test: error: unrecognized arguments: --cell lif"),
 ])
 def test_usage_errors_are_one_line(argv, expected, capsys):
     with pytest.raises(SystemExit) as exit_info:

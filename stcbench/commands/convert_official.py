@@ -38,7 +38,7 @@ def run(args) -> int:
     from stcbench.atomic import check_output_file
     from stcbench.training.official import convert
 
-    check_output_file(args.output, "--output")
+    check_output_file(args.output, "--output", "converted.ckpt")
     path = convert(args.reference, args.output, cell=args.cell, dataset=args.dataset, in_frames=args.in_frames,
                    out_frames=args.out_frames, patch_size=args.patch_size, channels=args.channels,
                    image_size=args.image_size, gradient_detach=args.gradient_detach, report=print)

@@ -27,7 +27,7 @@ def run(args) -> int:
     from stcbench.atomic import check_output_file
     from stcbench.training.predict import predict_file
 
-    check_output_file(args.output, "--output")
+    check_output_file(args.output, "--output", "predictions.npy")
     path = predict_file(args.checkpoint, args.input, args.output, out_frames=args.out_frames,
                         precision=args.precision, batch_size=args.batch_size, device=args.device)
     print(f"predictions written to {path}")

@@ -48,10 +48,9 @@ def _run_config(ckpt: Path) -> dict:
 
     run_dir = run_dir_of_checkpoint(ckpt)
     if run_dir is not None:
-        import yaml
+        from stcbench.engine.schema import read_yaml
 
-        loaded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        return {"task": loaded.get("task", "video")} if isinstance(loaded, dict) else {}
+        return {"task": read_yaml(run_dir / "config.yaml").get("task", "video")}
     if ckpt.is_file():
         return {"task": stored_config(ckpt).get("task", "video")}
     return {}

@@ -33,7 +33,8 @@ COMMON_FLAGS = {
 }
 
 
-TRAINING_FLAGS = ("--max-epochs", "--output-dir", "--run-name", "--scale")     # a test trains nothing, writes no run
+# a test trains nothing, writes no run, and tests the cell its checkpoint trained
+TRAINING_FLAGS = ("--max-epochs", "--output-dir", "--run-name", "--scale", "--cell")
 
 
 def add_override_arguments(parser: argparse.ArgumentParser, *, training: bool = True) -> None:

@@ -110,7 +110,9 @@ def read_yaml(path: str | Path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections (data:, model:, ...), got "
+                          f"{type(data).__name__}; pass a YAML config such as those `stcbench fit --config quick/mmnist "
+                          f"--print-config` prints")
     return data
 
 
@@ -128,7 +130,7 @@ def deep_merge(base: dict, update: dict) -> dict:
 def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """Read a YAML config (a path, or the name of a packaged config such as `quick/mmnist`) and
     resolve its `base:` chain into one mapping (not validated yet)."""
-    from stcbench.config_files import find_config
+    from stcbench.config_files import find_config, packaged_config
 
     path = find_config(path).resolve()
     if path in _seen:
@@ -145,7 +147,11 @@ def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: `base:` must be a path or a list of paths, got {bases!r}")
     merged: dict = {}
     for base in bases:
-        merged = deep_merge(merged, load_config_dict(_base_path(base, path.parent), (*_seen, path)))
+        base_path = _base_path(base, path.parent)
+        if not Path(base_path).exists() and packaged_config(str(base)) is None:
+            raise ConfigError(f"{path}: its `base:` {base!r} names no file ({base_path} does not exist) and no shipped "
+                              f"config; give a path relative to that file or a shipped name such as quick/mmnist")
+        merged = deep_merge(merged, load_config_dict(base_path, (*_seen, path)))
     return deep_merge(merged, data)
 
 
@@ -214,7 +220,7 @@ def _yaml_value(text: str) -> Any:
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
-        return text
+        return str(text)                # the text itself, no longer command-line text to be read
     if isinstance(value, str):
         try:
             return float(text)
@@ -304,7 +310,7 @@ def coerce(tp, value, key: str):
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list of {describe(item_tp)}, got {value!r}")
+            raise ConfigError(f"{key} must be {describe(tp)}, got {value!r}")
         return [coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is dict or origin is dict:
         if value is None:
@@ -380,7 +386,18 @@ def _from_text(tp, text: str, key: str):
         return [_from_text(item_tp, item, f"{key}[{i}]") for i, item in enumerate(items)]
     if dataclasses.is_dataclass(tp):
         raise ConfigError(f"{key} is a section; set its keys one by one ({key}.<key>=value)")
+    _check_yaml(text, key)
     return coerce(tp, _yaml_value(text), key)
+
+
+def _check_yaml(text: str, key: str) -> None:
+    """A structured value typed on the command line must be plain YAML (no tags that name Python objects)."""
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+        raise ConfigError(f"{key}={text!r} is not plain YAML ({problem}); write a value such as "
+                          f"{key}={{threshold: 0.5}} (quote it for the shell)") from None
 
 
 def _union_from_text(options: tuple, text: str, key: str, tp):

@@ -290,12 +290,12 @@ def _raise_out_of_range(true: torch.Tensor, offset: int, name: str) -> None:
 
 
 def _raise_non_finite(pred: torch.Tensor, true: torch.Tensor, offset: int, names: tuple[str, str]) -> None:
-    for name, block in zip(names, (pred, true)):
+    fixes = ("fix or drop the diverged predictions before evaluating", "fix or drop those target sequences")
+    for name, block, fix in zip(names, (pred, true), fixes):
         finite = torch.isfinite(block).flatten(1).all(dim=1)
         if not bool(finite.all()):
             index = offset + int((~finite).nonzero()[0])
-            raise DataError(f"{name} contain NaN or infinite values (first in sequence {index}); "
-                            "fix or drop the diverged predictions before evaluating")
+            raise DataError(f"{name}: NaN or infinite values (first in sequence {index}); {fix}")
     raise DataError(f"{names[0]} give non-finite errors (sequences from {offset}); values are too large")
 
 

@@ -1,6 +1,7 @@
 """`stcbench predict`: frames in, predicted frames out, from any stcbench checkpoint."""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,12 @@ def read_frames(path: str | Path, spec) -> np.ndarray:
         raise DataError(f"input file {str(path)!r} does not exist; pass a .npy array [N, T_in, C, H, W]")
     try:
         frames = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        if isinstance(frames, np.lib.npyio.NpzFile):
+            frames = _frames_of_archive(path, frames)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npy array ({array_load_problem(exc)}); save frames with "
                         f"numpy.save") from None
-    expected = f"[N, {spec.in_frames}, {spec.channels}, H, W] (H, W divisible by patch size {spec.patch_size})"
+    expected = f"[N, {spec.in_frames}, {spec.channels}, {spec.height}, {spec.width}]"
     if frames.ndim != 5:
         raise DataError(f"{path}: shape {frames.shape}; expected 5 dimensions {expected}")
     n, t, c, h, w = frames.shape
@@ -47,15 +50,28 @@ def read_frames(path: str | Path, spec) -> np.ndarray:
                         f"expected {expected}")
     if c != spec.channels:
         raise DataError(f"{path}: {c} channels but the model was trained on {spec.channels}; expected {expected}")
-    if h % spec.patch_size or w % spec.patch_size:
-        raise DataError(f"{path}: frame size {h}x{w} is not divisible by the patch size {spec.patch_size}")
+    if (h, w) != (spec.height, spec.width):
+        raise DataError(f"{path}: frames of {h}x{w} pixels, but the model was trained on {spec.height}x{spec.width} "
+                        f"frames (they are not resized); resize the frames to {spec.height}x{spec.width} first")
     if not np.issubdtype(frames.dtype, np.floating):
         if frames.dtype == np.uint8:
             raise DataError(f"{path}: uint8 frames; convert to float in [0, 1] first (frames / 255.0)")
         raise DataError(f"{path}: dtype {frames.dtype}; expected float frames in [0, 1]")
     if not np.isfinite(frames).all():
-        raise DataError(f"{path}: contains NaN or infinite values")
+        raise DataError(f"{path}: contains NaN or infinite values; drop or repair those sequences first")
     return frames[:, :spec.in_frames]
+
+
+def _frames_of_archive(path: Path, archive) -> np.ndarray:
+    """The frames of an .npz archive: its `context` array (as a run's predictions.npz holds), or its only array."""
+    with archive:
+        names = archive.files
+        if "context" in names:
+            return archive["context"]
+        if len(names) == 1:
+            return archive[names[0]]
+    raise DataError(f"{path}: an .npz archive with arrays {sorted(names)}; predict reads its `context` array or its "
+                    f"only array: save the frames with numpy.save (or numpy.savez(path, context=frames))")
 
 
 def warn_if_off_scale(frames: np.ndarray, path) -> None:

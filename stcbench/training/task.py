@@ -359,7 +359,8 @@ def checkpoint_for_test(path: str | Path) -> Path:
                           path / "checkpoints" / "last.ckpt", path / "best.ckpt", path / "last.ckpt"):
             if candidate is not None and candidate.is_file():
                 return candidate
-        raise ConfigError(f"{path} holds no checkpoints/best.ckpt or last.ckpt")
+        raise ConfigError(f"{path} holds no checkpoints/best.ckpt or last.ckpt; pass a run folder written by "
+                          f"`stcbench fit` (runs/<dataset>/<cell>/<run>) or a .ckpt file")
     if not path.is_file():
         raise ConfigError(f"checkpoint {str(path)!r} does not exist; pass a .ckpt file or a run directory")
     return path

@@ -122,3 +122,14 @@ def test_print_config_loads_the_plugin_cell_named_with_set(tmp_path, capsys, mon
     printed = yaml.safe_load(capsys.readouterr().out)
     assert code == 0, capsys.readouterr().err
     assert printed["plugins"] == [str(template)]
+
+
+def test_predict_reads_the_context_of_an_npz_archive(trained_run, tmp_path, capsys):
+    """A run's predictions.npz holds the test context as `context`: predict reads it as the .npy of the same frames."""
+    rng = np.random.default_rng(0)
+    context = rng.random((2, 10, 1, 64, 64)).astype(np.float32)
+    np.save(tmp_path / "in.npy", context)
+    np.savez(tmp_path / "in.npz", context=context, truth=context)
+    for name in ("in.npy", "in.npz"):
+        assert main(["predict", str(trained_run), "-i", str(tmp_path / name), "-o", str(tmp_path / f"{name}.out.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "in.npy.out.npy"), np.load(tmp_path / "in.npz.out.npy"))
