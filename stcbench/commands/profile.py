@@ -136,6 +136,7 @@ def run(args) -> int:
         ("batch / measured steps", f"{result.batch} / {result.steps}"),
         ("warm-up seconds", f"{result.warmup_seconds:.2f}"),
         ("seconds per step (median)", f"{result.seconds_per_step:.4f}"),
+        ("fastest / slowest step", f"{min(result.step_times):.4f} / {max(result.step_times):.4f}"),
         ("sequences per second", f"{result.sequences_per_second:.2f}"),
         ("peak memory (MiB)", f"{result.peak_memory_mb:.1f}  [{result.memory_method}]"),
     ]
@@ -150,4 +151,22 @@ def run(args) -> int:
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     print(dumps(result.to_dict(), indent=None))
+    warn_if_unsteady(result.step_times)
     return 0
+
+
+UNSTEADY = 1.5          # slowest / fastest measured step above which a median of a few steps says little
+
+
+def warn_if_unsteady(times: list[float]) -> None:
+    """A spread of step times that other work on the machine (or too few steps) makes: say so."""
+    import os
+    import sys
+
+    fastest, slowest = min(times), max(times)
+    if slowest <= UNSTEADY * fastest:
+        return
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"warning: the measured steps took {fastest:.3f} to {slowest:.3f} s ({slowest / fastest:.1f}x apart; load "
+          f"average {load:.1f} on {os.cpu_count()} cores): other work on the machine or too few steps; measure again "
+          f"on a quiet machine, with more --steps", file=sys.stderr)

@@ -100,8 +100,12 @@ def wandb_logger(*, project: str, entity: str | None, name: str, log_dir: Path, 
         settings["settings"] = wandb.Settings(init_timeout=60, silent=True)
     except Exception:  # pragma: no cover - very old wandb
         pass
-    return WandbLogger(project=project, entity=entity, name=name, save_dir=str(log_dir), mode=mode,
-                       config=config, log_model=False, **settings)
+    logger = WandbLogger(project=project, entity=entity, name=name, save_dir=str(log_dir), mode=mode,
+                         config=config, log_model=False, **settings)
+    init = getattr(logger, "_wandb_init", None)
+    if isinstance(init, dict) and init.get("anonymous") is None:
+        init.pop("anonymous", None)          # Lightning passes anonymous=None, which wandb warns has no effect
+    return logger
 
 
 def finish_wandb(loggers: list, failed: bool = False) -> None:

@@ -71,3 +71,13 @@ def test_profile_takes_batch_patch_and_filter_from_the_config(capsys, tmp_path):
     assert result["batch"] == 2 and result["patch_size"] == 4 and result["filter_size"] == 3
     assert result["params"] == count_parameters(expected)
     assert result["params"] != count_parameters(RecurrentPredictor("lif", 1, [16], patch_size=2, filter_size=5))
+
+
+def test_unsteady_step_times_are_pointed_out(capsys):
+    from stcbench.commands.profile import warn_if_unsteady
+
+    warn_if_unsteady([0.74, 1.67, 3.84])
+    err = capsys.readouterr().err
+    assert "0.740 to 3.840 s (5.2x apart" in err and "more --steps" in err
+    warn_if_unsteady([1.0, 1.1, 1.4])
+    assert capsys.readouterr().err == ""

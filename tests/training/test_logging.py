@@ -35,7 +35,7 @@ def test_a_stored_login_counts_for_any_wandb_host(no_wandb_credentials, tmp_path
     assert wandb_mode("auto") == ("online" if online else "offline")
 
 
-def test_wandb_offline_run_files(no_wandb_credentials, mmnist_root, tmp_path, monkeypatch):
+def test_wandb_offline_run_files(no_wandb_credentials, mmnist_root, tmp_path, monkeypatch, capfd):
     import socket
 
     lookups = []
@@ -49,6 +49,7 @@ def test_wandb_offline_run_files(no_wandb_credentials, mmnist_root, tmp_path, mo
                          logging={"loggers": ["csv", "wandb"], "wandb_project": "stcbench-test"})
     run_dir = fit(config)
     assert lookups == []                                            # offline: this process asks for no host
+    assert "anonymous" not in capfd.readouterr().err                # no warning about a setting stcbench never made
     runs = list((run_dir / "logs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, list((run_dir / "logs").rglob("*"))
     (record,) = runs[0].glob("run-*.wandb")                         # the log `wandb sync` uploads
