@@ -10,7 +10,7 @@ from stcbench.data import kth, mmnist, taxibj
 from stcbench.data.common import fix_hint
 from stcbench.data.fileio import missing_file, read_npy_header
 from stcbench.data.loaders import build_splits, data_source
-from stcbench.data.specs import get_dataset_spec, resolve_data_root
+from stcbench.data.specs import get_dataset_spec, require_folder_root
 from stcbench.errors import DataError
 
 RANGE_PROBES = 64      # samples per split whose value range the report shows
@@ -19,7 +19,7 @@ RANGE_PROBES = 64      # samples per split whose value range the report shows
 def verify_files(name: str, data_root: str | os.PathLike | None = None) -> None:
     """Cheap check that the files exist and their headers are sane (no full read)."""
     spec = get_dataset_spec(name)
-    root = resolve_data_root(data_root)
+    root = require_folder_root(data_root)
     fix = fix_hint(spec.name, root)
     folder = spec.folder_path(root)
     if spec.name == "mmnist":
@@ -60,7 +60,7 @@ def check_dataset(name: str, data_root: str | os.PathLike | None = None, selecti
                   log=None) -> dict:
     """Read every split with full validation; sizes, sample shapes and value ranges per split."""
     spec = get_dataset_spec(name)
-    root = resolve_data_root(data_root)
+    root = require_folder_root(data_root)
     splits = build_splits(spec.name, root, selection=selection, log=log)
     report = {"dataset": spec.name, "data_root": str(root), "selection": selection,
               "source": data_source(spec.name, root).get("source"), "rules": splits.rules,

@@ -80,6 +80,11 @@ def cap(dataset: Dataset, n: int | None) -> Dataset:
     return FirstN(dataset, n) if int(n) < len(dataset) else dataset
 
 
+def counted(used: int, available: int) -> str:
+    """How many items a split uses: `N`, or `the first K of N` where a cap keeps only K."""
+    return str(available) if used == available else f"the first {used} of {available}"
+
+
 @dataclass
 class Splits:
     """Train / validation / test datasets of one benchmark, plus how they were made."""

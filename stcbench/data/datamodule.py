@@ -15,7 +15,7 @@ from stcbench.data.generators import generate_dataset
 from stcbench.data.loaders import build_splits, data_source
 from stcbench.data.sampler import EpochSampler
 from stcbench.data.checksum import dataset_checksum
-from stcbench.data.specs import get_dataset_spec, resolve_data_root
+from stcbench.data.specs import get_dataset_spec, require_folder_root
 from stcbench.errors import ConfigError
 
 EMBEDDED_SEED = 0          # the embedded default is always the same data
@@ -41,7 +41,7 @@ class STDataModule(L.LightningDataModule):
                  test_samples: int | None = None, generate_if_missing: bool = False):
         super().__init__()
         self.spec = get_dataset_spec(dataset)
-        self.data_root = resolve_data_root(data_root)
+        self.data_root = require_folder_root(data_root)
         if int(batch_size) < 1 or (val_batch_size is not None and int(val_batch_size) < 1):
             raise ConfigError(f"batch sizes must be positive, got {batch_size} / {val_batch_size}")
         self.batch_size = int(batch_size)
@@ -60,7 +60,8 @@ class STDataModule(L.LightningDataModule):
         folder = self.spec.folder_path(self.data_root)
         if self.generate_if_missing and (not folder.exists() or not any(folder.iterdir())):
             check_output_folder(folder, "data folder", "--data-root (data.data_root)")
-            _say(f"{folder} is empty: generating the small embedded default "
+            state = "is empty" if folder.exists() else "does not exist"
+            _say(f"{folder} {state}: generating the small embedded default "
                  f"(synthetic stand-in, not the published {self.spec.title} data)")
             if folder.exists():
                 folder.rmdir()

@@ -16,8 +16,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
-from stcbench.errors import DataError
+from stcbench.errors import ConfigError, DataError
 
 DOWNLOADS = ".stcbench_downloads"
 CHUNK = 1 << 20
@@ -112,12 +113,19 @@ class ResumableDownloader:
                 HTTPDownloader(progressbar=bar, chunk_size=TRANSFER_CHUNK, timeout=self.timeout, headers=headers)(
                     url, out, pooch)
         except requests.exceptions.RequestException as exc:
-            have = self.partial.stat().st_size if self.partial.exists() else 0
-            raise DataError(f"download of {url} stopped after {have:,} bytes ({type(exc).__name__}); run the "
-                            f"same command again to resume from there") from None
+            raise self._stopped(url, exc) from None
         finally:
             bar.close()
         os.replace(self.partial, output_file)
+
+    def _stopped(self, url: str, exc: Exception) -> DataError:
+        have = self.partial.stat().st_size if self.partial.exists() else 0
+        if have:
+            return DataError(f"download of {url} stopped after {have:,} bytes ({failure(exc)}); run the same "
+                             f"command again to resume from there")
+        self.partial.unlink(missing_ok=True)
+        return DataError(f"download of {url} failed before any data arrived ({failure(exc)}); check the address "
+                         f"(--mirror) and the network, then run the same command again")
 
     def _accepts_ranges(self, url: str, requests) -> bool:
         try:
@@ -125,6 +133,22 @@ class ResumableDownloader:
         except requests.exceptions.RequestException:
             return False
         return head.ok and head.headers.get("Accept-Ranges", "").lower() == "bytes"
+
+
+def failure(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None:
+        return f"HTTP {response.status_code} {response.reason}"
+    return type(exc).__name__
+
+
+def check_mirror(mirror: str | None) -> None:
+    if mirror is None:
+        return
+    parts = urlsplit(mirror)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"--mirror {mirror!r} is not an http:// or https:// address; pass the URL of the folder "
+                          f"that holds the files, e.g. --mirror https://example.org/datasets")
 
 
 def source_url(source: Source, mirror: str | None) -> str:
@@ -210,11 +234,12 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, m
                      force: bool = False, log: Callable[[str], None] = print) -> dict:
     """Download, verify and install one dataset; returns what was installed with its checksums."""
     from stcbench.atomic import replacing_directory
-    from stcbench.data.specs import get_dataset_spec, resolve_data_root
+    from stcbench.data.specs import get_dataset_spec, require_folder_root
 
     spec = get_dataset_spec(name)
     key = "kth" if spec.folder == "kth" else spec.name
-    root = resolve_data_root(data_root)
+    check_mirror(mirror)
+    root = require_folder_root(data_root)
     folder = root / DATASET_FOLDERS[key]
     if not force and dataset_is_present(folder, spec.files):
         log(f"{key}: already in {folder} (pass --force to download it again)")
@@ -223,8 +248,14 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, m
         raise DataError(f"{folder} already holds other data (the generated default or an incomplete copy); "
                         f"pass --force to replace it with the download, or choose another --data-root")
     cache = root / DOWNLOADS / key
+    made = [path for path in (root, root / DOWNLOADS, cache) if not path.exists()]
     cache.mkdir(parents=True, exist_ok=True)
-    fetched = [(source, fetch(source, cache, mirror, log)) for source in SOURCES[key]]
+    try:
+        fetched = [(source, fetch(source, cache, mirror, log)) for source in SOURCES[key]]
+    except BaseException:
+        for path in reversed(made):             # nothing arrived: no empty folders left behind
+            _remove_if_empty(path)
+        raise
     files = {}
     for source, path in fetched:
         files[source.name] = {"bytes": path.stat().st_size, "sha256": file_digest(path, "sha256"),

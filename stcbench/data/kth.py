@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from stcbench.data.common import FrameSequenceDataset, MappedArray, Splits, cap, check_selection, fix_hint
+from stcbench.data.common import (FrameSequenceDataset, MappedArray, Splits, cap, check_selection, counted,
+                                  fix_hint)
 from stcbench.atomic import replacing, write_text as atomic_write_text
 from stcbench.data.fileio import read_npy_header
 from stcbench.data.resize import resize_linear_u8
@@ -267,14 +268,15 @@ def build_splits(data_root: Path, selection: str = "val", seed: int = 42,
     frames = cached_frames(data_root, videos, fix, log=log)
     persons = person_splits(selection)
     lengths = {"train": train_frames, "val": eval_frames, "test": eval_frames}
+    caps = {"train": train_samples, "val": val_samples, "test": test_samples}
     datasets = {split: KTHWindows(frames, table.split_windows(persons[split], lengths[split]),
-                                  lengths[split]) for split in ("train", "val", "test")}
-    rules = {split: f"persons {persons[split].start:02d}-{persons[split].stop - 1:02d}, "
-                    f"windows of {lengths[split]} frames ({len(datasets[split])})"
-             for split in datasets}
+                                  lengths[split]) for split in caps}
+    used = {split: cap(datasets[split], caps[split]) for split in caps}
+    rules = {split: f"persons {persons[split].start:02d}-{persons[split].stop - 1:02d}, windows of "
+                    f"{lengths[split]} frames ({counted(len(used[split]), len(datasets[split]))})"
+             for split in caps}
     if selection == "openstl_test":
-        rules["val"] = "the test split"
+        rules["val"] = f"the test split ({counted(len(used['val']), len(datasets['val']))} windows)"
     rules["videos"] = len(videos)
     rules["frames"] = int(len(frames))
-    return Splits(train=cap(datasets["train"], train_samples), val=cap(datasets["val"], val_samples),
-                  test=cap(datasets["test"], test_samples), rules=rules)
+    return Splits(train=used["train"], val=used["val"], test=used["test"], rules=rules)

@@ -7,7 +7,7 @@ from pathlib import Path
 from stcbench.data import kth, mmnist, taxibj
 from stcbench.data.common import Splits
 from stcbench.data.fileio import read_marker
-from stcbench.data.specs import get_dataset_spec, resolve_data_root
+from stcbench.data.specs import get_dataset_spec, require_folder_root
 
 
 def build_splits(name: str, data_root: str | os.PathLike | None = None, selection: str = "val",
@@ -15,7 +15,7 @@ def build_splits(name: str, data_root: str | os.PathLike | None = None, selectio
                  test_samples: int | None = None, log=None) -> Splits:
     """Train / validation / test datasets of `name`, read and validated from `data_root`."""
     spec = get_dataset_spec(name)
-    root = resolve_data_root(data_root)
+    root = require_folder_root(data_root)
     caps = dict(train_samples=train_samples, val_samples=val_samples, test_samples=test_samples)
     if spec.name == "mmnist":
         return mmnist.build_splits(root, selection, seed, **caps)

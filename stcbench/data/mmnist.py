@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stcbench.data.common import FrameSequenceDataset, MappedArray, Splits, cap, check_selection, fix_hint
+from stcbench.data.common import (FrameSequenceDataset, MappedArray, Splits, cap, check_selection, counted,
+                                  fix_hint)
 from stcbench.data.fileio import open_npy_memmap, read_idx3
 from stcbench.errors import DataError
 
@@ -163,12 +164,14 @@ def build_splits(data_root: Path, selection: str = "val", seed: int = 42,
     else:
         train = GeneratedMovingMNIST(images, pools["all"], epoch_length, seed)
         val = test
+    used_val, used_test = cap(val, val_samples), cap(test, test_samples)
     rules = {
         "images": len(images),
         "train_images": list(pools["train" if selection == "val" else "all"]),
         "train": f"{epoch_length} sequences generated per epoch, seeded by (seed, epoch, index)",
-        "val": (f"{len(val)} fixed sequences from images {pools['val'][0]}-{pools['val'][1] - 1}, "
-                f"seed {VALIDATION_SEED}" if selection == "val" else "the test file"),
-        "test": f"{TEST_FILE} ({len(test)} sequences)",
+        "val": (f"{counted(len(used_val), len(val))} fixed sequences from images {pools['val'][0]}-"
+                f"{pools['val'][1] - 1}, seed {VALIDATION_SEED}" if selection == "val"
+                else f"the test file ({counted(len(used_val), len(val))} sequences)"),
+        "test": f"{TEST_FILE} ({counted(len(used_test), len(test))} sequences)",
     }
-    return Splits(train=train, val=cap(val, val_samples), test=cap(test, test_samples), rules=rules)
+    return Splits(train=train, val=used_val, test=used_test, rules=rules)

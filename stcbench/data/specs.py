@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stcbench.errors import ConfigError
+from stcbench.errors import ConfigError, DataError
 
 DATA_ROOT_ENV = "STCBENCH_DATA_ROOT"
 DEFAULT_DATA_ROOT = "datasets"
@@ -113,3 +113,12 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
     if data_root is None or str(data_root) == "":
         data_root = os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT
     return Path(data_root).expanduser()
+
+
+def require_folder_root(data_root: str | os.PathLike | None = None) -> Path:
+    """`resolve_data_root`, refusing a data root that is a file (the datasets live in folders under it)."""
+    root = resolve_data_root(data_root)
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: the data root is a file, not a folder. Fix: pass --data-root (or set "
+                        f"${DATA_ROOT_ENV} to) a folder that holds or will hold the datasets")
+    return root

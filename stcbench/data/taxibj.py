@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stcbench.data.common import FrameSequenceDataset, Splits, cap, check_selection, fix_hint
+from stcbench.data.common import FrameSequenceDataset, Splits, cap, check_selection, counted, fix_hint
 from stcbench.data.fileio import missing_file
 from stcbench.errors import DataError
 
@@ -101,17 +101,20 @@ def build_splits(data_root: Path, selection: str = "val", seed: int = 42,
     arrays = read_arrays(path, fix_hint("taxibj", data_root))
     n_train = len(arrays["X_train"])
     test = TaxiBJWindows(arrays["X_test"], arrays["Y_test"])
+    used_test = cap(test, test_samples)
     if selection == "val":
         fit, held = split_indices(n_train)
-        train = TaxiBJWindows(arrays["X_train"][fit], arrays["Y_train"][fit])
-        val = TaxiBJWindows(arrays["X_train"][held], arrays["Y_train"][held])
-        rules = {"train": f"X_train[0:{fit.stop}]",
-                 "val": f"X_train[{held.start}:{held.stop}] (last {held.stop - held.start}; "
+        train = cap(TaxiBJWindows(arrays["X_train"][fit], arrays["Y_train"][fit]), train_samples)
+        val = cap(TaxiBJWindows(arrays["X_train"][held], arrays["Y_train"][held]), val_samples)
+        rules = {"train": f"X_train[0:{len(train)}]",
+                 "val": f"X_train[{held.start}:{held.start + len(val)}] "
+                        f"({counted(len(val), held.stop - held.start)} of the last {held.stop - held.start}; "
                         f"{GAP} samples before them dropped)"}
     else:
-        train = TaxiBJWindows(arrays["X_train"], arrays["Y_train"])
-        val = test
-        rules = {"train": f"X_train[0:{n_train}]", "val": "the test split"}
-    rules.update(test=f"X_test ({len(test)} samples)", file_train=n_train, file_test=len(test))
-    return Splits(train=cap(train, train_samples), val=cap(val, val_samples),
-                  test=cap(test, test_samples), rules=rules)
+        train = cap(TaxiBJWindows(arrays["X_train"], arrays["Y_train"]), train_samples)
+        val = cap(test, val_samples)
+        rules = {"train": f"X_train[0:{len(train)}]",
+                 "val": f"the test split ({counted(len(val), len(test))} samples)"}
+    rules.update(test=f"X_test ({counted(len(used_test), len(test))} samples)", file_train=n_train,
+                 file_test=len(test))
+    return Splits(train=train, val=val, test=used_test, rules=rules)

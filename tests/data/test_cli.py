@@ -131,3 +131,19 @@ def test_generate_refuses_to_overwrite_and_bad_params(tmp_path, capsys):
     assert code == 2 and "KEY=VALUE" in err
     code, _, err = run(capsys, "generate", "--dataset", "cifar", "--data-root", str(tmp_path))
     assert code == 2 and "mmnist, taxibj, kth, kth40" in err
+
+
+@pytest.mark.parametrize("action", [
+    ["check", "--dataset", "mmnist"],
+    ["check", "--dataset", "kth"],
+    ["generate", "--dataset", "taxibj"],
+    ["download", "--dataset", "mmnist", "--mirror", "http://127.0.0.1:9"],
+])
+def test_a_data_root_that_is_a_file_is_named_as_such(tmp_path, capsys, action):
+    root = tmp_path / "afile"
+    root.write_text("not a folder")
+    code, _, err = run(capsys, *action, "--data-root", str(root))
+    assert code == 2 and err.count("\n") == 1
+    assert f"{root}: the data root is a file, not a folder" in err
+    assert "not found" not in err and "data generate" not in err
+    assert root.read_text() == "not a folder" and sorted(tmp_path.iterdir()) == [root]

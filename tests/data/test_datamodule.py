@@ -134,3 +134,25 @@ def test_epoch_still_advances_when_lightning_wraps_the_sampler_for_ddp():
     second = [list(w) for w in ranks]
     assert sorted(first[0] + first[1]) == list(range(10))            # epoch 0, split over ranks
     assert sorted(second[0] + second[1]) == list(range(10, 20))      # epoch 1 draws new sequences
+
+
+def test_generate_if_missing_says_whether_the_folder_was_missing_or_empty(tmp_path, capsys):
+    STDataModule("taxibj", tmp_path / "a", generate_if_missing=True).prepare_data()
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'a' / 'taxibj'} does not exist: generating" in err and "is empty" not in err
+    (tmp_path / "b" / "taxibj").mkdir(parents=True)
+    STDataModule("taxibj", tmp_path / "b", generate_if_missing=True).prepare_data()
+    assert f"{tmp_path / 'b' / 'taxibj'} is empty: generating" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, unit", [("mmnist", "fixed sequences"), ("taxibj", "of the last"),
+                                        ("kth", "windows of 30 frames")])
+def test_split_rules_state_the_capped_counts(generated_root, name, unit):
+    full = STDataModule(name, generated_root).describe()
+    capped = STDataModule(name, generated_root, batch_size=4, train_samples=8, val_samples=3,
+                          test_samples=2).describe()
+    assert capped["counts"]["val"] == 3 and capped["counts"]["test"] == 2
+    rules = capped["rules"]
+    assert f"the first 3 of {full['counts']['val']}" in rules["val"] and unit in rules["val"]
+    assert f"the first 2 of {full['counts']['test']}" in rules["test"]
+    assert "the first" not in full["rules"]["val"] and "the first" not in full["rules"]["test"]

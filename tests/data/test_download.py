@@ -192,3 +192,34 @@ def test_an_archive_is_unpacked_into_the_dataset_folder(tmp_path, generated_root
     assert (root / "taxibj" / "dataset.npz").read_bytes() == npz
     assert check_dataset("taxibj", root)["source"] == "real"
     assert hashlib.sha256(buffer.getvalue()).hexdigest() in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mirror", ["notaurl", "file:///tmp", "ftp://example.org/data", "http://"])
+def test_a_mirror_that_is_not_an_http_url_is_refused_up_front(tmp_path, mirror, capsys):
+    root = tmp_path / "data"
+    assert cli.main(["data", "download", "--dataset", "mmnist", "--data-root", str(root), "--mirror", mirror]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and repr(mirror) in err and "http:// or https://" in err and "resume" not in err
+    assert not root.exists()
+
+
+def test_a_mirror_that_does_not_answer_leaves_no_part_file_or_folder(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as probe:                      # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = tmp_path / "data"
+    assert cli.main(["data", "download", "--dataset", "mmnist", "--data-root", str(root),
+                     "--mirror", f"http://127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert "before any data arrived" in err and "resume from there" not in err
+    assert not root.exists()
+
+
+def test_a_missing_file_on_the_mirror_names_the_http_status(tmp_path, served, capsys):
+    del served.files["mnist_test_seq.npy"]
+    root = tmp_path / "data"
+    assert download(root, served) == 2
+    assert "HTTP 404" in capsys.readouterr().err
+    assert not list((root / dl.DOWNLOADS).rglob("*.part"))      # the first file stays for the next call

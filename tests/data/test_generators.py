@@ -23,7 +23,6 @@ def digest(folder):
 @pytest.mark.parametrize("name, params", [
     ("mmnist", {"test_sequences": "6"}),
     ("taxibj", {"train_days": "2", "test_days": "1"}),
-    ("kth", {"persons": "2", "frames_per_video": "3"}),
 ])
 def test_generation_is_deterministic_by_seed(tmp_path, name, params):
     a = generate_dataset(name, tmp_path / "a", seed=3, overrides=params)
@@ -94,3 +93,42 @@ def test_small_default_sizes_support_every_split(generated_root):
     sizes = generators.generator_params("kth")
     assert sizes.frames_per_video >= 50                               # kth40 test windows
     assert np.load(generated_root / "moving_mnist" / "mnist_test_seq.npy", mmap_mode="r").shape[1] == 24
+
+
+def test_the_kth_writer_is_deterministic_by_seed(tmp_path):
+    from stcbench.data.generators import kth as kth_gen
+
+    params = kth_gen.KTHParams(persons=2, frames_per_video=3)     # below the usable range: the writer alone
+    folders = {name: tmp_path / name for name in "abc"}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        kth_gen.write(folders[name], params, seed)
+    assert digest(folders["a"]) == digest(folders["b"]) != digest(folders["c"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--dataset", "mmnist", "--param", "test_sequences=0"], ["test_sequences=0", ">= 1", "default 300"]),
+    (["--dataset", "mmnist", "--param", "test_sequences=-5"], ["test_sequences=-5", ">= 1"]),
+    (["--dataset", "mmnist", "--param", "held_out_digits=-3"], ["held_out_digits=-3", "0..", "0 = a tenth",
+                                                                "default 0"]),
+    (["--dataset", "taxibj", "--param", "peak_count=nan"], ["peak_count=nan", "1..1000000"]),
+    (["--dataset", "taxibj", "--param", "peak_count=inf"], ["peak_count=inf", "1..1000000"]),
+    (["--dataset", "taxibj", "--param", "train_days=1"], ["train_days=1", ">= 2"]),
+    (["--dataset", "kth", "--param", "jpeg_quality=500"], ["jpeg_quality=500", "1..100", "default 90"]),
+    (["--dataset", "kth", "--param", "persons=3"], ["persons=3", "17..25"]),
+    (["--dataset", "kth", "--param", "frames_per_video=10"], ["frames_per_video=10", ">= 30"]),
+    (["--dataset", "mmnist", "--seed", "-1"], ["--seed -1", ">= 0"]),
+])
+def test_out_of_range_parameters_are_refused_up_front(tmp_path, capsys, argv, words):
+    from stcbench.cli import main
+
+    root = tmp_path / "data"
+    assert main(["data", "generate", "--data-root", str(root), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and all(word in err for word in words), err
+    assert "numpy" not in err and "negative dimensions" not in err and "lam value" not in err
+    assert not root.exists()
+
+
+def test_held_out_digits_range_starts_at_its_default():
+    allowed = generators.mmnist.param_ranges(generators.generator_params("mmnist"))["held_out_digits"]
+    assert allowed.admits(mmnist_gen.MovingMNISTParams().held_out_digits) and not allowed.admits(-1)

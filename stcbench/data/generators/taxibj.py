@@ -17,6 +17,8 @@ import numpy as np
 
 from stcbench.data.taxibj import FILE
 
+from .ranges import Allowed
+
 SLOTS_PER_DAY = 48
 GRID = 32
 
@@ -29,6 +31,15 @@ class TaxiBJParams:
 
 
 PRESETS = {"small": {}, "medium": {"train_days": 140, "test_days": 28}}
+RANGES = {
+    "train_days": Allowed(2, None, "days of training slots; fewer leave no validation windows"),
+    "test_days": Allowed(1, None, "days of test slots"),
+    "peak_count": Allowed(1, 1e6, "taxis in a busy cell at rush hour"),
+}
+
+
+def param_ranges(params: TaxiBJParams) -> dict[str, Allowed]:
+    return RANGES
 
 
 def gaussian_blobs(rng: np.random.Generator, count: int, centre_range: tuple[float, float],
