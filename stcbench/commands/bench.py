@@ -13,7 +13,7 @@ from stcbench.config_files import PACKAGED_CONFIGS
 from stcbench.commands.table import add_baseline_option, resolve_baseline
 from stcbench.errors import ConfigError
 from stcbench.reports.runs import DEFAULT_BASELINE
-from stcbench.reports.launch import (SlurmOptions, describe_failures, make_executor, parse_shard,
+from stcbench.reports.launch import (SlurmOptions, counted, describe_failures, make_executor, parse_shard,
                                      recorded_failures, require_sbatch, submit, take_shard)
 from stcbench.reports.suites import SUITES, check_configs, execute, make_committable, plan_suite
 
@@ -27,6 +27,9 @@ class ListedValues(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         items = [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+        if not items:
+            parser.error(f"{option_string} {' '.join(values)!r}: no {self.dest} given; name at least one, or leave "
+                         f"{option_string} out for the default")
         try:
             setattr(namespace, self.dest, [self.convert(item) for item in items])
         except ValueError:
@@ -125,11 +128,12 @@ def run(args, fit=None, memory_suite=None) -> int:
     check_configs(planned)                        # a bad --set or --seeds stops here, before any run
     planned = take_shard(planned, shard)
     part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-    print(f"suite {args.suite}: {len(planned)} runs{part} -> {out / 'runs'}")
+    print(f"suite {args.suite}: {counted(len(planned), 'run')}{part} -> {out / 'runs'}")
     for item in planned:
         print("  " + item.describe())
     if args.dry_run:
-        print("report ->", out / "report.md")
+        if shard is None and not args.no_report:
+            print("report ->", out / "report.md")
         return 0
     if not getattr(args, "collect", False):
         if launcher == "slurm":
@@ -151,14 +155,15 @@ def run(args, fit=None, memory_suite=None) -> int:
                        header=suite_header(args)))
     if not getattr(args, "keep_checkpoints", False):
         finished = [item.finished_metrics().parent for item in planned if item.done]
-        for run_dir in finished:
-            make_committable(run_dir)
-        print(f"removed the checkpoints of {len(finished)} runs and cut their predictions.npz to what the "
-              f"report shows (keep them with --keep-checkpoints)")
+        cleaned = [run_dir for run_dir in finished if make_committable(run_dir)]
+        if cleaned:
+            print(f"removed the checkpoints of {counted(len(cleaned), 'run')} and cut their predictions.npz to "
+                  f"what the report shows (keep them with --keep-checkpoints)")
     failed = {(run.dataset, run.name) for run, _ in failures}
     pending = [item for item in planned if not item.done and (item.dataset, item.name) not in failed]
     if pending:
-        print(f"{len(pending)} planned run(s) have not finished yet; run the same command with --collect later")
+        print(f"not finished yet: {counted(len(pending), 'planned run')}; run the same command with --collect "
+              f"later")
     return finish(failures, out)
 
 
@@ -179,7 +184,7 @@ def submit_to_slurm(args, planned: list, out: Path) -> int:
                            cpus=args.slurm_cpus, mem_gb=args.slurm_mem_gb, account=args.slurm_account,
                            max_requeue=args.slurm_max_requeue)
     folder = out / "slurm"
-    print(f"submitting {len(todo)} job(s); logs in {folder}/")
+    print(f"submitting {counted(len(todo), 'job')}; logs in {folder}/")
     submit(todo, out, make_executor(folder, options))
     print("when they have finished: the same command with --collect writes the tables and the report")
     return 0
@@ -217,22 +222,37 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
     if args.datasets:
         raise ConfigError("--datasets is for the video suites; use --tasks with --suite memory")
     scale = args.scale or "quick"
-    seeds = args.seeds or [42]
+    check_memory_tasks(args.tasks)
+    cells, tasks = unique(args.cells), unique(args.tasks)
+    seeds = unique(args.seeds) or [42]
     resolve_baseline(getattr(args, "baseline", DEFAULT_BASELINE), [])     # a registered cell, before any run
     if args.dry_run:
-        print_memory_plan(out, args.cells, args.tasks, scale, seeds)
+        print_memory_plan(out, cells, tasks, scale, seeds)
         return 0
     if memory_suite is None:
         from stcbench.memory import run_memory_suite as memory_suite
     if getattr(args, "collect", False):
-        print(memory_suite(out, args.cells, args.tasks, scale, seeds, collect=True))
+        print(memory_suite(out, cells, tasks, scale, seeds, collect=True))
     else:
-        print(memory_suite(out, args.cells, args.tasks, scale, seeds))
+        print(memory_suite(out, cells, tasks, scale, seeds))
     print(write_memory_summary(out, getattr(args, "baseline", DEFAULT_BASELINE)))
     failed = memory_failures(out)
     for cell, task, why in failed:
         print(f"stcbench bench: run failed: {cell} {task} {why}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def unique(values: list | None) -> list | None:
+    """The values once each, in order (a repeated --cells, --tasks or --seeds value is one run, as in --datasets)."""
+    return list(dict.fromkeys(values)) if values else values
+
+
+def check_memory_tasks(tasks: list | None) -> None:
+    from stcbench.memory.tasks import TASKS
+
+    unknown = [task for task in tasks or () if task not in TASKS]
+    if unknown:
+        raise ConfigError(f"--tasks {', '.join(unknown)}: no such memory task; choose among {', '.join(TASKS)}")
 
 
 def memory_listing(out: Path) -> dict | None:
@@ -256,7 +276,7 @@ def print_memory_plan(out: Path, cells, tasks, scale: str, seeds) -> None:
     cells = [get_cell_info(cell).name for cell in (cells or DEFAULT_CELLS)]
     tasks = list(tasks or DEFAULT_TASKS)
     plan = [(task, cell, seed) for task in tasks for cell in cells for seed in seeds]
-    print(f"suite memory, scale {scale}: {len(plan)} runs -> {Path(out) / 'runs'}")
+    print(f"suite memory, scale {scale}: {counted(len(plan), 'run')} -> {Path(out) / 'runs'}")
     for task, cell, seed in plan:
         done = finished_record(cell, task, scale, seed, Path(out) / "runs") is not None
         print(f"  {task} / {cell} / seed {seed}: {'finished' if done else 'to run'}")

@@ -55,16 +55,35 @@ def resolve_baseline(name: str | None, runs: list) -> str | None:
 def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: str = "newest",
                  baseline: str | None = DEFAULT_BASELINE) -> list[Path]:
     from stcbench.atomic import write_text as atomic_write_text
-    from stcbench.reports.runs import discover_runs
-    from stcbench.reports.tables import FORMAT_SUFFIX, build_table, render
+    from stcbench.reports.runs import discover_runs, warn_non_finite
+    from stcbench.reports.tables import FORMAT_SUFFIX, build_table, has_runs, render
 
     runs = discover_runs(runs_root)
     baseline = resolve_baseline(baseline, runs)
-    texts = {key: render(build_table(key, runs, selection, baseline), fmt) for key in keys}
+    tables = {key: build_table(key, runs, selection, baseline) for key in keys}
+    if not any(has_runs(table) for table in tables.values()):
+        raise ConfigError(no_runs_message(runs_root, keys, runs))
+    warn_non_finite(runs)
+    texts = {key: render(table, fmt) for key, table in tables.items()}
     if out is None:
         sys.stdout.write("\n".join(texts.values()))
         return []
     return [atomic_write_text(Path(out) / f"table_{key}.{FORMAT_SUFFIX[fmt]}", text) for key, text in texts.items()]
+
+
+def no_runs_message(runs_root: Path, keys, runs: list) -> str:
+    """Why no table has a run of ours: what `runs_root` holds, and what to pass instead."""
+    from stcbench.reports.launch import counted
+    from stcbench.reports.published import STC_TABLES
+
+    which = f"table {keys[0]}" if len(keys) == 1 else "any of the tables"
+    needed = ", ".join(sorted({dataset for key in keys for dataset in STC_TABLES[key].datasets}))
+    held = "it holds no run (no metrics.json below it)"
+    if runs:
+        held = (f"it holds {counted(len(runs), 'run')} of {', '.join(sorted({run.dataset for run in runs}))}, "
+                f"none of a cell and dataset ({needed}) {which} has a row for")
+    return (f"no runs for {which} under {runs_root}: {held}; pass --runs the folder of a video suite's runs "
+            f"(e.g. --runs results/quick), or --table memory for memory-probe runs")
 
 
 def write_memory_table(runs_root: Path, fmt: str, out: Path | None, baseline: str | None,

@@ -24,6 +24,11 @@ from stcbench.errors import ConfigError
 FAILURES = "failures"
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 # -- shards -----------------------------------------------------------------------------------
 def parse_shard(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
@@ -78,7 +83,7 @@ def recorded_failures(out: Path, planned: list) -> list[tuple[object, dict]]:
 
 
 def describe_failures(failures: list[tuple[object, dict]], out: Path) -> str:
-    lines = [f"{len(failures)} run(s) failed (details in {Path(out) / FAILURES}/):"]
+    lines = [f"{counted(len(failures), 'run')} failed (details in {Path(out) / FAILURES}/):"]
     lines += [f"  {run.dataset}/{run.cell} seed {run.seed} ({run.name}): {record['error'].splitlines()[0][:300]}"
               for run, record in failures]
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from stcbench.reports import figures
 from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports import stats
 from stcbench.reports.published import Column
-from stcbench.reports.runs import DEFAULT_BASELINE, Run, RunGroup, discover_runs, select_group
+from stcbench.reports.runs import DEFAULT_BASELINE, Run, RunGroup, discover_runs, select_group, warn_non_finite
 from stcbench.reports.tables import (FORMAT_SUFFIX, FORMATS, MISSING, TABLE_KEYS, build_table, comparison_text,
                                      render)
 
@@ -268,6 +268,7 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
                  baseline: str | None = DEFAULT_BASELINE) -> Path:
     out_dir = Path(out_dir)
     runs = discover_runs(runs_root)
+    warn_non_finite(runs)
     groups = default_groups(runs)
     picked = {dataset: {cell: g.representative for cell, g in cells.items()} for dataset, cells in groups.items()}
     analyses = {}

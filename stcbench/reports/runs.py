@@ -16,6 +16,7 @@ hardware: `setting_key`), one run per seed, so that tables and reports aggregate
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,6 +199,30 @@ def record_problem(metrics) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float, list, dict, type(None))):
             return f"test.{key} is {value!r}, not a number"
     return None
+
+
+def warn_non_finite(runs: list[Run], warn=None) -> None:
+    """A warning per complete run with a NaN or infinite test metric (a diverged run): the tables leave such a
+    value out of the mean over seeds, so that column's n is smaller. A PSNR of +inf (an exact prediction) is a
+    result, not a warning."""
+    warn = warn or _warn_on_stderr
+    for run in runs:
+        for name in non_finite_metrics(run):
+            warn(f"warning: the run of {run.path / 'metrics.json'} has {name} = {run.value(*name.split('.'))}, "
+                 f"not finite: it is left out of that metric's mean, so its n is smaller")
+
+
+def non_finite_metrics(run: Run) -> list[str]:
+    """`block.metric` of every NaN or infinite whole-test-set metric of `run` (PSNR +inf excepted)."""
+    if not run.complete:
+        return []
+    found = []
+    for split in ("test", "test_long"):
+        for metric in run.metrics.get(split) or {}:
+            value = run.value(split, metric)
+            if value is not None and not math.isfinite(value) and not (metric.startswith("psnr") and value > 0):
+                found.append(f"{split}.{metric}")
+    return found
 
 
 def _skipped(path: Path, problem: str, warn) -> None:

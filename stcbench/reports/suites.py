@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,6 +35,7 @@ VIDEO_DATASETS = ("mmnist", "taxibj", "kth")
 DEFAULT_SEEDS = (42,)
 ANALYSIS_SEQUENCES = 4       # test sequences the report's analysis runs the network on (predictions.npz)
 GRID_SEQUENCES = 1           # test sequences the report's prediction grid and GIF show
+SIGTERM_EXIT_STATUS, CTRL_C_EXIT_STATUS = 143, 130     # = stcbench.engine.callbacks' (a test checks)
 
 
 @dataclass
@@ -76,8 +79,10 @@ class PlannedRun:
     def describe(self) -> str:
         extra = " ".join(f"{k}={v}" for k, v in sorted(self.overrides.items())
                          if k not in ("run.output_dir", "run.name", "model.cell", "seed"))
-        state = "done, skip" if self.done else "to run"
-        return f"[{state}] {self.dataset:7s} {self.cell:10s} seed {self.seed}  {self.config_path}  {extra}".rstrip()
+        state = "done, skip" if self.done else "to run" if self.last_checkpoint() is None else "to resume"
+        resume = " (from its last.ckpt)" if state == "to resume" else ""
+        return (f"[{state}] {self.dataset:7s} {self.cell:10s} seed {self.seed}{resume}  {self.config_path}  "
+                f"{extra}").rstrip()
 
 
 def has_test_results(metrics_path: Path) -> bool:
@@ -135,13 +140,14 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
     runs_root = Path(out) / "runs"
     configs_root = Path(configs_root) if configs_root is not None else PACKAGED_CONFIGS
     planned = []
+    check_configs_root(configs_root)
     if not datasets and suite in ("quick", "small"):        # default: the datasets the suite ships configs for
         datasets = [d for d in VIDEO_DATASETS if (configs_root / suite / f"{d}.yaml").is_file()]
     for dataset in resolve_datasets(datasets):
         for cell in resolve_cells(cells):
             if suite == "paper" and not cells and not (Path(configs_root) / dataset / f"{cell}.yaml").is_file():
                 continue        # default cell list: only the cells with a paper config for this dataset
-            for seed in (seeds or DEFAULT_SEEDS):
+            for seed in dict.fromkeys(int(seed) for seed in seeds or DEFAULT_SEEDS):
                 overrides = {"model.cell": cell, "seed": int(seed), "run.output_dir": str(runs_root),
                              "run.scale": suite, "run.save_predictions": True,
                              "run.predictions_limit": ANALYSIS_SEQUENCES}
@@ -156,6 +162,13 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
                 run.overrides["run.name"] = run.name
                 planned.append(run)
     return planned
+
+
+def check_configs_root(configs_root: Path) -> None:
+    if not configs_root.is_dir():
+        what = "is a file" if configs_root.exists() else "does not exist"
+        raise ConfigError(f"--configs {configs_root} {what}; pass a folder laid out like stcbench/configs "
+                          f"(<suite>/<dataset>.yaml, <dataset>/<cell>.yaml), or leave --configs out")
 
 
 def check_configs(planned: list[PlannedRun]) -> None:
@@ -233,21 +246,41 @@ def execute(planned: list[PlannedRun], fit: Callable[[PlannedRun], Path] | None 
             continue
         resume = " from its last.ckpt" if run.last_checkpoint() is not None else ""
         log(f"[{index}/{len(planned)}] run  {run.dataset}/{run.cell} seed {run.seed} ({run.config_path}){resume}")
-        ok = attempt(run, Path(out) if out is not None else run.runs_root.parent, fit, log)
+        with bench_resume_hint():
+            ok = attempt(run, Path(out) if out is not None else run.runs_root.parent, fit, log)
         outcome["ran" if ok else "failed"].append(run)
     return outcome
 
 
-def make_committable(run_dir: Path, keep_sequences: int = GRID_SEQUENCES) -> None:
-    """Remove the run's checkpoints and cut predictions.npz to the sequences the report shows.
+@contextmanager
+def bench_resume_hint():
+    """A run stopped by SIGTERM or Ctrl-C exits (143, 130) with the training runner's hint, `stcbench fit
+    --ckpt-path`; inside a suite, running the same bench command again resumes it too."""
+    try:
+        yield
+    except SystemExit as stop:
+        from stcbench.engine.cluster import is_rank_zero
+
+        if stop.code in (SIGTERM_EXIT_STATUS, CTRL_C_EXIT_STATUS) and is_rank_zero():
+            print("or run the same stcbench bench command again: it skips the finished runs and resumes this one "
+                  "(from its last.ckpt when it has one)", file=sys.stderr)
+        raise
+
+
+def make_committable(run_dir: Path, keep_sequences: int = GRID_SEQUENCES) -> bool:
+    """Remove the run's checkpoints and cut predictions.npz to the sequences the report shows; whether there
+    were checkpoints to remove.
 
     Call it after the report is written: its analysis (cost, firing rates, gates) runs the
     checkpoint and is cached in `<out>/analysis/`, which the report reuses afterwards."""
-    shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
+    checkpoints = Path(run_dir) / "checkpoints"
+    had_checkpoints = checkpoints.is_dir()
+    shutil.rmtree(checkpoints, ignore_errors=True)
     (Path(run_dir) / LOCK_FILE).unlink(missing_ok=True)          # left by a run that was killed
     predictions = Path(run_dir) / "predictions.npz"
     if predictions.is_file():
         trim_predictions(predictions, keep_sequences)
+    return had_checkpoints
 
 
 def trim_predictions(path: Path, keep_sequences: int) -> None:

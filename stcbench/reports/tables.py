@@ -202,6 +202,12 @@ COMPARISON_NOTE = ("'vs {baseline}': ours - {baseline} on the same dataset, mean
                    "MSE/MAE, higher SSIM/PSNR is better), else 'not distinguishable'.")
 
 
+def has_runs(result: TableResult) -> bool:
+    """Whether any row of `result` has a run of ours (its n is not missing)."""
+    n = result.header.index("n")
+    return any(cells[n] != MISSING for cells in result.rows)
+
+
 # --- rendering ---------------------------------------------------------------------------------
 def to_markdown(result: TableResult) -> str:
     lines = [f"### {result.title}", "", f"Source: {result.source}", "",

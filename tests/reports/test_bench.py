@@ -306,3 +306,95 @@ def test_a_suite_defaults_to_the_datasets_it_ships_configs_for(tmp_path, configs
     assert [p.dataset for p in planned] == ["mmnist", "taxibj"]
     with pytest.raises(ConfigError, match="the small suite has configs for mmnist, taxibj: choose --datasets"):
         plan_suite("small", cells=["lif"], datasets=["kth"], configs_root=configs)
+
+
+def test_a_repeated_seed_is_planned_once_as_a_repeated_dataset_is(tmp_path, configs):
+    planned = plan_suite("quick", cells=["lif"], datasets=["mmnist", "mmnist"], seeds=[0, 0, 1], out=tmp_path / "b",
+                         configs_root=configs)
+    assert [(p.dataset, p.seed) for p in planned] == [("mmnist", 0), ("mmnist", 1)]
+
+
+def test_memory_suite_plans_a_repeated_task_cell_or_seed_once(tmp_path, configs, capsys):
+    args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding", "adding"],
+                    cells=["lif", "lif"], seeds=[0, 0], dry_run=True)
+    assert bench.run(args) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["  adding / lif / seed 0: to run"]
+
+
+@pytest.mark.parametrize("option", ["--cells", "--datasets", "--seeds"])
+def test_a_list_option_with_no_value_is_refused_not_taken_for_the_default(tmp_path, configs, capsys, option):
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "--suite", "quick", option, ",", "--configs", str(configs), "--out", str(tmp_path / "o"),
+              "--dry-run"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"no {option[2:]} given" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_configs_folder_that_does_not_exist_is_named(tmp_path, capsys):
+    assert main(["bench", "--suite", "quick", "--configs", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
+                 "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--configs {tmp_path / 'nope'} does not exist" in err[0]
+
+
+def test_counts_of_one_run_are_singular(tmp_path, configs, capsys):
+    assert bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], dry_run=True)) == 0
+    assert "suite quick: 1 run -> " in capsys.readouterr().out
+
+
+def test_collect_reports_only_the_checkpoints_it_removed(tmp_path, configs, capsys):
+    assert bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], no_report=False),
+                     fit=FakeRunner()) == 0
+    assert "removed the checkpoints of 1 run and" in capsys.readouterr().out
+    assert bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], no_report=False, collect=True),
+                     fit=FakeRunner()) == 0
+    assert "removed the checkpoints" not in capsys.readouterr().out
+
+
+def test_a_shard_dry_run_announces_no_report(tmp_path, configs, capsys):
+    assert bench.run(args_for(tmp_path, configs, dry_run=True, shard="1/2", no_report=False)) == 0
+    out = capsys.readouterr().out
+    assert "(shard 1/2)" in out and "report ->" not in out
+    assert bench.run(args_for(tmp_path, configs, dry_run=True, no_report=False)) == 0
+    assert "report ->" in capsys.readouterr().out
+
+
+def test_dry_run_shows_an_interrupted_run_as_resumed(tmp_path, configs, capsys):
+    run_dir = tmp_path / "bench" / "runs" / "mmnist" / "lif" / "quick-lif-seed42"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    assert bench.run(args_for(tmp_path, configs, dry_run=True)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if "[to resume]" in line] == [
+        next(line for line in lines if "mmnist  lif" in line)]
+    assert "seed 42 (from its last.ckpt)" in next(line for line in lines if "mmnist  lif" in line)
+    assert sum("[to run]" in line for line in lines) == 3
+
+
+def test_a_run_stopped_by_sigterm_says_the_bench_command_resumes_it(tmp_path, configs, capsys):
+    def stopped(planned):
+        raise SystemExit(143)
+
+    with pytest.raises(SystemExit) as stop:
+        bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"]), fit=stopped)
+    assert stop.value.code == 143
+    assert "run the same stcbench bench command again" in capsys.readouterr().err
+
+
+def test_the_exit_statuses_bench_recognises_are_the_engines():
+    from stcbench.engine import callbacks
+    from stcbench.reports import suites
+
+    assert (suites.SIGTERM_EXIT_STATUS, suites.CTRL_C_EXIT_STATUS) == (callbacks.SIGTERM_EXIT_CODE,
+                                                                      callbacks.INTERRUPT_EXIT_CODE)
+
+
+def test_an_unknown_memory_task_is_refused_before_the_plan(tmp_path, configs, capsys):
+    for dry_run in (True, False):
+        args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding", "foo"], dry_run=dry_run)
+        with pytest.raises(ConfigError, match=r"^--tasks foo: no such memory task; choose among adding, copy"):
+            bench.run(args, memory_suite=lambda *a, **k: pytest.fail("trained with an unknown task"))
+        assert capsys.readouterr().out == ""
+    assert not (tmp_path / "bench").exists()

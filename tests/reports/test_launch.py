@@ -65,7 +65,7 @@ def test_a_failed_run_is_recorded_and_the_others_go_on(tmp_path, configs, capsys
     args = args_for(tmp_path, configs, cells=["lif", "convlstm"], datasets=["mmnist"], no_report=False)
     assert bench.run(args, fit=FailingFor("convlstm")) == 1
     captured = capsys.readouterr()
-    assert "1 run(s) failed" in captured.err and "mmnist/convlstm seed 42" in captured.err
+    assert "1 run failed" in captured.err and "mmnist/convlstm seed 42" in captured.err
     assert "out of memory (simulated)" in captured.err
     out = tmp_path / "bench"
     record = json.loads((out / "failures" / "mmnist-quick-convlstm-seed42.json").read_text())

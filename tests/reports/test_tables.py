@@ -174,3 +174,35 @@ def test_circuit_option_spelling_maps_to_table7_rows(tmp_path):
     assert row(result, "STC-LIF w/o TC")[1] == "61.0"      # spatial circuit only = without the temporal one
     assert row(result, "STC-LIF w/o SC")[1] == "57.0"
     assert row(result, "STC-LIF")[1] == "45.0"
+
+
+def test_a_run_with_a_non_finite_metric_is_named_on_stderr(tmp_path, capsys):
+    root = tmp_path / "runs"
+    make_run(root, "mmnist", "lif", "a", test=video_metrics(197.2, 300.0, 0.5), seed=1)
+    diverged = make_run(root, "mmnist", "lif", "b", test={**video_metrics(1.0, 310.0, 0.6), "mse": "nan"}, seed=2)
+    assert main(["table", "--runs", str(root), "--table", "2", "--baseline", "none"]) == 0
+    captured = capsys.readouterr()
+    assert "| 197.2 (n = 1) |" in captured.out
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == 1 and str(diverged / "metrics.json") in warnings[0] and "test.mse = nan" in warnings[0]
+
+
+def test_an_exact_prediction_psnr_is_no_warning(tmp_path, capsys):
+    root = tmp_path / "runs"
+    make_run(root, "kth", "lif", "a", test={**video_metrics(1.0, 2.0, 0.9), "psnr": "inf"})
+    assert main(["table", "--runs", str(root), "--table", "5"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("table", ["all", "7"])
+def test_no_run_for_the_table_is_one_line_and_writes_nothing(tmp_path, capsys, table):
+    empty, memory = tmp_path / "empty", tmp_path / "memory"
+    empty.mkdir()
+    make_run(memory, "addingt100", "lif", "seed0", test={"loss": 0.5})
+    which = "table 7" if table == "7" else "any of the tables"
+    for root, held in ((empty, "it holds no run"), (memory, "it holds 1 run of addingt100")):
+        assert main(["table", "--runs", str(root), "--table", table, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"no runs for {which} under {root}" in err[0]
+        assert held in err[0] and "--table memory" in err[0]
+    assert not (tmp_path / "out").exists()
