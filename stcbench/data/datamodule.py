@@ -77,10 +77,19 @@ class STDataModule(L.LightningDataModule):
             return
         self.splits = build_splits(self.spec.name, self.data_root, self.selection, self.seed,
                                    log=_say, **self.caps)
-        if len(self.splits.train) < self.batch_size:
+        processes = self._processes()
+        per_process = -(-len(self.splits.train) // processes)
+        if per_process < self.batch_size:
+            each = f" for each of the {processes} processes" if processes > 1 else ""
             raise ConfigError(f"{self.spec.name}: the training split has {len(self.splits.train)} "
-                              f"samples, fewer than batch_size {self.batch_size} (batches drop the "
-                              f"remainder); lower batch_size or raise train_samples")
+                              f"samples, {per_process}{each}, fewer than batch_size {self.batch_size} (batches drop "
+                              f"the remainder); lower batch_size or raise train_samples"
+                              + (" (or use fewer devices)" if processes > 1 else ""))
+
+    def _processes(self) -> int:
+        """The training processes the split is shared among (DDP), 1 outside a Trainer."""
+        trainer = getattr(self, "trainer", None)
+        return max(1, int(getattr(trainer, "world_size", 1) or 1)) if trainer is not None else 1
 
     def train_dataloader(self) -> DataLoader:
         train = self._require().train

@@ -156,3 +156,18 @@ def test_split_rules_state_the_capped_counts(generated_root, name, unit):
     assert f"the first 3 of {full['counts']['val']}" in rules["val"] and unit in rules["val"]
     assert f"the first 2 of {full['counts']['test']}" in rules["test"]
     assert "the first" not in full["rules"]["val"] and "the first" not in full["rules"]["test"]
+
+
+def test_too_few_training_samples_for_each_ddp_process_is_refused(generated_root):
+    """Under DDP each process draws its share of the split; with fewer than a batch each, no step would run."""
+    from types import SimpleNamespace
+
+    from stcbench.errors import ConfigError
+
+    dm = STDataModule("mmnist", generated_root, batch_size=4, train_samples=8)
+    dm.trainer = SimpleNamespace(world_size=3)              # 8 samples: 3 for each of 3 processes
+    with pytest.raises(ConfigError, match="3 for each of the 3 processes, fewer than batch_size 4"):
+        dm.setup("fit")
+    dm = STDataModule("mmnist", generated_root, batch_size=4, train_samples=8)
+    dm.trainer = SimpleNamespace(world_size=2)              # 4 each: one batch
+    dm.setup("fit")
