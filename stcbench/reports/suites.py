@@ -202,9 +202,19 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
     differences = _differences(setting_of(finished.config), setting_of(to_dict(config)))
     if differences:
         shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in differences[:4])
+        same = " ".join(f"--set {key}={_cli_value(old)}" for key, old, _ in differences[:4])
         raise ConfigError(f"the finished run {metrics.parent} was trained with another setting ({shown}); bench "
-                          f"would take it for this plan's run. Use another --out or --tag for this setting, or "
-                          f"move that run folder away")
+                          f"would take it for this plan's run. To collect or extend that suite, give the flags it "
+                          f"was run with ({same}); for this setting use another --out or --tag, or move that run "
+                          f"folder away")
+
+
+def _cli_value(value) -> str:
+    """A value as `--set key=value` takes it."""
+    import json
+
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value).lower() if isinstance(value, bool) \
+        else str(value)
 
 
 def _differences(stored: dict, planned: dict, prefix: str = "") -> list[tuple[str, object, object]]:

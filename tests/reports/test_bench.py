@@ -110,7 +110,8 @@ def test_a_finished_run_of_another_setting_is_refused_not_skipped(tmp_path, conf
                                                          "run": {"output_dir": "elsewhere"}}))
     assert bench.run(args, fit=fake) == 0              # the same setting: skipped (seed and run folder aside)
     assert len(fake.calls) == 1
-    with pytest.raises(ConfigError, match=r"another setting \(trainer.max_epochs: 1 there, 3 here\)"):
+    with pytest.raises(ConfigError, match=r"another setting \(trainer.max_epochs: 1 there, 3 here\).*the flags it "
+                                          r"was run with \(--set trainer.max_epochs=1\)"):
         bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], overrides=["trainer.max_epochs=3"],
                            dry_run=True), fit=fake)
     assert len(fake.calls) == 1
