@@ -347,6 +347,11 @@ CASES = {
                                       "must be a list of integers", write("c.yaml", b"model:\n  num_hidden: 16\n")),
     "test/a folder without checkpoints": Case("missing", lambda t, s: ["test", str(t / "empty")], "pass a run folder",
                                               lambda t, s: (t / "empty").mkdir()),
+    "predict/--output not .npy": Case("wrong type", lambda t, s: PREDICT(t, s)[:-1] + [str(t / "p.txt")], "name a .npy",
+                                      lambda t, s: frames(t / "in.npy")),
+    "convert/unknown dataset": Case("wrong type", lambda t, s: ["convert-official", str(t / "h.ckpt"), "--cell", "lif",
+                                                                "--dataset", "foo", "-o", str(t / "c.ckpt")],
+                                    "unknown dataset", hostile("h.ckpt")),
     "predict/NaN frames": Case("wrong type", lambda t, s: PREDICT(t, s), "drop or repair",
                                lambda t, s: np.save(t / "in.npy", np.full((1, 10, 1, 64, 64), np.nan, np.float32))),
 }

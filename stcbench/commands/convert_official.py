@@ -39,6 +39,10 @@ def run(args) -> int:
     from stcbench.training.official import convert
 
     check_output_file(args.output, "--output", "converted.ckpt")
+    if args.dataset is not None:
+        from stcbench.data.specs import get_dataset_spec
+
+        get_dataset_spec(args.dataset)          # an unknown name is said before the checkpoint is read
     path = convert(args.reference, args.output, cell=args.cell, dataset=args.dataset, in_frames=args.in_frames,
                    out_frames=args.out_frames, patch_size=args.patch_size, channels=args.channels,
                    image_size=args.image_size, gradient_detach=args.gradient_detach, report=print)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stcbench.checkpoints import add_trust_argument
+from stcbench.errors import ConfigError
 
 
 def register(subparsers) -> None:
@@ -28,6 +29,9 @@ def run(args) -> int:
     from stcbench.training.predict import predict_file
 
     check_output_file(args.output, "--output", "predictions.npy")
+    if Path(args.output).suffix != ".npy":
+        raise ConfigError(f"--output {args.output}: predictions are written as a numpy array; name a .npy file, "
+                          f"e.g. {Path(args.output).with_suffix('.npy')}")
     path = predict_file(args.checkpoint, args.input, args.output, out_frames=args.out_frames,
                         precision=args.precision, batch_size=args.batch_size, device=args.device)
     print(f"predictions written to {path}")
