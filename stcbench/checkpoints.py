@@ -92,25 +92,44 @@ def _refused_object(message: str) -> str | None:
 
 
 def _raw_pickle_global(path: Path) -> str | None:
-    """The first function or class a raw pickle (not torch's zip format) names, read without unpickling it."""
+    """The first function or class beyond those a safe load allows that a raw pickle (not torch's zip format)
+    names, read without unpickling it; None where that cannot be told for sure."""
     import pickletools
     import zipfile
 
     if zipfile.is_zipfile(path):
         return None
-    strings: list[str] = []
+    allowed = _safely_loaded_globals()
+    strings: list[str | None] = []         # the strings pushed, None for a value fetched from the memo
     try:
         with open(path, "rb") as file:
             for opcode, argument, _ in pickletools.genops(file):
+                name = None
                 if opcode.name in ("GLOBAL", "INST"):
-                    return str(argument).replace(" ", ".")
-                if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    return f"{strings[-2]}.{strings[-1]}"
-                if isinstance(argument, str):
+                    name = str(argument).replace(" ", ".")
+                elif opcode.name == "STACK_GLOBAL":
+                    if len(strings) < 2 or None in strings[-2:]:
+                        return None             # its names come from the memo: not told for sure
+                    name = f"{strings[-2]}.{strings[-1]}"
+                if name is not None and name not in allowed:
+                    return name
+                if opcode.name in ("BINGET", "LONG_BINGET", "GET"):
+                    strings.append(None)
+                elif isinstance(argument, str):
                     strings.append(argument)
     except Exception:                       # not a pickle at all, or a damaged one: the generic message stands
         return None
     return None
+
+
+def _safely_loaded_globals() -> set[str]:
+    """The globals torch's weights-only unpickler accepts (so a raw pickle's refused reference is another one)."""
+    try:
+        from torch import _weights_only_unpickler
+
+        return set(_weights_only_unpickler._get_allowed_globals())
+    except Exception:                       # another torch: name the first global of all
+        return set()
 
 
 def _first_line(exc: BaseException) -> str:

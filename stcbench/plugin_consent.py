@@ -42,16 +42,23 @@ def plugins_named(args) -> list[str]:
         except yaml.YAMLError:
             continue                    # the config check says what is wrong with it
         values = value if isinstance(value, list) else [value]
-        named += [str(v) for v in values if isinstance(v, str)]
+        named += [part.strip() for v in values if isinstance(v, str) for part in v.split(",") if part.strip()]
     return named
+
+
+def current():
+    """The plugins named within the enclosing `consent_to_plugins` (None outside it), to carry into a job that
+    runs in another process."""
+    return None if _NAMED_BY_USER[0] is None else set(_NAMED_BY_USER[0])
 
 
 @contextlib.contextmanager
 def consent_to_plugins(named):
     """Within the block only the plugins in `named`, those of STCBENCH_PLUGINS and those already imported may be
-    imported by a run (`unconsented`)."""
+    imported by a run (`unconsented`); `named` None: no consent needed."""
     previous = _NAMED_BY_USER[0]
-    _NAMED_BY_USER[0] = {recorded_plugin(s) for s in named if str(s).strip()} | set(environment_plugins())
+    _NAMED_BY_USER[0] = None if named is None else (
+        {recorded_plugin(s) for s in named if str(s).strip()} | set(environment_plugins()))
     try:
         yield
     finally:
@@ -64,5 +71,7 @@ def unconsented(specs, imported) -> list[str]:
     named = _NAMED_BY_USER[0]
     if named is None:
         return []
+    if isinstance(specs, str):
+        specs = specs.split(",")          # as cells.load_plugins reads a string
     keys = [recorded_plugin(s) for s in (specs or ()) if str(s).strip()]
     return [k for k in keys if k not in named and k not in imported]

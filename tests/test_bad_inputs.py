@@ -352,6 +352,13 @@ CASES = {
     "convert/unknown dataset": Case("wrong type", lambda t, s: ["convert-official", str(t / "h.ckpt"), "--cell", "lif",
                                                                 "--dataset", "foo", "-o", str(t / "c.ckpt")],
                                     "unknown dataset", hostile("h.ckpt")),
+    "fit/--set value that contains itself": Case("wrong type", fit_argv("--set", "model.cell_options=&a {x: *a}"),
+                                                 "contains itself"),
+    "fit/--set key value that contains itself": Case("wrong type", fit_argv("--set", "model.cell_options.x=&a [*a]"),
+                                                     "contains itself"),
+    "fit/config value that contains itself": Case("wrong type", lambda t, s: ["fit", "--config", str(t / "c.yaml")],
+                                                  "contains itself",
+                                                  write("c.yaml", b"model:\n  cell_options: &a {x: *a}\n")),
     "predict/NaN frames": Case("wrong type", lambda t, s: PREDICT(t, s), "drop or repair",
                                lambda t, s: np.save(t / "in.npy", np.full((1, 10, 1, 64, 64), np.nan, np.float32))),
 }

@@ -12,6 +12,13 @@ def load_plugins(modules: list[str]) -> None:
     """Import user modules (they register their cells): on the command line only those the user named, or all
     those of a run or checkpoint the user trusts (`--trust-checkpoint`)."""
     from stcbench.cells import load_plugins as cells_load_plugins
+
+    check_plugin_consent(modules)
+    cells_load_plugins(modules)
+
+
+def check_plugin_consent(modules) -> None:
+    """One ConfigError for the first plugin of `modules` that the user did not name (none when trusted)."""
     from stcbench.cells import unconsented
     from stcbench.checkpoints import trusted
 
@@ -21,7 +28,6 @@ def load_plugins(modules: list[str]) -> None:
                           f"you name it yourself: if you trust it, pass --set plugins=[{refused[0]}] (fit, test, "
                           f"bench) or set STCBENCH_PLUGINS={refused[0]}, or --trust-checkpoint for a run from a "
                           f"source you trust")
-    cells_load_plugins(modules)
 
 
 def with_environment_plugins(plugins: list[str]) -> list[str]:

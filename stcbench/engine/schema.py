@@ -109,6 +109,9 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
     if data is None:
         return {}
+    if contains_itself(data):
+        raise ConfigError(f"config file {str(path)!r} holds a value that contains itself (a YAML alias inside its own "
+                          f"anchor); write that value out in full")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections (data:, model:, ...), got "
                           f"{type(data).__name__}; pass a YAML config such as those `stcbench fit --config quick/mmnist "
@@ -162,7 +165,7 @@ def _base_path(base: str, folder: Path) -> Path | str:
     beside = folder / base
     if beside.exists():
         return beside
-    return base if packaged_config(base) is not None else beside
+    return packaged_config(base) or beside
 
 
 def _plugins_beside(data: dict, folder: Path) -> None:
@@ -221,6 +224,8 @@ def _yaml_value(text: str) -> Any:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
         return str(text)                # the text itself, no longer command-line text to be read
+    if contains_itself(value):
+        raise ConfigError(f"{text!r} contains itself (a YAML alias inside its own anchor); write the value out in full")
     if isinstance(value, str):
         try:
             return float(text)
@@ -391,13 +396,27 @@ def _from_text(tp, text: str, key: str):
 
 
 def _check_yaml(text: str, key: str) -> None:
-    """A structured value typed on the command line must be plain YAML (no tags that name Python objects)."""
+    """A structured value typed on the command line must be plain YAML (no tags that name Python objects, no
+    value that contains itself)."""
     try:
-        yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
         raise ConfigError(f"{key}={text!r} is not plain YAML ({problem}); write a value such as "
                           f"{key}={{threshold: 0.5}} (quote it for the shell)") from None
+    if contains_itself(value):
+        raise ConfigError(f"{key}={text!r} contains itself (a YAML alias inside its own anchor); write the value "
+                          f"out in full")
+
+
+def contains_itself(value, path: tuple = ()) -> bool:
+    """Whether a mapping or list read from YAML contains itself (`&a {x: *a}`), which no config value can."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if id(value) in path:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(contains_itself(child, (*path, id(value))) for child in children)
 
 
 def _union_from_text(options: tuple, text: str, key: str, tp):

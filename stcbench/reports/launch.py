@@ -157,11 +157,21 @@ class RunJob:
     On preemption or at the time limit submitit calls `checkpoint`, which requeues the same job;
     the new attempt finds the run's last.ckpt and resumes from it."""
 
-    def __init__(self, run, out: Path):
+    def __init__(self, run, out: Path, consent=None, trust: bool | None = None):
+        from stcbench import plugin_consent
+        from stcbench.checkpoints import trusted
+
         self.run, self.out = run, Path(out)
+        # what the submitting command allowed (plugins named by the user, --trust-checkpoint) holds in the job too
+        self.consent = plugin_consent.current() if consent is None else consent
+        self.trust = trusted() if trust is None else trust
 
     def __call__(self) -> str:
-        ok = attempt(self.run, self.out, fit_planned)
+        from stcbench.checkpoints import checkpoint_trust
+        from stcbench.plugin_consent import consent_to_plugins
+
+        with consent_to_plugins(self.consent), checkpoint_trust(self.trust):
+            ok = attempt(self.run, self.out, fit_planned)
         if not ok:
             raise RuntimeError(f"{self.run.dataset}/{self.run.cell} seed {self.run.seed} failed; see "
                                f"{failure_path(self.out, self.run)}")
@@ -170,7 +180,7 @@ class RunJob:
     def checkpoint(self, *args, **kwargs):
         import submitit
 
-        return submitit.helpers.DelayedSubmission(RunJob(self.run, self.out))
+        return submitit.helpers.DelayedSubmission(RunJob(self.run, self.out, self.consent, self.trust))
 
 
 def make_executor(folder: Path, options: SlurmOptions, cluster: str = "slurm"):

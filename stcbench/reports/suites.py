@@ -174,6 +174,7 @@ def check_configs_root(configs_root: Path) -> None:
 def check_configs(planned: list[PlannedRun]) -> None:
     """Resolve every planned run's config (file < the suite's overrides, --set and the seed) before any run
     starts, so that a bad --set key or value, or a bad seed, is one ConfigError, not a failure of every run."""
+    from stcbench.engine.environment import check_plugin_consent
     from stcbench.training.config import resolve_config
 
     resolved = {}
@@ -185,6 +186,7 @@ def check_configs(planned: list[PlannedRun]) -> None:
             except ConfigError as error:
                 raise ConfigError(f"{error} (planned run {run.dataset}/{run.cell} seed {run.seed}: check --set "
                                   f"and --seeds)") from None
+            check_plugin_consent(resolved[key].plugins)     # before any run starts or job is submitted
         refuse_other_setting(run, resolved[key])
 
 
@@ -210,11 +212,14 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
 
 
 def _cli_value(value) -> str:
-    """A value as `--set key=value` takes it."""
-    import json
+    """A value as `--set key=value` takes it, quoted for the shell where it needs it."""
+    import shlex
 
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value).lower() if isinstance(value, bool) \
-        else str(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return shlex.quote(json.dumps(value) if isinstance(value, (list, dict)) else str(value))
 
 
 def _differences(stored: dict, planned: dict, prefix: str = "") -> list[tuple[str, object, object]]:

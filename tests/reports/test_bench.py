@@ -399,3 +399,26 @@ def test_an_unknown_memory_task_is_refused_before_the_plan(tmp_path, configs, ca
             bench.run(args, memory_suite=lambda *a, **k: pytest.fail("trained with an unknown task"))
         assert capsys.readouterr().out == ""
     assert not (tmp_path / "bench").exists()
+
+
+def test_a_plugin_named_only_in_a_suite_config_is_refused_before_any_run(tmp_path, configs):
+    """The consent rule holds for bench too, checked once before any run (or SLURM job) starts."""
+    from stcbench.plugin_consent import consent_to_plugins
+
+    marker = tmp_path / "IMPORTED"
+    plugin = tmp_path / "evil.py"
+    plugin.write_text(f"from pathlib import Path\nPath({str(marker)!r}).touch()\n")
+    (configs / "quick" / "mmnist.yaml").write_text(f"data:\n  dataset: mmnist\nplugins: [{plugin}]\n")
+    fake = FakeRunner()
+    with consent_to_plugins([]), pytest.raises(ConfigError, match="names the plugin"):
+        bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"]), fit=fake)
+    assert fake.calls == [] and not marker.exists()
+    with consent_to_plugins([str(plugin)]):                 # named by the user: planned and run
+        assert bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"]), fit=fake) == 0
+    assert len(fake.calls) == 1
+
+
+def test_the_flags_of_another_setting_are_spelled_for_the_shell():
+    from stcbench.reports.suites import _cli_value
+
+    assert [_cli_value(v) for v in (None, True, 2, [64, 64], "a b")] == ["null", "true", "2", "'[64, 64]'", "'a b'"]

@@ -194,3 +194,32 @@ def test_submitit_local_executor_runs_isolated_processes_one_failing(mmnist_root
     failures = launch.recorded_failures(out, [good, bad])
     assert [run.cell for run, _ in failures] == ["plif"]
     assert "multiple of 16" in failures[0][1]["error"] and "Traceback" in failures[0][1]["traceback"]
+
+
+def test_a_slurm_job_keeps_the_plugin_consent_and_trust_of_the_submitting_command(tmp_path, monkeypatch):
+    """A SLURM job runs in another process: what the bench command allowed travels with the job."""
+    import pickle
+
+    from stcbench import plugin_consent
+    from stcbench.checkpoints import checkpoint_trust, trusted
+    from stcbench.reports import launch
+
+    seen = []
+    monkeypatch.setattr(launch, "attempt", lambda run, out, fit: seen.append((plugin_consent.current(), trusted()))
+                        or True)
+    plugin = str(tmp_path / "mine.py")
+    with plugin_consent.consent_to_plugins([plugin]), checkpoint_trust(True):
+        job = launch.RunJob(FinishedRun(), tmp_path)
+    job = pickle.loads(pickle.dumps(job))                    # as submitit sends it
+    assert plugin_consent.current() is None and not trusted()   # the job's process: nothing set
+    job()
+    consent, trust = seen[0]
+    assert plugin in consent and trust is True
+    assert plugin_consent.current() is None and not trusted()
+
+
+class FinishedRun:
+    """A stand-in for a planned run that pickles (module level)."""
+
+    def finished_metrics(self):
+        return None
