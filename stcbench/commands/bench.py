@@ -105,6 +105,14 @@ def parse_overrides(items: list[str]) -> dict:
     return dict(parse_override(item) for item in items)
 
 
+def load_named_plugins(args) -> None:
+    """The plugins given with --set plugins=[...] (the user names them: no consent needed)."""
+    from stcbench.engine.environment import load_plugins
+    from stcbench.plugin_consent import plugins_named
+
+    load_plugins(plugins_named(args))
+
+
 def run(args, fit=None, memory_suite=None) -> int:
     out = args.out or Path("bench") / args.suite
     check_output_folder(out, "--out", "--out")
@@ -122,6 +130,7 @@ def run(args, fit=None, memory_suite=None) -> int:
     launcher = getattr(args, "launcher", "local")
     if launcher == "slurm" and not args.dry_run and not getattr(args, "collect", False):
         require_sbatch()
+    load_named_plugins(args)                      # their cells may be named in --cells
     planned = plan_suite(args.suite, cells=args.cells, datasets=args.datasets, seeds=args.seeds, out=out,
                          data_root=args.data_root, configs_root=args.configs,
                          extra_overrides=parse_overrides(args.overrides), tag=getattr(args, "tag", ""))
