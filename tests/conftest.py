@@ -35,3 +35,20 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def isolated_registry():
+    """Register plugin cells for one test only, so other tests see the registry unchanged; yields a function that
+    restores it at once (as in a new process, where no plugin is loaded)."""
+    import stcbench.cells as cells_package
+    from stcbench.cells import registry
+
+    saved = (dict(registry._REGISTRY), dict(registry._ALIASES), dict(cells_package._LOADED_PLUGINS))
+
+    def restore():
+        for target, copy in zip((registry._REGISTRY, registry._ALIASES, cells_package._LOADED_PLUGINS), saved):
+            target.clear()
+            target.update(copy)
+    yield restore
+    restore()

@@ -8,23 +8,12 @@ from pathlib import Path
 import pytest
 
 from stcbench import cli
-from stcbench.cells import create_cell, get_cell_info, list_cells, load_plugins, registry
-import stcbench.cells as cells_package
+from stcbench.cells import create_cell, get_cell_info, list_cells, load_plugins
 from stcbench.errors import ConfigError
 from tests.cells import test_contract as contract
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "examples" / "my_cell.py"
-
-
-@pytest.fixture
-def isolated_registry():
-    """Register plugins for one test only, so other tests see the registry unchanged."""
-    saved = (dict(registry._REGISTRY), dict(registry._ALIASES), dict(cells_package._LOADED_PLUGINS))
-    yield
-    for target, copy in zip((registry._REGISTRY, registry._ALIASES, cells_package._LOADED_PLUGINS), saved):
-        target.clear()
-        target.update(copy)
 
 
 def test_template_registers_and_passes_the_contract(isolated_registry):

@@ -424,17 +424,8 @@ def test_the_flags_of_another_setting_are_spelled_for_the_shell():
     assert [_cli_value(v) for v in (None, True, 2, [64, 64], "a b")] == ["null", "true", "2", "'[64, 64]'", "'a b'"]
 
 
-def test_a_plugin_cell_given_with_set_plugins_can_be_named_in_cells(tmp_path, configs, capsys):
-    from stcbench.cells import registry
-    import stcbench.cells as cells_package
-
+def test_a_plugin_cell_given_with_set_plugins_can_be_named_in_cells(tmp_path, configs, capsys, isolated_registry):
     template = Path(__file__).resolve().parents[2] / "examples" / "my_cell.py"
-    saved = (dict(registry._REGISTRY), dict(registry._ALIASES), dict(cells_package._LOADED_PLUGINS))
-    try:
-        assert main(["bench", "--suite", "quick", "--cells", "my_lif", "--datasets", "mmnist", "--configs",
-                     str(configs), "--out", str(tmp_path / "b"), "--dry-run", "--set", f"plugins=[{template}]"]) == 0
-        assert "mylif" in capsys.readouterr().out
-    finally:
-        for target, copy in zip((registry._REGISTRY, registry._ALIASES, cells_package._LOADED_PLUGINS), saved):
-            target.clear()
-            target.update(copy)
+    assert main(["bench", "--suite", "quick", "--cells", "my_lif", "--datasets", "mmnist", "--configs", str(configs),
+                 "--out", str(tmp_path / "b"), "--dry-run", "--set", f"plugins=[{template}]"]) == 0
+    assert "mylif" in capsys.readouterr().out

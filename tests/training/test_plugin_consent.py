@@ -8,19 +8,9 @@ import torch
 import yaml
 
 import stcbench.cells as cells_package
-from stcbench.cells import registry
 from stcbench.cli import main
 from stcbench.training import runner
 from tests.training.helpers import tiny_config
-
-
-@pytest.fixture
-def isolated_registry():
-    saved = (dict(registry._REGISTRY), dict(registry._ALIASES), dict(cells_package._LOADED_PLUGINS))
-    yield
-    for target, copy in zip((registry._REGISTRY, registry._ALIASES, cells_package._LOADED_PLUGINS), saved):
-        target.clear()
-        target.update(copy)
 
 
 @pytest.fixture(scope="module")

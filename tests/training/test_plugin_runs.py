@@ -1,7 +1,6 @@
 """A run of a plugin cell records the plugin, so that the run folder works without the environment."""
 from pathlib import Path
 
-import pytest
 import yaml
 
 import stcbench.cells as cells_package
@@ -10,18 +9,6 @@ from stcbench.training import runner
 from tests.training.helpers import tiny_config
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "my_cell.py"
-
-
-@pytest.fixture
-def isolated_registry():
-    saved = (dict(registry._REGISTRY), dict(registry._ALIASES), dict(cells_package._LOADED_PLUGINS))
-
-    def restore():
-        for target, copy in zip((registry._REGISTRY, registry._ALIASES, cells_package._LOADED_PLUGINS), saved):
-            target.clear()
-            target.update(copy)
-    yield restore
-    restore()
 
 
 def test_plugins_from_the_environment_are_recorded_with_the_run(mmnist_root, tmp_path, monkeypatch,
