@@ -77,6 +77,12 @@ class STDataModule(L.LightningDataModule):
             return
         self.splits = build_splits(self.spec.name, self.data_root, self.selection, self.seed,
                                    log=_say, **self.caps)
+        for split in ("val", "test"):
+            if len(getattr(self.splits, split)) == 0:
+                raise ConfigError(f"{self.spec.name}: the {split} split of the data in "
+                                  f"{self.spec.folder_path(self.data_root)} holds no sequences (too few or too short "
+                                  f"for {self.spec.in_frames} -> {self.spec.out_frames} frames); check it with "
+                                  f"`stcbench data check --dataset {self.spec.name}`, or regenerate it")
         processes = self._processes()
         per_process = -(-len(self.splits.train) // processes)
         if per_process < self.batch_size:

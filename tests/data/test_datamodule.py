@@ -171,3 +171,13 @@ def test_too_few_training_samples_for_each_ddp_process_is_refused(generated_root
     dm = STDataModule("mmnist", generated_root, batch_size=4, train_samples=8)
     dm.trainer = SimpleNamespace(world_size=2)              # 4 each: one batch
     dm.setup("fit")
+
+
+def test_an_empty_validation_or_test_split_is_refused_before_training(generated_root):
+    """The tiny KTH data (31-frame videos) has windows for kth (30 frames) but none for kth40's 50: said at setup,
+    not after an epoch trained without validation."""
+    from stcbench.errors import ConfigError
+
+    STDataModule("kth", generated_root, batch_size=2, train_samples=4).setup("fit")
+    with pytest.raises(ConfigError, match="kth40: the val split of the data in .* holds no sequences"):
+        STDataModule("kth40", generated_root, batch_size=2, train_samples=4).setup("fit")
