@@ -101,11 +101,27 @@ def wandb_logger(*, project: str, entity: str | None, name: str, log_dir: Path, 
     except Exception:  # pragma: no cover - very old wandb
         pass
     logger = WandbLogger(project=project, entity=entity, name=name, save_dir=str(log_dir), mode=mode,
-                         config=config, log_model=False, **settings)
+                         config=config, log_model=False, id=wandb_run_id(log_dir / "wandb"), resume="allow",
+                         **settings)
     init = getattr(logger, "_wandb_init", None)
     if isinstance(init, dict) and init.get("anonymous") is None:
         init.pop("anonymous", None)          # Lightning passes anonymous=None, which wandb warns has no effect
     return logger
+
+
+def wandb_run_id(folder: Path) -> str:
+    """The wandb run id of this run folder, made on its first session and kept in `folder/run_id`, so that a resumed
+    run logs to the same wandb run (offline: its folders share the id, and `wandb sync` uploads them as one run)."""
+    import secrets
+
+    path = folder / "run_id"
+    if path.is_file():
+        recorded = path.read_text().strip()
+        if recorded.isalnum():
+            return recorded
+    run_id = secrets.token_hex(4)
+    path.write_text(run_id + "\n")
+    return run_id
 
 
 def finish_wandb(loggers: list, failed: bool = False) -> None:

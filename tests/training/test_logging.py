@@ -1,5 +1,6 @@
 """wandb runs offline without credentials and writes a syncable run folder."""
 import json
+import time
 
 import pytest
 
@@ -72,3 +73,25 @@ def test_wandb_runs_one_after_another_in_one_process(no_wandb_credentials, mmnis
         run_dir = fit(config)
         (record,) = (run_dir / "logs" / "wandb").glob("offline-run-*/run-*.wandb")
         assert b"train/loss_step" in record.read_bytes(), name
+
+
+def test_a_resumed_run_logs_to_the_same_wandb_run(no_wandb_credentials, mmnist_root, tmp_path):
+    """Two sessions of one run (stopped after epoch 1, resumed): two offline folders of one wandb run id; another
+    run gets another id."""
+    def wandb_folders(run_dir):
+        return sorted((run_dir / "logs" / "wandb").glob("offline-run-*"))
+
+    logging = {"loggers": ["wandb"], "wandb_project": "stcbench-test", "images": False}
+    config = tiny_config(mmnist_root, tmp_path, epochs=2, run={"test_after_fit": False}, logging=logging,
+                         trainer={"stop_after_epochs": 1})
+    run_dir = fit(config)
+    config["trainer"]["stop_after_epochs"] = None
+    time.sleep(1.1)                 # wandb names an offline folder by the second it starts, then the run id
+    assert fit(config, ckpt_path=run_dir) == run_dir
+    folders = wandb_folders(run_dir)
+    assert len(folders) == 2
+    ids = {folder.name.rsplit("-", 1)[1] for folder in folders}
+    assert ids == {(run_dir / "logs" / "wandb" / "run_id").read_text().strip()}
+    other = fit(tiny_config(mmnist_root, tmp_path, epochs=1, name="other", run={"test_after_fit": False},
+                            logging=logging))
+    assert {folder.name.rsplit("-", 1)[1] for folder in wandb_folders(other)}.isdisjoint(ids)
