@@ -359,6 +359,8 @@ CASES = {
     "fit/config value that contains itself": Case("wrong type", lambda t, s: ["fit", "--config", str(t / "c.yaml")],
                                                   "contains itself",
                                                   write("c.yaml", b"model:\n  cell_options: &a {x: *a}\n")),
+    "fit/--set task=memory on a video config": Case("wrong type", fit_argv("--set", "task=memory"),
+                                                    "pass a memory config instead"),
     "predict/NaN frames": Case("wrong type", lambda t, s: PREDICT(t, s), "drop or repair",
                                lambda t, s: np.save(t / "in.npy", np.full((1, 10, 1, 64, 64), np.nan, np.float32))),
 }

@@ -47,6 +47,15 @@ def resolve_config_source(config: Path | None, ckpt_path: Path | None) -> Path:
                       "(or --ckpt-path of a run directory to resume it)")
 
 
+def switched_task_hint(data: dict, overrides: dict) -> str:
+    """A config of one task with `--set task=` another: its sections are not the other task's."""
+    given, own = str(overrides.get("task", "")).strip(), str(data.get("task", "video"))
+    if not given or given == own:
+        return ""
+    example = "memory/adding" if given == "memory" else "quick/mmnist"
+    return f" (--set task={given} on a {own} config: pass a {given} config instead, e.g. --config {example})"
+
+
 def run(args) -> int:
     from stcbench.config_files import check_config_file, find_config
 
@@ -60,7 +69,10 @@ def run(args) -> int:
     data = load_config_dict(source)
     overrides = overrides_from_args(args)
     task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})
-    config = task.resolve_config(data, overrides)
+    try:
+        config = task.resolve_config(data, overrides)
+    except ConfigError as error:
+        raise ConfigError(f"{error}{switched_task_hint(data, overrides)}") from None
     if args.print_config:
         from stcbench.engine.environment import load_plugins, with_environment_plugins
 
