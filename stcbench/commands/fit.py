@@ -47,6 +47,17 @@ def resolve_config_source(config: Path | None, ckpt_path: Path | None) -> Path:
                       "(or --ckpt-path of a run directory to resume it)")
 
 
+def load_config_plugins(data: dict, overrides: dict, args) -> None:
+    """The plugins the config will name (--set plugins=[...] replaces the file's), loaded before the config is
+    checked, as its cell may be one of theirs; refused unless the user named them (engine.environment)."""
+    from stcbench.engine.environment import load_plugins
+    from stcbench.plugin_consent import plugins_named
+
+    named = plugins_named(args) if "plugins" in overrides else data.get("plugins")
+    if isinstance(named, (list, str)):
+        load_plugins(named)
+
+
 def switched_task_hint(data: dict, overrides: dict) -> str:
     """A config of one task with `--set task=` another: its sections are not the other task's."""
     given, own = str(overrides.get("task", "")).strip(), str(data.get("task", "video"))
@@ -69,6 +80,7 @@ def run(args) -> int:
     data = load_config_dict(source)
     overrides = overrides_from_args(args)
     task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})
+    load_config_plugins(data, overrides, args)     # a config's cell may come from them (user-named ones only)
     try:
         config = task.resolve_config(data, overrides)
     except ConfigError as error:

@@ -16,7 +16,7 @@ from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.engine import schema
 from stcbench.engine.callbacks import RunFolderGuard, TrainingClock, sigterm_exits_nonzero
 from stcbench.engine.cluster import is_rank_zero
-from stcbench.engine.environment import prepare_environment, with_environment_plugins
+from stcbench.engine.environment import load_plugins, prepare_environment, with_environment_plugins
 from stcbench.engine.io import atomic_write_json
 from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
@@ -117,6 +117,9 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
         return run_dir
     if config.run.test_after_fit:
         guard.check(trainer)
+        if not (run_dir / "checkpoints" / "best.ckpt").exists():
+            finish_wandb(loggers)
+            raise ConfigError(no_validation_message(config, trainer, run_dir))
         with sigterm_exits_nonzero(run_dir, testing_stopped(run_dir)):
             try:
                 results = task.evaluate(config, trainer, module, datamodule, run_dir, callbacks)
@@ -168,6 +171,14 @@ class _DropAdvertisements:
                                                     "GPU available: False", "`Trainer.fit` stopped:"))
 
 
+def no_validation_message(config, trainer, run_dir: Path) -> str:
+    """Training ended before its first validation, so no checkpoint was selected to test."""
+    return (f"training ended after {trainer.global_step} steps without a validation, so no checkpoint was "
+            f"selected on validation to test; "
+            f"let it reach one (raise trainer.max_steps or max_epochs, or lower trainer.check_val_every_n_epoch), "
+            f"then `stcbench fit --ckpt-path {run_dir}` resumes it from checkpoints/last.ckpt")
+
+
 def _finished(config, trainer) -> bool:
     return trainer.current_epoch >= config.trainer.max_epochs or (
         config.trainer.max_steps > 0 and trainer.global_step >= config.trainer.max_steps)
@@ -205,6 +216,7 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
     if trained_as != task.name:
         raise ConfigError(f"{ckpt_path} is a checkpoint of the {trained_as} task, but the config given is for the "
                           f"{task.name} task; test it with its own run's config (or without --config)")
+    load_plugins(stored.get("plugins") or [])      # the run's cell may come from them (user-named ones only)
     config = task.test_config(stored, given, overrides)
     prepare_environment(config)
     quiet_lightning()

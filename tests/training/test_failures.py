@@ -118,3 +118,13 @@ def test_gpu_accelerator_without_a_gpu_is_a_config_error(mmnist_root, tmp_path):
     with pytest.raises(ConfigError, match="CUDA is not available"):
         fit(tiny_config(mmnist_root, tmp_path / "runs", trainer={"accelerator": "gpu"}))
     assert not (tmp_path / "runs").exists()
+
+
+def test_training_that_ends_before_its_first_validation_says_how_to_go_on(mmnist_root, tmp_path):
+    """max_steps inside the first epoch: no checkpoint was selected on validation, so nothing can be tested; the run
+    keeps its last.ckpt and the message names the resume command (it was a missing best.ckpt error)."""
+    config = tiny_config(mmnist_root, tmp_path, data={"train_samples": 8}, trainer={"max_steps": 2}, epochs=3)
+    with pytest.raises(ConfigError, match=r"training ended after 2 steps without a validation.*--ckpt-path"):
+        fit(config)
+    run_dir = tmp_path / "mmnist" / "lif" / "t"
+    assert (run_dir / "checkpoints" / "last.ckpt").exists() and not (run_dir / "metrics.json").exists()
