@@ -59,8 +59,9 @@ def register(subparsers) -> None:
     parser.add_argument("--scale", default=None, help="memory suite: quick (default, minutes), small (2 x 64 neurons, "
                                                       "8000 iterations; docs/memory.md) or paper (GPU)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key in every run, e.g. --set trainer.max_epochs=1 (repeatable)")
-    parser.add_argument("--tag", default="", help="suffix of the run names for a variant set up with --set "
+                        help="video suites: override a config key in every run, e.g. --set trainer.max_epochs=1 "
+                             "(repeatable)")
+    parser.add_argument("--tag", default="", help="video suites: suffix of the run names for a variant set up with --set "
                         "(e.g. --tag groups1 --set model.cell_options.circuit_groups=1)")
     parser.add_argument("--keep-checkpoints", action=argparse.BooleanOptionalAction, default=False,
                         help="video suites: keep each run's checkpoints/ and full predictions.npz (default: no: "
@@ -230,7 +231,13 @@ def suite_header(args) -> str:
 def run_memory(args, out: Path, memory_suite=None) -> int:
     if args.datasets:
         raise ConfigError("--datasets is for the video suites; use --tasks with --suite memory")
+    if args.overrides or getattr(args, "tag", ""):
+        raise ConfigError("--set and --tag are for the video suites: the memory suite runs its scale's settings "
+                          "(--scale quick, small or paper); for other settings train single runs with "
+                          "`stcbench fit --config memory/<task> --set ...`")
     scale = args.scale or "quick"
+    check_memory_scale(scale)
+    check_memory_seeds(args.seeds)
     check_memory_tasks(args.tasks)
     cells, tasks = unique(args.cells), unique(args.tasks)
     seeds = unique(args.seeds) or [42]
@@ -254,6 +261,21 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
 def unique(values: list | None) -> list | None:
     """The values once each, in order (a repeated --cells, --tasks or --seeds value is one run, as in --datasets)."""
     return list(dict.fromkeys(values)) if values else values
+
+
+def check_memory_scale(scale: str) -> None:
+    from stcbench.memory.suite import SCALES
+
+    if scale not in SCALES:
+        raise ConfigError(f"--scale {scale}: the memory suite has the scales {', '.join(SCALES)}; choose one of them")
+
+
+def check_memory_seeds(seeds: list | None) -> None:
+    from stcbench.engine.settings import MAX_SEED
+
+    bad = [seed for seed in seeds or () if not 0 <= int(seed) <= MAX_SEED]
+    if bad:
+        raise ConfigError(f"--seeds {bad[0]}: a seed must be in [0, {MAX_SEED}] (numpy's seed range)")
 
 
 def check_memory_tasks(tasks: list | None) -> None:

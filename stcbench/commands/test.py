@@ -42,15 +42,18 @@ def run(args) -> int:
 
 
 def _run_config(ckpt: Path) -> dict:
-    """The `task` a checkpoint was trained for: its run folder's config.yaml, else the config stored in it."""
+    """The `task` a checkpoint was trained for: its run folder's config.yaml, else (no config.yaml, or one that
+    names no task) the config stored in the checkpoint."""
     from stcbench.engine.run import stored_config
     from stcbench.engine.run_folder import run_dir_of_checkpoint
+    from stcbench.engine.schema import read_yaml
+    from stcbench.training.task import checkpoint_for_test
 
     run_dir = run_dir_of_checkpoint(ckpt)
     if run_dir is not None:
-        from stcbench.engine.schema import read_yaml
-
-        return {"task": read_yaml(run_dir / "config.yaml").get("task", "video")}
-    if ckpt.is_file():
-        return {"task": stored_config(ckpt).get("task", "video")}
+        task = read_yaml(run_dir / "config.yaml").get("task")
+        if isinstance(task, str):
+            return {"task": task}
+    if ckpt.exists():
+        return {"task": stored_config(checkpoint_for_test(ckpt)).get("task", "video")}
     return {}

@@ -349,3 +349,19 @@ def test_train_seconds_add_up_over_resumed_sessions(tiny_run, tmp_path):
         return load_checkpoint(path)["callbacks"]["TrainingClock"]["seconds"]
 
     assert clock(copy / "checkpoints" / "last.ckpt") > clock(run_dir / "checkpoints" / "last.ckpt") > 0
+
+
+@pytest.mark.parametrize("config_text", [None, "{}\n"], ids=["config.yaml gone", "config.yaml without a task"])
+def test_test_of_a_memory_run_without_its_config_reads_the_task_from_the_checkpoint(tiny_run, tmp_path, capsys,
+                                                                                     config_text):
+    """It said the run was a checkpoint of the memory task but the config given was for the video task."""
+    import shutil
+
+    from stcbench.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run[1], run)
+    (run / "config.yaml").unlink()
+    if config_text is not None:
+        (run / "config.yaml").write_text(config_text)
+    assert main(["test", str(run)]) == 0, capsys.readouterr().err
