@@ -130,8 +130,6 @@ def check_output_file(path: str | os.PathLike, flag: str, example: str = "metric
 def _check_writable(folder: Path, path: Path, flag: str) -> None:
     """A file can be created in `folder` (tried with a temporary file, removed at once: permissions alone do not
     say, e.g. for root or on a read-only file system)."""
-    import tempfile
-
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".stcbench-probe-"):
             pass

@@ -39,10 +39,6 @@ def _import_package_modules() -> None:
             importlib.import_module(f"{__name__}.{module.name}")
 
 
-def _plugin_key(spec: str) -> str:
-    return recorded_plugin(spec)
-
-
 def _import_file(path: Path):
     if not path.is_file():
         raise ConfigError(f"plugin file {str(path)!r} does not exist; give an existing .py file or an "
@@ -72,7 +68,7 @@ def plugin_error(spec: str, exc: BaseException) -> ConfigError:
 def load_plugin(spec: str):
     """Import one plugin (module name or path to a .py file) once; returns the module."""
     spec = str(spec).strip()
-    key = _plugin_key(spec)
+    key = recorded_plugin(spec)
     if key in _LOADED_PLUGINS:
         return _LOADED_PLUGINS[key]
     if spec.endswith(".py"):

@@ -86,10 +86,9 @@ def run(args) -> int:
     except ConfigError as error:
         raise ConfigError(f"{error}{switched_task_hint(data, overrides)}") from None
     if args.print_config:
-        from stcbench.engine.environment import load_plugins, with_environment_plugins
+        from stcbench.engine.environment import with_environment_plugins
 
-        load_plugins(config.plugins)       # the config's cells may come from its plugins, as in a run
-        config.plugins = with_environment_plugins(config.plugins)
+        config.plugins = with_environment_plugins(config.plugins)     # as the run would record them
         task.run_base(config)              # what a run would refuse (an unknown dataset or cell, say) is refused
         task.module(config)                # here too, before the config is printed as if it were usable
         print(dump(config), end="")

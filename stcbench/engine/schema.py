@@ -133,7 +133,7 @@ def deep_merge(base: dict, update: dict) -> dict:
 def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """Read a YAML config (a path, or the name of a packaged config such as `quick/mmnist`) and
     resolve its `base:` chain into one mapping (not validated yet)."""
-    from stcbench.config_files import find_config, packaged_config
+    from stcbench.config_files import find_config
 
     path = find_config(path).resolve()
     if path in _seen:
@@ -151,14 +151,14 @@ def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     merged: dict = {}
     for base in bases:
         base_path = _base_path(base, path.parent)
-        if not Path(base_path).exists() and packaged_config(str(base)) is None:
+        if not base_path.exists():
             raise ConfigError(f"{path}: its `base:` {base!r} names no file ({base_path} does not exist) and no shipped "
                               f"config; give a path relative to that file or a shipped name such as quick/mmnist")
         merged = deep_merge(merged, load_config_dict(base_path, (*_seen, path)))
     return deep_merge(merged, data)
 
 
-def _base_path(base: str, folder: Path) -> Path | str:
+def _base_path(base: str, folder: Path) -> Path:
     """A `base:` entry: a path relative to the config's folder, else the name of a shipped config (quick/mmnist)."""
     from stcbench.config_files import packaged_config
 
@@ -217,15 +217,22 @@ def apply_overrides(config: dict, overrides: dict[str, Any] | None) -> dict:
     return result
 
 
-def _yaml_value(text: str) -> Any:
+def _yaml_value(text: str, key: str | None = None) -> Any:
     """Free-form text (a value inside a mapping field such as cell_options) read as YAML; numbers in
-    exponent form (`1e-4`, which YAML 1.1 reads as a string) as numbers."""
+    exponent form (`1e-4`, which YAML 1.1 reads as a string) as numbers. Text that is not plain YAML stays text,
+    unless it is the whole value of the field `key` (a structured value typed on the command line: no tags that
+    name Python objects); no value may contain itself."""
     try:
         value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        return str(text)                # the text itself, no longer command-line text to be read
+    except yaml.YAMLError as exc:
+        if key is None:
+            return str(text)            # the text itself, no longer command-line text to be read
+        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+        raise ConfigError(f"{key}={text!r} is not plain YAML ({problem}); write a value such as "
+                          f"{key}={{threshold: 0.5}} (quote it for the shell)") from None
     if contains_itself(value):
-        raise ConfigError(f"{text!r} contains itself (a YAML alias inside its own anchor); write the value out in full")
+        shown = f"{key}={text!r}" if key is not None else repr(text)
+        raise ConfigError(f"{shown} contains itself (a YAML alias inside its own anchor); write the value out in full")
     if isinstance(value, str):
         try:
             return float(text)
@@ -391,22 +398,7 @@ def _from_text(tp, text: str, key: str):
         return [_from_text(item_tp, item, f"{key}[{i}]") for i, item in enumerate(items)]
     if dataclasses.is_dataclass(tp):
         raise ConfigError(f"{key} is a section; set its keys one by one ({key}.<key>=value)")
-    _check_yaml(text, key)
-    return coerce(tp, _yaml_value(text), key)
-
-
-def _check_yaml(text: str, key: str) -> None:
-    """A structured value typed on the command line must be plain YAML (no tags that name Python objects, no
-    value that contains itself)."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
-        raise ConfigError(f"{key}={text!r} is not plain YAML ({problem}); write a value such as "
-                          f"{key}={{threshold: 0.5}} (quote it for the shell)") from None
-    if contains_itself(value):
-        raise ConfigError(f"{key}={text!r} contains itself (a YAML alias inside its own anchor); write the value "
-                          f"out in full")
+    return coerce(tp, _yaml_value(text, key), key)
 
 
 def contains_itself(value, path: tuple = ()) -> bool:
