@@ -40,7 +40,8 @@ from stcbench.numba_threads import numba, parallel_region
 TILE = 4                    # output tile m
 KERNEL = 5                  # kernel r
 POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
-MIN_CHANNELS = 48           # below this the direct convolution is as fast or faster (measured: 32 break-even)
+MIN_CHANNELS = 32           # fewer input or output channels: the direct convolution is as fast or faster
+MIN_CHANNEL_PAIRS = 2048    # in x out below this (32 -> 32) is break-even (docs/performance.md, item 3)
 
 
 def available() -> bool:
@@ -98,19 +99,24 @@ def _compile():
 
 
 # -- the convolution ------------------------------------------------------------------------------
-def supported(conv: torch.nn.Conv2d, x: torch.Tensor, min_channels: int = MIN_CHANNELS) -> bool:
+def supported(conv: torch.nn.Conv2d, x: torch.Tensor, every: bool = False) -> bool:
     """True when `conv(x)` can run as F(4x4, 5x5) here: CPU float tensors, 5 x 5, stride 1,
-    "same" zero padding, no dilation or groups, at least `min_channels` in and out."""
+    "same" zero padding, no dilation or groups, and (unless `every`) enough channels to gain."""
     return (x.device.type == "cpu" and x.dtype == conv.weight.dtype and x.dim() == 4
-            and supported_module(conv, min_channels))
+            and supported_module(conv, every))
 
 
-def supported_module(conv: torch.nn.Module, min_channels: int = MIN_CHANNELS) -> bool:
+def supported_module(conv: torch.nn.Module, every: bool = False) -> bool:
     return (available() and isinstance(conv, torch.nn.Conv2d) and conv.weight.device.type == "cpu"
             and conv.weight.dtype in (torch.float32, torch.float64)
             and conv.kernel_size == (KERNEL, KERNEL) and conv.stride == (1, 1)
             and conv.padding == (KERNEL // 2, KERNEL // 2) and conv.dilation == (1, 1) and conv.groups == 1
-            and conv.padding_mode == "zeros" and min(conv.in_channels, conv.out_channels) >= min_channels)
+            and conv.padding_mode == "zeros" and (every or gains(conv.in_channels, conv.out_channels)))
+
+
+def gains(in_channels: int, out_channels: int) -> bool:
+    """Where Winograd beat the direct kernel at every batch measured (docs/performance.md, item 3)."""
+    return min(in_channels, out_channels) >= MIN_CHANNELS and in_channels * out_channels >= MIN_CHANNEL_PAIRS
 
 
 CHUNK = 4                   # samples per pass: keeps the transformed tiles cache-resident
@@ -250,20 +256,21 @@ def convolve(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 class Convolutions:
     """Override for `stcbench.cells.synapse.conv_override`: Winograd for the calls it supports.
 
-    algorithm "auto": 5 x 5 convolutions with at least MIN_CHANNELS channels in and out;
+    algorithm "auto": 5 x 5 convolutions with at least MIN_CHANNELS channels in and out and MIN_CHANNEL_PAIRS
+    channel pairs (64 -> 64, 32 -> 128; not 32 -> 32);
     "winograd": every supported 5 x 5 convolution.  The weights of `model` are transformed
     once, when the instance is made (use one instance per forward pass: the weights are the
     same at every step), outside any recomputed (checkpointed) block.
     """
 
     def __init__(self, model: torch.nn.Module, algorithm: str = "auto"):
-        self.min_channels = MIN_CHANNELS if algorithm == "auto" else 1
+        self.every = algorithm != "auto"
         self.transformed = {conv: transform_weight(conv.weight) for conv in model.modules()
-                            if supported_module(conv, self.min_channels)}
+                            if supported_module(conv, self.every)}
 
     def __call__(self, conv: torch.nn.Conv2d, x: torch.Tensor):
         u = self.transformed.get(conv)
-        if u is None or u.dtype != x.dtype or not supported(conv, x, self.min_channels):
+        if u is None or u.dtype != x.dtype or not supported(conv, x, self.every):
             return None                    # e.g. bfloat16 activations under autocast: the direct kernel
         y = convolve(x, u)
         return y if conv.bias is None else y + conv.bias.view(1, -1, 1, 1)

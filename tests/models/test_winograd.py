@@ -82,7 +82,10 @@ def test_supported_only_for_stride1_same_padding_5x5():
     assert not winograd.supported(torch.nn.Conv2d(64, 64, 5, padding=2, groups=4), x)
     assert not winograd.supported(torch.nn.Conv2d(64, 64, 5, padding=0), x)
     assert not winograd.supported(torch.nn.Conv2d(16, 64, 5, padding=2), torch.zeros(1, 16, 8, 8))
-    assert winograd.supported(torch.nn.Conv2d(4, 16, 5, padding=2), torch.zeros(1, 4, 8, 8), min_channels=1)
+    assert not winograd.supported(torch.nn.Conv2d(32, 32, 5, padding=2), torch.zeros(1, 32, 8, 8))
+    assert winograd.supported(torch.nn.Conv2d(32, 128, 5, padding=2), torch.zeros(1, 32, 8, 8))  # ConvLSTM's gates
+    assert winograd.supported(torch.nn.Conv2d(48, 48, 5, padding=2), torch.zeros(1, 48, 8, 8))
+    assert winograd.supported(torch.nn.Conv2d(4, 16, 5, padding=2), torch.zeros(1, 4, 8, 8), every=True)
     assert not winograd.supported(ok, x.half())
     assert not winograd.supported(ok, x.to(torch.bfloat16))
 
