@@ -12,9 +12,9 @@
    STC-PLIF and STC-LM-H on the CPU go further (fused_stc.py): both circuit convolutions in one grouped call and
    everything after the convolutions in one autograd function that keeps only the convolution
    outputs, so it needs no recomputation of the step (point 2 does not apply to it).
-4. Synapse convolutions (5 x 5, stride 1, ungrouped, at least 48 channels) on the CPU run as
-   Winograd F(4x4, 5x5) (`conv_algorithm: auto`, see winograd.py), the weights transformed once
-   per forward pass; the circuits' grouped convolutions stay direct.
+4. Synapse convolutions (5 x 5, stride 1, ungrouped, at least 32 channels in and out and 2048 channel pairs)
+   on the CPU run as Winograd F(4x4, 5x5) (`conv_algorithm: auto`, see winograd.py), the weights transformed
+   once per forward pass; the circuits' grouped convolutions stay direct.
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ Two execution paths give the same numbers:
 * `fast=True` — the teacher-forced context (steps t < T_in, whose inputs are
   all known) runs layer by layer with the input convolution batched over all context
   steps; the autoregressive future runs step by step.  On the CPU the 5x5 synapse
-  convolutions with at least 48 channels run as Winograd F(4x4, 5x5) (`conv_algorithm`).  For
+  convolutions with at least 32 channels in and out and 2048 channel pairs run as Winograd
+  F(4x4, 5x5) (`conv_algorithm`).  For
   STC-LIF, STC-PLIF and STC-LM-H on the CPU everything after a step's convolutions is one fused
   autograd function (fused_stc.py) that keeps only the convolution outputs; for the other circuit
   cells the per-step neuron dynamics are recomputed in the backward pass instead of stored

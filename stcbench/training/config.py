@@ -76,8 +76,8 @@ class ModelConfig:
                                                "only; STC-LIF, STC-PLIF and STC-LM-H on the CPU use their fused "
                                                "step either way")
     conv_algorithm: Literal["auto", "direct", "winograd"] = option(
-        "auto", help="fast path on CPU: auto = Winograd F(4x4,5x5) for 5x5 synapse convs with >= 48 channels in "
-                     "and out; direct = never")
+        "auto", help="fast path on CPU: auto = Winograd F(4x4,5x5) for 5x5 synapse convs with >= 32 channels in "
+                     "and out and in x out >= 2048; winograd = every 5x5 synapse conv; direct = never")
     channels_last: bool | None = option(None, help="fast path: feature maps in channels-last memory order; null = "
                                                    "on the CPU only (slower convolutions on GPUs)")
     compile: bool = option(False, help="fast path: torch.compile each layer's step after its input convolution "
