@@ -1,8 +1,8 @@
 """`stcbench demo`: the README's first job, a few minutes on 2 CPU cores.
 
-Generates the embedded Moving MNIST default when absent, trains a small STC-LIF and a small
-LIF with the shipped config demo/mmnist (its setting chosen by measurement: docs/scales.md), tests
-both, prints a metrics table (with `follows`, whether the predictions move with the digits:
+Generates the embedded Moving MNIST default when absent, trains a small STC-LIF, a small LIF and
+the non-spiking ConvLSTM with the shipped config demo/mmnist (setting and cells chosen by measurement:
+docs/scales.md), tests them, prints a metrics table (with `follows`, whether the predictions move with the digits:
 stcbench.metrics.motion) and writes a PNG of context / ground truth / predictions.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from stcbench.commands.demo import DEFAULT_CELLS
 from stcbench.errors import ConfigError
 
-DEFAULT_CELLS = ("stclif", "lif")
 FOLLOWS_SEQUENCES = 256         # test sequences kept for `follows` (all 32 of demo/mmnist; a bound for --config)
 METRIC_COLUMNS = (("mse", "MSE"), ("mae", "MAE"), ("ssim", "SSIM"), ("psnr", "PSNR"), ("mse_per_pixel", "MSE/px"))
 
