@@ -53,7 +53,9 @@ def register(subparsers) -> None:
                         help="memory suite: tasks (default: all)")
     parser.add_argument("--seeds", nargs="+", action=ListedValues, convert=int, default=None, help="default: 42")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: bench/<suite>)")
-    parser.add_argument("--data-root", type=Path, default=None, help="dataset folder (default: the config's)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="dataset folder (default: the config's; the shipped configs': $STCBENCH_DATA_ROOT, else "
+                             "datasets/)")
     parser.add_argument("--configs", type=Path, default=None,
                         help="configs folder (default: the configs shipped in the package, stcbench/configs)")
     parser.add_argument("--scale", default=None, help="memory suite: quick (default, minutes), small (2 x 64 neurons, "

@@ -19,7 +19,8 @@ COMMON_FLAGS = {
     "--batch-size": ("data.batch_size", int, "per-process batch size"),
     "--cell": ("model.cell", str, f"cell name: {cell_names_help()}, or a plugin's (see `stcbench cells`)"),
     "--dataset": ("data.dataset", str, "mmnist, taxibj, kth or kth40"),
-    "--data-root": ("data.data_root", str, "folder holding the dataset files"),
+    "--data-root": ("data.data_root", str, "folder holding the dataset files (default $STCBENCH_DATA_ROOT, else "
+                                           "datasets/)"),
     "--output-dir": ("run.output_dir", str, "root of the run directories (default runs/)"),
     "--run-name": ("run.name", str, "name of the run directory (default: timestamp and seed)"),
     "--precision": ("trainer.precision", str, "64-true, 32-true, 16-mixed, bf16-mixed (64 and 32 are accepted)"),

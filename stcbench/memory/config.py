@@ -28,7 +28,8 @@ class MemoryDataConfig:
     batch_size: int = option(64, help="training batch", check=at_least(1))
     eval_batch_size: int | None = option(None, help="validation/test batch (default: batch_size)",
                                          check=at_least(1, allow_none=True))
-    data_root: str = option("datasets", help="digits: <data_root>/moving_mnist/*-ubyte.gz when present")
+    data_root: str = option("", help="digits: <data_root>/moving_mnist/*-ubyte.gz when present (\"\": "
+                                          "$STCBENCH_DATA_ROOT, else datasets/)")
     digits_source: Literal["auto", "mnist", "sklearn"] = option("auto", help="digits: where the images come from")
     num_workers: int = option(0, help="DataLoader worker processes", check=at_least(0))
 

@@ -21,7 +21,7 @@ class DataConfig:
     """Dataset and loader settings."""
 
     dataset: str = option("mmnist", help="mmnist, taxibj, kth (also tests 10->40) or kth40")
-    data_root: str = option("datasets", help="folder holding the dataset files")
+    data_root: str = option("", help="folder holding the dataset files (\"\": $STCBENCH_DATA_ROOT, else datasets/)")
     batch_size: int = option(16, help="per-process batch for training", check=at_least(1))
     eval_batch_size: int | None = option(None, help="validation/test batch (default: batch_size)",
                                          check=at_least(1, allow_none=True))

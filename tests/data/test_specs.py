@@ -46,4 +46,5 @@ def test_data_root_default_and_environment(monkeypatch, tmp_path):
     assert str(resolve_data_root()) == "datasets"
     monkeypatch.setenv("STCBENCH_DATA_ROOT", str(tmp_path))
     assert resolve_data_root() == tmp_path
+    assert resolve_data_root("") == tmp_path          # a config's default data_root
     assert resolve_data_root("elsewhere").name == "elsewhere"

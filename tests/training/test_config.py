@@ -187,6 +187,16 @@ def test_shipped_config_names_are_listed():
     assert not any(n.endswith("_base") for n in names)
 
 
+def test_shipped_configs_leave_the_data_root_to_the_environment():
+    """data_root "" means $STCBENCH_DATA_ROOT, else datasets/: a shipped config that named a folder would
+    silently ignore the variable (datasets/README.md)."""
+    from stcbench.config_files import packaged_config_names
+
+    for name in packaged_config_names():
+        assert load_config_dict(name).get("data", {}).get("data_root", "") == "", name
+    assert Config().data.data_root == ""
+
+
 @pytest.mark.parametrize("dataset, patch, lr, schedule, epochs", [("mmnist", 4, 5e-4, "onecycle", 200),
                                                                   ("taxibj", 2, 5e-4, "cosine", 50),
                                                                   ("kth", 2, 1e-3, "onecycle", 100)])
