@@ -158,9 +158,9 @@ def resolve_name(name: str) -> str:
         return key
     raise ConfigError(f"unknown cell {name!r}; available: {', '.join(sorted(_REGISTRY))} "
                       f"(or 'stc_<cell>' for the spatio-temporal circuit around any of them); "
-                      f"run `stcbench cells` for details. A cell from a plugin file needs that file: list it under "
-                      f"`plugins:` in the config (fit, bench: --set plugins=[file.py]), set STCBENCH_PLUGINS, or pass "
-                      f"`stcbench cells --plugin file.py` to list it")
+                      f"run `stcbench cells` for details. A cell from a plugin file needs that file: "
+                      f"pass --set plugins=[file.py] (fit, test, bench) or set STCBENCH_PLUGINS=file.py, or list it "
+                      f"with `stcbench cells --plugin file.py`")
 
 
 def get_cell_info(name: str) -> CellInfo:

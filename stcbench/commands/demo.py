@@ -57,4 +57,4 @@ def run(args) -> int:
 
 FOLLOWS_NOTE = ("follows: how the centre of mass of the predicted frames moves with the true digits' (1 = exactly, "
                 "0 = no better than repeating the last input frame, below 0 = worse than that; a blur scores up to "
-                "about 0.2 without moving: docs/scales.md)")
+                "about 0.23 without moving: docs/scales.md)")

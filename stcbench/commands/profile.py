@@ -32,8 +32,8 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="parameter/data dtype")
     p.add_argument("--recompute", default="auto", choices=["auto", "on", "off"],
                    help="fast path: recompute the neuron dynamics in the backward pass instead of keeping their "
-                        "activations (less memory, slower; auto: on the CPU for circuit cells only; STC-LIF and STC-PLIF on the CPU use their "
-                        "fused step either way)")
+                        "activations (less memory, slower; auto: on the CPU for circuit cells only; STC-LIF, STC-PLIF and "
+                        "STC-LM-H on the CPU use their fused step either way)")
     p.add_argument("--no-recompute", dest="recompute", action="store_const", const="off",
                    help="same as --recompute off")
     p.add_argument("--conv-algorithm", default="auto", choices=["auto", "direct", "winograd"],

@@ -29,7 +29,7 @@ COMMON_FLAGS = {
     "--strategy": ("trainer.strategy", str, "auto or ddp"),
     "--num-nodes": ("trainer.num_nodes", int, "number of nodes for multi-node DDP"),
     "--seed": ("seed", int, "global seed (python, numpy, torch, masks)"),
-    "--scale": ("run.scale", str, "label recorded with the results (paper, reduced, quick, custom)"),
+    "--scale": ("run.scale", str, "label recorded with the results (paper, small, quick, demo, custom)"),
     "--selection": ("data.selection", str, "val (default) or openstl_test (official: select on the test set)"),
 }
 

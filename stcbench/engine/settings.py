@@ -22,7 +22,8 @@ def seed_option(default: int):
 
 
 def plugins_option():
-    return option(help="modules imported first (they register user cells)", factory=list,
+    return option(help="modules or .py files that register user cells, imported first when named on the command line "
+                       "(--set plugins=[...], STCBENCH_PLUGINS) or vouched for with --trust-checkpoint", factory=list,
                   check=lambda v: None if all(isinstance(p, str) and p for p in v) else "must be a list of module names")
 
 

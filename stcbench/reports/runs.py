@@ -5,7 +5,7 @@ A run is a folder holding `metrics.json` (docs/architecture.md, "Run directories
 metrics.json has a `test` block.
 
 Selection rules (documented in docs/reports.md):
-* `newest` (default): the largest scale first (paper > reduced > quick > unknown), then the
+* `newest` (default): the largest scale first (paper > small > quick > any other label), then the
   most epochs, then the newest `finished_at` / file time, then the path (for ties).
 * `best-val`: the lowest validation MSE (`val.mse`), runs without one last, then as `newest`.
 
@@ -28,7 +28,7 @@ from stcbench.errors import ConfigError
 from stcbench.strict_json import number, restore_non_finite
 
 PER_SEQUENCE_FILE = "test_per_sequence.npz"
-SCALE_RANK = {"paper": 4, "reduced": 3, "small": 2, "quick": 1}
+SCALE_RANK = {"paper": 4, "reduced": 3, "small": 2, "quick": 1}      # "reduced": an older label
 SELECTIONS = ("newest", "best-val")
 DEFAULT_BASELINE = "lif"     # the cell tables and reports compare every row with
 

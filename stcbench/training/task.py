@@ -339,7 +339,8 @@ def format_summary(results: dict) -> str:
     last = (results.get("last") or {}).get("test")
     if last:
         lines.append(f"  {'last':10s} {_metric_line(last)}")
-        lines.append("  (test metrics of the checkpoint selected on validation, and of the last one)")
+        on = "the test set (openstl_test)" if results.get("selected_on_test") else "validation"
+        lines.append(f"  (test metrics of the checkpoint selected on {on}, and of the last one)")
     return "\n".join(lines)
 
 

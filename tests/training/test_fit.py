@@ -79,6 +79,8 @@ def test_openstl_selection_is_tagged(mmnist_root, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["selected_on"] == "openstl_test" and metrics["selected_on_test"] is True
     assert metrics["val"]["split"] == "test"
+    summary = format_summary(metrics)
+    assert "selected on the test set (openstl_test)" in summary and "validation" not in summary
 
 
 def registered_cells():
