@@ -283,7 +283,7 @@ NON_SETTING_KEYS = {
     None: ("seed", "run", "logging", "plugins"),
     "data": ("data_root", "num_workers", "generate_if_missing"),
     "trainer": ("threads", "accelerator", "devices", "strategy", "num_nodes", "deterministic", "benchmark",
-                "tf32"),
+                "stop_after_epochs", "tf32"),
 }
 
 

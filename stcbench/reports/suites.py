@@ -191,24 +191,46 @@ def check_configs(planned: list[PlannedRun]) -> None:
 
 
 def refuse_other_setting(run: PlannedRun, config) -> None:
-    """A finished run of this name that was trained with another setting (other epochs, data, model, ...) is not
-    taken for this plan's run: one ConfigError naming the differences (keys that only one side has, e.g. from
-    an older version, are not compared)."""
+    """A finished run of this name, or an interrupted one that bench would resume, that was trained with another
+    setting (other epochs, data, model, ...) is not taken for this plan's run: one ConfigError naming the
+    differences (keys that only one side has, e.g. from an older version, are not compared)."""
+    from stcbench.engine.resume import differences
     from stcbench.engine.schema import to_dict
-    from stcbench.reports.runs import load_run, setting_of
+    from stcbench.reports.runs import setting_of
+
+    found = _earlier_attempt(run)
+    if found is None:
+        return
+    run_dir, stored, state = found
+    changed = differences(setting_of(stored), setting_of(to_dict(config)))
+    if changed:
+        shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in changed[:4])
+        same = " ".join(f"--set {key}={_cli_value(old)}" for key, old, _ in changed[:4])
+        use = "would take it for this plan's run" if state == "finished" else "would resume it with this setting"
+        raise ConfigError(f"the {state} run {run_dir} was trained with another setting ({shown}); bench {use}. "
+                          f"To collect or extend that suite, give the flags it was run with ({same}); for this "
+                          f"setting use another --out or --tag, or move that run folder away")
+
+
+def _earlier_attempt(run: PlannedRun) -> tuple[Path, dict, str] | None:
+    """(run folder, its config, "finished" | "interrupted") of an earlier attempt of this run, if it left a config."""
+    import yaml
+
+    from stcbench.reports.runs import load_run
 
     metrics = run.finished_metrics()
-    finished = load_run(metrics) if metrics is not None else None
-    if finished is None or not finished.config:
-        return
-    differences = _differences(setting_of(finished.config), setting_of(to_dict(config)))
-    if differences:
-        shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in differences[:4])
-        same = " ".join(f"--set {key}={_cli_value(old)}" for key, old, _ in differences[:4])
-        raise ConfigError(f"the finished run {metrics.parent} was trained with another setting ({shown}); bench "
-                          f"would take it for this plan's run. To collect or extend that suite, give the flags it "
-                          f"was run with ({same}); for this setting use another --out or --tag, or move that run "
-                          f"folder away")
+    if metrics is not None:
+        finished = load_run(metrics)
+        return (metrics.parent, finished.config, "finished") if finished is not None and finished.config else None
+    last = run.last_checkpoint()
+    config_file = last.parents[1] / "config.yaml" if last is not None else None
+    if config_file is None or not config_file.is_file():
+        return None
+    try:
+        stored = yaml.safe_load(config_file.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return (config_file.parent, stored, "interrupted") if isinstance(stored, dict) else None
 
 
 def _cli_value(value) -> str:
@@ -220,21 +242,6 @@ def _cli_value(value) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return shlex.quote(json.dumps(value) if isinstance(value, (list, dict)) else str(value))
-
-
-def _differences(stored: dict, planned: dict, prefix: str = "") -> list[tuple[str, object, object]]:
-    found = []
-    for key in sorted(set(stored) & set(planned)):
-        old, new = stored[key], planned[key]
-        if isinstance(old, dict) and isinstance(new, dict):
-            found += _differences(old, new, f"{prefix}{key}.")
-        elif _plain(old) != _plain(new):
-            found.append((f"{prefix}{key}", old, new))
-    return found
-
-
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def default_fit() -> Callable:

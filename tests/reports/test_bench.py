@@ -117,6 +117,26 @@ def test_a_finished_run_of_another_setting_is_refused_not_skipped(tmp_path, conf
     assert len(fake.calls) == 1
 
 
+def test_an_interrupted_run_of_another_setting_is_refused_not_resumed(tmp_path, configs):
+    """An earlier attempt that left last.ckpt and config.yaml is resumed only with the setting it was started with."""
+    import yaml
+
+    args = args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], overrides=["optim.lr=0.005"])
+    run = plan_suite("quick", cells=["lif"], datasets=["mmnist"], seeds=None, out=tmp_path / "bench",
+                           configs_root=configs)[0]
+    run_dir = tmp_path / "bench" / "runs" / "mmnist" / "lif" / run.name
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"optim": {"lr": 0.005}}))
+    fake = FakeRunner()
+    with pytest.raises(ConfigError, match=r"the interrupted run .* another setting \(optim.lr: 0.005 there, 0.05 "
+                                          r"here\); bench would resume it"):
+        bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], overrides=["optim.lr=0.05"]),
+                  fit=fake)
+    assert fake.calls == []
+    assert bench.run(args, fit=fake) == 0 and len(fake.calls) == 1      # the same setting: resumed
+
+
 def test_cli_dry_run(tmp_path, configs, capsys):
     assert main(["bench", "--suite", "paper", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
                  "--out", str(tmp_path / "o"), "--dry-run"]) == 0

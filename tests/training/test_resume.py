@@ -1,5 +1,6 @@
 """Exact resume: an interrupted deterministic run continued from last.ckpt equals an uninterrupted one."""
 import json
+import re
 
 import pytest
 import torch
@@ -89,6 +90,29 @@ def test_resume_with_another_cell_names_the_difference(mmnist_root, tmp_path):
     first = fit(tiny_config(mmnist_root, tmp_path, cell="stclif", epochs=2, trainer={"stop_after_epochs": 1}))
     with pytest.raises(ConfigError, match=r"model\.cell 'stclif' in the checkpoint, 'lif' here"):
         fit(tiny_config(mmnist_root, tmp_path, cell="lif", epochs=2), ckpt_path=first / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.parametrize("change, named", [({"seed": 7}, "seed=3 there, 7 here"),
+                                           ({"optim": {"lr": 0.5}}, "optim.lr="),
+                                           ({"data": {"train_samples": 6}}, "data.train_samples=4 there, 6 here"),
+                                           ({"run": {"name": "other"}}, "--run-name other names another run")])
+def test_resume_refuses_another_setting_and_leaves_the_run_as_it_was(mmnist_root, tmp_path, change, named):
+    """A resume continues the checkpoint's run: another seed, optimiser, data or run name would relabel or mix it."""
+    from stcbench.errors import ConfigError
+
+    first = fit(tiny_config(mmnist_root, tmp_path, epochs=2, trainer={"stop_after_epochs": 1}))
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        fit(tiny_config(mmnist_root, tmp_path, epochs=2, **change), ckpt_path=first / "checkpoints" / "last.ckpt")
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+
+
+def test_resume_may_extend_training_and_change_the_hardware(mmnist_root, tmp_path):
+    first = fit(tiny_config(mmnist_root, tmp_path, epochs=1))
+    again = fit(tiny_config(mmnist_root, tmp_path, epochs=2, trainer={"threads": 1}, logging={"loggers": []},
+                            model={"fast": True}),
+                ckpt_path=first / "checkpoints" / "last.ckpt")
+    assert again == first and json.loads((first / "metrics.json").read_text())["epochs"] == 2
 
 
 def test_last_checkpoint_is_written_every_epoch_when_validation_stops_improving(mmnist_root, tmp_path, monkeypatch):

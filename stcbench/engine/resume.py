@@ -1,0 +1,66 @@
+"""What a resume may change: it continues the run its checkpoint holds, so everything that says which run that
+is (seed, data, model, optimiser, schedule, ...) must be what the checkpoint was trained with. Free are the
+training length, the hardware, logging, the run's output settings and the keys a task names (its data folder,
+execution options that give the same numbers).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from stcbench.errors import ConfigError
+
+FREE_ON_RESUME = {
+    None: ("run", "logging", "plugins"),
+    "trainer": ("max_epochs", "max_steps", "stop_after_epochs", "limit_test_batches", "num_sanity_val_steps",
+                "accelerator", "devices", "strategy", "num_nodes", "deterministic", "threads", "benchmark", "tf32"),
+}
+
+
+def differences(stored: Mapping, given: Mapping, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, stored value, given value) for the leaves both configs have and that differ (a key only one
+    side has, e.g. from an older version, is not compared)."""
+    found = []
+    for key in sorted(set(stored) & set(given)):
+        old, new = stored[key], given[key]
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            found += differences(old, new, f"{prefix}{key}.")
+        elif _plain(old) != _plain(new):
+            found.append((f"{prefix}{key}", old, new))
+    return found
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def is_free(key: str, free: Mapping[str | None, tuple]) -> bool:
+    section, _, name = key.partition(".")
+    return section in free.get(None, ()) or (bool(name) and name.split(".")[0] in free.get(section, ()))
+
+
+def resume_changes(stored: Mapping, given: Mapping, task_free: Mapping[str | None, tuple] = ()) -> list:
+    """The differences between the trained config and the given one that a resume may not make."""
+    free = {section: FREE_ON_RESUME.get(section, ()) + tuple(dict(task_free).get(section, ()))
+            for section in set(FREE_ON_RESUME) | set(dict(task_free))}
+    return [change for change in differences(stored, given) if not is_free(change[0], free)]
+
+
+def refuse_other_run(stored: Mapping | None, given: Mapping, ckpt_path: Path, run_dir: Path | None,
+                     task_free: Mapping[str | None, tuple] = ()) -> None:
+    """One ConfigError, before anything is written, when a resume would continue the checkpoint's run with
+    another setting, or under another run name."""
+    if not isinstance(stored, Mapping):
+        return
+    changes = resume_changes(stored, given, task_free)
+    if changes:
+        shown = "; ".join(f"{key}={old!r} there, {new!r} here" for key, old, new in changes[:4])
+        more = f" and {len(changes) - 4} more" if len(changes) > 4 else ""
+        raise ConfigError(f"{ckpt_path} was trained with another setting ({shown}{more}); a resume continues "
+                          f"that run, so drop the options that change it (or resume with the run's own config: "
+                          f"`stcbench fit --ckpt-path {run_dir or ckpt_path}`), or start a new run without --ckpt-path")
+    name = (given.get("run") or {}).get("name")
+    if run_dir is not None and name and name != run_dir.name:
+        raise ConfigError(f"--run-name {name} names another run than the checkpoint's ({run_dir}); a resume "
+                          f"continues the checkpoint's run in its own folder: drop --run-name, or start a new run "
+                          f"without --ckpt-path")
