@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stcbench.commands.demo import DEFAULT_CELLS
 from stcbench.errors import ConfigError
 
+DEMO_RUNS = "demo_runs.json"     # the run folders the demos in an --out made: the only ones a demo replaces
 FOLLOWS_SEQUENCES = 256         # test sequences kept for `follows` (all 32 of demo/mmnist; a bound for --config)
 METRIC_COLUMNS = (("mse", "MSE"), ("mae", "MAE"), ("ssim", "SSIM"), ("psnr", "PSNR"), ("mse_per_pixel", "MSE/px"))
 
@@ -32,25 +32,26 @@ def shipped_config_path(name: str = "demo/mmnist") -> Path:
     return path
 
 
-def run_demo(out_dir: Path, *, data_root: str | None = None, cells=DEFAULT_CELLS, config: Path | None = None,
+def run_demo(out_dir: Path, *, cells, data_root: str | None = None, config: Path | None = None,
              max_epochs: int | None = None, seed: int = 42) -> dict:
     from stcbench.engine.schema import load_config_dict
     from stcbench.training.runner import fit
 
+    from stcbench.engine.run_folder import remove_run_dir
+
     out_dir = Path(out_dir)
     base = load_config_dict(config or shipped_config_path())
+    planned = {cell: _demo_overrides(out_dir, cell, seed, data_root, max_epochs) for cell in cells}
+    run_dirs = {cell: planned_run_dir(base, overrides) for cell, overrides in planned.items()}  # every config checked
+    earlier = _demo_runs(out_dir)
+    for run_dir in run_dirs.values():
+        _refuse_foreign(run_dir, earlier, out_dir)
     rows = {}
-    for cell in cells:
-        overrides = {"model.cell": cell, "seed": seed, "run.output_dir": str(out_dir / "runs"),
-                     "run.name": "demo", "run.save_predictions": True,
-                     "run.predictions_limit": FOLLOWS_SEQUENCES,
-                     "data.generate_if_missing": True, "logging.loggers": ["csv"],
-                     "logging.progress_bar": "rich" if sys.stdout.isatty() else "none"}
-        if data_root is not None:
-            overrides["data.data_root"] = str(data_root)
-        if max_epochs is not None:
-            overrides["trainer.max_epochs"] = int(max_epochs)
-        _remove_previous(out_dir / "runs", cell)
+    for cell, overrides in planned.items():
+        run_dir = run_dirs[cell]
+        _record_demo_run(out_dir, run_dir)
+        if run_dir.exists() or run_dir.is_symlink():
+            remove_run_dir(run_dir)                 # a second demo replaces the first one's run of the cell
         started = time.time()
         run_dir = fit(base, overrides=overrides)
         metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -74,13 +75,74 @@ def follows_of(run_dir: Path) -> float:
         return round(follow_score(data["context"], data["truth"], data["pred"])["follows"], 3)
 
 
-def _remove_previous(runs_root: Path, cell: str) -> None:
-    """A second demo replaces the first one's run of the same cell (fixed run name), unless a process still
-    trains it (then one line saying so)."""
-    from stcbench.engine.run_folder import remove_run_dir
+def _demo_overrides(out_dir: Path, cell: str, seed: int, data_root, max_epochs) -> dict:
+    overrides = {"model.cell": cell, "seed": seed, "run.output_dir": str(out_dir / "runs"),
+                 "run.name": "demo", "run.save_predictions": True,
+                 "run.predictions_limit": FOLLOWS_SEQUENCES,
+                 "data.generate_if_missing": True, "logging.loggers": ["csv"],
+                 "logging.progress_bar": "rich" if sys.stdout.isatty() else "none"}
+    if data_root is not None:
+        overrides["data.data_root"] = str(data_root)
+    if max_epochs is not None:
+        overrides["trainer.max_epochs"] = int(max_epochs)
+    return overrides
 
-    for run_dir in runs_root.glob(f"*/{cell}/demo"):
-        remove_run_dir(run_dir)
+
+def planned_run_dir(base: dict, overrides: dict) -> Path:
+    """The run folder of one demo cell; resolving its config first refuses a bad cell, --epochs or config before
+    anything is removed or trained."""
+    from stcbench.cells.registry import resolve_name
+    from stcbench.engine.environment import load_plugins, with_environment_plugins
+    from stcbench.training.config import resolve_config
+    from stcbench.training.task import VideoTask
+
+    config = resolve_config(base, overrides)
+    load_plugins(with_environment_plugins(config.plugins))        # with consent; a plugin may register the cell
+    resolve_name(config.model.cell)
+    return VideoTask().run_base(config) / config.run.name
+
+
+def _demo_runs(out_dir: Path) -> set[Path]:
+    """The run folders earlier demos in `out_dir` made (DEMO_RUNS, and the runs of a demo_summary.json)."""
+    made = set()
+    for name, read in ((DEMO_RUNS, lambda data: data.get("runs", [])),
+                       ("demo_summary.json", lambda data: [row.get("run_dir") for row in data.get("cells", {}).values()
+                                                           if isinstance(row, dict)])):
+        try:
+            data = json.loads((out_dir / name).read_text())
+            made |= {_resolved(out_dir, entry) for entry in read(data) if isinstance(entry, str)}
+        except (OSError, ValueError, AttributeError):
+            continue
+    return made
+
+
+def _resolved(out_dir: Path, entry: str) -> Path:
+    path = Path(entry)
+    inside = out_dir / path
+    return (inside if not path.is_absolute() and inside.exists() else path).resolve()
+
+
+def _refuse_foreign(run_dir: Path, earlier: set[Path], out_dir: Path) -> None:
+    """A demo replaces only runs that an earlier demo in the same --out made."""
+    if not (run_dir.exists() or run_dir.is_symlink()):
+        return
+    if run_dir.is_symlink() or run_dir.resolve() not in earlier:
+        raise ConfigError(f"{run_dir} exists and is not a run of an earlier `stcbench demo --out {out_dir}`, so "
+                          f"the demo does not replace it; pass another --out, or move that folder away")
+
+
+def _record_demo_run(out_dir: Path, run_dir: Path) -> None:
+    """Note the run folder before it is made, so that a later demo may replace it even if this one stops."""
+    from stcbench.atomic import write_json
+
+    try:
+        runs = json.loads((out_dir / DEMO_RUNS).read_text()).get("runs", [])
+    except (OSError, ValueError, AttributeError):
+        runs = []
+    entry = run_dir.resolve().relative_to(out_dir.resolve()).as_posix()
+    if entry not in runs:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / DEMO_RUNS, {"runs": [*runs, entry]})
 
 
 def format_table(rows: dict) -> str:

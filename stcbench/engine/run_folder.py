@@ -92,6 +92,9 @@ def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tup
 def remove_run_dir(run_dir: Path) -> None:
     """Remove a run folder, unless another process trains it (then one clear ConfigError): under the run's
     lock the folder is renamed aside, so that no resume can start in it, and then deleted."""
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        what = "a link" if run_dir.is_symlink() else "not a folder"
+        raise ConfigError(f"{run_dir} is {what}, not a run folder, so it is not removed; move it away yourself")
     aside = run_dir.with_name(f".{run_dir.name}.removing-{os.getpid()}")
     with training_lock(run_dir):
         os.replace(run_dir, aside)

@@ -91,6 +91,22 @@ def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
     assert "(no comparison" in alone and "cannot say which cell" not in alone
 
 
+def test_demo_replaces_only_its_own_runs_and_checks_everything_first(mmnist_root, tmp_path, capsys):
+    """A run the demo did not make (here a user's run named demo in --out) is neither replaced nor removed, and
+    a bad cell or --epochs is refused before anything is removed, created or trained."""
+    out = tmp_path / "proj"
+    theirs = out / "runs" / "mmnist" / "lif" / "demo"
+    theirs.mkdir(parents=True)
+    (theirs / "metrics.json").write_text("{}")
+    for flags in (["--cells", "lif"], ["--cells", "lif", "--epochs", "0"], ["--cells", "plif,bogus"]):
+        assert main(["demo", "--out", str(out), "--data-root", str(mmnist_root), *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("is not a run of an earlier" in err or "must be" in err
+                                           or "unknown cell 'bogus'" in err)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "runs", "runs/mmnist", "runs/mmnist/lif", "runs/mmnist/lif/demo", "runs/mmnist/lif/demo/metrics.json"]
+
+
 def test_fit_resume_from_a_missing_path_says_so(tmp_path, capsys):
     missing = tmp_path / "runs" / "mmnist" / "lif" / "nonexistent"
     assert main(["fit", "--ckpt-path", str(missing)]) == 2
