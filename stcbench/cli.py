@@ -87,7 +87,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"stcbench {args.command}: error: {file_system_message(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not is_trainer_misconfiguration(exc):
+            raise
+        print(f"stcbench {args.command}: error: {' '.join(str(exc).split())} (a trainer.* setting; "
+              f"change it with --set)", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+def is_trainer_misconfiguration(exc: Exception) -> bool:
+    """Lightning's own check of a trainer setting against the data (e.g. limit_train_batches too small for the
+    split), found when training starts: a message that names the setting and its fix."""
+    return type(exc).__name__ == "MisconfigurationException" and type(exc).__module__.startswith("lightning")
 
 
 def is_file_system_error(exc: OSError) -> bool:

@@ -22,11 +22,12 @@ from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
 from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, folder_identity, log_version,
                                         planned_run_dir, refuse_existing_run, refuse_non_folder,
-                                        remove_unstarted_run, run_dir_of_checkpoint, shared_run_dir, training_lock)
+                                        remove_unstarted_run, run_dir_of_checkpoint, set_aside, settle_replaced,
+                                        shared_run_dir, training_lock)
 from stcbench.engine.run_paths import relative_to_run
 from stcbench.engine.task import Task
 from stcbench.engine.trainer import build_trainer
-from stcbench.errors import ConfigError, StcbenchError
+from stcbench.errors import ConfigError
 
 
 def fit_from(task: Task, source, *, ckpt_path: str | Path | None = None, overrides: dict | None = None,
@@ -77,18 +78,26 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
             print(f"{ckpt_path} has trained all {config.trainer.max_epochs} epochs of this config: nothing to train; "
                   f"its checkpoints are tested again (raise --max-epochs to train on)")
     datamodule = task.datamodule(config)
-    created = None
+    created = replaced = None
     if is_rank_zero():
         datamodule.prepare_data()          # data problems surface before anything is written
         if fresh:
-            run_dir, created = create_run_dir(run_dir, default_name=task.run_name(config) is None,
-                                              overwrite=overwrite)
+            replaced = set_aside(run_dir) if overwrite else None
+            try:
+                run_dir, created = create_run_dir(run_dir, default_name=task.run_name(config) is None,
+                                                  overwrite=overwrite)
+            except BaseException:
+                settle_replaced(replaced, run_dir)
+                raise
     guard = RunFolderGuard(run_dir, folder_identity(run_dir))      # the folder as this run made or found it
-    with training_lock(run_dir):
-        guard.check()
-        if is_rank_zero():
-            save_portable_config(config, run_dir / "config.yaml")
-        return _train_and_test(task, config, module, datamodule, run_dir, ckpt_path, created, resuming, guard)
+    try:
+        with training_lock(run_dir):
+            guard.check()
+            if is_rank_zero():
+                save_portable_config(config, run_dir / "config.yaml")
+            return _train_and_test(task, config, module, datamodule, run_dir, ckpt_path, created, resuming, guard)
+    finally:
+        settle_replaced(replaced, run_dir)
 
 
 def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_path, created, resuming,
@@ -103,7 +112,7 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
                         weights_only=not trusted())
         except BaseException as error:
             finish_wandb(loggers, failed=True)
-            if created is not None and isinstance(error, StcbenchError) and guard.is_ours():
+            if created is not None and isinstance(error, Exception) and guard.is_ours():
                 remove_unstarted_run(run_dir, created)      # never a folder that another run has taken
             raise
     if trainer.interrupted:

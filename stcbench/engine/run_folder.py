@@ -72,6 +72,8 @@ def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tup
     if overwrite and run_dir.is_dir():
         remove_run_dir(run_dir)
         created = run_dir.resolve()
+    elif overwrite:
+        created = run_dir.resolve()        # the folder it replaces was set aside (set_aside)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     base, suffix = run_dir, 1
     while True:
@@ -87,6 +89,33 @@ def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tup
             suffix += 1
             run_dir = base.with_name(f"{base.name}-{suffix}")
     return run_dir, (run_dir.resolve() if created == base.resolve() else created)
+
+
+def set_aside(run_dir: Path) -> Path | None:
+    """--overwrite: the old run renamed aside under its lock (refused while another process trains it), so that
+    the new run can take its place; `settle_replaced` then deletes it, or puts it back if the new run failed before
+    its first checkpoint. None when there is no old run."""
+    if not run_dir.is_dir() or run_dir.is_symlink():
+        return None
+    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
+    with training_lock(run_dir):
+        os.replace(run_dir, aside)
+    with contextlib.suppress(FileNotFoundError):
+        (aside / LOCK_FILE).unlink()          # the lock moved with the folder: put back, the run has no stale lock
+    return aside
+
+
+def settle_replaced(aside: Path | None, run_dir: Path) -> None:
+    """The run set aside by --overwrite: deleted once the new run has a checkpoint, else (the new run failed
+    before it trained) put back in place of the new run's folder."""
+    if aside is None or not aside.exists():
+        return
+    if any((run_dir / "checkpoints").glob("*.ckpt")):
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    if run_dir.exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+    os.replace(aside, run_dir)
 
 
 def remove_run_dir(run_dir: Path) -> None:

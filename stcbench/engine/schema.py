@@ -107,6 +107,9 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror}); check its permissions") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {str(path)!r} nests its values too deeply to be a config; pass a YAML "
+                          f"config") from None
     if data is None:
         return {}
     if contains_itself(data):

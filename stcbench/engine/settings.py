@@ -120,6 +120,10 @@ class RunConfig:
     test_after_fit: bool = option(True, help="test the best and the last checkpoint after training")
 
 
-def check_devices(trainer: TrainerConfig) -> None:
+def check_trainer(trainer: TrainerConfig) -> None:
     require(not isinstance(trainer.devices, list) or all(d >= 0 for d in trainer.devices),
             f"trainer.devices must hold device indices >= 0, got {trainer.devices}")
+    require(trainer.check_val_every_n_epoch <= trainer.max_epochs,
+            f"trainer.check_val_every_n_epoch {trainer.check_val_every_n_epoch} is more than trainer.max_epochs "
+            f"{trainer.max_epochs}: no validation would run, so no checkpoint could be selected; lower it or raise "
+            f"max_epochs")

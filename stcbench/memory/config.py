@@ -9,7 +9,7 @@ from typing import Literal
 
 from stcbench.engine import schema
 from stcbench.engine.schema import at_least, one_of, option, positive_finite, positive_list, require
-from stcbench.engine.settings import (ACCELERATORS, LoggingConfig, RunConfig, TrainerConfig, check_devices,
+from stcbench.engine.settings import (ACCELERATORS, LoggingConfig, RunConfig, TrainerConfig, check_trainer,
                                       plugins_option, run_name_check, seed_option)
 
 DEFAULT_READOUT = {"adding": "last", "copy": "per_step", "seq_digits": "mean", "pseq_digits": "mean"}
@@ -110,7 +110,7 @@ class MemoryConfig:
         from stcbench.memory.network import memory_synapse_norm
 
         data, model = self.data, self.model
-        check_devices(self.trainer)
+        check_trainer(self.trainer)
         require(data.task not in ("adding", "copy") or data.seq_len is not None,
                 f"data.seq_len must be a positive integer for the {data.task} task")
         model.synapse_norm = memory_synapse_norm(model.synapse_norm)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from stcbench.engine import schema
 from stcbench.engine.schema import at_least, option, positive_finite, positive_list, within
-from stcbench.engine.settings import (LoggingConfig, RunConfig, TrainerConfig, check_devices, plugins_option,
+from stcbench.engine.settings import (LoggingConfig, RunConfig, TrainerConfig, check_trainer, plugins_option,
                                       run_name_check, seed_option)
 from stcbench.errors import ConfigError
 
@@ -166,7 +166,7 @@ class Config:
     plugins: list[str] = plugins_option()
 
     def validate(self) -> None:
-        check_devices(self.trainer)
+        check_trainer(self.trainer)
 
     def to_dict(self) -> dict:
         return schema.to_dict(self)

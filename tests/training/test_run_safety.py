@@ -290,3 +290,24 @@ def test_kill_9_then_resume_gives_bit_identical_weights(mmnist_root, tmp_path):
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
     assert json.loads((straight / "metrics.json").read_text())["test"] == \
         json.loads((resumed / "metrics.json").read_text())["test"]
+
+
+def test_overwrite_puts_the_old_run_back_when_the_new_one_fails_before_training(mmnist_root, tmp_path, capsys):
+    """--overwrite sets the old run aside and deletes it only once the new run has a checkpoint: a setting that
+    Lightning refuses when training starts leaves the old run as it was (and no half-made new one)."""
+    from stcbench.training.runner import fit
+
+    old = fit(tiny_config(mmnist_root, tmp_path, epochs=1))
+    before = {p.relative_to(old): p.read_bytes() for p in old.rglob("*") if p.is_file()}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(mmnist_root, tmp_path, epochs=1,
+                                               trainer={"limit_train_batches": 0.0001})))
+    assert main(["fit", "--config", str(path), "--overwrite"]) == 2
+    assert "limit_train_batches" in capsys.readouterr().err
+    assert {p.relative_to(old): p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in old.parent.iterdir()) == [old.name]
+    # a new run that trains replaces it
+    path.write_text(yaml.safe_dump(tiny_config(mmnist_root, tmp_path, epochs=1, seed=5)))
+    assert main(["fit", "--config", str(path), "--overwrite"]) == 0
+    assert json.loads((old / "metrics.json").read_text())["seed"] == 5
+    assert sorted(p.name for p in old.parent.iterdir()) == [old.name]
