@@ -61,12 +61,19 @@ def save_portable_config(config, path: Path) -> None:
 
 
 def resumed_data_root(config, checkpoint: Mapping) -> str | None:
-    """The data root the checkpoint was trained with, when the config has the portable default and that
-    folder still exists; else None (keep the config's)."""
-    if config.data.data_root != PORTABLE_DEFAULTS[("data", "data_root")]:
-        return None
+    """The data root the checkpoint was trained with, where the config's is what a run folder's config.yaml
+    records for it (the portable default, or a path relative to where the run was made that does not name
+    another existing folder from here) and the trained folder still exists; else None (keep the config's)."""
     try:
         stored = checkpoint["hyper_parameters"]["config"]["data"]["data_root"]
     except (KeyError, TypeError):       # a checkpoint without a config: keep the config's
         return None
-    return stored if isinstance(stored, str) and stored and Path(stored).expanduser().is_dir() else None
+    if not (isinstance(stored, str) and stored and Path(stored).expanduser().is_dir()):
+        return None
+    given = config.data.data_root
+    if given == PORTABLE_DEFAULTS[("data", "data_root")]:
+        return stored
+    here = Path(given).expanduser()
+    if here.is_absolute():
+        return None
+    return stored if not here.is_dir() or here.resolve() == Path(stored).expanduser().resolve() else None

@@ -220,13 +220,15 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
     """Test a checkpoint of `task`; `given` (a config mapping, default the checkpoint's own) and `overrides`
     set data, trainer and logging; the architecture always comes from the checkpoint."""
     ckpt_path = task.checkpoint_to_test(ckpt_path)
-    stored = stored_config(ckpt_path)
+    checkpoint = load_checkpoint(ckpt_path, hint="pass a .ckpt written by `stcbench fit` or `stcbench convert-official`")
+    stored = stored_config(ckpt_path, checkpoint)
     trained_as = stored.get("task", "video")
     if trained_as != task.name:
         raise ConfigError(f"{ckpt_path} is a checkpoint of the {trained_as} task, but the config given is for the "
                           f"{task.name} task; test it with its own run's config (or without --config)")
     load_plugins(stored.get("plugins") or [])      # the run's cell may come from them (user-named ones only)
     config = task.test_config(stored, given, overrides)
+    use_trained_data(config, checkpoint, overrides or {})
     prepare_environment(config)
     quiet_lightning()
     trainer = build_trainer(config, None)
@@ -237,6 +239,18 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
     if trainer.is_global_zero and output is not None:
         atomic_write_json(Path(output), results)
     return results
+
+
+def use_trained_data(config, checkpoint: dict, overrides: dict) -> None:
+    """A test reads the data the run was trained on: the checkpoint's data folder unless --data-root names
+    another, and never a stand-in generated now (unless data.generate_if_missing is set on the command line)."""
+    data = getattr(config, "data", None)
+    if data is None:
+        return
+    if hasattr(data, "data_root") and "data.data_root" not in overrides:
+        data.data_root = resumed_data_root(config, checkpoint) or data.data_root
+    if hasattr(data, "generate_if_missing") and "data.generate_if_missing" not in overrides:
+        data.generate_if_missing = False
 
 
 def checkpoint_record(ckpt_path: Path) -> dict:

@@ -55,6 +55,34 @@ def test_resume_from_the_portable_config_finds_the_data_of_the_checkpoint(mmnist
     assert resumed == first and json.loads((first / "metrics.json").read_text())["epochs"] == 2
 
 
+def test_a_run_made_inside_the_working_folder_keeps_its_data_across_resume_and_test(mmnist_root, tmp_path,
+                                                                                      monkeypatch, capsys):
+    """config.yaml records a data folder inside the working folder relative to it; a resume keeps the absolute
+    folder the checkpoint names, and a test from another folder reads that data, never a stand-in made there."""
+    import shutil
+
+    import torch
+
+    from stcbench.cli import main
+
+    project, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    shutil.copytree(mmnist_root, project / "mydata")
+    elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    first = fit(tiny_config(project / "mydata", project / "runs", epochs=2, trainer={"stop_after_epochs": 1}))
+    assert load_config_dict(first / "config.yaml")["data"]["data_root"] == "mydata"
+    assert main(["fit", "--ckpt-path", str(first)]) == 0
+    stored = torch.load(first / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]["config"]
+    assert Path(stored["data"]["data_root"]).is_absolute()
+    monkeypatch.chdir(elsewhere)
+    assert main(["test", str(first)]) == 0
+    assert list(elsewhere.iterdir()) == []                          # nothing generated here
+    shutil.move(project / "mydata", tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["test", str(first)]) == 2                           # the data is gone: said, not made up
+    assert "not found" in capsys.readouterr().err and list(elsewhere.iterdir()) == []
+
+
 def test_portable_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert portable_path("data/mmnist", "") == "data/mmnist"
