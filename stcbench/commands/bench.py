@@ -65,10 +65,11 @@ def register(subparsers) -> None:
                              "(repeatable)")
     parser.add_argument("--tag", default="", help="video suites: suffix of the run names for a variant set up with --set "
                         "(e.g. --tag groups1 --set model.cell_options.circuit_groups=1)")
-    parser.add_argument("--keep-checkpoints", action=argparse.BooleanOptionalAction, default=False,
-                        help="video suites: keep each run's checkpoints/ and full predictions.npz (default: no: "
-                             "once the report is written they are removed and predictions.npz is cut to the "
-                             "sequence the report shows, so --out can be committed; --no-report removes nothing)")
+    parser.add_argument("--keep-checkpoints", action=argparse.BooleanOptionalAction, default=None,
+                        help="video suites: keep each run's checkpoints/ and full predictions.npz (default: no when "
+                             "training: once the report is written they are removed and predictions.npz is cut to "
+                             "the sequence the report shows, so --out can be committed; --no-report removes nothing; "
+                             "--collect removes nothing unless given --no-keep-checkpoints)")
     parser.add_argument("--reference-loop", action="store_true",
                         help="deprecated, no effect: the reference loop is the default (--set model.fast=true "
                              "selects the fast path)")
@@ -165,8 +166,14 @@ def run(args, fit=None, memory_suite=None) -> int:
     print(write_report(out / "runs", out, suite=args.suite, html=args.html, baseline=baseline,
                        configs_root=args.configs or PACKAGED_CONFIGS,
                        header=suite_header(args)))
-    if not getattr(args, "keep_checkpoints", False):
-        finished = [item.finished_metrics().parent for item in planned if item.done]
+    keep = getattr(args, "keep_checkpoints", None)
+    finished = [item.finished_metrics().parent for item in planned if item.done]
+    if keep is None and getattr(args, "collect", False):
+        kept = [run_dir for run_dir in finished if any((run_dir / "checkpoints").glob("*.ckpt"))]
+        if kept:
+            print(f"kept the checkpoints of {counted(len(kept), 'run')} (--collect removes nothing; add "
+                  f"--no-keep-checkpoints to make --out committable)")
+    elif not keep:
         cleaned = [run_dir for run_dir in finished if make_committable(run_dir)]
         if cleaned:
             print(f"removed the checkpoints of {counted(len(cleaned), 'run')} and cut their predictions.npz to "

@@ -51,7 +51,7 @@ class FakeRunner:
 def args_for(tmp_path, configs, **extra):
     values = dict(suite="quick", cells=["lif", "convlstm"], datasets=["mmnist", "taxibj"], tasks=None, seeds=None,
                   out=tmp_path / "bench", data_root=tmp_path / "data", configs=configs, scale=None, overrides=[],
-                  dry_run=False, no_report=True, html=False, tag="", keep_checkpoints=False, reference_loop=False)
+                  dry_run=False, no_report=True, html=False, tag="", keep_checkpoints=None, reference_loop=False)
     values.update(extra)
     return argparse.Namespace(**values)
 
@@ -372,6 +372,21 @@ def test_collect_reports_only_the_checkpoints_it_removed(tmp_path, configs, caps
     assert bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], no_report=False, collect=True),
                      fit=FakeRunner()) == 0
     assert "removed the checkpoints" not in capsys.readouterr().out
+
+
+def test_collect_keeps_checkpoints_unless_told_otherwise(tmp_path, configs, capsys):
+    """--collect runs nothing and removes nothing: runs trained with --keep-checkpoints keep them, unless the
+    collect call says --no-keep-checkpoints."""
+    one = dict(cells=["lif"], datasets=["mmnist"], no_report=False)
+    assert bench.run(args_for(tmp_path, configs, keep_checkpoints=True, **one), fit=FakeRunner()) == 0
+    (run_dir,) = run_dirs(tmp_path)
+    capsys.readouterr()
+    assert bench.run(args_for(tmp_path, configs, collect=True, **one), fit=FakeRunner()) == 0
+    assert "kept the checkpoints of 1 run (--collect removes nothing" in capsys.readouterr().out
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert bench.run(args_for(tmp_path, configs, collect=True, keep_checkpoints=False, **one), fit=FakeRunner()) == 0
+    assert "removed the checkpoints of 1 run" in capsys.readouterr().out
+    assert not (run_dir / "checkpoints").exists()
 
 
 def test_a_shard_dry_run_announces_no_report(tmp_path, configs, capsys):

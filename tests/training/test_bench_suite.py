@@ -25,7 +25,7 @@ def test_quick_suite_folder_is_committable_and_movable(mmnist_root, tmp_path, ca
     out = tmp_path / "results"
     args = argparse.Namespace(suite="quick", cells=["lif"], datasets=["mmnist"], tasks=None, seeds=None, out=out,
                               data_root=mmnist_root, configs=configs, scale=None, overrides=[], dry_run=False,
-                              no_report=False, html=False, tag="", keep_checkpoints=False, reference_loop=False)
+                              no_report=False, html=False, tag="", keep_checkpoints=None, reference_loop=False)
     assert bench.run(args) == 0
     run_dir = out / "runs" / "mmnist" / "lif" / "quick-lif-seed42"
     metrics = strict_loads((run_dir / "metrics.json").read_text())
