@@ -130,6 +130,8 @@ def run(args, fit=None, memory_suite=None) -> int:
     if args.tasks:
         raise ConfigError("--tasks is for --suite memory; use --datasets for video suites")
     baseline = report_baseline(args, out)         # a bad --baseline stops here, before any run
+    if args.data_root is not None:
+        check_output_folder(args.data_root, "--data-root", "--data-root")
     shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
     launcher = getattr(args, "launcher", "local")
     if launcher == "slurm" and not args.dry_run and not getattr(args, "collect", False):

@@ -36,6 +36,8 @@ def run(args) -> int:
 
     if args.config is not None:
         check_config_file(find_config(args.config))      # at once, before torch is imported
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs}: train at least 1 epoch (the demo's setting has 8)")
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not cells:
         raise ConfigError(f"--cells {args.cells!r} names no cell; pass e.g. --cells stclif,lif")

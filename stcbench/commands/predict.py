@@ -29,6 +29,9 @@ def run(args) -> int:
     from stcbench.training.predict import predict_file
 
     check_output_file(args.output, "--output", "predictions.npy")
+    if Path(args.output).exists() and Path(args.input).exists() and Path(args.output).samefile(args.input):
+        raise ConfigError(f"--output {args.output} is the --input file; write the predictions to another file, "
+                          f"e.g. {Path(args.output).with_name(Path(args.output).stem + '_pred.npy')}")
     if Path(args.output).suffix != ".npy":
         raise ConfigError(f"--output {args.output}: predictions are written as a numpy array; name a .npy file, "
                           f"e.g. {Path(args.output).with_suffix('.npy')}")

@@ -85,7 +85,7 @@ def read_npy_header(path: Path, fix: str) -> tuple[tuple[int, ...], np.dtype, bo
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             offset = f.tell()
     except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a valid .npy file ({array_load_problem(exc)}). {fix}") from None
+        raise DataError(f"{path}: not a valid .npy file ({array_load_problem(exc, path)}). {fix}") from None
     if dtype.hasobject:
         raise DataError(f"{path}: {array_load_problem(ValueError('allow_pickle'))}. {fix}")
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -101,7 +101,7 @@ def open_npy_memmap(path: Path, fix: str) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r")
     except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: cannot memory-map the .npy file ({array_load_problem(exc)}). {fix}") from None
+        raise DataError(f"{path}: cannot memory-map the .npy file ({array_load_problem(exc, path)}). {fix}") from None
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -39,7 +39,7 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path} is not a readable .npy array ({array_load_problem(exc)}); re-save it with "
+        raise DataError(f"{path} is not a readable .npy array ({array_load_problem(exc, path)}); re-save it with "
                         f"numpy.save") from None
 
 
@@ -54,7 +54,7 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
                                 "numpy.savez(path, pred=predictions, true=targets)")
             arrays = [archive["pred"], archive[target]]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz archive ({array_load_problem(exc)}); re-save it with "
+        raise DataError(f"{path} is not a readable .npz archive ({array_load_problem(exc, path)}); re-save it with "
                         f"numpy.savez") from None
     return arrays[0], arrays[1], (f"{path}:pred", f"{path}:{target}")
 

@@ -38,7 +38,9 @@ class Geometry:
 def read_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"official checkpoint {str(path)!r} does not exist")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"official checkpoint {str(path)!r} {what}; pass the checkpoint file (checkpoint.pth, or "
+                          f"OpenSTL's latest.pth)")
     obj = load_checkpoint(path, hint="pass the official checkpoint.pth or OpenSTL latest.pth")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]                    # OpenSTL latest.pth wrapper

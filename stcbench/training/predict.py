@@ -19,7 +19,11 @@ def load_predictor(ckpt_path: str | Path, dtype: torch.dtype = torch.float32):
     from stcbench.training.task import checkpoint_for_test
 
     path = checkpoint_for_test(ckpt_path)
-    config = config_from_dict(stored_config(path))
+    stored = stored_config(path)
+    if stored.get("task", "video") != "video":
+        raise ConfigError(f"{ckpt_path} is a checkpoint of the {stored.get('task')} task; `stcbench predict` predicts "
+                          f"video frames: test it with `stcbench test {ckpt_path}`")
+    config = config_from_dict(stored)
     load_plugins(config.plugins)
     config.logging.firing_rates = False
     return load_module(path, config, dtype)
@@ -37,7 +41,7 @@ def read_frames(path: str | Path, spec) -> np.ndarray:
         if isinstance(frames, np.lib.npyio.NpzFile):
             frames = _frames_of_archive(path, frames)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({array_load_problem(exc)}); save frames with "
+        raise DataError(f"{path}: not a readable .npy array ({array_load_problem(exc, path)}); save frames with "
                         f"numpy.save") from None
     expected = f"[N, {spec.in_frames}, {spec.channels}, {spec.height}, {spec.width}]"
     if frames.ndim != 5:

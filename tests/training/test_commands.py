@@ -101,7 +101,7 @@ def test_demo_replaces_only_its_own_runs_and_checks_everything_first(mmnist_root
     for flags in (["--cells", "lif"], ["--cells", "lif", "--epochs", "0"], ["--cells", "plif,bogus"]):
         assert main(["demo", "--out", str(out), "--data-root", str(mmnist_root), *flags]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and ("is not a run of an earlier" in err or "must be" in err
+        assert err.count("\n") == 1 and ("is not a run of an earlier" in err or "at least 1 epoch" in err
                                            or "unknown cell 'bogus'" in err)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
         "runs", "runs/mmnist", "runs/mmnist/lif", "runs/mmnist/lif/demo", "runs/mmnist/lif/demo/metrics.json"]
