@@ -47,6 +47,8 @@ def check_config_file(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config {str(path)!r} is a directory; pass a YAML file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"config {str(path)!r} is not a regular file (a device or pipe); pass a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file "
                           f"or the name of a shipped config (e.g. quick/mmnist, mmnist/stclif, memory/adding)")

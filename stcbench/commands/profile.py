@@ -115,6 +115,8 @@ def run(args) -> int:
     batch = args.batch if args.batch is not None else settings.get("batch", 4)
     if args.steps < 1 or batch < 1:
         raise ConfigError("--steps and --batch must be >= 1")
+    if args.warmup < 0:
+        raise ConfigError(f"--warmup {args.warmup}: the unmeasured steps must be >= 0")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available; use --device cpu")
     result = profile_training(cell, dataset_geometry(dataset, settings.get("patch_size")), hidden, batch=batch,

@@ -149,8 +149,8 @@ def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         return data
     if isinstance(bases, str):
         bases = [bases]
-    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
-        raise ConfigError(f"{path}: `base:` must be a path or a list of paths, got {bases!r}")
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b.strip() for b in bases):
+        raise ConfigError(f"{path}: `base:` must be a path or a list of paths (none empty), got {bases!r}")
     merged: dict = {}
     for base in bases:
         base_path = _base_path(base, path.parent)
