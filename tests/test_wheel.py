@@ -114,4 +114,5 @@ def test_installed_wheel_runs_from_an_empty_folder(wheel, tmp_path):
     assert fit.returncode == 0, fit.stderr[-3000:]
     run_dir = empty / "runs" / "mmnist" / "lif" / "w"
     assert (run_dir / "metrics.json").is_file() and (run_dir / "config.yaml").is_file()
-    assert "scale: quick" in (run_dir / "config.yaml").read_text()       # the shipped config was used
+    assert "scale: custom" in (run_dir / "config.yaml").read_text()      # the shipped quick config, made smaller
+    assert "scale label: custom, not quick" in fit.stderr

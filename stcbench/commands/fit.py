@@ -1,6 +1,7 @@
 """`stcbench fit --config FILE [overrides]`: train one model (or resume one with --ckpt-path)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from stcbench.errors import ConfigError
@@ -58,6 +59,33 @@ def load_config_plugins(data: dict, overrides: dict, args) -> None:
         load_plugins(named)
 
 
+NAMED_SCALES = ("paper", "small", "quick", "demo")
+SIZE_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches", "trainer.accumulate_grad_batches",
+             "data.train_samples", "data.val_samples", "data.test_samples", "data.batch_size", "data.seq_len",
+             "model.num_hidden", "model.patch_size", "model.filter_size")
+
+
+def relabel_resized(config, as_shipped) -> None:
+    """A named scale (paper, small, ...) changed in size on the command line (epochs, data, width; see SIZE_KEYS)
+    is no longer that scale: the run is labelled `custom`, so that tables never show it as the named one."""
+    from stcbench.engine.schema import to_dict
+
+    if config.run.scale not in NAMED_SCALES:
+        return
+    mine, shipped = to_dict(config), to_dict(as_shipped)
+    changed = [key for key in SIZE_KEYS if _value(mine, key) != _value(shipped, key)]
+    if changed:
+        print(f"scale label: custom, not {config.run.scale} (changed: {', '.join(changed)}); pass --scale to name "
+              f"it yourself", file=sys.stderr)
+        config.run.scale = "custom"
+
+
+def _value(config: dict, key: str):
+    for part in key.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
+
+
 def switched_task_hint(data: dict, overrides: dict) -> str:
     """A config of one task with `--set task=` another: its sections are not the other task's."""
     given, own = str(overrides.get("task", "")).strip(), str(data.get("task", "video"))
@@ -85,6 +113,8 @@ def run(args) -> int:
         config = task.resolve_config(data, overrides)
     except ConfigError as error:
         raise ConfigError(f"{error}{switched_task_hint(data, overrides)}") from None
+    if args.ckpt_path is None and "run.scale" not in overrides:
+        relabel_resized(config, task.resolve_config(data, {k: v for k, v in overrides.items() if k not in SIZE_KEYS}))
     if args.print_config:
         from stcbench.engine.environment import with_environment_plugins
 

@@ -19,7 +19,7 @@ def test_print_config_shows_the_resolved_config_and_creates_nothing(tmp_path, ca
     text = capsys.readouterr().out
     printed = yaml.safe_load(text)
     assert printed["run"]["name"] == "007" and printed["optim"]["lr"] == 1000.0
-    assert printed["model"]["num_hidden"] == [32, 32] and printed["run"]["scale"] == "quick"
+    assert printed["model"]["num_hidden"] == [32, 32] and printed["run"]["scale"] == "custom"   # resized: not quick
     # one key a line in every section (none on one line as {...}); flat lists stay on one line
     lines = text.splitlines()
     for section in ("data", "model", "optim", "sampling", "trainer", "logging", "run"):
@@ -85,3 +85,17 @@ def test_a_tested_model_refuses_model_overrides_except_the_allowed_ones():
         refuse_model_overrides({"model.hidden": [32]})
     with pytest.raises(ConfigError, match=r"^model\.cell_options\.beta \(from --set"):
         refuse_model_overrides({"model.cell_options.beta": 0.5}, allowed=("fast",))
+
+
+@pytest.mark.parametrize("flags, scale", [(["--max-epochs", "1"], "custom"), (["--set", "data.train_samples=16"], "custom"),
+                                          (["--set", "optim.lr=1e-3", "--cell", "plif"], "quick"),
+                                          (["--max-epochs", "1", "--scale", "quick"], "quick"),
+                                          (["--set", "trainer.max_epochs=5"], "quick")])       # quick's own value
+def test_a_named_scale_resized_on_the_command_line_is_labelled_custom(flags, scale, tmp_path, capsys, monkeypatch):
+    """Tables rank and show runs by their scale label: a quick (or paper) config made smaller or larger on the
+    command line is not that scale any more, unless the user names the label."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "quick/mmnist", *flags, "--print-config"]) == 0
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["run"]["scale"] == scale
+    assert ("scale label: custom, not quick" in captured.err) == (scale == "custom")
