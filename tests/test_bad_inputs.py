@@ -362,6 +362,8 @@ CASES = {
     "predict/--output is the input": Case("wrong type", lambda t, s: PREDICT(t, s)[:-1] + [str(t / "in.npy")],
                                           "is the --input file",
                                           lambda t, s: np.save(t / "in.npy", np.zeros((1, 10, 1, 64, 64), np.float32))),
+    "predict/bad --device": Case("wrong type", lambda t, s: PREDICT(t, s) + ["--device", "bogus"], "not a device",
+                                 lambda t, s: np.save(t / "in.npy", np.zeros((1, 10, 1, 64, 64), np.float32))),
     "predict/--output not .npy": Case("wrong type", lambda t, s: PREDICT(t, s)[:-1] + [str(t / "p.txt")], "name a .npy",
                                       lambda t, s: frames(t / "in.npy")),
     "convert/unknown dataset": Case("wrong type", lambda t, s: ["convert-official", str(t / "h.ckpt"), "--cell", "lif",

@@ -1,6 +1,7 @@
 """`stcbench predict`: frames in, predicted frames out, from any stcbench checkpoint."""
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
@@ -8,6 +9,9 @@ import numpy as np
 import torch
 
 from stcbench.errors import ConfigError, DataError, array_load_problem
+
+
+LARGE_OUTPUT_BYTES = 2**30      # above this predict says how large its output will be
 
 
 def load_predictor(ckpt_path: str | Path, dtype: torch.dtype = torch.float32):
@@ -110,6 +114,10 @@ def predict_file(ckpt_path, input_path, output_path, *, out_frames: int | None =
         raise ConfigError(f"--out-frames must be >= 1, got {out_frames}")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r} is not a device; use cpu, cuda or cuda:<index>") from None
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
     double = precision.startswith("64")
@@ -117,6 +125,10 @@ def predict_file(ckpt_path, input_path, output_path, *, out_frames: int | None =
     context = read_frames(input_path, module.spec)
     warn_if_off_scale(context, input_path)
     out_frames = out_frames or module.spec.out_frames
+    size = context.shape[0] * out_frames * int(np.prod(context.shape[2:])) * (8 if double else 4)
+    if size > LARGE_OUTPUT_BYTES:
+        print(f"warning: {out_frames} frames of {context.shape[0]} sequences make a {size / 2**30:.1f} GiB output "
+              f"file", file=sys.stderr)
     preds = predict_array(module, context, out_frames, double=double,
                           batch_size=batch_size, device=device)
     output_path = Path(output_path)
