@@ -305,6 +305,9 @@ CASES = {
     "fit/--data-root is a file": Case("output under a file", lambda t, s: [
         "fit", "--config", "quick/mmnist", "--data-root", str(t / "f"), "--output-dir", str(t / "o"), *SMALL],
         "is a file, not a folder", write("f", b"x")),
+    "fit/memory data root is a file": Case("output under a file", lambda t, s: [
+        "fit", "--config", "memory/quick_seq_digits", "--data-root", str(t / "f"), "--output-dir", str(t / "o")],
+        "is a file, not a folder", write("f", b"x")),
     "demo/--out is a file": Case("output under a file", lambda t, s: ["demo", "--out", str(t / "f"), "--data-root",
                                                                       str(t / "d")], "is a file, not a folder",
                                  write("f", b"x")),

@@ -128,9 +128,9 @@ def read_idx(path: Path, expected_magic: int) -> np.ndarray:
 
 def mnist_paths(data_root: str | Path) -> dict[str, tuple[Path, Path]]:
     """The IDX files under the data root ('' = $STCBENCH_DATA_ROOT, else datasets/, as for video runs)."""
-    from stcbench.data.specs import resolve_data_root
+    from stcbench.data.specs import require_folder_root
 
-    folder = resolve_data_root(data_root) / "moving_mnist"
+    folder = require_folder_root(data_root) / "moving_mnist"      # a data root that is a file is refused
     return {split: (folder / img, folder / lab) for split, (img, lab) in MNIST_FILES.items()}
 
 
