@@ -65,6 +65,12 @@ SIZE_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_bat
              "model.num_hidden", "model.patch_size", "model.filter_size")
 
 
+def resumes_a_run(ckpt_path) -> bool:
+    from stcbench.engine.run_folder import run_dir_of_checkpoint
+
+    return ckpt_path is not None and Path(ckpt_path).exists() and run_dir_of_checkpoint(ckpt_path) is not None
+
+
 def relabel_resized(config, as_shipped) -> None:
     """A named scale (paper, small, ...) changed in size on the command line (epochs, data, width; see SIZE_KEYS)
     is no longer that scale: the run is labelled `custom`, so that tables never show it as the named one."""
@@ -113,7 +119,7 @@ def run(args) -> int:
         config = task.resolve_config(data, overrides)
     except ConfigError as error:
         raise ConfigError(f"{error}{switched_task_hint(data, overrides)}") from None
-    if args.ckpt_path is None and "run.scale" not in overrides:
+    if "run.scale" not in overrides and not resumes_a_run(args.ckpt_path):
         relabel_resized(config, task.resolve_config(data, {k: v for k, v in overrides.items() if k not in SIZE_KEYS}))
     if args.print_config:
         from stcbench.engine.environment import with_environment_plugins

@@ -35,13 +35,22 @@ def portable_path(value: Any, default: str) -> Any:
 
 
 def portable_config_dict(config: Mapping) -> dict:
-    """A copy of a config dict with the paths of PORTABLE_DEFAULTS made portable."""
+    """A copy of a config dict with the paths of PORTABLE_DEFAULTS made portable; the data folder that the
+    default names ($STCBENCH_DATA_ROOT, else datasets/) is recorded as the default."""
+    from stcbench.data.specs import resolve_data_root
+
     result = copy.deepcopy(dict(config))
     for (section, key), default in PORTABLE_DEFAULTS.items():
         block = result.get(section)
         if isinstance(block, dict) and key in block:
+            if (section, key) == ("data", "data_root") and _same_folder(block[key], resolve_data_root("")):
+                block[key] = default
             block[key] = portable_path(block[key], default)
     return result
+
+
+def _same_folder(value, folder: Path) -> bool:
+    return isinstance(value, str) and bool(value) and Path(value).expanduser().absolute() == folder.absolute()
 
 
 def portable_hparams(params: Any) -> Any:

@@ -52,6 +52,11 @@ def refuse_other_run(stored: Mapping | None, given: Mapping, ckpt_path: Path, ru
     another setting, or under another run name."""
     if not isinstance(stored, Mapping):
         return
+    planned, now = (stored.get("trainer") or {}).get("max_epochs"), (given.get("trainer") or {}).get("max_epochs")
+    if isinstance(planned, int) and isinstance(now, int) and now < planned:
+        raise ConfigError(f"{ckpt_path} belongs to a run of {planned} epochs (its schedule spans them); a resume may "
+                          f"extend a run, not shorten it: drop --max-epochs / trainer.max_epochs {now}, or give "
+                          f"{planned} or more")
     changes = resume_changes(stored, given, task_free)
     if changes:
         shown = "; ".join(f"{key}={old!r} there, {new!r} here" for key, old, new in changes[:4])

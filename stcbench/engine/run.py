@@ -15,6 +15,7 @@ from stcbench.atomic import check_output_folder
 from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.engine import schema
 from stcbench.engine.callbacks import RunFolderGuard, TrainingClock, sigterm_exits_nonzero
+from stcbench.data.specs import resolve_data_root
 from stcbench.engine.cluster import is_rank_zero
 from stcbench.engine.environment import load_plugins, prepare_environment, with_environment_plugins
 from stcbench.engine.io import atomic_write_json
@@ -60,10 +61,14 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     checkpoint = None
     if resuming:
         ckpt_path = existing_checkpoint(ckpt_path)
+        refuse_rollback(ckpt_path)
         checkpoint = load_checkpoint(ckpt_path)
         run_dir = run_dir_of_checkpoint(ckpt_path) or run_dir
+        keep_scale_label(config, checkpoint, run_dir_of_checkpoint(ckpt_path))
         if hasattr(getattr(config, "data", None), "data_root"):
             config.data.data_root = resumed_data_root(config, checkpoint) or config.data.data_root
+    if hasattr(getattr(config, "data", None), "data_root"):       # the checkpoints name the folder itself, so a
+        config.data.data_root = str(resolve_data_root(config.data.data_root).absolute())   # test finds it anywhere
     fresh = not run_dir.exists() or not resuming
     if fresh and is_rank_zero() and not overwrite:
         refuse_existing_run(run_dir)
@@ -98,6 +103,23 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
             return _train_and_test(task, config, module, datamodule, run_dir, ckpt_path, created, resuming, guard)
     finally:
         settle_replaced(replaced, run_dir)
+
+
+def refuse_rollback(ckpt_path: Path) -> None:
+    """Resuming a run from a checkpoint before its last one (best.ckpt, say) would overwrite the epochs after it."""
+    run_dir = run_dir_of_checkpoint(ckpt_path)
+    last = run_dir / "checkpoints" / "last.ckpt" if run_dir is not None else None
+    if last is not None and last.is_file() and not last.samefile(ckpt_path):
+        raise ConfigError(f"{ckpt_path} is not its run's last checkpoint: resuming from it would overwrite the "
+                          f"epochs trained after it; resume the run from `--ckpt-path {run_dir}`, or copy the file "
+                          f"out of the run folder to start a new run from it")
+
+
+def keep_scale_label(config, checkpoint: dict, run_dir: Path | None) -> None:
+    """A resume continues its run under the run's own scale label, whatever config the command gives."""
+    stored = (stored_config_of(checkpoint) or {}).get("run") or {}
+    if run_dir is not None and isinstance(stored.get("scale"), str) and hasattr(getattr(config, "run", None), "scale"):
+        config.run.scale = stored["scale"]
 
 
 def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_path, created, resuming,

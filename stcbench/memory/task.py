@@ -27,6 +27,9 @@ from stcbench.memory.config import MemoryConfig, resolve
 ANALYSIS_SAMPLES = 256
 
 
+FREE_ON_RESUME = {"data": ("data_root", "num_workers")}     # besides the engine's (stcbench.engine.resume)
+
+
 class MemoryTask(Task):
     name = "memory"
     config_class = MemoryConfig
@@ -66,6 +69,11 @@ class MemoryTask(Task):
             raise ConfigError(f"{ckpt_path} was trained with {', '.join(f'{k}={v!r}' for k, v in changed.items())}; "
                               f"a resume continues that run, so drop the options that change it (--cell, --seed, "
                               f"--set model.* / data.task / data.seq_len), or start a new run without --ckpt-path")
+        from stcbench.engine.resume import refuse_other_run
+        from stcbench.engine.run_folder import run_dir_of_checkpoint
+        from stcbench.engine.schema import to_dict
+
+        refuse_other_run(stored, to_dict(config), ckpt_path, run_dir_of_checkpoint(ckpt_path), FREE_ON_RESUME)
 
     def evaluate(self, config: MemoryConfig, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
         history = next(c for c in callbacks if isinstance(c, EpochHistory)).rows

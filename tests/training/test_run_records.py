@@ -137,3 +137,21 @@ def test_per_sequence_parts_of_ddp_processes_are_put_in_test_set_order(monkeypat
     merged = ranks[1][0].collect(ranks[1][1])
     assert merged["index"].tolist() == [0, 1, 2, 3, 4]
     assert merged["mse"].tolist() == [0.0, 10.0, 20.0, 30.0, 40.0]
+
+
+def test_a_run_on_the_default_data_folder_is_tested_from_anywhere(mmnist_root, tmp_path, monkeypatch):
+    """config.yaml keeps the default ("": $STCBENCH_DATA_ROOT, else datasets/), the checkpoint the folder itself,
+    so a test from another working folder reads the run's data."""
+    import shutil
+
+    from stcbench.cli import main
+
+    project, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    shutil.copytree(mmnist_root, project / "datasets")
+    elsewhere.mkdir()
+    monkeypatch.delenv("STCBENCH_DATA_ROOT", raising=False)
+    monkeypatch.chdir(project)
+    run_dir = fit(tiny_config("", project / "runs", epochs=1))
+    assert load_config_dict(run_dir / "config.yaml")["data"]["data_root"] == ""
+    monkeypatch.chdir(elsewhere)
+    assert main(["test", str(run_dir)]) == 0 and list(elsewhere.iterdir()) == []
