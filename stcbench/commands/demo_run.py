@@ -37,8 +37,6 @@ def run_demo(out_dir: Path, *, cells, data_root: str | None = None, config: Path
     from stcbench.engine.schema import load_config_dict
     from stcbench.training.runner import fit
 
-    from stcbench.engine.run_folder import remove_run_dir
-
     out_dir = Path(out_dir)
     base = load_config_dict(config or shipped_config_path())
     planned = {cell: _demo_overrides(out_dir, cell, seed, data_root, max_epochs) for cell in cells}
@@ -50,10 +48,10 @@ def run_demo(out_dir: Path, *, cells, data_root: str | None = None, config: Path
     for cell, overrides in planned.items():
         run_dir = run_dirs[cell]
         _record_demo_run(out_dir, run_dir)
-        if run_dir.exists() or run_dir.is_symlink():
-            remove_run_dir(run_dir)                 # a second demo replaces the first one's run of the cell
         started = time.time()
-        run_dir = fit(base, overrides=overrides)
+        # a second demo replaces the first one's run of the cell, which comes back if the new one stops before
+        # its first checkpoint (the engine's --overwrite)
+        run_dir = fit(base, overrides=overrides, overwrite=True)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         rows[cell] = {"run_dir": str(run_dir), "seconds": round(time.time() - started, 1),
                       "params": metrics.get("params"), "test": metrics["test"],

@@ -28,10 +28,12 @@ def portable_path(value: Any, default: str) -> Any:
     path = Path(value)
     if not path.is_absolute():
         return value
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
-    except ValueError:
-        return default
+    for inside, cwd in ((path.absolute(), Path.cwd().absolute()), (path.resolve(), Path.cwd().resolve())):
+        try:                               # as written (a link in the working folder stays a link), else resolved
+            return inside.relative_to(cwd).as_posix() or "."
+        except ValueError:
+            continue
+    return default
 
 
 def portable_config_dict(config: Mapping) -> dict:
@@ -61,12 +63,20 @@ def portable_hparams(params: Any) -> Any:
     return params
 
 
+SESSION_KEYS = (("trainer", "stop_after_epochs"),)     # instructions to one session, not part of the run
+
+
 def save_portable_config(config, path: Path) -> None:
-    """config.yaml of a run: the resolved config with portable paths."""
+    """config.yaml of a run: the resolved config with portable paths, without the session-only keys (a resume
+    from it would otherwise stop again where the first session was told to)."""
     from stcbench.engine.io import atomic_write_text
     from stcbench.engine.schema import dump_mapping, to_dict
 
-    atomic_write_text(Path(path), dump_mapping(portable_config_dict(to_dict(config))))
+    data = portable_config_dict(to_dict(config))
+    for section, key in SESSION_KEYS:
+        if isinstance(data.get(section), dict) and key in data[section]:
+            data[section][key] = None
+    atomic_write_text(Path(path), dump_mapping(data))
 
 
 def resumed_data_root(config, checkpoint: Mapping) -> str | None:

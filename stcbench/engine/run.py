@@ -91,6 +91,7 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
             try:
                 run_dir, created = create_run_dir(run_dir, default_name=task.run_name(config) is None,
                                                   overwrite=overwrite)
+                created = run_dir.resolve() if replaced is not None else created    # its parents existed
             except BaseException:
                 settle_replaced(replaced, run_dir)
                 raise

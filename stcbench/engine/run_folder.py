@@ -72,8 +72,6 @@ def create_run_dir(run_dir: Path, *, default_name: bool, overwrite: bool) -> tup
     if overwrite and run_dir.is_dir():
         remove_run_dir(run_dir)
         created = run_dir.resolve()
-    elif overwrite:
-        created = run_dir.resolve()        # the folder it replaces was set aside (set_aside)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     base, suffix = run_dir, 1
     while True:

@@ -50,7 +50,7 @@ def test_resume_from_the_portable_config_finds_the_data_of_the_checkpoint(mmnist
     first = fit(tiny_config(mmnist_root, tmp_path, epochs=2, trainer={"stop_after_epochs": 1}))
     config = load_config_dict(first / "config.yaml")
     assert config["data"]["data_root"] == ""
-    config["trainer"]["stop_after_epochs"] = None
+    assert config["trainer"]["stop_after_epochs"] is None       # one session's instruction, not the run's setting
     resumed = fit(config, ckpt_path=first)
     assert resumed == first and json.loads((first / "metrics.json").read_text())["epochs"] == 2
 
