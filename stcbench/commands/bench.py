@@ -170,13 +170,19 @@ def run(args, fit=None, memory_suite=None) -> int:
                        header=suite_header(args)))
     keep = getattr(args, "keep_checkpoints", None)
     finished = [item.finished_metrics().parent for item in planned if item.done]
-    if keep is None and getattr(args, "collect", False):
+    if keep:
+        for run_dir in finished:                  # a later call without the flag leaves them too
+            (run_dir / KEEP_MARKER).touch()
+    elif keep is None and getattr(args, "collect", False):
         kept = [run_dir for run_dir in finished if any((run_dir / "checkpoints").glob("*.ckpt"))]
         if kept:
             print(f"kept the checkpoints of {counted(len(kept), 'run')} (--collect removes nothing; add "
                   f"--no-keep-checkpoints to make --out committable)")
-    elif not keep:
-        cleaned = [run_dir for run_dir in finished if make_committable(run_dir)]
+    else:
+        strip = [run_dir for run_dir in finished if keep is False or not (run_dir / KEEP_MARKER).exists()]
+        cleaned = [run_dir for run_dir in strip if make_committable(run_dir)]
+        for run_dir in cleaned:
+            (run_dir / KEEP_MARKER).unlink(missing_ok=True)
         if cleaned:
             print(f"removed the checkpoints of {counted(len(cleaned), 'run')} and cut their predictions.npz to "
                   f"what the report shows (keep them with --keep-checkpoints)")
@@ -186,6 +192,9 @@ def run(args, fit=None, memory_suite=None) -> int:
         print(f"not finished yet: {counted(len(pending), 'planned run')}; run the same command with --collect "
               f"later")
     return finish(failures, out)
+
+
+KEEP_MARKER = ".keep-checkpoints"      # in a run folder: bench was asked to keep its checkpoints
 
 
 def finish(failures: list, out: Path) -> int:

@@ -208,8 +208,9 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
         same = " ".join(f"--set {key}={_cli_value(old)}" for key, old, _ in changed[:4])
         use = "would take it for this plan's run" if state == "finished" else "would resume it with this setting"
         raise ConfigError(f"the {state} run {run_dir} was trained with another setting ({shown}); bench {use}. "
-                          f"To collect or extend that suite, give the flags it was run with ({same}); for this "
-                          f"setting use another --out or --tag, or move that run folder away")
+                          f"To collect or resume that suite, give the flags it was run with ({same}); bench never "
+                          f"changes the setting of a run it has started, so for this setting (more epochs too) use "
+                          f"another --out or --tag, or move that run folder away")
 
 
 def _earlier_attempt(run: PlannedRun) -> tuple[Path, dict, str] | None:

@@ -374,7 +374,7 @@ def test_collect_reports_only_the_checkpoints_it_removed(tmp_path, configs, caps
     assert "removed the checkpoints" not in capsys.readouterr().out
 
 
-def test_collect_keeps_checkpoints_unless_told_otherwise(tmp_path, configs, capsys):
+def test_kept_checkpoints_stay_unless_told_otherwise(tmp_path, configs, capsys):
     """--collect runs nothing and removes nothing: runs trained with --keep-checkpoints keep them, unless the
     collect call says --no-keep-checkpoints."""
     one = dict(cells=["lif"], datasets=["mmnist"], no_report=False)
@@ -383,6 +383,9 @@ def test_collect_keeps_checkpoints_unless_told_otherwise(tmp_path, configs, caps
     capsys.readouterr()
     assert bench.run(args_for(tmp_path, configs, collect=True, **one), fit=FakeRunner()) == 0
     assert "kept the checkpoints of 1 run (--collect removes nothing" in capsys.readouterr().out
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert bench.run(args_for(tmp_path, configs, **one), fit=FakeRunner()) == 0      # a plain rerun keeps them too
+    assert "removed the checkpoints" not in capsys.readouterr().out
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     assert bench.run(args_for(tmp_path, configs, collect=True, keep_checkpoints=False, **one), fit=FakeRunner()) == 0
     assert "removed the checkpoints of 1 run" in capsys.readouterr().out
