@@ -52,7 +52,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     """Train (or resume) one run of `task` and test its best and last checkpoints. Returns the run folder.
 
     A new run never writes into an existing folder: a named run whose folder exists is refused unless
-    `overwrite` (then the old folder is removed once the inputs were checked)."""
+    `overwrite` (then the old folder is set aside once the inputs were checked, deleted when the new run has a
+    checkpoint and put back if it fails before)."""
     prepare_environment(config)
     quiet_lightning()
     config.plugins = with_environment_plugins(config.plugins)     # the run folder names the plugins its cell needs
