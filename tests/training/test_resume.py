@@ -115,6 +115,28 @@ def test_resume_may_extend_training_and_change_the_hardware(mmnist_root, tmp_pat
     assert again == first and json.loads((first / "metrics.json").read_text())["epochs"] == 2
 
 
+def test_resume_only_from_the_last_checkpoint_and_never_shorter(mmnist_root, tmp_path):
+    """best.ckpt of a run is not a place to resume from (the epochs after it would be overwritten), and a resume
+    may extend its run's schedule, not shorten it."""
+    from stcbench.errors import ConfigError
+
+    first = fit(tiny_config(mmnist_root, tmp_path, epochs=3, trainer={"stop_after_epochs": 2}))
+    (first / "checkpoints" / "best.ckpt").write_bytes((first / "checkpoints" / "last.ckpt").read_bytes())
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="not its run's last checkpoint"):
+        fit(tiny_config(mmnist_root, tmp_path, epochs=4), ckpt_path=first / "checkpoints" / "best.ckpt")
+    with pytest.raises(ConfigError, match="may extend a run, not shorten it"):
+        fit(tiny_config(mmnist_root, tmp_path, epochs=2), ckpt_path=first)
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+
+
+def test_a_resume_keeps_its_runs_scale_label(mmnist_root, tmp_path):
+    first = fit(tiny_config(mmnist_root, tmp_path, epochs=2, trainer={"stop_after_epochs": 1},
+                            run={"scale": "custom"}))
+    fit(tiny_config(mmnist_root, tmp_path, epochs=2, run={"scale": "quick"}), ckpt_path=first)
+    assert json.loads((first / "metrics.json").read_text())["scale"] == "custom"
+
+
 def test_last_checkpoint_is_written_every_epoch_when_validation_stops_improving(mmnist_root, tmp_path, monkeypatch):
     """best.ckpt is the epoch of the lowest val/mse; last.ckpt the final epoch, improving or not."""
     from stcbench.training import module as module_lib
