@@ -25,6 +25,7 @@ from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, fol
                                         planned_run_dir, refuse_existing_run, refuse_non_folder,
                                         remove_unstarted_run, run_dir_of_checkpoint, set_aside, settle_replaced,
                                         shared_run_dir, training_lock)
+from stcbench.engine.resume import refuse_other_run
 from stcbench.engine.run_paths import relative_to_run
 from stcbench.engine.task import Task
 from stcbench.engine.trainer import build_trainer
@@ -60,16 +61,19 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     resuming = ckpt_path is not None
     run_dir = planned_run_dir(task.run_base(config), task.run_name(config), config.seed)
     checkpoint = None
+    own_run = None                                # the run folder of the checkpoint resumed, if it has one
     if resuming:
         ckpt_path = existing_checkpoint(ckpt_path)
-        refuse_rollback(ckpt_path)
+        own_run = run_dir_of_checkpoint(ckpt_path)
+        refuse_rollback(ckpt_path, own_run)
         checkpoint = load_checkpoint(ckpt_path)
-        run_dir = run_dir_of_checkpoint(ckpt_path) or run_dir
-        keep_scale_label(config, checkpoint, run_dir_of_checkpoint(ckpt_path))
-        if hasattr(getattr(config, "data", None), "data_root"):
+        run_dir = own_run or run_dir
+        keep_scale_label(config, checkpoint, own_run)
+    if hasattr(getattr(config, "data", None), "data_root"):
+        if resuming:
             config.data.data_root = resumed_data_root(config, checkpoint) or config.data.data_root
-    if hasattr(getattr(config, "data", None), "data_root"):       # the checkpoints name the folder itself, so a
-        config.data.data_root = str(resolve_data_root(config.data.data_root).absolute())   # test finds it anywhere
+        # the checkpoints name the folder itself, so that a test or resume finds it from any working folder
+        config.data.data_root = str(resolve_data_root(config.data.data_root).absolute())
     fresh = not run_dir.exists() or not resuming
     if fresh and is_rank_zero() and not overwrite:
         refuse_existing_run(run_dir)
@@ -80,6 +84,7 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     module = task.module(config)
     if resuming:
         task.check_resumable(config, module, checkpoint, ckpt_path)
+        refuse_other_run(stored_config_of(checkpoint), schema.to_dict(config), ckpt_path, own_run, task.free_on_resume)
         if is_rank_zero() and trained_out(checkpoint, config):
             print(f"{ckpt_path} has trained all {config.trainer.max_epochs} epochs of this config: nothing to train; "
                   f"its checkpoints are tested again (raise --max-epochs to train on)")
@@ -92,7 +97,6 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
             try:
                 run_dir, created = create_run_dir(run_dir, default_name=task.run_name(config) is None,
                                                   overwrite=overwrite)
-                created = run_dir.resolve() if replaced is not None else created    # its parents existed
             except BaseException:
                 settle_replaced(replaced, run_dir)
                 raise
@@ -107,9 +111,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         settle_replaced(replaced, run_dir)
 
 
-def refuse_rollback(ckpt_path: Path) -> None:
+def refuse_rollback(ckpt_path: Path, run_dir: Path | None) -> None:
     """Resuming a run from a checkpoint before its last one (best.ckpt, say) would overwrite the epochs after it."""
-    run_dir = run_dir_of_checkpoint(ckpt_path)
     last = run_dir / "checkpoints" / "last.ckpt" if run_dir is not None else None
     if last is not None and last.is_file() and not last.samefile(ckpt_path):
         raise ConfigError(f"{ckpt_path} is not its run's last checkpoint: resuming from it would overwrite the "

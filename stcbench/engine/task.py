@@ -24,6 +24,7 @@ class Task:
     name: str = ""
     config_class: type = object
     monitor: str = "val/loss"                   # logged validation metric; the lowest selects best.ckpt
+    free_on_resume: dict = {}                   # config keys a resume may change besides the engine's (engine.resume)
 
     # ---- config
     def resolve_config(self, source, overrides: dict | None = None):

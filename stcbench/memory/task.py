@@ -27,12 +27,10 @@ from stcbench.memory.config import MemoryConfig, resolve
 ANALYSIS_SAMPLES = 256
 
 
-FREE_ON_RESUME = {"data": ("data_root", "num_workers")}     # besides the engine's (stcbench.engine.resume)
-
-
 class MemoryTask(Task):
     name = "memory"
     config_class = MemoryConfig
+    free_on_resume = {"data": ("data_root", "num_workers")}
     monitor = "val/loss"
 
     def run_base(self, config: MemoryConfig) -> Path:
@@ -69,11 +67,6 @@ class MemoryTask(Task):
             raise ConfigError(f"{ckpt_path} was trained with {', '.join(f'{k}={v!r}' for k, v in changed.items())}; "
                               f"a resume continues that run, so drop the options that change it (--cell, --seed, "
                               f"--set model.* / data.task / data.seq_len), or start a new run without --ckpt-path")
-        from stcbench.engine.resume import refuse_other_run
-        from stcbench.engine.run_folder import run_dir_of_checkpoint
-        from stcbench.engine.schema import to_dict
-
-        refuse_other_run(stored, to_dict(config), ckpt_path, run_dir_of_checkpoint(ckpt_path), FREE_ON_RESUME)
 
     def evaluate(self, config: MemoryConfig, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
         history = next(c for c in callbacks if isinstance(c, EpochHistory)).rows

@@ -22,7 +22,6 @@ from stcbench.training.config import Config, config_from_dict, resolve_config
 
 ARCHITECTURE_KEYS = ("cell", "num_hidden", "filter_size", "patch_size", "cell_options")
 EXECUTION_OPTIONS = ("fast", "recompute", "conv_algorithm", "channels_last", "compile")   # same numbers either way
-FREE_ON_RESUME = {"data": ("data_root", "num_workers", "generate_if_missing"), "model": EXECUTION_OPTIONS}
 SUMMARY_KEYS = ("mse", "mae", "ssim", "psnr", "mse_per_pixel")
 
 
@@ -30,6 +29,7 @@ class VideoTask(Task):
     name = "video"
     config_class = Config
     monitor = "val/mse"
+    free_on_resume = {"data": ("data_root", "num_workers", "generate_if_missing"), "model": EXECUTION_OPTIONS}
 
     def run_base(self, config: Config) -> Path:
         return Path(config.run.output_dir) / dataset_name(config) / cell_folder_name(config.model.cell)
@@ -45,14 +45,7 @@ class VideoTask(Task):
         return VideoPredictionModule(config)
 
     def check_resumable(self, config: Config, module, checkpoint: dict, ckpt_path: Path) -> None:
-        from stcbench.engine.resume import refuse_other_run
-        from stcbench.engine.run import stored_config_of
-        from stcbench.engine.run_folder import run_dir_of_checkpoint
-        from stcbench.engine.schema import to_dict
-
         check_checkpoint_fits(config, module, checkpoint, ckpt_path)
-        refuse_other_run(stored_config_of(checkpoint), to_dict(config), ckpt_path, run_dir_of_checkpoint(ckpt_path),
-                         FREE_ON_RESUME)
 
     def evaluate(self, config: Config, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
         return evaluate_checkpoints(config, trainer, module, datamodule, run_dir)
