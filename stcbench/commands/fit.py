@@ -74,22 +74,16 @@ def resumes_a_run(ckpt_path) -> bool:
 def relabel_resized(config, as_shipped) -> None:
     """A named scale (paper, small, ...) changed in size on the command line (epochs, data, width; see SIZE_KEYS)
     is no longer that scale: the run is labelled `custom`, so that tables never show it as the named one."""
+    from stcbench.engine.resume import differences
     from stcbench.engine.schema import to_dict
 
     if config.run.scale not in NAMED_SCALES:
         return
-    mine, shipped = to_dict(config), to_dict(as_shipped)
-    changed = [key for key in SIZE_KEYS if _value(mine, key) != _value(shipped, key)]
+    changed = [key for key, _, _ in differences(to_dict(as_shipped), to_dict(config)) if key in SIZE_KEYS]
     if changed:
         print(f"scale label: custom, not {config.run.scale} (changed: {', '.join(changed)}); pass --scale to name "
               f"it yourself", file=sys.stderr)
         config.run.scale = "custom"
-
-
-def _value(config: dict, key: str):
-    for part in key.split("."):
-        config = config.get(part) if isinstance(config, dict) else None
-    return config
 
 
 def switched_task_hint(data: dict, overrides: dict) -> str:

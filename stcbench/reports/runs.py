@@ -155,18 +155,19 @@ def load_run(metrics_path: Path, warn=None) -> Run | None:
     if problem:
         return _skipped(metrics_path, problem, warn)
     run_dir = metrics_path.parent
-    config = {}
-    config_path = run_dir / "config.yaml"
-    if config_path.exists():
-        try:
-            config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, OSError, ValueError):
-            config = {}
-        config = config if isinstance(config, dict) else {}
     dataset = metrics.get("dataset") or run_dir.parent.parent.name
     cell = metrics.get("cell") or run_dir.parent.name
-    return Run(run_dir, normalize_name(dataset), normalize_name(cell), metrics, config,
+    return Run(run_dir, normalize_name(dataset), normalize_name(cell), metrics, read_run_config(run_dir),
                metrics_path.stat().st_mtime)
+
+
+def read_run_config(run_dir: Path) -> dict:
+    """A run folder's config.yaml as a mapping; {} when it is missing or unreadable."""
+    try:
+        config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def discover_runs(root: Path, warn=None) -> list[Run]:

@@ -215,23 +215,15 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
 
 def _earlier_attempt(run: PlannedRun) -> tuple[Path, dict, str] | None:
     """(run folder, its config, "finished" | "interrupted") of an earlier attempt of this run, if it left a config."""
-    import yaml
-
-    from stcbench.reports.runs import load_run
+    from stcbench.reports.runs import load_run, read_run_config
 
     metrics = run.finished_metrics()
     if metrics is not None:
         finished = load_run(metrics)
         return (metrics.parent, finished.config, "finished") if finished is not None and finished.config else None
     last = run.last_checkpoint()
-    config_file = last.parents[1] / "config.yaml" if last is not None else None
-    if config_file is None or not config_file.is_file():
-        return None
-    try:
-        stored = yaml.safe_load(config_file.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    return (config_file.parent, stored, "interrupted") if isinstance(stored, dict) else None
+    stored = read_run_config(last.parents[1]) if last is not None else {}
+    return (last.parents[1], stored, "interrupted") if stored else None
 
 
 def _cli_value(value) -> str:
