@@ -56,7 +56,21 @@ class CellInfo:
                 continue
             for name, hint in resolved.items():
                 hints.setdefault(name, hint)
+        for name, default in self.parameters().items():    # unannotated: the type of its default
+            if name not in hints and default is not inspect.Parameter.empty:
+                hint = _hint_of_default(default)
+                if hint is not None:
+                    hints[name] = hint
         return hints
+
+
+def _hint_of_default(default):
+    """The type an unannotated option's default implies (a number: float, which takes ints too), or None."""
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, (int, float)):
+        return float
+    return str if isinstance(default, str) else None
 
 
 def _accepts(hint, value) -> bool:
@@ -111,6 +125,10 @@ def register_cell(name: str, *, description: str | None = None, variants=("refer
         key = normalize_name(name)
         if key in _REGISTRY or key in _ALIASES:
             raise ValueError(f"cell {name!r} is already registered")
+        if _named_by_rule(key):
+            raise ValueError(f"cell {name!r} is the name of a derived cell (the spatio-temporal circuit around a "
+                             f"registered one, stcbench/cells/stc.py); choose another name")
+        _check_options_have_defaults(name, factory)
         doc = description or (inspect.getdoc(factory) or "").strip().splitlines()[0:1]
         if isinstance(doc, list):
             doc = doc[0] if doc else ""
@@ -124,6 +142,25 @@ def register_cell(name: str, *, description: str | None = None, variants=("refer
         return factory
 
     return decorator
+
+
+def _check_options_have_defaults(name: str, factory) -> None:
+    """Every keyword option of a cell needs a default: configs give only the options they change."""
+    for cls in (inspect.getmro(factory) if inspect.isclass(factory) else (factory,)):
+        init = vars(cls).get("__init__") if inspect.isclass(cls) else cls
+        if init is None or cls is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind == p.KEYWORD_ONLY and p.default is p.empty:
+                raise ValueError(f"cell {name!r}: keyword option {p.name!r} has no default; give it one "
+                                 f"(`{p.name}=...`, docs/new_cell.md), as configs set only the options they change")
+
+
+def _named_by_rule(key: str) -> bool:
+    try:
+        return _derived(key) is not None
+    except ConfigError:                    # a name the rule recognises but refuses is not taken by it either
+        return False
 
 
 def lookup_registered(name: str) -> CellInfo | None:

@@ -167,7 +167,7 @@ def run(args, fit=None, memory_suite=None) -> int:
 
     print(write_report(out / "runs", out, suite=args.suite, html=args.html, baseline=baseline,
                        configs_root=args.configs or PACKAGED_CONFIGS,
-                       header=suite_header(args)))
+                       header=suite_header(args), missing=missing_runs(planned, failures, out)))
     keep = getattr(args, "keep_checkpoints", None)
     finished = [item.finished_metrics().parent for item in planned if item.done]
     if keep:
@@ -195,6 +195,21 @@ def run(args, fit=None, memory_suite=None) -> int:
 
 
 KEEP_MARKER = ".keep-checkpoints"      # in a run folder: bench was asked to keep its checkpoints
+
+
+def missing_runs(planned: list, failures: list, out: Path) -> list[str]:
+    """One line for each planned run without a result: its failure (the record's first line) or 'not run yet'."""
+    from stcbench.reports.launch import failure_path
+
+    failed = {id(run): record for run, record in failures}
+    lines = []
+    for run in (item for item in planned if not item.done):
+        record = failed.get(id(run))
+        what = (f"failed: {str(record.get('error', '')).splitlines()[0][:300]} "
+                f"(`{failure_path(out, run).relative_to(out).as_posix()}`)" if record is not None
+                else "not run yet (or still running)")
+        lines.append(f"{run.dataset}/{run.cell} seed {run.seed} ({run.name}): {what}")
+    return lines
 
 
 def finish(failures: list, out: Path) -> int:

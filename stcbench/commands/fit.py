@@ -71,6 +71,19 @@ def resumes_a_run(ckpt_path) -> bool:
     return ckpt_path is not None and Path(ckpt_path).exists() and run_dir_of_checkpoint(ckpt_path) is not None
 
 
+def refuse_other_output_dir(ckpt_path, overrides: dict) -> None:
+    """A resume continues its run in the run's own folder: an --output-dir elsewhere would be ignored, so say so."""
+    from stcbench.engine.run_folder import run_dir_of_checkpoint
+
+    given = overrides.get("run.output_dir")
+    if given is None or not resumes_a_run(ckpt_path):
+        return
+    run_dir = run_dir_of_checkpoint(ckpt_path).resolve()
+    if Path(str(given)).expanduser().resolve() not in run_dir.parents:
+        raise ConfigError(f"--output-dir {given}: a resume continues the run in its own folder ({run_dir}), not under "
+                          f"{given}; drop --output-dir, or copy the run folder there and resume the copy")
+
+
 def relabel_resized(config, as_shipped) -> None:
     """A named scale (paper, small, ...) changed in size on the command line (epochs, data, width; see SIZE_KEYS)
     is no longer that scale: the run is labelled `custom`, so that tables never show it as the named one."""
@@ -107,6 +120,7 @@ def run(args) -> int:
 
     data = load_config_dict(source)
     overrides = overrides_from_args(args)
+    refuse_other_output_dir(args.ckpt_path, overrides)
     task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})
     load_config_plugins(data, overrides, args)     # a config's cell may come from them (user-named ones only)
     try:

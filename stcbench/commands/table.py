@@ -19,7 +19,9 @@ def register(subparsers) -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs"),
                         help="folder searched (with its subfolders) for run directories (default runs/)")
     parser.add_argument("--table", default="all",
-                        help="2, 3, 4, 5, 6, 7, 11 or all (default); memory: the memory probes over seeds")
+                        help="2, 3, 4, 5, 6, 7, 11 (a paper table), summary (every cell with runs, a new "
+                             "neuron's too, per dataset) or all (default: the summary and every paper table); "
+                             "memory: the memory probes over seeds")
     parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     parser.add_argument("--select", choices=SELECTIONS, default="newest",
                         help="which run represents a (dataset, cell), or with --table memory a (task, cell, seed): "
@@ -56,11 +58,14 @@ def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: s
                  baseline: str | None = DEFAULT_BASELINE) -> list[Path]:
     from stcbench.atomic import write_text as atomic_write_text
     from stcbench.reports.runs import discover_runs, warn_non_finite
-    from stcbench.reports.tables import FORMAT_SUFFIX, build_table, has_runs, render
+    from stcbench.reports.tables import FORMAT_SUFFIX, has_runs, make_table, render
 
     runs = discover_runs(runs_root)
     baseline = resolve_baseline(baseline, runs)
-    tables = {key: build_table(key, runs, selection, baseline) for key in keys}
+    if baseline and runs and not any(run.cell == baseline for run in runs):
+        print(f"warning: no run under {runs_root} has the baseline cell {baseline}, so the 'vs {baseline}' columns are "
+              f"empty ('—'); pass --baseline a cell that has runs, or --baseline none", file=sys.stderr)
+    tables = {key: make_table(key, runs, selection, baseline) for key in keys}
     if not any(has_runs(table) for table in tables.values()):
         raise ConfigError(no_runs_message(runs_root, keys, runs))
     warn_non_finite(runs)
@@ -77,7 +82,7 @@ def no_runs_message(runs_root: Path, keys, runs: list) -> str:
     from stcbench.reports.published import STC_TABLES
 
     which = f"table {keys[0]}" if len(keys) == 1 else "any of the tables"
-    needed = ", ".join(sorted({dataset for key in keys for dataset in STC_TABLES[key].datasets}))
+    needed = ", ".join(sorted({dataset for key in keys if key in STC_TABLES for dataset in STC_TABLES[key].datasets}))
     held = "it holds no run (no metrics.json below it)"
     if runs:
         held = (f"it holds {counted(len(runs), 'run')} of {', '.join(sorted({run.dataset for run in runs}))}, "

@@ -17,12 +17,28 @@ FREE_ON_RESUME = {
 }
 
 
+OPEN_MAPPINGS = ("cell_options", "options")    # keyword arguments: every key counts, given on one side or both
+
+
+class Unset:
+    """The value of a keyword argument that one side does not give (the cell's or module's own default)."""
+
+    def __repr__(self) -> str:
+        return "unset"
+
+
+UNSET = Unset()
+
+
 def differences(stored: Mapping, given: Mapping, prefix: str = "") -> list[tuple[str, object, object]]:
-    """(dotted key, stored value, given value) for the leaves both configs have and that differ (a key only one
-    side has, e.g. from an older version, is not compared)."""
+    """(dotted key, stored value, given value) for the leaves that differ. A key only one side has is compared
+    inside OPEN_MAPPINGS (keyword arguments such as model.cell_options, where it is an option set on one side
+    only: UNSET on the other), and elsewhere not (a config field of an older or newer version)."""
     found = []
-    for key in sorted(set(stored) & set(given)):
-        old, new = stored[key], given[key]
+    open_mapping = prefix.rstrip(".").rpartition(".")[2] in OPEN_MAPPINGS
+    keys = set(stored) | set(given) if open_mapping else set(stored) & set(given)
+    for key in sorted(keys, key=str):
+        old, new = stored.get(key, UNSET), given.get(key, UNSET)
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             found += differences(old, new, f"{prefix}{key}.")
         elif _plain(old) != _plain(new):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from stcbench.atomic import check_output_folder
 from stcbench.checkpoints import load_checkpoint, trusted
-from stcbench.engine import schema
+from stcbench.engine import plugin_code, schema
 from stcbench.engine.callbacks import RunFolderGuard, TrainingClock, sigterm_exits_nonzero
 from stcbench.data.specs import resolve_data_root
 from stcbench.engine.cluster import is_rank_zero
@@ -85,9 +85,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     if resuming:
         task.check_resumable(config, module, checkpoint, ckpt_path)
         refuse_other_run(stored_config_of(checkpoint), schema.to_dict(config), ckpt_path, own_run, task.free_on_resume)
-        if is_rank_zero() and trained_out(checkpoint, config):
-            print(f"{ckpt_path} has trained all {config.trainer.max_epochs} epochs of this config: nothing to train; "
-                  f"its checkpoints are tested again (raise --max-epochs to train on)")
+        if own_run is not None:
+            plugin_code.refuse_changed(own_run, config.plugins, "a resume would train it on with other code")
     datamodule = task.datamodule(config)
     created = replaced = None
     if is_rank_zero():
@@ -106,7 +105,10 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
             guard.check()
             if is_rank_zero():
                 save_portable_config(config, run_dir / "config.yaml")
-            return _train_and_test(task, config, module, datamodule, run_dir, ckpt_path, created, resuming, guard)
+                if fresh:                  # what code a resume or a seed of the same setting must have
+                    plugin_code.record(run_dir, config.plugins)
+            return _train_and_test(task, config, module, datamodule, run_dir, ckpt_path, created, resuming, guard,
+                                   trained_already=resuming and trained_out(checkpoint, config))
     finally:
         settle_replaced(replaced, run_dir)
 
@@ -128,13 +130,16 @@ def keep_scale_label(config, checkpoint: dict, run_dir: Path | None) -> None:
 
 
 def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_path, created, resuming,
-                    guard: RunFolderGuard) -> Path:
+                    guard: RunFolderGuard, trained_already: bool = False) -> Path:
     loggers = build_loggers(config, run_dir, task.run_label(config, run_dir), version=log_version(run_dir, resuming))
     callbacks = [guard, *task.callbacks(config)]
     started = time.time()
     with shared_run_dir(run_dir), sigterm_exits_nonzero(run_dir):
         try:
             trainer = build_trainer(config, run_dir, monitor=task.monitor, loggers=loggers, callbacks=callbacks)
+            if trained_already and trainer.is_global_zero:    # said once the trainer accepted its settings
+                print(f"{ckpt_path} has trained all {config.trainer.max_epochs} epochs of this config: nothing to "
+                      f"train; its checkpoints are tested again (raise --max-epochs to train on)")
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
                         weights_only=not trusted())
         except BaseException as error:

@@ -265,7 +265,8 @@ def dataset_figures(dataset: str, groups: dict[str, RunGroup], analyses: dict,
 # --- the report ---------------------------------------------------------------------------------
 def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report: bool = False, html: bool = False,
                  analyse: bool = True, header: str | None = None, configs_root: Path | None = None,
-                 baseline: str | None = DEFAULT_BASELINE) -> Path:
+                 baseline: str | None = DEFAULT_BASELINE, missing: list[str] | None = None) -> Path:
+    """`missing`: one line for each planned run that the report lacks (failed, or not run yet)."""
     out_dir = Path(out_dir)
     runs = discover_runs(runs_root)
     warn_non_finite(runs)
@@ -293,6 +294,11 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
            + (f"`mse_vs_{baseline}` is the MSE difference to {baseline} with its 95 % interval (Welch t over seeds; "
               "one seed each: paired bootstrap over the test sequences). " if baseline else "")
            + "'—' = not available.", ""]
+    if baseline and not any(run.cell == baseline for run in runs):
+        md += [f"**No run of the baseline `{baseline}`** under these runs, so the `mse_vs_{baseline}` columns are "
+               f"empty: add it to the cells (`--cells {baseline},...`) or pass `--baseline` a cell that has runs.", ""]
+    if missing:
+        md += ["## Planned runs missing from this report", ""] + [f"* {line}" for line in missing] + [""]
     md += ["## Overall ranking (mean MSE rank over the datasets a cell ran on, cells that ran on more datasets "
            "first; ranks of means: see the intervals below)", "",
            "| cell | mean rank | datasets |", "|---|---|---|"]

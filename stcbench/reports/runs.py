@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from stcbench.engine import plugin_code
 from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
 from stcbench.strict_json import number, restore_non_finite
@@ -44,6 +45,7 @@ class Run:
     metrics: dict
     config: dict = field(default_factory=dict)
     mtime: float = 0.0
+    plugin_code: dict = field(default_factory=dict)     # engine.plugin_code: the digests of its plugins' files
 
     @property
     def complete(self) -> bool:
@@ -158,7 +160,7 @@ def load_run(metrics_path: Path, warn=None) -> Run | None:
     dataset = metrics.get("dataset") or run_dir.parent.parent.name
     cell = metrics.get("cell") or run_dir.parent.name
     return Run(run_dir, normalize_name(dataset), normalize_name(cell), metrics, read_run_config(run_dir),
-               metrics_path.stat().st_mtime)
+               metrics_path.stat().st_mtime, plugin_code.read_recorded(run_dir))
 
 
 def read_run_config(run_dir: Path) -> dict:
@@ -334,6 +336,8 @@ def setting_key(run: Run) -> str:
     NON_SETTING_KEYS (or, without a config.yaml, the scale, epochs and model of metrics.json)."""
     if run.config:
         setting = {**setting_of(run.config), "scale": run.scale}
+        if run.plugin_code:                 # another version of a plugin's code is another setting
+            setting["plugin_code"] = run.plugin_code
     else:
         setting = {"scale": run.scale, "max_epochs": run.metrics.get("max_epochs", run.epochs),
                    "model": run.metrics.get("model")}

@@ -192,9 +192,11 @@ def check_configs(planned: list[PlannedRun]) -> None:
 
 def refuse_other_setting(run: PlannedRun, config) -> None:
     """A finished run of this name, or an interrupted one that bench would resume, that was trained with another
-    setting (other epochs, data, model, ...) is not taken for this plan's run: one ConfigError naming the
-    differences (keys that only one side has, e.g. from an older version, are not compared)."""
-    from stcbench.engine.resume import differences
+    setting (other epochs, data, model, cell options, ...) is not taken for this plan's run: one ConfigError naming
+    the differences (engine.resume.differences)."""
+    from stcbench.engine import plugin_code
+    from stcbench.engine.environment import with_environment_plugins
+    from stcbench.engine.resume import UNSET, differences
     from stcbench.engine.schema import to_dict
     from stcbench.reports.runs import setting_of
 
@@ -202,11 +204,14 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
     if found is None:
         return
     run_dir, stored, state = found
+    use = "would take it for this plan's run" if state == "finished" else "would resume it with this setting"
+    plugin_code.refuse_changed(run_dir, with_environment_plugins(config.plugins), f"bench {use}")
     changed = differences(setting_of(stored), setting_of(to_dict(config)))
     if changed:
         shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in changed[:4])
-        same = " ".join(f"--set {key}={_cli_value(old)}" for key, old, _ in changed[:4])
-        use = "would take it for this plan's run" if state == "finished" else "would resume it with this setting"
+        same = "; ".join(filter(None, [
+            " ".join(f"--set {key}={_cli_value(old)}" for key, old, _ in changed[:4] if old is not UNSET),
+            " ".join(f"without --set {key}" for key, old, _ in changed[:4] if old is UNSET)]))
         raise ConfigError(f"the {state} run {run_dir} was trained with another setting ({shown}); bench {use}. "
                           f"To collect or resume that suite, give the flags it was run with ({same}); bench never "
                           f"changes the setting of a run it has started, so for this setting (more epochs too) use "

@@ -194,6 +194,44 @@ def build_table(key: str, runs: list[Run], selection: str = "newest",
     return TableResult(key, f"Table {key}: {table.title}", table.source, _header(table, baseline), rows, notes)
 
 
+SUMMARY_KEY = "summary"
+SUMMARY_METRICS = (("mse", "MSE", False, 2), ("mae", "MAE", False, 2), ("ssim", "SSIM", True, 4),
+                   ("psnr", "PSNR", True, 2))
+
+
+def summary_table(runs: list[Run], selection: str = "newest", baseline: str | None = DEFAULT_BASELINE) -> TableResult:
+    """Every cell that has runs (its default options), per dataset: each whole-test-set metric as mean ± 95 %
+    interval over seeds in metrics.json's units, n, and the difference to `baseline` (the cells of no paper
+    table, a new neuron's among them, show here)."""
+    baseline = normalize_name(baseline) if baseline else None
+    header = ["Dataset", "Cell"] + [label for _, label, _, _ in SUMMARY_METRICS] + ["n"]
+    header += [f"{label} vs {baseline}" for _, label, _, _ in SUMMARY_METRICS] if baseline else []
+    runs = [run for run in runs if run.value("test", "mse") is not None]       # video runs (memory runs: --table memory)
+    rows = []
+    for dataset in sorted({run.dataset for run in runs}):
+        columns = [Column(metric, label, dataset, metric, higher_is_better=higher, decimals=decimals)
+                   for metric, label, higher, decimals in SUMMARY_METRICS]
+        base = select_group(runs, dataset, baseline, None, selection) if baseline else None
+        groups = {cell: select_group(runs, dataset, cell, None, selection)
+                  for cell in sorted({run.cell for run in runs if run.dataset == dataset})}
+        for cell, group in groups.items():
+            if group is None:
+                continue
+            values = {col.key: group_values(col, group, runs, cell, {}, selection) for col in columns}
+            cells = [dataset, cell] + [format_summary(values[col.key], col.decimals, group.n) for col in columns]
+            cells.append(str(group.n))
+            if baseline:
+                cells += [comparison_text(col, group, base, values[col.key],
+                                          group_values(col, base, runs, baseline, {}, selection)) for col in columns]
+            rows.append(cells + [group.describe_scale(), group.selected_on])
+    notes = [f"Every cell with runs, its default options; values in the units of metrics.json (not the paper's). "
+             f"Run per cell: selection '{selection}' (docs/reports.md).", SEEDS_NOTE]
+    if baseline:
+        notes.append(COMPARISON_NOTE.format(baseline=baseline))
+    return TableResult(SUMMARY_KEY, "Summary: every cell with runs", "the runs", header + ["scale", "selected on"],
+                       rows, notes)
+
+
 SEEDS_NOTE = ("Ours: mean ± half-width of the 95 % confidence interval over seeds (Student t, n - 1 degrees of "
               "freedom); n = seeds (runs of the same setting); one seed shows its value alone.")
 COMPARISON_NOTE = ("'vs {baseline}': ours - {baseline} on the same dataset, mean difference [95 % interval]: Welch t "
@@ -265,9 +303,18 @@ def render(result: TableResult, fmt: str) -> str:
 
 
 def table_keys(selector: str) -> tuple[str, ...]:
+    """The tables `stcbench table --table` names: one paper table, the summary of every cell, or all of them."""
     selector = str(selector)
     if selector == "all":
-        return TABLE_KEYS
-    if selector not in STC_TABLES:
-        raise ConfigError(f"unknown table {selector!r}; choose one of {list(TABLE_KEYS)}, 'all' or 'memory'")
+        return (SUMMARY_KEY, *TABLE_KEYS)
+    if selector != SUMMARY_KEY and selector not in STC_TABLES:
+        raise ConfigError(f"unknown table {selector!r}; choose one of {list(TABLE_KEYS)}, '{SUMMARY_KEY}', 'all' or "
+                          f"'memory'")
     return (selector,)
+
+
+def make_table(key: str, runs: list[Run], selection: str = "newest",
+               baseline: str | None = DEFAULT_BASELINE) -> TableResult:
+    """`table_keys`' table `key`: the summary or a paper table."""
+    return summary_table(runs, selection, baseline) if key == SUMMARY_KEY else build_table(key, runs, selection,
+                                                                                          baseline)

@@ -41,6 +41,46 @@ def test_bad_plugins_raise_config_error():
         load_plugins(["no_such_plugin_module_xyz"])
 
 
+PLUGIN_HEAD = """from stcbench.cells import SpikingCell, register_cell
+
+@register_cell({name!r}, description="probe")
+class Probe(SpikingCell):
+    state_names = ("spike", "mem")
+
+    def __init__(self, in_channels, hidden_channels, *, {options}, **kwargs):
+        super().__init__(in_channels, hidden_channels, **kwargs)
+        self.leak = leak
+
+    def neuron_step(self, current, state, t, history_gate=None):
+        mem = self.leak * state[1] + current
+        spike = self.fire(mem)
+        return spike, mem - spike * self.threshold
+"""
+
+
+@pytest.mark.parametrize("name, options, problem", [
+    ("stc_tclif", "leak=0.5", "is the name of a derived cell"),          # would shadow the circuit around TC-LIF
+    ("probe_required", "leak", "keyword option 'leak' has no default"),   # `stcbench cells` could not list it
+])
+def test_a_plugin_that_could_not_be_used_as_registered_is_refused(tmp_path, isolated_registry, name, options,
+                                                                  problem):
+    plugin = tmp_path / "probe.py"
+    plugin.write_text(PLUGIN_HEAD.format(name=name, options=options))
+    with pytest.raises(ConfigError, match=f"cannot be imported: ValueError: cell '{name}'.*{problem}"):
+        load_plugins([str(plugin)])
+    assert get_cell_info("stc_tclif").description.startswith("spatio-temporal circuit")
+
+
+def test_an_unannotated_option_takes_the_type_of_its_default(tmp_path, isolated_registry):
+    plugin = tmp_path / "probe.py"
+    plugin.write_text(PLUGIN_HEAD.format(name="probe_typed", options="leak=0.5"))
+    load_plugins([str(plugin)])
+    assert create_cell("probe_typed", 1, 16, leak=1).leak == 1                # an int is a number
+    for wrong in ("abc", "0.9", True):
+        with pytest.raises(ConfigError, match=f"option leak must be float, got {wrong!r}"):
+            create_cell("probe_typed", 1, 16, leak=wrong)
+
+
 def test_env_var_plugin_appears_in_stcbench_cells(tmp_path):
     env = dict(os.environ, STCBENCH_PLUGINS=f" {TEMPLATE} ,")
     out = subprocess.run([sys.executable, "-m", "stcbench", "cells", "--format", "json"], env=env, cwd=tmp_path,

@@ -467,3 +467,69 @@ def test_a_plugin_cell_given_with_set_plugins_can_be_named_in_cells(tmp_path, co
     assert main(["bench", "--suite", "quick", "--cells", "my_lif", "--datasets", "mmnist", "--configs", str(configs),
                  "--out", str(tmp_path / "b"), "--dry-run", "--set", f"plugins=[{template}]"]) == 0
     assert "mylif" in capsys.readouterr().out
+
+
+def test_a_cell_option_set_only_now_is_another_setting(tmp_path, configs):
+    """Runs trained with the cell's default are not taken for a plan that sets the option (they were pooled)."""
+    import yaml
+
+    fake = FakeRunner()
+    args = args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"])
+    assert bench.run(args, fit=fake) == 0
+    run_dir = next((tmp_path / "bench" / "runs" / "mmnist" / "lif").iterdir())
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"cell": "lif", "cell_options": {}}}))
+    with pytest.raises(ConfigError, match=r"another setting \(model.cell_options.tau_m: unset there, 3.0 here\).*"
+                                          r"\(without --set model.cell_options.tau_m\)"):
+        bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"],
+                           overrides=["model.cell_options.tau_m=3.0"]), fit=fake)
+    assert len(fake.calls) == 1
+
+
+def test_runs_of_an_edited_plugin_are_neither_taken_nor_pooled(tmp_path, configs, isolated_registry):
+    """After the neuron's file changed, bench refuses the earlier run for its plan, and tables do not pool seeds
+    of the two versions."""
+    import shutil
+
+    import yaml
+
+    from stcbench.engine import plugin_code
+    from stcbench.reports.runs import discover_runs, select_group
+
+    plugin = tmp_path / "my_cell.py"
+    shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "my_cell.py", plugin)
+    fake = FakeRunner()
+    args = args_for(tmp_path, configs, cells=["my_lif"], datasets=["mmnist"], seeds=[0, 1],
+                    overrides=[f"plugins=[{plugin}]"])
+    assert bench.run(args, fit=fake) == 0
+    runs_dir = tmp_path / "bench" / "runs" / "mmnist" / "mylif"
+    first, second = sorted(runs_dir.iterdir())
+    for run_dir in (first, second):
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"cell": "mylif"}}))
+        plugin_code.record(run_dir, [str(plugin)])
+    runs = discover_runs(tmp_path / "bench" / "runs")
+    assert select_group(runs, "mmnist", "mylif").n == 2            # one version: two seeds
+    plugin.write_text(plugin.read_text() + "\n# the neuron, edited\n")
+    with pytest.raises(ConfigError, match=r"plugin .*my_cell.py has changed since the run .* bench would take it"):
+        bench.run(args, fit=fake)
+    assert len(fake.calls) == 2
+    plugin_code.record(second, [str(plugin)])       # seed 1 trained again with the edited neuron
+    runs = discover_runs(tmp_path / "bench" / "runs")
+    assert select_group(runs, "mmnist", "mylif").n == 1
+
+
+def test_the_report_names_the_runs_it_lacks_and_a_baseline_without_runs(tmp_path, configs):
+    class FailsForConvLSTM(FakeRunner):
+        def __call__(self, planned):
+            if planned.cell == "convlstm":
+                raise RuntimeError("the neuron diverged")
+            return super().__call__(planned)
+
+    args = args_for(tmp_path, configs, cells=["lif", "convlstm"], datasets=["mmnist"], no_report=False)
+    args.baseline = "plif"
+    assert bench.run(args, fit=FailsForConvLSTM()) == 1
+    report = (tmp_path / "bench" / "report.md").read_text()
+    assert "## Planned runs missing from this report" in report
+    missing = [line for line in report.splitlines() if line.startswith("* mmnist/convlstm seed")]
+    assert len(missing) == 1 and "failed:" in missing[0] and "the neuron diverged" in missing[0]
+    assert "failures/mmnist-" in missing[0]
+    assert "**No run of the baseline `plif`**" in report

@@ -134,7 +134,8 @@ def test_three_formats(runs_root):
 def test_cli_writes_files(runs_root, tmp_path, capsys):
     out = tmp_path / "tables"
     assert main(["table", "--runs", str(runs_root), "--table", "all", "--format", "csv", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"table_{k}.csv" for k in ("2", "3", "4", "5", "6", "7", "11"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"table_{k}.csv" for k in ("summary", "2", "3", "4", "5", "6",
+                                                                                     "7", "11"))
     assert main(["table", "--runs", str(runs_root), "--table", "3"]) == 0
     assert "Table 3: TaxiBJ" in capsys.readouterr().out
 
@@ -206,3 +207,28 @@ def test_no_run_for_the_table_is_one_line_and_writes_nothing(tmp_path, capsys, t
         assert len(err) == 1 and f"no runs for {which} under {root}" in err[0]
         assert held in err[0] and "--table memory" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_summary_lists_every_cell_a_new_neuron_too_over_seeds_against_the_baseline(tmp_path, capsys):
+    """A cell of no paper table (a plugin's) shows in `--table summary`: mean ± t interval over its seeds, n,
+    and the Welch difference to the baseline; memory runs are not listed."""
+    from scipy import stats as scipy_stats
+
+    root = tmp_path / "runs"
+    mine, lif = [100.0, 104.0, 96.0], [120.0, 122.0, 118.0]
+    for seed, (a, b) in enumerate(zip(mine, lif)):
+        make_run(root, "mmnist", "mylif", f"s{seed}", test=video_metrics(a, 20.0, 0.5), seed=seed)
+        make_run(root, "mmnist", "lif", f"s{seed}", test=video_metrics(b, 20.0, 0.5), seed=seed)
+    make_run(root, "addingt100", "lif", "seed0", test={"loss": 0.5})
+    assert main(["table", "--runs", str(root), "--table", "summary"]) == 0
+    printed = capsys.readouterr().out
+    row = next(line for line in printed.splitlines() if line.startswith("| mmnist | mylif |"))
+    half = scipy_stats.t.ppf(0.975, 2) * scipy_stats.sem(mine)
+    assert f"| 100.00 ± {half:.2f} |" in row and "| 3 |" in row
+    welch = scipy_stats.ttest_ind(mine, lif, equal_var=False).confidence_interval(0.95)
+    assert f"-20.00 [{welch.low:+.2f}, {welch.high:+.2f}] better" in row
+    assert "addingt100" not in printed
+    # a baseline without runs: the comparison columns are empty, and the command says why
+    assert main(["table", "--runs", str(root), "--table", "summary", "--baseline", "plif"]) == 0
+    captured = capsys.readouterr()
+    assert "no run under" in captured.err and "baseline cell plif" in captured.err

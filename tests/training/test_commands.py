@@ -37,6 +37,13 @@ def test_fit_cli_overrides_beat_the_file(mmnist_root, tmp_path, capsys):
     capsys.readouterr()
     assert main(["fit", "--ckpt-path", str(run_dir)]) == 0
     assert "has trained all 1 epochs of this config: nothing to train" in capsys.readouterr().out
+    # a resume continues the run in its own folder: an --output-dir elsewhere is refused, not ignored
+    assert main(["fit", "--ckpt-path", str(run_dir), "--output-dir", str(tmp_path / "elsewhere")]) == 2
+    captured = capsys.readouterr()
+    assert "a resume continues the run in its own folder" in captured.err and "has trained all" not in captured.out
+    assert not (tmp_path / "elsewhere").exists()
+    assert main(["fit", "--ckpt-path", str(run_dir), "--output-dir", str(tmp_path / "runs")]) == 0
+    capsys.readouterr()
     # resuming a finished run with a larger budget trains on from last.ckpt in the same directory
     assert main(["fit", "--ckpt-path", str(run_dir / "checkpoints" / "last.ckpt"), "--max-epochs", "2"]) == 0
     assert "nothing to train" not in capsys.readouterr().out

@@ -209,3 +209,37 @@ def test_ctrl_c_ends_the_run_with_exit_status_130_and_a_resume_hint(mmnist_root,
     assert f"stopped by Ctrl-C before the run finished; resume with `stcbench fit --ckpt-path {run_dir}`" \
         in capsys.readouterr().err
     assert not (run_dir / "metrics.json").exists()
+
+
+def test_a_run_records_its_plugin_code_and_a_resume_with_other_code_is_refused(mmnist_root, tmp_path,
+                                                                               isolated_registry):
+    """An edited neuron is other code under the same name and options: a resume would train the run on with it."""
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    from stcbench.errors import ConfigError
+
+    plugin = tmp_path / "my_cell.py"
+    shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "my_cell.py", plugin)
+    config = tiny_config(mmnist_root, tmp_path, cell="my_lif", epochs=2, trainer={"stop_after_epochs": 1},
+                         plugins=[str(plugin)])
+    first = fit(config)
+    recorded = json.loads((first / "plugin_code.json").read_text())
+    assert recorded == {str(plugin.resolve()): hashlib.sha256(plugin.read_bytes()).hexdigest()}
+    plugin.write_text(plugin.read_text() + "\n# the neuron, edited\n")
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"plugin .*my_cell.py has changed since the run .* a resume would train it "
+                                          r"on with other code"):
+        fit(tiny_config(mmnist_root, tmp_path, cell="my_lif", epochs=2, plugins=[str(plugin)]), ckpt_path=first)
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+
+
+def test_a_cell_option_given_on_one_side_only_is_a_difference():
+    """Keyword arguments (cell options) count when one side leaves them to the cell's default; a config field that
+    one side lacks (another version's) does not."""
+    from stcbench.engine.resume import UNSET, differences
+
+    stored = {"model": {"cell_options": {}, "fast": False}, "data": {"options": {"a": 1}}}
+    given = {"model": {"cell_options": {"tau_m": 3.0}}, "data": {"options": {}}, "new_field": 1}
+    assert differences(stored, given) == [("data.options.a", 1, UNSET), ("model.cell_options.tau_m", UNSET, 3.0)]
