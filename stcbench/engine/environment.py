@@ -49,6 +49,18 @@ def check_accelerator(accelerator: str) -> None:
                           "cpu (or auto)")
 
 
+def check_nodes(num_nodes: int) -> None:
+    """Several nodes outside a launcher that starts the other nodes' processes: Lightning would wait for them
+    for ever; say so instead."""
+    from stcbench.engine.cluster import cluster_environment
+
+    if num_nodes > 1 and cluster_environment() is None and not os.environ.get("MASTER_ADDR"):
+        raise ConfigError(f"trainer.num_nodes={num_nodes}, but no multi-node launcher started this process (no SLURM, "
+                          f"torchrun, LSF or MPI environment, no MASTER_ADDR), so the run would wait for the other "
+                          f"nodes for ever; on one machine leave num_nodes at 1 (--set trainer.devices for more "
+                          f"processes), on a cluster start it with srun or torchrun")
+
+
 def prepare_environment(config) -> None:
     """`config` is any task's config: `plugins`, `seed` and the `trainer` section are read."""
     import lightning as L
@@ -56,6 +68,7 @@ def prepare_environment(config) -> None:
     load_plugins(config.plugins)
     trainer = config.trainer
     check_accelerator(trainer.accelerator)
+    check_nodes(trainer.num_nodes)
     if trainer.threads:
         torch.set_num_threads(trainer.threads)
     L.seed_everything(config.seed, workers=True, verbose=False)

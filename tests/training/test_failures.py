@@ -120,6 +120,16 @@ def test_gpu_accelerator_without_a_gpu_is_a_config_error(mmnist_root, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_several_nodes_without_a_launcher_are_refused_not_waited_for(mmnist_root, tmp_path, monkeypatch):
+    """Lightning would wait for ever for the other nodes' processes that nothing starts."""
+    for name in ("SLURM_JOB_ID", "SLURM_NTASKS", "LOCAL_RANK", "TORCHELASTIC_RUN_ID", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE",
+                 "PMI_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="trainer.num_nodes=2, but no multi-node launcher"):
+        fit(tiny_config(mmnist_root, tmp_path / "runs", trainer={"num_nodes": 2}))
+    assert not (tmp_path / "runs").exists()
+
+
 def test_training_that_ends_before_its_first_validation_says_how_to_go_on(mmnist_root, tmp_path):
     """max_steps inside the first epoch: no checkpoint was selected on validation, so nothing can be tested; the run
     keeps its last.ckpt and the message names the resume command (it was a missing best.ckpt error)."""
