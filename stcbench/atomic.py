@@ -127,6 +127,16 @@ def check_output_file(path: str | os.PathLike, flag: str, example: str = "metric
         _check_writable(path.parent, path, flag)
 
 
+def refuse_overwriting_inputs(path: str | os.PathLike, flag: str, inputs: dict, example: str) -> None:
+    """One line when the output file `path` (given as `flag`) is one of the `inputs` ({flag: path}) a command
+    reads: writing it would destroy the data."""
+    path = Path(path)
+    for input_flag, source in inputs.items():
+        if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
+            raise ConfigError(f"{flag} {path} is the {input_flag} file; writing it would destroy that input: name "
+                              f"another file, e.g. {path.with_name(example)}")
+
+
 def _check_writable(folder: Path, path: Path, flag: str) -> None:
     """A file can be created in `folder` (tried with a temporary file, removed at once: permissions alone do not
     say, e.g. for root or on a read-only file system)."""

@@ -27,13 +27,17 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from stcbench.metrics import compute_metrics
-    from stcbench.atomic import check_output_file, write_json
+    from stcbench.atomic import check_output_file, refuse_overwriting_inputs, write_json
     from stcbench.metrics.arrays import load_pair
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive number of sequences, got {args.batch_size}")
     if args.out is not None:
         check_output_file(args.out, "--out")
+        refuse_overwriting_inputs(args.out, "--out", {"--pred": args.pred, "--true": args.true}, "metrics.json")
+        if Path(args.out).suffix.lower() in (".npy", ".npz"):
+            raise ConfigError(f"--out {args.out}: the metrics are written as JSON, not as an array; name a .json "
+                              f"file, e.g. {Path(args.out).with_suffix('.json')}")
     pred, true, names = load_pair(args.pred, args.true)
     metrics = compute_metrics(pred, true, ssim_data_range=args.ssim_data_range, batch_size=args.batch_size,
                               names=names)

@@ -25,13 +25,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from stcbench.atomic import check_output_file
+    from stcbench.atomic import check_output_file, refuse_overwriting_inputs
     from stcbench.training.predict import predict_file
 
     check_output_file(args.output, "--output", "predictions.npy")
-    if Path(args.output).exists() and Path(args.input).exists() and Path(args.output).samefile(args.input):
-        raise ConfigError(f"--output {args.output} is the --input file; write the predictions to another file, "
-                          f"e.g. {Path(args.output).with_name(Path(args.output).stem + '_pred.npy')}")
+    refuse_overwriting_inputs(args.output, "--output", {"--input": args.input}, Path(args.output).stem + "_pred.npy")
     if Path(args.output).suffix != ".npy":
         raise ConfigError(f"--output {args.output}: predictions are written as a numpy array; name a .npy file, "
                           f"e.g. {Path(args.output).with_suffix('.npy')}")
