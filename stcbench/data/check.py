@@ -11,7 +11,7 @@ from stcbench.data.common import fix_hint
 from stcbench.data.fileio import missing_file, read_npy_header
 from stcbench.data.loaders import build_splits, data_source
 from stcbench.data.specs import get_dataset_spec, require_folder_root
-from stcbench.errors import DataError
+from stcbench.errors import DataError, array_load_problem
 
 RANGE_PROBES = 64      # samples per split whose value range the report shows
 
@@ -38,7 +38,7 @@ def verify_files(name: str, data_root: str | os.PathLike | None = None) -> None:
             with zipfile.ZipFile(path) as archive:
                 names = {n.removesuffix(".npy") for n in archive.namelist()}
         except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{path}: corrupt or truncated .npz file ({exc}). {fix}") from None
+            raise DataError(f"{path}: not a readable .npz file ({array_load_problem(exc, path)}). {fix}") from None
         missing = [k for k in taxibj.KEYS if k not in names]
         if missing:
             raise DataError(f"{path}: missing keys {missing}; expected {list(taxibj.KEYS)}. {fix}")

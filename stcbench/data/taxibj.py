@@ -9,7 +9,7 @@ import torch
 
 from stcbench.data.common import FrameSequenceDataset, Splits, cap, check_selection, counted, fix_hint
 from stcbench.data.fileio import missing_file
-from stcbench.errors import DataError
+from stcbench.errors import DataError, array_load_problem
 
 FILE = "dataset.npz"
 KEYS = ("X_train", "Y_train", "X_test", "Y_test")
@@ -42,7 +42,7 @@ def read_arrays(path: Path, fix: str) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise DataError(f"{path}: corrupt or truncated .npz file ({exc}). {fix}") from None
+        raise DataError(f"{path}: not a readable .npz file ({array_load_problem(exc, path)}). {fix}") from None
     for key, array in arrays.items():
         validate_array(path, key, array, fix)
     if len(arrays["X_train"]) != len(arrays["Y_train"]) or len(arrays["X_test"]) != len(arrays["Y_test"]):

@@ -49,7 +49,8 @@ def test_openstl_test_selection_uses_the_whole_train_split(tmp_path):
 
 @pytest.mark.parametrize("problem, words", [
     ("range", "expected [-1, 1]"), ("dtype", "float dtype"), ("shape", "[N, 4, 2, 32, 32]"),
-    ("keys", "missing keys"), ("nan", "expected [-1, 1]"), ("truncated", "corrupt or truncated"),
+    ("keys", "missing keys"), ("nan", "expected [-1, 1]"), ("truncated", "not a readable .npz file"),
+    ("text", "it is not a numpy file"), ("objects", "holds Python objects"),
 ])
 def test_bad_files_are_rejected_with_the_file_named(tmp_path, problem, words):
     arrays = write_taxibj_by_hand(tmp_path, n_train=40, n_test=5)
@@ -67,9 +68,13 @@ def test_bad_files_are_rejected_with_the_file_named(tmp_path, problem, words):
     np.savez(path, **arrays)
     if problem == "truncated":
         path.write_bytes(path.read_bytes()[:5000])
+    elif problem == "text":
+        path.write_text("not an npz\n")
+    elif problem == "objects":
+        np.savez(path, **{**arrays, "X_train": np.array([{"a": 1}], dtype=object)})
     with pytest.raises(DataError) as err:
         build_splits("taxibj", tmp_path)
-    assert str(path) in str(err.value) and words in str(err.value)
+    assert str(path) in str(err.value) and words in str(err.value) and "allow_pickle" not in str(err.value)
 
 
 def test_generated_file_format_and_chronological_windows(generated_root):
