@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from stcbench.errors import ConfigError
+from stcbench.errors import ConfigError, DataError
 from stcbench.strict_json import dumps
 
 SUBCOMMANDS = ("generate", "download", "check", "info")
@@ -63,7 +63,10 @@ def dataset_names(name: str, for_generation: bool) -> list[str]:
 
     if name.lower() == "all":
         return list(GENERATED_NAMES if for_generation else DATASET_NAMES)
-    spec = get_dataset_spec(name)
+    try:
+        spec = get_dataset_spec(name)
+    except ConfigError as error:
+        raise ConfigError(f"{error} (or all)") from None
     return ["kth" if for_generation and spec.folder == "kth" else spec.name]
 
 
@@ -93,8 +96,19 @@ def run_generate(args) -> int:
 def run_download(args) -> int:
     from stcbench.data.download import download_dataset
 
-    for name in dataset_names(args.dataset, for_generation=True):
-        download_dataset(name, args.data_root, mirror=args.mirror, force=args.force)
+    names = dataset_names(args.dataset, for_generation=True)
+    failed = []
+    for name in names:
+        try:
+            download_dataset(name, args.data_root, mirror=args.mirror, force=args.force)
+        except DataError as error:
+            if len(names) == 1:
+                raise
+            print(f"stcbench data download: error: {name}: {error}", file=sys.stderr)   # the others still come
+            failed.append(name)
+    if failed:
+        raise DataError(f"{len(failed)} of {len(names)} datasets failed ({', '.join(failed)}, said above); the others "
+                        f"are installed. Run the same command again for them")
     return 0
 
 

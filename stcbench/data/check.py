@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -20,17 +21,25 @@ def verify_files(name: str, data_root: str | os.PathLike | None = None) -> None:
     """Cheap check that the files exist and their headers are sane (no full read)."""
     spec = get_dataset_spec(name)
     root = require_folder_root(data_root)
-    fix = fix_hint(spec.name, root)
-    folder = spec.folder_path(root)
-    if spec.name == "mmnist":
+    verify_folder(spec.name, spec.folder_path(root), fix_hint(spec.name, root))
+
+
+def verify_folder(name: str, folder, fix: str) -> None:
+    """`verify_files` of the dataset folder `folder` (e.g. a download's before it is put in place)."""
+    folder = Path(folder)
+    if name == "mmnist":
         images = folder / mmnist.IMAGES_FILE
         if not images.is_file() and not (folder / mmnist.IMAGES_FILE[:-3]).is_file():
             raise missing_file(images, fix)
+        if images.is_file():
+            with open(images, "rb") as handle:
+                if handle.read(2) != b"\x1f\x8b":
+                    raise DataError(f"{images}: not a gzip file (the published MNIST images are gzipped). {fix}")
         shape, dtype, _, _ = read_npy_header(folder / mmnist.TEST_FILE, fix)
         if dtype != np.uint8 or len(shape) != 4 or shape[0] != 20 or shape[2:] != (64, 64):
             raise DataError(f"{folder / mmnist.TEST_FILE}: {dtype} array of shape {shape}, expected "
                             f"uint8 (20, N, 64, 64). {fix}")
-    elif spec.name == "taxibj":
+    elif name == "taxibj":
         path = folder / taxibj.FILE
         if not path.is_file():
             raise missing_file(path, fix)

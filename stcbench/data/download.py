@@ -23,6 +23,7 @@ from stcbench.errors import ConfigError, DataError
 DOWNLOADS = ".stcbench_downloads"
 CHUNK = 1 << 20
 TRANSFER_CHUNK = 1 << 16     # what an interrupted transfer can lose: the chunk in flight
+RANGE_NOT_SATISFIABLE = 416
 OPENSTL_RELEASE = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0"
 
 
@@ -113,9 +114,13 @@ class ResumableDownloader:
                 HTTPDownloader(progressbar=bar, chunk_size=TRANSFER_CHUNK, timeout=self.timeout, headers=headers)(
                     url, out, pooch)
         except requests.exceptions.RequestException as exc:
-            raise self._stopped(url, exc) from None
+            if not (offset and getattr(exc.response, "status_code", None) == RANGE_NOT_SATISFIABLE):
+                raise self._stopped(url, exc) from None
+            self.partial.unlink()          # the part kept is as long as the file or longer: it cannot be resumed
         finally:
             bar.close()
+        if not self.partial.exists():
+            return self(url, output_file, pooch)       # from the first byte
         os.replace(self.partial, output_file)
 
     def _stopped(self, url: str, exc: Exception) -> DataError:
@@ -212,7 +217,9 @@ def archive_root(archive: Path, marker: str) -> str:
         parts = name.rstrip("/").split("/")
         if parts[-1] == marker:
             return "/".join(parts[:-1])
-    raise DataError(f"{archive.name} holds no {marker!r}: not the published archive; check the address (--mirror)")
+    archive.unlink()
+    raise DataError(f"{archive.name} holds no {marker!r}: not the published archive; it was removed. Check the "
+                    f"address (--mirror) and run again")
 
 
 def unpack(archive: Path, root: str, destination: Path) -> None:
@@ -242,12 +249,15 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, m
     root = require_folder_root(data_root)
     folder = root / DATASET_FOLDERS[key]
     if not force and dataset_is_present(folder, spec.files):
+        check_present(key, folder)
         log(f"{key}: already in {folder} (pass --force to download it again)")
         return {"dataset": key, "folder": str(folder), "files": {}, "downloaded": False}
     if not force and folder.exists() and any(folder.iterdir()):
         raise DataError(f"{folder} already holds other data (the generated default or an incomplete copy); "
                         f"pass --force to replace it with the download, or choose another --data-root")
     cache = root / DOWNLOADS / key
+    if force:                                  # anew: no file an earlier call left (a wrong archive, say) is reused
+        shutil.rmtree(cache, ignore_errors=True)
     made = [path for path in (root, root / DOWNLOADS, cache) if not path.exists()]
     cache.mkdir(parents=True, exist_ok=True)
     try:
@@ -260,14 +270,20 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, m
     for source, path in fetched:
         files[source.name] = {"bytes": path.stat().st_size, "sha256": file_digest(path, "sha256"),
                               **({"md5": source.md5} if source.md5 else {})}
-    with replacing_directory(folder) as staging:
-        for source, path in fetched:
-            if source.unpack:
-                unpack(path, archive_root(path, source.unpack), staging)
-            else:
-                os.replace(path, staging / source.name)
-        for sub in staging.rglob("*"):
-            os.chmod(sub, (0o777 if sub.is_dir() else 0o666) & ~_umask())
+    try:
+        with replacing_directory(folder) as staging:
+            for source, path in fetched:
+                if source.unpack:
+                    unpack(path, archive_root(path, source.unpack), staging)
+                else:
+                    os.replace(path, staging / source.name)
+            for sub in staging.rglob("*"):
+                os.chmod(sub, (0o777 if sub.is_dir() else 0o666) & ~_umask())
+            check_download(key, staging, cache, mirror)
+    except BaseException:
+        for path in (cache, root / DOWNLOADS):    # a removed archive leaves no empty folders behind
+            _remove_if_empty(path)
+        raise
     shutil.rmtree(cache, ignore_errors=True)
     _remove_if_empty(root / DOWNLOADS)
     for file, info in files.items():
@@ -276,6 +292,31 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, m
     log(f"{key}: installed in {folder}; check it with `stcbench data check --dataset {key}"
         f"{' --data-root ' + str(data_root) if data_root else ''}`")
     return {"dataset": key, "folder": str(folder), "files": files, "downloaded": True}
+
+
+def check_present(key: str, folder: Path) -> None:
+    """Files already in the dataset folder are taken only if they pass `data check`'s file check."""
+    from stcbench.data.check import verify_folder
+
+    try:
+        verify_folder(key, folder, "")
+    except DataError as error:
+        raise DataError(f"{folder} holds the dataset's file names, but they fail the check: {str(error).strip()}; "
+                        f"pass --force to download them again") from None
+
+
+def check_download(key: str, staging: Path, cache: Path, mirror: str | None) -> None:
+    """The unpacked download passes `data check`'s file check before it replaces anything; else nothing is kept."""
+    from stcbench.data.check import verify_folder
+
+    try:
+        verify_folder(key, staging, "")
+    except DataError as error:
+        shutil.rmtree(cache, ignore_errors=True)
+        problem = str(error).replace(str(staging), "the download").strip()
+        raise DataError(f"the {key} download is not the published dataset ({problem}); nothing was installed or "
+                        f"kept. Check the address{' (--mirror ' + mirror + ')' if mirror else ''} and run "
+                        f"again") from None
 
 
 def _remove_if_empty(folder: Path) -> None:

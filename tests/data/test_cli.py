@@ -83,7 +83,7 @@ def break_kth(root, problem):
     ("mmnist", "wrong-dtype", "uint8"),
     ("mmnist", "corrupt", "gzip"),
     ("taxibj", "out-of-range", "[-1, 1]"),
-    ("taxibj", "corrupt", "corrupt"),
+    ("taxibj", "corrupt", "not a readable .npz file"),
     ("kth", "missing", "not found"),
     ("kth", "corrupt", "cannot decode"),
 ])

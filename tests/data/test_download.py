@@ -45,6 +45,9 @@ class Server:
                 if body and requested:
                     server.ranges.append((name, requested))
                     start = int(requested.removeprefix("bytes=").split("-")[0])
+                    if start >= len(data):
+                        self.send_error(416)
+                        return
                 self.send_response(206 if start else 200)
                 self.send_header("Accept-Ranges", "bytes")
                 self.send_header("Content-Length", str(len(data) - start))
@@ -223,3 +226,85 @@ def test_a_missing_file_on_the_mirror_names_the_http_status(tmp_path, served, ca
     assert download(root, served) == 2
     assert "HTTP 404" in capsys.readouterr().err
     assert not list((root / dl.DOWNLOADS).rglob("*.part"))      # the first file stays for the next call
+
+
+def test_a_part_file_as_long_as_the_file_or_longer_is_downloaded_anew(tmp_path, served, mmnist_files, capsys):
+    """The server answers 416 to a range past the end (a transfer killed before its rename, or a stale longer
+    part): the part is dropped and the file fetched from its first byte, not 'resumed' for ever."""
+    root = tmp_path / "data"
+    cache = root / dl.DOWNLOADS / "mmnist"
+    cache.mkdir(parents=True)
+    (cache / "mnist_test_seq.npy.part").write_bytes(b"x" * (len(mmnist_files["mnist_test_seq.npy"]) + 10))
+    assert download(root, served) == 0
+    assert (root / "moving_mnist" / "mnist_test_seq.npy").read_bytes() == mmnist_files["mnist_test_seq.npy"]
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def download_taxibj(root, server, *extra) -> int:
+    return cli.main(["data", "download", "--dataset", "taxibj", "--data-root", str(root), "--mirror", server.url,
+                     *extra])
+
+
+def test_a_wrong_archive_is_not_kept_and_force_downloads_anew(tmp_path, generated_root, capsys):
+    good = zip_of({"taxibj/dataset.npz": (generated_root / "taxibj" / "dataset.npz").read_bytes()})
+    wrong, right = Server({"taxibj_dataset.zip": zip_of({"readme.txt": b"another archive"})}), Server(
+        {"taxibj_dataset.zip": good})
+    root = tmp_path / "data"
+    try:
+        assert download_taxibj(root, wrong) == 2
+        assert "holds no 'dataset.npz'" in capsys.readouterr().err
+        assert not (root / dl.DOWNLOADS).exists()           # the archive removed, no empty folder left
+        assert download_taxibj(root, right) == 0          # fetched again, not taken from the cache
+        # a wrong archive an earlier version left in the cache: --force downloads anew
+        cache = root / dl.DOWNLOADS / "taxibj"
+        cache.mkdir(parents=True)
+        (cache / "taxibj_dataset.zip").write_bytes(zip_of({"readme.txt": b"stale"}))
+        assert download_taxibj(root, right, "--force") == 0
+    finally:
+        wrong.close()
+        right.close()
+    assert (root / "taxibj" / "dataset.npz").read_bytes() == (generated_root / "taxibj" / "dataset.npz").read_bytes()
+
+
+def test_a_download_that_fails_the_file_check_installs_nothing(tmp_path, capsys):
+    server = Server({"taxibj_dataset.zip": zip_of({"taxibj/dataset.npz": b"not an npz"})})
+    root = tmp_path / "data"
+    try:
+        assert download_taxibj(root, server) == 2
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert "the taxibj download is not the published dataset" in err and "not a numpy file" in err
+    assert not (root / "taxibj").exists() and not (root / dl.DOWNLOADS / "taxibj").exists()
+
+
+def test_files_in_place_that_fail_the_file_check_are_not_taken_for_the_dataset(tmp_path, served, mmnist_files, capsys):
+    root = tmp_path / "data"
+    (root / "moving_mnist").mkdir(parents=True)
+    for name in mmnist_files:
+        (root / "moving_mnist" / name).write_text("junk\n")
+    assert download(root, served) == 2
+    err = capsys.readouterr().err
+    assert "fail the check" in err and "--force" in err
+    assert download(root, served, "--force") == 0
+    assert check_dataset("mmnist", root)["source"] == "real"
+
+
+def test_all_datasets_go_on_past_one_that_fails(tmp_path, generated_root, capsys):
+    good = zip_of({"taxibj/dataset.npz": (generated_root / "taxibj" / "dataset.npz").read_bytes()})
+    server = Server({"taxibj_dataset.zip": good})          # no Moving MNIST or KTH files on this mirror
+    root = tmp_path / "data"
+    try:
+        assert cli.main(["data", "download", "--dataset", "all", "--data-root", str(root), "--mirror", server.url]) == 2
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert "2 of 3 datasets failed (mmnist, kth" in err and "HTTP 404" in err
+    assert check_dataset("taxibj", root)["source"] == "real"
