@@ -41,7 +41,7 @@ def read_frames(path: str | Path, spec) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"input file {str(path)!r} does not exist; pass a .npy array [N, T_in, C, H, W]")
     try:
-        frames = np.load(path, allow_pickle=False)
+        frames = np.load(path, mmap_mode="r", allow_pickle=False)     # an .npy stays on disk: read block by block
         if isinstance(frames, np.lib.npyio.NpzFile):
             frames = _frames_of_archive(path, frames)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -65,9 +65,21 @@ def read_frames(path: str | Path, spec) -> np.ndarray:
         if frames.dtype == np.uint8:
             raise DataError(f"{path}: uint8 frames; convert to float in [0, 1] first (frames / 255.0)")
         raise DataError(f"{path}: dtype {frames.dtype}; expected float frames in [0, 1]")
-    if not np.isfinite(frames).all():
+    context = frames[:, :spec.in_frames]
+    if not all(np.isfinite(block).all() for block in blocks(context)):
         raise DataError(f"{path}: contains NaN or infinite values; drop or repair those sequences first")
-    return frames[:, :spec.in_frames]
+    return context
+
+
+BLOCK_BYTES = 64 * 2**20        # what one block of sequences read at a time from the input may take
+
+
+def blocks(frames: np.ndarray):
+    """`frames` a few sequences at a time (a memory-mapped input is never read whole)."""
+    per_sequence = max(1, int(np.prod(frames.shape[1:])) * frames.itemsize)
+    step = max(1, BLOCK_BYTES // per_sequence)
+    for start in range(0, len(frames), step):
+        yield frames[start:start + step]
 
 
 def _frames_of_archive(path: Path, archive) -> np.ndarray:
@@ -84,7 +96,8 @@ def _frames_of_archive(path: Path, archive) -> np.ndarray:
 
 def warn_if_off_scale(frames: np.ndarray, path) -> None:
     """Models are trained on frames in [0, 1]; other values (e.g. 8-bit 0..255) give meaningless predictions."""
-    low, high = float(frames.min()), float(frames.max())
+    low = min(float(block.min()) for block in blocks(frames))
+    high = max(float(block.max()) for block in blocks(frames))
     if low < -1e-3 or high > 1 + 1e-3:
         import sys
 
@@ -93,20 +106,25 @@ def warn_if_off_scale(frames: np.ndarray, path) -> None:
 
 
 def predict_array(module, context: np.ndarray, out_frames: int, *, double: bool = False,
-                  batch_size: int = 16, device: str = "cpu") -> np.ndarray:
+                  batch_size: int = 16, device: str = "cpu", out: np.ndarray | None = None) -> np.ndarray:
+    """The predicted frames [N, out_frames, C, H, W] of `context`, batch by batch, written into `out` (e.g. a
+    memory-mapped output file) when given."""
     dtype = torch.float64 if double else torch.float32
     module = module.to(device=device, dtype=dtype).eval()
-    outputs = []
+    if out is None:
+        out = np.empty((len(context), out_frames, *context.shape[2:]), np.float64 if double else np.float32)
     with torch.no_grad():
         for start in range(0, len(context), batch_size):
             chunk = torch.as_tensor(np.ascontiguousarray(context[start:start + batch_size]), dtype=dtype, device=device)
-            outputs.append(module.predict_future(chunk, out_frames).cpu().numpy())
-    return np.concatenate(outputs).astype(np.float64 if double else np.float32)
+            out[start:start + len(chunk)] = module.predict_future(chunk, out_frames).cpu().numpy()
+    return out
 
 
 def predict_file(ckpt_path, input_path, output_path, *, out_frames: int | None = None, precision: str = "32",
                  batch_size: int = 16, device: str = "cpu") -> Path:
-    from stcbench.engine.io import atomic_save_numpy
+    """Predictions of the frames in `input_path` into the .npy file `output_path`; both are read and written a
+    batch at a time, so neither needs to fit in memory."""
+    from stcbench.atomic import replacing
 
     if precision not in ("32", "64", "32-true", "64-true"):
         raise ConfigError(f"--precision must be 32 or 64, got {precision!r}")
@@ -129,8 +147,11 @@ def predict_file(ckpt_path, input_path, output_path, *, out_frames: int | None =
     if size > LARGE_OUTPUT_BYTES:
         print(f"warning: {out_frames} frames of {context.shape[0]} sequences make a {size / 2**30:.1f} GiB output "
               f"file", file=sys.stderr)
-    preds = predict_array(module, context, out_frames, double=double,
-                          batch_size=batch_size, device=device)
     output_path = Path(output_path)
-    atomic_save_numpy(output_path, preds)
+    shape = (context.shape[0], out_frames, *context.shape[2:])
+    with replacing(output_path) as tmp:
+        preds = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64 if double else np.float32, shape=shape)
+        predict_array(module, context, out_frames, double=double, batch_size=batch_size, device=device, out=preds)
+        preds.flush()
+        del preds
     return output_path

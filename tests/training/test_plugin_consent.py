@@ -123,3 +123,26 @@ def test_predict_reads_the_context_of_an_npz_archive(trained_run, tmp_path, caps
     for name in ("in.npy", "in.npz"):
         assert main(["predict", str(trained_run), "-i", str(tmp_path / name), "-o", str(tmp_path / f"{name}.out.npy")]) == 0
     assert np.array_equal(np.load(tmp_path / "in.npy.out.npy"), np.load(tmp_path / "in.npz.out.npy"))
+
+
+def test_predict_reads_and_writes_a_block_at_a_time(trained_run, tmp_path, monkeypatch, capsys):
+    """An .npy input stays on disk (memory-mapped) and is checked a block of sequences at a time; the predictions go
+    batch by batch into the memory-mapped output: the same numbers as in memory."""
+    from stcbench.training import predict
+
+    monkeypatch.setattr(predict, "BLOCK_BYTES", 1)         # one sequence per block
+    rng = np.random.default_rng(1)
+    context = rng.random((3, 11, 1, 64, 64)).astype(np.float32)
+    context[2, 10] = np.nan                                 # beyond the 10 context frames: not read
+    np.save(tmp_path / "in.npy", context)
+    module = predict.load_predictor(trained_run)
+    frames = predict.read_frames(tmp_path / "in.npy", module.spec)
+    assert isinstance(frames, np.memmap) and frames.shape == (3, 10, 1, 64, 64)
+    assert main(["predict", str(trained_run), "-i", str(tmp_path / "in.npy"), "-o", str(tmp_path / "out.npy"),
+                 "--batch-size", "2"]) == 0
+    expected = predict.predict_array(module, context[:, :10].copy(), module.spec.out_frames, batch_size=2)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+    context[2, 9, 0, 5, 5] = np.inf                        # in the last block's context
+    np.save(tmp_path / "in.npy", context)
+    assert main(["predict", str(trained_run), "-i", str(tmp_path / "in.npy"), "-o", str(tmp_path / "bad.npy")]) == 2
+    assert "NaN or infinite" in capsys.readouterr().err and not (tmp_path / "bad.npy").exists()
