@@ -15,7 +15,7 @@ from stcbench.errors import ConfigError
 from stcbench.reports.runs import DEFAULT_BASELINE
 from stcbench.reports.launch import (SlurmOptions, counted, describe_failures, make_executor, parse_shard,
                                      recorded_failures, require_sbatch, submit, take_shard)
-from stcbench.reports.suites import SUITES, check_configs, execute, make_committable, plan_suite
+from stcbench.reports.suites import SUITES, check_configs, execute, make_committable, plan_suite, resized
 
 
 class ListedValues(argparse.Action):
@@ -260,6 +260,10 @@ def suite_header(args) -> str:
     lines = [SCALE_NOTES.get(args.suite, "")]
     if args.overrides:
         lines.append("Overrides passed to every run: " + ", ".join(f"`{o}`" for o in args.overrides) + ".")
+        changed = resized(parse_overrides(args.overrides))
+        if changed and not any(str(o).startswith("run.scale=") for o in args.overrides):
+            lines.append(f"They change the runs' size ({', '.join(changed)}), so the runs are labelled `custom`, "
+                         f"not `{args.suite}`: the description of the suite above is not theirs.")
     return "\n\n".join(line for line in lines if line)
 
 

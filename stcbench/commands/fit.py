@@ -59,12 +59,6 @@ def load_config_plugins(data: dict, overrides: dict, args) -> None:
         load_plugins(named)
 
 
-NAMED_SCALES = ("paper", "small", "quick", "demo")
-SIZE_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches", "trainer.accumulate_grad_batches",
-             "data.train_samples", "data.val_samples", "data.test_samples", "data.batch_size", "data.seq_len",
-             "model.num_hidden", "model.patch_size", "model.filter_size")
-
-
 def resumes_a_run(ckpt_path) -> bool:
     from stcbench.engine.run_folder import run_dir_of_checkpoint
 
@@ -89,6 +83,7 @@ def relabel_resized(config, as_shipped) -> None:
     is no longer that scale: the run is labelled `custom`, so that tables never show it as the named one."""
     from stcbench.engine.resume import differences
     from stcbench.engine.schema import to_dict
+    from stcbench.training.config import NAMED_SCALES, SIZE_KEYS
 
     if config.run.scale not in NAMED_SCALES:
         return
@@ -128,6 +123,8 @@ def run(args) -> int:
     except ConfigError as error:
         raise ConfigError(f"{error}{switched_task_hint(data, overrides)}") from None
     if "run.scale" not in overrides and not resumes_a_run(args.ckpt_path):
+        from stcbench.training.config import SIZE_KEYS
+
         relabel_resized(config, task.resolve_config(data, {k: v for k, v in overrides.items() if k not in SIZE_KEYS}))
     if args.print_config:
         from stcbench.engine.environment import with_environment_plugins

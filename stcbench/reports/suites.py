@@ -156,12 +156,21 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
                 if data_root is not None:
                     overrides["data.data_root"] = str(data_root)
                 overrides.update(extra_overrides or {})
+                if resized(extra_overrides) and "run.scale" not in (extra_overrides or {}):
+                    overrides["run.scale"] = "custom"     # no longer the suite's size: tables must not take it for it
                 run = PlannedRun(suite, dataset, cell, int(seed),
                                  config_path_for(suite, dataset, cell, Path(configs_root)), overrides, runs_root,
                                  tag)
                 run.overrides["run.name"] = run.name
                 planned.append(run)
     return planned
+
+
+def resized(overrides: dict | None) -> list[str]:
+    """The keys of `overrides` (--set) that change a run's size (training.config.SIZE_KEYS)."""
+    from stcbench.training.config import SIZE_KEYS
+
+    return [key for key in (overrides or {}) if key in SIZE_KEYS]
 
 
 def check_configs_root(configs_root: Path) -> None:

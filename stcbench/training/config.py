@@ -16,6 +16,12 @@ from stcbench.engine.settings import (LoggingConfig, RunConfig, TrainerConfig, c
                                       run_name_check, seed_option)
 from stcbench.errors import ConfigError
 
+NAMED_SCALES = ("paper", "small", "quick", "demo")
+# Keys that change a run's size: a named scale with any of them changed is no longer that scale (run.scale custom)
+SIZE_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches", "trainer.accumulate_grad_batches",
+             "data.train_samples", "data.val_samples", "data.test_samples", "data.batch_size", "data.seq_len",
+             "model.num_hidden", "model.patch_size", "model.filter_size")
+
 @dataclass
 class DataConfig:
     """Dataset and loader settings."""

@@ -66,10 +66,16 @@ def test_plan_matrix_and_overrides(tmp_path, configs):
     first = planned[0]
     assert first.config_path == configs / "quick" / "mmnist.yaml"
     assert first.overrides["model.cell"] == "lif" and first.overrides["seed"] == 1
-    assert first.overrides["run.scale"] == "quick" and first.overrides["data.generate_if_missing"] is True
+    assert first.overrides["data.generate_if_missing"] is True
     assert first.overrides["data.data_root"] == str(tmp_path / "d")
     assert first.overrides["trainer.max_epochs"] == 1
     assert first.overrides["run.name"] == "quick-lif-seed1"
+    # a --set that changes the size makes the runs `custom`, as fit labels them; other --set keep the suite's label
+    assert first.overrides["run.scale"] == "custom"
+    for extra, label in (({"optim.lr": 0.01}, "quick"), ({"data.batch_size": 2, "run.scale": "mine"}, "mine")):
+        (again,) = plan_suite("quick", cells=["lif"], datasets=["mmnist"], seeds=[1], out=tmp_path / "b",
+                              configs_root=configs, extra_overrides=extra)
+        assert again.overrides["run.scale"] == label
 
 
 def test_plan_errors(tmp_path, configs):
