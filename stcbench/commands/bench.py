@@ -90,7 +90,11 @@ def register(subparsers) -> None:
     slurm.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's)")
     slurm.add_argument("--slurm-time", type=int, default=24 * 60, metavar="MINUTES",
                        help="time limit of each job (default 1440); a run that needs longer is requeued and resumed")
-    slurm.add_argument("--slurm-gpus", type=int, default=1, metavar="N", help="GPUs per job (one task per GPU)")
+    slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N",
+                       help="GPUs per job (one task per GPU; default 1 for --suite paper, 0 for the CPU suites)")
+    slurm.add_argument("--slurm-resubmit", action="store_true",
+                       help="submit again runs whose earlier job SLURM still holds (or whose state squeue cannot "
+                            "tell); by default they are left to that job")
     slurm.add_argument("--slurm-cpus", type=int, default=None, metavar="N", help="CPUs per task")
     slurm.add_argument("--slurm-mem-gb", type=int, default=None, metavar="GB", help="memory per job")
     slurm.add_argument("--slurm-account", default=None, help="account to charge")
@@ -134,6 +138,8 @@ def run(args, fit=None, memory_suite=None) -> int:
         check_output_folder(args.data_root, "--data-root", "--data-root")
     shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
     launcher = getattr(args, "launcher", "local")
+    if launcher == "slurm":
+        check_slurm_options(args)
     if launcher == "slurm" and not args.dry_run and not getattr(args, "collect", False):
         require_sbatch()
     load_named_plugins(args)                      # their cells may be named in --cells
@@ -160,8 +166,9 @@ def run(args, fit=None, memory_suite=None) -> int:
             print("shard finished: write the report with the same command, --collect instead of --shard, once "
                   "every shard has finished")
         elif not any(item.done for item in planned) and getattr(args, "collect", False):
-            print(f"no planned run has finished under {out / 'runs'}: no tables or report written (run the same "
-                  f"command without --collect to train them)")
+            queued = submitted_note(planned, out)
+            print(f"no planned run has finished under {out / 'runs'}: no tables or report written "
+                  + (f"({queued})" if queued else "(run the same command without --collect to train them)"))
         return finish(failures, out)
     from stcbench.reports.report import write_report
 
@@ -189,9 +196,32 @@ def run(args, fit=None, memory_suite=None) -> int:
     failed = {(run.dataset, run.name) for run, _ in failures}
     pending = [item for item in planned if not item.done and (item.dataset, item.name) not in failed]
     if pending:
-        print(f"not finished yet: {counted(len(pending), 'planned run')}; run the same command with --collect "
-              f"later")
+        queued = submitted_note(pending, out)
+        print(f"not finished yet: {counted(len(pending), 'planned run')}; "
+              + (f"{queued}" if queued else "run the same command without --collect to train them, then with "
+                 "--collect"))
     return finish(failures, out)
+
+
+def submitted_note(pending: list, out: Path) -> str:
+    """What became of the unfinished runs that were submitted to SLURM: still queued, or not."""
+    from stcbench.reports.launch import in_queue, job_key, submitted_jobs
+
+    recorded = submitted_jobs(out)
+    submitted = [run for run in pending if job_key(run) in recorded]
+    if not submitted:
+        return ""
+    queued = in_queue(submitted, out)
+    if queued is None:
+        return (f"{len(submitted)} of them {'was' if len(submitted) == 1 else 'were'} submitted to SLURM (squeue "
+                f"cannot tell whether they still run); run --collect again when they have finished")
+    gone = len(submitted) - len(queued)
+    text = (f"{counted(len(queued), 'job')} of them still queued or running in SLURM: run --collect again when "
+            f"{'it has' if len(queued) == 1 else 'they have'} finished" if queued else "")
+    if gone:
+        text += ("; " if text else "") + (f"{counted(gone, 'submitted job')} left the queue without a result "
+                                          f"(see <out>/slurm/ and failures/): submit again with --launcher slurm")
+    return text
 
 
 KEEP_MARKER = ".keep-checkpoints"      # in a run folder: bench was asked to keep its checkpoints
@@ -220,11 +250,36 @@ def finish(failures: list, out: Path) -> int:
     return 0
 
 
+def check_slurm_options(args) -> None:
+    """The SLURM options as numbers SLURM takes; the GPUs per job default to the suite's kind (CPU or GPU)."""
+    if args.slurm_gpus is None:
+        args.slurm_gpus = 1 if args.suite == "paper" else 0
+    for flag, value, least in (("--slurm-time", args.slurm_time, 1), ("--slurm-gpus", args.slurm_gpus, 0),
+                               ("--slurm-cpus", args.slurm_cpus, 1), ("--slurm-mem-gb", args.slurm_mem_gb, 1),
+                               ("--slurm-max-requeue", args.slurm_max_requeue, 0)):
+        if value is not None and value < least:
+            raise ConfigError(f"{flag} {value}: give a number of at least {least}")
+
+
 def submit_to_slurm(args, planned: list, out: Path) -> int:
+    from stcbench.reports.launch import in_queue, job_key
+
     todo = [item for item in planned if not item.done]
     if not todo:
         print("every planned run has finished; write the report with --collect")
         return 0
+    if not getattr(args, "slurm_resubmit", False):
+        queued = in_queue(todo, out)
+        if queued is None:
+            raise ConfigError("runs of this plan were submitted to SLURM before and squeue cannot tell whether their "
+                              "jobs still run; check with squeue, then pass --slurm-resubmit to submit them again")
+        for item in (item for item in todo if job_key(item) in queued):
+            print(f"  job {queued[job_key(item)]} still holds {item.dataset}/{item.cell} seed {item.seed} "
+                  f"({item.name}): not submitted again")
+        todo = [item for item in todo if job_key(item) not in queued]
+        if not todo:
+            print("every unfinished run has a job in the queue; write the report with --collect once they finish")
+            return 0
     options = SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time, gpus=args.slurm_gpus,
                            cpus=args.slurm_cpus, mem_gb=args.slurm_mem_gb, account=args.slurm_account,
                            max_requeue=args.slurm_max_requeue)

@@ -191,18 +191,75 @@ def make_executor(folder: Path, options: SlurmOptions, cluster: str = "slurm"):
     return executor
 
 
+SUBMITTED = "submitted.json"      # in <out>/slurm: {"<dataset>/<run name>": job id} of the jobs submitted
+
+
+def submitted_jobs(out: Path) -> dict[str, str]:
+    """The jobs an earlier call submitted for the runs of `out` ({} when none or unreadable)."""
+    try:
+        jobs = json.loads((Path(out) / "slurm" / SUBMITTED).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in jobs.items()} if isinstance(jobs, dict) else {}
+
+
+def job_key(run) -> str:
+    return f"{run.dataset}/{run.name}"
+
+
 def submit(planned: list, out: Path, executor, log: Callable[[str], None] = print) -> list:
-    """One job per run; returns the submitit jobs."""
-    jobs = []
+    """One job per run (each recorded in <out>/slurm/submitted.json); returns the submitit jobs."""
+    from stcbench.atomic import write_json
+
+    jobs, recorded = [], submitted_jobs(out)
     for run in planned:
         executor.update_parameters(name=f"stcbench-{run.dataset}-{run.name}")
         job = executor.submit(RunJob(run, out))
         log(f"  job {job.job_id}: {run.dataset}/{run.cell} seed {run.seed} ({run.name})")
         jobs.append(job)
+        recorded[job_key(run)] = str(job.job_id)
+        write_json(Path(out) / "slurm" / SUBMITTED, recorded)
     return jobs
 
 
+def queued_jobs(job_ids: list[str]) -> set[str] | None:
+    """Which of `job_ids` SLURM still holds (pending, running, requeued); None when squeue cannot tell."""
+    if not job_ids:
+        return set()
+    listed = _squeue(job_ids)
+    if listed is None or listed[0] == 0:
+        return None if listed is None else listed[1] & set(job_ids)
+    alive = set()           # squeue refuses a list holding a job that has left the queue: ask job by job
+    for job_id in job_ids:
+        one = _squeue([job_id])
+        if one is None:
+            return None
+        alive |= one[1] & {job_id}
+    return alive
+
+
+def _squeue(job_ids: list[str]) -> tuple[int, set[str]] | None:
+    """(exit status, the job ids squeue lists) for `job_ids`; None when squeue cannot be run."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(["squeue", "--noheader", "--format=%i", "--jobs", ",".join(job_ids)],
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return listed.returncode, {line.split("_")[0].strip() for line in listed.stdout.split()}
+
+
+def in_queue(planned: list, out: Path) -> dict[str, str] | None:
+    """{job key: job id} of the planned runs whose submitted job SLURM still holds; None when that cannot be told."""
+    recorded = submitted_jobs(out)
+    mine = {job_key(run): recorded[job_key(run)] for run in planned if job_key(run) in recorded}
+    alive = queued_jobs(sorted(set(mine.values())))
+    return None if alive is None else {key: job for key, job in mine.items() if job in alive}
+
+
 def require_sbatch() -> None:
-    if shutil.which("sbatch") is None:
-        raise ConfigError("--launcher slurm needs SLURM's sbatch on PATH (run it on a login node); elsewhere use "
-                          "--launcher local, or --shard I/N inside your own job array")
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if missing:
+        raise ConfigError(f"--launcher slurm needs SLURM's {' and '.join(missing)} on PATH (run it on a login node); "
+                          f"elsewhere use --launcher local, or --shard I/N inside your own job array")

@@ -124,6 +124,10 @@ def fake_slurm(tmp_path, monkeypatch):
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    queued = tmp_path / "queued.txt"          # the job ids squeue lists as pending or running
+    queued.write_text("")
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\nfor id in $(echo \"$4\" | tr ',' ' '); do grep -qx \"$id\" {queued} "
+                                    f"&& echo $id; done\nexit 0\n")
     (bin_dir / "sbatch").write_text(f"#!/bin/sh\nn=$(ls {scripts} | wc -l)\ncp \"$1\" {scripts}/job$n.sh\n"
                                     f"echo \"Submitted batch job $((4200 + n))\"\n")
     for tool in bin_dir.iterdir():
@@ -147,6 +151,40 @@ def test_slurm_launcher_submits_one_job_per_unfinished_run(tmp_path, configs, fa
                  "--signal=USR2@", "--job-name=stcbench-mmnist-quick-convlstm-seed42"):
         assert line in script
     assert "--collect" in text
+
+
+def test_a_run_whose_job_is_still_queued_is_not_submitted_twice(tmp_path, configs, fake_slurm, capsys):  # noqa: F811
+    out = tmp_path / "o"
+    argv = ["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--seeds", "0,1,2", "--configs",
+            str(configs), "--out", str(out), "--launcher", "slurm"]
+    assert main(argv) == 0
+    assert launch.submitted_jobs(out) == {f"mmnist/quick-lif-seed{seed}": str(4200 + seed) for seed in range(3)}
+    assert "--gpus-per-node" not in sorted(fake_slurm.iterdir())[0].read_text()     # a CPU suite asks for no GPU
+    (tmp_path / "queued.txt").write_text("4200\n4201\n")         # the third job left the queue without a result
+    capsys.readouterr()
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.count("not submitted again") == 2 and "job 4203: mmnist/lif seed 2" in text
+    assert len(list(fake_slurm.iterdir())) == 4
+    assert main(argv + ["--collect"]) == 0
+    text = capsys.readouterr().out
+    assert "2 jobs of them still queued or running in SLURM" in text and "without --collect" not in text
+    assert main(argv + ["--slurm-resubmit"]) == 0 and len(list(fake_slurm.iterdir())) == 7
+
+
+@pytest.mark.parametrize("flag, value", [("--slurm-time", "-5"), ("--slurm-gpus", "-1"), ("--slurm-cpus", "0")])
+def test_slurm_numbers_slurm_cannot_take_are_refused(tmp_path, configs, fake_slurm, capsys, flag, value):  # noqa: F811
+    argv = ["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
+            "--out", str(tmp_path / "o"), "--launcher", "slurm", flag, value]
+    assert main(argv + ["--dry-run"]) == 2 and f"{flag} {value}" in capsys.readouterr().err
+    assert main(argv) == 2 and not list(fake_slurm.iterdir())
+
+
+def test_slurm_launcher_without_srun_is_one_clear_error(tmp_path, configs, fake_slurm, capsys):  # noqa: F811
+    (tmp_path / "bin" / "srun").unlink()
+    argv = ["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
+            "--out", str(tmp_path / "o"), "--launcher", "slurm"]
+    assert main(argv) == 2 and "needs SLURM's srun on PATH" in capsys.readouterr().err
 
 
 def test_slurm_launcher_without_sbatch_is_one_clear_error(tmp_path, configs, monkeypatch, capsys):  # noqa: F811
