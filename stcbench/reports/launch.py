@@ -136,8 +136,9 @@ class SlurmOptions:
     extra: dict = field(default_factory=dict)
 
     def executor_parameters(self) -> dict:
-        params = {"timeout_min": self.time_min, "gpus_per_node": self.gpus, "tasks_per_node": max(self.gpus, 1),
-                  "nodes": 1}
+        params = {"timeout_min": self.time_min, "tasks_per_node": max(self.gpus, 1), "nodes": 1}
+        if self.gpus:                          # a CPU job asks for no GPU resource at all
+            params["gpus_per_node"] = self.gpus
         if self.cpus:
             params["cpus_per_task"] = self.cpus
         if self.mem_gb:
