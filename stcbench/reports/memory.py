@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stcbench.engine import plugin_code
 from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
 from stcbench.reports import stats
@@ -150,6 +151,9 @@ def memory_setting(record: dict) -> str:
         setting = {key: record.get(key) for key in ("epochs", "hidden", "readout", "params", "recurrent")}
     else:
         setting = setting_of(config)
+    code = plugin_code.read_recorded(Path(record["path"])) if "path" in record else {}
+    if code:                              # another version of a plugin's code is another setting
+        setting["plugin_code"] = code
     return json.dumps(setting, sort_keys=True, default=str)
 
 

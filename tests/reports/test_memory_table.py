@@ -139,6 +139,17 @@ def test_runs_of_other_settings_are_not_pooled_as_seeds(tmp_path):
     assert all(" ep, setting " in row[2] for row in rows)           # threads and folders do not split a setting
 
 
+def test_runs_of_two_versions_of_a_plugin_are_not_pooled_as_seeds(tmp_path):
+    import json as json_
+
+    for seed in range(3):
+        write_run(tmp_path, "adding", "lif", seed, (0.5 + 0.1 * seed) * BASELINE)
+        folder = tmp_path / "runs" / "memory" / "adding_T100" / "lif" / f"seed{seed}"
+        (folder / "plugin_code.json").write_text(json_.dumps({"/p/cell.py": "a" if seed < 2 else "b"}))
+    rows = memory_table(discover_memory_runs(tmp_path), None).rows
+    assert sorted(row[3] for row in rows) == ["1", "2"]
+
+
 def test_copy_rows_carry_the_accuracy_and_its_chance(tmp_path):
     for seed, acc in enumerate([0.5, 0.6, 0.7]):
         write_run(tmp_path, "copy", "celif", seed, 0.5 * BASELINE, acc=acc)
