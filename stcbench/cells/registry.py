@@ -123,11 +123,17 @@ def register_cell(name: str, *, description: str | None = None, variants=("refer
 
     def decorator(factory):
         key = normalize_name(name)
-        if key in _REGISTRY or key in _ALIASES:
-            raise ValueError(f"cell {name!r} is already registered")
-        if _named_by_rule(key):
-            raise ValueError(f"cell {name!r} is the name of a derived cell (the spatio-temporal circuit around a "
-                             f"registered one, stcbench/cells/stc.py); choose another name")
+        for given in (name, *aliases):
+            taken = normalize_name(given)
+            if taken in _REGISTRY or taken in _ALIASES:
+                raise ValueError(f"cell {given!r} is already registered")
+            if _named_by_rule(taken):
+                raise ValueError(f"cell {given!r} is the name of a derived cell (the spatio-temporal circuit around "
+                                 f"a registered one, stcbench/cells/stc.py); choose another name")
+        wrapper = f"stc{key}"
+        if _DERIVED and (wrapper in _REGISTRY or wrapper in _ALIASES):
+            raise ValueError(f"cell {name!r}: the name stc_{name} of the circuit around it is already taken by the "
+                             f"cell {_ALIASES.get(wrapper, wrapper)!r}; rename one of them")
         _check_options_have_defaults(name, factory)
         doc = description or (inspect.getdoc(factory) or "").strip().splitlines()[0:1]
         if isinstance(doc, list):
@@ -145,15 +151,15 @@ def register_cell(name: str, *, description: str | None = None, variants=("refer
 
 
 def _check_options_have_defaults(name: str, factory) -> None:
-    """Every keyword option of a cell needs a default: configs give only the options they change."""
-    for cls in (inspect.getmro(factory) if inspect.isclass(factory) else (factory,)):
-        init = vars(cls).get("__init__") if inspect.isclass(cls) else cls
-        if init is None or cls is object:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind == p.KEYWORD_ONLY and p.default is p.empty:
-                raise ValueError(f"cell {name!r}: keyword option {p.name!r} has no default; give it one "
-                                 f"(`{p.name}=...`, docs/new_cell.md), as configs set only the options they change")
+    """Every keyword option of a cell's constructor needs a default: configs give only the options they change."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return
+    for p in parameters:
+        if p.kind == p.KEYWORD_ONLY and p.default is p.empty:
+            raise ValueError(f"cell {name!r}: keyword option {p.name!r} has no default; give it one "
+                             f"(`{p.name}=...`, docs/new_cell.md), as configs set only the options they change")
 
 
 def _named_by_rule(key: str) -> bool:

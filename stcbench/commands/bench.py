@@ -15,7 +15,7 @@ from stcbench.errors import ConfigError
 from stcbench.reports.runs import DEFAULT_BASELINE
 from stcbench.reports.launch import (SlurmOptions, counted, describe_failures, make_executor, parse_shard,
                                      recorded_failures, require_sbatch, submit, take_shard)
-from stcbench.reports.suites import SUITES, check_configs, execute, make_committable, plan_suite, resized
+from stcbench.reports.suites import SUITES, check_configs, execute, make_committable, plan_suite
 
 
 class ListedValues(argparse.Action):
@@ -174,7 +174,7 @@ def run(args, fit=None, memory_suite=None) -> int:
 
     print(write_report(out / "runs", out, suite=args.suite, html=args.html, baseline=baseline,
                        configs_root=args.configs or PACKAGED_CONFIGS,
-                       header=suite_header(args), missing=missing_runs(planned, failures, out)))
+                       header=suite_header(args, planned), missing=missing_runs(planned, failures, out)))
     keep = getattr(args, "keep_checkpoints", None)
     finished = [item.finished_metrics().parent for item in planned if item.done]
     if keep:
@@ -311,14 +311,15 @@ SCALE_NOTES = {
 }
 
 
-def suite_header(args) -> str:
+def suite_header(args, planned: list = ()) -> str:
     lines = [SCALE_NOTES.get(args.suite, "")]
     if args.overrides:
         lines.append("Overrides passed to every run: " + ", ".join(f"`{o}`" for o in args.overrides) + ".")
-        changed = resized(parse_overrides(args.overrides))
-        if changed and not any(str(o).startswith("run.scale=") for o in args.overrides):
-            lines.append(f"They change the runs' size ({', '.join(changed)}), so the runs are labelled `custom`, "
-                         f"not `{args.suite}`: the description of the suite above is not theirs.")
+        changed = sorted({key for run in planned for key in run.resized})
+        if changed:
+            lines.append(f"They change the size of the suite's runs ({', '.join(changed)}): runs trained with them "
+                         f"are labelled `custom`, not `{args.suite}`, and the description above is not theirs (each "
+                         f"row shows its runs' label).")
     return "\n\n".join(line for line in lines if line)
 
 

@@ -85,8 +85,9 @@ def no_runs_message(runs_root: Path, keys, runs: list) -> str:
     needed = ", ".join(sorted({dataset for key in keys if key in STC_TABLES for dataset in STC_TABLES[key].datasets}))
     held = "it holds no run (no metrics.json below it)"
     if runs:
-        held = (f"it holds {counted(len(runs), 'run')} of {', '.join(sorted({run.dataset for run in runs}))}, "
-                f"none of a cell and dataset ({needed}) {which} has a row for")
+        what = (f"none of a cell and dataset ({needed}) {which} has a row for" if needed
+                else "none of them a video run (a metrics.json with a test MSE)")
+        held = f"it holds {counted(len(runs), 'run')} of {', '.join(sorted({run.dataset for run in runs}))}, {what}"
     return (f"no runs for {which} under {runs_root}: {held}; pass --runs the folder of a video suite's runs "
             f"(e.g. --runs results/quick), or --table memory for memory-probe runs")
 

@@ -256,8 +256,10 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, m
         raise DataError(f"{folder} already holds other data (the generated default or an incomplete copy); "
                         f"pass --force to replace it with the download, or choose another --data-root")
     cache = root / DOWNLOADS / key
-    if force:                                  # anew: no file an earlier call left (a wrong archive, say) is reused
-        shutil.rmtree(cache, ignore_errors=True)
+    if force and cache.is_dir():               # no finished file an earlier call left (a wrong archive, say) is
+        for finished in cache.iterdir():       # reused; an interrupted transfer (.part) still resumes
+            if finished.is_file() and finished.suffix != ".part":
+                finished.unlink()
     made = [path for path in (root, root / DOWNLOADS, cache) if not path.exists()]
     cache.mkdir(parents=True, exist_ok=True)
     try:

@@ -86,7 +86,7 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         task.check_resumable(config, module, checkpoint, ckpt_path)
         refuse_other_run(stored_config_of(checkpoint), schema.to_dict(config), ckpt_path, own_run, task.free_on_resume)
         if own_run is not None:
-            plugin_code.refuse_changed(own_run, config.plugins, "a resume would train it on with other code")
+            plugin_code.refuse_changed(own_run, cell_of(config), "a resume would train it on with other code")
     datamodule = task.datamodule(config)
     created = replaced = None
     if is_rank_zero():
@@ -106,11 +106,16 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
             if is_rank_zero():
                 save_portable_config(config, run_dir / "config.yaml")
                 if fresh:                  # what code a resume or a seed of the same setting must have
-                    plugin_code.record(run_dir, config.plugins)
+                    plugin_code.record(run_dir, cell_of(config))
             return _train_and_test(task, config, module, datamodule, run_dir, ckpt_path, created, resuming, guard,
                                    trained_already=resuming and trained_out(checkpoint, config))
     finally:
         settle_replaced(replaced, run_dir)
+
+
+def cell_of(config) -> str | None:
+    """The cell a task's config trains (model.cell), if it names one."""
+    return getattr(getattr(config, "model", None), "cell", None)
 
 
 def refuse_rollback(ckpt_path: Path, run_dir: Path | None) -> None:

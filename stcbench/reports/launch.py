@@ -230,17 +230,20 @@ def queued_jobs(job_ids: list[str]) -> set[str] | None:
     listed = _squeue(job_ids)
     if listed is None or listed[0] == 0:
         return None if listed is None else listed[1] & set(job_ids)
+    if not listed[2]:
+        return None
     alive = set()           # squeue refuses a list holding a job that has left the queue: ask job by job
     for job_id in job_ids:
         one = _squeue([job_id])
-        if one is None:
-            return None
+        if one is None or (one[0] != 0 and not one[2]):
+            return None     # squeue failed for another reason (the controller unreachable, say): cannot tell
         alive |= one[1] & {job_id}
     return alive
 
 
-def _squeue(job_ids: list[str]) -> tuple[int, set[str]] | None:
-    """(exit status, the job ids squeue lists) for `job_ids`; None when squeue cannot be run."""
+def _squeue(job_ids: list[str]) -> tuple[int, set[str], bool] | None:
+    """(exit status, the job ids squeue lists, whether it said a job id is unknown) for `job_ids`; None when
+    squeue cannot be run."""
     import subprocess
 
     try:
@@ -248,7 +251,8 @@ def _squeue(job_ids: list[str]) -> tuple[int, set[str]] | None:
                                 capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
-    return listed.returncode, {line.split("_")[0].strip() for line in listed.stdout.split()}
+    unknown = "invalid job id" in (listed.stderr + listed.stdout).lower()
+    return listed.returncode, {line.split("_")[0].strip() for line in listed.stdout.split()}, unknown
 
 
 def in_queue(planned: list, out: Path) -> dict[str, str] | None:

@@ -153,7 +153,7 @@ def memory_setting(record: dict) -> str:
         setting = setting_of(config)
     code = plugin_code.read_recorded(Path(record["path"])) if "path" in record else {}
     if code:                              # another version of a plugin's code is another setting
-        setting["plugin_code"] = code
+        setting["plugin_code"] = plugin_code.code_key(code)
     return json.dumps(setting, sort_keys=True, default=str)
 
 

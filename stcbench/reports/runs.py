@@ -337,7 +337,7 @@ def setting_key(run: Run) -> str:
     if run.config:
         setting = {**setting_of(run.config), "scale": run.scale}
         if run.plugin_code:                 # another version of a plugin's code is another setting
-            setting["plugin_code"] = run.plugin_code
+            setting["plugin_code"] = plugin_code.code_key(run.plugin_code)
     else:
         setting = {"scale": run.scale, "max_epochs": run.metrics.get("max_epochs", run.epochs),
                    "model": run.metrics.get("model")}

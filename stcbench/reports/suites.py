@@ -48,6 +48,7 @@ class PlannedRun:
     overrides: dict = field(default_factory=dict)
     runs_root: Path = Path("runs")
     tag: str = ""
+    resized: list = field(default_factory=list)     # size keys --set changes (check_configs): labelled custom
 
     @property
     def name(self) -> str:
@@ -156,21 +157,12 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
                 if data_root is not None:
                     overrides["data.data_root"] = str(data_root)
                 overrides.update(extra_overrides or {})
-                if resized(extra_overrides) and "run.scale" not in (extra_overrides or {}):
-                    overrides["run.scale"] = "custom"     # no longer the suite's size: tables must not take it for it
                 run = PlannedRun(suite, dataset, cell, int(seed),
                                  config_path_for(suite, dataset, cell, Path(configs_root)), overrides, runs_root,
                                  tag)
                 run.overrides["run.name"] = run.name
                 planned.append(run)
     return planned
-
-
-def resized(overrides: dict | None) -> list[str]:
-    """The keys of `overrides` (--set) that change a run's size (training.config.SIZE_KEYS)."""
-    from stcbench.training.config import SIZE_KEYS
-
-    return [key for key in (overrides or {}) if key in SIZE_KEYS]
 
 
 def check_configs_root(configs_root: Path) -> None:
@@ -196,7 +188,23 @@ def check_configs(planned: list[PlannedRun]) -> None:
                 raise ConfigError(f"{error} (planned run {run.dataset}/{run.cell} seed {run.seed}: check --set "
                                   f"and --seeds)") from None
             check_plugin_consent(resolved[key].plugins)     # before any run starts or job is submitted
+        label_resized(run, resolved[key])
         refuse_other_setting(run, resolved[key])
+
+
+def label_resized(run: PlannedRun, config) -> None:
+    """A run whose --set changes the suite config's size (epochs, data, width, ...: training.config.SIZE_KEYS) is
+    no longer of the suite's scale: labelled `custom`, as `fit` labels it, unless --set run.scale names a label."""
+    from stcbench.engine.resume import differences
+    from stcbench.engine.schema import to_dict
+    from stcbench.training.config import SIZE_KEYS, resolve_config
+
+    if run.overrides.get("run.scale") != run.suite:
+        return                                           # --set run.scale gave the label
+    as_shipped = resolve_config(run.config_path, {k: v for k, v in run.overrides.items() if k not in SIZE_KEYS})
+    run.resized = [key for key, _, _ in differences(to_dict(as_shipped), to_dict(config)) if key in SIZE_KEYS]
+    if run.resized:
+        run.overrides["run.scale"] = config.run.scale = "custom"
 
 
 def refuse_other_setting(run: PlannedRun, config) -> None:
@@ -204,7 +212,6 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
     setting (other epochs, data, model, cell options, ...) is not taken for this plan's run: one ConfigError naming
     the differences (engine.resume.differences)."""
     from stcbench.engine import plugin_code
-    from stcbench.engine.environment import with_environment_plugins
     from stcbench.engine.resume import UNSET, differences
     from stcbench.engine.schema import to_dict
     from stcbench.reports.runs import setting_of
@@ -214,7 +221,7 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
         return
     run_dir, stored, state = found
     use = "would take it for this plan's run" if state == "finished" else "would resume it with this setting"
-    plugin_code.refuse_changed(run_dir, with_environment_plugins(config.plugins), f"bench {use}")
+    plugin_code.refuse_changed(run_dir, config.model.cell, f"bench {use}")
     changed = differences(setting_of(stored), setting_of(to_dict(config)))
     if changed:
         shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in changed[:4])

@@ -96,8 +96,10 @@ def _frames_of_archive(path: Path, archive) -> np.ndarray:
 
 def warn_if_off_scale(frames: np.ndarray, path) -> None:
     """Models are trained on frames in [0, 1]; other values (e.g. 8-bit 0..255) give meaningless predictions."""
-    low = min(float(block.min()) for block in blocks(frames))
-    high = max(float(block.max()) for block in blocks(frames))
+    low, high = np.inf, -np.inf
+    for block in blocks(frames):
+        block = np.array(block)            # read from the file once
+        low, high = min(low, float(block.min())), max(high, float(block.max()))
     if low < -1e-3 or high > 1 + 1e-3:
         import sys
 

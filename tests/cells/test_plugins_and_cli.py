@@ -137,3 +137,18 @@ def test_generated_cell_docs_are_up_to_date():
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.main(["--check"]) == 0, "docs/cells.md is out of date: run python tools/gen_cell_docs.py"
+
+
+def test_no_alias_or_later_cell_can_take_the_name_of_a_circuit_wrapper(isolated_registry):
+    from stcbench.cells import SpikingCell, register_cell
+
+    class Probe(SpikingCell):
+        def neuron_step(self, current, state, t, history_gate=None):
+            return state
+
+    with pytest.raises(ValueError, match="'stc_tclif' is the name of a derived cell"):
+        register_cell("probe_alias", aliases=("stc_tclif",))(Probe)
+    register_cell("stc_probe_first")(Probe)         # no cell probe_first yet: a name like any other
+    with pytest.raises(ValueError, match="the name stc_probe_first of the circuit around it is already taken"):
+        register_cell("probe_first")(Probe)
+    assert get_cell_info("stc_tclif").description.startswith("spatio-temporal circuit")

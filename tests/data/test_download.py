@@ -308,3 +308,20 @@ def test_all_datasets_go_on_past_one_that_fails(tmp_path, generated_root, capsys
     err = capsys.readouterr().err
     assert "2 of 3 datasets failed (mmnist, kth" in err and "HTTP 404" in err
     assert check_dataset("taxibj", root)["source"] == "real"
+
+
+def test_force_downloads_finished_files_anew_but_resumes_an_interrupted_transfer(tmp_path, served, generated_root,
+                                                                                 mmnist_files):
+    """--force is how generated data is replaced, so a transfer it interrupted must still resume under --force."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(generated_root / "moving_mnist", root / "moving_mnist")
+    cache = root / dl.DOWNLOADS / "mmnist"
+    cache.mkdir(parents=True)
+    (cache / "mnist_test_seq.npy.part").write_bytes(mmnist_files["mnist_test_seq.npy"][:300_000])
+    (cache / "train-images-idx3-ubyte.gz").write_bytes(b"a stale file of another download")
+    assert download(root, served, "--force") == 0
+    assert served.ranges == [("mnist_test_seq.npy", "bytes=300000-")]
+    for name, data in mmnist_files.items():
+        assert (root / "moving_mnist" / name).read_bytes() == data

@@ -70,12 +70,21 @@ def test_plan_matrix_and_overrides(tmp_path, configs):
     assert first.overrides["data.data_root"] == str(tmp_path / "d")
     assert first.overrides["trainer.max_epochs"] == 1
     assert first.overrides["run.name"] == "quick-lif-seed1"
-    # a --set that changes the size makes the runs `custom`, as fit labels them; other --set keep the suite's label
-    assert first.overrides["run.scale"] == "custom"
-    for extra, label in (({"optim.lr": 0.01}, "quick"), ({"data.batch_size": 2, "run.scale": "mine"}, "mine")):
+    # a --set that changes the size makes the runs `custom`, as fit labels them (once the configs are resolved);
+    # other --set, or a size the suite's config has anyway, keep the suite's label
+    from stcbench.reports.suites import check_configs
+    from stcbench.training.config import resolve_config
+
+    shipped_epochs = resolve_config(configs / "quick" / "mmnist.yaml").trainer.max_epochs
+    assert shipped_epochs != 1
+    for extra, label in (({"trainer.max_epochs": 1}, "custom"), ({"optim.lr": 0.01}, "quick"),
+                         ({"trainer.max_epochs": shipped_epochs}, "quick"),
+                         ({"data.batch_size": 2, "run.scale": "mine"}, "mine")):
         (again,) = plan_suite("quick", cells=["lif"], datasets=["mmnist"], seeds=[1], out=tmp_path / "b",
                               configs_root=configs, extra_overrides=extra)
+        check_configs([again])
         assert again.overrides["run.scale"] == label
+        assert again.resized == (["trainer.max_epochs"] if label == "custom" else [])
 
 
 def test_plan_errors(tmp_path, configs):
@@ -492,8 +501,8 @@ def test_a_cell_option_set_only_now_is_another_setting(tmp_path, configs):
 
 
 def test_runs_of_an_edited_plugin_are_neither_taken_nor_pooled(tmp_path, configs, isolated_registry):
-    """After the neuron's file changed, bench refuses the earlier run for its plan, and tables do not pool seeds
-    of the two versions."""
+    """After the neuron's file changed, bench refuses the earlier run of that neuron for its plan (not the baseline
+    runs of the same call), and tables do not pool seeds of the two versions, wherever the file was."""
     import shutil
 
     import yaml
@@ -504,23 +513,30 @@ def test_runs_of_an_edited_plugin_are_neither_taken_nor_pooled(tmp_path, configs
     plugin = tmp_path / "my_cell.py"
     shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "my_cell.py", plugin)
     fake = FakeRunner()
-    args = args_for(tmp_path, configs, cells=["my_lif"], datasets=["mmnist"], seeds=[0, 1],
+    args = args_for(tmp_path, configs, cells=["my_lif", "lif"], datasets=["mmnist"], seeds=[0, 1],
                     overrides=[f"plugins=[{plugin}]"])
     assert bench.run(args, fit=fake) == 0
-    runs_dir = tmp_path / "bench" / "runs" / "mmnist" / "mylif"
-    first, second = sorted(runs_dir.iterdir())
-    for run_dir in (first, second):
-        (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"cell": "mylif"}}))
-        plugin_code.record(run_dir, [str(plugin)])
+    for cell in ("mylif", "lif"):
+        for run_dir in (tmp_path / "bench" / "runs" / "mmnist" / cell).iterdir():
+            (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"cell": cell}}))
+            plugin_code.record(run_dir, cell)
+    first, second = sorted((tmp_path / "bench" / "runs" / "mmnist" / "mylif").iterdir())
+    assert not any((tmp_path / "bench" / "runs" / "mmnist" / "lif").glob("*/plugin_code.json"))   # built-in
     runs = discover_runs(tmp_path / "bench" / "runs")
     assert select_group(runs, "mmnist", "mylif").n == 2            # one version: two seeds
     plugin.write_text(plugin.read_text() + "\n# the neuron, edited\n")
-    with pytest.raises(ConfigError, match=r"plugin .*my_cell.py has changed since the run .* bench would take it"):
+    with pytest.raises(ConfigError, match=r"plugin file my_cell.py defining cell mylif has changed since the run "
+                                          r".*mylif.* bench would take it"):
         bench.run(args, fit=fake)
-    assert len(fake.calls) == 2
-    plugin_code.record(second, [str(plugin)])       # seed 1 trained again with the edited neuron
+    bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], seeds=[0, 1],
+                       overrides=[f"plugins=[{plugin}]"]), fit=fake)          # the baseline's runs stand
+    assert len(fake.calls) == 4
+    plugin_code.record(second, "my_lif")            # seed 1 trained again with the edited neuron
     runs = discover_runs(tmp_path / "bench" / "runs")
     assert select_group(runs, "mmnist", "mylif").n == 1
+    moved = json.loads((second / "plugin_code.json").read_text())
+    (first / "plugin_code.json").write_text(json.dumps({"elsewhere_" + name: digest for name, digest in moved.items()}))
+    assert select_group(discover_runs(tmp_path / "bench" / "runs"), "mmnist", "mylif").n == 2   # same code: pooled
 
 
 def test_the_report_names_the_runs_it_lacks_and_a_baseline_without_runs(tmp_path, configs):

@@ -261,3 +261,19 @@ class FinishedRun:
 
     def finished_metrics(self):
         return None
+
+
+@pytest.mark.parametrize("script, expected", [
+    # the controller unreachable: nothing can be told, so nothing is taken for gone
+    ('echo "slurm_load_jobs error: Unable to contact slurm controller" >&2; exit 1', None),
+    # a list holding a job that left the queue is refused; asked one by one, 101 is still there
+    ('if [ "$4" = "101" ]; then echo 101; exit 0; fi\n'
+     'echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1', {"101"}),
+])
+def test_only_a_job_squeue_calls_unknown_counts_as_gone(tmp_path, monkeypatch, script, expected):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\n{script}\n")
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert launch.queued_jobs(["101", "102"]) == expected

@@ -145,9 +145,10 @@ def test_runs_of_two_versions_of_a_plugin_are_not_pooled_as_seeds(tmp_path):
     for seed in range(3):
         write_run(tmp_path, "adding", "lif", seed, (0.5 + 0.1 * seed) * BASELINE)
         folder = tmp_path / "runs" / "memory" / "adding_T100" / "lif" / f"seed{seed}"
-        (folder / "plugin_code.json").write_text(json_.dumps({"/p/cell.py": "a" if seed < 2 else "b"}))
+        code = {"cell.py": "a"} if seed == 0 else {"renamed_cell.py": "a"} if seed == 1 else {"cell.py": "b"}
+        (folder / "plugin_code.json").write_text(json_.dumps(code))
     rows = memory_table(discover_memory_runs(tmp_path), None).rows
-    assert sorted(row[3] for row in rows) == ["1", "2"]
+    assert sorted(row[3] for row in rows) == ["1", "2"]             # the same code wherever its file was: pooled
 
 
 def test_copy_rows_carry_the_accuracy_and_its_chance(tmp_path):
