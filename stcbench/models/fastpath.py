@@ -155,7 +155,16 @@ class LayerRunner:
                 state = self.cell(x_seq[k], state, t0 + k)[1]
             on_state(previous, state)
             outputs.append(state[0])
-        return torch.stack(outputs), state
+        return stack_steps(outputs, self.channels_last), state
+
+
+def stack_steps(outputs: list[torch.Tensor], channels_last: bool) -> torch.Tensor:
+    """[T, B, C, H, W] of the steps' outputs; with `channels_last`, laid out as [T, B, H, W, C] in memory, so that
+    flattening T and B gives a channels-last batch for the next layer's convolution without a second copy (and
+    the backward pass none either)."""
+    if channels_last and outputs[0].dim() == 4:
+        return torch.stack([o.permute(0, 2, 3, 1) for o in outputs]).permute(0, 1, 4, 2, 3)
+    return torch.stack(outputs)
 
 
 def _compiler(model, index, cell):
