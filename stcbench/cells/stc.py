@@ -266,7 +266,9 @@ def is_stc_name(key: str) -> bool:
     base = _base_info(key)
     if base is None:
         return False
-    if not base.stc_compatible:
+    if not base.spiking:
+        reason = "it is not a spiking cell (the circuit gates a spiking neuron's membrane)"
+    elif not base.stc_compatible:
         reason = "it is registered with stc_compatible=False (e.g. it already has the circuit)"
     elif not (base.spiking and inspect.isclass(base.factory) and issubclass(base.factory, SpikingCell)
               and accepts_history_gate(base.factory)):

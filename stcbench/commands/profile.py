@@ -76,7 +76,7 @@ def _model_settings(config_path: str | None) -> dict:
 
 def _parse_hidden(text: str) -> list[int]:
     try:
-        widths = [int(v) for v in text.split(",") if v.strip()]
+        widths = [int(v) for v in text.split(",")]
     except ValueError:
         raise ConfigError(f"--num-hidden must be comma-separated integers like 64,64,64, got {text!r}") from None
     if not widths:
@@ -108,9 +108,13 @@ def run(args) -> int:
     options = dict(settings.get("cell_options") or {})
     if args.cell_options:
         try:
-            options.update(json.loads(args.cell_options))
-        except (json.JSONDecodeError, TypeError) as exc:
+            given = json.loads(args.cell_options)
+        except json.JSONDecodeError as exc:
             raise ConfigError(f"--cell-options must be a JSON object: {exc}") from None
+        if not isinstance(given, dict):
+            raise ConfigError(f"--cell-options must be a JSON object of options, e.g. '{{\"gradient_detach\": 1}}', "
+                              f"got {args.cell_options!r}")
+        options.update(given)
     options = _drop_unaccepted_options(cell, options)
     batch = args.batch if args.batch is not None else settings.get("batch", 4)
     if args.steps < 1 or batch < 1:

@@ -267,7 +267,7 @@ def profile_training(cell: str, geometry: DatasetSpec, num_hidden=(64, 64, 64), 
         peak_memory_mb=peak, memory_method=meter.method, conv_bound_seconds=bound,
         conv_bound_ratio=per_step / bound if bound == bound and bound > 0 else float("nan"),
         step_times=times, channels_last=model.fast_settings(dev)[1] if path == "fast" else False,
-        compile_step=bool(compile_step), autocast=autocast,
+        compile_step=bool(compile_step) and path == "fast", autocast=autocast,
         tf32=tf32, cudnn_benchmark=cudnn_benchmark, warmup_seconds=warmup_seconds, host_syncs=host_syncs,
     )
 

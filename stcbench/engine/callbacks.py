@@ -17,13 +17,42 @@ def checkpoint_callbacks(folder: Path, monitor: str) -> list:
     Two callbacks, not one with save_last=True: Lightning's ModelCheckpoint writes its last.ckpt
     only at the epochs where it also saved a best one, so a run whose validation stopped
     improving would resume, and report its last epoch, from an older epoch."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     options = dict(dirpath=str(folder), every_n_epochs=1, save_top_k=1, auto_insert_metric_name=False,
                    enable_version_counter=False, save_last=False)
-    best = ModelCheckpoint(filename="best", monitor=monitor, mode="min", **options)
-    last = ModelCheckpoint(filename="last", monitor=None, **options)
+    checkpoint = run_checkpoint_class()
+    best = checkpoint(filename="best", monitor=monitor, mode="min", **options)
+    last = checkpoint(filename="last", monitor=None, **options)
     return [best, last]                 # the first is trainer.checkpoint_callback (the best)
+
+
+def run_checkpoint_class():
+    """Lightning's ModelCheckpoint for a run folder that may have been moved or copied since its checkpoint was
+    written: the state a resume reloads (the best score and the paths of the checkpoints) is taken over into the
+    folder the run is in now. Lightning keeps only the best path when the folder differs, so the first validation
+    after the resume would count as the best, and the old folder's best.ckpt would be tested."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class RunFolderCheckpoint(ModelCheckpoint):
+        @property
+        def state_key(self) -> str:        # Lightning's own key: checkpoints written before this class resume alike
+            return "ModelCheckpoint" + super().state_key[len(type(self).__qualname__):]
+
+        def load_state_dict(self, state_dict: dict) -> None:
+            before = state_dict.get("dirpath")
+            if before and self.dirpath and before != self.dirpath:
+                state_dict = relocated(state_dict, before, self.dirpath)
+            super().load_state_dict(state_dict)
+
+    return RunFolderCheckpoint
+
+
+def relocated(value, before: str, now: str):
+    """`value` (a checkpoint callback's state) with every path inside the folder `before` moved into `now`."""
+    if isinstance(value, dict):
+        return {relocated(key, before, now): relocated(item, before, now) for key, item in value.items()}
+    if isinstance(value, str) and (value == before or value.startswith(before.rstrip("/") + "/")):
+        return now + value[len(before):]
+    return value
 
 
 class RunFolderLost(StcbenchError):

@@ -49,7 +49,7 @@ def add_override_arguments(parser: argparse.ArgumentParser, *, training: bool = 
     if training:
         group.add_argument("--logger", dest="logger", default=None, metavar="NAMES",
                            help="comma-separated loggers: csv, tensorboard, wandb (wandb runs offline without "
-                                "credentials) [logging.loggers]")
+                                "credentials), or none [logging.loggers]")
     group.add_argument("--set", dest="set_overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="set any config key, e.g. --set optim.lr=1e-4 (repeatable; applied after the flags "
                             "above, so --set wins where both name the same key, and a later --set wins over "
@@ -87,9 +87,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
             overrides[key] = convert(value)
         except ValueError:
             raise ConfigError(f"{flag} expects {convert.__name__ if convert else 'a value'}, got {value!r}") from None
-    if getattr(args, "logger", None):
-        names = [n.strip() for n in args.logger.split(",") if n.strip()]
-        overrides["logging.loggers"] = names
+    if getattr(args, "logger", None) is not None:       # --logger '' (or none): no logger
+        names = [n.strip() for n in args.logger.split(",") if n.strip() and n.strip().lower() != "none"]
+        overrides["logging.loggers"] = list(dict.fromkeys(names))
     for text in getattr(args, "set_overrides", []) or []:
         key, value = parse_override(text)
         overrides[key] = value

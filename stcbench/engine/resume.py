@@ -80,8 +80,8 @@ def refuse_other_run(stored: Mapping | None, given: Mapping, ckpt_path: Path, ru
         raise ConfigError(f"{ckpt_path} was trained with another setting ({shown}{more}); a resume continues "
                           f"that run, so drop the options that change it (or resume with the run's own config: "
                           f"`stcbench fit --ckpt-path {run_dir or ckpt_path}`), or start a new run without --ckpt-path")
-    name = (given.get("run") or {}).get("name")
-    if run_dir is not None and name and name != run_dir.name:
+    name, stored_name = (given.get("run") or {}).get("name"), (stored.get("run") or {}).get("name")
+    if run_dir is not None and name and name != run_dir.name and name != stored_name:   # not a renamed run folder
         raise ConfigError(f"--run-name {name} names another run than the checkpoint's ({run_dir}); a resume "
                           f"continues the checkpoint's run in its own folder: drop --run-name, or start a new run "
                           f"without --ckpt-path")

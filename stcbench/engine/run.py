@@ -87,6 +87,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         refuse_other_run(stored_config_of(checkpoint), schema.to_dict(config), ckpt_path, own_run, task.free_on_resume)
         if own_run is not None:
             plugin_code.refuse_changed(own_run, cell_of(config), "a resume would train it on with other code")
+            if getattr(getattr(config, "run", None), "name", None):
+                config.run.name = own_run.name     # a renamed (copied) run folder goes on under its own name
     datamodule = task.datamodule(config)
     created = replaced = None
     if is_rank_zero():
@@ -273,9 +275,30 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
     with sigterm_exits_nonzero(None, stopped):
         results = task.test(config, ckpt_path, trainer)
     results.update(checkpoint_record(ckpt_path))
+    if trainer.is_global_zero:
+        warn_if_other_data(results, run_dir_of_checkpoint(ckpt_path))
     if trainer.is_global_zero and output is not None:
         atomic_write_json(Path(output), results)
     return results
+
+
+def warn_if_other_data(results: dict, run_dir: Path | None) -> None:
+    """A test on data whose checksum differs from what the run recorded (e.g. regenerated with another seed) says
+    so on stderr and in its record (`data_differs_from_training`): its numbers are not the run's."""
+    import json
+    import sys
+
+    try:
+        trained = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) if run_dir else {}
+    except (OSError, ValueError):
+        return
+    recorded = (trained.get("data") or {}).get("checksum") if isinstance(trained, dict) else None
+    tested = (results.get("data") or {}).get("checksum")
+    if recorded and tested and recorded != tested and trained.get("dataset") == results.get("dataset"):
+        results["data_differs_from_training"] = {"trained": recorded, "tested": tested}
+        print(f"warning: the {results.get('dataset')} data tested on ({tested}) is not the data the run recorded "
+              f"({recorded}): these numbers are not comparable with the run's; point --data-root at the data it was "
+              f"trained on", file=sys.stderr)
 
 
 def use_trained_data(config, checkpoint: dict, overrides: dict) -> None:

@@ -123,9 +123,12 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def deep_merge(base: dict, update: dict) -> dict:
-    """Merge `update` into a copy of `base`; nested mappings merge, other values replace."""
+    """Merge `update` into a copy of `base`; nested mappings merge, other values replace. An empty section (YAML
+    `data:` with nothing under it, or all of it commented out, reads as null) changes nothing, as `data: {}`."""
     merged = copy.deepcopy(base)
     for key, value in update.items():
+        if value is None and isinstance(merged.get(key), dict):
+            continue
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = deep_merge(merged[key], value)
         else:

@@ -40,7 +40,11 @@ def _lightning_strategy(strategy: str) -> str | None:
 
 def _known_loggers(names: list[str]) -> str | None:
     bad = [name for name in names if name not in LOGGER_NAMES]
-    return f"names unknown logger(s) {bad}; choose from {list(LOGGER_NAMES)}" if bad else None
+    if bad:
+        return f"names unknown logger(s) {bad}; choose from {list(LOGGER_NAMES)}"
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    return f"names {repeated} more than once (each would log every row again); name each logger once" if repeated \
+        else None
 
 
 def run_name_check(name: str | None) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 
 import lightning as L
 import numpy as np
@@ -265,6 +266,7 @@ class VideoPredictionModule(L.LightningModule):
 
     keep_predictions: int = 0
     test_per_sequence: dict | None = None       # {metric: per test sequence, "index"} (engine/per_sequence.py)
+    test_log_prefix: str = "test"               # the logged metrics' prefix: which checkpoint and test this is
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute()
@@ -272,7 +274,7 @@ class VideoPredictionModule(L.LightningModule):
         for key in ("mse", "mae", "ssim", "psnr", "mse_per_pixel"):
             value = self.test_results.get(key)
             if isinstance(value, (int, float, torch.Tensor)):
-                self.log(f"test/{key}", float(value), sync_dist=False, rank_zero_only=True)
+                self.log(f"{self.test_log_prefix}/{key}", float(value), sync_dist=False, rank_zero_only=True)
 
     def _log_images(self, frames: torch.Tensor, pred: torch.Tensor) -> None:
         trainer = getattr(self, "_trainer", None)
@@ -295,6 +297,7 @@ class VideoPredictionModule(L.LightningModule):
         checkpoint["stcbench"] = {
             "sampling": self.sampling.state_dict(),
             "mask_generator": self.mask_generator.get_state(),
+            "mask_generators": self._mask_generator_states(),
             "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()},
             "format": 1,
             "cell_variant": recorded_variant(self),
@@ -306,12 +309,37 @@ class VideoPredictionModule(L.LightningModule):
         if not state:
             return
         self.sampling.load_state_dict(state["sampling"])
-        self.mask_generator.set_state(state["mask_generator"])
+        self._restore_mask_generator(state)
         rng = state.get("rng")
         if rng:
             torch.set_rng_state(rng["torch"])
             _set_numpy_state(rng["numpy"])
             random.setstate(rng["python"])
+
+
+    def _mask_generator_states(self) -> list[torch.Tensor]:
+        """Every rank's mask generator state (each rank draws its own masks); Lightning builds the checkpoint on
+        every rank, so the gather is a collective all ranks take part in."""
+        state = self.mask_generator.get_state()
+        if self._trainer is None or self.trainer.world_size == 1:
+            return [state]
+        gathered = self.all_gather(state.to(self.device, torch.int64))
+        return [row.to("cpu", torch.uint8) for row in gathered]
+
+    def _restore_mask_generator(self, state: dict) -> None:
+        """This rank's own mask generator state; a checkpoint from before they were gathered holds rank 0's alone,
+        which the other ranks of a distributed resume cannot use: they keep their own seeds, and the resume draws
+        other masks than an uninterrupted run would."""
+        states = state.get("mask_generators")
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if states is not None and len(states) == world:
+            self.mask_generator.set_state(states[self.global_rank])
+        elif world == 1 or self.global_rank == 0:
+            self.mask_generator.set_state(state["mask_generator"])
+        if world > 1 and (states is None or len(states) != world) and self.global_rank == 0:
+            print(f"warning: this checkpoint holds the scheduled-sampling mask generators of "
+                  f"{len(states) if states is not None else 'one of the'} processes, not of {world}: the resumed "
+                  f"run draws other masks than an uninterrupted one would", file=sys.stderr)
 
 
 def _numpy_state() -> list:

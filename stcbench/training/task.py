@@ -78,8 +78,12 @@ class VideoTask(Task):
         base["model"] = {**stored.get("model", {}),
                          **{key: value for key, value in given_model.items() if key in EXECUTION_OPTIONS}}
         config = resolve_config(base, overrides)
-        trained = config_from_dict(stored).model
-        config.model = dataclasses.replace(trained, **{key: getattr(config.model, key) for key in EXECUTION_OPTIONS})
+        trained = config_from_dict(stored)
+        refuse_other_frames(trained.data.dataset, config.data.dataset)
+        if "run.scale" not in (overrides or {}):
+            config.run.scale = trained.run.scale       # the run's label, whichever config sets the test up
+        config.model = dataclasses.replace(trained.model, **{key: getattr(config.model, key)
+                                                             for key in EXECUTION_OPTIONS})
         return config
 
     def test(self, config: Config, ckpt_path: Path, trainer) -> dict:
@@ -92,8 +96,20 @@ class VideoTask(Task):
         results["epochs"] = checkpoint_epoch(ckpt_path)
         results["test"] = run_test(trainer, model, datamodule)
         if wants_long_test(config):
-            results["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config))
+            results["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config), log_prefix="test_long")
         return results
+
+
+def refuse_other_frames(trained: str, given: str) -> None:
+    """A model tests only on frames of the shape it was trained on (kth and kth40 share theirs)."""
+    from stcbench.data import get_dataset_spec
+
+    old, new = get_dataset_spec(trained), get_dataset_spec(given)
+    shapes = ["x".join(map(str, (spec.channels, spec.height, spec.width))) for spec in (old, new)]
+    if shapes[0] != shapes[1]:
+        raise ConfigError(f"--dataset {given}: the checkpoint was trained on {old.name} frames ({shapes[0]}, channels "
+                          f"x height x width), {new.name}'s are {shapes[1]}; a model tests only on frames of its own "
+                          f"shape: drop --dataset, or test a run trained on {new.name}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -165,13 +181,18 @@ def check_same_architecture(model, stored: dict, ckpt_path: Path) -> None:
 # evaluation
 # ------------------------------------------------------------------------------------------
 def wants_long_test(config: Config) -> bool:
-    if config.data.test_long is not None:
-        return config.data.test_long
-    return dataset_name(config) == "kth"
+    """The KTH 10->40 test beside the 10->20 one (a kth40 test is that test already)."""
+    if dataset_name(config) != "kth":
+        return False
+    return config.data.test_long if config.data.test_long is not None else True
 
 
-def run_test(trainer, module, datamodule=None, dataloaders=None, keep_predictions: int = 0) -> dict:
+def run_test(trainer, module, datamodule=None, dataloaders=None, keep_predictions: int = 0,
+             log_prefix: str = "test") -> dict:
+    """One test pass; its metrics are logged as `<log_prefix>/<metric>` (test, test_long, test_last, ...), so the
+    tests of one run (checkpoints, horizons) stay apart in the loggers."""
     module.keep_predictions = keep_predictions
+    module.test_log_prefix = log_prefix
     if dataloaders is not None:
         trainer.test(module, dataloaders=dataloaders, verbose=False)
     else:
@@ -214,13 +235,15 @@ def evaluate_checkpoints(config: Config, trainer, module, datamodule, run_dir: P
             continue
         model = load_module(path, config, module_dtype(config.trainer.precision))
         keep = config.run.predictions_limit if (config.run.save_predictions and tag == "best") else 0
+        prefix = "test" if tag == "best" else "test_last"
         block = {"checkpoint": relative_to_run(path, run_dir), "epoch": checkpoint_epoch(path),
-                 "test": run_test(trainer, model, datamodule, keep_predictions=keep)}
+                 "test": run_test(trainer, model, datamodule, keep_predictions=keep, log_prefix=prefix)}
         per_sequence[tag] = model.test_per_sequence
         if keep and trainer.is_global_zero:
             save_predictions(run_dir / "predictions.npz", model.prediction_buffer, keep)
         if long_test:
-            block["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config))
+            block["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config),
+                                          log_prefix=f"{prefix}_long")
         evaluated[tag] = block
     if not evaluated:
         raise StcbenchError(f"no checkpoint to test in {run_dir / 'checkpoints'}")

@@ -36,6 +36,14 @@ def test_base_inheritance_and_precedence(tmp_path):
     assert cfg.trainer.max_epochs == 500     # default where nobody set it
 
 
+def test_an_empty_section_keeps_what_it_inherits(tmp_path):
+    """`data:` with nothing under it (its keys commented out) reads as null: it changes nothing, as `data: {}`."""
+    write(tmp_path / "base.yaml", {"data": {"dataset": "kth", "batch_size": 2}})
+    for body in ("data:\n  # batch_size: 4\n", "data: {}\n"):
+        cfg = resolve_config(write(tmp_path / "child.yaml", f"base: base.yaml\n{body}"))
+        assert cfg.data.dataset == "kth" and cfg.data.batch_size == 2
+
+
 def typed(*texts):
     """Resolve command-line overrides against the declared field types."""
     return resolve_config({}, dict(parse_override(t) for t in texts))

@@ -69,3 +69,32 @@ def test_ddp_two_processes_match_single_process(mmnist_root, tmp_path):
     for key in ("mse", "mae"):
         assert ddp["test"][key] == pytest.approx(single[key], rel=1e-6)
     assert ddp["test"]["per_frame"]["mse"] == pytest.approx(single["per_frame"]["mse"], rel=1e-6)
+
+
+def test_a_ddp_run_resumed_equals_an_uninterrupted_one(mmnist_root, tmp_path):
+    """Each process draws its own scheduled-sampling masks; a resume restores every process's generator (the
+    checkpoint held rank 0's alone, so after a resume every rank drew rank 0's masks)."""
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(mmnist_root, tmp_path / "runs", epochs=2, name="full",
+                                                 sampling={"rate": 0.5})))
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    script = tmp_path / "cli.py"
+    script.write_text("import sys\nfrom stcbench.cli import main\nsys.exit(main())\n")
+    ddp = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]
+
+    def cli(*args):
+        proc = subprocess.run([sys.executable, str(script), *args, *ddp], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    cli("fit", "--config", str(config))
+    cli("fit", "--config", str(config), "--run-name", "cut", "--set", "trainer.stop_after_epochs=1")
+    cut = tmp_path / "runs" / "mmnist" / "lif" / "cut"
+    cli("fit", "--ckpt-path", str(cut))
+    full = torch.load(tmp_path / "runs" / "mmnist" / "lif" / "full" / "checkpoints" / "last.ckpt", weights_only=False)
+    resumed = torch.load(cut / "checkpoints" / "last.ckpt", weights_only=False)
+    for key, value in full["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    assert len(resumed["stcbench"]["mask_generators"]) == 2

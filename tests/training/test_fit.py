@@ -51,6 +51,9 @@ def test_fit_writes_complete_run_directory(cell, mmnist_root, tmp_path):
             "time/seconds_per_step"} <= columns
     if cell == "lif":
         assert any(c.startswith("firing_rate/") for c in columns)
+    # the tests of the selected and the last checkpoint are logged apart, each with its own value
+    logged = {key: float(r[key]) for r in rows for key in ("test/mse", "test_last/mse") if r.get(key)}
+    assert logged == pytest.approx({"test/mse": test_block["mse"], "test_last/mse": metrics["last"]["test"]["mse"]})
     # the learning rate of epoch 0 and 1 follows the warm-up/cosine formula
     lrs = [float(r["lr"]) for r in rows if r.get("lr")]
     assert lrs[:2] == pytest.approx([1e-5, 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + np.cos(np.pi / 2))])
@@ -64,6 +67,21 @@ def test_test_command_matches_fit_metrics(mmnist_root, tmp_path):
     assert results["test"]["mse"] == pytest.approx(metrics["test"]["mse"], rel=1e-12)
     assert json.loads(out.read_text())["test"]["n_sequences"] == 3
     assert f"epoch {results['epochs']})" in format_summary(results) and results["epochs"] == 2
+    assert "data_differs_from_training" not in results
+
+
+def test_a_test_on_other_data_than_the_runs_says_so(mmnist_root, tmp_path, capsys):
+    """Data regenerated with another seed (as a missing-data hint might lead to) is not the run's data."""
+    from stcbench.data import generate_dataset
+
+    run_dir = fit(tiny_config(mmnist_root, tmp_path / "runs", epochs=1))
+    other = tmp_path / "other"
+    generate_dataset("mmnist", other, seed=7)
+    capsys.readouterr()
+    results = runner.test(None, run_dir, overrides={"data.data_root": str(other)})
+    trained = json.loads((run_dir / "metrics.json").read_text())["data"]["checksum"]
+    assert results["data_differs_from_training"] == {"trained": trained, "tested": results["data"]["checksum"]}
+    assert "is not the data the run recorded" in capsys.readouterr().err
 
 
 def test_precision_64_true(mmnist_root, tmp_path):
