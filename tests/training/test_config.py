@@ -239,3 +239,13 @@ def test_paper_suite_runs_the_openstl_convlstm_configs(tmp_path):
     planned = [p for p in plan_suite("paper", out=tmp_path) if p.cell == "convlstm"]
     assert [(p.dataset, p.config_path) for p in planned] == [(d, CONFIGS / d / "convlstm.yaml")
                                                              for d in ("mmnist", "taxibj", "kth")]
+
+
+def test_the_logger_flag_takes_none_and_names_each_logger_once():
+    import argparse
+
+    from stcbench.engine.cli_args import overrides_from_args
+
+    for given, loggers in (("csv,csv,tensorboard", ["csv", "tensorboard"]), ("", []), ("none", [])):
+        args = argparse.Namespace(logger=given, set_overrides=[])
+        assert overrides_from_args(args)["logging.loggers"] == loggers

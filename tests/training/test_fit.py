@@ -68,6 +68,9 @@ def test_test_command_matches_fit_metrics(mmnist_root, tmp_path):
     assert json.loads(out.read_text())["test"]["n_sequences"] == 3
     assert f"epoch {results['epochs']})" in format_summary(results) and results["epochs"] == 2
     assert "data_differs_from_training" not in results
+    # a config given to set the test up (here one labelled quick) does not relabel the run's results
+    relabelled = runner.test(tiny_config(mmnist_root, tmp_path, run={"scale": "quick"}), run_dir)
+    assert relabelled["scale"] == "test" and "test_long" not in relabelled
 
 
 def test_a_test_on_other_data_than_the_runs_says_so(mmnist_root, tmp_path, capsys):
