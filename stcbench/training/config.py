@@ -76,7 +76,7 @@ class ModelConfig:
     image_size: list[int] | None = option(None, help="[H, W] of converted checkpoints and arrays; a run on a "
                                                      "dataset needs its frame size (frames are not resized); "
                                                      "null: the dataset's", check=_image_size)
-    fast: bool = option(False, help="fused/multi-step execution path (same numbers, ~0.5x memory)")
+    fast: bool = option(False, help="fused/multi-step execution path (same numbers up to round-off, ~0.5x memory)")
     recompute: bool | None = option(None, help="fast path: recompute the element-wise neuron dynamics in backward "
                                                "(less memory, slower); null = on the CPU for circuit (STC) cells "
                                                "only; STC-LIF, STC-PLIF and STC-LM-H on the CPU use their fused "
