@@ -333,6 +333,8 @@ CASES = {
                                                               "16,,16"], "comma-separated integers"),
     "profile/--cell-options not an object": Case("wrong type", lambda t, s: ["profile", "--cell-options", "[1]"],
                                                  "JSON object of options"),
+    "fit/a long test on a dataset without one": Case("wrong type", fit_argv("--set", "data.test_long=true"),
+                                                     "has no long test"),
     "fit/a logger named twice": Case("wrong type", fit_argv("--set", "logging.loggers=[csv,csv]"), "more than once"),
     "cells/circuit around a non-spiking cell": Case("wrong type", lambda t, s: ["cells", "stc_convlstm"],
                                                     "it is not a spiking cell"),

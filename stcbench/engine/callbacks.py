@@ -50,7 +50,8 @@ def relocated(value, before: str, now: str):
     """`value` (a checkpoint callback's state) with every path inside the folder `before` moved into `now`."""
     if isinstance(value, dict):
         return {relocated(key, before, now): relocated(item, before, now) for key, item in value.items()}
-    if isinstance(value, str) and (value == before or value.startswith(before.rstrip("/") + "/")):
+    before, now = before.rstrip("/") or "/", now.rstrip("/") or "/"
+    if isinstance(value, str) and (value == before or value.startswith(before + "/")):
         return now + value[len(before):]
     return value
 

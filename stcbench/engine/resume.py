@@ -62,10 +62,30 @@ def resume_changes(stored: Mapping, given: Mapping, task_free: Mapping[str | Non
     return [change for change in differences(stored, given) if not is_free(change[0], free)]
 
 
+def settle_run_name(config, stored: Mapping | None, run_dir: Path) -> None:
+    """The name a resumed run goes on under: its folder's. A `--run-name` of another run is one ConfigError; a run
+    folder copied or renamed since (its config.yaml still names the run it was made as) goes on under its new name,
+    with a line saying so."""
+    import sys
+
+    run = getattr(config, "run", None)
+    name = getattr(run, "name", None)
+    stored_name = ((stored or {}).get("run") or {}).get("name") if isinstance(stored, Mapping) else None
+    if not name or name == run_dir.name:
+        return
+    if name != stored_name:
+        raise ConfigError(f"--run-name {name} names another run than the checkpoint's ({run_dir}); a resume "
+                          f"continues the checkpoint's run in its own folder: drop --run-name, or start a new run "
+                          f"without --ckpt-path")
+    print(f"{run_dir} was made as run {stored_name} (its config.yaml names it so) and goes on under its folder's "
+          f"name, {run_dir.name}", file=sys.stderr)
+    run.name = run_dir.name
+
+
 def refuse_other_run(stored: Mapping | None, given: Mapping, ckpt_path: Path, run_dir: Path | None,
                      task_free: Mapping[str | None, tuple] = ()) -> None:
     """One ConfigError, before anything is written, when a resume would continue the checkpoint's run with
-    another setting, or under another run name."""
+    another setting (its name: settle_run_name)."""
     if not isinstance(stored, Mapping):
         return
     planned, now = (stored.get("trainer") or {}).get("max_epochs"), (given.get("trainer") or {}).get("max_epochs")
@@ -80,8 +100,3 @@ def refuse_other_run(stored: Mapping | None, given: Mapping, ckpt_path: Path, ru
         raise ConfigError(f"{ckpt_path} was trained with another setting ({shown}{more}); a resume continues "
                           f"that run, so drop the options that change it (or resume with the run's own config: "
                           f"`stcbench fit --ckpt-path {run_dir or ckpt_path}`), or start a new run without --ckpt-path")
-    name, stored_name = (given.get("run") or {}).get("name"), (stored.get("run") or {}).get("name")
-    if run_dir is not None and name and name != run_dir.name and name != stored_name:   # not a renamed run folder
-        raise ConfigError(f"--run-name {name} names another run than the checkpoint's ({run_dir}); a resume "
-                          f"continues the checkpoint's run in its own folder: drop --run-name, or start a new run "
-                          f"without --ckpt-path")

@@ -25,7 +25,7 @@ from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, fol
                                         planned_run_dir, refuse_existing_run, refuse_non_folder,
                                         remove_unstarted_run, run_dir_of_checkpoint, set_aside, settle_replaced,
                                         shared_run_dir, training_lock)
-from stcbench.engine.resume import refuse_other_run
+from stcbench.engine.resume import refuse_other_run, settle_run_name
 from stcbench.engine.run_paths import relative_to_run
 from stcbench.engine.task import Task
 from stcbench.engine.trainer import build_trainer
@@ -69,6 +69,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         checkpoint = load_checkpoint(ckpt_path)
         run_dir = own_run or run_dir
         keep_scale_label(config, checkpoint, own_run)
+        if own_run is not None:
+            settle_run_name(config, stored_config_of(checkpoint), own_run)     # before the module records it
     if hasattr(getattr(config, "data", None), "data_root"):
         if resuming:
             config.data.data_root = resumed_data_root(config, checkpoint) or config.data.data_root
@@ -87,8 +89,6 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         refuse_other_run(stored_config_of(checkpoint), schema.to_dict(config), ckpt_path, own_run, task.free_on_resume)
         if own_run is not None:
             plugin_code.refuse_changed(own_run, cell_of(config), "a resume would train it on with other code")
-            if getattr(getattr(config, "run", None), "name", None):
-                config.run.name = own_run.name     # a renamed (copied) run folder goes on under its own name
     datamodule = task.datamodule(config)
     created = replaced = None
     if is_rank_zero():

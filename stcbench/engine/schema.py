@@ -122,15 +122,16 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
-def deep_merge(base: dict, update: dict) -> dict:
-    """Merge `update` into a copy of `base`; nested mappings merge, other values replace. An empty section (YAML
-    `data:` with nothing under it, or all of it commented out, reads as null) changes nothing, as `data: {}`."""
+def deep_merge(base: dict, update: dict, sections: bool = True) -> dict:
+    """Merge `update` into a copy of `base`; nested mappings merge, other values replace. An empty top-level
+    section (YAML `data:` with nothing under it, or all of it commented out, reads as null) changes nothing, as
+    `data: {}`; deeper down null replaces (`cell_options: null` clears the inherited options)."""
     merged = copy.deepcopy(base)
     for key, value in update.items():
-        if value is None and isinstance(merged.get(key), dict):
+        if sections and value is None and isinstance(merged.get(key), dict):
             continue
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value, sections=False)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -173,6 +173,12 @@ class Config:
 
     def validate(self) -> None:
         check_trainer(self.trainer)
+        if self.data.test_long:
+            from stcbench.data import get_dataset_spec
+
+            if get_dataset_spec(self.data.dataset).folder != "kth":
+                raise ConfigError(f"data.test_long: true is the KTH 10->40 test beside 10->20; {self.data.dataset} has "
+                                  f"no long test: drop it (or set it to null)")
 
     def to_dict(self) -> dict:
         return schema.to_dict(self)

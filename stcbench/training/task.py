@@ -107,9 +107,9 @@ def refuse_other_frames(trained: str, given: str) -> None:
     old, new = get_dataset_spec(trained), get_dataset_spec(given)
     shapes = ["x".join(map(str, (spec.channels, spec.height, spec.width))) for spec in (old, new)]
     if shapes[0] != shapes[1]:
-        raise ConfigError(f"--dataset {given}: the checkpoint was trained on {old.name} frames ({shapes[0]}, channels "
-                          f"x height x width), {new.name}'s are {shapes[1]}; a model tests only on frames of its own "
-                          f"shape: drop --dataset, or test a run trained on {new.name}")
+        raise ConfigError(f"dataset {given} (--dataset or the config): the checkpoint was trained on {old.name} "
+                          f"frames ({shapes[0]}, channels x height x width), {new.name}'s are {shapes[1]}; a model "
+                          f"tests only on frames of its own shape: drop --dataset, or test a run trained on {new.name}")
 
 
 # ------------------------------------------------------------------------------------------

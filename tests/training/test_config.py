@@ -44,6 +44,12 @@ def test_an_empty_section_keeps_what_it_inherits(tmp_path):
         assert cfg.data.dataset == "kth" and cfg.data.batch_size == 2
 
 
+def test_a_null_inside_a_section_still_clears_what_it_inherits(tmp_path):
+    write(tmp_path / "base.yaml", {"model": {"cell": "convlstm", "cell_options": {"layer_norm": True}}})
+    cfg = resolve_config(write(tmp_path / "child.yaml", "base: base.yaml\nmodel:\n  cell_options: null\n"))
+    assert cfg.model.cell == "convlstm" and cfg.model.cell_options == {}
+
+
 def typed(*texts):
     """Resolve command-line overrides against the declared field types."""
     return resolve_config({}, dict(parse_override(t) for t in texts))

@@ -245,7 +245,7 @@ def test_a_cell_option_given_on_one_side_only_is_a_difference():
     assert differences(stored, given) == [("data.options.a", 1, UNSET), ("model.cell_options.tau_m", UNSET, 3.0)]
 
 
-def test_a_copied_run_folder_resumes_under_its_own_name(mmnist_root, tmp_path):
+def test_a_copied_run_folder_resumes_under_its_own_name(mmnist_root, tmp_path, capsys):
     """A run folder copied (or renamed) next to the original goes on in the copy; --run-name of yet another run is
     still refused."""
     import shutil
@@ -262,10 +262,14 @@ def test_a_copied_run_folder_resumes_under_its_own_name(mmnist_root, tmp_path):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*dirpath has changed.*")      # the best score would be lost
         assert fit(tiny_config(mmnist_root, tmp_path, epochs=2), ckpt_path=copy) == copy
+    assert "was made as run t (its config.yaml names it so) and goes on under its folder's name, t-copy" in \
+        capsys.readouterr().err
     metrics = json.loads((copy / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["best_checkpoint"] == "checkpoints/best.ckpt"
     assert not (first / "metrics.json").exists()
-    state = torch.load(copy / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]
+    saved = torch.load(copy / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["hyper_parameters"]["config"]["run"]["name"] == "t-copy"      # recorded under its new name
+    state = saved["callbacks"]
     assert all(key.startswith("ModelCheckpoint{") for key in state if "Checkpoint" in key)   # Lightning's keys
     best = next(v for v in state.values() if isinstance(v, dict) and v.get("monitor"))
     assert best["best_model_path"].startswith(str(copy)) and best["best_model_score"] is not None
