@@ -112,6 +112,8 @@ class MemoryModule(L.LightningModule):
     def forward(self, x):
         return self.net(x)
 
+    test_log_prefix: str = "test"      # the logged test metrics' prefix: test (best checkpoint) or test_last
+
     def _shared_step(self, batch, stage: str):
         x, y = batch
         outputs, layers = self.net(x, return_layers=True)
@@ -120,11 +122,12 @@ class MemoryModule(L.LightningModule):
             self.test_sequences.add(per_sequence_values(self.spec, outputs, y))
         on_step = stage == "train"
         synced = stage != "train"          # under DDP, validation and test cover every process's sequences
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x),
+        prefix = self.test_log_prefix if stage == "test" else stage
+        self.log(f"{prefix}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x),
                  sync_dist=synced)
         accuracy = task_accuracy(self.spec, outputs, y)
         if accuracy is not None:
-            self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=synced)
+            self.log(f"{prefix}/acc", accuracy, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=synced)
         if stage == "train" and self.net.spiking:
             self._log_firing_rates(layers, len(x))
         return loss

@@ -143,10 +143,14 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
     spec = spec_of(config)
     checkpoints = {"best": run_dir / "checkpoints" / "best.ckpt", "last": run_dir / "checkpoints" / "last.ckpt"}
     tested, per_sequence = {}, {}
+    prefixes = {"best": "test", "last": "test_last"}     # logged apart (the loggers' rows of both tests)
     for label, path in checkpoints.items():
         load_weights(module, path)
-        (tested[label],) = trainer.test(module, datamodule=datamodule, verbose=False)
+        module.test_log_prefix = prefixes[label]
+        (found,) = trainer.test(module, datamodule=datamodule, verbose=False)
+        tested[label] = {f"test/{key.partition('/')[2]}": value for key, value in found.items() if "/" in key}
         per_sequence[label] = module.test_per_sequence
+    module.test_log_prefix = "test"
     load_weights(module, checkpoints["best"])
     per_sequence_file = save_per_sequence(run_dir, per_sequence["best"]) if trainer.is_global_zero else None
     span = memory_span(module, config)

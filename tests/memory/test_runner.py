@@ -53,6 +53,12 @@ def test_fit_reduces_adding_loss_and_writes_run_directory(tiny_run):
     assert metrics["test"]["loss"] > 0 and metrics["memory_task"] == "adding" and metrics["scale"] == "test"
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["task"] == "memory" and saved["model"]["readout"] == "last"
+    import csv
+
+    with open(run_dir / "logs" / "csv" / "metrics.csv") as handle:      # the two tests are logged apart
+        logged = {key: float(row[key]) for row in csv.DictReader(handle) for key in ("test/loss", "test_last/loss")
+                  if row.get(key)}
+    assert logged == pytest.approx({"test/loss": metrics["test"]["loss"], "test_last/loss": metrics["last"]["loss"]})
 
 
 def test_per_sequence_losses_average_to_the_test_loss(tiny_run, tmp_path):
