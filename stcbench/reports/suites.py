@@ -49,6 +49,7 @@ class PlannedRun:
     runs_root: Path = Path("runs")
     tag: str = ""
     resized: list = field(default_factory=list)     # size keys --set changes (check_configs): labelled custom
+    scale_given: bool = False                       # --set run.scale named the label itself
 
     @property
     def name(self) -> str:
@@ -159,7 +160,7 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
                 overrides.update(extra_overrides or {})
                 run = PlannedRun(suite, dataset, cell, int(seed),
                                  config_path_for(suite, dataset, cell, Path(configs_root)), overrides, runs_root,
-                                 tag)
+                                 tag, scale_given="run.scale" in (extra_overrides or {}))
                 run.overrides["run.name"] = run.name
                 planned.append(run)
     return planned
@@ -199,7 +200,7 @@ def label_resized(run: PlannedRun, config) -> None:
     from stcbench.engine.schema import to_dict
     from stcbench.training.config import SIZE_KEYS, resolve_config
 
-    if run.overrides.get("run.scale") != run.suite:
+    if run.scale_given:
         return                                           # --set run.scale gave the label
     as_shipped = resolve_config(run.config_path, {k: v for k, v in run.overrides.items() if k not in SIZE_KEYS})
     run.resized = [key for key, _, _ in differences(to_dict(as_shipped), to_dict(config)) if key in SIZE_KEYS]

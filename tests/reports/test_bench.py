@@ -79,7 +79,8 @@ def test_plan_matrix_and_overrides(tmp_path, configs):
     assert shipped_epochs != 1
     for extra, label in (({"trainer.max_epochs": 1}, "custom"), ({"optim.lr": 0.01}, "quick"),
                          ({"trainer.max_epochs": shipped_epochs}, "quick"),
-                         ({"data.batch_size": 2, "run.scale": "mine"}, "mine")):
+                         ({"data.batch_size": 2, "run.scale": "mine"}, "mine"),
+                         ({"data.batch_size": 2, "run.scale": "quick"}, "quick")):
         (again,) = plan_suite("quick", cells=["lif"], datasets=["mmnist"], seeds=[1], out=tmp_path / "b",
                               configs_root=configs, extra_overrides=extra)
         check_configs([again])
