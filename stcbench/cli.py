@@ -88,12 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stcbench {args.command}: error: {file_system_message(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:
+        if is_out_of_memory(exc):
+            print(f"stcbench {args.command}: error: out of memory ({' '.join(str(exc).split())[:300]}): the command "
+                  f"asks for more memory than this machine has; lower the sizes it uses (data.seq_len, "
+                  f"data.batch_size, model.num_hidden, ...)", file=sys.stderr)
+            return 2
         if not is_trainer_misconfiguration(exc):
             raise
         print(f"stcbench {args.command}: error: {' '.join(str(exc).split())} (a trainer.* setting; "
               f"change it with --set)", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def is_out_of_memory(exc: Exception) -> bool:
+    """numpy's or Python's MemoryError, or torch's allocator failing (CPU or GPU)."""
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)))
 
 
 def is_trainer_misconfiguration(exc: Exception) -> bool:

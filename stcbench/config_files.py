@@ -49,7 +49,16 @@ def check_config_file(path: str | Path) -> Path:
         raise ConfigError(f"config {str(path)!r} is a directory; pass a YAML file")
     if path.exists() and not path.is_file():
         raise ConfigError(f"config {str(path)!r} is not a regular file (a device or pipe); pass a YAML file")
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"config {str(path)!r} is a symbolic link to nothing (dangling, or a loop of links); point "
+                          f"it at a YAML file or pass the file itself")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file "
                           f"or the name of a shipped config (e.g. quick/mmnist, mmnist/stclif, memory/adding)")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {str(path)!r} has {path.stat().st_size:,} bytes; a config is a few kilobytes "
+                          f"(at most {MAX_CONFIG_BYTES:,} are read): pass a YAML config")
     return path
+
+
+MAX_CONFIG_BYTES = 1 << 20

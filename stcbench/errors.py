@@ -15,6 +15,10 @@ class DataError(StcbenchError):
     """A dataset file is missing, truncated, corrupt or has the wrong shape, dtype or range."""
 
 
+class NonFiniteLossError(StcbenchError):
+    """Training produced a NaN/inf loss."""
+
+
 def array_load_problem(exc: BaseException, path=None) -> str:
     """Why numpy could not load an array (from `path`, when given), in words for the user (numpy's own advice to
     load pickled objects would run code from the file, so it is not passed on)."""

@@ -6,6 +6,7 @@ Names are case-insensitive and ignore '-', '_' and spaces, so `STC-LIF`, `stc_li
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -106,6 +107,9 @@ def check_option_types(info: "CellInfo", options: dict) -> None:
     """A ConfigError for the first option whose value does not fit the constructor's type hint."""
     hints = info.annotations()
     for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"cell {info.name!r} option {name} is {value}; give a finite number in "
+                              f"model.cell_options")
         hint = hints.get(name)
         if hint is not None and not _accepts(hint, value):
             raise ConfigError(f"cell {info.name!r} option {name} must be {_hint_name(hint)}, got {value!r} "

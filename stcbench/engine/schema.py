@@ -115,6 +115,9 @@ def read_yaml(path: str | Path) -> dict:
     if contains_itself(data):
         raise ConfigError(f"config file {str(path)!r} holds a value that contains itself (a YAML alias inside its own "
                           f"anchor); write that value out in full")
+    if expanded_size(data) > MAX_VALUES:
+        raise ConfigError(f"config file {str(path)!r} expands to more than {MAX_VALUES:,} values (YAML aliases that "
+                          f"repeat one another); a config holds a few hundred: write the values out")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections (data:, model:, ...), got "
                           f"{type(data).__name__}; pass a YAML config such as those `stcbench fit --config quick/mmnist "
@@ -240,6 +243,10 @@ def _yaml_value(text: str, key: str | None = None) -> Any:
     if contains_itself(value):
         shown = f"{key}={text!r}" if key is not None else repr(text)
         raise ConfigError(f"{shown} contains itself (a YAML alias inside its own anchor); write the value out in full")
+    if expanded_size(value) > MAX_VALUES:
+        shown = f"{key}=..." if key is not None else "a value"
+        raise ConfigError(f"{shown} expands to more than {MAX_VALUES:,} values (YAML aliases that repeat one "
+                          f"another); write the value out")
     if isinstance(value, str):
         try:
             return float(text)
@@ -408,14 +415,38 @@ def _from_text(tp, text: str, key: str):
     return coerce(tp, _yaml_value(text, key), key)
 
 
-def contains_itself(value, path: tuple = ()) -> bool:
-    """Whether a mapping or list read from YAML contains itself (`&a {x: *a}`), which no config value can."""
+MAX_VALUES = 100_000        # values a config may expand to once YAML's aliases are written out
+
+
+def expanded_size(value, sizes: dict | None = None) -> int:
+    """How many values `value` holds with every YAML alias written out, each shared node counted once per use but
+    walked once (so an exponential "billion laughs" file is measured in linear time). Call after
+    `contains_itself` has ruled out cycles."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    sizes = {} if sizes is None else sizes
+    if id(value) not in sizes:
+        children = value.values() if isinstance(value, dict) else value
+        sizes[id(value)] = 1 + sum(expanded_size(child, sizes) for child in children)
+    return sizes[id(value)]
+
+
+def contains_itself(value, path: tuple = (), cleared: set | None = None) -> bool:
+    """Whether a mapping or list read from YAML contains itself (`&a {x: *a}`), which no config value can. Each
+    node is walked once (`cleared`): YAML aliases share nodes, and walking every path through them ("billion
+    laughs", ten levels of nine aliases) would take 9^10 steps."""
     if not isinstance(value, (dict, list)):
         return False
     if id(value) in path:
         return True
+    cleared = set() if cleared is None else cleared
+    if id(value) in cleared:
+        return False
     children = value.values() if isinstance(value, dict) else value
-    return any(contains_itself(child, (*path, id(value))) for child in children)
+    if any(contains_itself(child, (*path, id(value)), cleared) for child in children):
+        return True
+    cleared.add(id(value))
+    return False
 
 
 def _union_from_text(options: tuple, text: str, key: str, tp):

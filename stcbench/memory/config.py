@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from stcbench.engine import schema
-from stcbench.engine.schema import at_least, one_of, option, positive_finite, positive_list, require
+from stcbench.engine.schema import at_least, one_of, option, positive_finite, positive_list, require, within
 from stcbench.engine.settings import (ACCELERATORS, LoggingConfig, RunConfig, TrainerConfig, check_trainer,
                                       plugins_option, run_name_check, seed_option)
 
@@ -44,7 +44,7 @@ class MemoryModelConfig:
     recurrent: bool = option(False, help="add a linear recurrent synapse per layer")
     readout: Literal["auto", "mean", "last", "per_step", "integrator"] = option(
         "auto", help="auto: last (adding), per_step (copy), mean (digits)")
-    readout_decay: float = option(0.8, help="integrator readout only")
+    readout_decay: float = option(0.8, help="integrator readout only", check=within(0.0, 1.0))
     synapse_norm: Literal["layer", "group", "none"] | bool | None = option(
         "layer", help="norm after each cell's input synapse: layer | group | none (true = group, false = none, "
                       "the former spelling)")

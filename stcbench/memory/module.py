@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from stcbench.data.sampler import EpochSampler
 from stcbench.engine.param_groups import parameter_groups
+from stcbench.errors import NonFiniteLossError
 from stcbench.engine.per_sequence import SequenceRecorder
 from stcbench.memory.config import MemoryConfig
 from stcbench.memory.network import MemoryNet
@@ -146,7 +147,15 @@ class MemoryModule(L.LightningModule):
         self._epoch_spikes = []
 
     def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train")
+        loss = self._shared_step(batch, "train")
+        if not bool(torch.isfinite(loss.detach())):      # a probe this small checks every step
+            c = self.config
+            raise NonFiniteLossError(
+                f"non-finite training loss ({float(loss.detach())}) at global step {self.global_step} (epoch "
+                f"{self.current_epoch}). Likely causes: learning rate too high (optim.lr={c.optim.lr}; try a smaller "
+                f"value), a readout or cell option out of its range (model.readout_decay={c.model.readout_decay}, "
+                f"model.cell_options={c.model.cell_options}). The run was stopped; no metrics were written.")
+        return loss
 
     def validation_step(self, batch, batch_idx):
         self._shared_step(batch, "val")

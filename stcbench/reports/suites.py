@@ -229,7 +229,8 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
         same = "; ".join(filter(None, [
             " ".join(f"--set {key}={_cli_value(old)}" for key, old, _ in changed[:4] if old is not UNSET),
             " ".join(f"without --set {key}" for key, old, _ in changed[:4] if old is UNSET)]))
-        raise ConfigError(f"the {state} run {run_dir} was trained with another setting ({shown}); bench {use}. "
+        more = f" and {len(changed) - 4} more: {', '.join(key for key, _, _ in changed[4:])}" if len(changed) > 4 else ""
+        raise ConfigError(f"the {state} run {run_dir} was trained with another setting ({shown}{more}); bench {use}. "
                           f"To collect or resume that suite, give the flags it was run with ({same}); bench never "
                           f"changes the setting of a run it has started, so for this setting (more epochs too) use "
                           f"another --out or --tag, or move that run folder away")

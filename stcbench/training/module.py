@@ -21,17 +21,13 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from stcbench.errors import StcbenchError
+from stcbench.errors import NonFiniteLossError
 from stcbench.training.cell_variants import recorded_variant, warn_on_resume, with_former_default
 from stcbench.training.config import Config, config_from_dict
 from stcbench.training.network import build_network, network_outputs, network_predict
 from stcbench.engine.per_sequence import SequenceRecorder
 from stcbench.engine.param_groups import parameter_groups, set_learning_rate, set_momentum
 from stcbench.training.schedule import one_cycle_from_config, schedule_from_config
-
-
-class NonFiniteLossError(StcbenchError):
-    """Training produced a NaN/inf loss."""
 
 
 class WeightedMSE(Metric):

@@ -378,3 +378,17 @@ def test_test_of_a_memory_run_without_its_config_reads_the_task_from_the_checkpo
     if config_text is not None:
         (run / "config.yaml").write_text(config_text)
     assert main(["test", str(run)]) == 0, capsys.readouterr().err
+
+
+def test_a_non_finite_training_loss_stops_the_run_and_writes_no_metrics(tmp_path):
+    """As video runs do: a NaN loss is not trained on to a 'finished' run with NaN metrics."""
+    from stcbench.errors import NonFiniteLossError
+
+    config = tiny_config(tmp_path)
+    config["optim"]["lr"] = 1e308
+    config["trainer"]["max_epochs"] = 1
+    with warnings.catch_warnings(), pytest.raises(NonFiniteLossError,
+                                                  match=r"non-finite training loss \(nan\) .*optim\.lr"):
+        warnings.simplefilter("ignore")
+        fit(config)
+    assert not list((tmp_path / "runs").rglob("metrics.json"))

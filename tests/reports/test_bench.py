@@ -556,3 +556,17 @@ def test_the_report_names_the_runs_it_lacks_and_a_baseline_without_runs(tmp_path
     assert len(missing) == 1 and "failed:" in missing[0] and "the neuron diverged" in missing[0]
     assert "failures/mmnist-" in missing[0]
     assert "**No run of the baseline `plif`**" in report
+
+
+def test_a_refusal_names_every_difference_beyond_the_four_it_spells(tmp_path, configs):
+    import yaml
+
+    fake = FakeRunner()
+    args = args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"])
+    assert bench.run(args, fit=fake) == 0
+    run_dir = next((tmp_path / "bench" / "runs" / "mmnist" / "lif").iterdir())
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"optim": {"lr": 0.5, "min_lr": 0.1, "eps": 0.1},
+                                                         "trainer": {"max_epochs": 1, "gradient_clip_val": 3.0},
+                                                         "data": {"batch_size": 3}}))
+    with pytest.raises(ConfigError, match=r"and 2 more: \w+\.\w+, \w+\.\w+\); bench would take it"):
+        bench.run(args, fit=fake)
