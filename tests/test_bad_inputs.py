@@ -76,6 +76,11 @@ class Case:
     setup: Callable[[Path, dict], None] = field(default=lambda tmp, shared: None)
 
 
+# ten levels of nine YAML aliases each: 9^10 values once written out ("billion laughs")
+LAUGHS = ("model:\n  cell_options:\n    x0: &a0 [" + ", ".join(["l"] * 9) + "]\n" + "".join(
+    f"    x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))).encode()
+
+
 def write(name: str, content: bytes):
     def setup(tmp: Path, shared):
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
@@ -337,7 +342,7 @@ CASES = {
                                                      "has no long test"),
     "fit/YAML aliases that expand exponentially": Case("wrong type", lambda t, s: ["fit", "--config", str(t / "c.yaml")],
                                                        "expands to more than 100,000 values",
-                                                       write("c.yaml", b"model:\n  cell_options:\n    x0: &a0 [l, l, l, l, l, l, l, l, l]\n    x1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\n    x2: &a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]\n    x3: &a3 [*a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2]\n    x4: &a4 [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\n    x5: &a5 [*a4, *a4, *a4, *a4, *a4, *a4, *a4, *a4, *a4]\n    x6: &a6 [*a5, *a5, *a5, *a5, *a5, *a5, *a5, *a5, *a5]\n    x7: &a7 [*a6, *a6, *a6, *a6, *a6, *a6, *a6, *a6, *a6]\n    x8: &a8 [*a7, *a7, *a7, *a7, *a7, *a7, *a7, *a7, *a7]\n    x9: &a9 [*a8, *a8, *a8, *a8, *a8, *a8, *a8, *a8, *a8]\n")),
+                                                       write("c.yaml", LAUGHS)),
     "fit/a config file of megabytes": Case("wrong type", lambda t, s: ["fit", "--config", str(t / "c.yaml")],
                                            "a config is a few kilobytes",
                                            lambda t, s: os.truncate(write("c.yaml", b"a: 1\n")(t, s) or t / "c.yaml",
