@@ -199,6 +199,7 @@ def test_ctrl_c_ends_the_run_with_exit_status_130_and_a_resume_hint(mmnist_root,
     monkeypatch.setattr(callbacks_lib, "checkpoint_callbacks",
                         lambda *a, **k: real(*a, **k) + [InterruptInSecondEpoch()])
     handler = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # Python's Ctrl-C, whatever an earlier test left behind
     try:
         with pytest.raises(SystemExit) as stopped:
             fit(tiny_config(mmnist_root, tmp_path, epochs=3))
