@@ -351,6 +351,7 @@ CASES = {
                                                "symbolic link to nothing",
                                                lambda t, s: (t / "c.yaml").symlink_to(t / "gone.yaml")),
     "fit/a run name with a newline": Case("wrong type", fit_argv("--run-name", "a\nb"), "no control characters"),
+    "fit/a run name too long for a folder": Case("wrong type", fit_argv("--run-name", "a" * 300), "at most 200 bytes"),
     "fit/an infinite cell option": Case("wrong type", fit_argv("--set", "model.cell_options.threshold=1e999"),
                                         "give a finite number"),
     "fit/a memory readout decay that is not a number": Case(

@@ -49,11 +49,11 @@ def run_name_problem(name: str | None) -> str | None:
     if name is None:
         return None
     bad = (not name.strip() or "/" in name or "\\" in name or name.startswith(".") or name != name.strip()
-           or any(ord(c) < 32 or ord(c) == 127 for c in name))
+           or any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name.encode("utf-8")) > 200)
     if not bad:
         return None
     return ("is not a plain folder name; use letters, digits, '-' and '_' (no '/', no leading '.', no control "
-            "characters such as a newline, not empty): "
+            "characters such as a newline, at most 200 bytes, not empty): "
             "the run is written to <output_dir>/<dataset>/<cell>/<name> (memory probes: "
             "<output_dir>/memory/<task>_T<length>/<cell>/<name>)")
 

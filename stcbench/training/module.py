@@ -192,12 +192,13 @@ class VideoPredictionModule(L.LightningModule):
         if any(getattr(m, "gradient_detach", None) == 0 for m in self.modules()):      # what the cells use
             detach_note = (" gradient_detach=0 on an STC cell (GroupNorm on spike-free groups amplifies gradients "
                            "~316x per step; try model.gradient_detach=1);")
+        precision_note = ("" if c.trainer.precision in ("32-true", "64-true", "32", "64") else
+                          f" reduced precision (trainer.precision={c.trainer.precision!r}; try 32-true or 64-true);")
         raise NonFiniteLossError(
             f"non-finite training loss {where} "
             f"(epoch {self.current_epoch}). Likely causes: learning rate too high (optim.lr={c.optim.lr}; "
-            f"try a smaller value or trainer.gradient_clip_val);{detach_note} reduced precision "
-            f"(trainer.precision={c.trainer.precision!r}; try 32-true or 64-true). The run was stopped; "
-            f"no metrics were written.")
+            f"try a smaller value or trainer.gradient_clip_val);{detach_note}{precision_note} a cell option out of "
+            f"its range (model.cell_options={c.model.cell_options}). The run was stopped; no metrics were written.")
 
     def _log_traces(self, traces: dict) -> None:
         """Per-layer firing rates and mean STC gates (A-1 = beta, B-1 = gamma; paper Fig. 2)."""

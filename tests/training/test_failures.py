@@ -26,7 +26,8 @@ def test_non_finite_loss_names_step_and_causes(mmnist_root, tmp_path, monkeypatc
     with pytest.raises(NonFiniteLossError) as info:
         fit(config)
     message = str(info.value)
-    assert "global step 2" in message and "learning rate too high" in message and "precision" in message
+    assert "global step 2" in message and "learning rate too high" in message and "cell option" in message
+    assert "precision" not in message                 # full precision (32-true) is no likely cause
     run_dir = tmp_path / "mmnist" / "lif" / "t"
     assert not (run_dir / "metrics.json").exists()
 
