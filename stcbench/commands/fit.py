@@ -81,13 +81,11 @@ def refuse_other_output_dir(ckpt_path, overrides: dict) -> None:
 def relabel_resized(config, as_shipped) -> None:
     """A named scale (paper, small, ...) changed in size on the command line (epochs, data, width; see SIZE_KEYS)
     is no longer that scale: the run is labelled `custom`, so that tables never show it as the named one."""
-    from stcbench.engine.resume import differences
-    from stcbench.engine.schema import to_dict
-    from stcbench.training.config import NAMED_SCALES, SIZE_KEYS
+    from stcbench.training.config import NAMED_SCALES, size_changes
 
     if config.run.scale not in NAMED_SCALES:
         return
-    changed = [key for key, _, _ in differences(to_dict(as_shipped), to_dict(config)) if key in SIZE_KEYS]
+    changed = size_changes(as_shipped, config)
     if changed:
         print(f"scale label: custom, not {config.run.scale} (changed: {', '.join(changed)}); pass --scale to name "
               f"it yourself", file=sys.stderr)
@@ -123,9 +121,9 @@ def run(args) -> int:
     except ConfigError as error:
         raise ConfigError(f"{error}{switched_task_hint(data, overrides)}") from None
     if "run.scale" not in overrides and not resumes_a_run(args.ckpt_path):
-        from stcbench.training.config import SIZE_KEYS
+        from stcbench.training.config import without_size
 
-        relabel_resized(config, task.resolve_config(data, {k: v for k, v in overrides.items() if k not in SIZE_KEYS}))
+        relabel_resized(config, task.resolve_config(data, without_size(overrides)))
     if args.print_config:
         from stcbench.engine.environment import with_environment_plugins
 

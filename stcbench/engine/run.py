@@ -67,10 +67,11 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         own_run = run_dir_of_checkpoint(ckpt_path)
         refuse_rollback(ckpt_path, own_run)
         checkpoint = load_checkpoint(ckpt_path)
+        stored = stored_config_of(checkpoint)
         run_dir = own_run or run_dir
         keep_scale_label(config, checkpoint, own_run)
         if own_run is not None:
-            settle_run_name(config, stored_config_of(checkpoint), own_run)     # before the module records it
+            settle_run_name(config, stored, own_run)     # before the module records it
     if hasattr(getattr(config, "data", None), "data_root"):
         if resuming:
             config.data.data_root = resumed_data_root(config, checkpoint) or config.data.data_root
@@ -86,7 +87,7 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     module = task.module(config)
     if resuming:
         task.check_resumable(config, module, checkpoint, ckpt_path)
-        refuse_other_run(stored_config_of(checkpoint), schema.to_dict(config), ckpt_path, own_run, task.free_on_resume)
+        refuse_other_run(stored, schema.to_dict(config), ckpt_path, own_run, task.free_on_resume)
         if own_run is not None:
             plugin_code.refuse_changed(own_run, cell_of(config), "a resume would train it on with other code")
     datamodule = task.datamodule(config)

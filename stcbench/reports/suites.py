@@ -196,14 +196,11 @@ def check_configs(planned: list[PlannedRun]) -> None:
 def label_resized(run: PlannedRun, config) -> None:
     """A run whose --set changes the suite config's size (epochs, data, width, ...: training.config.SIZE_KEYS) is
     no longer of the suite's scale: labelled `custom`, as `fit` labels it, unless --set run.scale names a label."""
-    from stcbench.engine.resume import differences
-    from stcbench.engine.schema import to_dict
-    from stcbench.training.config import SIZE_KEYS, resolve_config
+    from stcbench.training.config import resolve_config, size_changes, without_size
 
     if run.scale_given:
         return                                           # --set run.scale gave the label
-    as_shipped = resolve_config(run.config_path, {k: v for k, v in run.overrides.items() if k not in SIZE_KEYS})
-    run.resized = [key for key, _, _ in differences(to_dict(as_shipped), to_dict(config)) if key in SIZE_KEYS]
+    run.resized = size_changes(resolve_config(run.config_path, without_size(run.overrides)), config)
     if run.resized:
         run.overrides["run.scale"] = config.run.scale = "custom"
 
