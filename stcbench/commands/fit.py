@@ -132,7 +132,8 @@ def run(args) -> int:
         task.module(config)                # here too, before the config is printed as if it were usable
         print(dump(config), end="")
         return 0
-    run_dir = engine.fit(task, config, ckpt_path=args.ckpt_path, overwrite=args.overwrite)
+    run_dir = engine.fit(task, config, ckpt_path=args.ckpt_path, overwrite=args.overwrite,
+                         data_root_given="data.data_root" in overrides)
     if is_rank_zero():                     # under DDP every process returns here
         print(f"run directory: {run_dir}")
     return 0

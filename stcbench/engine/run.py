@@ -35,7 +35,8 @@ from stcbench.errors import ConfigError
 def fit_from(task: Task, source, *, ckpt_path: str | Path | None = None, overrides: dict | None = None,
              overwrite: bool = False) -> Path:
     """`fit` of a config given as a YAML path or shipped name, a mapping or a config object, plus overrides."""
-    return fit(task, task.resolve_config(source, overrides), ckpt_path=ckpt_path, overwrite=overwrite)
+    return fit(task, task.resolve_config(source, overrides), ckpt_path=ckpt_path, overwrite=overwrite,
+               data_root_given="data.data_root" in (overrides or {}))
 
 
 def test_from(task: Task, source, ckpt_path: str | Path, *, overrides: dict | None = None,
@@ -49,12 +50,14 @@ def test_from(task: Task, source, ckpt_path: str | Path, *, overrides: dict | No
     return test(task, source, ckpt_path, overrides=overrides, output=output)
 
 
-def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: bool = False) -> Path:
+def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: bool = False,
+        data_root_given: bool = False) -> Path:
     """Train (or resume) one run of `task` and test its best and last checkpoints. Returns the run folder.
 
     A new run never writes into an existing folder: a named run whose folder exists is refused unless
     `overwrite` (then the old folder is set aside once the inputs were checked, deleted when the new run has a
-    checkpoint and put back if it fails before)."""
+    checkpoint and put back if it fails before).  A resume reads the data its checkpoint was trained on unless
+    `data_root_given` (--data-root on the command line) names another folder."""
     prepare_environment(config)
     quiet_lightning()
     config.plugins = with_environment_plugins(config.plugins)     # the run folder names the plugins its cell needs
@@ -73,7 +76,7 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         if own_run is not None:
             settle_run_name(config, stored, own_run)     # before the module records it
     if hasattr(getattr(config, "data", None), "data_root"):
-        if resuming:
+        if resuming and not data_root_given:
             config.data.data_root = resumed_data_root(config, checkpoint) or config.data.data_root
         # the checkpoints name the folder itself, so that a test or resume finds it from any working folder
         config.data.data_root = str(resolve_data_root(config.data.data_root).absolute())

@@ -25,6 +25,7 @@ from stcbench.engine.io import atomic_write_json, atomic_write_text
 
 DEFAULT_CELLS = ("lif", "alif", "plif", "glif", "tclif", "celif", "stclif")
 DEFAULT_TASKS = ("adding", "copy")
+DEFAULT_SEEDS = (42,)        # as `stcbench bench --suite memory` and the video suites
 SCALES = ("quick", "small", "paper")
 
 QUICK = {
@@ -91,18 +92,18 @@ def suite_config(cell: str, task: str, scale: str, seed: int) -> dict:
 
 
 def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TASKS, scale: str = "quick",
-                     seeds=(0,), runs_dir: str | Path | None = None, collect: bool = False) -> Path:
+                     seeds=None, runs_dir: str | Path | None = None, collect: bool = False) -> Path:
     """Train every (cell, task, seed) at `scale`, skipping runs that already have metrics.json,
     and write into `out_dir`: `memory_results.md` (table vs the task baselines and the published
     numbers) and `memory_results.csv` / `.json` (the figures of these runs:
     stcbench.reports.memory.write_memory_figures, which `stcbench bench` calls).  Runs go to `runs_dir` (default `<out_dir>/runs`;
     checkpoints stay there).  Cells that are not registered are reported, not trained; `None` for
-    cells, tasks or seeds means the defaults.  With `collect`, nothing is trained: the tables cover
+    cells, tasks or seeds means the defaults (seed 42, as `stcbench bench`).  With `collect`, nothing is trained: the tables cover
     the runs that have finished and list the others as not finished.
     Returns the path of the Markdown table."""
     cells = tuple(cells) if cells else DEFAULT_CELLS
     tasks = tuple(tasks) if tasks else DEFAULT_TASKS
-    seeds = tuple(seeds) if seeds else (0,)
+    seeds = tuple(seeds) if seeds else DEFAULT_SEEDS
     out_dir = Path(out_dir)
     runs_root = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
     records, skipped, failed = [], [], []

@@ -26,7 +26,7 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
         warnings.simplefilter("ignore")
         table = suite.run_memory_suite(tmp_path / "out", cells=("lif", "no_such_cell"), tasks=("adding",))
     text = table.read_text()
-    assert "quick scale, CPU, embedded data" in text and "| adding T=10 | lif | 0 |" in text
+    assert "quick scale, CPU, embedded data" in text and "| adding T=10 | lif | 42 |" in text
     assert "no_such_cell (adding)" in text
     for name in ("memory_results.csv", "memory_results.json"):
         assert (tmp_path / "out" / name).is_file(), name
@@ -48,11 +48,11 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
 
     monkeypatch.setattr(suite, "fit", must_not_train)
     again = suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",))
-    assert "| adding T=10 | lif | 0 |" in again.read_text()
+    assert "| adding T=10 | lif | 42 |" in again.read_text()
     # collecting trains nothing: the finished run is tabled, the unfinished seed named
-    collected = suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), seeds=(0, 1),
+    collected = suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), seeds=(42, 1),
                                        collect=True).read_text()
-    assert "| adding T=10 | lif | 0 |" in collected and "| adding T=10 | lif | 1 |" not in collected
+    assert "| adding T=10 | lif | 42 |" in collected and "| adding T=10 | lif | 1 |" not in collected
     assert "No finished run (collected without training): lif adding seed 1" in collected
     assert not (tmp_path / "out" / "runs" / "memory" / "adding_T10" / "lif" / "seed1").exists()
     before = {p: p.read_bytes() for p in (tmp_path / "out").glob("memory_results.*")}
@@ -60,7 +60,7 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
         suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), seeds=(7,), collect=True)
     assert {p: p.read_bytes() for p in (tmp_path / "out").glob("memory_results.*")} == before
     # a finished run of another scale or length is never taken for this suite's
-    metrics = tmp_path / "out" / "runs" / "memory" / "adding_T10" / "lif" / "seed0" / "metrics.json"
+    metrics = tmp_path / "out" / "runs" / "memory" / "adding_T10" / "lif" / "seed42" / "metrics.json"
     record = json.loads(metrics.read_text())
     metrics.write_text(json.dumps({**record, "scale": "small"}))
     with pytest.raises(ConfigError, match="holds a small-scale run, not a quick-scale one"):
@@ -83,9 +83,9 @@ def test_a_failing_run_is_named_and_the_others_go_on(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = suite.run_memory_suite(tmp_path / "out", cells=("plif", "lif"), tasks=("adding",)).read_text()
-    assert "| adding T=10 | lif | 0 |" in table
-    assert "Failed (the other runs went on): plif adding seed 0 failed: run x is being trained by process 1" in table
+    assert "| adding T=10 | lif | 42 |" in table
+    assert "Failed (the other runs went on): plif adding seed 42 failed: run x is being trained by process 1" in table
     from stcbench.commands.bench import memory_failures
 
-    assert memory_failures(tmp_path / "out") == [("plif", "adding", "seed 0 failed: run x is being trained by "
+    assert memory_failures(tmp_path / "out") == [("plif", "adding", "seed 42 failed: run x is being trained by "
                                                                      "process 1 on elsewhere; wait for it")]

@@ -82,3 +82,20 @@ def test_report_analysis_finds_the_checkpoint_of_an_old_absolute_record(tmp_path
     for recorded in ("checkpoints/chosen.ckpt", "/gone/runs/mmnist/lif/r/checkpoints/chosen.ckpt"):
         run = Run(run_dir, "mmnist", "lif", {"best_checkpoint": recorded})
         assert checkpoint_of(run) == run_dir / "checkpoints" / "chosen.ckpt"
+
+
+def test_a_resume_reads_the_data_root_named_on_the_command_line(mmnist_root, tmp_path, monkeypatch, capsys):
+    """--data-root on a resume is the user's word: a folder that does not exist is named, not replaced by the
+    checkpoint's data folder; without it the run goes on with the data it was trained on."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(mmnist_root, "data")
+    run_dir = fit(tiny_config(Path("data"), Path("runs"), epochs=1)).absolute()
+    last = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
+    capsys.readouterr()
+    assert main(["fit", "--ckpt-path", str(run_dir), "--data-root", "nothere", "--set", "trainer.max_epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert "nothere" in err and len(err.strip().splitlines()) == 1
+    assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == last and not Path("nothere").exists()
+    monkeypatch.chdir(tmp_path / "runs")                     # "data" names no folder from here: the checkpoint's
+    assert main(["fit", "--ckpt-path", str(run_dir), "--set", "trainer.max_epochs=2"]) == 0
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
