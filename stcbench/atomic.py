@@ -113,8 +113,12 @@ def blocking_file(path: str | os.PathLike) -> Path | None:
 def check_output_folder(path: str | os.PathLike, what: str, flag: str) -> None:
     """Before any work: a folder can be made (or is) at `path` (`what`, set by `flag`); else one line naming both."""
     blocker = blocking_file(path)
-    if blocker is not None:
-        raise ConfigError(f"{what} {path}: {blocker} is a file, not a folder; choose another {flag}")
+    if blocker is None:
+        return
+    if blocker.is_symlink() and not blocker.exists():
+        raise ConfigError(f"{what} {path}: {blocker} is a symbolic link to nothing (dangling, or a loop of links); "
+                          f"point it at a folder or choose another {flag}")
+    raise ConfigError(f"{what} {path}: {blocker} is a file, not a folder; choose another {flag}")
 
 
 def check_output_file(path: str | os.PathLike, flag: str, example: str = "metrics.json") -> None:

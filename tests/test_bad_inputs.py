@@ -316,6 +316,12 @@ CASES = {
     "fit/--output-dir is a file": Case("output under a file", lambda t, s: [
         "fit", "--config", "quick/mmnist", "--data-root", str(t / "new-data"), "--output-dir", str(t / "f"), *SMALL],
         "is a file, not a folder", write("f", b"x")),
+    "fit/--output-dir links to nothing": Case("output under a file", lambda t, s: [
+        "fit", "--config", "quick/mmnist", "--data-root", str(t / "new-data"), "--output-dir", str(t / "f"), *SMALL],
+        "is a symbolic link to nothing", lambda t, s: (t / "f").symlink_to(t / "gone")),
+    "data generate/--data-root links to nothing": Case("output under a file", lambda t, s: [
+        "data", "generate", "--dataset", "mmnist", "--data-root", str(t / "f")], "a symbolic link to nothing",
+        lambda t, s: (t / "f").symlink_to(t / "gone")),
     "fit/--data-root is a file": Case("output under a file", lambda t, s: [
         "fit", "--config", "quick/mmnist", "--data-root", str(t / "f"), "--output-dir", str(t / "o"), *SMALL],
         "is a file, not a folder", write("f", b"x")),
