@@ -65,7 +65,7 @@ def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: s
     if baseline and runs and not any(run.cell == baseline for run in runs):
         print(f"warning: no run under {runs_root} has the baseline cell {baseline}, so the 'vs {baseline}' columns are "
               f"empty ('—'); pass --baseline a cell that has runs, or --baseline none", file=sys.stderr)
-    tables = {key: make_table(key, runs, selection, baseline) for key in keys}
+    tables = {key: make_table(key, runs, selection, baseline, source=f"the runs under {runs_root}") for key in keys}
     if not any(has_runs(table) for table in tables.values()):
         raise ConfigError(no_runs_message(runs_root, keys, runs))
     warn_non_finite(runs)
@@ -118,6 +118,7 @@ def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True,
                           f"(e.g. --runs results/memory-small-sweep)")
     if records is None:
         records = discover_memory_runs(runs_root, warn=lambda text: print(f"warning: {text}", file=sys.stderr))
+        warn_diverged_memory_runs(records)
     if not records:
         raise ConfigError(f"no memory runs under {runs_root}; pass the folder of a memory suite "
                           f"(e.g. --runs results/memory-small-sweep)")
@@ -128,6 +129,18 @@ def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True,
         raise ConfigError(f"--baseline {baseline!r}: no memory run has that cell; pass one of {', '.join(cells)} "
                           f"or --baseline none")
     return memory_table(records, base, source=source or f"the memory runs under {runs_root}", selection=selection)
+
+
+def warn_diverged_memory_runs(records: list[dict]) -> None:
+    """A warning per memory run whose test loss is not finite: its row shows the finite seeds only."""
+    import math
+
+    from stcbench.reports.memory import loss_share
+
+    for record in records:
+        if not math.isfinite(loss_share(record)):
+            print(f"warning: the memory run {record['path']} has test loss {record['test'].get('loss')}, not finite: "
+                  f"it is left out of its row's mean, so that row's n is smaller", file=sys.stderr)
 
 
 def run(args) -> int:

@@ -52,6 +52,11 @@ class Run:
         return isinstance(self.metrics.get("test"), dict)
 
     @property
+    def is_video(self) -> bool:
+        """A video run (memory probes record `task: memory` and are tabled by --table memory)."""
+        return str(self.metrics.get("task") or "video") == "video"
+
+    @property
     def scale(self) -> str:
         return str(self.metrics.get("scale") or self.config.get("scale") or "unknown")
 
@@ -216,8 +221,8 @@ def warn_non_finite(runs: list[Run], warn=None) -> None:
 
 
 def non_finite_metrics(run: Run) -> list[str]:
-    """`block.metric` of every NaN or infinite whole-test-set metric of `run` (PSNR +inf excepted)."""
-    if not run.complete:
+    """`block.metric` of every NaN or infinite whole-test-set metric of video run `run` (PSNR +inf excepted)."""
+    if not (run.complete and run.is_video):
         return []
     found = []
     for split in ("test", "test_long"):

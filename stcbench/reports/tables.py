@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 
 from stcbench.errors import ConfigError
@@ -60,6 +61,8 @@ def format_summary(values: list[float], decimals: int, n_row: int | None = None)
     """`mean ± half-width` over seeds (the value alone for one seed); `(n = k)` when fewer seeds
     than the row's have this value."""
     summary = stats.summarize(values)
+    if summary is None and values and all(math.isnan(value) for value in values):
+        return f"{MISSING} (n = 0)"                                 # every run diverged
     if summary is None:
         return _fmt(values[0] if values else None, decimals)      # only non-finite values (PSNR inf)
     text = f"{summary.mean:.{decimals}f}"
@@ -199,7 +202,8 @@ SUMMARY_METRICS = (("mse", "MSE", False, 2), ("mae", "MAE", False, 2), ("ssim", 
                    ("psnr", "PSNR", True, 2))
 
 
-def summary_table(runs: list[Run], selection: str = "newest", baseline: str | None = DEFAULT_BASELINE) -> TableResult:
+def summary_table(runs: list[Run], selection: str = "newest", baseline: str | None = DEFAULT_BASELINE,
+                  source: str = "our runs") -> TableResult:
     """Every cell that has runs (its default options), per dataset: each whole-test-set metric as mean ± 95 %
     interval over seeds in metrics.json's units, n, and the difference to `baseline` (the cells of no paper
     table, a new neuron's among them, show here)."""
@@ -228,7 +232,7 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
              f"Run per cell: selection '{selection}' (docs/reports.md).", SEEDS_NOTE]
     if baseline:
         notes.append(COMPARISON_NOTE.format(baseline=baseline))
-    return TableResult(SUMMARY_KEY, "Summary: every cell with runs", "the runs", header + ["scale", "selected on"],
+    return TableResult(SUMMARY_KEY, "Summary: every cell with runs", source, header + ["scale", "selected on"],
                        rows, notes)
 
 
@@ -314,7 +318,8 @@ def table_keys(selector: str) -> tuple[str, ...]:
 
 
 def make_table(key: str, runs: list[Run], selection: str = "newest",
-               baseline: str | None = DEFAULT_BASELINE) -> TableResult:
-    """`table_keys`' table `key`: the summary or a paper table."""
-    return summary_table(runs, selection, baseline) if key == SUMMARY_KEY else build_table(key, runs, selection,
-                                                                                          baseline)
+               baseline: str | None = DEFAULT_BASELINE, source: str = "our runs") -> TableResult:
+    """`table_keys`' table `key`: the summary (its source named `source`) or a paper table."""
+    if key == SUMMARY_KEY:
+        return summary_table(runs, selection, baseline, source)
+    return build_table(key, runs, selection, baseline)

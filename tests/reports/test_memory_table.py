@@ -82,6 +82,16 @@ def test_recurrent_runs_aliases_and_diverged_seeds(tmp_path):
     assert rows["celif"][5].endswith("(n = 2)")
 
 
+def test_a_row_whose_every_seed_diverged_says_so_and_the_command_warns(tmp_path, capsys):
+    write_run(tmp_path, "adding", "lif", 0, math.nan)
+    write_run(tmp_path, "adding", "celif", 0, 0.5 * BASELINE)
+    assert main(["table", "--runs", str(tmp_path), "--table", "memory"]) == 0
+    captured = capsys.readouterr()
+    row = next(line for line in captured.out.splitlines() if "| lif |" in line)
+    assert "| — (n = 0) |" in row and "nan" not in row
+    assert captured.err.count("not finite") == 1 and "seed0 has test loss nan" in captured.err
+
+
 def test_one_seed_a_side_is_ranked_by_a_paired_bootstrap_over_test_sequences(tmp_path):
     from stcbench.reports.stats import paired_bootstrap
 

@@ -221,8 +221,14 @@ def test_the_summary_lists_every_cell_a_new_neuron_too_over_seeds_against_the_ba
         make_run(root, "mmnist", "mylif", f"s{seed}", test=video_metrics(a, 20.0, 0.5), seed=seed)
         make_run(root, "mmnist", "lif", f"s{seed}", test=video_metrics(b, 20.0, 0.5), seed=seed)
     make_run(root, "addingt100", "lif", "seed0", test={"loss": 0.5})
+    diverged = root / "memory" / "seed1"                    # a memory run's NaN is --table memory's to report
+    diverged.mkdir(parents=True)
+    (diverged / "metrics.json").write_text(json.dumps({"task": "memory", "memory_task": "adding", "cell": "lif",
+                                                       "test": {"loss": float("nan")}}))
     assert main(["table", "--runs", str(root), "--table", "summary"]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "not finite" not in captured.err and f"Source: the runs under {root}" in printed
     row = next(line for line in printed.splitlines() if line.startswith("| mmnist | mylif |"))
     half = scipy_stats.t.ppf(0.975, 2) * scipy_stats.sem(mine)
     assert f"| 100.00 ± {half:.2f} |" in row and "| 3 |" in row
