@@ -61,7 +61,13 @@ def infer_architecture(state: dict[str, torch.Tensor], cell: str | None = None) 
         raise ConfigError("the checkpoint has no consecutive cell_list.{i}.* layers; is it an official "
                           "STC-LIF/OpenSTL spiking model (<NAME>_Model)?")
     if cell is not None and is_convlstm(cell):
+        if _has_group_norm(state):
+            raise ConfigError("the checkpoint is an official spiking model (a GroupNorm after cell_list.0.conv_x), not "
+                              "OpenSTL's ConvLSTM; pass the cell it was trained with, e.g. --cell stclif")
         return _with_readout(state, infer_convlstm_architecture(state, layers))
+    if looks_like_convlstm(state):
+        raise ConfigError(f"the checkpoint is an OpenSTL ConvLSTM model (four gates in cell_list.0.conv_h, no "
+                          f"GroupNorm), not a spiking one; pass --cell convlstm instead of --cell {cell}")
     hidden, kernels, in_channels = [], set(), None
     for i in layers:
         key = f"cell_list.{i}.conv_x.0.weight"
@@ -77,6 +83,18 @@ def infer_architecture(state: dict[str, torch.Tensor], cell: str | None = None) 
     if len(kernels) != 1:
         raise ConfigError(f"layers use different filter sizes {sorted(kernels)}; expected one")
     return _with_readout(state, (hidden, kernels.pop(), in_channels))
+
+
+def _has_group_norm(state: dict[str, torch.Tensor]) -> bool:
+    norm = state.get("cell_list.0.conv_x.1.weight")
+    return norm is not None and norm.dim() == 1
+
+
+def looks_like_convlstm(state: dict[str, torch.Tensor]) -> bool:
+    """OpenSTL's ConvLSTMCell: conv_h [4C, C, k, k] and no GroupNorm (its LayerNorm weight is [4C, H, W])."""
+    recurrent = state.get("cell_list.0.conv_h.0.weight")
+    return (recurrent is not None and recurrent.dim() == 4 and recurrent.shape[0] == 4 * recurrent.shape[1]
+            and not _has_group_norm(state))
 
 
 def _with_readout(state: dict[str, torch.Tensor], architecture: tuple[list[int], int, int]):

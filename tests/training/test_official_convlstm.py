@@ -122,7 +122,17 @@ def test_spiking_checkpoint_is_not_taken_for_a_convlstm(tmp_path, capsys):
             "--out-frames", str(meta["aft"]), "--patch-size", str(meta["patch_size"]), "--channels",
             str(meta["img_channels"]), "--image-size", str(meta["img_hw"]), "-o", str(tmp_path / "x.ckpt")]
     assert main(args) == 2
-    assert "conv_h.0.weight" in capsys.readouterr().err
+    assert "an official spiking model" in capsys.readouterr().err and not (tmp_path / "x.ckpt").exists()
+
+
+@pytest.mark.parametrize("cell", ["lif", "stclif"])
+def test_a_convlstm_checkpoint_is_not_taken_for_a_spiking_cell(tmp_path, capsys, cell):
+    args = ["convert-official", str(OPENSTL_FIXTURES / "model_convlstm.pth"), "--cell", cell,
+            *geometry_args(load_fixture("model_convlstm", OPENSTL_FIXTURES)["meta"]), "-o", str(tmp_path / "x.ckpt")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "an OpenSTL ConvLSTM model" in err and f"pass --cell convlstm instead of --cell {cell}" in err
+    assert not (tmp_path / "x.ckpt").exists()
 
 
 def test_wrong_patch_size_names_the_one_the_weights_fit(tmp_path, capsys):
