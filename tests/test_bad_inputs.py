@@ -304,6 +304,9 @@ CASES = {
                                                                        str(t / "c.ckpt")], "refused to load",
                                        hostile("h.ckpt")),
     # --- path traversal
+    "bench/memory suite of an unknown cell": Case("path traversal", lambda t, s: [
+        "bench", "--suite", "memory", "--cells", "foo", "--tasks", "adding", "--out", str(t / "b")], "unknown cell",
+        lambda t, s: (t / "b").mkdir() or write("b/memory_results.md", b"| the earlier table |")(t, s)),
     "fit/run name ../../x": Case("path traversal", fit_argv("--run-name", "../../../x"), "run.name"),
     "fit/run name a/b": Case("path traversal", fit_argv("--run-name", "a/b"), "run.name"),
     "bench/unknown cell": Case("path traversal", lambda t, s: ["bench", "--suite", "quick", "--cells", "../lif",

@@ -334,7 +334,7 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
     check_memory_scale(scale)
     check_memory_seeds(args.seeds)
     check_memory_tasks(args.tasks)
-    cells, tasks = unique(args.cells), unique(args.tasks)
+    cells, tasks = known_cells(unique(args.cells)), unique(args.tasks)
     seeds = unique(args.seeds) or [42]
     resolve_baseline(getattr(args, "baseline", DEFAULT_BASELINE), [])     # a registered cell, before any run
     if args.dry_run:
@@ -351,6 +351,13 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
     for cell, task, why in failed:
         print(f"stcbench bench: run failed: {cell} {task} {why}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def known_cells(cells: list | None) -> list | None:
+    """The registry names of `cells`; an unknown one is refused before any run or table is written."""
+    from stcbench.cells import get_cell_info
+
+    return unique([get_cell_info(cell).name for cell in cells]) if cells else cells
 
 
 def unique(values: list | None) -> list | None:
