@@ -21,6 +21,7 @@ from stcbench.errors import ConfigError, StcbenchError
 from stcbench.memory import config as memory_config
 from stcbench.memory.analysis import SPAN_PARTS
 from stcbench.memory.runner import fit, read_metrics, remove_incomplete_run, run_dir_for
+from stcbench.memory.task import MemoryTask
 from stcbench.engine.io import atomic_write_json, atomic_write_text
 
 DEFAULT_CELLS = ("lif", "alif", "plif", "glif", "tclif", "celif", "stclif")
@@ -164,7 +165,26 @@ def check_same_setting(record: dict | None, cfg: dict, run_dir: Path) -> dict | 
         raise ConfigError(f"{run_dir} was trained for {record.get('epochs')} epochs, the {scale} scale trains "
                           f"{epochs}; continue it with stcbench fit --ckpt-path {run_dir} --set "
                           f"trainer.max_epochs={epochs}, or pass another --out")
+    changed = setting_changes(cfg, run_dir)
+    if changed:
+        shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ConfigError(f"{run_dir} was trained with another setting than the {scale} suite's ({shown}{more}); the "
+                          f"suite would take it for its run: pass another --out, or move that run folder away")
     return record
+
+
+def setting_changes(cfg: dict, run_dir: Path) -> list:
+    """(key, there, here) where the run folder's config.yaml differs from the suite's `cfg` in what a resume may
+    not change (engine.resume: the model, data, optimiser, seed, ...); [] for a run folder without one."""
+    from stcbench.engine import schema
+    from stcbench.engine.resume import resume_changes
+
+    stored = run_dir / "config.yaml"
+    if not stored.is_file():
+        return []
+    return resume_changes(schema.load_config_dict(stored), schema.to_dict(memory_config.resolve(cfg)),
+                          MemoryTask.free_on_resume)
 
 
 def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict:

@@ -2,6 +2,7 @@ import json
 import warnings
 
 import pytest
+import yaml
 
 from stcbench.errors import ConfigError
 
@@ -67,6 +68,13 @@ def test_suite_writes_table_and_figures_and_skips_finished_runs(tmp_path, monkey
         suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",))
     metrics.write_text(json.dumps({**record, "epochs": 7}))
     with pytest.raises(ConfigError, match="trained for 7 epochs, the quick scale trains 1"):
+        suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), collect=True)
+    # nor one trained with another setting (here another learning rate) in the suite's folder
+    metrics.write_text(json.dumps(record))
+    config_file = metrics.parent / "config.yaml"
+    stored = yaml.safe_load(config_file.read_text())
+    config_file.write_text(yaml.safe_dump({**stored, "optim": {**stored["optim"], "lr": 0.05}}))
+    with pytest.raises(ConfigError, match=r"another setting than the quick suite's \(optim.lr: 0.05 there"):
         suite.run_memory_suite(tmp_path / "out", cells=("lif",), tasks=("adding",), collect=True)
 
 
