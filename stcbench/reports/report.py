@@ -23,8 +23,8 @@ from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports import stats
 from stcbench.reports.published import Column
 from stcbench.reports.runs import DEFAULT_BASELINE, Run, RunGroup, discover_runs, select_group, warn_non_finite
-from stcbench.reports.tables import (FORMAT_SUFFIX, FORMATS, MISSING, TABLE_KEYS, build_table, comparison_text,
-                                     render)
+from stcbench.reports.tables import (FORMAT_SUFFIX, FORMATS, MISSING, SUMMARY_METRICS, TABLE_KEYS, build_table,
+                                     comparison_text, render)
 
 DATASET_TITLES = {"mmnist": "Moving MNIST 10->10", "taxibj": "TaxiBJ 4->4", "kth": "KTH 10->20 (and 10->40)"}
 SUMMARY_FIELDS = ("mse", "mae", "ssim", "psnr", "mse_per_pixel")
@@ -139,10 +139,10 @@ def summary_rows(groups: dict[str, dict[str, RunGroup]], analyses: dict, runs_ro
 
 
 def _mse_comparison(group: RunGroup, base: RunGroup | None) -> str:
-    """The MSE difference to the baseline (raw metrics.json units, 3 significant digits)."""
+    """The MSE difference to the baseline in raw metrics.json units, to the decimals of `stcbench table --table
+    summary` (tables.SUMMARY_METRICS), so that the report and the table print the same figures."""
     ours, theirs = group.values("test", "mse"), base.values("test", "mse") if base else []
-    reference = [abs(v) for v in ours + theirs if np.isfinite(v) and v != 0]
-    decimals = max(0, 2 - int(np.floor(np.log10(min(reference))))) if reference else 1
+    decimals = next(d for metric, _, _, d in SUMMARY_METRICS if metric == "mse")
     column = Column("mse", "MSE", group.representative.dataset, "mse", decimals=decimals)
     return comparison_text(column, group, base, ours, theirs)
 

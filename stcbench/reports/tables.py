@@ -80,6 +80,8 @@ def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None
         return MISSING
     if [r.path for r in ours.runs] == [r.path for r in base.runs]:
         return "baseline"
+    if ours.describe_scale() != base.describe_scale():
+        return f"{MISSING} (other scale: {ours.describe_scale()} vs {base.describe_scale()})"
     difference = stats.welch_difference(ours_values, base_values)
     if difference is None and len(ours_values) == 1 and len(base_values) == 1:
         difference = _bootstrap(column, ours.runs[0], base.runs[0])

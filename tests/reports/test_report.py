@@ -83,7 +83,7 @@ def test_report_aggregates_seeds(tmp_path):
     half = 4.302653 * 10.0 / np.sqrt(3)
     assert f"| 2 | lif | 110 ± {half:.2g} | 200 ± 0 |" in text
     stc_row = next(line for line in text.splitlines() if line.startswith("| 1 | stclif |"))
-    assert "| 3 | -55.0 [" in stc_row and "better" in stc_row
+    assert "| 3 | -55.00 [" in stc_row and "better" in stc_row
     assert "run directories under `../runs`" in text
     with (out / "tables" / "summary.csv").open(newline="") as handle:
         rows = {row["cell"]: row for row in csv.DictReader(handle)}
