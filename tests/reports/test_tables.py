@@ -239,3 +239,16 @@ def test_the_summary_lists_every_cell_a_new_neuron_too_over_seeds_against_the_ba
     assert main(["table", "--runs", str(root), "--table", "summary", "--baseline", "plif"]) == 0
     captured = capsys.readouterr()
     assert "no run under" in captured.err and "baseline cell plif" in captured.err
+
+
+def test_a_cell_of_another_scale_than_the_baseline_is_not_compared(tmp_path, capsys):
+    """The summary keeps one row per cell: a cell with quick runs only sits beside a small-scale baseline, and its
+    difference column names the mismatch instead of comparing runs of different sizes."""
+    root = tmp_path / "runs"
+    for seed, mse in enumerate([140.0, 139.0, 138.0]):
+        make_run(root, "mmnist", "lif", f"s{seed}", test=video_metrics(mse, 300.0, 0.5), seed=seed, scale="small",
+                 epochs=12)
+    make_run(root, "mmnist", "alif", "q", test=video_metrics(160.0, 320.0, 0.4), scale="quick", epochs=2)
+    assert main(["table", "--runs", str(root), "--table", "summary"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| mmnist | alif |"))
+    assert "(other scale: quick, 2 ep vs small, 12 ep)" in row and "cannot rank" not in row
