@@ -133,6 +133,9 @@ def run(args, fit=None, memory_suite=None) -> int:
         return run_memory(args, out, memory_suite)
     if args.tasks:
         raise ConfigError("--tasks is for --suite memory; use --datasets for video suites")
+    if getattr(args, "scale", None):
+        raise ConfigError(f"--scale is for --suite memory: a video suite is its own scale (--suite {args.suite}); "
+                          f"to label runs of other sizes use --set run.scale=...")
     baseline = report_baseline(args, out)         # a bad --baseline stops here, before any run
     if args.data_root is not None:
         check_output_folder(args.data_root, "--data-root", "--data-root")

@@ -22,7 +22,7 @@ COMMON_FLAGS = {
     "--data-root": ("data.data_root", str, "folder holding the dataset files (default $STCBENCH_DATA_ROOT, else "
                                            "datasets/)"),
     "--output-dir": ("run.output_dir", str, "root of the run directories (default runs/)"),
-    "--run-name": ("run.name", str, "name of the run directory (default: timestamp and seed)"),
+    "--run-name": ("run.name", str, "name of the run directory (default: <timestamp>-seed<seed> for video runs, seed<seed> for memory runs)"),
     "--precision": ("trainer.precision", str, "64-true, 32-true, 16-mixed, bf16-mixed (64 and 32 are accepted)"),
     "--devices": ("trainer.devices", None, "number of devices, 'auto', or a list like 0,1"),
     "--accelerator": ("trainer.accelerator", str, "auto, cpu, gpu, cuda, mps"),

@@ -47,6 +47,11 @@ def _known_loggers(names: list[str]) -> str | None:
         else None
 
 
+def scale_label_check(label: str) -> str | None:
+    """A scale label names a row's size in every table: a word, not empty or blank."""
+    return None if label.strip() and label.isprintable() else "must be a label such as quick, small, paper or custom"
+
+
 def run_name_check(name: str | None) -> str | None:
     from stcbench.engine.run_paths import run_name_problem
 
@@ -120,7 +125,8 @@ class RunConfig:
     output_dir: str = option("runs", help="root of the run folders")
     name: str | None = option(None, help="name of the run folder (default: made from the time and the seed)",
                               check=run_name_check)
-    scale: str = option("custom", help="label recorded with the results: paper | small | quick | demo | custom")
+    scale: str = option("custom", help="label recorded with the results: paper | small | quick | demo | custom",
+                        check=scale_label_check)
     test_after_fit: bool = option(True, help="test the best and the last checkpoint after training")
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from stcbench.engine import schema
 from stcbench.engine.schema import at_least, option, positive_finite, positive_list, within
 from stcbench.engine.settings import (LoggingConfig, RunConfig, TrainerConfig, check_trainer, plugins_option,
-                                      run_name_check, seed_option)
+                                      run_name_check, scale_label_check, seed_option)
 from stcbench.errors import ConfigError
 
 NAMED_SCALES = ("paper", "small", "quick", "demo")
@@ -163,7 +163,8 @@ class RunSettings(RunConfig):
 
     output_dir: str = option("runs", help="runs/<dataset>/<cell>/<name>/")
     name: str | None = option(None, help="default: <timestamp>-seed<seed>", check=run_name_check)
-    scale: str = option("custom", help="label recorded with the results: paper | small | quick | demo | custom")
+    scale: str = option("custom", help="label recorded with the results: paper | small | quick | demo | custom",
+                        check=scale_label_check)
     save_predictions: bool = option(False, help="write predictions.npz of the selected checkpoint")
     predictions_limit: int = option(64, help="sequences kept in predictions.npz", check=at_least(1))
 
