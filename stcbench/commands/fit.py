@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 from stcbench.errors import ConfigError
-from stcbench.engine.cli_args import add_ckpt_argument, add_override_arguments, overrides_from_args
+from stcbench.engine.cli_args import (add_ckpt_argument, add_override_arguments, overrides_from_args,
+                                      refuse_flags_without_key)
 
 
 def register(subparsers) -> None:
@@ -115,6 +116,7 @@ def run(args) -> int:
     overrides = overrides_from_args(args)
     refuse_other_output_dir(args.ckpt_path, overrides)
     task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})
+    refuse_flags_without_key(args, task.config_class, task.name)
     load_config_plugins(data, overrides, args)     # a config's cell may come from them (user-named ones only)
     try:
         config = task.resolve_config(data, overrides)

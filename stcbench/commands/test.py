@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from stcbench.errors import ConfigError
-from stcbench.engine.cli_args import add_ckpt_argument, add_override_arguments, overrides_from_args
+from stcbench.engine.cli_args import (add_ckpt_argument, add_override_arguments, overrides_from_args,
+                                      refuse_flags_without_key)
 
 
 def register(subparsers) -> None:
@@ -34,6 +35,7 @@ def run(args) -> int:
         check_output_file(args.output, "--output")
     given = load_config_dict(args.config) if args.config is not None else None
     task = task_of(given or _run_config(Path(ckpt)))
+    refuse_flags_without_key(args, task.config_class, task.name)
     results = engine.test(task, given, Path(ckpt), overrides=overrides_from_args(args), output=args.output)
     if not is_rank_zero():                 # under DDP every process returns here; one prints
         return 0

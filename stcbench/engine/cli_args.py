@@ -56,6 +56,16 @@ def add_override_arguments(parser: argparse.ArgumentParser, *, training: bool = 
                             "an earlier one)")
 
 
+def refuse_flags_without_key(args, config_class, task_name: str) -> None:
+    """A flag given for a key the task's config does not have (e.g. --dataset on a memory run) is named as such."""
+    from stcbench.engine.schema import has_key
+
+    for flag, (key, _, _) in COMMON_FLAGS.items():
+        if getattr(args, _dest(flag), None) is not None and not has_key(config_class, key):
+            raise ConfigError(f"{flag} is not an option of {task_name} runs (they have no {key}); leave it out "
+                              f"(`stcbench fit --config <file> --print-config` shows the keys they have)")
+
+
 def _dest(flag: str) -> str:
     return "ovr_" + flag.strip("-").replace("-", "_")
 

@@ -269,6 +269,15 @@ def _plain_text(value: Any) -> Any:
 # ------------------------------------------------------------------------------------------
 # validation into the dataclasses
 # ------------------------------------------------------------------------------------------
+def has_key(cls, dotted: str) -> bool:
+    """Whether the config dataclass `cls` has the (dotted) key, e.g. "data.dataset"."""
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(cls) or part not in {f.name for f in dataclasses.fields(cls)}:
+            return False
+        cls = typing.get_type_hints(cls)[part]
+    return True
+
+
 def build(cls, data: dict, where: str = ""):
     """Validate a mapping into the dataclass `cls` (missing keys take their defaults), run each field's
     check and then the class's own `validate()` (checks that involve several fields)."""
