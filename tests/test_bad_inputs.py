@@ -362,6 +362,14 @@ CASES = {
     "fit/--dataset on a memory run": Case("wrong type", lambda t, s: ["fit", "--config", "memory/quick_adding",
                                                                      "--dataset", "mmnist", "--output-dir", str(t / "o")],
                                           "--dataset is not an option of memory runs"),
+    "fit/--output-dir inside a run": Case("concurrent use", fit_argv("--output-dir", "{tmp}/run/inner"), "would lie inside the run",
+                                          copy_run),
+    "test/--output onto the run's metrics.json": Case("concurrent use", lambda t, s: [
+        "test", str(t / "run"), "--output", str(t / "run" / "metrics.json")], "would replace a record of the run",
+        copy_run),
+    "evaluate/--out onto a run's metrics.json": Case("concurrent use", lambda t, s: [
+        "evaluate", "--pred", str(t / "p.npy"), "--true", str(t / "t.npy"), "--out", str(t / "run" / "metrics.json")],
+        "would replace a record of the run", lambda t, s: (copy_run(t, s), two_arrays()(t, s))),
     "fit/an empty scale label": Case("wrong type", fit_argv("--scale", " "), "run.scale must be a label"),
     "bench/--scale on a video suite": Case("wrong type", lambda t, s: ["bench", "--suite", "small", "--scale", "quick",
                                                                        "--out", str(t / "b")], "--scale is for --suite memory"),

@@ -28,12 +28,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from stcbench.metrics import compute_metrics
     from stcbench.atomic import check_output_file, refuse_overwriting_inputs, write_json
+    from stcbench.engine.run_folder import refuse_writing_run_records
     from stcbench.metrics.arrays import load_pair
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive number of sequences, got {args.batch_size}")
     if args.out is not None:
         check_output_file(args.out, "--out")
+        refuse_writing_run_records(args.out, "--out")
         refuse_overwriting_inputs(args.out, "--out", {"--pred": args.pred, "--true": args.true}, "metrics.json")
         if Path(args.out).suffix.lower() in (".npy", ".npz"):
             raise ConfigError(f"--out {args.out}: the metrics are written as JSON, not as an array; name a .json "

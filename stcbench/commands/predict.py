@@ -26,9 +26,11 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from stcbench.atomic import check_output_file, refuse_overwriting_inputs
+    from stcbench.engine.run_folder import refuse_writing_run_records
     from stcbench.training.predict import predict_file
 
     check_output_file(args.output, "--output", "predictions.npy")
+    refuse_writing_run_records(args.output, "--output")
     refuse_overwriting_inputs(args.output, "--output", {"--input": args.input}, Path(args.output).stem + "_pred.npy")
     if Path(args.output).suffix != ".npy":
         raise ConfigError(f"--output {args.output}: predictions are written as a numpy array; name a .npy file, "

@@ -22,7 +22,7 @@ from stcbench.engine.io import atomic_write_json
 from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
 from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, folder_identity, log_version,
-                                        planned_run_dir, refuse_existing_run, refuse_non_folder,
+                                        planned_run_dir, refuse_existing_run, refuse_non_folder, refuse_run_inside_run,
                                         remove_unstarted_run, run_dir_of_checkpoint, set_aside, settle_replaced,
                                         shared_run_dir, training_lock)
 from stcbench.engine.resume import refuse_other_run, settle_run_name
@@ -86,6 +86,7 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     if fresh and is_rank_zero():                  # before the data is prepared (perhaps generated)
         refuse_non_folder(run_dir)
         check_output_folder(run_dir, "run folder", "--output-dir (run.output_dir)")
+        refuse_run_inside_run(run_dir)
 
     module = task.module(config)
     if resuming:

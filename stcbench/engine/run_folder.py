@@ -153,6 +153,43 @@ def remove_unstarted_run(run_dir: Path, created: Path) -> None:
     shutil.rmtree(created, ignore_errors=True)
 
 
+RUN_RECORDS = ("config.yaml", "metrics.json", "plugin_code.json", "predictions.npz", "test_per_sequence.npz",
+               "gradient_through_time.npz", LOCK_FILE)
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A run's folder: its config.yaml beside a metrics.json or checkpoints."""
+    return (folder / "config.yaml").is_file() and ((folder / "metrics.json").is_file()
+                                                   or any((folder / "checkpoints").glob("*.ckpt")))
+
+
+def enclosing_run(path: str | Path) -> Path | None:
+    """The run folder that holds `path` (or is it), or None."""
+    path = Path(path).absolute()
+    return next((folder for folder in (path, *path.parents) if is_run_folder(folder)), None)
+
+
+def refuse_run_inside_run(run_dir: Path) -> None:
+    """A new run's folder never lies inside another run's (tables would take both for runs of that cell)."""
+    holder = enclosing_run(Path(run_dir).parent)
+    if holder is not None:
+        raise ConfigError(f"run folder {run_dir} would lie inside the run {holder}; choose an --output-dir "
+                          f"(run.output_dir) outside every run folder")
+
+
+def refuse_writing_run_records(path: str | Path, flag: str) -> None:
+    """An output file that is one of a run's own records (metrics.json, config.yaml, ...), or lies in its
+    checkpoints/ or logs/, would replace what the run wrote: one line naming another place."""
+    path = Path(path).absolute()
+    run = enclosing_run(path.parent)
+    if run is None:
+        return
+    inside = path.relative_to(run).parts
+    if (len(inside) == 1 and inside[0] in RUN_RECORDS) or inside[0] in ("checkpoints", "logs"):
+        raise ConfigError(f"{flag} {path} would replace a record of the run {run}; name another file, e.g. "
+                          f"{run / ('tested_' + path.stem + '.json')}")
+
+
 def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
     """runs/.../<name>/checkpoints/last.ckpt -> runs/.../<name> (when it holds a config.yaml)."""
     ckpt_path = Path(ckpt_path)

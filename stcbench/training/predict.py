@@ -117,7 +117,8 @@ def predict_array(module, context: np.ndarray, out_frames: int, *, double: bool 
         out = np.empty((len(context), out_frames, *context.shape[2:]), np.float64 if double else np.float32)
     with torch.no_grad():
         for start in range(0, len(context), batch_size):
-            chunk = torch.as_tensor(np.ascontiguousarray(context[start:start + batch_size]), dtype=dtype, device=device)
+            block = np.array(context[start:start + batch_size], dtype=np.float64 if double else np.float32)
+            chunk = torch.from_numpy(block).to(device)         # a copy: the memory-mapped input stays read-only
             out[start:start + len(chunk)] = module.predict_future(chunk, out_frames).cpu().numpy()
     return out
 
