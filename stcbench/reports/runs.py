@@ -108,6 +108,23 @@ class Run:
         except (OSError, ValueError):
             return None
 
+    @property
+    def data_checksum(self) -> str | None:
+        """The checksum of the data the run was trained and tested on (metrics.json `data.checksum`), if recorded."""
+        data = self.metrics.get("data")
+        checksum = data.get("checksum") if isinstance(data, dict) else None
+        return checksum if isinstance(checksum, str) else None
+
+    def tested_on_same_sequences(self, other: "Run") -> bool:
+        """Whether the two runs' per-sequence test values pair up: the same data (where both record its
+        checksum) and the same test-sequence indices in the same order."""
+        if self.data_checksum and other.data_checksum and self.data_checksum != other.data_checksum:
+            return False
+        mine, theirs = self.per_sequence("index"), other.per_sequence("index")
+        if mine is None or theirs is None:
+            return True                      # older records: only the lengths can be checked (stats)
+        return mine.shape == theirs.shape and bool((mine == theirs).all())
+
     def describe_scale(self) -> str:
         epochs = self.epochs
         return f"{self.scale}, {epochs} ep" if epochs is not None else self.scale
@@ -338,9 +355,13 @@ def setting_of(config: dict) -> dict:
 
 def setting_key(run: Run) -> str:
     """What must agree for two runs to be seeds of one setting: the resolved config without the
-    NON_SETTING_KEYS (or, without a config.yaml, the scale, epochs and model of metrics.json)."""
+    NON_SETTING_KEYS, with the registry's names of the cell and dataset, and the data's checksum (or, without a
+    config.yaml, the scale, epochs and model of metrics.json)."""
     if run.config:
-        setting = {**setting_of(run.config), "scale": run.scale}
+        setting = {**setting_of(run.config), "scale": run.scale, "data_checksum": run.data_checksum}
+        for section, key, name in (("model", "cell", run.cell), ("data", "dataset", run.dataset)):
+            if isinstance(setting.get(section), dict) and key in setting[section]:
+                setting[section] = {**setting[section], key: name}      # an alias names the same cell or data
         if run.plugin_code:                 # another version of a plugin's code is another setting
             setting["plugin_code"] = plugin_code.code_key(run.plugin_code)
     else:

@@ -102,7 +102,7 @@ def _bootstrap(column: Column, ours: Run, base: Run) -> stats.Difference | None:
     if column.split != "test" or column.frame is not None:
         return None
     a, b = ours.per_sequence(column.metric), base.per_sequence(column.metric)
-    if a is None or b is None:
+    if a is None or b is None or not ours.tested_on_same_sequences(base):
         return None
     return stats.paired_bootstrap(a * column.scale, b * column.scale)
 

@@ -2,12 +2,13 @@ import csv
 import json
 import io
 
+import numpy as np
 import pytest
 
 from stcbench.cli import main
 from stcbench.errors import ConfigError
 from stcbench.reports.runs import discover_runs, select_run
-from stcbench.reports.tables import MISSING, build_table, render
+from stcbench.reports.tables import MISSING, build_table, render, summary_table
 from tests.reports.helpers import make_run, video_metrics
 
 
@@ -252,3 +253,52 @@ def test_a_cell_of_another_scale_than_the_baseline_is_not_compared(tmp_path, cap
     assert main(["table", "--runs", str(root), "--table", "summary"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| mmnist | alif |"))
     assert "(other scale: quick, 2 ep vs small, 12 ep)" in row and "cannot rank" not in row
+
+
+def _record(run_dir, **changes):
+    """Edit a fabricated run's metrics.json and config.yaml (what another run would have recorded)."""
+    import yaml
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics.update(changes.get("metrics", {}))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    for section, values in changes.get("config", {}).items():
+        config.setdefault(section, {}).update(values)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_seeds_on_other_data_are_not_pooled_and_aliases_are(tmp_path):
+    """Two seeds whose data checksums differ are two settings; a cell or dataset named by an alias is the same."""
+    root = tmp_path / "runs"
+    a = make_run(root, "mmnist", "lif", "a", test=video_metrics(100.0, 1, 0.5), seed=1)
+    b = make_run(root, "mmnist", "lif", "b", test=video_metrics(300.0, 1, 0.5), seed=2, finished_at=9e9)
+    c = make_run(root, "mmnist", "lif", "c", test=video_metrics(310.0, 1, 0.5), seed=3, finished_at=9e9)
+    _record(a, metrics={"data": {"checksum": "sha256:aaa"}})
+    for run, alias in ((b, "LIF"), (c, "Lif")):
+        _record(run, metrics={"data": {"checksum": "sha256:bbb"}}, config={"model": {"cell": alias},
+                                                                        "data": {"dataset": "movingmnist"}})
+    _record(a, config={"data": {"dataset": "mmnist"}})
+    from stcbench.reports.runs import select_group
+
+    group = select_group(discover_runs(root), "mmnist", "lif")
+    assert sorted(r.path.name for r in group.runs) == ["b", "c"]
+
+
+def test_the_bootstrap_pairs_only_runs_tested_on_the_same_sequences(tmp_path):
+    root = tmp_path / "runs"
+    values = {"mse": [100.0, 110.0, 120.0, 130.0], "index": [0, 1, 2, 3]}
+    lif = make_run(root, "mmnist", "lif", "l", test=video_metrics(115.0, 1, 0.5), per_sequence=values)
+    plif = make_run(root, "mmnist", "plif", "p", test=video_metrics(105.0, 1, 0.5),
+                    per_sequence={"mse": [90.0, 100.0, 110.0, 120.0], "index": [0, 1, 2, 3]})
+    def table():
+        return render(summary_table(discover_runs(root)), "markdown")
+
+    assert "bootstrap over 4 seq." in table()
+    _record(plif, metrics={"data": {"checksum": "sha256:other"}})
+    _record(lif, metrics={"data": {"checksum": "sha256:mine"}})
+    assert "seq.)" not in table() and "n = 1: cannot rank" in table()
+    _record(plif, metrics={"data": {"checksum": "sha256:mine"}})
+    assert "bootstrap over 4 seq." in table()
+    np.savez(plif / "test_per_sequence.npz", mse=np.array([90.0, 100.0, 110.0, 120.0]), index=np.array([4, 5, 6, 7]))
+    assert "seq.)" not in table()
