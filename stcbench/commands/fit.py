@@ -1,7 +1,6 @@
 """`stcbench fit --config FILE [overrides]`: train one model (or resume one with --ckpt-path)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from stcbench.errors import ConfigError
@@ -60,14 +59,9 @@ def load_config_plugins(data: dict, overrides: dict, args) -> None:
         load_plugins(named)
 
 
-def resumes_a_run(ckpt_path) -> bool:
-    from stcbench.engine.run_folder import run_dir_of_checkpoint
-
-    return ckpt_path is not None and Path(ckpt_path).exists() and run_dir_of_checkpoint(ckpt_path) is not None
-
-
 def refuse_other_output_dir(ckpt_path, overrides: dict) -> None:
     """A resume continues its run in the run's own folder: an --output-dir elsewhere would be ignored, so say so."""
+    from stcbench.engine.run import resumes_a_run
     from stcbench.engine.run_folder import run_dir_of_checkpoint
 
     given = overrides.get("run.output_dir")
@@ -77,20 +71,6 @@ def refuse_other_output_dir(ckpt_path, overrides: dict) -> None:
     if Path(str(given)).expanduser().resolve() not in run_dir.parents:
         raise ConfigError(f"--output-dir {given}: a resume continues the run in its own folder ({run_dir}), not under "
                           f"{given}; drop --output-dir, or copy the run folder there and resume the copy")
-
-
-def relabel_resized(config, as_shipped) -> None:
-    """A named scale (paper, small, ...) changed in size on the command line (epochs, data, width; see SIZE_KEYS)
-    is no longer that scale: the run is labelled `custom`, so that tables never show it as the named one."""
-    from stcbench.training.config import NAMED_SCALES, size_changes
-
-    if config.run.scale not in NAMED_SCALES:
-        return
-    changed = size_changes(as_shipped, config)
-    if changed:
-        print(f"scale label: custom, not {config.run.scale} (changed: {', '.join(changed)}); pass --scale to name "
-              f"it yourself", file=sys.stderr)
-        config.run.scale = "custom"
 
 
 def switched_task_hint(data: dict, overrides: dict) -> str:
@@ -122,10 +102,8 @@ def run(args) -> int:
         config = task.resolve_config(data, overrides)
     except ConfigError as error:
         raise ConfigError(f"{error}{switched_task_hint(data, overrides)}") from None
-    if "run.scale" not in overrides and not resumes_a_run(args.ckpt_path):
-        from stcbench.training.config import without_size
-
-        relabel_resized(config, task.resolve_config(data, without_size(overrides)))
+    if "run.scale" not in overrides and not engine.resumes_a_run(args.ckpt_path):
+        engine.label_resized(task, config, data, overrides)
     if args.print_config:
         from stcbench.engine.environment import with_environment_plugins
 

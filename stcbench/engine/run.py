@@ -8,6 +8,7 @@ written last, atomically); a run that fails on bad input before its first checkp
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -34,9 +35,28 @@ from stcbench.errors import ConfigError
 
 def fit_from(task: Task, source, *, ckpt_path: str | Path | None = None, overrides: dict | None = None,
              overwrite: bool = False) -> Path:
-    """`fit` of a config given as a YAML path or shipped name, a mapping or a config object, plus overrides."""
-    return fit(task, task.resolve_config(source, overrides), ckpt_path=ckpt_path, overwrite=overwrite,
-               data_root_given="data.data_root" in (overrides or {}))
+    """`fit` of a config given as a YAML path or shipped name, a mapping or a config object, plus overrides (a
+    named scale that they resize is labelled `custom`, as `stcbench fit` labels it)."""
+    overrides = overrides or {}
+    config = task.resolve_config(source, overrides)
+    if "run.scale" not in overrides and not resumes_a_run(ckpt_path):
+        label_resized(task, config, source, overrides)
+    return fit(task, config, ckpt_path=ckpt_path, overwrite=overwrite,
+               data_root_given="data.data_root" in overrides)
+
+
+def resumes_a_run(ckpt_path) -> bool:
+    return ckpt_path is not None and Path(ckpt_path).exists() and run_dir_of_checkpoint(ckpt_path) is not None
+
+
+def label_resized(task: Task, config, source, overrides: dict) -> None:
+    """A named scale (paper, small, ...) that `overrides` change in size (epochs, data, width) is no longer that
+    scale: the run is labelled `custom`, so that tables never show it as the named one."""
+    changed = task.size_changes(config, source, overrides)
+    if changed:
+        print(f"scale label: custom, not {config.run.scale} (changed: {', '.join(changed)}); pass --scale (or set "
+              f"run.scale) to name it yourself", file=sys.stderr)
+        config.run.scale = "custom"
 
 
 def test_from(task: Task, source, ckpt_path: str | Path, *, overrides: dict | None = None,

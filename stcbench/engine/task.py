@@ -33,6 +33,11 @@ class Task:
             source = schema.to_dict(source)
         return schema.resolve(self.config_class, source, overrides)
 
+    def size_changes(self, config, source, overrides: dict) -> list[str]:
+        """The keys of `overrides` that change the size of `source`'s named scale (epochs, data, width, ...), for
+        which a run is labelled `custom` (stcbench.engine.run.label_resized); none by default."""
+        return []
+
     # ---- the run folder
     def run_base(self, config) -> Path:
         """The folder that holds this run's folder (under config.run.output_dir)."""

@@ -99,3 +99,4 @@ def test_a_named_scale_resized_on_the_command_line_is_labelled_custom(flags, sca
     captured = capsys.readouterr()
     assert yaml.safe_load(captured.out)["run"]["scale"] == scale
     assert ("scale label: custom, not quick" in captured.err) == (scale == "custom")
+

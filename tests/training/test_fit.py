@@ -119,3 +119,13 @@ def test_every_registered_cell_trains_and_tests(mmnist_root, tmp_path):
         run_dir = fit(config)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert np.isfinite(metrics["test"]["mse"]), cell
+
+
+def test_the_python_api_labels_a_resized_named_scale_custom_as_the_command_does(mmnist_root, tmp_path, capsys):
+    """runner.fit of a shipped quick config made smaller is no quick run (tables would rank it as one)."""
+    overrides = {"data.data_root": str(mmnist_root), "run.output_dir": str(tmp_path), "trainer.max_epochs": 1,
+                 "data.train_samples": 4, "data.val_samples": 2, "data.test_samples": 2, "model.num_hidden": [16],
+                 "logging.loggers": ["csv"], "logging.progress_bar": "none"}
+    run_dir = runner.fit("quick/mmnist", overrides=overrides)
+    assert json.loads((run_dir / "metrics.json").read_text())["scale"] == "custom"
+    assert "scale label: custom, not quick" in capsys.readouterr().err
