@@ -1,6 +1,7 @@
 """`stcbench data generate|download|check|info`: make, fetch, verify and describe datasets."""
 from __future__ import annotations
 
+import os
 import sys
 
 from stcbench.errors import ConfigError, DataError
@@ -88,9 +89,22 @@ def run_generate(args) -> int:
     if params and len(names) > 1:
         raise ConfigError("--param applies to one dataset; use it with a single --dataset")
     for name in names:
+        present = existing_dataset_folder(name, args.data_root)
+        if len(names) > 1 and present is not None and not args.force:    # --dataset all goes on to the others
+            print(f"{present}: already there, kept (--force replaces it)")
+            continue
         generate_dataset(name, args.data_root, seed=args.seed, size=args.size, overrides=params,
                          force=args.force, log=print)
     return 0
+
+
+def existing_dataset_folder(name: str, data_root):
+    """The folder `generate` would write for `name`, if something is there already; else None."""
+    from stcbench.data import get_dataset_spec
+    from stcbench.data.specs import resolve_data_root
+
+    folder = resolve_data_root(data_root) / get_dataset_spec(name).folder
+    return folder if os.path.lexists(folder) else None
 
 
 def run_download(args) -> int:

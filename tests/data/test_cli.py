@@ -131,6 +131,12 @@ def test_generate_refuses_to_overwrite_and_bad_params(tmp_path, capsys):
     assert code == 2 and "KEY=VALUE" in err
     code, _, err = run(capsys, "generate", "--dataset", "cifar", "--data-root", str(tmp_path))
     assert code == 2 and "mmnist, taxibj, kth, kth40" in err
+    # --dataset all keeps what is there (a demo or a quick fit generated mmnist first) and makes the others
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code, out, _ = run(capsys, "generate", "--dataset", "all", "--data-root", str(tmp_path))
+    assert code == 0 and "moving_mnist: already there, kept" in out
+    assert {p.name for p in tmp_path.iterdir()} == {"moving_mnist", "taxibj", "kth"}
+    assert [p for p in before if (tmp_path / p).exists()] == before
 
 
 @pytest.mark.parametrize("action", [
