@@ -51,9 +51,14 @@ def planned_run_dir(base: Path, name: str | None, seed: int) -> Path:
 
 
 def refuse_existing_run(run_dir: Path) -> None:
-    if run_dir.exists():
-        raise ConfigError(f"run directory {run_dir} already exists; resume it with `stcbench fit --ckpt-path "
-                          f"{run_dir}`, choose another --run-name, or replace it with --overwrite")
+    if not run_dir.exists():
+        return
+    if run_dir.is_dir() and not is_run_folder(run_dir) and not any((run_dir / "checkpoints").glob("*.ckpt")):
+        raise ConfigError(f"run directory {run_dir} already exists and holds no checkpoint to resume (the run "
+                          f"stopped before its first epoch ended); replace it with --overwrite, or choose another "
+                          f"--run-name")
+    raise ConfigError(f"run directory {run_dir} already exists; resume it with `stcbench fit --ckpt-path "
+                      f"{run_dir}`, choose another --run-name, or replace it with --overwrite")
 
 
 def refuse_non_folder(run_dir: Path) -> None:

@@ -311,3 +311,15 @@ def test_overwrite_puts_the_old_run_back_when_the_new_one_fails_before_training(
     assert main(["fit", "--config", str(path), "--overwrite"]) == 0
     assert json.loads((old / "metrics.json").read_text())["seed"] == 5
     assert sorted(p.name for p in old.parent.iterdir()) == [old.name]
+
+
+def test_a_run_folder_stopped_before_its_first_checkpoint_points_to_overwrite(mmnist_root, tmp_path, capsys):
+    """A folder with a config and logs but no checkpoint cannot be resumed: the refusal says so, and --overwrite
+    (not --ckpt-path, which would fail) is the way on."""
+    config = write_config(tmp_path, mmnist_root)
+    old = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    (old / "logs").mkdir(parents=True)
+    (old / "config.yaml").write_text("seed: 3\n")
+    assert main(["fit", "--config", str(config)]) == 2
+    line = one_error_line(capsys)
+    assert "holds no checkpoint to resume" in line and "--overwrite" in line and "--ckpt-path" not in line
