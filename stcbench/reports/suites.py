@@ -220,6 +220,8 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
     run_dir, stored, state = found
     use = "would take it for this plan's run" if state == "finished" else "would resume it with this setting"
     plugin_code.refuse_changed(run_dir, config.model.cell, f"bench {use}")
+    if state == "finished":
+        refuse_other_data(run_dir, config, use)
     changed = differences(setting_of(stored), setting_of(to_dict(config)))
     if changed:
         shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in changed[:4])
@@ -231,6 +233,20 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
                           f"To collect or resume that suite, give the flags it was run with ({same}); bench never "
                           f"changes the setting of a run it has started, so for this setting (more epochs too) use "
                           f"another --out or --tag, or move that run folder away")
+
+
+def refuse_other_data(run_dir: Path, config, use: str) -> None:
+    """A finished run whose record names other data (its checksum) than the data this plan would train on."""
+    from stcbench.data.checksum import dataset_checksum
+    from stcbench.reports.runs import load_run
+
+    finished = load_run(run_dir / "metrics.json")
+    recorded = finished.data_checksum if finished is not None else None
+    here = dataset_checksum(config.data.dataset, config.data.data_root) if recorded else None
+    if recorded and here and recorded != here:
+        raise ConfigError(f"the finished run {run_dir} was trained on other data ({recorded[:19]}… there, "
+                          f"{here[:19]}… in {config.data.data_root or 'the default data folder'} here); bench {use}. "
+                          f"Pass the --data-root it was trained on, or another --out for this data")
 
 
 def _earlier_attempt(run: PlannedRun) -> tuple[Path, dict, str] | None:

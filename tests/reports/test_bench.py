@@ -114,6 +114,31 @@ def test_collect_with_no_finished_run_says_so_and_writes_nothing(tmp_path, confi
     assert fake.calls == [] and not (tmp_path / "bench" / "report.md").exists()
 
 
+def test_a_finished_run_on_other_data_is_refused_not_skipped(tmp_path, configs):
+    """A finished run whose record names other data than --data-root holds is not taken for this plan's run."""
+    import yaml
+
+    from stcbench.data.checksum import dataset_checksum
+
+    fake = FakeRunner()
+    args = args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], overrides=["trainer.max_epochs=1"])
+    assert bench.run(args, fit=fake) == 0
+    run_dir = next((tmp_path / "bench" / "runs" / "mmnist" / "lif").iterdir())
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 1}, "seed": 7}))
+    (tmp_path / "data" / "moving_mnist").mkdir(parents=True)
+    (tmp_path / "data" / "moving_mnist" / "mnist_test_seq.npy").write_bytes(b"these frames")
+    here = dataset_checksum("mmnist", tmp_path / "data")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for recorded, refused in ((here, False), ("sha256:" + "0" * 64, True)):
+        (run_dir / "metrics.json").write_text(json.dumps({**metrics, "data": {"checksum": recorded}}))
+        if refused:
+            with pytest.raises(ConfigError, match=r"was trained on other data \(sha256:000"):
+                bench.run(args, fit=fake)
+        else:
+            assert bench.run(args, fit=fake) == 0
+    assert len(fake.calls) == 1
+
+
 def test_a_finished_run_of_another_setting_is_refused_not_skipped(tmp_path, configs, capsys):
     """A run of the plan's name trained with other settings (here 1 epoch, the plan says 3) is not taken for it."""
     import yaml
