@@ -302,9 +302,21 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
     results.update(checkpoint_record(ckpt_path))
     if trainer.is_global_zero:
         warn_if_other_data(results, run_dir_of_checkpoint(ckpt_path))
+        warn_if_other_code(results, run_dir_of_checkpoint(ckpt_path), config.model.cell)
     if trainer.is_global_zero and output is not None:
         atomic_write_json(Path(output), results)
     return results
+
+
+def warn_if_other_code(results: dict, run_dir: Path | None, cell: str) -> None:
+    """A test of a plugin cell whose file changed since the run was trained runs the new code on the old weights:
+    say so and record it (`code_differs_from_training`)."""
+    different = plugin_code.changed(run_dir, cell) if run_dir is not None else []
+    if different:
+        results["code_differs_from_training"] = different
+        print(f"warning: the plugin file {different[0]} defining cell {cell} has changed since the run was trained "
+              f"(its SHA-256 differs from the run's {plugin_code.PLUGIN_CODE_FILE}): these numbers are of the new "
+              f"code on the trained weights, not the run's; restore the file to reproduce them", file=sys.stderr)
 
 
 def warn_if_other_data(results: dict, run_dir: Path | None) -> None:

@@ -213,7 +213,7 @@ def test_ctrl_c_ends_the_run_with_exit_status_130_and_a_resume_hint(mmnist_root,
 
 
 def test_a_run_records_its_plugin_code_and_a_resume_with_other_code_is_refused(mmnist_root, tmp_path,
-                                                                               isolated_registry):
+                                                                               isolated_registry, capsys):
     """An edited neuron is other code under the same name and options: a resume would train the run on with it."""
     import hashlib
     import shutil
@@ -234,6 +234,12 @@ def test_a_run_records_its_plugin_code_and_a_resume_with_other_code_is_refused(m
                                           r"a resume would train it on with other code"):
         fit(tiny_config(mmnist_root, tmp_path, cell="my_lif", epochs=2, plugins=[str(plugin)]), ckpt_path=first)
     assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+    # a test of it runs, but says that the numbers are the new code's and records it
+    from stcbench.training.runner import test
+
+    tested = test(None, first)
+    assert tested["code_differs_from_training"] == ["my_cell.py"]
+    assert "has changed since the run was trained" in capsys.readouterr().err
 
 
 def test_a_cell_option_given_on_one_side_only_is_a_difference():
