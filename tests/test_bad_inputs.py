@@ -303,6 +303,9 @@ CASES = {
                                                                        "lif", "--dataset", "mmnist", "-o",
                                                                        str(t / "c.ckpt")], "refused to load",
                                        hostile("h.ckpt")),
+    "convert/an stcbench checkpoint": Case("wrong type", lambda t, s: ["convert-official", str(s["run"] / "checkpoints" / "best.ckpt"),
+                                                                    "--cell", "lif", "--dataset", "mmnist", "-o",
+                                                                    str(t / "c.ckpt")], "already an stcbench checkpoint"),
     # --- path traversal
     "bench/memory suite of an unknown cell": Case("path traversal", lambda t, s: [
         "bench", "--suite", "memory", "--cells", "foo", "--tasks", "adding", "--out", str(t / "b")], "unknown cell",

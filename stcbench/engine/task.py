@@ -132,5 +132,5 @@ def refuse_model_overrides(overrides: dict | None, allowed: tuple[str, ...] = ()
         if section == "model" and field.split(".")[0] not in allowed:
             changeable = (f"only {', '.join('model.' + name for name in allowed)} may change at test time"
                           if allowed else "no model key may change at test time")
-            raise ConfigError(f"{key} (from --set or a flag such as --cell): the model under test is the one "
+            raise ConfigError(f"{key} (from --set): the model under test is the one "
                               f"its checkpoint trained; drop it ({changeable})")

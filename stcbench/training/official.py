@@ -42,6 +42,9 @@ def read_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise ConfigError(f"official checkpoint {str(path)!r} {what}; pass the checkpoint file (checkpoint.pth, or "
                           f"OpenSTL's latest.pth)")
     obj = load_checkpoint(path, hint="pass the official checkpoint.pth or OpenSTL latest.pth")
+    if isinstance(obj, dict) and isinstance((obj.get("hyper_parameters") or {}).get("config"), dict):
+        raise ConfigError(f"{path} is already an stcbench checkpoint (it holds its run's config); use it as it is "
+                          f"with `stcbench test` or `stcbench predict`, no conversion needed")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]                    # OpenSTL latest.pth wrapper
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
