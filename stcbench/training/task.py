@@ -101,6 +101,8 @@ class VideoTask(Task):
         datamodule = build_datamodule(config)
         results = base_record(config, trainer, model, datamodule)
         results["epochs"] = checkpoint_epoch(ckpt_path)
+        if results["epochs"] is None and config.run.scale == "official":
+            results["selected_on"] = "unknown (converted official weights)"
         results["test"] = run_test(trainer, model, datamodule)
         if wants_long_test(config):
             results["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config), log_prefix="test_long")
@@ -328,7 +330,7 @@ def checkpoint_epoch(path: Path) -> int | None:
     except StcbenchError:
         return None
     epoch = ckpt.get("epoch")
-    return int(epoch) + 1 if isinstance(epoch, int) else None   # epochs completed
+    return int(epoch) + 1 if isinstance(epoch, int) and epoch >= 0 else None   # epochs completed (converted: -1)
 
 
 def _pixels(module) -> int:

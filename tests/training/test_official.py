@@ -96,3 +96,19 @@ def test_predict_input_errors_leave_no_output(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "none.ckpt"), "--input", str(path), "--output", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".p.npy*"))
+
+
+def test_a_converted_checkpoint_is_tested_without_an_invented_epoch_or_selection(mmnist_root, tmp_path, capsys):
+    """Converted weights carry no epoch and no selection rule of ours: the test says so instead of 'epoch 0, val'."""
+    import json
+
+    ref = save_official(tmp_path, load_fixture("model_lif"))
+    ckpt = tmp_path / "converted.ckpt"
+    assert main(["convert-official", str(ref), "--cell", "lif", "--dataset", "mmnist", "-o", str(ckpt)]) == 0
+    out = tmp_path / "tested.json"
+    assert main(["test", str(ckpt), "--data-root", str(mmnist_root), "--set", "data.test_samples=2",
+                 "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "selected on unknown (converted official weights), epoch ?" in printed
+    record = json.loads(out.read_text())
+    assert record["epochs"] is None and record["scale"] == "official"
