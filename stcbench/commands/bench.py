@@ -340,8 +340,8 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
     cells, tasks = known_cells(unique(args.cells)), unique(args.tasks)
     seeds = unique(args.seeds) or [42]
     resolve_baseline(getattr(args, "baseline", DEFAULT_BASELINE), [])     # a registered cell, before any run
+    print_memory_plan(out, cells, tasks, scale, seeds)              # what will be skipped, resumed or trained
     if args.dry_run:
-        print_memory_plan(out, cells, tasks, scale, seeds)
         return 0
     if memory_suite is None:
         from stcbench.memory import run_memory_suite as memory_suite
@@ -407,15 +407,24 @@ def memory_failures(out: Path) -> list:
 def print_memory_plan(out: Path, cells, tasks, scale: str, seeds) -> None:
     """One line per planned (task, cell, seed) memory run, saying whether it has finished."""
     from stcbench.cells import get_cell_info
-    from stcbench.memory.suite import DEFAULT_CELLS, DEFAULT_TASKS, finished_record
+    from stcbench.memory.suite import DEFAULT_CELLS, DEFAULT_TASKS
 
     cells = [get_cell_info(cell).name for cell in (cells or DEFAULT_CELLS)]
     tasks = list(tasks or DEFAULT_TASKS)
     plan = [(task, cell, seed) for task in tasks for cell in cells for seed in seeds]
     print(f"suite memory, scale {scale}: {counted(len(plan), 'run')} -> {Path(out) / 'runs'}")
     for task, cell, seed in plan:
-        done = finished_record(cell, task, scale, seed, Path(out) / "runs") is not None
-        print(f"  {task} / {cell} / seed {seed}: {'finished' if done else 'to run'}")
+        print(f"  {task} / {cell} / seed {seed}: {memory_run_state(cell, task, scale, seed, Path(out) / 'runs')}")
+
+
+def memory_run_state(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> str:
+    """finished (skipped), resumes from its last.ckpt, or to run."""
+    from stcbench.memory.suite import finished_record, suite_run
+
+    if finished_record(cell, task, scale, seed, runs_root) is not None:
+        return "finished"
+    last = suite_run(cell, task, scale, seed, runs_root)[1] / "checkpoints" / "last.ckpt"
+    return "resumes from checkpoints/last.ckpt" if last.is_file() else "to run"
 
 
 def write_memory_summary(out: Path, baseline: str | None) -> Path | str:

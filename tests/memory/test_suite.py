@@ -97,3 +97,15 @@ def test_a_failing_run_is_named_and_the_others_go_on(tmp_path, monkeypatch):
 
     assert memory_failures(tmp_path / "out") == [("plif", "adding", "seed 42 failed: run x is being trained by "
                                                                      "process 1 on elsewhere; wait for it")]
+
+
+def test_the_memory_plan_says_which_runs_resume(tmp_path, capsys):
+    from stcbench.commands.bench import print_memory_plan
+
+    runs = tmp_path / "out" / "runs"
+    _, run_dir = suite.suite_run("lif", "adding", "quick", 1, runs)
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"interrupted")
+    print_memory_plan(tmp_path / "out", ["lif"], ["adding"], "quick", [0, 1])
+    out = capsys.readouterr().out
+    assert "adding / lif / seed 0: to run" in out and "adding / lif / seed 1: resumes from checkpoints/last.ckpt" in out
