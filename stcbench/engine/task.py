@@ -34,9 +34,13 @@ class Task:
         return schema.resolve(self.config_class, source, overrides)
 
     def size_changes(self, config, source, overrides: dict) -> list[str]:
-        """The keys of `overrides` that change the size of `source`'s named scale (epochs, data, width, ...), for
-        which a run is labelled `custom` (stcbench.engine.run.label_resized); none by default."""
-        return []
+        """The keys of `overrides` that change the size of `source`'s named scale (epochs, data, width, ...:
+        engine.scales.SIZE_KEYS), for which a run is labelled `custom` (stcbench.engine.run.label_resized)."""
+        from stcbench.engine.scales import NAMED_SCALES, size_changes, without_size
+
+        if config.run.scale not in NAMED_SCALES:
+            return []
+        return size_changes(self.resolve_config(source, without_size(overrides)), config)
 
     # ---- the run folder
     def run_base(self, config) -> Path:

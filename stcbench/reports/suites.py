@@ -194,9 +194,10 @@ def check_configs(planned: list[PlannedRun]) -> None:
 
 
 def label_resized(run: PlannedRun, config) -> None:
-    """A run whose --set changes the suite config's size (epochs, data, width, ...: training.config.SIZE_KEYS) is
+    """A run whose --set changes the suite config's size (epochs, data, width, ...: engine.scales.SIZE_KEYS) is
     no longer of the suite's scale: labelled `custom`, as `fit` labels it, unless --set run.scale names a label."""
-    from stcbench.training.config import resolve_config, size_changes, without_size
+    from stcbench.engine.scales import size_changes, without_size
+    from stcbench.training.config import resolve_config
 
     if run.scale_given:
         return                                           # --set run.scale gave the label

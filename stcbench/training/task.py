@@ -31,13 +31,6 @@ class VideoTask(Task):
     monitor = "val/mse"
     free_on_resume = {"data": ("data_root", "num_workers", "generate_if_missing"), "model": EXECUTION_OPTIONS}
 
-    def size_changes(self, config: Config, source, overrides: dict) -> list[str]:
-        from stcbench.training.config import NAMED_SCALES, size_changes, without_size
-
-        if config.run.scale not in NAMED_SCALES:
-            return []
-        return size_changes(self.resolve_config(source, without_size(overrides)), config)
-
     def run_base(self, config: Config) -> Path:
         return Path(config.run.output_dir) / dataset_name(config) / cell_folder_name(config.model.cell)
 

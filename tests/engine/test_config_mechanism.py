@@ -100,3 +100,13 @@ def test_a_named_scale_resized_on_the_command_line_is_labelled_custom(flags, sca
     assert yaml.safe_load(captured.out)["run"]["scale"] == scale
     assert ("scale label: custom, not quick" in captured.err) == (scale == "custom")
 
+
+@pytest.mark.parametrize("flags, scale", [(["--max-epochs", "3"], "custom"), (["--set", "data.seq_len=40"], "custom"),
+                                          (["--set", "model.hidden=[32,32]"], "custom"),
+                                          (["--set", "optim.lr=1e-3"], "quick")])
+def test_a_memory_run_of_a_named_scale_resized_is_labelled_custom_too(flags, scale, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "memory/quick_adding", *flags, "--print-config"]) == 0
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["run"]["scale"] == scale
+    assert ("scale label: custom, not quick" in captured.err) == (scale == "custom")

@@ -1,0 +1,23 @@
+"""Scale labels: a run of a named scale (paper, small, quick, demo) that is made larger or smaller is labelled
+`custom`, so that tables never show it as the named one (stcbench.engine.run.label_resized, and bench)."""
+from __future__ import annotations
+
+from stcbench.engine import schema
+
+NAMED_SCALES = ("paper", "small", "quick", "demo")
+# Keys that change a run's size: a named scale with any of them changed is no longer that scale (run.scale custom)
+SIZE_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches", "trainer.accumulate_grad_batches",
+             "data.train_samples", "data.val_samples", "data.test_samples", "data.batch_size", "data.seq_len",
+             "model.num_hidden", "model.hidden", "model.patch_size", "model.filter_size")
+
+
+def without_size(overrides: dict) -> dict:
+    """`overrides` less the keys that change a run's size."""
+    return {key: value for key, value in overrides.items() if key not in SIZE_KEYS}
+
+
+def size_changes(as_shipped, config) -> list[str]:
+    """The SIZE_KEYS in which `config` differs from `as_shipped` (the same config resolved `without_size`)."""
+    from stcbench.engine.resume import differences
+
+    return [key for key, _, _ in differences(schema.to_dict(as_shipped), schema.to_dict(config)) if key in SIZE_KEYS]
