@@ -23,7 +23,6 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from stcbench.atomic import check_output_file
-    from stcbench.engine.run_folder import refuse_writing_run_records
     from stcbench.engine import run as engine
     from stcbench.engine.cluster import is_rank_zero
     from stcbench.engine.schema import load_config_dict
@@ -34,7 +33,6 @@ def run(args) -> int:
         raise ConfigError("nothing to test; pass --ckpt-path CKPT (a .ckpt file or a run directory)")
     if args.output is not None:
         check_output_file(args.output, "--output")
-        refuse_writing_run_records(args.output, "--output")
     given = load_config_dict(args.config) if args.config is not None else None
     task = task_of(given or _run_config(Path(ckpt)))
     refuse_flags_without_key(args, task.config_class, task.name)

@@ -24,6 +24,7 @@ from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
 from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, folder_identity, log_version,
                                         planned_run_dir, refuse_existing_run, refuse_non_folder, refuse_run_inside_run,
+                                        refuse_writing_run_records,
                                         remove_unstarted_run, run_dir_of_checkpoint, set_aside, settle_replaced,
                                         shared_run_dir, training_lock)
 from stcbench.engine.resume import refuse_other_run, settle_run_name
@@ -283,6 +284,8 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
          output: str | Path | None = None) -> dict:
     """Test a checkpoint of `task`; `given` (a config mapping, default the checkpoint's own) and `overrides`
     set data, trainer and logging; the architecture always comes from the checkpoint."""
+    if output is not None:
+        refuse_writing_run_records(output, "--output")
     ckpt_path = task.checkpoint_to_test(ckpt_path)
     checkpoint = load_checkpoint(ckpt_path, hint="pass a .ckpt written by `stcbench fit` or `stcbench convert-official`")
     stored = stored_config(ckpt_path, checkpoint)

@@ -163,9 +163,33 @@ RUN_RECORDS = ("config.yaml", "metrics.json", "plugin_code.json", "predictions.n
 
 
 def is_run_folder(folder: Path) -> bool:
-    """A run's folder: its config.yaml beside a metrics.json or checkpoints."""
-    return (folder / "config.yaml").is_file() and ((folder / "metrics.json").is_file()
-                                                   or any((folder / "checkpoints").glob("*.ckpt")))
+    """A run's folder: the resolved config a run writes (config.yaml with its seed, model, trainer and run
+    sections) beside checkpoints or a run's metrics.json (one naming its cell). A project folder with a config
+    file of its own and an `evaluate` result is none."""
+    folder = Path(folder)
+    if not _is_resolved_config(folder / "config.yaml"):
+        return False
+    return any((folder / "checkpoints").glob("*.ckpt")) or _is_run_record(folder / "metrics.json")
+
+
+def _is_resolved_config(path: Path) -> bool:
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(config, dict) and all(key in config for key in ("seed", "model", "trainer", "run"))
+
+
+def _is_run_record(path: Path) -> bool:
+    import json
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "cell" in record
 
 
 def enclosing_run(path: str | Path) -> Path | None:

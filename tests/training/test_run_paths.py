@@ -99,3 +99,15 @@ def test_a_resume_reads_the_data_root_named_on_the_command_line(mmnist_root, tmp
     monkeypatch.chdir(tmp_path / "runs")                     # "data" names no folder from here: the checkpoint's
     assert main(["fit", "--ckpt-path", str(run_dir), "--set", "trainer.max_epochs=2"]) == 0
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_the_python_api_refuses_to_write_a_test_over_the_run_records(mmnist_root, tmp_path):
+    from stcbench.errors import ConfigError
+    from stcbench.training.runner import test
+
+    run_dir = fit(tiny_config(mmnist_root, tmp_path / "runs", epochs=1))
+    before = (run_dir / "metrics.json").read_bytes()
+    with pytest.raises(ConfigError, match="would replace a record of the run"):
+        test(None, run_dir, output=run_dir / "metrics.json")
+    assert (run_dir / "metrics.json").read_bytes() == before
+    assert test(None, run_dir, output=run_dir / "tested.json")["test"]["n_sequences"] == 3

@@ -323,3 +323,21 @@ def test_a_run_folder_stopped_before_its_first_checkpoint_points_to_overwrite(mm
     assert main(["fit", "--config", str(config)]) == 2
     line = one_error_line(capsys)
     assert "holds no checkpoint to resume" in line and "--overwrite" in line and "--ckpt-path" not in line
+
+
+def test_a_project_folder_with_its_own_config_and_an_evaluation_is_no_run(tmp_path):
+    """Only a run's own records make a run folder: a project folder holding its config file, an `evaluate`
+    result and a converted checkpoint may hold runs and be written to."""
+    from stcbench.engine.run_folder import enclosing_run, refuse_run_inside_run, refuse_writing_run_records
+
+    (tmp_path / "config.yaml").write_text("base: quick/mmnist\nmodel:\n  cell: lif\n")
+    (tmp_path / "metrics.json").write_text('{"mse": 1.0, "inputs": {"pred": "p.npy"}}')
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "converted.ckpt").write_bytes(b"weights")
+    assert enclosing_run(tmp_path / "runs" / "mmnist" / "lif") is None
+    refuse_run_inside_run(tmp_path / "runs" / "mmnist" / "lif" / "r")
+    refuse_writing_run_records(tmp_path / "metrics.json", "--out")
+    (tmp_path / "config.yaml").write_text("seed: 1\nmodel: {cell: lif}\ntrainer: {}\nrun: {}\n")   # a run's
+    assert enclosing_run(tmp_path / "runs") == tmp_path.absolute()
+    with pytest.raises(ConfigError, match="would replace a record of the run"):
+        refuse_writing_run_records(tmp_path / "metrics.json", "--out")
