@@ -149,7 +149,7 @@ def run(args, fit=None, memory_suite=None) -> int:
     planned = plan_suite(args.suite, cells=args.cells, datasets=args.datasets, seeds=args.seeds, out=out,
                          data_root=args.data_root, configs_root=args.configs,
                          extra_overrides=parse_overrides(args.overrides), tag=getattr(args, "tag", ""))
-    check_configs(planned)                        # a bad --set or --seeds stops here, before any run
+    check_configs(planned, collect=getattr(args, "collect", False))   # a bad --set or --seeds stops here
     planned = take_shard(planned, shard)
     part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
     print(f"suite {args.suite}: {counted(len(planned), 'run')}{part} -> {out / 'runs'}")

@@ -16,6 +16,7 @@ does not show.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -173,13 +174,16 @@ def check_configs_root(configs_root: Path) -> None:
                           f"(<suite>/<dataset>.yaml, <dataset>/<cell>.yaml), or leave --configs out")
 
 
-def check_configs(planned: list[PlannedRun]) -> None:
+def check_configs(planned: list[PlannedRun], collect: bool = False) -> None:
     """Resolve every planned run's config (file < the suite's overrides, --set and the seed) before any run
-    starts, so that a bad --set key or value, or a bad seed, is one ConfigError, not a failure of every run."""
+    starts, so that a bad --set key or value, or a bad seed, is one ConfigError, not a failure of every run.
+    Finished runs are checked against the plan's setting; with `collect` (nothing is trained) not against the data
+    the plan would train on."""
     from stcbench.engine.environment import check_plugin_consent
     from stcbench.training.config import resolve_config
 
     resolved = {}
+    _data_checksum.cache_clear()                  # the data may have changed since an earlier call
     for run in planned:
         key = (str(run.config_path), json.dumps(run.overrides, sort_keys=True, default=str))
         if key not in resolved:
@@ -190,7 +194,7 @@ def check_configs(planned: list[PlannedRun]) -> None:
                                   f"and --seeds)") from None
             check_plugin_consent(resolved[key].plugins)     # before any run starts or job is submitted
         label_resized(run, resolved[key])
-        refuse_other_setting(run, resolved[key])
+        refuse_other_setting(run, resolved[key], check_data=not collect)
 
 
 def label_resized(run: PlannedRun, config) -> None:
@@ -206,7 +210,7 @@ def label_resized(run: PlannedRun, config) -> None:
         run.overrides["run.scale"] = config.run.scale = "custom"
 
 
-def refuse_other_setting(run: PlannedRun, config) -> None:
+def refuse_other_setting(run: PlannedRun, config, check_data: bool = True) -> None:
     """A finished run of this name, or an interrupted one that bench would resume, that was trained with another
     setting (other epochs, data, model, cell options, ...) is not taken for this plan's run: one ConfigError naming
     the differences (engine.resume.differences)."""
@@ -221,7 +225,7 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
     run_dir, stored, state = found
     use = "would take it for this plan's run" if state == "finished" else "would resume it with this setting"
     plugin_code.refuse_changed(run_dir, config.model.cell, f"bench {use}")
-    if state == "finished":
+    if state == "finished" and check_data:
         refuse_other_data(run_dir, config, use)
     changed = differences(setting_of(stored), setting_of(to_dict(config)))
     if changed:
@@ -238,16 +242,23 @@ def refuse_other_setting(run: PlannedRun, config) -> None:
 
 def refuse_other_data(run_dir: Path, config, use: str) -> None:
     """A finished run whose record names other data (its checksum) than the data this plan would train on."""
-    from stcbench.data.checksum import dataset_checksum
     from stcbench.reports.runs import load_run
 
     finished = load_run(run_dir / "metrics.json")
     recorded = finished.data_checksum if finished is not None else None
-    here = dataset_checksum(config.data.dataset, config.data.data_root) if recorded else None
+    here = _data_checksum(config.data.dataset, config.data.data_root) if recorded else None
     if recorded and here and recorded != here:
         raise ConfigError(f"the finished run {run_dir} was trained on other data ({recorded[:19]}… there, "
                           f"{here[:19]}… in {config.data.data_root or 'the default data folder'} here); bench {use}. "
                           f"Pass the --data-root it was trained on, or another --out for this data")
+
+
+@functools.lru_cache(maxsize=None)
+def _data_checksum(dataset: str, data_root: str) -> str | None:
+    """The checksum of the data a plan trains on, once per bench call (every finished run compares with it)."""
+    from stcbench.data.checksum import dataset_checksum
+
+    return dataset_checksum(dataset, data_root)
 
 
 def _earlier_attempt(run: PlannedRun) -> tuple[Path, dict, str] | None:

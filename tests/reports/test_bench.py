@@ -134,6 +134,7 @@ def test_a_finished_run_on_other_data_is_refused_not_skipped(tmp_path, configs):
         if refused:
             with pytest.raises(ConfigError, match=r"was trained on other data \(sha256:000"):
                 bench.run(args, fit=fake)
+            assert bench.run(argparse.Namespace(**{**vars(args), "collect": True}), fit=fake) == 0   # tables only
         else:
             assert bench.run(args, fit=fake) == 0
     assert len(fake.calls) == 1
