@@ -73,6 +73,17 @@ def format_summary(values: list[float], decimals: int, n_row: int | None = None)
     return text
 
 
+def baseline_at_scale(base: RunGroup | None, ours: RunGroup | None, runs: list[Run], selection: str) -> RunGroup | None:
+    """The baseline's group of `ours`' scale and epochs where the baseline has runs of it (the selection rule's
+    pick may be of another scale, e.g. one newer quick run among small ones); else the pick itself."""
+    if base is None or ours is None or base.describe_scale() == ours.describe_scale():
+        return base
+    wanted = ours.describe_scale()
+    alike = [run for run in runs if run.describe_scale() == wanted]
+    rep = base.representative
+    return select_group(alike, rep.dataset, rep.cell, None, selection) or base
+
+
 def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None, ours_values: list[float],
                     base_values: list[float]) -> str:
     """Mean difference to the baseline with its 95 % interval and the verdict (docs/reports.md)."""
@@ -153,7 +164,7 @@ def _cells(table: PublishedTable, label: str, cell: str, options: dict, publishe
     cells.append(_per_dataset(groups, lambda g: str(g.n)))
     if baselines is not None:
         for col in compared_columns(table):
-            base = baselines[col.dataset]
+            base = baseline_at_scale(baselines[col.dataset], groups[col.dataset], runs, selection)
             base_values = group_values(col, base, runs, base.representative.cell, {}, selection) if base else []
             cells.append(comparison_text(col, groups[col.dataset], base, values[col.key], base_values))
     return cells + [_per_dataset(groups, lambda g: g.describe_scale()),
@@ -227,8 +238,9 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
             cells = [dataset, cell] + [format_summary(values[col.key], col.decimals, group.n) for col in columns]
             cells.append(str(group.n))
             if baseline:
-                cells += [comparison_text(col, group, base, values[col.key],
-                                          group_values(col, base, runs, baseline, {}, selection)) for col in columns]
+                alike = baseline_at_scale(base, group, runs, selection)
+                cells += [comparison_text(col, group, alike, values[col.key],
+                                          group_values(col, alike, runs, baseline, {}, selection)) for col in columns]
             rows.append(cells + [group.describe_scale(), group.selected_on])
     notes = [f"Every cell with runs, its default options; values in the units of metrics.json (not the paper's). "
              f"Run per cell: selection '{selection}' (docs/reports.md).", SEEDS_NOTE]

@@ -303,3 +303,23 @@ def test_the_bootstrap_pairs_only_runs_tested_on_the_same_sequences(tmp_path):
     assert "bootstrap over 4 seq." in table()
     np.savez(plif / "test_per_sequence.npz", mse=np.array([90.0, 100.0, 110.0, 120.0]), index=np.array([4, 5, 6, 7]))
     assert "seq.)" not in table()
+
+
+def test_a_cell_is_compared_with_the_baseline_runs_of_its_own_scale_where_there_are_some(tmp_path, capsys):
+    from scipy import stats as scipy_stats
+
+    root = tmp_path / "runs"
+    for seed, mse in enumerate([140.0, 139.0, 138.0]):
+        make_run(root, "mmnist", "lif", f"s{seed}", test=video_metrics(mse, 300.0, 0.5), seed=seed, scale="small",
+                 epochs=12)
+    quick_lif, quick_alif = [160.0, 150.0], [150.0, 142.0]
+    for seed, (lif, alif) in enumerate(zip(quick_lif, quick_alif)):
+        make_run(root, "mmnist", "lif", f"q{seed}", test=video_metrics(lif, 300.0, 0.5), seed=seed)
+        make_run(root, "mmnist", "alif", f"q{seed}", test=video_metrics(alif, 300.0, 0.5), seed=seed)
+    assert main(["table", "--runs", str(root), "--table", "summary"]) == 0
+    out = capsys.readouterr().out
+    alif = next(line for line in out.splitlines() if line.startswith("| mmnist | alif |"))
+    welch = scipy_stats.ttest_ind(quick_alif, quick_lif, equal_var=False).confidence_interval(0.95)
+    assert f"-9.00 [{welch.low:+.2f}, {welch.high:+.2f}]" in alif and "other scale" not in alif
+    lif = next(line for line in out.splitlines() if line.startswith("| mmnist | lif |"))
+    assert "| baseline |" in lif and "small, 12 ep" in lif
