@@ -210,6 +210,15 @@ def resolve_name(name: str) -> str:
                       f"with `stcbench cells --plugin file.py`")
 
 
+def canonical_name(name: str) -> str:
+    """The registry's name of `name` (aliases resolved), or its normalized spelling for a cell not registered here
+    (a plugin not loaded): how runs name their cell in folders, records and tables."""
+    try:
+        return resolve_name(name)
+    except ConfigError:
+        return normalize_name(name)
+
+
 def get_cell_info(name: str) -> CellInfo:
     key = resolve_name(name)
     if key in _REGISTRY:

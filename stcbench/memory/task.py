@@ -110,9 +110,9 @@ def task_folder(config: MemoryConfig) -> str:
 
 
 def cell_folder(config: MemoryConfig) -> str:
-    from stcbench.cells.registry import normalize_name
+    from stcbench.cells.registry import canonical_name
 
-    name = normalize_name(config.model.cell)
+    name = canonical_name(config.model.cell)
     return f"{name}_rec" if config.model.recurrent else name
 
 

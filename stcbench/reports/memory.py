@@ -18,6 +18,7 @@ import numpy as np
 
 from stcbench.engine import plugin_code
 from stcbench.cell_names import normalize_name
+from stcbench.cells.registry import canonical_name
 from stcbench.errors import ConfigError
 from stcbench.reports import stats
 from stcbench.reports.runs import SELECTIONS, setting_of
@@ -57,7 +58,7 @@ def discover_memory_runs(root: Path, warn=None) -> list[dict]:
 
 def cell_label(record: dict) -> str:
     """The registry name of the cell, '(rec)' for the recurrent variant: one row each."""
-    return normalize_name(str(record["cell"])) + (" (rec)" if record.get("recurrent") else "")
+    return canonical_name(str(record["cell"])) + (" (rec)" if record.get("recurrent") else "")
 
 
 def loss_share(record: dict) -> float:
@@ -151,6 +152,8 @@ def memory_setting(record: dict) -> str:
         setting = {key: record.get(key) for key in ("epochs", "hidden", "readout", "params", "recurrent")}
     else:
         setting = setting_of(config)
+        if isinstance(setting.get("model"), dict) and "cell" in setting["model"]:    # an alias names the same cell
+            setting["model"] = {**setting["model"], "cell": canonical_name(str(setting["model"]["cell"]))}
     code = plugin_code.read_recorded(Path(record["path"])) if "path" in record else {}
     if code:                              # another version of a plugin's code is another setting
         setting["plugin_code"] = plugin_code.code_key(code)

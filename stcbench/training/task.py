@@ -118,9 +118,9 @@ def refuse_other_frames(trained: str, given: str) -> None:
 # names
 # ------------------------------------------------------------------------------------------
 def cell_folder_name(cell: str) -> str:
-    from stcbench.cells.registry import normalize_name
+    from stcbench.cells.registry import canonical_name
 
-    return normalize_name(cell)
+    return canonical_name(cell)
 
 
 def dataset_name(config: Config) -> str:

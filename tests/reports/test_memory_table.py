@@ -245,3 +245,15 @@ def test_a_runs_folder_that_is_a_file_or_missing_is_one_line(tmp_path, capsys):
     write_run(tmp_path, "adding", "celif", 0, 0.5 * BASELINE)
     assert main(["table", "--runs", str(tmp_path), "--table", "memory", "--out", str(tmp_path / "f")]) == 2
     assert f"{tmp_path / 'f'} is a file, not a folder; choose another --out" in capsys.readouterr().err
+
+
+def test_seeds_of_a_cell_named_by_an_alias_are_one_setting(tmp_path):
+    import yaml
+
+    for seed, (name, share) in enumerate((("lif", 0.5), ("LIF", 0.6), ("Lif", 0.7))):
+        write_run(tmp_path, "adding", "lif", seed, share * BASELINE, name=f"s{seed}")
+        folder = tmp_path / "runs" / "memory" / "adding_T100" / "lif" / f"s{seed}"
+        (folder / "config.yaml").write_text(yaml.safe_dump({"task": "memory", "seed": seed, "data": {"task": "adding"},
+                                                            "model": {"cell": name}}))
+    rows = memory_table(discover_memory_runs(tmp_path), None).rows
+    assert len(rows) == 1 and rows[0][3] == "3"
