@@ -328,6 +328,9 @@ CASES = {
     "data generate/--data-root links to nothing": Case("output under a file", lambda t, s: [
         "data", "generate", "--dataset", "mmnist", "--data-root", str(t / "f")], "a symbolic link to nothing",
         lambda t, s: (t / "f").symlink_to(t / "gone")),
+    "data generate/a dataset folder that links to nothing": Case("output under a file", lambda t, s: [
+        "data", "generate", "--dataset", "taxibj", "--data-root", str(t / "d")], "a symbolic link to nothing",
+        lambda t, s: (t / "d").mkdir() or (t / "d" / "taxibj").symlink_to(t / "gone")),
     "fit/--data-root is a file": Case("output under a file", lambda t, s: [
         "fit", "--config", "quick/mmnist", "--data-root", str(t / "f"), "--output-dir", str(t / "o"), *SMALL],
         "is a file, not a folder", write("f", b"x")),

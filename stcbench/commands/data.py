@@ -1,7 +1,6 @@
 """`stcbench data generate|download|check|info`: make, fetch, verify and describe datasets."""
 from __future__ import annotations
 
-import os
 import sys
 
 from stcbench.errors import ConfigError, DataError
@@ -99,12 +98,13 @@ def run_generate(args) -> int:
 
 
 def existing_dataset_folder(name: str, data_root):
-    """The folder `generate` would write for `name`, if something is there already; else None."""
+    """The folder `generate` would write for `name`, if it is a folder with files in it; else None (nothing, an
+    empty folder or a dangling link: `generate` makes it, or says why not)."""
     from stcbench.data import get_dataset_spec
     from stcbench.data.specs import resolve_data_root
 
     folder = resolve_data_root(data_root) / get_dataset_spec(name).folder
-    return folder if os.path.lexists(folder) else None
+    return folder if folder.is_dir() and any(folder.iterdir()) else None
 
 
 def run_download(args) -> int:

@@ -130,6 +130,9 @@ def atomic_directory(target: Path, overwrite: bool = False):
     """Yield a temporary sibling folder; on success it replaces `target` in one rename (stcbench.atomic):
     an interrupted write leaves neither a partial `target` nor leftovers."""
     target = Path(target)
+    if target.is_symlink() and not target.exists():
+        raise DataError(f"{target}: a symbolic link to nothing (dangling, or a loop of links); remove it or point it "
+                        f"at a folder")
     if target.exists() and not overwrite:
         raise DataError(f"{target}: already exists; pass --force to replace it, or choose "
                         f"another --data-root")
