@@ -112,3 +112,18 @@ def test_a_converted_checkpoint_is_tested_without_an_invented_epoch_or_selection
     assert "selected on unknown (converted official weights), epoch ?" in printed
     record = json.loads(out.read_text())
     assert record["epochs"] is None and record["scale"] == "official"
+
+
+def test_predict_reads_a_memory_mapped_input_without_warnings(tmp_path):
+    """The input .npy is memory-mapped read-only; each batch is copied, so torch warns of no read-only array."""
+    import warnings
+
+    fixture = load_fixture("model_lif")
+    ckpt = tmp_path / "converted.ckpt"
+    assert main(convert_args(save_official(tmp_path, fixture), fixture["meta"], ckpt, "lif")) == 0
+    frames = tmp_path / "frames32.npy"
+    context = np.load(context_file(tmp_path, fixture))[:, :int(fixture["meta"]["pre"])]   # the context alone
+    np.save(frames, context.astype(np.float32))                      # in the model's dtype: no cast, no copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert main(["predict", str(ckpt), "--input", str(frames), "--output", str(tmp_path / "p.npy")]) == 0
