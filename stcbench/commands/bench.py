@@ -333,7 +333,7 @@ def run_memory(args, out: Path, memory_suite=None) -> int:
         raise ConfigError("--set and --tag are for the video suites: the memory suite runs its scale's settings "
                           "(--scale quick, small or paper); for other settings train single runs with "
                           "`stcbench fit --config memory/<task> --set ...`")
-    scale = args.scale or "quick"
+    scale = "quick" if args.scale is None else args.scale
     check_memory_scale(scale)
     check_memory_seeds(args.seeds)
     check_memory_tasks(args.tasks)

@@ -229,7 +229,7 @@ def test_memory_suite_delegates(tmp_path, configs):
         bench.run(args_for(tmp_path, configs, tasks=["adding"]))
 
 
-def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs):
+def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs, capsys):
     def memory_suite(out, cells, tasks, scale, seeds):
         for seed, loss in zip(seeds, (0.10, 0.12)):
             run = out / "runs" / "memory" / "adding_T100" / "celif" / f"seed{seed}"
@@ -243,6 +243,8 @@ def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs):
     args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding"], cells=["celif"],
                     seeds=[0, 1], baseline="lif")
     assert bench.run(args, memory_suite=memory_suite) == 0
+    plan = capsys.readouterr().out                   # the plan comes first, also when training
+    assert plan.startswith("suite memory, scale quick: 2 runs") and "adding / celif / seed 1: to run" in plan
     summary = (tmp_path / "bench" / "memory_summary.md").read_text()
     assert "| adding T=100 | quick | celif | 2 | 0.220 ± 0.254 | below the baseline |" in summary
     figures = sorted(p.name for p in (tmp_path / "bench").glob("*.png"))
