@@ -53,7 +53,8 @@ def planned_run_dir(base: Path, name: str | None, seed: int) -> Path:
 def refuse_existing_run(run_dir: Path) -> None:
     if not run_dir.exists():
         return
-    if run_dir.is_dir() and not is_run_folder(run_dir) and not any((run_dir / "checkpoints").glob("*.ckpt")):
+    if (run_dir.is_dir() and not (run_dir / "metrics.json").exists()
+            and not any((run_dir / "checkpoints").glob("*.ckpt"))):
         raise ConfigError(f"run directory {run_dir} already exists and holds no checkpoint to resume (the run "
                           f"stopped before its first epoch ended); replace it with --overwrite, or choose another "
                           f"--run-name")
@@ -216,7 +217,7 @@ def refuse_writing_run_records(path: str | Path, flag: str) -> None:
     inside = path.relative_to(run).parts
     if (len(inside) == 1 and inside[0] in RUN_RECORDS) or inside[0] in ("checkpoints", "logs"):
         raise ConfigError(f"{flag} {path} would replace a record of the run {run}; name another file, e.g. "
-                          f"{run / ('tested_' + path.stem + '.json')}")
+                          f"{run / f'{path.stem}_tested{path.suffix}'}")
 
 
 def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
