@@ -95,9 +95,9 @@ def run(args) -> int:
     data = load_config_dict(source)
     overrides = overrides_from_args(args)
     refuse_other_output_dir(args.ckpt_path, overrides)
+    load_config_plugins(data, overrides, args)     # a config's cell or task may come from them (user-named ones)
     task = task_of({**data, **({"task": str(overrides["task"])} if "task" in overrides else {})})
     refuse_flags_without_key(args, task.config_class, task.name)
-    load_config_plugins(data, overrides, args)     # a config's cell may come from them (user-named ones only)
     try:
         config = task.resolve_config(data, overrides)
     except ConfigError as error:

@@ -85,8 +85,10 @@ def no_runs_message(runs_root: Path, keys, runs: list) -> str:
     needed = ", ".join(sorted({dataset for key in keys if key in STC_TABLES for dataset in STC_TABLES[key].datasets}))
     held = "it holds no run (no metrics.json below it)"
     if runs and not any(run.is_video for run in runs):
-        return (f"no runs for {which} under {runs_root}: it holds {counted(len(runs), 'memory-probe run')} and no "
-                f"video run; pass --table memory for them, or --runs the folder of a video suite's runs")
+        tasks = " and ".join(sorted({str(run.metrics.get("task")) for run in runs}))
+        return (f"no runs for {which} under {runs_root}: it holds {counted(len(runs), 'run')} of the {tasks} task "
+                f"and no video run; pass --table memory for memory-probe runs, or --runs the folder of a video "
+                f"suite's runs")
     if runs:
         what = (f"none of a cell and dataset ({needed}) {which} has a row for" if needed
                 else "none of them a video run (a metrics.json with a test MSE)")

@@ -34,7 +34,13 @@ def run(args) -> int:
     if args.output is not None:
         check_output_file(args.output, "--output")
     given = load_config_dict(args.config) if args.config is not None else None
-    task = task_of(given or _run_config(Path(ckpt)))
+    run_config = given or _run_config(Path(ckpt))
+    plugins = run_config.get("plugins") if isinstance(run_config, dict) else None
+    if isinstance(plugins, list) and plugins:
+        from stcbench.engine.environment import load_plugins
+
+        load_plugins(plugins)              # the run's task or cell may come from them (consented ones only)
+    task = task_of(run_config)
     refuse_flags_without_key(args, task.config_class, task.name)
     results = engine.test(task, given, Path(ckpt), overrides=overrides_from_args(args), output=args.output)
     if not is_rank_zero():                 # under DDP every process returns here; one prints
@@ -44,8 +50,8 @@ def run(args) -> int:
 
 
 def _run_config(ckpt: Path) -> dict:
-    """The `task` a checkpoint was trained for: its run folder's config.yaml, else (no config.yaml, or one that
-    names no task) the config stored in the checkpoint."""
+    """The `task` a checkpoint was trained for and its `plugins` (a task of a plugin's needs them): its run
+    folder's config.yaml, else (no config.yaml, or one that names no task) the config stored in the checkpoint."""
     from stcbench.engine.run import stored_config
     from stcbench.engine.run_folder import run_dir_of_checkpoint
     from stcbench.engine.schema import read_yaml
@@ -53,9 +59,10 @@ def _run_config(ckpt: Path) -> dict:
 
     run_dir = run_dir_of_checkpoint(ckpt)
     if run_dir is not None:
-        task = read_yaml(run_dir / "config.yaml").get("task")
-        if isinstance(task, str):
-            return {"task": task}
+        recorded = read_yaml(run_dir / "config.yaml")
+        if isinstance(recorded.get("task"), str):
+            return {"task": recorded["task"], "plugins": recorded.get("plugins") or []}
     if ckpt.exists():
-        return {"task": stored_config(checkpoint_for_test(ckpt)).get("task", "video")}
+        stored = stored_config(checkpoint_for_test(ckpt))
+        return {"task": stored.get("task", "video"), "plugins": stored.get("plugins") or []}
     return {}

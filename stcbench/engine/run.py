@@ -110,6 +110,7 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         refuse_run_inside_run(run_dir)
 
     module = task.module(config)
+    keep_config_in_checkpoints(module, config)
     if resuming:
         task.check_resumable(config, module, checkpoint, ckpt_path)
         refuse_other_run(stored, schema.to_dict(config), ckpt_path, own_run, task.free_on_resume)
@@ -139,6 +140,14 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
                                    trained_already=resuming and trained_out(checkpoint, config))
     finally:
         settle_replaced(replaced, run_dir)
+
+
+def keep_config_in_checkpoints(module, config) -> None:
+    """Every checkpoint carries its run's config (hyper_parameters.config): resume checks, `test` and the records
+    read it back. A task's module that does not save it itself gets it here."""
+    hparams = getattr(module, "hparams", None)
+    if hparams is None or not isinstance(hparams.get("config"), dict):
+        module.save_hyperparameters({"config": schema.to_dict(config)})
 
 
 def cell_of(config) -> str | None:
@@ -305,7 +314,7 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
     results.update(checkpoint_record(ckpt_path))
     if trainer.is_global_zero:
         warn_if_other_data(results, run_dir_of_checkpoint(ckpt_path))
-        warn_if_other_code(results, run_dir_of_checkpoint(ckpt_path), config.model.cell)
+        warn_if_other_code(results, run_dir_of_checkpoint(ckpt_path), cell_of(config))
     if trainer.is_global_zero and output is not None:
         atomic_write_json(Path(output), results)
     return results

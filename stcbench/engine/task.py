@@ -81,10 +81,12 @@ class Task:
 
     # ---- testing a checkpoint
     def checkpoint_to_test(self, path: str | Path) -> Path:
-        """The checkpoint `stcbench test` reads for `path` (a .ckpt file or a run folder)."""
+        """The checkpoint `stcbench test` reads for `path`: a .ckpt file, or a run folder's best checkpoint (the one
+        selected on `monitor`), else its last."""
         from stcbench.engine.run_folder import existing_checkpoint
 
-        return existing_checkpoint(path)
+        best = Path(path) / "checkpoints" / "best.ckpt"
+        return best if Path(path).is_dir() and best.is_file() else existing_checkpoint(path)
 
     def test_config(self, stored: dict, given: dict | None, overrides: dict | None):
         """The config of a test: the architecture from the checkpoint's `stored` config; data, trainer and
@@ -102,19 +104,25 @@ class Task:
         return dumps(results, default=str)
 
 
-TASKS: dict[str, str] = {}
+TASKS: dict[str, "str | type[Task]"] = {}
 
 
-def register_task(name: str, target: str) -> None:
-    """`target` is "package.module:ClassName" of a Task subclass."""
+def register_task(name: str, target: "str | type[Task]") -> None:
+    """`target`: a Task subclass, or "package.module:ClassName" of one (imported when the task is first used)."""
     TASKS[name] = target
 
 
 def get_task(name: str | None) -> Task:
     name = name or "video"
     if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
-    module_name, class_name = TASKS[name].split(":")
+        import stcbench.cells  # noqa: F401  (imports the STCBENCH_PLUGINS modules, which may register tasks)
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; choose one of {sorted(TASKS)} (a task of your own registers "
+                          f"with engine.task.register_task in a module named in plugins or STCBENCH_PLUGINS)")
+    target = TASKS[name]
+    if not isinstance(target, str):
+        return target()
+    module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)()
 
 

@@ -61,7 +61,7 @@ class MemoryTask(Task):
         stored = (checkpoint.get("hyper_parameters") or {}).get("config")
         if not isinstance(stored, dict):
             return
-        trained = resolve(copy.deepcopy(stored))
+        trained = self.resolve_config(copy.deepcopy(stored))
         changed = run_identity_changes(trained, config)
         if changed:
             raise ConfigError(f"{ckpt_path} was trained with {', '.join(f'{k}={v!r}' for k, v in changed.items())}; "
@@ -79,17 +79,11 @@ class MemoryTask(Task):
                 f"epoch {results['epochs']})\n  test      loss {test['loss']:.4f}{accuracy}  "
                 f"(memoryless baseline {results['baseline']:.4f})")
 
-    def checkpoint_to_test(self, path) -> Path:
-        """A .ckpt file, or a run folder's best checkpoint (lowest validation loss), else its last."""
-        path = Path(path)
-        best = path / "checkpoints" / "best.ckpt"
-        return best if path.is_dir() and best.is_file() else super().checkpoint_to_test(path)
-
     def test_config(self, stored: dict, given: dict | None, overrides: dict | None) -> MemoryConfig:
         refuse_model_overrides(overrides)
         base = apply_overrides(copy.deepcopy(stored if given is None else given), overrides)
         base["model"] = trained_architecture(stored)
-        return resolve(base)
+        return self.resolve_config(base)
 
     def test(self, config: MemoryConfig, ckpt_path: Path, trainer) -> dict:
         from stcbench.memory.module import MemoryDataModule, MemoryModule

@@ -203,7 +203,7 @@ def test_no_run_for_the_table_is_one_line_and_writes_nothing(tmp_path, capsys, t
     run = make_run(memory, "addingt100", "lif", "seed0", test={"loss": 0.5})
     _record(run, metrics={"task": "memory"})
     which = f"table {table}" if table != "all" else "any of the tables"
-    memory_held = "it holds 1 memory-probe run and no video run"
+    memory_held = "it holds 1 run of the memory task and no video run"
     for root, held in ((empty, "it holds no run"), (memory, memory_held)):
         assert main(["table", "--runs", str(root), "--table", table, "--out", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -1,0 +1,57 @@
+"""A task of a user's own plugs into the engine from a plugin file: registered there, found by fit and test."""
+import json
+import textwrap
+
+import pytest
+
+from stcbench.cli import main
+from stcbench.engine import task as task_registry
+
+PLUGIN = textwrap.dedent('''
+    """A task of a user's own (here the memory task under another name, with its own config class)."""
+    from dataclasses import dataclass
+
+    from stcbench.engine.schema import one_of, option
+    from stcbench.engine.task import register_task
+    from stcbench.memory.config import MemoryConfig
+    from stcbench.memory.task import MemoryTask
+
+
+    @dataclass
+    class EchoConfig(MemoryConfig):
+        task: str = option("echo", help="this task", check=one_of(["echo"]))
+
+
+    class EchoTask(MemoryTask):
+        name = "echo"
+        config_class = EchoConfig
+
+
+    register_task("echo", EchoTask)
+''')
+
+
+@pytest.fixture
+def echo_plugin(tmp_path, monkeypatch):
+    monkeypatch.setattr(task_registry, "TASKS", dict(task_registry.TASKS))      # the registration stays here
+    path = tmp_path / "echo_task.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+def test_a_task_registered_in_a_plugin_file_runs_through_fit(echo_plugin, tmp_path, capsys):
+    small = ["--set", "trainer.max_epochs=1", "--set", "data.train_samples=64", "--set", "data.val_samples=32",
+             "--set", "data.test_samples=32", "--set", "data.seq_len=10", "--set", "logging.loggers=[csv]"]
+    argv = ["fit", "--config", "memory/quick_adding", "--set", "task=echo", "--set", f"plugins=[{echo_plugin}]",
+            "--output-dir", str(tmp_path / "runs"), *small]
+    assert main(argv) == 0
+    run_dir = next((tmp_path / "runs").rglob("metrics.json")).parent
+    assert "task: echo" in (run_dir / "config.yaml").read_text()
+    assert json.loads((run_dir / "metrics.json").read_text())["test"]["loss"] > 0
+    out = tmp_path / "tested.json"
+    assert main(["test", str(run_dir), "--set", f"plugins=[{echo_plugin}]", "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["loss"] > 0
+    capsys.readouterr()
+    # without the plugin the task is unknown, and the message says how a task registers
+    assert main(["fit", "--config", "memory/quick_adding", "--set", "task=nosuchtask", "--print-config"]) == 2
+    assert "register_task" in capsys.readouterr().err
