@@ -376,6 +376,8 @@ CASES = {
     "evaluate/--out onto a run's metrics.json": Case("concurrent use", lambda t, s: [
         "evaluate", "--pred", str(t / "p.npy"), "--true", str(t / "t.npy"), "--out", str(t / "run" / "metrics.json")],
         "would replace a record of the run", lambda t, s: (copy_run(t, s), two_arrays()(t, s))),
+    "bench/memory suite of an empty scale": Case("wrong type", lambda t, s: [
+        "bench", "--suite", "memory", "--scale", "", "--out", str(t / "b")], "the memory suite has the scales"),
     "fit/an empty scale label": Case("wrong type", fit_argv("--scale", " "), "run.scale must be a label"),
     "bench/--scale on a video suite": Case("wrong type", lambda t, s: ["bench", "--suite", "small", "--scale", "quick",
                                                                        "--out", str(t / "b")], "--scale is for --suite memory"),

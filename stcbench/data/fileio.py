@@ -133,7 +133,7 @@ def atomic_directory(target: Path, overwrite: bool = False):
     if target.is_symlink() and not target.exists():
         raise DataError(f"{target}: a symbolic link to nothing (dangling, or a loop of links); remove it or point it "
                         f"at a folder")
-    if target.exists() and not overwrite:
+    if target.exists() and not overwrite and not (target.is_dir() and not any(target.iterdir())):   # empty: filled
         raise DataError(f"{target}: already exists; pass --force to replace it, or choose "
                         f"another --data-root")
     with replacing_directory(target) as tmp:

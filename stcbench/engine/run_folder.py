@@ -164,9 +164,9 @@ RUN_RECORDS = ("config.yaml", "metrics.json", "plugin_code.json", "predictions.n
 
 
 def is_run_folder(folder: Path) -> bool:
-    """A run's folder: the resolved config a run writes (config.yaml with its seed, model, trainer and run
-    sections) beside checkpoints or a run's metrics.json (one naming its cell). A project folder with a config
-    file of its own and an `evaluate` result is none."""
+    """A run's folder: the resolved config a run writes (config.yaml with its seed, trainer and run sections, as
+    every task's has) beside checkpoints or the metrics.json `fit` writes (with its `train_seconds`). A project
+    folder with a config file of its own and a `test` or `evaluate` result is none."""
     folder = Path(folder)
     if not _is_resolved_config(folder / "config.yaml"):
         return False
@@ -180,7 +180,7 @@ def _is_resolved_config(path: Path) -> bool:
         config = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, ValueError, yaml.YAMLError):
         return False
-    return isinstance(config, dict) and all(key in config for key in ("seed", "model", "trainer", "run"))
+    return isinstance(config, dict) and all(key in config for key in ("seed", "trainer", "run"))
 
 
 def _is_run_record(path: Path) -> bool:
@@ -190,7 +190,7 @@ def _is_run_record(path: Path) -> bool:
         record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and "cell" in record
+    return isinstance(record, dict) and "train_seconds" in record
 
 
 def enclosing_run(path: str | Path) -> Path | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stcbench.cells import get_cell_info
-from stcbench.cells.registry import normalize_name
+from stcbench.cells.registry import canonical_name
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.memory import config as memory_config
 from stcbench.memory.analysis import SPAN_PARTS
@@ -86,7 +86,7 @@ def suite_config(cell: str, task: str, scale: str, seed: int) -> dict:
     cfg["seed"] = seed
     cfg["data"]["task"] = task
     cfg["model"]["cell"] = cell
-    if task == "copy" and normalize_name(cell) == "celif":
+    if task == "copy" and canonical_name(cell) == "celif":
         cfg["model"]["cell_options"] = {"beta": 1.0 - 1.0 / cfg["data"]["seq_len"]}   # CE-LIF Table 5: 1 - 1/T
     cfg["run"]["name"] = f"seed{seed}"
     return cfg
@@ -239,7 +239,7 @@ def early_share(record: dict, key: str = "gradient_share") -> float | None:
 def table_row(record: dict) -> dict:
     test = record["test"]
     task = record["memory_task"]
-    key = (normalize_name(record["cell"]), bool(record["recurrent"]))
+    key = (canonical_name(record["cell"]), bool(record["recurrent"]))
     published = PUBLISHED.get(key, {}).get(task, "")
     span = (record.get("memory_span") or {}).get("loss_share") or [None] * SPAN_PARTS
     return {

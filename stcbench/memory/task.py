@@ -91,7 +91,7 @@ class MemoryTask(Task):
         module = MemoryModule(config)
         load_weights(module, ckpt_path)
         (metrics,) = trainer.test(module, datamodule=MemoryDataModule(config), verbose=False)
-        return {**plain_metrics(metrics, "test/"), "baseline": module.spec.baseline, "cell": config.model.cell,
+        return {**plain_metrics(metrics, "test/"), "baseline": module.spec.baseline, "cell": canonical_cell(config),
                 "memory_task": module.spec.name}
 
 
@@ -103,10 +103,14 @@ def task_folder(config: MemoryConfig) -> str:
     return f"{data.task}_T{length}"
 
 
-def cell_folder(config: MemoryConfig) -> str:
+def canonical_cell(config: MemoryConfig) -> str:
     from stcbench.cells.registry import canonical_name
 
-    name = canonical_name(config.model.cell)
+    return canonical_name(config.model.cell)
+
+
+def cell_folder(config: MemoryConfig) -> str:
+    name = canonical_cell(config)
     return f"{name}_rec" if config.model.recurrent else name
 
 
@@ -155,7 +159,7 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
         "memory_task": spec.name,
         "seq_len": config.data.seq_len if spec.name in ("adding", "copy") else spec.steps,
         "steps": spec.steps,
-        "cell": config.model.cell,
+        "cell": canonical_cell(config),
         "recurrent": config.model.recurrent,
         "hidden": config.model.hidden,
         "readout": config.model.readout,

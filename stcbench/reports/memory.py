@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from stcbench.engine import plugin_code
-from stcbench.cell_names import normalize_name
-from stcbench.cells.registry import canonical_name
-from stcbench.errors import ConfigError
+from stcbench.cell_names import BUILTIN_CELLS, normalize_name
+from stcbench.errors import ConfigError, StcbenchError
 from stcbench.reports import stats
 from stcbench.reports.runs import SELECTIONS, setting_of
 from stcbench.reports.tables import MISSING, TableResult, format_summary
@@ -58,7 +57,21 @@ def discover_memory_runs(root: Path, warn=None) -> list[dict]:
 
 def cell_label(record: dict) -> str:
     """The registry name of the cell, '(rec)' for the recurrent variant: one row each."""
-    return canonical_name(str(record["cell"])) + (" (rec)" if record.get("recurrent") else "")
+    return registry_name(str(record["cell"])) + (" (rec)" if record.get("recurrent") else "")
+
+
+def registry_name(name: str) -> str:
+    """The registry's name of a recorded cell: a built-in one's spelling normalized without importing the cells
+    (torch, plugins); an alias or a plugin's name resolved by the registry, its spelling where that fails."""
+    plain = normalize_name(name)
+    if plain in BUILTIN_CELLS:
+        return plain
+    from stcbench.cells.registry import canonical_name
+
+    try:
+        return canonical_name(name)
+    except (StcbenchError, ImportError):          # a plugin of STCBENCH_PLUGINS that cannot be imported here
+        return plain
 
 
 def loss_share(record: dict) -> float:
@@ -153,7 +166,7 @@ def memory_setting(record: dict) -> str:
     else:
         setting = setting_of(config)
         if isinstance(setting.get("model"), dict) and "cell" in setting["model"]:    # an alias names the same cell
-            setting["model"] = {**setting["model"], "cell": canonical_name(str(setting["model"]["cell"]))}
+            setting["model"] = {**setting["model"], "cell": registry_name(str(setting["model"]["cell"]))}
     code = plugin_code.read_recorded(Path(record["path"])) if "path" in record else {}
     if code:                              # another version of a plugin's code is another setting
         setting["plugin_code"] = plugin_code.code_key(code)

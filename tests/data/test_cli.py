@@ -137,6 +137,11 @@ def test_generate_refuses_to_overwrite_and_bad_params(tmp_path, capsys):
     assert code == 0 and "moving_mnist: already there, kept" in out
     assert {p.name for p in tmp_path.iterdir()} == {"moving_mnist", "taxibj", "kth"}
     assert [p for p in before if (tmp_path / p).exists()] == before
+    # an empty dataset folder (made by hand, say) is filled, by --dataset all too
+    fresh = tmp_path / "fresh"
+    (fresh / "moving_mnist").mkdir(parents=True)
+    code, out, _ = run(capsys, "generate", "--dataset", "all", "--data-root", str(fresh))
+    assert code == 0 and "generated Moving MNIST" in out and any((fresh / "moving_mnist").iterdir())
 
 
 @pytest.mark.parametrize("action", [

@@ -48,6 +48,12 @@ def test_a_task_registered_in_a_plugin_file_runs_through_fit(echo_plugin, tmp_pa
     run_dir = next((tmp_path / "runs").rglob("metrics.json")).parent
     assert "task: echo" in (run_dir / "config.yaml").read_text()
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["loss"] > 0
+    # a fresh process: the run names the plugin, the user does not, so it is not imported
+    import subprocess
+    import sys
+
+    refused = subprocess.run([sys.executable, "-m", "stcbench", "test", str(run_dir)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "imports only when you name it yourself" in refused.stderr
     out = tmp_path / "tested.json"
     assert main(["test", str(run_dir), "--set", f"plugins=[{echo_plugin}]", "--output", str(out)]) == 0
     assert json.loads(out.read_text())["loss"] > 0
@@ -55,3 +61,28 @@ def test_a_task_registered_in_a_plugin_file_runs_through_fit(echo_plugin, tmp_pa
     # without the plugin the task is unknown, and the message says how a task registers
     assert main(["fit", "--config", "memory/quick_adding", "--set", "task=nosuchtask", "--print-config"]) == 2
     assert "register_task" in capsys.readouterr().err
+
+
+def test_the_engine_stores_the_config_of_a_module_that_does_not(tmp_path):
+    """Resume checks and `test` read the run's config back from its checkpoints: a task's module that does not
+    save it gets it from the engine; one that does keeps its own."""
+    import lightning
+    import torch
+
+    from stcbench.engine.run import keep_config_in_checkpoints
+    from stcbench.engine.schema import to_dict
+    from stcbench.memory.config import resolve
+
+    class Bare(lightning.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+    config = resolve("memory/quick_adding")
+    bare = Bare()
+    keep_config_in_checkpoints(bare, config)
+    assert bare.hparams["config"] == to_dict(config)
+    own = Bare()
+    own.save_hyperparameters({"config": {"seed": 7}})
+    keep_config_in_checkpoints(own, config)
+    assert own.hparams["config"] == {"seed": 7}

@@ -250,10 +250,10 @@ def test_a_runs_folder_that_is_a_file_or_missing_is_one_line(tmp_path, capsys):
 def test_seeds_of_a_cell_named_by_an_alias_are_one_setting(tmp_path):
     import yaml
 
-    for seed, (name, share) in enumerate((("lif", 0.5), ("LIF", 0.6), ("Lif", 0.7))):
-        write_run(tmp_path, "adding", "lif", seed, share * BASELINE, name=f"s{seed}")
-        folder = tmp_path / "runs" / "memory" / "adding_T100" / "lif" / f"s{seed}"
+    for seed, (name, share) in enumerate((("stclif", 0.5), ("STCLIFCell", 0.6), ("STC-LIF", 0.7))):
+        write_run(tmp_path, "adding", name, seed, share * BASELINE, name=f"s{seed}")
+        folder = tmp_path / "runs" / "memory" / "adding_T100" / name.lower() / f"s{seed}"
         (folder / "config.yaml").write_text(yaml.safe_dump({"task": "memory", "seed": seed, "data": {"task": "adding"},
                                                             "model": {"cell": name}}))
     rows = memory_table(discover_memory_runs(tmp_path), None).rows
-    assert len(rows) == 1 and rows[0][3] == "3"
+    assert len(rows) == 1 and rows[0][2] == "stclif" and rows[0][3] == "3"

@@ -337,7 +337,11 @@ def test_a_project_folder_with_its_own_config_and_an_evaluation_is_no_run(tmp_pa
     assert enclosing_run(tmp_path / "runs" / "mmnist" / "lif") is None
     refuse_run_inside_run(tmp_path / "runs" / "mmnist" / "lif" / "r")
     refuse_writing_run_records(tmp_path / "metrics.json", "--out")
-    (tmp_path / "config.yaml").write_text("seed: 1\nmodel: {cell: lif}\ntrainer: {}\nrun: {}\n")   # a run's
+    (tmp_path / "config.yaml").write_text("seed: 1\nmodel: {cell: lif}\ntrainer: {}\nrun: {}\n")   # --print-config's
+    (tmp_path / "checkpoints" / "converted.ckpt").unlink()
+    (tmp_path / "metrics.json").write_text('{"cell": "lif", "test": {"mse": 1.0}}')                  # `test -o`'s
+    assert enclosing_run(tmp_path / "runs") is None
+    (tmp_path / "metrics.json").write_text('{"cell": "lif", "train_seconds": 3.0}')                  # a run's
     assert enclosing_run(tmp_path / "runs") == tmp_path.absolute()
     with pytest.raises(ConfigError, match="would replace a record of the run"):
         refuse_writing_run_records(tmp_path / "metrics.json", "--out")
