@@ -87,13 +87,23 @@ def run_generate(args) -> int:
     names = dataset_names(args.dataset, for_generation=True)
     if params and len(names) > 1:
         raise ConfigError("--param applies to one dataset; use it with a single --dataset")
+    failed = []
     for name in names:
         present = existing_dataset_folder(name, args.data_root)
         if len(names) > 1 and present is not None and not args.force:    # --dataset all goes on to the others
             print(f"{present}: already there, kept (--force replaces it)")
             continue
-        generate_dataset(name, args.data_root, seed=args.seed, size=args.size, overrides=params,
-                         force=args.force, log=print)
+        try:
+            generate_dataset(name, args.data_root, seed=args.seed, size=args.size, overrides=params,
+                             force=args.force, log=print)
+        except (DataError, ConfigError) as error:
+            if len(names) == 1:
+                raise
+            print(f"stcbench data generate: error: {name}: {error}", file=sys.stderr)    # the others still come
+            failed.append(name)
+    if failed:
+        raise DataError(f"{len(failed)} of {len(names)} datasets could not be generated ({', '.join(failed)}, said "
+                        f"above); the others are there")
     return 0
 
 

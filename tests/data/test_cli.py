@@ -142,6 +142,13 @@ def test_generate_refuses_to_overwrite_and_bad_params(tmp_path, capsys):
     (fresh / "moving_mnist").mkdir(parents=True)
     code, out, _ = run(capsys, "generate", "--dataset", "all", "--data-root", str(fresh))
     assert code == 0 and "generated Moving MNIST" in out and any((fresh / "moving_mnist").iterdir())
+    # one dataset that cannot be made (a link to nothing in its place) does not stop the others
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "taxibj").symlink_to(tmp_path / "gone")
+    code, out, err = run(capsys, "generate", "--dataset", "all", "--data-root", str(other))
+    assert code == 2 and "1 of 3 datasets could not be generated (taxibj" in err
+    assert (other / "moving_mnist").is_dir() and (other / "kth").is_dir()
 
 
 @pytest.mark.parametrize("action", [
