@@ -247,10 +247,11 @@ def memory_table(records: list[dict], baseline: str | None = "lif",
              "mean ± 95 % Student-t interval over seeds; 'below the baseline' when the whole interval is below 1; "
              "(n = k): only k of the row's runs have a finite value (the others diverged).",
              f"Run per seed: selection '{selection}' (the newest run of a seed, or with 'best-val' the one with the "
-             "lowest validation loss).",
-             "Differences: mean over seeds minus the baseline cell's, Welch 95 % interval; with one seed a side "
-             "tested on the same sequences, the mean over test sequences with a paired bootstrap 95 % interval; "
-             "lower is better."]
+             "lowest validation loss)."]
+    if baseline:
+        notes.append("Differences: mean over seeds minus the baseline cell's, Welch 95 % interval; with one seed a "
+                     "side tested on the same sequences, the mean over test sequences with a paired bootstrap 95 % "
+                     "interval; lower is better.")
     return TableResult("memory", "Memory probes over seeds", source, header, rows, notes)
 
 
