@@ -87,24 +87,34 @@ def run_generate(args) -> int:
     names = dataset_names(args.dataset, for_generation=True)
     if params and len(names) > 1:
         raise ConfigError("--param applies to one dataset; use it with a single --dataset")
-    failed = []
-    for name in names:
+
+    def generate(name: str) -> None:
         present = existing_dataset_folder(name, args.data_root)
         if len(names) > 1 and present is not None and not args.force:    # --dataset all goes on to the others
             print(f"{present}: already there, kept (--force replaces it)")
-            continue
+            return
+        generate_dataset(name, args.data_root, seed=args.seed, size=args.size, overrides=params, force=args.force,
+                         log=print)
+
+    for_each_dataset(names, "generate", generate, (DataError, ConfigError))
+    return 0
+
+
+def for_each_dataset(names: list[str], command: str, action, errors=(DataError,)) -> None:
+    """`action(name)` for each dataset; of several, one that fails is said and the others still come, and one
+    DataError at the end names the failures."""
+    failed = []
+    for name in names:
         try:
-            generate_dataset(name, args.data_root, seed=args.seed, size=args.size, overrides=params,
-                             force=args.force, log=print)
-        except (DataError, ConfigError) as error:
+            action(name)
+        except errors as error:
             if len(names) == 1:
                 raise
-            print(f"stcbench data generate: error: {name}: {error}", file=sys.stderr)    # the others still come
+            print(f"stcbench data {command}: error: {name}: {error}", file=sys.stderr)
             failed.append(name)
     if failed:
-        raise DataError(f"{len(failed)} of {len(names)} datasets could not be generated ({', '.join(failed)}, said "
-                        f"above); the others are there")
-    return 0
+        raise DataError(f"{len(failed)} of {len(names)} datasets failed ({', '.join(failed)}, said above); the others "
+                        f"are there. Run the same command again for them")
 
 
 def existing_dataset_folder(name: str, data_root):
@@ -121,18 +131,8 @@ def run_download(args) -> int:
     from stcbench.data.download import download_dataset
 
     names = dataset_names(args.dataset, for_generation=True)
-    failed = []
-    for name in names:
-        try:
-            download_dataset(name, args.data_root, mirror=args.mirror, force=args.force)
-        except DataError as error:
-            if len(names) == 1:
-                raise
-            print(f"stcbench data download: error: {name}: {error}", file=sys.stderr)   # the others still come
-            failed.append(name)
-    if failed:
-        raise DataError(f"{len(failed)} of {len(names)} datasets failed ({', '.join(failed)}, said above); the others "
-                        f"are installed. Run the same command again for them")
+    for_each_dataset(names, "download",
+                     lambda name: download_dataset(name, args.data_root, mirror=args.mirror, force=args.force))
     return 0
 
 

@@ -147,7 +147,7 @@ def test_generate_refuses_to_overwrite_and_bad_params(tmp_path, capsys):
     other.mkdir()
     (other / "taxibj").symlink_to(tmp_path / "gone")
     code, out, err = run(capsys, "generate", "--dataset", "all", "--data-root", str(other))
-    assert code == 2 and "1 of 3 datasets could not be generated (taxibj" in err
+    assert code == 2 and "1 of 3 datasets failed (taxibj" in err
     assert (other / "moving_mnist").is_dir() and (other / "kth").is_dir()
 
 
