@@ -1,6 +1,7 @@
 """`stcbench fit --config FILE [overrides]`: train one model (or resume one with --ckpt-path)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from stcbench.errors import ConfigError
@@ -102,10 +103,12 @@ def run(args) -> int:
         config = task.resolve_config(data, overrides)
     except ConfigError as error:
         raise ConfigError(f"{error}{switched_task_hint(data, overrides)}") from None
-    if "run.scale" not in overrides and not engine.resumes_a_run(args.ckpt_path):
-        engine.label_resized(task, config, data, overrides)
+    note = engine.label_resized(task, config, data, overrides) if not engine.resumes_a_run(args.ckpt_path) else None
     if args.print_config:
         from stcbench.engine.environment import with_environment_plugins
+
+        if note:
+            print(note, file=sys.stderr)
 
         config.plugins = with_environment_plugins(config.plugins)     # as the run would record them
         task.run_base(config)              # what a run would refuse (an unknown dataset or cell, say) is refused
@@ -113,7 +116,7 @@ def run(args) -> int:
         print(dump(config), end="")
         return 0
     run_dir = engine.fit(task, config, ckpt_path=args.ckpt_path, overwrite=args.overwrite,
-                         data_root_given="data.data_root" in overrides)
+                         data_root_given="data.data_root" in overrides, notes=(note,) if note else ())
     if is_rank_zero():                     # under DDP every process returns here
         print(f"run directory: {run_dir}")
     return 0

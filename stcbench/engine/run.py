@@ -40,24 +40,28 @@ def fit_from(task: Task, source, *, ckpt_path: str | Path | None = None, overrid
     named scale that they resize is labelled `custom`, as `stcbench fit` labels it)."""
     overrides = overrides or {}
     config = task.resolve_config(source, overrides)
-    if "run.scale" not in overrides and not resumes_a_run(ckpt_path):
-        label_resized(task, config, source, overrides)
+    note = label_resized(task, config, source, overrides) if not resumes_a_run(ckpt_path) else None
     return fit(task, config, ckpt_path=ckpt_path, overwrite=overwrite,
-               data_root_given="data.data_root" in overrides)
+               data_root_given="data.data_root" in overrides, notes=(note,) if note else ())
 
 
 def resumes_a_run(ckpt_path) -> bool:
     return ckpt_path is not None and Path(ckpt_path).exists() and run_dir_of_checkpoint(ckpt_path) is not None
 
 
-def label_resized(task: Task, config, source, overrides: dict) -> None:
+def label_resized(task: Task, config, source, overrides: dict) -> str | None:
     """A named scale (paper, small, ...) that `overrides` change in size (epochs, data, width) is no longer that
-    scale: the run is labelled `custom`, so that tables never show it as the named one."""
+    scale: the run is labelled `custom`, so that tables never show it as the named one. Returns the line that says
+    so (`fit` prints it once the run is accepted), None when the label stays; `run.scale` given keeps it."""
+    if "run.scale" in overrides:
+        return None
     changed = task.size_changes(config, source, overrides)
-    if changed:
-        print(f"scale label: custom, not {config.run.scale} (changed: {', '.join(changed)}); pass --scale (or set "
-              f"run.scale) to name it yourself", file=sys.stderr)
-        config.run.scale = "custom"
+    if not changed:
+        return None
+    note = (f"scale label: custom, not {config.run.scale} (changed: {', '.join(changed)}); pass --scale (or set "
+            f"run.scale) to name it yourself")
+    config.run.scale = "custom"
+    return note
 
 
 def test_from(task: Task, source, ckpt_path: str | Path, *, overrides: dict | None = None,
@@ -72,7 +76,7 @@ def test_from(task: Task, source, ckpt_path: str | Path, *, overrides: dict | No
 
 
 def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: bool = False,
-        data_root_given: bool = False) -> Path:
+        data_root_given: bool = False, notes: tuple[str, ...] = ()) -> Path:
     """Train (or resume) one run of `task` and test its best and last checkpoints. Returns the run folder.
 
     A new run never writes into an existing folder: a named run whose folder exists is refused unless
@@ -108,6 +112,9 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         refuse_non_folder(run_dir)
         check_output_folder(run_dir, "run folder", "--output-dir (run.output_dir)")
         refuse_run_inside_run(run_dir)
+    if is_rank_zero():
+        for note in notes:                        # once the run is accepted (e.g. the scale label changed)
+            print(note, file=sys.stderr)
 
     module = task.module(config)
     keep_config_in_checkpoints(module, config)

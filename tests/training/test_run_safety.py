@@ -345,3 +345,19 @@ def test_a_project_folder_with_its_own_config_and_an_evaluation_is_no_run(tmp_pa
     assert enclosing_run(tmp_path / "runs") == tmp_path.absolute()
     with pytest.raises(ConfigError, match="would replace a record of the run"):
         refuse_writing_run_records(tmp_path / "metrics.json", "--out")
+
+
+def test_a_refused_run_says_only_why(mmnist_root, tmp_path, capsys):
+    """A resized quick run whose folder exists is refused with the refusal alone: the scale-label note belongs to
+    runs that start."""
+    taken = tmp_path / "runs" / "mmnist" / "lif" / "taken"
+    (taken / "checkpoints").mkdir(parents=True)
+    (taken / "checkpoints" / "last.ckpt").write_bytes(b"someone else's weights")
+    argv = ["fit", "--config", "quick/mmnist", "--cell", "lif", "--data-root", str(mmnist_root), "--output-dir",
+            str(tmp_path / "runs"), "--max-epochs", "1", "--run-name", "taken"]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "already exists" in err[0]
+    assert main([*argv[:-1], "fresh", "--set", "data.train_samples=4", "--set", "data.val_samples=2",
+                 "--set", "data.test_samples=2", "--set", "logging.progress_bar=none"]) == 0
+    assert "scale label: custom, not quick (changed: data.test_samples" in capsys.readouterr().err
