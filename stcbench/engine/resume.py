@@ -46,6 +46,15 @@ def differences(stored: Mapping, given: Mapping, prefix: str = "") -> list[tuple
     return found
 
 
+def describe_changes(changed: list, shown: int = 4) -> str:
+    """`key: old there, new here; ...` for the first `shown` differences (engine.resume.differences), then the
+    others' keys."""
+    text = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in changed[:shown])
+    if len(changed) > shown:
+        text += f" and {len(changed) - shown} more: {', '.join(key for key, _, _ in changed[shown:])}"
+    return text
+
+
 def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 

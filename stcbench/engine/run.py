@@ -320,8 +320,9 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
         results = task.test(config, ckpt_path, trainer)
     results.update(checkpoint_record(ckpt_path))
     if trainer.is_global_zero:
-        warn_if_other_data(results, run_dir_of_checkpoint(ckpt_path))
-        warn_if_other_code(results, run_dir_of_checkpoint(ckpt_path), cell_of(config))
+        run_dir = run_dir_of_checkpoint(ckpt_path)
+        warn_if_other_data(results, run_dir)
+        warn_if_other_code(results, run_dir, cell_of(config))
     if trainer.is_global_zero and output is not None:
         atomic_write_json(Path(output), results)
     return results
@@ -342,7 +343,6 @@ def warn_if_other_data(results: dict, run_dir: Path | None) -> None:
     """A test on data whose checksum differs from what the run recorded (e.g. regenerated with another seed) says
     so on stderr and in its record (`data_differs_from_training`): its numbers are not the run's."""
     import json
-    import sys
 
     try:
         trained = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) if run_dir else {}

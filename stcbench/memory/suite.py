@@ -167,10 +167,11 @@ def check_same_setting(record: dict | None, cfg: dict, run_dir: Path) -> dict | 
                           f"trainer.max_epochs={epochs}, or pass another --out")
     changed = setting_changes(cfg, run_dir)
     if changed:
-        shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in changed[:4])
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise ConfigError(f"{run_dir} was trained with another setting than the {scale} suite's ({shown}{more}); the "
-                          f"suite would take it for its run: pass another --out, or move that run folder away")
+        from stcbench.engine.resume import describe_changes
+
+        raise ConfigError(f"{run_dir} was trained with another setting than the {scale} suite's "
+                          f"({describe_changes(changed)}); the suite would take it for its run: pass another --out, "
+                          f"or move that run folder away")
     return record
 
 

@@ -215,37 +215,33 @@ def refuse_other_setting(run: PlannedRun, config, check_data: bool = True) -> No
     setting (other epochs, data, model, cell options, ...) is not taken for this plan's run: one ConfigError naming
     the differences (engine.resume.differences)."""
     from stcbench.engine import plugin_code
-    from stcbench.engine.resume import UNSET, differences
+    from stcbench.engine.resume import UNSET, describe_changes, differences
     from stcbench.engine.schema import to_dict
     from stcbench.reports.runs import setting_of
 
     found = _earlier_attempt(run)
     if found is None:
         return
-    run_dir, stored, state = found
+    run_dir, stored, state, finished = found
     use = "would take it for this plan's run" if state == "finished" else "would resume it with this setting"
     plugin_code.refuse_changed(run_dir, config.model.cell, f"bench {use}")
-    if state == "finished" and check_data:
-        refuse_other_data(run_dir, config, use)
+    if finished is not None and check_data:
+        refuse_other_data(run_dir, finished.data_checksum, config, use)
     changed = differences(setting_of(stored), setting_of(to_dict(config)))
     if changed:
-        shown = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in changed[:4])
         same = "; ".join(filter(None, [
             " ".join(f"--set {key}={_cli_value(old)}" for key, old, _ in changed[:4] if old is not UNSET),
             " ".join(f"without --set {key}" for key, old, _ in changed[:4] if old is UNSET)]))
-        more = f" and {len(changed) - 4} more: {', '.join(key for key, _, _ in changed[4:])}" if len(changed) > 4 else ""
-        raise ConfigError(f"the {state} run {run_dir} was trained with another setting ({shown}{more}); bench {use}. "
+        raise ConfigError(f"the {state} run {run_dir} was trained with another setting ({describe_changes(changed)}); "
+                          f"bench {use}. "
                           f"To collect or resume that suite, give the flags it was run with ({same}); bench never "
                           f"changes the setting of a run it has started, so for this setting (more epochs too) use "
                           f"another --out or --tag, or move that run folder away")
 
 
-def refuse_other_data(run_dir: Path, config, use: str) -> None:
-    """A finished run whose record names other data (its checksum) than the data this plan would train on."""
-    from stcbench.reports.runs import load_run
-
-    finished = load_run(run_dir / "metrics.json")
-    recorded = finished.data_checksum if finished is not None else None
+def refuse_other_data(run_dir: Path, recorded: str | None, config, use: str) -> None:
+    """A finished run whose record names other data (its checksum `recorded`) than the data this plan would train
+    on."""
     here = _data_checksum(config.data.dataset, config.data.data_root) if recorded else None
     if recorded and here and recorded != here:
         raise ConfigError(f"the finished run {run_dir} was trained on other data ({recorded[:19]}… there, "
@@ -261,17 +257,19 @@ def _data_checksum(dataset: str, data_root: str) -> str | None:
     return dataset_checksum(dataset, data_root)
 
 
-def _earlier_attempt(run: PlannedRun) -> tuple[Path, dict, str] | None:
-    """(run folder, its config, "finished" | "interrupted") of an earlier attempt of this run, if it left a config."""
+def _earlier_attempt(run: PlannedRun):
+    """(run folder, its config, "finished" | "interrupted", the finished Run or None) of an earlier attempt of this
+    run, if it left a config; else None."""
     from stcbench.reports.runs import load_run, read_run_config
 
     metrics = run.finished_metrics()
     if metrics is not None:
         finished = load_run(metrics)
-        return (metrics.parent, finished.config, "finished") if finished is not None and finished.config else None
+        return ((metrics.parent, finished.config, "finished", finished) if finished is not None and finished.config
+                else None)
     last = run.last_checkpoint()
     stored = read_run_config(last.parents[1]) if last is not None else {}
-    return (last.parents[1], stored, "interrupted") if stored else None
+    return (last.parents[1], stored, "interrupted", None) if stored else None
 
 
 def _cli_value(value) -> str:

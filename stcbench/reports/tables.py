@@ -163,8 +163,9 @@ def _cells(table: PublishedTable, label: str, cell: str, options: dict, publishe
                   _fmt(published(col), col.decimals)]
     cells.append(_per_dataset(groups, lambda g: str(g.n)))
     if baselines is not None:
+        alike = {ds: baseline_at_scale(baselines[ds], group, runs, selection) for ds, group in groups.items()}
         for col in compared_columns(table):
-            base = baseline_at_scale(baselines[col.dataset], groups[col.dataset], runs, selection)
+            base = alike[col.dataset]
             base_values = group_values(col, base, runs, base.representative.cell, {}, selection) if base else []
             cells.append(comparison_text(col, groups[col.dataset], base, values[col.key], base_values))
     return cells + [_per_dataset(groups, lambda g: g.describe_scale()),
