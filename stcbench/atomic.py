@@ -110,14 +110,20 @@ def blocking_file(path: str | os.PathLike) -> Path | None:
     return None
 
 
+DANGLING_LINK = "a symbolic link to nothing (dangling, or a loop of links)"
+
+
+def is_dangling_link(path: str | os.PathLike) -> bool:
+    return os.path.islink(path) and not os.path.exists(path)
+
+
 def check_output_folder(path: str | os.PathLike, what: str, flag: str) -> None:
     """Before any work: a folder can be made (or is) at `path` (`what`, set by `flag`); else one line naming both."""
     blocker = blocking_file(path)
     if blocker is None:
         return
-    if blocker.is_symlink() and not blocker.exists():
-        raise ConfigError(f"{what} {path}: {blocker} is a symbolic link to nothing (dangling, or a loop of links); "
-                          f"point it at a folder or choose another {flag}")
+    if is_dangling_link(blocker):
+        raise ConfigError(f"{what} {path}: {blocker} is {DANGLING_LINK}; point it at a folder or choose another {flag}")
     raise ConfigError(f"{what} {path}: {blocker} is a file, not a folder; choose another {flag}")
 
 

@@ -125,6 +125,8 @@ def is_file_system_error(exc: OSError) -> bool:
 def file_system_message(exc: OSError) -> str:
     import errno
 
+    from stcbench.atomic import DANGLING_LINK, is_dangling_link
+
     where = exc.filename if exc.filename is not None else "a file"
     fixes = {errno.EACCES: "check its permissions or choose another folder",
              errno.EPERM: "check its permissions or choose another folder",
@@ -135,16 +137,9 @@ def file_system_message(exc: OSError) -> str:
              errno.ENOTDIR: "a part of the path is a file, not a directory",
              errno.EEXIST: "a file stands where a folder is needed; choose another path"}
     fix = fixes.get(exc.errno, "check the path")
-    if exc.errno == errno.EEXIST and exc.filename is not None and _dangling_link(exc.filename):
-        return f"{where}: a symbolic link to nothing (dangling, or a loop of links); point it at a folder or choose " \
-               f"another path"
+    if exc.errno == errno.EEXIST and exc.filename is not None and is_dangling_link(exc.filename):
+        return f"{where}: {DANGLING_LINK}; point it at a folder or choose another path"
     return f"{where}: {(exc.strerror or 'error').lower()}; {fix}"
-
-
-def _dangling_link(name) -> bool:
-    import os
-
-    return os.path.islink(name) and not os.path.exists(name)
 
 
 if __name__ == "__main__":

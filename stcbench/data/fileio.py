@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stcbench.atomic import replacing, replacing_directory
+from stcbench.atomic import DANGLING_LINK, is_dangling_link, replacing, replacing_directory
 from stcbench.errors import DataError, array_load_problem
 from stcbench.strict_json import dumps
 
@@ -130,9 +130,8 @@ def atomic_directory(target: Path, overwrite: bool = False):
     """Yield a temporary sibling folder; on success it replaces `target` in one rename (stcbench.atomic):
     an interrupted write leaves neither a partial `target` nor leftovers."""
     target = Path(target)
-    if target.is_symlink() and not target.exists():
-        raise DataError(f"{target}: a symbolic link to nothing (dangling, or a loop of links); remove it or point it "
-                        f"at a folder")
+    if is_dangling_link(target):
+        raise DataError(f"{target}: {DANGLING_LINK}; remove it or point it at a folder")
     if target.exists() and not overwrite and not (target.is_dir() and not any(target.iterdir())):   # empty: filled
         raise DataError(f"{target}: already exists; pass --force to replace it, or choose "
                         f"another --data-root")
