@@ -101,7 +101,7 @@ def test_report_analysis_refuses_a_hostile_checkpoint(tmp_path):
 
 def test_memory_weights_refuse_a_hostile_checkpoint(tmp_path):
     from stcbench.checkpoints import UnsafeCheckpointError
-    from stcbench.memory.task import load_weights
+    from stcbench.engine.evaluation import load_weights
 
     marker = tmp_path / "PWNED"
     ckpt = hostile_checkpoint(tmp_path / "best.ckpt", marker)

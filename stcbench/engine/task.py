@@ -10,6 +10,7 @@ imports a task (`register_task("video", "stcbench.training.task:VideoTask")`).
 """
 from __future__ import annotations
 
+import copy
 import importlib
 from pathlib import Path
 from typing import Any
@@ -70,14 +71,31 @@ class Task:
         """Refuse a checkpoint that cannot continue the run built from `config`."""
 
     def evaluate(self, config, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
-        """Test the trained run (its best and last checkpoints): the body of metrics.json."""
-        raise NotImplementedError
+        """Test the trained run (its best and last checkpoints, each by `test_checkpoint`): the body of metrics.json.
+        The default record (engine.evaluation.run_record) names what ran and what was tested; a task adds its own
+        fields by overriding this with the same building blocks."""
+        from stcbench.engine.evaluation import run_record, test_best_and_last
+
+        tested = test_best_and_last(self, config, trainer, module, datamodule, run_dir)
+        return run_record(self, config, trainer, module, tested, run_dir)
+
+    def test_checkpoint(self, config, trainer, module, datamodule, path: Path, label: str):
+        """Test one of the run's checkpoints (`label` "best" or "last") -> engine.evaluation.TestedCheckpoint.
+        Default: its weights loaded into the run's module, `trainer.test`, metrics logged under the label's prefix
+        (the module's `test_log_prefix`), per-sequence values from the module's `test_per_sequence` if it has them."""
+        from stcbench.engine.evaluation import LOG_PREFIXES, TestedCheckpoint, test_loaded_weights
+
+        metrics, per_sequence = test_loaded_weights(trainer, module, datamodule, path, LOG_PREFIXES[label])
+        return TestedCheckpoint(label, path, metrics, per_sequence)
 
     def log_results(self, loggers: list, results: dict) -> None:
         """Send the test results to the dashboards (wandb)."""
 
     def summary(self, results: dict) -> str:
-        raise NotImplementedError
+        """What `fit` prints at the end (default: the reported test metrics)."""
+        metrics = results.get("test") or {}
+        shown = "  ".join(f"{key} {value:.4f}" for key, value in metrics.items() if isinstance(value, (int, float)))
+        return f"{self.name} (scale {results.get('scale')}, epoch {results.get('selected_epoch')}): test  {shown}"
 
     # ---- testing a checkpoint
     def checkpoint_to_test(self, path: str | Path) -> Path:
@@ -89,13 +107,22 @@ class Task:
         return best if Path(path).is_dir() and best.is_file() else existing_checkpoint(path)
 
     def test_config(self, stored: dict, given: dict | None, overrides: dict | None):
-        """The config of a test: the architecture from the checkpoint's `stored` config; data, trainer and
-        logging from `given` (default: the stored config), then `overrides`."""
-        raise NotImplementedError
+        """The config of a test: the architecture (the model section) from the checkpoint's `stored` config; data,
+        trainer and logging from `given` (default: the stored config), then `overrides`, which may not change the
+        model."""
+        refuse_model_overrides(overrides)
+        base = schema.apply_overrides(copy.deepcopy(stored if given is None else given), overrides)
+        if "model" in stored:
+            base["model"] = copy.deepcopy(stored["model"])
+        return self.resolve_config(base)
 
     def test(self, config, ckpt_path: Path, trainer) -> dict:
-        """Test the checkpoint: the record `stcbench test` prints and writes."""
-        raise NotImplementedError
+        """Test the checkpoint: the record `stcbench test` prints and writes (default: its test metrics, tested
+        with a module and data module built from `config`)."""
+        from stcbench.engine.evaluation import test_loaded_weights
+
+        metrics, _ = test_loaded_weights(trainer, self.module(config), self.datamodule(config), ckpt_path)
+        return metrics
 
     def test_summary(self, results: dict) -> str:
         """What `stcbench test` prints (default: the record as JSON)."""

@@ -18,9 +18,8 @@ from lightning.pytorch.callbacks import Callback
 
 from stcbench.checkpoints import load_checkpoint
 from stcbench.engine.io import atomic_save_npz
-from stcbench.engine.per_sequence import save_per_sequence
-from stcbench.engine.schema import apply_overrides
-from stcbench.engine.task import Task, refuse_model_overrides
+from stcbench.engine.evaluation import load_weights, test_loaded_weights
+from stcbench.engine.task import Task
 from stcbench.errors import ConfigError
 from stcbench.memory.config import MemoryConfig, resolve
 
@@ -80,18 +79,14 @@ class MemoryTask(Task):
                 f"(memoryless baseline {results['baseline']:.4f})")
 
     def test_config(self, stored: dict, given: dict | None, overrides: dict | None) -> MemoryConfig:
-        refuse_model_overrides(overrides)
-        base = apply_overrides(copy.deepcopy(stored if given is None else given), overrides)
-        base["model"] = trained_architecture(stored)
-        return self.resolve_config(base)
+        return super().test_config({**stored, "model": trained_architecture(stored)}, given, overrides)
 
     def test(self, config: MemoryConfig, ckpt_path: Path, trainer) -> dict:
         from stcbench.memory.module import MemoryDataModule, MemoryModule
 
         module = MemoryModule(config)
-        load_weights(module, ckpt_path)
-        (metrics,) = trainer.test(module, datamodule=MemoryDataModule(config), verbose=False)
-        return {**plain_metrics(metrics, "test/"), "baseline": module.spec.baseline, "cell": canonical_cell(config),
+        metrics, _ = test_loaded_weights(trainer, module, MemoryDataModule(config), ckpt_path)
+        return {**metrics, "baseline": module.spec.baseline, "cell": canonical_cell(config),
                 "memory_task": module.spec.name}
 
 
@@ -136,21 +131,15 @@ class EpochHistory(Callback):
 
 
 def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Path, history: list) -> dict:
+    """metrics.json of a memory run: the engine's tests of the best and last checkpoints, with the probe's task,
+    memoryless baseline, test-set fingerprint and (adding) memory span of the best checkpoint."""
+    from stcbench.engine.evaluation import load_weights, save_selected_per_sequence, test_best_and_last
     from stcbench.memory.module import spec_of
 
     spec = spec_of(config)
-    checkpoints = {"best": run_dir / "checkpoints" / "best.ckpt", "last": run_dir / "checkpoints" / "last.ckpt"}
-    tested, per_sequence = {}, {}
-    prefixes = {"best": "test", "last": "test_last"}     # logged apart (the loggers' rows of both tests)
-    for label, path in checkpoints.items():
-        load_weights(module, path)
-        module.test_log_prefix = prefixes[label]
-        (found,) = trainer.test(module, datamodule=datamodule, verbose=False)
-        tested[label] = {f"test/{key.partition('/')[2]}": value for key, value in found.items() if "/" in key}
-        per_sequence[label] = module.test_per_sequence
-    module.test_log_prefix = "test"
-    load_weights(module, checkpoints["best"])
-    per_sequence_file = save_per_sequence(run_dir, per_sequence["best"]) if trainer.is_global_zero else None
+    tested = test_best_and_last(MemoryTask(), config, trainer, module, datamodule, run_dir)
+    load_weights(module, tested["best"].path)        # the analyses below are of the selected checkpoint
+    per_sequence_file = save_selected_per_sequence(trainer, run_dir, tested)
     span = memory_span(module, config)
     if config.run.gradient_analysis and trainer.is_global_zero:
         save_gradient_analysis(module, datamodule, run_dir, f"{spec.name} T={config.data.seq_len}, {config.model.cell}")
@@ -172,8 +161,8 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
         "global_steps": trainer.global_step,
         "baseline": spec.baseline,
         "baseline_formula": spec.baseline_formula,
-        "test": plain_metrics(tested["best"], "test/"),
-        "last": plain_metrics(tested["last"], "test/"),
+        "test": tested["best"].metrics,
+        "last": tested["last"].metrics,
         "test_per_sequence": per_sequence_file,
         "test_set": test_set_fingerprint(datamodule),
         **({"memory_span": span} if span else {}),
@@ -216,15 +205,6 @@ def test_set_fingerprint(datamodule) -> str:
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def plain_metrics(metrics: dict, prefix: str) -> dict:
-    return {key.removeprefix(prefix): float(value) for key, value in metrics.items() if key.startswith(prefix)}
-
-
-def load_weights(module, path: Path) -> None:
-    state = load_checkpoint(path)["state_dict"]      # refused before anything uses it, if unsafe
-    module.load_state_dict(state)
 
 
 def save_gradient_analysis(module, datamodule, run_dir: Path, title: str) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from stcbench.checkpoints import load_checkpoint
+from stcbench.engine.evaluation import checkpoint_epoch
 from stcbench.engine.run_paths import relative_to_run, resolve_in_run
 from stcbench.engine.task import Task, refuse_model_overrides
 from stcbench.errors import ConfigError, StcbenchError
@@ -48,7 +48,10 @@ class VideoTask(Task):
         check_checkpoint_fits(config, module, checkpoint, ckpt_path)
 
     def evaluate(self, config: Config, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
-        return evaluate_checkpoints(config, trainer, module, datamodule, run_dir)
+        return evaluate_checkpoints(self, config, trainer, module, datamodule, run_dir)
+
+    def test_checkpoint(self, config: Config, trainer, module, datamodule, path: Path, label: str):
+        return test_one_checkpoint(config, trainer, datamodule, path, label)
 
     def log_results(self, loggers: list, results: dict) -> None:
         from stcbench.engine.loggers import log_metrics_to_wandb
@@ -216,52 +219,41 @@ def long_test_loader(config: Config):
     return dm.test_dataloader()
 
 
-def evaluate_checkpoints(config: Config, trainer, module, datamodule, run_dir: Path) -> dict:
-    """Test the best (selected on the validation split) and the last checkpoint."""
-    from stcbench.training.module import load_module, module_dtype
-    from stcbench.engine.per_sequence import save_per_sequence
+def evaluate_checkpoints(task: VideoTask, config: Config, trainer, module, datamodule, run_dir: Path) -> dict:
+    """metrics.json of a video run: the engine's tests of the best (selected on the validation split) and the last
+    checkpoint, with what ran, on which data, and the selected checkpoint's validation score."""
+    from stcbench.engine.evaluation import checkpoint_blocks, save_selected_per_sequence, test_best_and_last
 
     callback = trainer.checkpoint_callback
-    best_path = Path(callback.best_model_path) if callback and callback.best_model_path else None
-    last_path = run_dir / "checkpoints" / "last.ckpt"
+    tested = test_best_and_last(task, config, trainer, module, datamodule, run_dir)
     results = base_record(config, trainer, module, datamodule)
-    results["best_checkpoint"] = relative_to_run(best_path, run_dir) if best_path else None
+    results["best_checkpoint"] = relative_to_run(tested["best"].path, run_dir) if "best" in tested else None
     results["val"] = {"split": "val" if config.data.selection == "val" else "test",
                       "mse_per_pixel": _number(callback.best_model_score) if callback else None}
     if results["val"]["mse_per_pixel"] is not None:
         results["val"]["mse"] = results["val"]["mse_per_pixel"] * _pixels(module)
-    long_test = wants_long_test(config)
-    evaluated, per_sequence = {}, {}
-    for tag, path in (("best", best_path), ("last", last_path)):
-        if path is None or not path.exists():
-            continue
-        model = load_module(path, config, module_dtype(config.trainer.precision))
-        keep = config.run.predictions_limit if (config.run.save_predictions and tag == "best") else 0
-        prefix = "test" if tag == "best" else "test_last"
-        block = {"checkpoint": relative_to_run(path, run_dir), "epoch": checkpoint_epoch(path),
-                 "test": run_test(trainer, model, datamodule, keep_predictions=keep, log_prefix=prefix)}
-        per_sequence[tag] = model.test_per_sequence
-        if keep and trainer.is_global_zero:
-            save_predictions(run_dir / "predictions.npz", model.prediction_buffer, keep)
-        if long_test:
-            block["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config),
-                                          log_prefix=f"{prefix}_long")
-        evaluated[tag] = block
-    if not evaluated:
-        raise StcbenchError(f"no checkpoint to test in {run_dir / 'checkpoints'}")
-    chosen = evaluated.get("best") or evaluated["last"]
-    results["selected_epoch"] = chosen["epoch"]
-    results["test"] = chosen["test"]
-    if trainer.is_global_zero:
-        selected = "best" if "best" in evaluated else "last"
-        results["test_per_sequence"] = save_per_sequence(run_dir, per_sequence[selected])
-    if "test_long" in chosen:
-        results["test_long"] = chosen["test_long"]
-    if "last" in evaluated:
-        results["last"] = evaluated["last"]
-    if "best" in evaluated:
-        results["best"] = {k: v for k, v in evaluated["best"].items() if k not in ("test", "test_long")}
+    results.update(checkpoint_blocks(tested, run_dir))
+    results["test_per_sequence"] = save_selected_per_sequence(trainer, run_dir, tested)
     return results
+
+
+def test_one_checkpoint(config: Config, trainer, datamodule, path: Path, label: str):
+    """One checkpoint of a run tested in a module loaded from it (in the run's precision); the best one keeps
+    `run.predictions_limit` predictions (predictions.npz) when `run.save_predictions`; KTH adds its 10->40 test."""
+    from stcbench.engine.evaluation import LOG_PREFIXES, TestedCheckpoint
+    from stcbench.engine.run_folder import run_dir_of_checkpoint
+    from stcbench.training.module import load_module, module_dtype
+
+    model = load_module(path, config, module_dtype(config.trainer.precision))
+    keep = config.run.predictions_limit if (config.run.save_predictions and label == "best") else 0
+    prefix = LOG_PREFIXES[label]
+    metrics = run_test(trainer, model, datamodule, keep_predictions=keep, log_prefix=prefix)
+    if keep and trainer.is_global_zero:
+        save_predictions(run_dir_of_checkpoint(path) / "predictions.npz", model.prediction_buffer, keep)
+    extra = {}
+    if wants_long_test(config):
+        extra["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config), log_prefix=f"{prefix}_long")
+    return TestedCheckpoint(label, path, metrics, model.test_per_sequence, extra)
 
 
 def base_record(config: Config, trainer, module, datamodule) -> dict:
@@ -315,15 +307,6 @@ def save_predictions(path: Path, buffer: list, limit: int) -> None:
         return
     context, truth, pred = (torch.cat([b[i] for b in buffer])[:limit].float().numpy() for i in range(3))
     atomic_save_npz(path, context=context, truth=truth, pred=pred.astype(np.float32))
-
-
-def checkpoint_epoch(path: Path) -> int | None:
-    try:
-        ckpt = load_checkpoint(path)
-    except StcbenchError:
-        return None
-    epoch = ckpt.get("epoch")
-    return int(epoch) + 1 if isinstance(epoch, int) and epoch >= 0 else None   # epochs completed (converted: -1)
 
 
 def _pixels(module) -> int:

@@ -1,0 +1,113 @@
+"""Testing a trained run: the engine tests the checkpoint selected on validation (best.ckpt, the lowest
+`Task.monitor`) and the last one, each through `Task.test_checkpoint`, and keeps the selected one's values per
+test sequence (test_per_sequence.npz) for paired comparisons of two runs (engine.per_sequence).
+
+Each checkpoint's test metrics are logged under a prefix of their own (LOG_PREFIXES), so that the loggers keep the
+two tests apart. `run_record` is the record a task gets for free (the body of metrics.json); the two tasks add
+their own fields to the blocks it is built from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stcbench.checkpoints import load_checkpoint
+from stcbench.engine.per_sequence import save_per_sequence
+from stcbench.engine.run_paths import relative_to_run
+from stcbench.errors import StcbenchError
+
+LOG_PREFIXES = {"best": "test", "last": "test_last"}
+
+
+@dataclass
+class TestedCheckpoint:
+    label: str                                  # "best" (selected on validation) or "last"
+    path: Path
+    metrics: dict                               # the test metrics, named without their logged prefix
+    per_sequence: dict | None = None            # {metric: one value per test sequence, "index"}
+    extra: dict = field(default_factory=dict)   # what a task adds to the checkpoint's block (e.g. a longer test)
+
+
+def checkpoints_to_test(run_dir: Path) -> dict[str, Path]:
+    """The run's best and last checkpoints that exist, in that order."""
+    folder = Path(run_dir) / "checkpoints"
+    found = {label: folder / f"{label}.ckpt" for label in LOG_PREFIXES}
+    found = {label: path for label, path in found.items() if path.is_file()}
+    if not found:
+        raise StcbenchError(f"no checkpoint to test in {folder}")
+    return found
+
+
+def test_best_and_last(task, config, trainer, module, datamodule, run_dir: Path) -> dict[str, TestedCheckpoint]:
+    """{"best": ..., "last": ...}: each existing checkpoint tested by `task.test_checkpoint`."""
+    return {label: task.test_checkpoint(config, trainer, module, datamodule, path, label)
+            for label, path in checkpoints_to_test(run_dir).items()}
+
+
+def selected(tested: dict[str, TestedCheckpoint]) -> TestedCheckpoint:
+    """The checkpoint a run reports: the one selected on validation, else (none selected) the last."""
+    return tested.get("best") or tested["last"]
+
+
+def save_selected_per_sequence(trainer, run_dir: Path, tested: dict[str, TestedCheckpoint]) -> str | None:
+    """test_per_sequence.npz of the reported checkpoint (written once, by the first process); its name in the run."""
+    return save_per_sequence(run_dir, selected(tested).per_sequence) if trainer.is_global_zero else None
+
+
+def test_loaded_weights(trainer, module, datamodule, path: Path, log_prefix: str = "test") -> tuple[dict, dict | None]:
+    """Test a checkpoint with a module of its run: its weights loaded (safely, checkpoints.load_checkpoint), its
+    metrics logged under `log_prefix` by a module that honours `test_log_prefix`. Returns the metrics (named
+    without the prefix) and the module's `test_per_sequence`, if it keeps one."""
+    load_weights(module, path)
+    module.test_log_prefix = log_prefix
+    try:
+        (found,) = trainer.test(module, datamodule=datamodule, verbose=False)
+    finally:
+        module.test_log_prefix = LOG_PREFIXES["best"]
+    metrics = {key.partition("/")[2]: float(value) for key, value in found.items() if "/" in key}
+    return metrics, getattr(module, "test_per_sequence", None)
+
+
+def load_weights(module, path: Path) -> None:
+    state = load_checkpoint(path)["state_dict"]      # refused before anything uses it, if unsafe
+    module.load_state_dict(state)
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epochs a checkpoint had completed (None: unreadable, or converted weights that record none)."""
+    try:
+        checkpoint = load_checkpoint(path)
+    except StcbenchError:
+        return None
+    epoch = checkpoint.get("epoch")
+    return int(epoch) + 1 if isinstance(epoch, int) and epoch >= 0 else None   # Lightning saves the index
+
+
+def checkpoint_blocks(tested: dict[str, TestedCheckpoint], run_dir: Path) -> dict:
+    """The record's fields on what was tested: `selected_epoch`, the reported `test` metrics (and the task's
+    additions), `best` (its checkpoint and epoch) and `last` (its checkpoint, epoch and test metrics)."""
+    blocks = {label: {"checkpoint": relative_to_run(one.path, run_dir), "epoch": checkpoint_epoch(one.path),
+                      "test": one.metrics, **one.extra} for label, one in tested.items()}
+    chosen = blocks["best" if "best" in blocks else "last"]
+    record = {"selected_epoch": chosen["epoch"], **{key: value for key, value in chosen.items()
+                                                     if key not in ("checkpoint", "epoch")}}
+    if "last" in blocks:
+        record["last"] = blocks["last"]
+    if "best" in blocks:
+        record["best"] = {key: value for key, value in blocks["best"].items() if key in ("checkpoint", "epoch")}
+    return record
+
+
+def run_record(task, config, trainer, module, tested: dict[str, TestedCheckpoint], run_dir: Path) -> dict:
+    """The record of a run of a task that adds nothing of its own: what ran, how long, and what was tested."""
+    return {
+        "task": task.name,
+        "seed": getattr(config, "seed", None),
+        "scale": getattr(getattr(config, "run", None), "scale", None),
+        "selected_on": "val",
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "params": int(sum(p.numel() for p in module.parameters())),
+        **checkpoint_blocks(tested, run_dir),
+        "test_per_sequence": save_selected_per_sequence(trainer, run_dir, tested),
+    }
