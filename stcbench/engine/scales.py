@@ -5,19 +5,20 @@ from __future__ import annotations
 from stcbench.engine import schema
 
 NAMED_SCALES = ("paper", "small", "quick", "demo")
-# Keys that change a run's size: a named scale with any of them changed is no longer that scale (run.scale custom)
+# Keys that change a run's size: a named scale with any of them changed is no longer that scale (run.scale custom);
+# the default of Task.size_keys, which a task extends with keys of its own
 SIZE_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches", "trainer.accumulate_grad_batches",
              "data.train_samples", "data.val_samples", "data.test_samples", "data.batch_size", "data.seq_len",
              "model.num_hidden", "model.hidden", "model.patch_size", "model.filter_size")
 
 
-def without_size(overrides: dict) -> dict:
+def without_size(overrides: dict, size_keys: tuple[str, ...] = SIZE_KEYS) -> dict:
     """`overrides` less the keys that change a run's size."""
-    return {key: value for key, value in overrides.items() if key not in SIZE_KEYS}
+    return {key: value for key, value in overrides.items() if key not in size_keys}
 
 
-def size_changes(as_shipped, config) -> list[str]:
-    """The SIZE_KEYS in which `config` differs from `as_shipped` (the same config resolved `without_size`)."""
+def size_changes(as_shipped, config, size_keys: tuple[str, ...] = SIZE_KEYS) -> list[str]:
+    """The `size_keys` in which `config` differs from `as_shipped` (the same config resolved `without_size`)."""
     from stcbench.engine.resume import differences
 
-    return [key for key, _, _ in differences(schema.to_dict(as_shipped), schema.to_dict(config)) if key in SIZE_KEYS]
+    return [key for key, _, _ in differences(schema.to_dict(as_shipped), schema.to_dict(config)) if key in size_keys]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stcbench.engine import schema
+from stcbench.engine.scales import SIZE_KEYS
 from stcbench.errors import ConfigError
 
 
@@ -26,6 +27,7 @@ class Task:
     config_class: type = object
     monitor: str = "val/loss"                   # logged validation metric; the lowest selects best.ckpt
     free_on_resume: dict = {}                   # config keys a resume may change besides the engine's (engine.resume)
+    size_keys: tuple[str, ...] = SIZE_KEYS      # keys that resize a named scale (engine.scales): the run is `custom`
 
     # ---- config
     def resolve_config(self, source, overrides: dict | None = None):
@@ -36,12 +38,12 @@ class Task:
 
     def size_changes(self, config, source, overrides: dict) -> list[str]:
         """The keys of `overrides` that change the size of `source`'s named scale (epochs, data, width, ...:
-        engine.scales.SIZE_KEYS), for which a run is labelled `custom` (stcbench.engine.run.label_resized)."""
+        `size_keys`), for which a run is labelled `custom` (stcbench.engine.run.label_resized)."""
         from stcbench.engine.scales import NAMED_SCALES, size_changes, without_size
 
         if config.run.scale not in NAMED_SCALES:
             return []
-        return size_changes(self.resolve_config(source, without_size(overrides)), config)
+        return size_changes(self.resolve_config(source, without_size(overrides, self.size_keys)), config, self.size_keys)
 
     # ---- the run folder
     def run_base(self, config) -> Path:

@@ -198,14 +198,13 @@ def check_configs(planned: list[PlannedRun], collect: bool = False) -> None:
 
 
 def label_resized(run: PlannedRun, config) -> None:
-    """A run whose --set changes the suite config's size (epochs, data, width, ...: engine.scales.SIZE_KEYS) is
+    """A run whose --set changes the suite config's size (epochs, data, width, ...: Task.size_keys) is
     no longer of the suite's scale: labelled `custom`, as `fit` labels it, unless --set run.scale names a label."""
-    from stcbench.engine.scales import size_changes, without_size
-    from stcbench.training.config import resolve_config
+    from stcbench.training.task import VideoTask
 
     if run.scale_given:
         return                                           # --set run.scale gave the label
-    run.resized = size_changes(resolve_config(run.config_path, without_size(run.overrides)), config)
+    run.resized = VideoTask().size_changes(config, run.config_path, run.overrides)
     if run.resized:
         run.overrides["run.scale"] = config.run.scale = "custom"
 

@@ -110,3 +110,21 @@ def test_a_memory_run_of_a_named_scale_resized_is_labelled_custom_too(flags, sca
     captured = capsys.readouterr()
     assert yaml.safe_load(captured.out)["run"]["scale"] == scale
     assert ("scale label: custom, not quick" in captured.err) == (scale == "custom")
+
+
+def test_a_task_names_keys_of_its_own_that_resize_a_named_scale(monkeypatch):
+    """Task.size_keys extends the engine's: a key that only a task knows (here optim.lr, for the test's sake)
+    relabels the run, and the engine's own keys still do."""
+    from stcbench.engine.run import label_resized
+    from stcbench.engine.scales import SIZE_KEYS
+    from stcbench.memory.task import MemoryTask
+
+    class LrSizedTask(MemoryTask):
+        size_keys = (*SIZE_KEYS, "optim.lr")
+
+    for task, overrides, label in [(MemoryTask(), {"optim.lr": 1e-3}, "quick"),
+                                   (LrSizedTask(), {"optim.lr": 1e-3}, "custom"),
+                                   (LrSizedTask(), {"trainer.max_epochs": 3}, "custom")]:
+        config = task.resolve_config("memory/quick_adding", overrides)
+        note = label_resized(task, config, "memory/quick_adding", overrides)
+        assert config.run.scale == label and (note is not None) == (label == "custom")
