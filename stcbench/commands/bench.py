@@ -91,7 +91,7 @@ def register(subparsers) -> None:
     slurm.add_argument("--slurm-time", type=int, default=24 * 60, metavar="MINUTES",
                        help="time limit of each job (default 1440); a run that needs longer is requeued and resumed")
     slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N",
-                       help="GPUs per job (one task per GPU; default 1 for --suite paper, 0 for the CPU suites)")
+                       help="GPUs per job: 1 or 0 (a CPU job); default 1 for --suite paper, 0 for the CPU suites")
     slurm.add_argument("--slurm-resubmit", action="store_true",
                        help="submit again runs whose earlier job SLURM still holds (or whose state squeue cannot "
                             "tell); by default they are left to that job")
@@ -262,10 +262,15 @@ def check_slurm_options(args) -> None:
                                ("--slurm-max-requeue", args.slurm_max_requeue, 0)):
         if value is not None and value < least:
             raise ConfigError(f"{flag} {value}: give a number of at least {least}")
+    if args.slurm_gpus > 1:
+        raise ConfigError(f"--slurm-gpus {args.slurm_gpus}: a bench job trains one run on one GPU (the matrix runs "
+                          f"in parallel as one job per run); give --slurm-gpus 1, and train a single run on several "
+                          f"GPUs with `srun ... stcbench fit --set trainer.devices=N --set trainer.strategy=ddp` "
+                          f"(docs/training.md)")
 
 
 def submit_to_slurm(args, planned: list, out: Path) -> int:
-    from stcbench.reports.launch import in_queue, job_key
+    from stcbench.reports.launch import in_queue, job_key, prepare_data_for_jobs
 
     todo = [item for item in planned if not item.done]
     if not todo:
@@ -287,6 +292,7 @@ def submit_to_slurm(args, planned: list, out: Path) -> int:
                            cpus=args.slurm_cpus, mem_gb=args.slurm_mem_gb, account=args.slurm_account,
                            max_requeue=args.slurm_max_requeue)
     folder = out / "slurm"
+    prepare_data_for_jobs(todo)                   # a job never queues only to find its data missing
     print(f"submitting {counted(len(todo), 'job')}; logs in {folder}/")
     submit(todo, out, make_executor(folder, options))
     print("when they have finished: the same command with --collect writes the tables and the report")

@@ -91,10 +91,14 @@ def describe_failures(failures: list[tuple[object, dict]], out: Path) -> str:
 
 # -- one run ----------------------------------------------------------------------------------
 def fit_planned(run) -> Path:
-    """Train one planned run: from its own last.ckpt when an earlier attempt was interrupted."""
+    """Train one planned run: from its own last.ckpt when an earlier attempt was interrupted; a run that has
+    finished (another job of it finished first, say) is left as it is."""
     from stcbench.training import runner
     from stcbench.engine.schema import load_config_dict
 
+    finished = run.finished_metrics()
+    if finished is not None:
+        return finished.parent
     last = run.last_checkpoint()
     config = load_config_dict(run.config_path)
     if last is not None:
@@ -209,18 +213,49 @@ def job_key(run) -> str:
 
 
 def submit(planned: list, out: Path, executor, log: Callable[[str], None] = print) -> list:
-    """One job per run (each recorded in <out>/slurm/submitted.json); returns the submitit jobs."""
+    """One job per run (each recorded in <out>/slurm/submitted.json); returns the submitit jobs. Every path a job
+    reads or writes is made absolute here, so that a job started in another folder (--chdir) finds them."""
     from stcbench.atomic import write_json
 
     jobs, recorded = [], submitted_jobs(out)
     for run in planned:
         executor.update_parameters(name=f"stcbench-{run.dataset}-{run.name}")
-        job = executor.submit(RunJob(run, out))
+        job = executor.submit(RunJob(with_absolute_paths(run), Path(out).absolute()))
         log(f"  job {job.job_id}: {run.dataset}/{run.cell} seed {run.seed} ({run.name})")
         jobs.append(job)
         recorded[job_key(run)] = str(job.job_id)
         write_json(Path(out) / "slurm" / SUBMITTED, recorded)
     return jobs
+
+
+def with_absolute_paths(run):
+    """A copy of planned run `run` whose config file, runs folder and data folder are absolute paths."""
+    import dataclasses
+
+    from stcbench.data.specs import resolve_data_root
+    from stcbench.training.config import resolve_config
+
+    data_root = resolve_config(run.config_path, run.overrides).data.data_root
+    overrides = {**run.overrides, "run.output_dir": str(Path(run.runs_root).absolute()),
+                 "data.data_root": str(resolve_data_root(data_root).absolute())}
+    return dataclasses.replace(run, config_path=Path(run.config_path).absolute(),
+                               runs_root=Path(run.runs_root).absolute(), overrides=overrides)
+
+
+def prepare_data_for_jobs(planned: list, log: Callable[[str], None] = print) -> None:
+    """The data of the jobs about to be submitted, checked (and an embedded default that the config generates when
+    missing generated) once, here: a job would otherwise find a missing dataset only once it started, and several
+    jobs would generate the same folder at once."""
+    from stcbench.training.config import resolve_config
+    from stcbench.training.datamodule import build_datamodule
+
+    seen = set()
+    for run in planned:
+        config = resolve_config(run.config_path, run.overrides)
+        key = (config.data.dataset, str(config.data.data_root), config.data.generate_if_missing)
+        if key not in seen:
+            seen.add(key)
+            build_datamodule(config).prepare_data()
 
 
 def queued_jobs(job_ids: list[str]) -> set[str] | None:

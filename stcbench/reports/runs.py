@@ -355,10 +355,12 @@ def setting_of(config: dict) -> dict:
 
 def setting_key(run: Run) -> str:
     """What must agree for two runs to be seeds of one setting: the resolved config without the
-    NON_SETTING_KEYS, with the registry's names of the cell and dataset, and the data's checksum (or, without a
+    NON_SETTING_KEYS, with the registry's names of the cell and dataset, the data's checksum and the global batch
+    (the devices are not part of the setting, but the batch they make together is) (or, without a
     config.yaml, the scale, epochs and model of metrics.json)."""
     if run.config:
-        setting = {**setting_of(run.config), "scale": run.scale, "data_checksum": run.data_checksum}
+        setting = {**setting_of(run.config), "scale": run.scale, "data_checksum": run.data_checksum,
+                   "global_batch_size": run.metrics.get("global_batch_size")}     # DDP: devices x per-device batch
         for section, key, name in (("model", "cell", run.cell), ("data", "dataset", run.dataset)):
             if isinstance(setting.get(section), dict) and key in setting[section]:
                 setting[section] = {**setting[section], key: name}      # an alias names the same cell or data

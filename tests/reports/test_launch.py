@@ -140,23 +140,54 @@ def test_slurm_launcher_submits_one_job_per_unfinished_run(tmp_path, configs, fa
     out = tmp_path / "o"
     FakeRunner()(plan_suite("quick", cells=["lif"], datasets=["mmnist"], out=out, configs_root=configs)[0])
     argv = ["bench", "--suite", "quick", "--cells", "lif,convlstm", "--datasets", "mmnist,taxibj", "--configs",
-            str(configs), "--out", str(out), "--launcher", "slurm", "--slurm-partition", "gpu", "--slurm-gpus", "2",
-            "--slurm-time", "600", "--slurm-account", "proj"]
+            str(configs), "--out", str(out), "--launcher", "slurm", "--slurm-partition", "gpu", "--slurm-gpus", "1",
+            "--slurm-time", "600", "--slurm-account", "proj", "--data-root", str(tmp_path / "data")]
     assert main(argv) == 0
     text = capsys.readouterr().out
     scripts = sorted(fake_slurm.iterdir())
     assert len(scripts) == 3 and text.count("  job 42") == 3                # the finished run is not submitted
     script = scripts[0].read_text()
-    for line in ("--partition=gpu", "--gpus-per-node=2", "--ntasks-per-node=2", "--time=600", "--account=proj",
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--ntasks-per-node=1", "--time=600", "--account=proj",
                  "--signal=USR2@", "--job-name=stcbench-mmnist-quick-convlstm-seed42"):
         assert line in script
     assert "--collect" in text
+    # the embedded data the jobs read was made once, before they were submitted
+    assert all(any(folder.iterdir()) for folder in (tmp_path / "data").iterdir()) and len(list((tmp_path / "data").iterdir())) == 2
+
+
+def test_slurm_jobs_are_not_submitted_for_data_that_is_missing(tmp_path, configs, fake_slurm, capsys):  # noqa: F811
+    """A run's job would queue, start and only then find its data missing: bench checks the data first."""
+    argv = ["bench", "--suite", "quick", "--cells", "lif", "--datasets", "taxibj", "--configs", str(configs),
+            "--out", str(tmp_path / "o"), "--launcher", "slurm", "--data-root", str(tmp_path / "empty"),
+            "--set", "data.generate_if_missing=false"]
+    assert main(argv) == 2
+    assert "taxibj" in capsys.readouterr().err.lower() and not list(fake_slurm.iterdir())
+
+
+def test_a_job_gets_absolute_paths_and_leaves_a_finished_run_as_it_is(tmp_path, monkeypatch, configs):  # noqa: F811
+    """A job started in another folder (--chdir) reads and writes where the command said; a second job of a run that
+    another job finished does not train it again (or over it)."""
+    from pathlib import Path
+
+    from stcbench.training import runner
+
+    monkeypatch.chdir(tmp_path)
+    (run,) = plan_suite("quick", cells=["lif"], datasets=["mmnist"], out=Path("rel"),
+                        configs_root=configs.relative_to(tmp_path), data_root="reldata")
+    moved = launch.with_absolute_paths(run)
+    assert moved.config_path.is_absolute() and moved.runs_root.is_absolute()
+    for key in ("run.output_dir", "data.data_root"):
+        assert moved.overrides[key].startswith(str(tmp_path))
+    calls = []
+    monkeypatch.setattr(runner, "fit", lambda config, **kwargs: calls.append(kwargs) or tmp_path)
+    FakeRunner()(moved)
+    assert moved.done and launch.fit_planned(moved) == moved.finished_metrics().parent and not calls
 
 
 def test_a_run_whose_job_is_still_queued_is_not_submitted_twice(tmp_path, configs, fake_slurm, capsys):  # noqa: F811
     out = tmp_path / "o"
     argv = ["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--seeds", "0,1,2", "--configs",
-            str(configs), "--out", str(out), "--launcher", "slurm"]
+            str(configs), "--out", str(out), "--launcher", "slurm", "--data-root", str(tmp_path / "data")]
     assert main(argv) == 0
     assert launch.submitted_jobs(out) == {f"mmnist/quick-lif-seed{seed}": str(4200 + seed) for seed in range(3)}
     assert "--gpus-per-node" not in sorted(fake_slurm.iterdir())[0].read_text()     # a CPU suite asks for no GPU
@@ -172,7 +203,8 @@ def test_a_run_whose_job_is_still_queued_is_not_submitted_twice(tmp_path, config
     assert main(argv + ["--slurm-resubmit"]) == 0 and len(list(fake_slurm.iterdir())) == 7
 
 
-@pytest.mark.parametrize("flag, value", [("--slurm-time", "-5"), ("--slurm-gpus", "-1"), ("--slurm-cpus", "0")])
+@pytest.mark.parametrize("flag, value", [("--slurm-time", "-5"), ("--slurm-gpus", "-1"), ("--slurm-cpus", "0"),
+                                         ("--slurm-gpus", "2")])       # one run per job on one GPU: no DDP copies
 def test_slurm_numbers_slurm_cannot_take_are_refused(tmp_path, configs, fake_slurm, capsys, flag, value):  # noqa: F811
     argv = ["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--configs", str(configs),
             "--out", str(tmp_path / "o"), "--launcher", "slurm", flag, value]

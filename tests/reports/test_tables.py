@@ -286,6 +286,23 @@ def test_seeds_on_other_data_are_not_pooled_and_aliases_are(tmp_path):
     assert sorted(r.path.name for r in group.runs) == ["b", "c"]
 
 
+def test_seeds_trained_with_another_global_batch_are_not_pooled(tmp_path):
+    """The devices are not part of a setting, but the batch they make together is: a DDP run on two devices with
+    the same per-device batch trained with twice the batch, so it is not a seed of the one-device runs."""
+    root = tmp_path / "runs"
+    one = [make_run(root, "mmnist", "lif", f"one{seed}", test=video_metrics(100.0 + seed, 1, 0.5), seed=seed)
+           for seed in (1, 2)]
+    two = make_run(root, "mmnist", "lif", "two", test=video_metrics(300.0, 1, 0.5), seed=3, finished_at=9e9)
+    for run in one:
+        _record(run, metrics={"global_batch_size": 4}, config={"trainer": {"devices": 1}})
+    _record(two, metrics={"global_batch_size": 8}, config={"trainer": {"devices": 2}})
+    from stcbench.reports.runs import select_group
+
+    assert [r.path.name for r in select_group(discover_runs(root), "mmnist", "lif").runs] == ["two"]
+    _record(two, metrics={"global_batch_size": 4})
+    assert len(select_group(discover_runs(root), "mmnist", "lif").runs) == 3
+
+
 def test_the_bootstrap_pairs_only_runs_tested_on_the_same_sequences(tmp_path):
     root = tmp_path / "runs"
     values = {"mse": [100.0, 110.0, 120.0, 130.0], "index": [0, 1, 2, 3]}
