@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 
-from stcbench.engine.run_folder import folder_identity
+from stcbench.engine.run_folder import folder_identity, resume_command
 from stcbench.errors import StcbenchError
 
 
@@ -157,7 +157,7 @@ def _say_how_to_go_on(cause: str, run_dir: Path | None, message: str | None) -> 
         print(message.replace("SIGTERM", cause), file=sys.stderr)
         return
     last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    hint = (f"resume with `stcbench fit --ckpt-path {run_dir}`" if last.exists() else
+    hint = (f"resume with `{resume_command(run_dir)}`" if last.exists() else
             "no epoch had finished, so there is no checkpoint to resume from; start the run again")
     print(f"stopped by {cause} before the run finished; {hint}", file=sys.stderr)
 

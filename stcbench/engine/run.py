@@ -25,7 +25,8 @@ from stcbench.engine.portable import resumed_data_root, save_portable_config
 from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, folder_identity, log_version,
                                         planned_run_dir, refuse_existing_run, refuse_non_folder, refuse_run_inside_run,
                                         refuse_writing_run_records,
-                                        remove_unstarted_run, run_dir_of_checkpoint, set_aside, settle_replaced,
+                                        remove_unstarted_run, resume_command, run_dir_of_checkpoint, set_aside,
+                                        settle_replaced,
                                         shared_run_dir, training_lock)
 from stcbench.engine.resume import refuse_other_run, settle_run_name
 from stcbench.engine.run_paths import relative_to_run
@@ -202,7 +203,7 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
     if not _finished(config, trainer):
         if trainer.is_global_zero:
             print(f"stopped after epoch {trainer.current_epoch} of {config.trainer.max_epochs}; resume with "
-                  f"`stcbench fit --ckpt-path {run_dir}`")
+                  f"`{resume_command(run_dir)}`")
         finish_wandb(loggers)
         return run_dir
     if config.run.test_after_fit:
@@ -266,7 +267,7 @@ def no_validation_message(config, trainer, run_dir: Path) -> str:
     return (f"training ended after {trainer.global_step} steps without a validation, so no checkpoint was "
             f"selected on validation to test; "
             f"let it reach one (raise trainer.max_steps or max_epochs, or lower trainer.check_val_every_n_epoch), "
-            f"then `stcbench fit --ckpt-path {run_dir}` resumes it from checkpoints/last.ckpt")
+            f"then `{resume_command(run_dir)}` resumes it from checkpoints/last.ckpt")
 
 
 def _finished(config, trainer) -> bool:
@@ -276,7 +277,7 @@ def _finished(config, trainer) -> bool:
 
 def testing_stopped(run_dir: Path) -> str:
     return (f"stopped by SIGTERM while testing the trained checkpoints, so metrics.json was not written; training "
-            f"had finished: finish the tests with `stcbench fit --ckpt-path {run_dir}`")
+            f"had finished: finish the tests with `{resume_command(run_dir)}`")
 
 
 def stored_config(ckpt_path: Path, checkpoint: dict | None = None) -> dict:

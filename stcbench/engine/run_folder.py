@@ -58,8 +58,28 @@ def refuse_existing_run(run_dir: Path) -> None:
         raise ConfigError(f"run directory {run_dir} already exists and holds no checkpoint to resume (the run "
                           f"stopped before its first epoch ended); replace it with --overwrite, or choose another "
                           f"--run-name")
-    raise ConfigError(f"run directory {run_dir} already exists; resume it with `stcbench fit --ckpt-path "
-                      f"{run_dir}`, choose another --run-name, or replace it with --overwrite")
+    raise ConfigError(f"run directory {run_dir} already exists; resume it with `{resume_command(run_dir)}`, "
+                      f"choose another --run-name, or replace it with --overwrite")
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that resumes the run in `run_dir`. It names the plugins the run's config.yaml names: a resume
+    imports a run's plugin only when the user names it too (docs/reliability.md)."""
+    plugins = recorded_plugins(run_dir)
+    named = f" --set plugins=[{','.join(plugins)}]" if plugins else ""
+    return f"stcbench fit --ckpt-path {run_dir}{named}"
+
+
+def recorded_plugins(run_dir: Path) -> list[str]:
+    """The plugins of the run's config.yaml ([] when it names none or cannot be read)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return []
+    plugins = config.get("plugins") if isinstance(config, dict) else None
+    return [str(p) for p in plugins if isinstance(p, str) and p] if isinstance(plugins, list) else []
 
 
 def refuse_non_folder(run_dir: Path) -> None:
@@ -307,7 +327,7 @@ def _acquire(path: Path, run_dir: Path):
             holder = handle.read().strip() or "another process"
             handle.close()
             raise ConfigError(f"run {run_dir} is being trained by {holder}; wait for it to finish or stop it, "
-                              f"then resume with `stcbench fit --ckpt-path {run_dir}`") from None
+                              f"then resume with `{resume_command(run_dir)}`") from None
         except OSError as exc:          # e.g. ENOLCK / ENOSYS: a network file system without locks
             handle.close()
             warnings.warn(f"{run_dir} cannot be locked on this file system ({exc.strerror}); a second fit or "
