@@ -341,6 +341,39 @@ class RunGroup:
         return self.representative.selected_on
 
 
+def other_settings(runs: list[Run], group: RunGroup, options: dict | None = None) -> dict[str, list[Run]]:
+    """The complete runs of `group`'s dataset, cell and row `options` whose setting is not the group's: a table
+    shows one setting per row (the one of the run the selection picked), so these are left out. {setting key: runs}"""
+    chosen = group.representative
+    wanted, mine = canonical_row_options(options), setting_key(chosen)
+    found: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.complete and run.dataset == chosen.dataset and run.cell == chosen.cell and run.row_options() == wanted:
+            key = setting_key(run)
+            if key != mine:
+                found.setdefault(key, []).append(run)
+    return found
+
+
+def left_out_note(runs: list[Run], group: RunGroup | None, options: dict | None = None) -> str | None:
+    """One line naming the runs of other settings that `group`'s row leaves out, and how they differ; None if none."""
+    from stcbench.engine.resume import differences
+
+    others = other_settings(runs, group, options) if group is not None else {}
+    if not others:
+        return None
+    chosen = group.representative
+    mine = json.loads(setting_key(chosen))
+    first = ("scale", "plugin_code", "data_checksum", "global_batch_size")      # the telling ones, then the rest
+    keys = sorted({key for other in others for key, _, _ in differences(mine, json.loads(other))},
+                  key=lambda key: (first.index(key) if key in first else len(first), key))
+    shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+    count = sum(len(found) for found in others.values())
+    return (f"{chosen.dataset}/{chosen.cell}: {count} run{'s' * (count != 1)} of {len(others)} other "
+            f"setting{'s' * (len(others) != 1)} left out (differing in {shown}); the row is the setting of the run "
+            f"the selection picked ({chosen.path.name}); give each setting its own --runs folder to table it")
+
+
 def setting_of(config: dict) -> dict:
     """A resolved config without the NON_SETTING_KEYS: what two seeds of one setting share."""
     setting = {}

@@ -16,7 +16,7 @@ from stcbench.reports.published import (STC_TABLES, TABLE_KEYS, Column, Publishe
                                         anchors_for)
 from stcbench.cell_names import normalize_name
 from stcbench.reports import stats
-from stcbench.reports.runs import DEFAULT_BASELINE, Run, RunGroup, select_group, select_run
+from stcbench.reports.runs import DEFAULT_BASELINE, Run, RunGroup, left_out_note, select_group, select_run
 
 MISSING = "—"
 FORMATS = ("markdown", "latex", "csv")
@@ -208,6 +208,8 @@ def build_table(key: str, runs: list[Run], selection: str = "newest",
     notes.append(SEEDS_NOTE)
     if baseline:
         notes.append(COMPARISON_NOTE.format(baseline=baseline))
+    notes += [note for row in table.rows for group in _groups_for_row(table, row.cell, row.options, runs, selection).values()
+              if (note := left_out_note(runs, group, row.options))]
     return TableResult(key, f"Table {key}: {table.title}", table.source, _header(table, baseline), rows, notes)
 
 
@@ -225,7 +227,7 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
     header = ["Dataset", "Cell"] + [label for _, label, _, _ in SUMMARY_METRICS] + ["n"]
     header += [f"{label} vs {baseline}" for _, label, _, _ in SUMMARY_METRICS] if baseline else []
     runs = [run for run in runs if run.value("test", "mse") is not None]       # video runs (memory runs: --table memory)
-    rows = []
+    rows, left_out = [], []
     for dataset in sorted({run.dataset for run in runs}):
         columns = [Column(metric, label, dataset, metric, higher_is_better=higher, decimals=decimals)
                    for metric, label, higher, decimals in SUMMARY_METRICS]
@@ -243,10 +245,12 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
                 cells += [comparison_text(col, group, alike, values[col.key],
                                           group_values(col, alike, runs, baseline, {}, selection)) for col in columns]
             rows.append(cells + [group.describe_scale(), group.selected_on])
+            left_out += [note for note in (left_out_note(runs, group),) if note]
     notes = [f"Every cell with runs, its default options; values in the units of metrics.json (not the paper's). "
              f"Run per cell: selection '{selection}' (docs/reports.md).", SEEDS_NOTE]
     if baseline:
         notes.append(COMPARISON_NOTE.format(baseline=baseline))
+    notes += left_out
     return TableResult(SUMMARY_KEY, "Summary: every cell with runs", source, header + ["scale", "selected on"],
                        rows, notes)
 

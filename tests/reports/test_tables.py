@@ -303,6 +303,25 @@ def test_seeds_trained_with_another_global_batch_are_not_pooled(tmp_path):
     assert len(select_group(discover_runs(root), "mmnist", "lif").runs) == 3
 
 
+def test_a_row_names_the_runs_of_other_settings_it_leaves_out(tmp_path):
+    """A table shows one setting per cell; runs of another (an edited neuron, other epochs) are named, not dropped
+    without a word."""
+    root = tmp_path / "runs"
+    old = [make_run(root, "mmnist", "lif", f"old{seed}", test=video_metrics(100.0, 1, 0.5), seed=seed)
+           for seed in (1, 2, 3)]
+    new = make_run(root, "mmnist", "lif", "new", test=video_metrics(90.0, 1, 0.5), seed=1, finished_at=9e9)
+    for run in old:
+        _record(run, config={"trainer": {"max_epochs": 2}})
+    _record(new, config={"trainer": {"max_epochs": 4}})
+    notes = summary_table(discover_runs(root)).notes
+    assert [n for n in notes if "left out" in n] == [
+        "mmnist/lif: 3 runs of 1 other setting left out (differing in trainer.max_epochs); the row is the setting "
+        "of the run the selection picked (new); give each setting its own --runs folder to table it"]
+    for run in old:
+        _record(run, config={"trainer": {"max_epochs": 4}})
+    assert not [n for n in summary_table(discover_runs(root)).notes if "left out" in n]
+
+
 def test_the_bootstrap_pairs_only_runs_tested_on_the_same_sequences(tmp_path):
     root = tmp_path / "runs"
     values = {"mse": [100.0, 110.0, 120.0, 130.0], "index": [0, 1, 2, 3]}
