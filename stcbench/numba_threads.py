@@ -19,6 +19,33 @@ except ImportError:  # pragma: no cover
 
 _numba_threads = None
 
+
+def cache_where_writable(temporary_root: str | None = None) -> str | None:
+    """numba caches the compiled kernels beside their source files or in the user's cache folder; where both are
+    read-only (a shared install with a read-only home) it refuses to compile a cached kernel at all ("no locator
+    available"). The cache then goes to a folder of the temporary directory. Returns that folder, or None where
+    numba's own places (or NUMBA_CACHE_DIR) serve."""
+    if numba is None or numba.config.CACHE_DIR:
+        return None
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from numba.core.caching import InTreeCacheLocator, UserWideCacheLocator
+
+    kernel_file = str(Path(__file__).parent / "kernels" / "winograd_numba.py")
+    if any(locator.from_function(cache_where_writable, kernel_file) is not None
+           for locator in (InTreeCacheLocator, UserWideCacheLocator)):
+        return None
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    folder = Path(temporary_root or tempfile.gettempdir()) / f"stcbench-numba-cache-{user}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    numba.config.CACHE_DIR = str(folder)
+    return str(folder)
+
+
+cache_where_writable()
+
 # options of the package's compiled kernels: cached on disk, no bounds checks, numpy's error model,
 # and reassociation (vectorised reductions) and fused multiply-adds allowed. numba's cache is invalidated by
 # changes to a kernel's own file only: after changing these options, delete the kernels' cached files

@@ -5,6 +5,7 @@ is what used to reset torch's OpenMP thread count.
 """
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,33 @@ def test_metrics_kernel_keeps_torch_threads():
                          "from stcbench.metrics import compute_metrics\n"
                          "pred = np.random.default_rng(0).random((3, 2, 1, 16, 16)).astype(np.float32)\n"
                          "compute_metrics(pred, pred * 0.5)") == 1
+
+
+def test_the_kernel_cache_goes_to_the_temporary_folder_where_numba_has_no_writable_place(tmp_path, monkeypatch):
+    """A read-only install with a read-only home: numba would refuse to compile a cached kernel ("no locator
+    available"); the cache moves to a folder of the temporary directory, and cached kernels compile and are stored."""
+    import importlib
+    import textwrap
+
+    from numba.core import caching
+
+    from stcbench import numba_threads
+
+    monkeypatch.setattr(numba_threads.numba.config, "CACHE_DIR", "")
+    assert numba_threads.cache_where_writable(str(tmp_path)) is None        # this checkout: numba's places serve
+    for locator in (caching.InTreeCacheLocator, caching.UserWideCacheLocator):
+        monkeypatch.setattr(locator, "from_function", classmethod(lambda cls, func, path: None))
+    folder = numba_threads.cache_where_writable(str(tmp_path))
+    assert folder is not None and numba_threads.numba.config.CACHE_DIR == folder
+    module = tmp_path / "cached_kernel_probe.py"
+    module.write_text(textwrap.dedent("""
+        import numba
+
+        @numba.njit(cache=True)
+        def double(x):
+            return 2 * x
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    probe = importlib.import_module("cached_kernel_probe")
+    assert probe.double(21) == 42
+    assert any(path.suffix in (".nbi", ".nbc") for path in Path(folder).rglob("*"))
