@@ -71,6 +71,16 @@ def test_evaluate_imports_neither_lightning_nor_the_models(tmp_path):
     assert not {"lightning", "torchmetrics", "stcbench.models", "stcbench.cells"} & set(loaded)
 
 
+def test_the_data_commands_import_no_lightning(tmp_path):
+    """Commands that only make or read data files never pay Lightning's import (seconds on a small machine)."""
+    code = ("from stcbench.cli import main\n"
+            "assert main(['data', 'info']) == 0\n"
+            "assert main(['data', 'generate', '--dataset', 'taxibj', '--data-root', 'd']) == 0\n"
+            "assert main(['data', 'check', '--dataset', 'taxibj', '--data-root', 'd']) == 0")
+    loaded = heavy_modules_after(code, tmp_path)
+    assert "lightning" not in loaded and "stcbench.models" not in loaded
+
+
 def test_a_broken_plugin_is_one_line_and_only_for_commands_that_need_cells(tmp_path):
     plugin = tmp_path / "broken_cell.py"
     plugin.write_text("import numpy\nraise RuntimeError('the plugin is broken\\nsecond line')\n")
