@@ -81,8 +81,9 @@ def _demo_overrides(out_dir: Path, cell: str, seed: int, data_root, max_epochs) 
                  "logging.progress_bar": "rich" if sys.stdout.isatty() else "none"}
     if data_root is not None:
         overrides["data.data_root"] = str(data_root)
-    if max_epochs is not None:
-        overrides["trainer.max_epochs"] = int(max_epochs)
+    if max_epochs is not None:              # no longer the demo's setting: labelled custom, without the note
+        overrides["trainer.max_epochs"] = int(max_epochs)   # that points to a --scale the demo does not have
+        overrides["run.scale"] = "custom"
     return overrides
 
 

@@ -291,6 +291,9 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, m
     for file, info in files.items():
         log(f"  {file}: {info['bytes']:,} bytes, sha256 {info['sha256']}"
             + (" (published MD5 verified)" if "md5" in info else ""))
+    warning = other_counts_warning(key, folder)
+    if warning:
+        log(warning)
     log(f"{key}: installed in {folder}; check it with `stcbench data check --dataset {key}"
         f"{' --data-root ' + str(data_root) if data_root else ''}`")
     return {"dataset": key, "folder": str(folder), "files": files, "downloaded": True}
@@ -319,6 +322,43 @@ def check_download(key: str, staging: Path, cache: Path, mirror: str | None) -> 
         raise DataError(f"the {key} download is not the published dataset ({problem}); nothing was installed or "
                         f"kept. Check the address{' (--mirror ' + mirror + ')' if mirror else ''} and run "
                         f"again") from None
+
+
+def other_counts_warning(key: str, folder: Path) -> str | None:
+    """OpenSTL's TaxiBJ archive holds 20,461 training and 500 test samples (docs/spec/data.md), and no checksum of
+    it is published: a download of other counts (another file at the address, a mirror's) is named as such."""
+    from stcbench.data.specs import get_dataset_spec
+
+    if key != "taxibj":
+        return None
+    published = get_dataset_spec("taxibj").published
+    expected = {"X_train": published["openstl_train"], "X_test": published["openstl_test"]}
+    counts = npz_lengths(folder / "dataset.npz", tuple(expected))
+    if counts == expected:
+        return None
+    found = " and ".join(f"{key} {counts.get(key)}" for key in expected)
+    return (f"warning: the taxibj download holds {found} samples, the published archive {expected['X_train']:,} and "
+            f"{expected['X_test']:,}: it is not the published TaxiBJ data; runs on it are not comparable with the "
+            f"paper's (check the address, --mirror)")
+
+
+def npz_lengths(path: Path, keys: tuple[str, ...]) -> dict[str, int | None]:
+    """The first dimension of each array `keys` of an .npz file, read from the arrays' headers alone."""
+    import numpy as np
+
+    lengths: dict[str, int | None] = {}
+    with zipfile.ZipFile(path) as archive:
+        for key in keys:
+            try:
+                with archive.open(f"{key}.npy") as member:
+                    version = np.lib.format.read_magic(member)
+                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    shape = header(member)[0]
+            except (KeyError, ValueError, OSError):
+                shape = ()
+            lengths[key] = int(shape[0]) if shape else None
+    return lengths
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -139,3 +139,17 @@ def test_a_test_config_keeps_the_trained_model_and_takes_execution_options():
     assert config.data.batch_size == 3
     with pytest.raises(ConfigError, match=r"model\.filter_size \(from --set.*only model\.fast"):
         VideoTask().test_config(stored, None, {"model.filter_size": CliText("3")})
+
+
+def test_demo_with_other_epochs_is_labelled_custom_without_pointing_to_a_flag_it_lacks(tmp_path):
+    """`demo --epochs` leaves the demo's setting: the run is `custom`, and fit's note (which points to --scale, an
+    option the demo does not have) is not printed."""
+    from stcbench.commands.demo_run import _demo_overrides
+    from stcbench.engine.run import label_resized
+    from stcbench.engine.task import get_task
+
+    task = get_task("video")
+    for epochs, label in ((None, "demo"), (2, "custom")):
+        overrides = _demo_overrides(tmp_path, "lif", 42, None, epochs)
+        config = task.resolve_config("demo/mmnist", overrides)
+        assert label_resized(task, config, "demo/mmnist", overrides) is None and config.run.scale == label
