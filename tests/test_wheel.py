@@ -116,3 +116,30 @@ def test_installed_wheel_runs_from_an_empty_folder(wheel, tmp_path):
     assert (run_dir / "metrics.json").is_file() and (run_dir / "config.yaml").is_file()
     assert "scale: custom" in (run_dir / "config.yaml").read_text()      # the shipped quick config, made smaller
     assert "scale label: custom, not quick" in fit.stderr
+
+
+def test_the_source_distribution_holds_what_the_readme_refers_to(tmp_path):
+    """The sdist carries the docs, tools, examples and the whole test suite with its fixtures (not only the
+    top-level test files setuptools picks by default), and no caches."""
+    import tarfile
+
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copytree(ROOT / "stcbench", source / "stcbench", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("docs", "tools", "examples", "tests", "requirements"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "datasets").mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "datasets/README.md"):
+        shutil.copy(ROOT / name, source / name)
+    (source / "tests" / "__pycache__").mkdir(exist_ok=True)
+    (source / "tests" / "__pycache__" / "x.pyc").write_bytes(b"cache")
+    built = subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; "
+                                                  f"print(build_meta.build_sdist({str(tmp_path / 'dist')!r}))"],
+                           cwd=source, check=True, capture_output=True, text=True, timeout=300)
+    with tarfile.open(tmp_path / "dist" / built.stdout.strip().splitlines()[-1]) as archive:
+        members = {name.partition("/")[2] for name in archive.getnames()}
+    for expected in ("tests/conftest.py", "tests/engine/test_task_plugin.py", "docs/architecture.md",
+                     "tools/setup.sh", "examples/my_cell.py", "datasets/README.md", "stcbench/configs/quick/mmnist.yaml"):
+        assert expected in members, expected
+    assert any(name.startswith("tests/fixtures/") for name in members)
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in members)
