@@ -46,7 +46,8 @@ def register(subparsers) -> None:
     parser.add_argument("--suite", choices=SUITES, required=True)
     parser.add_argument("--cells", nargs="+", action=ListedValues, default=None,
                         help=f"cells to run, space- or comma-separated (default: every registered cell: "
-                             f"{cell_names_help()}, and those of loaded plugins)")
+                             f"{cell_names_help()}, and those of the plugins named with --set plugins=[...] or, for every "
+                             f"suite, STCBENCH_PLUGINS)")
     parser.add_argument("--datasets", nargs="+", action=ListedValues, default=None,
                         help="mmnist taxibj kth (kth also tests 10->40)")
     parser.add_argument("--tasks", nargs="+", action=ListedValues, default=None,
@@ -335,7 +336,11 @@ def suite_header(args, planned: list = ()) -> str:
 def run_memory(args, out: Path, memory_suite=None) -> int:
     if args.datasets:
         raise ConfigError("--datasets is for the video suites; use --tasks with --suite memory")
-    if args.overrides or getattr(args, "tag", ""):
+    overrides = parse_overrides(args.overrides)
+    if set(overrides) == {"plugins"}:
+        raise ConfigError("--set plugins=[...] is for the video suites; the memory suite loads plugin cells from "
+                          "the environment: STCBENCH_PLUGINS=path/to/my_cell.py stcbench bench --suite memory ...")
+    if overrides or getattr(args, "tag", ""):
         raise ConfigError("--set and --tag are for the video suites: the memory suite runs its scale's settings "
                           "(--scale quick, small or paper); for other settings train single runs with "
                           "`stcbench fit --config memory/<task> --set ...`")

@@ -598,3 +598,11 @@ def test_a_refusal_names_every_difference_beyond_the_four_it_spells(tmp_path, co
                                                          "data": {"batch_size": 3}}))
     with pytest.raises(ConfigError, match=r"and 2 more: \w+\.\w+, \w+\.\w+\); bench would take it"):
         bench.run(args, fit=fake)
+
+
+def test_the_memory_suite_says_how_a_plugin_cell_joins_it(tmp_path, capsys):
+    from stcbench.cli import main
+
+    assert main(["bench", "--suite", "memory", "--cells", "lif", "--out", str(tmp_path / "m"), "--dry-run",
+                 "--set", f"plugins=[{tmp_path / 'mine.py'}]"]) == 2
+    assert "STCBENCH_PLUGINS=" in capsys.readouterr().err and not (tmp_path / "m").exists()
