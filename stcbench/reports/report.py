@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import math
 import json
 import os
 from pathlib import Path
@@ -155,9 +156,16 @@ INTERVAL_FIELDS = tuple(key for key, _, _ in INTERVAL_SOURCES)
 
 
 def _fmt_interval(row: dict, key: str) -> str:
+    """`mean ± half-width`, the half-width to the decimals the mean shows (never in exponent form beside a plain
+    mean: 178.6 ± 130.2, not 178.6 ± 1.3e+02)."""
     half = row.get(f"{key}_ci95")
     text = _fmt(row.get(key))
-    return text if half is None or row.get(key) is None else f"{text} ± {_fmt(half, 2)}"
+    if half is None or row.get(key) is None:
+        return text
+    if "e" in text or not math.isfinite(half):
+        return f"{text} ± {_fmt(half, 2)}"
+    decimals = len(text.partition(".")[2])
+    return f"{text} ± {_fmt(half, 2) if decimals == 0 and abs(half) < 1 else f'{half:.{decimals}f}'}"
 
 
 def summary_markdown(rows: list[dict], dataset: str, baseline: str | None = DEFAULT_BASELINE) -> str:

@@ -91,3 +91,13 @@ def test_report_aggregates_seeds(tmp_path):
     assert float(lif["mse"]) == 110.0 and float(lif["mse_ci95"]) == pytest.approx(half) and lif["n"] == "3"
     assert lif["seeds"] == "0 1 2" and lif["mse_vs_lif"] == "baseline"
     assert rows["stclif"]["mse_vs_lif"].endswith("better")
+
+
+def test_a_half_width_is_shown_to_the_decimals_of_its_mean():
+    """Never `178.6 ± 1.3e+02`: the half-width has the mean's decimals."""
+    from stcbench.reports.report import _fmt_interval
+
+    assert _fmt_interval({"mse": 178.61, "mse_ci95": 130.2}, "mse") == "178.6 ± 130.2"
+    assert _fmt_interval({"ssim": 0.45648, "ssim_ci95": 0.08359}, "ssim") == "0.4565 ± 0.0836"
+    assert _fmt_interval({"mse": 5.0, "mse_ci95": 0.2}, "mse") == "5 ± 0.2"
+    assert _fmt_interval({"mse": 5.0, "mse_ci95": None}, "mse") == "5"
