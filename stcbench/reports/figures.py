@@ -211,12 +211,16 @@ def training_curves(rows: Sequence[Mapping[str, float]], keys: Sequence[str], pa
 
 def xy_curves(series: Mapping[str, Sequence[tuple[float, float]]], path: Path, *, xlabel: str = "step",
               ylabel: str = "", title: str | None = None, log_y: bool = False) -> Path:
-    """One line per label from (x, y) points (training logs)."""
+    """One line per label from (x, y) points (training logs), each label its own style (line_style); points are
+    marked where a line has few of them (a short run logs one or two), so that every label shows."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for label, points in series.items():
+    for index, (label, points) in enumerate(series.items()):
         if points:
             xs, ys = zip(*points)
-            ax.plot(xs, ys, label=label, linewidth=1)
+            style = line_style(index)
+            if len(points) > 30:
+                style["marker"] = None
+            ax.plot(xs, ys, label=label, linewidth=1, markersize=3, **style)
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -225,7 +229,7 @@ def xy_curves(series: Mapping[str, Sequence[tuple[float, float]]], path: Path, *
     if series:
         ax.legend(fontsize=6, ncol=2)
     ax.set_title(title or "", fontsize=9)
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.15, top=0.9)
+    fig.tight_layout()                     # room for the tick labels of a log axis and the axis label
     return _save(fig, path)
 
 

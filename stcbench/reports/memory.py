@@ -398,11 +398,14 @@ def write_memory_figures(records: list[dict], out_dir: Path) -> list[Path]:
 
 
 def _finish_loss_panel(ax, panel: tuple) -> None:
+    """Baseline line, labels, and a y range from 0 that shows every curve drawn (at least up to 1.6, at most 10)."""
+    drawn = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    highest = max((float(np.nanmax(y[np.isfinite(y)])) for y in drawn if np.isfinite(y).any()), default=0.0)
     ax.axhline(1.0, color="k", linestyle="--", linewidth=1, label="memoryless baseline")
     ax.set_title(f"{panel[0]} T={panel[1]} ({panel[2]} scale)")
     ax.set_xlabel("training iteration")
     ax.set_ylabel("validation loss / memoryless baseline")
-    ax.set_ylim(0, 1.6)
+    ax.set_ylim(0, min(max(1.6, 1.05 * highest), 10.0))
     ax.legend(fontsize=7)
 
 

@@ -91,3 +91,34 @@ def test_twelve_cells_are_distinguishable_and_seeds_get_a_band(tmp_path, monkeyp
     half = 4.302653 * 0.5 / np.sqrt(3)                                          # t_{0.975,2} * sd / sqrt(n)
     np.testing.assert_allclose(band.get_paths()[0].vertices[:, 1].min(), 1.5 - half, rtol=1e-6)
     assert len({tuple(figures.line_style(i).values()) for i in range(40)}) == 40
+
+
+def test_training_curves_of_a_short_run_show_every_label(tmp_path, monkeypatch):
+    """A run of few steps logs one or two loss points: each label is drawn with markers (a line of one point draws
+    nothing) and in a style of its own."""
+    from stcbench.reports import figures
+
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig) and path)
+    figures.xy_curves({"lif": [(7, 0.5)], "stclif": [(7, 0.4), (15, 0.3)], "long": [(i, 1.0) for i in range(50)]},
+                      tmp_path / "loss.png", log_y=True)
+    lines = drawn["fig"].axes[0].get_lines()
+    assert all(line.get_marker() not in (None, "None", "") for line in lines[:2])
+    assert lines[2].get_marker() in (None, "None", "")                       # a long curve stays a plain line
+    assert len({(line.get_color(), line.get_marker()) for line in lines[:2]}) == 2
+
+
+def test_a_memory_loss_panel_shows_curves_above_its_usual_range():
+    """A copy task whose cells all sit at 1.7-2.1 times the baseline: the panel's range shows their curves."""
+    from stcbench.reports.memory import _finish_loss_panel
+
+    fig, ax = figures.plt.subplots()
+    ax.plot([0, 1, 2], [2.1, 1.9, 1.7])
+    _finish_loss_panel(ax, ("copy", 100, "small"))
+    assert ax.get_ylim()[1] >= 2.1
+    fig2, low = figures.plt.subplots()
+    low.plot([0, 1, 2], [0.2, 0.1, 0.1])
+    _finish_loss_panel(low, ("adding", 100, "small"))
+    assert low.get_ylim() == (0, 1.6)
+    figures.plt.close(fig)
+    figures.plt.close(fig2)
