@@ -298,7 +298,8 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
         md += [header, ""]
     md += [f"{len(runs)} run directories under `{Path(os.path.relpath(runs_root, out_dir)).as_posix()}`; per (dataset, cell) the "
            "run chosen by the `newest` rule and the other seeds of its setting (docs/reports.md). Metrics are "
-           "means over the n seeds ± the half-width of their 95 % confidence interval (Student t); "
+           "means over the n seeds ± the half-width of their 95 % confidence interval (Student t); params, "
+           "flops_g, firing_rate and energy_uj are those of the chosen run; "
            + (f"`mse_vs_{baseline}` is the MSE difference to {baseline} with its 95 % interval (Welch t over seeds; "
               "one seed each: paired bootstrap over the test sequences). " if baseline else "")
            + "'—' = not available.", ""]
