@@ -79,12 +79,31 @@ def load_predictions(run: Run) -> dict[str, np.ndarray] | None:
 
 
 def load_training_log(run: Run) -> list[dict]:
-    """Rows of the run's CSV log(s) (`logs/csv/*/metrics.csv`), in file order."""
+    """Rows of the run's CSV logs: the first training's (`logs/csv/metrics.csv`), then each resumption's
+    (`logs/csv/resumed-<n>/`) in order. A resumption trains again from its checkpoint's step, so the rows an
+    interrupted attempt logged from that step on are dropped: each step is drawn once, as the run kept it."""
     rows: list[dict] = []
-    for path in sorted((run.path / "logs").glob("csv*/**/metrics.csv")):
+    for path in sorted((run.path / "logs").glob("csv*/**/metrics.csv"), key=_resumption_number):
         with path.open(newline="") as handle:
-            rows += list(csv.DictReader(handle))
+            resumed = list(csv.DictReader(handle))
+        steps = [step for step in map(_step_of, resumed) if step is not None]
+        if steps:
+            rows = [row for row in rows if (_step_of(row) is None or _step_of(row) < min(steps))]
+        rows += resumed
     return rows
+
+
+def _resumption_number(path: Path) -> int:
+    """0 for the first training's log, n for logs/csv/resumed-<n>/metrics.csv."""
+    number = path.parent.name.rpartition("-")[2]
+    return int(number) if path.parent.name.startswith("resumed-") and number.isdigit() else 0
+
+
+def _step_of(row: dict) -> float | None:
+    try:
+        return float(row["step"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _series(rows: list[dict], key: str, x_key: str = "step") -> list[tuple[float, float]]:

@@ -101,3 +101,23 @@ def test_a_half_width_is_shown_to_the_decimals_of_its_mean():
     assert _fmt_interval({"ssim": 0.45648, "ssim_ci95": 0.08359}, "ssim") == "0.4565 ± 0.0836"
     assert _fmt_interval({"mse": 5.0, "mse_ci95": 0.2}, "mse") == "5 ± 0.2"
     assert _fmt_interval({"mse": 5.0, "mse_ci95": None}, "mse") == "5"
+
+
+def test_a_resumed_runs_training_log_draws_each_step_once_in_order(tmp_path):
+    """An interrupted attempt logged steps that the resumption trained again: the resumption's rows count; the
+    tenth resumption comes after the second."""
+    from stcbench.reports.report import load_training_log
+    from stcbench.reports.runs import Run
+
+    def log(folder, steps):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "metrics.csv").write_text("step,train/loss_step\n" + "".join(f"{s},{tag}\n" for s, tag in steps))
+
+    csv_dir = tmp_path / "logs" / "csv"
+    log(csv_dir, [(0, 1.0), (10, 0.9), (20, 0.8)])              # interrupted after step 20; last.ckpt at step 10
+    log(csv_dir / "resumed-1", [(10, 0.7), (20, 0.6), (30, 0.5)])
+    log(csv_dir / "resumed-2", [(40, 0.4)])
+    log(csv_dir / "resumed-10", [(50, 0.3)])
+    rows = load_training_log(Run(tmp_path, "mmnist", "lif", {}))
+    assert [(float(r["step"]), float(r["train/loss_step"])) for r in rows] == [
+        (0, 1.0), (10, 0.7), (20, 0.6), (30, 0.5), (40, 0.4), (50, 0.3)]
