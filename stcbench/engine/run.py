@@ -106,7 +106,9 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
             config.data.data_root = resumed_data_root(config, checkpoint) or config.data.data_root
         # the checkpoints name the folder itself, so that a test or resume finds it from any working folder
         config.data.data_root = str(resolve_data_root(config.data.data_root).absolute())
-    fresh = not run_dir.exists() or not resuming
+    # a new folder, unless the checkpoint resumed is its own run's: a loose checkpoint (copied out of a run, converted
+    # weights) starts a run folder of its own, and never takes over one that exists without --overwrite
+    fresh = not resuming or own_run is None
     if fresh and is_rank_zero() and not overwrite:
         refuse_existing_run(run_dir)
     if fresh and is_rank_zero():                  # before the data is prepared (perhaps generated)

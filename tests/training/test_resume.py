@@ -282,3 +282,22 @@ def test_a_copied_run_folder_resumes_under_its_own_name(mmnist_root, tmp_path, c
     assert all(key.startswith("ModelCheckpoint{") for key in state if "Checkpoint" in key)   # Lightning's keys
     best = next(v for v in state.values() if isinstance(v, dict) and v.get("monitor"))
     assert best["best_model_path"].startswith(str(copy)) and best["best_model_score"] is not None
+
+
+def test_a_checkpoint_copied_out_of_a_run_never_takes_over_an_existing_run(mmnist_root, tmp_path):
+    """A loose checkpoint starts a run folder of its own: one that exists (another run) is refused without
+    --overwrite and left as it was; a new name trains on from the checkpoint."""
+    import shutil
+
+    from stcbench.errors import ConfigError
+
+    other = fit(tiny_config(mmnist_root, tmp_path / "a", epochs=1, name="A"))
+    source = fit(tiny_config(mmnist_root, tmp_path / "b", epochs=2, name="E", trainer={"stop_after_epochs": 1}))
+    loose = tmp_path / "loose.ckpt"
+    shutil.copy(source / "checkpoints" / "last.ckpt", loose)
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="already exists"):
+        fit(tiny_config(mmnist_root, tmp_path / "a", epochs=2, name="A"), ckpt_path=loose)
+    assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+    fresh = fit(tiny_config(mmnist_root, tmp_path / "a", epochs=2, name="F"), ckpt_path=loose)
+    assert json.loads((fresh / "metrics.json").read_text())["epochs"] == 2
