@@ -131,6 +131,19 @@ def config_path_for(suite: str, dataset: str, cell: str, configs_root: Path) -> 
     return path
 
 
+# keys the plan sets for each run, which --set must not change: a run named for one cell or seed that trained
+# another, or a run folder outside --out, would be taken for (or written over) another run
+PLANNED_KEYS = {"run.output_dir": "--out", "run.name": "--tag", "seed": "--seeds", "model.cell": "--cells",
+                "data.dataset": "--datasets", "data.data_root": "--data-root"}
+
+
+def refuse_planned_keys(overrides: dict) -> None:
+    for key, flag in PLANNED_KEYS.items():
+        if key in overrides:
+            raise ConfigError(f"--set {key}: bench sets it for each planned run (its folder, name, seed, cell and data "
+                              f"follow from the plan); use {flag} instead")
+
+
 def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path = Path("bench"),
                data_root: Path | None = None, configs_root: Path | None = None,
                extra_overrides: dict | None = None, tag: str = "") -> list[PlannedRun]:
@@ -140,6 +153,7 @@ def plan_suite(suite: str, *, cells=None, datasets=None, seeds=None, out: Path =
         raise ConfigError(f"unknown video suite {suite!r}; choose one of {list(SUITES)}")
     if tag and not re.fullmatch(r"[A-Za-z0-9_.=-]+", tag):
         raise ConfigError(f"--tag {tag!r} must use only letters, digits and _ . = -")
+    refuse_planned_keys(extra_overrides or {})
     runs_root = Path(out) / "runs"
     configs_root = Path(configs_root) if configs_root is not None else PACKAGED_CONFIGS
     planned = []

@@ -606,3 +606,17 @@ def test_the_memory_suite_says_how_a_plugin_cell_joins_it(tmp_path, capsys):
     assert main(["bench", "--suite", "memory", "--cells", "lif", "--out", str(tmp_path / "m"), "--dry-run",
                  "--set", f"plugins=[{tmp_path / 'mine.py'}]"]) == 2
     assert "STCBENCH_PLUGINS=" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("key, flag", [("run.output_dir=/elsewhere", "--out"), ("seed=5", "--seeds"),
+                                       ("model.cell=lif", "--cells"), ("run.name=x", "--tag"),
+                                       ("data.data_root=/d", "--data-root")])
+def test_set_may_not_change_what_the_plan_sets_for_each_run(tmp_path, configs, capsys, key, flag):
+    """A run folder outside --out (written over there), or a run named for one seed or cell that trained another,
+    would be taken for another run: --set of the plan's own keys is refused, naming the flag to use."""
+    from stcbench.cli import main
+
+    assert main(["bench", "--suite", "quick", "--cells", "stclif", "--datasets", "mmnist", "--configs", str(configs),
+                 "--out", str(tmp_path / "o"), "--set", key, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"--set {key.partition('=')[0]}" in err and flag in err and not (tmp_path / "o").exists()
