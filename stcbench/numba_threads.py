@@ -23,12 +23,11 @@ _numba_threads = None
 def cache_where_writable(temporary_root: str | None = None) -> str | None:
     """numba caches the compiled kernels beside their source files or in the user's cache folder; where both are
     read-only (a shared install with a read-only home) it refuses to compile a cached kernel at all ("no locator
-    available"). The cache then goes to a folder of the temporary directory. Returns that folder, or None where
-    numba's own places (or NUMBA_CACHE_DIR) serve."""
+    available"). The cache then goes to a private folder of the temporary directory. Returns that folder, or None
+    where numba's own places (or NUMBA_CACHE_DIR) serve, or no private folder can be made (numba then compiles
+    without its cache)."""
     if numba is None or numba.config.CACHE_DIR:
         return None
-    import os
-    import tempfile
     from pathlib import Path
 
     from numba.core.caching import InTreeCacheLocator, UserWideCacheLocator
@@ -37,11 +36,32 @@ def cache_where_writable(temporary_root: str | None = None) -> str | None:
     if any(locator.from_function(cache_where_writable, kernel_file) is not None
            for locator in (InTreeCacheLocator, UserWideCacheLocator)):
         return None
-    user = os.getuid() if hasattr(os, "getuid") else "user"
-    folder = Path(temporary_root or tempfile.gettempdir()) / f"stcbench-numba-cache-{user}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    numba.config.CACHE_DIR = str(folder)
-    return str(folder)
+    folder = private_folder(temporary_root)
+    if folder is not None:
+        numba.config.CACHE_DIR = folder
+    return folder
+
+
+def private_folder(temporary_root: str | None) -> str | None:
+    """`<tmp>/stcbench-numba-cache-<uid>`, made if missing, and used only if it is this user's own directory that
+    no one else may write (numba unpickles its cache index: a folder another user made first could run code as
+    this one); else a fresh private folder; None if neither can be made."""
+    import os
+    import stat
+    import tempfile
+
+    root = temporary_root or tempfile.gettempdir()
+    user = os.getuid() if hasattr(os, "getuid") else None
+    folder = os.path.join(root, f"stcbench-numba-cache-{user if user is not None else 'user'}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+        if (stat.S_ISDIR(info.st_mode) and (user is None or info.st_uid == user)
+                and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+            return folder
+        return tempfile.mkdtemp(prefix="stcbench-numba-cache-", dir=root)
+    except OSError:
+        return None
 
 
 cache_where_writable()

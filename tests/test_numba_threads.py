@@ -65,3 +65,26 @@ def test_the_kernel_cache_goes_to_the_temporary_folder_where_numba_has_no_writab
     probe = importlib.import_module("cached_kernel_probe")
     assert probe.double(21) == 42
     assert any(path.suffix in (".nbi", ".nbc") for path in Path(folder).rglob("*"))
+
+
+def test_the_temporary_kernel_cache_is_a_private_folder_of_this_user(tmp_path):
+    """numba unpickles its cache index: a predictable folder that others may write (or a link) is not used."""
+    import os
+    import stat
+
+    from stcbench.numba_threads import private_folder
+
+    own = private_folder(str(tmp_path))
+    assert own == str(tmp_path / f"stcbench-numba-cache-{os.getuid()}")
+    assert not os.stat(own).st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    os.chmod(own, 0o777)                                         # writable by anyone: another folder is made
+    other = private_folder(str(tmp_path))
+    assert other != own and Path(other).parent == tmp_path and not os.stat(other).st_mode & 0o077
+    os.chmod(own, 0o700)
+    os.rmdir(own)
+    os.symlink(tmp_path / "elsewhere", own)                         # a link planted at the name: not followed
+    (tmp_path / "elsewhere").mkdir()
+    assert private_folder(str(tmp_path)) not in (own, str(tmp_path / "elsewhere"))
+    assert private_folder(str(tmp_path / "missing" / "deeper")) is not None
+    (tmp_path / "file").write_text("x")
+    assert private_folder(str(tmp_path / "file")) is None

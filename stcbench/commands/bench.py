@@ -93,6 +93,10 @@ def register(subparsers) -> None:
                        help="time limit of each job (default 1440); a run that needs longer is requeued and resumed")
     slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N",
                        help="GPUs per job: 1 or 0 (a CPU job); default 1 for --suite paper, 0 for the CPU suites")
+    slurm.add_argument("--slurm-no-data-check", action="store_true",
+                       help="submit without checking the data here first (for data mounted on the compute nodes "
+                            "only); by default each dataset's files are checked, and an embedded default generated, "
+                            "before any job is submitted")
     slurm.add_argument("--slurm-resubmit", action="store_true",
                        help="submit again runs whose earlier job SLURM still holds (or whose state squeue cannot "
                             "tell); by default they are left to that job")
@@ -293,7 +297,8 @@ def submit_to_slurm(args, planned: list, out: Path) -> int:
                            cpus=args.slurm_cpus, mem_gb=args.slurm_mem_gb, account=args.slurm_account,
                            max_requeue=args.slurm_max_requeue)
     folder = out / "slurm"
-    prepare_data_for_jobs(todo)                   # a job never queues only to find its data missing
+    if not getattr(args, "slurm_no_data_check", False):
+        prepare_data_for_jobs(todo)               # a job never queues only to find its data missing
     print(f"submitting {counted(len(todo), 'job')}; logs in {folder}/")
     submit(todo, out, make_executor(folder, options))
     print("when they have finished: the same command with --collect writes the tables and the report")

@@ -59,12 +59,15 @@ def test_loaded_weights(trainer, module, datamodule, path: Path, log_prefix: str
     metrics logged under `log_prefix` by a module that honours `test_log_prefix`. Returns the metrics (named
     without the prefix) and the module's `test_per_sequence`, if it keeps one."""
     load_weights(module, path)
+    previous = getattr(module, "test_log_prefix", LOG_PREFIXES["best"])
     module.test_log_prefix = log_prefix
     try:
         (found,) = trainer.test(module, datamodule=datamodule, verbose=False)
     finally:
-        module.test_log_prefix = LOG_PREFIXES["best"]
-    metrics = {key.partition("/")[2]: float(value) for key, value in found.items() if "/" in key}
+        module.test_log_prefix = previous
+    mine = {key: value for key, value in found.items() if key.startswith(f"{log_prefix}/")}
+    mine = mine or {key: value for key, value in found.items() if "/" in key}   # a module logging under its own
+    metrics = {key.partition("/")[2]: float(value) for key, value in mine.items()}
     return metrics, getattr(module, "test_per_sequence", None)
 
 

@@ -65,9 +65,11 @@ def refuse_existing_run(run_dir: Path) -> None:
 def resume_command(run_dir: Path) -> str:
     """The command that resumes the run in `run_dir`. It names the plugins the run's config.yaml names: a resume
     imports a run's plugin only when the user names it too (docs/reliability.md)."""
+    import shlex
+
     plugins = recorded_plugins(run_dir)
-    named = f" --set plugins=[{','.join(plugins)}]" if plugins else ""
-    return f"stcbench fit --ckpt-path {run_dir}{named}"
+    named = f" --set {shlex.quote(f'plugins=[{chr(44).join(plugins)}]')}" if plugins else ""
+    return f"stcbench fit --ckpt-path {shlex.quote(str(run_dir))}{named}"
 
 
 def recorded_plugins(run_dir: Path) -> list[str]:

@@ -69,7 +69,7 @@ class MemoryTask(Task):
 
     def evaluate(self, config: MemoryConfig, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
         history = next(c for c in callbacks if isinstance(c, EpochHistory)).rows
-        return evaluate_run(config, trainer, module, datamodule, run_dir, history)
+        return evaluate_run(config, trainer, module, datamodule, run_dir, history, task=self)
 
     def summary(self, results: dict) -> str:
         test = results["test"]
@@ -130,14 +130,15 @@ class EpochHistory(Callback):
         self.rows = list(state_dict.get("rows", []))
 
 
-def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Path, history: list) -> dict:
+def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Path, history: list,
+                 task: Task | None = None) -> dict:
     """metrics.json of a memory run: the engine's tests of the best and last checkpoints, with the probe's task,
     memoryless baseline, test-set fingerprint and (adding) memory span of the best checkpoint."""
     from stcbench.engine.evaluation import load_weights, save_selected_per_sequence, test_best_and_last
     from stcbench.memory.module import spec_of
 
     spec = spec_of(config)
-    tested = test_best_and_last(MemoryTask(), config, trainer, module, datamodule, run_dir)
+    tested = test_best_and_last(task or MemoryTask(), config, trainer, module, datamodule, run_dir)
     load_weights(module, tested["best"].path)        # the analyses below are of the selected checkpoint
     per_sequence_file = save_selected_per_sequence(trainer, run_dir, tested)
     span = memory_span(module, config)

@@ -229,33 +229,52 @@ def submit(planned: list, out: Path, executor, log: Callable[[str], None] = prin
 
 
 def with_absolute_paths(run):
-    """A copy of planned run `run` whose config file, runs folder and data folder are absolute paths."""
+    """A copy of planned run `run` whose config file, runs folder, data folder and plugin files are absolute."""
     import dataclasses
 
     from stcbench.data.specs import resolve_data_root
     from stcbench.training.config import resolve_config
 
+    from stcbench.plugin_consent import recorded_plugin
+
     data_root = resolve_config(run.config_path, run.overrides).data.data_root
     overrides = {**run.overrides, "run.output_dir": str(Path(run.runs_root).absolute()),
                  "data.data_root": str(resolve_data_root(data_root).absolute())}
+    if isinstance(overrides.get("plugins"), list):          # plugin files named on the command line
+        overrides["plugins"] = [recorded_plugin(spec) for spec in overrides["plugins"]]
     return dataclasses.replace(run, config_path=Path(run.config_path).absolute(),
                                runs_root=Path(run.runs_root).absolute(), overrides=overrides)
 
 
 def prepare_data_for_jobs(planned: list, log: Callable[[str], None] = print) -> None:
-    """The data of the jobs about to be submitted, checked (and an embedded default that the config generates when
-    missing generated) once, here: a job would otherwise find a missing dataset only once it started, and several
-    jobs would generate the same folder at once."""
+    """The data of the jobs about to be submitted, checked here, once: a job would otherwise find a missing dataset
+    only once it started. The check reads the files' headers only (KTH's frame cache is left to the jobs); an
+    embedded default that the config generates when missing is generated now, so that several jobs do not generate
+    the same folder at once."""
+    from stcbench.data.check import verify_files
+    from stcbench.data.specs import get_dataset_spec, resolve_data_root
+    from stcbench.errors import DataError
     from stcbench.training.config import resolve_config
-    from stcbench.training.datamodule import build_datamodule
 
     seen = set()
     for run in planned:
         config = resolve_config(run.config_path, run.overrides)
-        key = (config.data.dataset, str(config.data.data_root), config.data.generate_if_missing)
-        if key not in seen:
-            seen.add(key)
-            build_datamodule(config).prepare_data()
+        root = resolve_data_root(config.data.data_root)
+        key = (config.data.dataset, str(root), config.data.generate_if_missing)
+        if key in seen:
+            continue
+        seen.add(key)
+        folder = get_dataset_spec(config.data.dataset).folder_path(root)
+        if config.data.generate_if_missing and (not folder.exists() or not any(folder.iterdir())):
+            from stcbench.training.datamodule import build_datamodule
+
+            build_datamodule(config).prepare_data()           # generates the embedded default
+            continue
+        try:
+            verify_files(config.data.dataset, root)
+        except DataError as error:
+            raise DataError(f"{error} (checked before submitting; if the data is mounted on the compute nodes "
+                            f"only, pass --slurm-no-data-check)") from None
 
 
 def queued_jobs(job_ids: list[str]) -> set[str] | None:

@@ -184,7 +184,10 @@ def _fmt_interval(row: dict, key: str) -> str:
     if "e" in text or not math.isfinite(half):
         return f"{text} ± {_fmt(half, 2)}"
     decimals = len(text.partition(".")[2])
-    return f"{text} ± {_fmt(half, 2) if decimals == 0 and abs(half) < 1 else f'{half:.{decimals}f}'}"
+    shown = f"{half:.{decimals}f}"
+    if half and not float(shown):           # a half-width that the mean's decimals would round to zero
+        shown = _fmt(half, 2)
+    return f"{text} ± {shown}"
 
 
 def summary_markdown(rows: list[dict], dataset: str, baseline: str | None = DEFAULT_BASELINE) -> str:

@@ -238,22 +238,23 @@ def evaluate_checkpoints(task: VideoTask, config: Config, trainer, module, datam
 
 
 def test_one_checkpoint(config: Config, trainer, datamodule, path: Path, label: str):
-    """One checkpoint of a run tested in a module loaded from it (in the run's precision); the best one keeps
-    `run.predictions_limit` predictions (predictions.npz) when `run.save_predictions`; KTH adds its 10->40 test."""
+    """One checkpoint of a run (`<run>/checkpoints/<label>.ckpt`) tested in a module loaded from it (in the run's
+    precision); the best one keeps `run.predictions_limit` predictions (predictions.npz) when
+    `run.save_predictions`; KTH adds its 10->40 test. The per-sequence values are the main test's."""
     from stcbench.engine.evaluation import LOG_PREFIXES, TestedCheckpoint
-    from stcbench.engine.run_folder import run_dir_of_checkpoint
     from stcbench.training.module import load_module, module_dtype
 
     model = load_module(path, config, module_dtype(config.trainer.precision))
     keep = config.run.predictions_limit if (config.run.save_predictions and label == "best") else 0
     prefix = LOG_PREFIXES[label]
     metrics = run_test(trainer, model, datamodule, keep_predictions=keep, log_prefix=prefix)
+    per_sequence = model.test_per_sequence            # before a longer test replaces them
     if keep and trainer.is_global_zero:
-        save_predictions(run_dir_of_checkpoint(path) / "predictions.npz", model.prediction_buffer, keep)
+        save_predictions(Path(path).parents[1] / "predictions.npz", model.prediction_buffer, keep)
     extra = {}
     if wants_long_test(config):
         extra["test_long"] = run_test(trainer, model, dataloaders=long_test_loader(config), log_prefix=f"{prefix}_long")
-    return TestedCheckpoint(label, path, metrics, model.test_per_sequence, extra)
+    return TestedCheckpoint(label, path, metrics, per_sequence, extra)
 
 
 def base_record(config: Config, trainer, module, datamodule) -> dict:

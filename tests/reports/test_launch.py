@@ -161,7 +161,9 @@ def test_slurm_jobs_are_not_submitted_for_data_that_is_missing(tmp_path, configs
             "--out", str(tmp_path / "o"), "--launcher", "slurm", "--data-root", str(tmp_path / "empty"),
             "--set", "data.generate_if_missing=false"]
     assert main(argv) == 2
-    assert "taxibj" in capsys.readouterr().err.lower() and not list(fake_slurm.iterdir())
+    err = capsys.readouterr().err
+    assert "taxibj" in err.lower() and "--slurm-no-data-check" in err and not list(fake_slurm.iterdir())
+    assert main(argv + ["--slurm-no-data-check"]) == 0 and len(list(fake_slurm.iterdir())) == 1   # mounted there
 
 
 def test_a_job_gets_absolute_paths_and_leaves_a_finished_run_as_it_is(tmp_path, monkeypatch, configs):  # noqa: F811
@@ -173,11 +175,13 @@ def test_a_job_gets_absolute_paths_and_leaves_a_finished_run_as_it_is(tmp_path, 
 
     monkeypatch.chdir(tmp_path)
     (run,) = plan_suite("quick", cells=["lif"], datasets=["mmnist"], out=Path("rel"),
-                        configs_root=configs.relative_to(tmp_path), data_root="reldata")
+                        configs_root=configs.relative_to(tmp_path), data_root="reldata",
+                        extra_overrides={"plugins": ["my_cell.py", "installed.module"]})
     moved = launch.with_absolute_paths(run)
     assert moved.config_path.is_absolute() and moved.runs_root.is_absolute()
     for key in ("run.output_dir", "data.data_root"):
         assert moved.overrides[key].startswith(str(tmp_path))
+    assert moved.overrides["plugins"] == [str(tmp_path / "my_cell.py"), "installed.module"]
     calls = []
     monkeypatch.setattr(runner, "fit", lambda config, **kwargs: calls.append(kwargs) or tmp_path)
     FakeRunner()(moved)

@@ -100,6 +100,8 @@ def test_a_half_width_is_shown_to_the_decimals_of_its_mean():
     assert _fmt_interval({"mse": 178.61, "mse_ci95": 130.2}, "mse") == "178.6 ± 130.2"
     assert _fmt_interval({"ssim": 0.45648, "ssim_ci95": 0.08359}, "ssim") == "0.4565 ± 0.0836"
     assert _fmt_interval({"mse": 5.0, "mse_ci95": 0.2}, "mse") == "5 ± 0.2"
+    assert _fmt_interval({"mse": 178.61, "mse_ci95": 0.004}, "mse") == "178.6 ± 0.004"
+    assert _fmt_interval({"mse": 178.61, "mse_ci95": 0.0}, "mse") == "178.6 ± 0.0"
     assert _fmt_interval({"mse": 5.0, "mse_ci95": None}, "mse") == "5"
 
 

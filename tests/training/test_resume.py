@@ -226,8 +226,12 @@ def test_a_run_records_its_plugin_code_and_a_resume_with_other_code_is_refused(m
     config = tiny_config(mmnist_root, tmp_path, cell="my_lif", epochs=2, trainer={"stop_after_epochs": 1},
                          plugins=[str(plugin)])
     first = fit(config)
-    # the command it prints to go on names the plugin, without which a resume refuses to import it
-    assert f"resume with `stcbench fit --ckpt-path {first} --set plugins=[{plugin}]`" in capsys.readouterr().out
+    # the command it prints to go on names the plugin, without which a resume refuses to import it; quoted, it
+    # pastes into any shell (zsh reads an unquoted [...] as a pattern)
+    import shlex
+
+    command = re.search(r"resume with `([^`]*)`", capsys.readouterr().out).group(1)
+    assert shlex.split(command) == ["stcbench", "fit", "--ckpt-path", str(first), "--set", f"plugins=[{plugin}]"]
     recorded = json.loads((first / "plugin_code.json").read_text())
     assert recorded == {"my_cell.py": hashlib.sha256(plugin.read_bytes()).hexdigest()}
     plugin.write_text(plugin.read_text() + "\n# the neuron, edited\n")

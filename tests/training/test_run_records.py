@@ -155,3 +155,28 @@ def test_a_run_on_the_default_data_folder_is_tested_from_anywhere(mmnist_root, t
     assert load_config_dict(run_dir / "config.yaml")["data"]["data_root"] == ""
     monkeypatch.chdir(elsewhere)
     assert main(["test", str(run_dir)]) == 0 and list(elsewhere.iterdir()) == []
+
+
+def test_a_kth_runs_per_sequence_values_are_its_main_tests_not_the_longer_ones(tmp_path, monkeypatch):
+    """KTH tests each checkpoint 10->20 and then 10->40; both tests refill the module's per-sequence values, and
+    the record keeps the main test's (the ones the paired bootstrap compares, and that average to test.mse)."""
+    from types import SimpleNamespace
+
+    from stcbench.training import module as training_module
+    from stcbench.training import task as video_task
+
+    model = SimpleNamespace(test_per_sequence=None, prediction_buffer=[])
+
+    def fake_test(trainer, tested, datamodule=None, dataloaders=None, keep_predictions=0, log_prefix="test"):
+        tested.test_per_sequence = {"which": log_prefix}
+        return {"mse": 1.0}
+
+    monkeypatch.setattr(training_module, "load_module", lambda path, config, dtype: model)
+    monkeypatch.setattr(video_task, "run_test", fake_test)
+    monkeypatch.setattr(video_task, "wants_long_test", lambda config: True)
+    monkeypatch.setattr(video_task, "long_test_loader", lambda config: None)
+    config = SimpleNamespace(trainer=SimpleNamespace(precision="32-true"),
+                             run=SimpleNamespace(save_predictions=False, predictions_limit=0))
+    tested = video_task.test_one_checkpoint(config, SimpleNamespace(is_global_zero=True), None,
+                                            tmp_path / "checkpoints" / "best.ckpt", "best")
+    assert tested.per_sequence == {"which": "test"} and tested.extra["test_long"] == {"mse": 1.0}
