@@ -440,6 +440,19 @@ CASES = {
                                  lambda t, s: np.save(t / "in.npy", np.zeros((1, 10, 1, 64, 64), np.float32))),
     "predict/--output not .npy": Case("wrong type", lambda t, s: PREDICT(t, s)[:-1] + [str(t / "p.txt")], "name a .npy",
                                       lambda t, s: frames(t / "in.npy")),
+    "test/--output is the checkpoint tested": Case(
+        "wrong type", lambda t, s: ["test", str(t / "loose.ckpt"), "--output", str(t / "loose.ckpt")],
+        "is the checkpoint file", lambda t, s: shutil.copy(s["run"] / "checkpoints" / "best.ckpt", t / "loose.ckpt")),
+    "test/--output is the --config file": Case(
+        "wrong type", lambda t, s: ["test", str(t / "run"), "--config", str(t / "c.yaml"), "--output", str(t / "c.yaml")],
+        "is the --config file", lambda t, s: (copy_run(t, s), shutil.copy(s["run"] / "config.yaml", t / "c.yaml"))),
+    "convert/--output is its input": Case("wrong type", lambda t, s: ["convert-official", str(t / "o.pth"), "--cell", "lif",
+                                                                      "-o", str(t / "o.pth")],
+                                          "is the official checkpoint file", write("o.pth", b"weights")),
+    "convert/--output is another run's checkpoint": Case(
+        "wrong type", lambda t, s: ["convert-official", str(t / "o.pth"), "--cell", "lif",
+                                    "-o", str(t / "run" / "checkpoints" / "last.ckpt")],
+        "would replace a record of the run", lambda t, s: (copy_run(t, s), (t / "o.pth").write_bytes(b"weights"))),
     "convert/unknown dataset": Case("wrong type", lambda t, s: ["convert-official", str(t / "h.ckpt"), "--cell", "lif",
                                                                 "--dataset", "foo", "-o", str(t / "c.ckpt")],
                                     "unknown dataset", hostile("h.ckpt")),

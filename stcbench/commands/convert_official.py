@@ -35,10 +35,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from stcbench.atomic import check_output_file
+    from stcbench.atomic import check_output_file, refuse_overwriting_inputs
+    from stcbench.engine.run_folder import refuse_writing_run_records
     from stcbench.training.official import convert
 
     check_output_file(args.output, "--output", "converted.ckpt")
+    refuse_writing_run_records(args.output, "--output")          # another run's checkpoints, config or records
+    refuse_overwriting_inputs(args.output, "--output", {"official checkpoint": args.reference}, "converted.ckpt")
     if args.dataset is not None:
         from stcbench.data.specs import get_dataset_spec
 

@@ -32,7 +32,12 @@ def run(args) -> int:
     if ckpt is None:
         raise ConfigError("nothing to test; pass --ckpt-path CKPT (a .ckpt file or a run directory)")
     if args.output is not None:
+        from stcbench.atomic import refuse_overwriting_inputs
+        from stcbench.config_files import find_config
+
         check_output_file(args.output, "--output")
+        config_file = find_config(args.config) if args.config is not None else None
+        refuse_overwriting_inputs(args.output, "--output", {"checkpoint": ckpt, "--config": config_file}, "tested.json")
     given = load_config_dict(args.config) if args.config is not None else None
     run_config = given or _run_config(Path(ckpt))
     plugins = run_config.get("plugins") if isinstance(run_config, dict) else None
