@@ -195,7 +195,7 @@ def run(args, fit=None, memory_suite=None) -> int:
                   f"--no-keep-checkpoints to make --out committable)")
     else:
         strip = [run_dir for run_dir in finished if keep is False or not (run_dir / KEEP_MARKER).exists()]
-        cleaned = [run_dir for run_dir in strip if make_committable(run_dir)]
+        cleaned = [run_dir for run_dir in strip if strip_if_idle(run_dir)]
         for run_dir in cleaned:
             (run_dir / KEEP_MARKER).unlink(missing_ok=True)
         if cleaned:
@@ -209,6 +209,15 @@ def run(args, fit=None, memory_suite=None) -> int:
               + (f"{queued}" if queued else "run the same command without --collect to train them, then with "
                  "--collect"))
     return finish(failures, out)
+
+
+def strip_if_idle(run_dir: Path) -> bool:
+    """make_committable, unless a process trains the run on (a resume): then it is left whole, and said."""
+    try:
+        return make_committable(run_dir)
+    except ConfigError as busy:
+        print(f"kept the checkpoints of {run_dir}: {busy}")
+        return False
 
 
 def submitted_note(pending: list, out: Path) -> str:

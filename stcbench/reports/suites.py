@@ -28,7 +28,6 @@ from typing import Callable
 
 from stcbench.config_files import PACKAGED_CONFIGS
 from stcbench.cell_names import normalize_name
-from stcbench.engine.run_folder import LOCK_FILE
 from stcbench.errors import ConfigError
 
 SUITES = ("quick", "small", "paper", "memory")
@@ -347,14 +346,16 @@ def make_committable(run_dir: Path, keep_sequences: int = GRID_SEQUENCES) -> boo
 
     Call it after the report is written: its analysis (cost, firing rates, gates) runs the
     checkpoint and is cached in `<out>/analysis/`, which the report reuses afterwards."""
+    from stcbench.engine.run_folder import training_lock
+
     checkpoints = Path(run_dir) / "checkpoints"
-    had_checkpoints = checkpoints.is_dir()
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    (Path(run_dir) / LOCK_FILE).unlink(missing_ok=True)          # left by a run that was killed
-    predictions = Path(run_dir) / "predictions.npz"
-    if predictions.is_file():
-        trim_predictions(predictions, keep_sequences)
-    return had_checkpoints
+    with training_lock(run_dir):        # a run that a process trains on (a resume) is refused: ConfigError
+        had_checkpoints = checkpoints.is_dir()
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        predictions = Path(run_dir) / "predictions.npz"
+        if predictions.is_file():
+            trim_predictions(predictions, keep_sequences)
+    return had_checkpoints                # (the lock's release removes its file, a killed run's stale one too)
 
 
 def trim_predictions(path: Path, keep_sequences: int) -> None:

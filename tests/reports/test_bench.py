@@ -620,3 +620,18 @@ def test_set_may_not_change_what_the_plan_sets_for_each_run(tmp_path, configs, c
                  "--out", str(tmp_path / "o"), "--set", key, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert f"--set {key.partition('=')[0]}" in err and flag in err and not (tmp_path / "o").exists()
+
+
+def test_a_run_that_a_process_trains_on_is_not_stripped(tmp_path, capsys):
+    """bench --no-keep-checkpoints removes a finished run's checkpoints; one that a resume is training keeps them."""
+    from stcbench.commands.bench import strip_if_idle
+    from stcbench.engine.run_folder import training_lock
+
+    run_dir = tmp_path / "runs" / "mmnist" / "lif" / "r"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    with training_lock(run_dir):
+        assert strip_if_idle(run_dir) is False
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and "is being trained by" in capsys.readouterr().out
+    assert strip_if_idle(run_dir) is True and not (run_dir / "checkpoints").exists()
+    assert not (run_dir / ".lock").exists()
