@@ -23,10 +23,9 @@ from stcbench.engine.io import atomic_write_json
 from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
 from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, folder_identity, log_version,
-                                        planned_run_dir, refuse_existing_run, refuse_non_folder, refuse_run_inside_run,
-                                        refuse_writing_run_records,
-                                        remove_unstarted_run, resume_command, run_dir_of_checkpoint, set_aside,
-                                        settle_replaced,
+                                        planned_run_dir, refuse_existing_run, refuse_linked_parts, refuse_non_folder,
+                                        refuse_run_inside_run, refuse_writing_run_records, remove_unstarted_run,
+                                        resume_command, run_dir_of_checkpoint, set_aside, settle_replaced,
                                         shared_run_dir, training_lock)
 from stcbench.engine.resume import refuse_other_run, settle_run_name
 from stcbench.engine.run_paths import relative_to_run
@@ -100,6 +99,7 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         run_dir = own_run or run_dir
         keep_scale_label(config, checkpoint, own_run)
         if own_run is not None:
+            refuse_linked_parts(own_run)
             settle_run_name(config, stored, own_run)     # before the module records it
     if hasattr(getattr(config, "data", None), "data_root"):
         if resuming and not data_root_given:

@@ -62,6 +62,17 @@ def refuse_existing_run(run_dir: Path) -> None:
                       f"choose another --run-name, or replace it with --overwrite")
 
 
+def refuse_linked_parts(run_dir: Path) -> None:
+    """A resume writes the run's checkpoints, logs and records: where one of them is a symbolic link (to another
+    run's, say), it would write there. One line naming it."""
+    for name in ("checkpoints", "logs", "metrics.json", "config.yaml"):
+        part = Path(run_dir) / name
+        if part.is_symlink():
+            raise ConfigError(f"{part} is a symbolic link (to {os.readlink(part)}): a resume of {run_dir} would "
+                              f"write through it into another folder; replace the link with a copy of what it "
+                              f"points to, then resume")
+
+
 def resume_command(run_dir: Path) -> str:
     """The command that resumes the run in `run_dir`. It names the plugins the run's config.yaml names: a resume
     imports a run's plugin only when the user names it too (docs/reliability.md)."""

@@ -305,3 +305,20 @@ def test_a_checkpoint_copied_out_of_a_run_never_takes_over_an_existing_run(mmnis
     assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
     fresh = fit(tiny_config(mmnist_root, tmp_path / "a", epochs=2, name="F"), ckpt_path=loose)
     assert json.loads((fresh / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_run_folder_whose_checkpoints_are_a_link_is_not_resumed(mmnist_root, tmp_path):
+    """A run folder whose checkpoints/ is a link to another run's: a resume would write that run's checkpoints."""
+    import shutil
+
+    from stcbench.errors import ConfigError
+
+    real = fit(tiny_config(mmnist_root, tmp_path / "a", epochs=2, name="A", trainer={"stop_after_epochs": 1}))
+    copy = tmp_path / "b" / "mmnist" / "lif" / "A"
+    shutil.copytree(real, copy)
+    shutil.rmtree(copy / "checkpoints")
+    (copy / "checkpoints").symlink_to(real / "checkpoints")
+    before = {p: p.read_bytes() for p in (real / "checkpoints").iterdir()}
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        fit(tiny_config(mmnist_root, tmp_path / "b", epochs=2, name="A"), ckpt_path=copy)
+    assert {p: p.read_bytes() for p in (real / "checkpoints").iterdir()} == before
