@@ -24,7 +24,8 @@ from stcbench.engine.loggers import build_loggers, finish_wandb
 from stcbench.engine.portable import resumed_data_root, save_portable_config
 from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, folder_identity, log_version,
                                         planned_run_dir, refuse_existing_run, refuse_linked_parts, refuse_non_folder,
-                                        refuse_run_inside_run, refuse_writing_run_records, remove_unstarted_run,
+                                        refuse_replacing_other_than_a_run, refuse_run_inside_run,
+                                        refuse_writing_run_records, remove_unstarted_run,
                                         resume_command, run_dir_of_checkpoint, set_aside, settle_replaced,
                                         shared_run_dir, training_lock)
 from stcbench.engine.resume import refuse_other_run, settle_run_name
@@ -109,8 +110,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
     # a new folder, unless the checkpoint resumed is its own run's: a loose checkpoint (copied out of a run, converted
     # weights) starts a run folder of its own, and never takes over one that exists without --overwrite
     fresh = not resuming or own_run is None
-    if fresh and is_rank_zero() and not overwrite:
-        refuse_existing_run(run_dir)
+    if fresh and is_rank_zero():
+        refuse_replacing_other_than_a_run(run_dir) if overwrite else refuse_existing_run(run_dir)
     if fresh and is_rank_zero():                  # before the data is prepared (perhaps generated)
         refuse_non_folder(run_dir)
         check_output_folder(run_dir, "run folder", "--output-dir (run.output_dir)")

@@ -53,6 +53,9 @@ def planned_run_dir(base: Path, name: str | None, seed: int) -> Path:
 def refuse_existing_run(run_dir: Path) -> None:
     if not run_dir.exists():
         return
+    if run_dir.is_dir() and not run_dir.is_symlink() and not _has_run_records(run_dir):
+        raise ConfigError(f"run directory {run_dir} already exists and is not a run's folder (no config.yaml, "
+                          f"metrics.json or checkpoint of a run); choose another --run-name or --output-dir")
     if (run_dir.is_dir() and not (run_dir / "metrics.json").exists()
             and not any((run_dir / "checkpoints").glob("*.ckpt"))):
         raise ConfigError(f"run directory {run_dir} already exists and holds no checkpoint to resume (the run "
@@ -60,6 +63,29 @@ def refuse_existing_run(run_dir: Path) -> None:
                           f"--run-name")
     raise ConfigError(f"run directory {run_dir} already exists; resume it with `{resume_command(run_dir)}`, "
                       f"choose another --run-name, or replace it with --overwrite")
+
+
+def refuse_replacing_other_than_a_run(run_dir: Path) -> None:
+    """--overwrite replaces one run's folder (finished, stopped, or stopped before its first checkpoint), never a
+    folder that is not a run's, nor one that holds other runs."""
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        return                                    # refuse_non_folder names a file or a link
+    if not _has_run_records(run_dir):
+        raise ConfigError(f"--overwrite replaces a run's folder; {run_dir} is not one (no config.yaml, metrics.json "
+                          f"or checkpoint of a run): choose another --run-name or --output-dir, or move the folder "
+                          f"away yourself")
+    nested = sorted(str(config.parent) for config in run_dir.rglob("config.yaml")
+                    if config.parent != run_dir and is_run_folder(config.parent))
+    if nested:
+        raise ConfigError(f"--overwrite would delete {run_dir}, which holds other runs ({nested[0]}"
+                          f"{f' and {len(nested) - 1} more' if len(nested) > 1 else ''}); move them out first, or "
+                          f"choose another --run-name")
+
+
+def _has_run_records(folder: Path) -> bool:
+    """Whether `folder` holds what a run writes (its config.yaml, metrics.json or checkpoints), however old."""
+    return ((folder / "config.yaml").is_file() or (folder / "metrics.json").is_file()
+            or any((folder / "checkpoints").glob("*.ckpt")))
 
 
 def refuse_linked_parts(run_dir: Path) -> None:

@@ -361,3 +361,28 @@ def test_a_refused_run_says_only_why(mmnist_root, tmp_path, capsys):
     assert main([*argv[:-1], "fresh", "--set", "data.train_samples=4", "--set", "data.val_samples=2",
                  "--set", "data.test_samples=2", "--set", "logging.progress_bar=none"]) == 0
     assert "scale label: custom, not quick (changed: data.test_samples" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_a_run_folder_and_never_one_holding_other_runs(mmnist_root, tmp_path, capsys):
+    """--overwrite deletes the folder at the run's path: a folder of notes is no run, and a run folder in which
+    another run was made (here run D under C) would take that run with it."""
+    config = write_config(tmp_path, mmnist_root)
+    notes = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    notes.mkdir(parents=True)
+    (notes / "notes.txt").write_text("mine")
+    assert main(["fit", "--config", str(config)]) == 2
+    assert "is not a run's folder" in one_error_line(capsys)
+    assert main(["fit", "--config", str(config), "--overwrite"]) == 2
+    assert "is not one" in one_error_line(capsys) and (notes / "notes.txt").read_text() == "mine"
+    (notes / "notes.txt").unlink()
+    notes.rmdir()
+    assert main(["fit", "--config", str(config)]) == 0                           # run t
+    capsys.readouterr()
+    import shutil
+
+    nested = notes / "sub" / "mmnist" / "lif" / "t"
+    shutil.copytree(notes, tmp_path / "copy")
+    shutil.copytree(tmp_path / "copy", nested)                                   # a run placed inside by hand
+    before = tree_hashes(nested)
+    assert main(["fit", "--config", str(config), "--overwrite"]) == 2
+    assert "holds other runs" in one_error_line(capsys) and tree_hashes(nested) == before
