@@ -132,6 +132,10 @@ def check_output_file(path: str | os.PathLike, flag: str, example: str = "metric
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; name a file in it instead, e.g. {path / example}")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        what = "a symbolic link" if path.is_symlink() else "not a regular file (a device, pipe or socket)"
+        raise ConfigError(f"{flag} {path} is {what}: the result is written to a new file that replaces what is "
+                          f"there, so name a regular file instead, e.g. {path.with_name(example)}")
     check_output_folder(path.parent, flag, flag)
     if path.parent.is_dir():
         _check_writable(path.parent, path, flag)

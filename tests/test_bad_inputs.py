@@ -241,6 +241,11 @@ CASES = {
                                       lambda t, s: (t / "dir").mkdir()),
     "evaluate/--out is the --true file": Case("wrong type", lambda t, s: EVALUATE(t, s) + ["--out", str(t / "t.npy")],
                                               "is the --true file", two_arrays()),
+    "evaluate/--out is a pipe": Case("wrong type", lambda t, s: EVALUATE(t, s) + ["--out", str(t / "fifo")],
+                                     "not a regular file", lambda t, s: (two_arrays()(t, s), os.mkfifo(t / "fifo"))),
+    "evaluate/--out is a link": Case("wrong type", lambda t, s: EVALUATE(t, s) + ["--out", str(t / "link.json")],
+                                     "is a symbolic link", lambda t, s: (two_arrays()(t, s), (t / "x.json").write_text(
+                                         "{}"), (t / "link.json").symlink_to(t / "x.json"))),
     "evaluate/--out is the --pred file": Case("wrong type", lambda t, s: EVALUATE(t, s) + ["--out", str(t / "p.npy")],
                                               "is the --pred file", two_arrays()),
     "evaluate/--out names an array": Case("wrong type", lambda t, s: EVALUATE(t, s) + ["--out", str(t / "m.npy")],
