@@ -127,8 +127,11 @@ def load_named_plugins(args) -> None:
 
 
 def run(args, fit=None, memory_suite=None) -> int:
+    from stcbench.engine.run_folder import refuse_folder_inside_run
+
     out = args.out or Path("bench") / args.suite
     check_output_folder(out, "--out", "--out")
+    refuse_folder_inside_run(out, "--out")
     if getattr(args, "reference_loop", False):
         print("stcbench bench: --reference-loop is deprecated and has no effect: the reference loop is the "
               "default (model.fast: false); --set model.fast=true selects the fast path", file=sys.stderr)

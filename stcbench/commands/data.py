@@ -86,6 +86,9 @@ def parse_params(pairs: list[str]) -> dict:
 def run_generate(args) -> int:
     from stcbench.data import generate_dataset
 
+    from stcbench.engine.run_folder import refuse_folder_inside_run
+
+    refuse_folder_inside_run(args.data_root, "--data-root")
     params = parse_params(args.param)
     names = dataset_names(args.dataset, for_generation=True)
     if params and len(names) > 1:
@@ -134,6 +137,9 @@ def existing_dataset_folder(name: str, data_root):
 def run_download(args) -> int:
     from stcbench.data.download import download_dataset
 
+    from stcbench.engine.run_folder import refuse_folder_inside_run
+
+    refuse_folder_inside_run(args.data_root, "--data-root")
     names = dataset_names(args.dataset, for_generation=True)
     for_each_dataset(names, "download",
                      lambda name: download_dataset(name, args.data_root, mirror=args.mirror, force=args.force))

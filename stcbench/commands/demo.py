@@ -41,7 +41,10 @@ def run(args) -> int:
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not cells:
         raise ConfigError(f"--cells {args.cells!r} names no cell; pass e.g. --cells stclif,lif")
+    from stcbench.engine.run_folder import refuse_folder_inside_run
+
     check_output_folder(args.out, "--out", "--out")
+    refuse_folder_inside_run(args.out, "--out")
     if args.data_root is not None:
         check_output_folder(args.data_root, "--data-root", "--data-root")
     summary = run_demo(args.out, data_root=args.data_root, cells=cells, config=args.config,

@@ -153,7 +153,10 @@ def run(args) -> int:
     from stcbench.reports.tables import table_keys
 
     if args.out is not None:
+        from stcbench.engine.run_folder import refuse_folder_inside_run
+
         check_output_folder(args.out, "--out", "--out")
+        refuse_folder_inside_run(args.out, "--out")
     if str(args.table) == "memory":
         for path in write_memory_table(args.runs, args.format, args.out, args.baseline, args.select):
             print(path)

@@ -266,6 +266,16 @@ def refuse_run_inside_run(run_dir: Path) -> None:
                           f"(run.output_dir) outside every run folder")
 
 
+def refuse_folder_inside_run(folder: str | Path | None, flag: str) -> None:
+    """An output folder (a suite's, a table's, a dataset's) never lies inside a run's folder: the run's records and
+    what a command writes there would mix. One line naming the run."""
+    if folder is None:
+        return
+    holder = enclosing_run(folder)
+    if holder is not None:
+        raise ConfigError(f"{flag} {folder} lies inside the run {holder}; choose a folder outside every run folder")
+
+
 def refuse_writing_run_records(path: str | Path, flag: str) -> None:
     """An output file that is one of a run's own records (metrics.json, config.yaml, ...), or lies in its
     checkpoints/ or logs/, would replace what the run wrote: one line naming another place."""
