@@ -135,3 +135,17 @@ def _safely_loaded_globals() -> set[str]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def load_weights_into(module, checkpoint: Any, path: str | Path) -> None:
+    """`checkpoint`'s state_dict copied into `module`. A file that holds no weights, or the weights of another
+    network than the one its config describes, is one ConfigError naming it (not torch's error)."""
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise ConfigError(f"{path} holds no weights (no state_dict of tensors); pass a .ckpt written by `stcbench "
+                          f"fit` or `stcbench convert-official`")
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path}: its weights do not fit the network its config describes "
+                          f"({_first_line(exc)[:300]}); pass a checkpoint of that network") from None

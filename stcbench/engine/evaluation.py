@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stcbench.checkpoints import load_checkpoint
+from stcbench.checkpoints import load_checkpoint, load_weights_into
 from stcbench.engine.per_sequence import save_per_sequence
 from stcbench.engine.run_paths import relative_to_run
 from stcbench.errors import StcbenchError
@@ -72,8 +72,7 @@ def test_loaded_weights(trainer, module, datamodule, path: Path, log_prefix: str
 
 
 def load_weights(module, path: Path) -> None:
-    state = load_checkpoint(path)["state_dict"]      # refused before anything uses it, if unsafe
-    module.load_state_dict(state)
+    load_weights_into(module, load_checkpoint(path), path)      # refused before anything uses it, if unsafe
 
 
 def checkpoint_epoch(path: Path) -> int | None:

@@ -96,6 +96,9 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         own_run = run_dir_of_checkpoint(ckpt_path)
         refuse_rollback(ckpt_path, own_run)
         checkpoint = load_checkpoint(ckpt_path)
+        if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+            raise ConfigError(f"{ckpt_path} is not a checkpoint to resume (no state_dict inside); pass a run folder "
+                              f"or a .ckpt written by `stcbench fit` or `stcbench convert-official`")
         stored = stored_config_of(checkpoint)
         run_dir = own_run or run_dir
         keep_scale_label(config, checkpoint, own_run)
@@ -295,8 +298,11 @@ def stored_config(ckpt_path: Path, checkpoint: dict | None = None) -> dict:
 
 
 def stored_config_of(checkpoint: dict) -> dict | None:
-    """hyper_parameters' config (`cfg` in memory-probe checkpoints written before the run engine)."""
-    hyper = checkpoint.get("hyper_parameters") or {}
+    """hyper_parameters' config (`cfg` in memory-probe checkpoints written before the run engine); None for a file
+    that holds no such mapping."""
+    hyper = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hyper, dict):
+        return None
     return hyper.get("config") if isinstance(hyper.get("config"), dict) else hyper.get("cfg")
 
 

@@ -399,15 +399,19 @@ def load_module(path, config: Config | None = None, dtype: torch.dtype | None = 
     """A module from a checkpoint, built in `dtype` *before* the weights are copied in, so float64
     weights (converted official checkpoints) keep their precision. `config` replaces the stored one
     (the architecture must be the same)."""
-    from stcbench.checkpoints import load_checkpoint
+    from stcbench.checkpoints import load_checkpoint, load_weights_into
+    from stcbench.errors import ConfigError
 
     checkpoint = load_checkpoint(path)
+    if not isinstance(checkpoint, dict):
+        raise ConfigError(f"{path} is not a stcbench checkpoint (it holds a {type(checkpoint).__name__}); pass a "
+                          f".ckpt written by `stcbench fit` or `stcbench convert-official`")
     if config is None:
         config = config_from_dict((checkpoint.get("hyper_parameters") or {}).get("config"))
     module = VideoPredictionModule(with_former_default(checkpoint, config, path))
     if dtype is not None:
         module = module.to(dtype)
-    module.load_state_dict(checkpoint["state_dict"])
+    load_weights_into(module, checkpoint, path)
     return module
 
 
