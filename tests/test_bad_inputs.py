@@ -255,6 +255,8 @@ CASES = {
         "wrong type", lambda t, s: ["test", str(t / "w.ckpt")], "do not fit the network",
         lambda t, s: torch.save({**torch.load(s["run"] / "checkpoints" / "best.ckpt", weights_only=False),
                                  "state_dict": {"net.bogus": torch.zeros(3)}}, t / "w.ckpt")),
+    "fit/--devices the CPU cannot take": Case("wrong type", fit_argv("--devices", "0"), "cannot make a Trainer"),
+    "fit/a strategy the CPU cannot run": Case("wrong type", fit_argv("--strategy", "fsdp"), "cannot make a Trainer"),
     "bench/--out inside a run": Case("wrong type", lambda t, s: ["bench", "--suite", "quick", "--cells", "lif",
                                                                  "--datasets", "mmnist", "--out", str(t / "run" / "b")],
                                      "lies inside the run", copy_run),

@@ -1,10 +1,12 @@
 """The Lightning Trainer of every task, from the shared `trainer` and `logging` sections."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from stcbench.engine.callbacks import (EpochTimer, StopAfterEpochs, TrainingClock, checkpoint_callbacks,
                                        progress_bar)
+from stcbench.errors import ConfigError
 
 
 def _precision(value: str) -> str:
@@ -44,6 +46,24 @@ def build_trainer(config, run_dir: Path | None, *, monitor: str | None = None, l
     bar = progress_bar(logging.progress, metrics_every=logging.log_every_n_steps)
     if bar is not None:
         all_callbacks.append(bar)
+    with trainer_settings_refused():
+        return _trainer(L, t, logging, run_dir, fit, loggers, all_callbacks, bar)
+
+
+@contextlib.contextmanager
+def trainer_settings_refused():
+    """Lightning's refusal of trainer settings it cannot honour here (devices, accelerator, strategy), as one line."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        yield
+    except (MisconfigurationException, TypeError, ValueError, ModuleNotFoundError) as exc:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ConfigError(f"Lightning cannot make a Trainer of these settings: {text} (check trainer.devices, "
+                          f"trainer.accelerator and trainer.strategy: --devices, --accelerator, --strategy)") from None
+
+
+def _trainer(L, t, logging, run_dir, fit: bool, loggers, all_callbacks: list, bar):
     return L.Trainer(
         default_root_dir=str(run_dir) if run_dir else None,
         max_epochs=t.max_epochs, max_steps=t.max_steps,
