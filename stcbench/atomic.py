@@ -25,7 +25,7 @@ def _umask() -> int:
             for line in status:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, RecursionError, IndexError):
         pass
     mask = os.umask(0)
     os.umask(mask)

@@ -257,6 +257,9 @@ CASES = {
                                  "state_dict": {"net.bogus": torch.zeros(3)}}, t / "w.ckpt")),
     "fit/--devices the CPU cannot take": Case("wrong type", fit_argv("--devices", "0"), "cannot make a Trainer"),
     "fit/a strategy the CPU cannot run": Case("wrong type", fit_argv("--strategy", "fsdp"), "cannot make a Trainer"),
+    "table/records nested too deeply": Case("wrong type", lambda t, s: ["table", "--runs", str(t / "runs"), "--table",
+                                                                        "summary"], "no runs for table summary",
+                                            write("runs/mmnist/lif/a/metrics.json", b"[" * 100000)),
     "bench/--out inside a run": Case("wrong type", lambda t, s: ["bench", "--suite", "quick", "--cells", "lif",
                                                                  "--datasets", "mmnist", "--out", str(t / "run" / "b")],
                                      "lies inside the run", copy_run),
@@ -594,3 +597,13 @@ def test_set_wins_over_a_flag_naming_the_same_key(tmp_path):
 
     assert resolve_config({}, overrides_from_args(args)).trainer.max_epochs == 1
     assert "--set wins" in " ".join(build_parser()._subparsers._group_actions[0].choices["fit"].format_help().split())
+
+
+def test_a_run_whose_config_nests_too_deeply_is_tabled_from_its_record(tmp_path, capsys):
+    """A config.yaml nested beyond Python's recursion limit is read as no config, not a traceback."""
+    run = tmp_path / "runs" / "mmnist" / "lif" / "r"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text('{"test": {"mse": 1.0}, "dataset": "mmnist", "cell": "lif"}')
+    (run / "config.yaml").write_text("[" * 100000)
+    assert main(["table", "--runs", str(tmp_path / "runs"), "--table", "summary"]) == 0
+    assert "| mmnist | lif |" in capsys.readouterr().out

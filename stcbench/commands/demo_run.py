@@ -110,7 +110,7 @@ def _demo_runs(out_dir: Path) -> set[Path]:
         try:
             data = json.loads((out_dir / name).read_text())
             made |= {_resolved(out_dir, entry) for entry in read(data) if isinstance(entry, str)}
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, RecursionError, AttributeError):
             continue
     return made
 
@@ -136,7 +136,7 @@ def _record_demo_run(out_dir: Path, run_dir: Path) -> None:
 
     try:
         runs = json.loads((out_dir / DEMO_RUNS).read_text()).get("runs", [])
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, RecursionError, AttributeError):
         runs = []
     entry = run_dir.resolve().relative_to(out_dir.resolve()).as_posix()
     if entry not in runs:

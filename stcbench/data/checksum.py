@@ -68,7 +68,7 @@ def dataset_checksum(name: str, data_root: str | os.PathLike | None = None) -> s
 def _read_cache(path: Path) -> dict:
     try:
         cache = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return cache if isinstance(cache, dict) else {}
 

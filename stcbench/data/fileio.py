@@ -119,7 +119,7 @@ def read_marker(folder: Path) -> dict | None:
     path = Path(folder) / MARKER_NAME
     try:
         info = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return info if isinstance(info, dict) else None
 

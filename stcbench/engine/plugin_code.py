@@ -48,7 +48,7 @@ def read_recorded(run_dir: Path) -> dict[str, str]:
     """The digests a run folder recorded; {} for a run of a built-in cell (or from before they were recorded)."""
     try:
         recorded = json.loads((Path(run_dir) / PLUGIN_CODE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {}
 

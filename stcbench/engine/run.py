@@ -356,7 +356,7 @@ def warn_if_other_data(results: dict, run_dir: Path | None) -> None:
 
     try:
         trained = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) if run_dir else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return
     recorded = (trained.get("data") or {}).get("checksum") if isinstance(trained, dict) else None
     tested = (results.get("data") or {}).get("checksum")

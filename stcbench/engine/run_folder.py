@@ -115,7 +115,7 @@ def recorded_plugins(run_dir: Path) -> list[str]:
 
     try:
         config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):
         return []
     plugins = config.get("plugins") if isinstance(config, dict) else None
     return [str(p) for p in plugins if isinstance(p, str) and p] if isinstance(plugins, list) else []
@@ -237,7 +237,7 @@ def _is_resolved_config(path: Path) -> bool:
 
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError, yaml.YAMLError):
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):
         return False
     return isinstance(config, dict) and all(key in config for key in ("seed", "trainer", "run"))
 
@@ -247,7 +247,7 @@ def _is_run_record(path: Path) -> bool:
 
     try:
         record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(record, dict) and "train_seconds" in record
 

@@ -317,5 +317,5 @@ def release_pages(array, start: int, stop: int) -> None:
         begin -= begin % mmap.PAGESIZE
         if end > begin:
             mapping.madvise(mmap.MADV_DONTNEED, begin, end - begin)
-    except (OSError, ValueError, TypeError, BufferError):
+    except (OSError, ValueError, RecursionError, TypeError, BufferError):
         pass

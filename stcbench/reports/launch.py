@@ -77,7 +77,7 @@ def recorded_failures(out: Path, planned: list) -> list[tuple[object, dict]]:
         if path.is_file() and not run.done:
             try:
                 found.append((run, json.loads(path.read_text())))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 found.append((run, {"error": f"unreadable failure record {path}"}))
     return found
 
@@ -203,7 +203,7 @@ def submitted_jobs(out: Path) -> dict[str, str]:
     """The jobs an earlier call submitted for the runs of `out` ({} when none or unreadable)."""
     try:
         jobs = json.loads((Path(out) / "slurm" / SUBMITTED).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return {str(k): str(v) for k, v in jobs.items()} if isinstance(jobs, dict) else {}
 

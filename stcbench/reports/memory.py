@@ -39,7 +39,7 @@ def discover_memory_runs(root: Path, warn=None) -> list[dict]:
     for path in sorted(Path(root).rglob("metrics.json")):
         try:
             record = restore_non_finite(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             if warn:
                 warn(f"skipped {path}: not a readable JSON file ({type(exc).__name__})")
             continue
@@ -105,7 +105,7 @@ def per_sequence_shares(record: dict) -> tuple[np.ndarray, np.ndarray] | None:
             if "loss" not in data.files or "index" not in data.files:
                 return None
             return np.asarray(data["index"]), np.asarray(data["loss"], dtype=np.float64) / baseline
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -371,7 +371,7 @@ def gradient_analysis(record: dict) -> dict | None:
                 names = {"norm": "norm", "share": "per_step", "input_share": "input_per_step"}
                 found = {name: np.asarray(data[key], dtype=np.float64) for name, key in names.items()
                          if key in data.files}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         return found if "norm" in found and "share" in found else None
     if record.get("gradient_norm") and record.get("gradient_share"):

@@ -105,7 +105,7 @@ class Run:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return np.asarray(data[metric], dtype=np.float64) if metric in data.files else None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
 
     @property
@@ -172,7 +172,7 @@ def load_run(metrics_path: Path, warn=None) -> Run | None:
     not a run record: a run is used whole or not at all."""
     try:
         metrics = restore_non_finite(json.loads(metrics_path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:     # unreadable, not UTF-8, not JSON
+    except (OSError, ValueError, RecursionError) as exc:     # unreadable, not UTF-8, not JSON
         problem = exc.strerror if isinstance(exc, OSError) else "not valid UTF-8 JSON"
         return _skipped(metrics_path, problem, warn)
     problem = record_problem(metrics)
@@ -189,7 +189,7 @@ def read_run_config(run_dir: Path) -> dict:
     """A run folder's config.yaml as a mapping; {} when it is missing or unreadable."""
     try:
         config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, OSError, ValueError):
+    except (yaml.YAMLError, OSError, ValueError, RecursionError):
         return {}
     return config if isinstance(config, dict) else {}
 

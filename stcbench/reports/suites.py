@@ -90,7 +90,7 @@ class PlannedRun:
 def has_test_results(metrics_path: Path) -> bool:
     try:
         metrics = json.loads(metrics_path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(metrics, dict) and isinstance(metrics.get("test"), dict)
 

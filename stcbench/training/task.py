@@ -381,6 +381,6 @@ def recorded_best_checkpoint(run_dir: Path) -> Path | None:
     """`best_checkpoint` of the run's metrics.json, resolved against the run directory."""
     try:
         recorded = json.loads((run_dir / "metrics.json").read_text()).get("best_checkpoint")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, RecursionError, AttributeError):
         return None
     return resolve_in_run(recorded, run_dir) if isinstance(recorded, str) else None
