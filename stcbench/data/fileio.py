@@ -84,10 +84,12 @@ def read_npy_header(path: Path, fix: str) -> tuple[tuple[int, ...], np.dtype, bo
             else:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             offset = f.tell()
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, OverflowError) as exc:
         raise DataError(f"{path}: not a valid .npy file ({array_load_problem(exc, path)}). {fix}") from None
     if dtype.hasobject:
         raise DataError(f"{path}: {array_load_problem(ValueError('allow_pickle'))}. {fix}")
+    if any(int(size) < 0 for size in shape):
+        raise DataError(f"{path}: not a valid .npy file (its header declares shape {tuple(shape)}). {fix}")
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     actual = path.stat().st_size - offset
     if actual < expected:

@@ -41,7 +41,7 @@ def read_arrays(path: Path, fix: str) -> dict[str, np.ndarray]:
             arrays = {k: npz[k] for k in KEYS}
     except DataError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, OverflowError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({array_load_problem(exc, path)}). {fix}") from None
     for key, array in arrays.items():
         validate_array(path, key, array, fix)
@@ -53,6 +53,9 @@ def read_arrays(path: Path, fix: str) -> dict[str, np.ndarray]:
 
 
 def validate_array(path: Path, key: str, array: np.ndarray, fix: str) -> None:
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{path}: member {key} is not a numpy array (it holds {type(array).__name__}); save the "
+                        f"arrays with numpy.savez. {fix}")
     if not np.issubdtype(array.dtype, np.floating):
         raise DataError(f"{path}: {key} has dtype {array.dtype}, expected a float dtype. {fix}")
     if array.ndim != 5 or tuple(array.shape[1:]) != FRAME_SHAPE or array.shape[0] < 1:

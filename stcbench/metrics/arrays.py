@@ -37,10 +37,25 @@ def _load_npy(path: Path) -> np.ndarray:
     if path.suffix != ".npy":
         raise DataError(f"{path} is not a .npy or .npz file; save arrays with numpy.save / numpy.savez")
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError, OverflowError) as exc:
         raise DataError(f"{path} is not a readable .npy array ({array_load_problem(exc, path)}); re-save it with "
                         f"numpy.save") from None
+    return _checked(array, str(path))
+
+
+def _checked(array, name: str) -> np.ndarray:
+    """A numeric array of this machine's byte order and at most 64-bit values (what the metrics' kernels read);
+    else one line saying how to re-save it."""
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{name} is not a numpy array (the archive member is {type(array).__name__}); save arrays "
+                        f"with numpy.save / numpy.savez")
+    dtype = array.dtype
+    if dtype.kind in "fiu" and (not dtype.isnative or dtype.itemsize > 8):
+        what = "big-endian" if not dtype.isnative else "extended precision"
+        raise DataError(f"{name} has dtype {dtype.str} ({what}); re-save it as float32, e.g. "
+                        f"numpy.save(path, x.astype('float32'))")
+    return array
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
@@ -53,8 +68,9 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
                 raise DataError(f"{path} has arrays {sorted(archive.files)} but lacks {missing}; save it with "
                                 "numpy.savez(path, pred=predictions, true=targets)")
             arrays = [archive["pred"], archive[target]]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, OverflowError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} is not a readable .npz archive ({array_load_problem(exc, path)}); re-save it with "
                         f"numpy.savez") from None
-    return arrays[0], arrays[1], (f"{path}:pred", f"{path}:{target}")
+    names = (f"{path}:pred", f"{path}:{target}")
+    return _checked(arrays[0], names[0]), _checked(arrays[1], names[1]), names
 

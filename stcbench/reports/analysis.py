@@ -228,13 +228,12 @@ def submodule_state(state: dict, name: str) -> OrderedDict:
 
 
 def sample_from_predictions(run: Run, limit: int = 4) -> torch.Tensor | None:
-    path = run.path / "predictions.npz"
-    if not path.exists():
+    from stcbench.reports.runs import read_saved_arrays
+
+    data = read_saved_arrays(run.path / "predictions.npz", warn=lambda text: None)   # the report says it once
+    if data is None or not {"context", "truth"} <= set(data):
         return None
-    with np.load(path) as data:
-        if not {"context", "truth"} <= set(data.files):
-            return None
-        frames = np.concatenate([data["context"][:limit], data["truth"][:limit]], axis=1)
+    frames = np.concatenate([data["context"][:limit], data["truth"][:limit]], axis=1)
     return torch.from_numpy(frames.astype(np.float32))
 
 

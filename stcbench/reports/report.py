@@ -23,7 +23,8 @@ from stcbench.reports import figures
 from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports import stats
 from stcbench.reports.published import Column
-from stcbench.reports.runs import DEFAULT_BASELINE, Run, RunGroup, discover_runs, select_group, warn_non_finite
+from stcbench.reports.runs import (DEFAULT_BASELINE, Run, RunGroup, discover_runs, read_saved_arrays, select_group,
+                                   warn_non_finite)
 from stcbench.reports.tables import (FORMAT_SUFFIX, FORMATS, MISSING, SUMMARY_METRICS, TABLE_KEYS, build_table,
                                      comparison_text, render)
 
@@ -65,16 +66,15 @@ def default_runs(runs: list[Run]) -> dict[str, dict[str, Run]]:
 
 def load_predictions(run: Run) -> dict[str, np.ndarray] | None:
     """First stored sequence of predictions.npz as {inputs, truth, pred} ([T, C, H, W] each)."""
-    path = run.path / "predictions.npz"
-    if not path.exists():
+    data = read_saved_arrays(run.path / "predictions.npz")
+    if data is None:
         return None
-    with np.load(path) as data:
-        found = {}
-        for role, names in PREDICTION_KEYS.items():
-            key = next((n for n in names if n in data.files), None)
-            if key is None:
-                return None
-            found[role] = np.asarray(data[key][0], dtype=np.float64)
+    found = {}
+    for role, names in PREDICTION_KEYS.items():
+        key = next((n for n in names if n in data), None)
+        if key is None or not len(data[key]):
+            return None
+        found[role] = np.asarray(data[key][0], dtype=np.float64)
     return found
 
 

@@ -96,6 +96,8 @@ class Run:
     def per_sequence(self, metric: str):
         """The selected checkpoint's per-test-sequence values of `metric` (test_per_sequence.npz, in
         test-set order), or None for runs recorded without them."""
+        import zipfile
+
         import numpy as np
 
         recorded = self.metrics.get("test_per_sequence")
@@ -105,7 +107,7 @@ class Run:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return np.asarray(data[metric], dtype=np.float64) if metric in data.files else None
-        except (OSError, ValueError, RecursionError):
+        except (OSError, ValueError, RecursionError, EOFError, TypeError, zipfile.BadZipFile):
             return None
 
     @property
@@ -205,6 +207,27 @@ def discover_runs(root: Path, warn=None) -> list[Run]:
     warn = warn or _warn_on_stderr
     runs = [load_run(p, warn) for p in sorted(root.rglob("metrics.json"))]
     return [r for r in runs if r is not None]
+
+
+def read_saved_arrays(path: Path, warn=None) -> dict | None:
+    """The arrays of a run's .npz file (predictions.npz: a few sequences), or None where it is missing or cannot be
+    read as numpy arrays (truncated, or not numpy's), which is said through `warn` (default: stderr)."""
+    import zipfile
+
+    import numpy as np
+
+    if not Path(path).is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, OverflowError, zipfile.BadZipFile) as exc:
+        (warn or _warn_on_stderr)(f"warning: {path} cannot be read ({type(exc).__name__}); left out of the report")
+        return None
+    if not all(isinstance(array, np.ndarray) for array in arrays.values()):
+        (warn or _warn_on_stderr)(f"warning: {path} holds members that are not numpy arrays; left out of the report")
+        return None
+    return arrays
 
 
 BLOCKS = ("test", "val", "test_long", "last", "best")

@@ -359,12 +359,14 @@ def make_committable(run_dir: Path, keep_sequences: int = GRID_SEQUENCES) -> boo
 
 
 def trim_predictions(path: Path, keep_sequences: int) -> None:
-    import numpy as np
 
     from stcbench.engine.io import atomic_save_npz
 
-    with np.load(path) as data:
-        arrays = {key: data[key] for key in data.files}
+    from stcbench.reports.runs import read_saved_arrays
+
+    arrays = read_saved_arrays(path, warn=lambda text: None)     # an unreadable file is left as it is
+    if arrays is None:
+        return
     if all(array.ndim == 0 or len(array) <= keep_sequences for array in arrays.values()):
         return
     atomic_save_npz(path, **{key: array[:keep_sequences] if array.ndim else array for key, array in arrays.items()})

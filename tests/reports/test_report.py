@@ -123,3 +123,20 @@ def test_a_resumed_runs_training_log_draws_each_step_once_in_order(tmp_path):
     rows = load_training_log(Run(tmp_path, "mmnist", "lif", {}))
     assert [(float(r["step"]), float(r["train/loss_step"])) for r in rows] == [
         (0, 1.0), (10, 0.7), (20, 0.6), (30, 0.5), (40, 0.4), (50, 0.3)]
+
+
+def test_a_truncated_predictions_file_leaves_the_report_whole(tmp_path, capsys):
+    """A run's predictions.npz cut short (a copy interrupted) or not numpy's: the report is written without that
+    run's figure, and says why."""
+    root = tmp_path / "runs"
+    cut = make_run(root, "mmnist", "lif", "a", test=video_metrics(10.0, 1, 0.5))
+    odd = make_run(root, "mmnist", "plif", "b", test=video_metrics(11.0, 1, 0.5))
+    (cut / "predictions.npz").write_bytes(b"PK\x03\x04 cut short")
+    import zipfile
+
+    with zipfile.ZipFile(odd / "predictions.npz", "w") as archive:
+        archive.writestr("truth.npy", b"not numpy")
+    text = write_report(root, tmp_path / "out").read_text()
+    assert any("| lif |" in line for line in text.splitlines()) and "## Moving MNIST" in text
+    err = capsys.readouterr().err
+    assert f"{cut / 'predictions.npz'} cannot be read" in err and "not numpy arrays" in err
