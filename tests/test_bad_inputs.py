@@ -9,6 +9,7 @@ concurrent use (a run folder already taken) and invalid settings.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -260,6 +261,17 @@ CASES = {
     "table/records nested too deeply": Case("wrong type", lambda t, s: ["table", "--runs", str(t / "runs"), "--table",
                                                                         "summary"], "no runs for table summary",
                                             write("runs/mmnist/lif/a/metrics.json", b"[" * 100000)),
+    "predict/more frames than the disk holds": Case("wrong type",
+                                                    lambda t, s: PREDICT(t, s) + ["--out-frames", "100000000000"],
+                                                    "GiB free", lambda t, s: frames(t / "in.npy")),
+    "test/a record naming another run's checkpoint": Case(
+        "wrong type", lambda t, s: ["test", str(t / "run")], "best.ckpt",        # its own, not the other run's
+        lambda t, s: (copy_run(t, s), shutil.rmtree(t / "run" / "checkpoints"), (t / "run" / "checkpoints").mkdir(),
+                      (t / "run" / "checkpoints" / "best.ckpt").write_bytes(b"x"),
+                      shutil.copy(s["run"] / "checkpoints" / "best.ckpt", t / "other.ckpt"),
+                      (t / "run" / "metrics.json").write_text(json.dumps(
+                          {**json.loads((t / "run" / "metrics.json").read_text()),
+                           "best_checkpoint": str(t / "other.ckpt")})))),
     "bench/--out inside a run": Case("wrong type", lambda t, s: ["bench", "--suite", "quick", "--cells", "lif",
                                                                  "--datasets", "mmnist", "--out", str(t / "run" / "b")],
                                      "lies inside the run", copy_run),

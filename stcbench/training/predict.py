@@ -1,6 +1,7 @@
 """`stcbench predict`: frames in, predicted frames out, from any stcbench checkpoint."""
 from __future__ import annotations
 
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -151,6 +152,11 @@ def predict_file(ckpt_path, input_path, output_path, *, out_frames: int | None =
         print(f"warning: {out_frames} frames of {context.shape[0]} sequences make a {size / 2**30:.1f} GiB output "
               f"file", file=sys.stderr)
     output_path = Path(output_path)
+    free = shutil.disk_usage(output_path.parent if output_path.parent.exists() else Path(".")).free
+    if size > free:
+        raise ConfigError(f"--out-frames {out_frames}: the predictions of {context.shape[0]} sequences need "
+                          f"{size / 2**30:.1f} GiB, and {output_path.parent} has {free / 2**30:.1f} GiB free; "
+                          f"predict fewer frames or write elsewhere")
     shape = (context.shape[0], out_frames, *context.shape[2:])
     with replacing(output_path) as tmp:
         preds = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64 if double else np.float32, shape=shape)

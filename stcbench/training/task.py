@@ -378,9 +378,11 @@ def checkpoint_for_test(path: str | Path) -> Path:
 
 
 def recorded_best_checkpoint(run_dir: Path) -> Path | None:
-    """`best_checkpoint` of the run's metrics.json, resolved against the run directory."""
+    """`best_checkpoint` of the run's metrics.json, resolved against the run directory; only a file inside the run
+    folder counts (a record naming another run's checkpoint would test that run under this one's name)."""
     try:
         recorded = json.loads((run_dir / "metrics.json").read_text()).get("best_checkpoint")
     except (OSError, ValueError, RecursionError, AttributeError):
         return None
-    return resolve_in_run(recorded, run_dir) if isinstance(recorded, str) else None
+    found = resolve_in_run(recorded, run_dir) if isinstance(recorded, str) else None
+    return found if found is not None and found.resolve().is_relative_to(Path(run_dir).resolve()) else None
