@@ -95,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if not is_trainer_misconfiguration(exc):
             raise
-        print(f"stcbench {args.command}: error: {' '.join(str(exc).split())} (a trainer.* setting; "
-              f"change it with --set)", file=sys.stderr)
+        text = " ".join(str(exc).split())
+        hint = ("the task's module must log that metric (Task.monitor) every validation epoch"
+                if "monitored key" in text else "a trainer.* setting; change it with --set")
+        print(f"stcbench {args.command}: error: {text} ({hint})", file=sys.stderr)
         return 2
     return int(result or 0)
 

@@ -59,10 +59,15 @@ def _import_file(path: Path):
 
 
 def plugin_error(spec: str, exc: BaseException) -> ConfigError:
-    """One line naming the plugin and why it failed to import."""
+    """One line naming the plugin, where in its code the import failed, and why."""
+    import traceback
+
     message = str(exc).splitlines()[0] if str(exc) else ""
-    return ConfigError(f"plugin {spec!r} cannot be imported: {type(exc).__name__}: {message}; fix it or "
-                       f"remove it from {PLUGIN_ENV} / the config's `plugins:` / `stcbench cells --plugin`")
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if "importlib" not in frame.filename]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return ConfigError(f"plugin {spec!r} cannot be imported: {type(exc).__name__}: {message}{where}; fix it, or "
+                       f"stop naming it (--set plugins=[...], {PLUGIN_ENV}, the config's `plugins:`, "
+                       f"`stcbench cells --plugin`)")
 
 
 def load_plugin(spec: str):

@@ -102,8 +102,11 @@ def checkpoint_blocks(tested: dict[str, TestedCheckpoint], run_dir: Path) -> dic
 
 def run_record(task, config, trainer, module, tested: dict[str, TestedCheckpoint], run_dir: Path) -> dict:
     """The record of a run of a task that adds nothing of its own: what ran, how long, and what was tested."""
+    cell = getattr(getattr(config, "model", None), "cell", None)
     return {
         "task": task.name,
+        "dataset": task.name,                   # how tables name the runs' data (the folders' names otherwise)
+        **({"cell": str(cell)} if cell else {}),
         "seed": getattr(config, "seed", None),
         "scale": getattr(getattr(config, "run", None), "scale", None),
         "selected_on": "val",

@@ -1,6 +1,7 @@
 """A task of a user's own plugs into the engine from a plugin file: registered there, found by fit and test."""
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -88,97 +89,16 @@ def test_the_engine_stores_the_config_of_a_module_that_does_not(tmp_path):
     assert own.hparams["config"] == {"seed": 7}
 
 
-MINIMAL = textwrap.dedent('''
-    """The least a task supplies: a config, a module that logs val/loss and its test metrics, data, a run folder."""
-    from dataclasses import dataclass
-    from pathlib import Path
-    from typing import Literal
-
-    import lightning
-    import torch
-
-    from stcbench.engine.schema import option
-    from stcbench.engine.settings import LoggingConfig, RunConfig, TrainerConfig, check_trainer, plugins_option, seed_option
-    from stcbench.engine.task import Task, register_task
-
-
-    @dataclass
-    class LineConfig:
-        task: Literal["line"] = option("line", help="this task")
-        seed: int = seed_option(0)
-        trainer: TrainerConfig = option(help="trainer", factory=TrainerConfig)
-        logging: LoggingConfig = option(help="loggers", factory=lambda: LoggingConfig(loggers=["csv"], progress_bar="none"))
-        run: RunConfig = option(help="run folder", factory=RunConfig)
-        plugins: list[str] = plugins_option()
-
-        def validate(self):
-            check_trainer(self.trainer)
-
-
-    class LineModule(lightning.LightningModule):
-        test_log_prefix = "test"
-
-        def __init__(self):
-            super().__init__()
-            self.fit_line = torch.nn.Linear(1, 1)
-
-        def step(self, batch):
-            x, y = batch
-            return torch.mean((self.fit_line(x) - y) ** 2)
-
-        def training_step(self, batch, index):
-            return self.step(batch)
-
-        def validation_step(self, batch, index):
-            self.log("val/loss", self.step(batch))
-
-        def test_step(self, batch, index):
-            self.log(f"{self.test_log_prefix}/mse", self.step(batch))
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
-    def loader(seed):
-        x = torch.randn(64, 1, generator=torch.Generator().manual_seed(seed))
-        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, 2 * x), batch_size=16)
-
-
-    class LineData(lightning.LightningDataModule):
-        def train_dataloader(self):
-            return loader(0)
-
-        def val_dataloader(self):
-            return loader(1)
-
-        def test_dataloader(self):
-            return loader(2)
-
-
-    class LineTask(Task):
-        name = "line"
-        config_class = LineConfig
-
-        def run_base(self, config):
-            return Path(config.run.output_dir) / "line"
-
-        def module(self, config):
-            return LineModule()
-
-        def datamodule(self, config):
-            return LineData()
-
-
-    register_task("line", LineTask)
-''')
+EXAMPLE_TASK = Path(__file__).resolve().parents[2] / "examples" / "my_task.py"      # docs/architecture.md
 
 
 def test_a_task_that_supplies_only_config_module_data_and_folder_is_evaluated_and_tested_by_the_engine(
         tmp_path, monkeypatch, capsys):
-    """The engine's defaults test the best and last checkpoints after fit (metrics.json), and `stcbench test`."""
+    """examples/my_task.py, the docs' example: the engine's defaults test the best and last checkpoints after fit
+    (metrics.json), and `stcbench test`; a run stopped after an epoch and resumed ends as one never stopped."""
     monkeypatch.setattr(task_registry, "TASKS", dict(task_registry.TASKS))
     plugin = tmp_path / "line_task.py"
-    plugin.write_text(MINIMAL)
+    plugin.write_text(EXAMPLE_TASK.read_text())
     config = tmp_path / "line.yaml"
     config.write_text("task: line\ntrainer:\n  max_epochs: 3\n")
     argv = ["fit", "--config", str(config), "--set", f"plugins=[{plugin}]", "--output-dir", str(tmp_path / "runs"),
@@ -193,3 +113,10 @@ def test_a_task_that_supplies_only_config_module_data_and_folder_is_evaluated_an
     out = tmp_path / "tested.json"
     assert main(["test", str(run_dir), "--set", f"plugins=[{plugin}]", "--output", str(out)]) == 0
     assert json.loads(out.read_text())["mse"] == pytest.approx(record["test"]["mse"], rel=1e-6)
+    # stopped after an epoch and resumed with the command it prints: the same numbers as the run never stopped
+    stopped = ["fit", "--config", str(config), "--set", f"plugins=[{plugin}]", "--output-dir", str(tmp_path / "runs"),
+               "--set", "run.name=two", "--set", "trainer.stop_after_epochs=1"]
+    assert main(stopped) == 0
+    assert main(["fit", "--ckpt-path", str(tmp_path / "runs" / "line" / "two"), "--set", f"plugins=[{plugin}]"]) == 0
+    resumed = json.loads((tmp_path / "runs" / "line" / "two" / "metrics.json").read_text())
+    assert resumed["test"] == record["test"] and resumed["last"]["test"] == record["last"]["test"]
