@@ -11,6 +11,10 @@ class ConfigError(StcbenchError):
     """A configuration key or value is invalid."""
 
 
+class RunBusyError(ConfigError):
+    """Another process trains the run (it holds the run's lock)."""
+
+
 class DataError(StcbenchError):
     """A dataset file is missing, truncated, corrupt or has the wrong shape, dtype or range."""
 

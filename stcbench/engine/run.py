@@ -8,6 +8,7 @@ written last, atomically); a run that fails on bad input before its first checkp
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -193,6 +194,8 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
     with shared_run_dir(run_dir), sigterm_exits_nonzero(run_dir):
         try:
             trainer = build_trainer(config, run_dir, monitor=task.monitor, loggers=loggers, callbacks=callbacks)
+            if resuming and not trained_already and trainer.is_global_zero:
+                retire_record(run_dir)        # a finished run trained on: its record is no longer the run's
             if trained_already and trainer.is_global_zero:    # said once the trainer accepted its settings
                 print(f"{ckpt_path} has trained all {config.trainer.max_epochs} epochs of this config: nothing to "
                       f"train; its checkpoints are tested again (raise --max-epochs to train on)")
@@ -232,6 +235,18 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
             print(task.summary(results))
     finish_wandb(loggers)
     return run_dir
+
+
+SUPERSEDED_RECORD = "metrics.superseded.json"
+
+
+def retire_record(run_dir: Path) -> None:
+    """A resume that trains a finished run on: its metrics.json is renamed (SUPERSEDED_RECORD) before training, so
+    that the run counts as finished again only with the record of its new checkpoints (a resume killed on the way
+    leaves no record naming checkpoints that no longer exist)."""
+    record = Path(run_dir) / "metrics.json"
+    if record.is_file():
+        os.replace(record, Path(run_dir) / SUPERSEDED_RECORD)
 
 
 def trained_out(checkpoint: dict, config) -> bool:

@@ -25,7 +25,7 @@ except ImportError:              # pragma: no cover - not POSIX: runs are not lo
     fcntl = None
 
 from stcbench.engine.cluster import is_rank_zero
-from stcbench.errors import ConfigError
+from stcbench.errors import ConfigError, RunBusyError
 
 RUN_DIR_ENV = "STCBENCH_RUN_DIR"     # shares the run folder with DDP worker processes
 LOCK_FILE = ".lock"
@@ -60,7 +60,7 @@ def refuse_existing_run(run_dir: Path) -> None:
             and not any((run_dir / "checkpoints").glob("*.ckpt"))):
         raise ConfigError(f"run directory {run_dir} already exists and holds no checkpoint to resume (the run "
                           f"stopped before its first epoch ended); replace it with --overwrite, or choose another "
-                          f"--run-name")
+                          f"--run-name{interrupted_overwrite_note(run_dir)}")
     raise ConfigError(f"run directory {run_dir} already exists; resume it with `{resume_command(run_dir)}`, "
                       f"choose another --run-name, or replace it with --overwrite")
 
@@ -168,12 +168,29 @@ def set_aside(run_dir: Path) -> Path | None:
     return aside
 
 
+def interrupted_overwrites(run_dir: Path) -> list[Path]:
+    """Old runs that an --overwrite of `run_dir` set aside (`.<name>.replaced-<pid>`) and could not settle (the
+    process was killed): each is a whole run, kept."""
+    run_dir = Path(run_dir)
+    return sorted(run_dir.parent.glob(f".{run_dir.name}.replaced-*")) if run_dir.parent.is_dir() else []
+
+
+def interrupted_overwrite_note(run_dir: Path) -> str:
+    """A sentence naming the runs an interrupted --overwrite of `run_dir` left aside, or ''."""
+    left = interrupted_overwrites(run_dir)
+    if not left:
+        return ""
+    return (f"; an --overwrite of it was interrupted and left the earlier run at {left[0]}"
+            f"{f' (and {len(left) - 1} more)' if len(left) > 1 else ''}: move it back (`mv`) to keep it, or delete it")
+
+
 def settle_replaced(aside: Path | None, run_dir: Path) -> None:
-    """The run set aside by --overwrite: deleted once the new run has a checkpoint, else (the new run failed
-    before it trained) put back in place of the new run's folder."""
+    """The run set aside by --overwrite: deleted once the new run has a checkpoint it can resume from
+    (last.ckpt), else (the new run failed before it trained, or could not write it: a full disk) put back in place
+    of the new run's folder."""
     if aside is None or not aside.exists():
         return
-    if any((run_dir / "checkpoints").glob("*.ckpt")):
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
         shutil.rmtree(aside, ignore_errors=True)
         return
     if run_dir.exists():
@@ -305,7 +322,8 @@ def existing_checkpoint(path: str | Path) -> Path:
         for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
             if candidate.is_file():
                 return candidate
-        raise ConfigError(f"{path} holds no checkpoints/last.ckpt; pass a checkpoint file with --ckpt-path")
+        raise ConfigError(f"{path} holds no checkpoints/last.ckpt; pass a checkpoint file with --ckpt-path"
+                          f"{interrupted_overwrite_note(Path(path))}")
     if not path.is_file():
         raise ConfigError(f"checkpoint {str(path)!r} does not exist; pass an existing .ckpt file "
                           f"(e.g. runs/<dataset>/<cell>/<run>/checkpoints/last.ckpt)")
@@ -375,7 +393,7 @@ def _acquire(path: Path, run_dir: Path):
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise ConfigError(f"run {run_dir} is being trained by {holder}; wait for it to finish or stop it, "
+            raise RunBusyError(f"run {run_dir} is being trained by {holder}; wait for it to finish or stop it, "
                               f"then resume with `{resume_command(run_dir)}`") from None
         except OSError as exc:          # e.g. ENOLCK / ENOSYS: a network file system without locks
             handle.close()

@@ -108,8 +108,13 @@ def fit_planned(run) -> Path:
 
 def attempt(run, out: Path, fit: Callable, log: Callable[[str], None] = print) -> bool:
     """One run, isolated: an exception is recorded (and reported by the caller), never raised."""
+    from stcbench.errors import RunBusyError
+
     try:
         fit(run)
+    except RunBusyError as busy:        # another process (another bench, a resume) trains it: not a failure
+        log(f"  still running elsewhere: {run.dataset}/{run.cell} seed {run.seed}: {str(busy).splitlines()[0][:300]}")
+        return False
     except Exception as error:          # noqa: BLE001 - any failure of one run must not stop the suite
         if _rank_zero():
             record_failure(out, run, error)

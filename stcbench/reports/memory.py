@@ -37,6 +37,8 @@ def discover_memory_runs(root: Path, warn=None) -> list[dict]:
     `warn` when given."""
     records = []
     for path in sorted(Path(root).rglob("metrics.json")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue                                   # a folder set aside (an interrupted --overwrite): no run
         try:
             record = restore_non_finite(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, RecursionError) as exc:

@@ -205,7 +205,9 @@ def discover_runs(root: Path, warn=None) -> list[Run]:
     if not root.is_dir():
         raise ConfigError(f"--runs {root} is a file; pass the folder holding the run directories")
     warn = warn or _warn_on_stderr
-    runs = [load_run(p, warn) for p in sorted(root.rglob("metrics.json"))]
+    found = [p for p in sorted(root.rglob("metrics.json"))
+             if not any(part.startswith(".") for part in p.relative_to(root).parts)]    # set aside, not runs
+    runs = [load_run(p, warn) for p in found]
     return [r for r in runs if r is not None]
 
 

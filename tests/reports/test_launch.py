@@ -313,3 +313,16 @@ def test_only_a_job_squeue_calls_unknown_counts_as_gone(tmp_path, monkeypatch, s
     (bin_dir / "squeue").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     assert launch.queued_jobs(["101", "102"]) == expected
+
+
+def test_a_run_another_process_trains_is_still_running_not_failed(tmp_path):
+    """Two benches on one --out: the run the other one trains is said to run elsewhere; no failure is recorded."""
+    from stcbench.errors import RunBusyError
+
+    def busy(run):
+        raise RunBusyError("run x is being trained by process 1 on host")
+
+    run = PlannedRun("quick", "mmnist", "lif", 42, tmp_path / "c.yaml", {}, tmp_path / "runs")
+    said = []
+    assert launch.attempt(run, tmp_path, busy, log=said.append) is False
+    assert "still running elsewhere" in said[0] and not (tmp_path / "failures").exists()

@@ -386,3 +386,62 @@ def test_overwrite_replaces_only_a_run_folder_and_never_one_holding_other_runs(m
     before = tree_hashes(nested)
     assert main(["fit", "--config", str(config), "--overwrite"]) == 2
     assert "holds other runs" in one_error_line(capsys) and tree_hashes(nested) == before
+
+
+def test_an_interrupted_overwrite_leaves_the_old_run_named_and_out_of_the_tables(mmnist_root, tmp_path, capsys):
+    """A kill during --overwrite leaves the old run set aside (`.t.replaced-<pid>`): tables do not count it as a
+    seed, and the refusals that follow say where it is."""
+    from stcbench.reports.runs import discover_runs
+
+    config = write_config(tmp_path, mmnist_root)
+    assert main(["fit", "--config", str(config)]) == 0
+    run = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    aside = run.with_name(".t.replaced-12345")
+    run.rename(aside)                                            # what a kill after set_aside leaves
+    run.mkdir()
+    (run / "config.yaml").write_text((aside / "config.yaml").read_text())
+    assert [r.path for r in discover_runs(tmp_path / "runs")] == []
+    capsys.readouterr()
+    assert main(["fit", "--config", str(config)]) == 2
+    assert f"left the earlier run at {aside}" in one_error_line(capsys)
+    assert main(["fit", "--config", str(config), "--ckpt-path", str(run)]) == 2
+    assert f"left the earlier run at {aside}" in one_error_line(capsys)
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint_to_resume_from(tmp_path):
+    """A new run that wrote best.ckpt but not last.ckpt (a full disk) cannot be resumed: the old run comes back."""
+    from stcbench.engine.run_folder import set_aside, settle_replaced
+
+    run = tmp_path / "r"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"old")
+    aside = set_aside(run)
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.ckpt").write_bytes(b"new, alone")
+    settle_replaced(aside, run)
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"old" and not aside.exists()
+    aside = set_aside(run)
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"new")
+    settle_replaced(aside, run)
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"new" and not aside.exists()
+
+
+def test_a_finished_run_trained_on_is_unfinished_until_its_new_record(mmnist_root, tmp_path):
+    """A resume that trains a finished run further sets its record aside before training: a resume killed on the
+    way leaves no metrics.json naming checkpoints that no longer exist."""
+    from stcbench.engine import run as engine_run
+    from stcbench.training.runner import fit
+
+    run = fit(tiny_config(mmnist_root, tmp_path, epochs=1))
+    first = json.loads((run / "metrics.json").read_text())
+    seen = []
+    original = engine_run.retire_record
+    engine_run.retire_record = lambda run_dir: (original(run_dir), seen.append((run_dir / "metrics.json").exists()))
+    try:
+        fit(tiny_config(mmnist_root, tmp_path, epochs=2), ckpt_path=run)
+    finally:
+        engine_run.retire_record = original
+    assert seen == [False]                                   # gone while it trained
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+    assert json.loads((run / engine_run.SUPERSEDED_RECORD).read_text()) == first
