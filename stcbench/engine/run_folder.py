@@ -56,6 +56,9 @@ def refuse_existing_run(run_dir: Path) -> None:
     if run_dir.is_dir() and not run_dir.is_symlink() and not _has_run_records(run_dir):
         raise ConfigError(f"run directory {run_dir} already exists and is not a run's folder (no config.yaml, "
                           f"metrics.json or checkpoint of a run); choose another --run-name or --output-dir")
+    if (run_dir / LOCK_FILE).is_file():
+        with training_lock(run_dir):          # another process training it is named (RunBusyError), not guessed at
+            pass
     if (run_dir.is_dir() and not (run_dir / "metrics.json").exists()
             and not any((run_dir / "checkpoints").glob("*.ckpt"))):
         raise ConfigError(f"run directory {run_dir} already exists and holds no checkpoint to resume (the run "

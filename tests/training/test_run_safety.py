@@ -445,3 +445,17 @@ def test_a_finished_run_trained_on_is_unfinished_until_its_new_record(mmnist_roo
     assert seen == [False]                                   # gone while it trained
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
     assert json.loads((run / engine_run.SUPERSEDED_RECORD).read_text()) == first
+
+
+def test_a_run_folder_another_process_just_made_is_said_to_be_trained(mmnist_root, tmp_path, capsys):
+    """Two fits of one name at once: the one that lost the folder hears that the other trains it, not that the run
+    stopped before its first epoch."""
+    from stcbench.engine.run_folder import training_lock
+
+    config = write_config(tmp_path, mmnist_root)
+    run = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 3\n")
+    with training_lock(run):
+        assert main(["fit", "--config", str(config)]) == 2
+    assert "is being trained by process" in one_error_line(capsys)
