@@ -16,7 +16,8 @@ from pathlib import Path
 from stcbench.atomic import check_output_folder
 from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.engine import plugin_code, schema
-from stcbench.engine.callbacks import RunFolderGuard, TrainingClock, sigterm_exits_nonzero
+from stcbench.engine.callbacks import (SIGTERM_EXIT_CODE, RunFolderGuard, TrainingClock,
+                                       sigterm_exits_nonzero)
 from stcbench.data.specs import resolve_data_root
 from stcbench.engine.cluster import is_rank_zero
 from stcbench.engine.environment import load_plugins, prepare_environment, with_environment_plugins
@@ -209,6 +210,14 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
     if trainer.interrupted:
         finish_wandb(loggers, failed=True)
         raise KeyboardInterrupt
+    if getattr(trainer, "received_sigterm", False):       # after the last batch: Lightning ended fit quietly
+        finish_wandb(loggers, failed=True)
+        if trainer.is_global_zero:
+            print(f"stopped by SIGTERM as training ended, before the tests, so metrics.json was not written: finish "
+                  f"the tests with `{resume_command(run_dir)}`" if _finished(config, trainer) else
+                  f"stopped by SIGTERM before the run finished; resume with `{resume_command(run_dir)}`",
+                  file=sys.stderr)
+        raise SystemExit(SIGTERM_EXIT_CODE)
     if not _finished(config, trainer):
         if trainer.is_global_zero:
             print(f"stopped after epoch {trainer.current_epoch} of {config.trainer.max_epochs}; resume with "

@@ -322,3 +322,30 @@ def test_a_run_folder_whose_checkpoints_are_a_link_is_not_resumed(mmnist_root, t
     with pytest.raises(ConfigError, match="is a symbolic link"):
         fit(tiny_config(mmnist_root, tmp_path / "b", epochs=2, name="A"), ckpt_path=copy)
     assert {p: p.read_bytes() for p in (real / "checkpoints").iterdir()} == before
+
+
+def test_sigterm_as_training_ends_is_not_taken_for_a_finished_run(mmnist_root, tmp_path, monkeypatch, capsys):
+    """A SIGTERM that arrives after the last batch (Lightning then ends fit without a word) stops the run before its
+    tests with 143 and the command that finishes them; the command does."""
+    import os
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+
+    from stcbench.engine import trainer as callbacks_lib
+
+    class SignalAtTheEnd(Callback):
+        def on_train_end(self, trainer, *args):
+            os.kill(os.getpid(), signal.SIGTERM)            # Lightning's own handler takes it
+
+    real = callbacks_lib.checkpoint_callbacks
+    monkeypatch.setattr(callbacks_lib, "checkpoint_callbacks", lambda *a, **k: real(*a, **k) + [SignalAtTheEnd()])
+    with pytest.raises(SystemExit) as stopped:
+        fit(tiny_config(mmnist_root, tmp_path, epochs=1))
+    assert stopped.value.code == 143
+    run_dir = tmp_path / "mmnist" / "lif" / "t"
+    assert "before the tests, so metrics.json was not written" in capsys.readouterr().err
+    assert not (run_dir / "metrics.json").exists()
+    monkeypatch.setattr(callbacks_lib, "checkpoint_callbacks", real)
+    fit(tiny_config(mmnist_root, tmp_path, epochs=1), ckpt_path=run_dir)
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
