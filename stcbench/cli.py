@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"asks for more memory than this machine has; lower the sizes it uses (data.seq_len, "
                   f"data.batch_size, model.num_hidden, ...)", file=sys.stderr)
             return 2
+        if is_failed_checkpoint_write(exc):
+            print(f"stcbench {args.command}: error: a checkpoint could not be written ({' '.join(str(exc).split())[:200]}"
+                  f"): most often a full disk; free some space, then resume the run with `stcbench fit --ckpt-path "
+                  f"<run folder>` (its earlier checkpoints are whole)", file=sys.stderr)
+            return 2
         if not is_trainer_misconfiguration(exc):
             raise
         text = " ".join(str(exc).split())
@@ -101,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stcbench {args.command}: error: {text} ({hint})", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def is_failed_checkpoint_write(exc: Exception) -> bool:
+    """torch's writer failing mid-file (a full disk reads as a stream error, not as an OSError)."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(sign in text for sign in ("PytorchStreamWriter failed",
+                                                                          "iostream error", "unexpected pos"))
 
 
 def is_out_of_memory(exc: Exception) -> bool:

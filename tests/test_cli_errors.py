@@ -24,3 +24,17 @@ def test_usage_errors_are_one_line(argv, expected, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(expected), err
     assert "usage:" not in err[0]
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_that_says_what_to_do(tmp_path, monkeypatch, capsys):
+    """A full disk stops torch's writer mid-file with a stream error, not an OSError: one line, exit 2."""
+    from stcbench.engine import run as engine_run
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:595] . unexpected pos 26368 vs 26260")
+
+    monkeypatch.setattr(engine_run, "fit", full_disk)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "quick/mmnist"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not be written" in err[0] and "full disk" in err[0] and "--ckpt-path" in err[0]
