@@ -55,15 +55,19 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def replacing_directory(target: str | os.PathLike) -> Iterator[Path]:
+def replacing_directory(target: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `target` (a folder or nothing) in one
-    rename, the old folder removed afterwards."""
+    rename, the old folder removed afterwards. With `replace` False, a `target` that holds files by then (another
+    process made it meanwhile) is left as it is: ConfigError, the temporary folder removed."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
+        if not replace and target.is_dir() and any(target.iterdir()):
+            raise ConfigError(f"{target} was made by another process while this one made it; it is left as that "
+                              f"process made it (pass --force to replace it)")
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, old / target.name)

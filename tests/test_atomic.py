@@ -48,3 +48,24 @@ def test_the_temporary_keeps_the_suffix_for_writers_that_go_by_it(tmp_path):
         assert tmp.suffix == ".npz"
         np.savez(tmp, a=np.arange(3))                 # numpy would append .npz to any other name
     assert np.load(tmp_path / "p.npz")["a"].tolist() == [0, 1, 2]
+
+
+def test_a_folder_another_process_made_meanwhile_is_not_replaced_without_force(tmp_path):
+    """Two `data generate` at once: the one that finishes second leaves the first one's folder as it is (and
+    says so) instead of replacing it and reporting its own data as there."""
+    import pytest
+
+    from stcbench.data.fileio import atomic_directory
+    from stcbench.errors import ConfigError
+
+    target = tmp_path / "moving_mnist"
+    with pytest.raises(ConfigError, match="made by another process"):
+        with atomic_directory(target) as staging:
+            (staging / "mine.npy").write_bytes(b"mine")
+            target.mkdir()
+            (target / "theirs.npy").write_bytes(b"theirs")
+    assert [p.name for p in target.iterdir()] == ["theirs.npy"]
+    assert [p.name for p in tmp_path.iterdir()] == ["moving_mnist"]
+    with atomic_directory(target, overwrite=True) as staging:            # --force replaces it
+        (staging / "mine.npy").write_bytes(b"mine")
+    assert [p.name for p in target.iterdir()] == ["mine.npy"]

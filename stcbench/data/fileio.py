@@ -137,7 +137,7 @@ def atomic_directory(target: Path, overwrite: bool = False):
     if target.exists() and not overwrite and not (target.is_dir() and not any(target.iterdir())):   # empty: filled
         raise DataError(f"{target}: already exists; pass --force to replace it, or choose "
                         f"another --data-root")
-    with replacing_directory(target) as tmp:
+    with replacing_directory(target, replace=overwrite) as tmp:
         yield tmp
 
 
