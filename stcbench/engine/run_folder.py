@@ -187,14 +187,31 @@ def interrupted_overwrite_note(run_dir: Path) -> str:
             f"{f' (and {len(left) - 1} more)' if len(left) > 1 else ''}: move it back (`mv`) to keep it, or delete it")
 
 
+def _process_alive(pid: str) -> bool:
+    """Whether process `pid` (a number) runs on this machine; True when that cannot be told."""
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def settle_replaced(aside: Path | None, run_dir: Path) -> None:
     """The run set aside by --overwrite: deleted once the new run has a checkpoint it can resume from
-    (last.ckpt), else (the new run failed before it trained, or could not write it: a full disk) put back in place
-    of the new run's folder."""
+    (last.ckpt), with what earlier --overwrite calls that were killed left aside (their processes gone), else (the
+    new run failed before it trained, or could not write it: a full disk) put back in place of the new run's
+    folder."""
     if aside is None or not aside.exists():
         return
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         shutil.rmtree(aside, ignore_errors=True)
+        for earlier in interrupted_overwrites(run_dir):      # what killed --overwrite calls of it left aside
+            if not _process_alive(earlier.name.rpartition("-")[2]):
+                shutil.rmtree(earlier, ignore_errors=True)
         return
     if run_dir.exists():
         shutil.rmtree(run_dir, ignore_errors=True)

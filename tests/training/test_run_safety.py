@@ -459,3 +459,23 @@ def test_a_run_folder_another_process_just_made_is_said_to_be_trained(mmnist_roo
     with training_lock(run):
         assert main(["fit", "--config", str(config)]) == 2
     assert "is being trained by process" in one_error_line(capsys)
+
+
+def test_a_completed_overwrite_clears_what_killed_ones_left_aside(tmp_path):
+    """An --overwrite that completes is what the killed ones were asked for: their set-aside runs go too, unless
+    their process still runs."""
+    import os
+
+    from stcbench.engine.run_folder import set_aside, settle_replaced
+
+    run = tmp_path / "r"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"old")
+    dead, alive = tmp_path / ".r.replaced-999999999", tmp_path / f".r.replaced-{os.getppid()}"
+    for folder in (dead, alive):
+        folder.mkdir()
+    aside = set_aside(run)
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"new")
+    settle_replaced(aside, run)
+    assert not dead.exists() and alive.exists() and not aside.exists()
