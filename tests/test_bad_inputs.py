@@ -272,6 +272,8 @@ CASES = {
                       (t / "run" / "metrics.json").write_text(json.dumps(
                           {**json.loads((t / "run" / "metrics.json").read_text()),
                            "best_checkpoint": str(t / "other.ckpt")})))),
+    "fit/model.channels of other frames": Case("wrong type", fit_argv("--set", "model.channels=3"),
+                                               "contradicts the mmnist frames"),
     "bench/--out inside a run": Case("wrong type", lambda t, s: ["bench", "--suite", "quick", "--cells", "lif",
                                                                  "--datasets", "mmnist", "--out", str(t / "run" / "b")],
                                      "lies inside the run", copy_run),

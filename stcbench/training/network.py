@@ -50,8 +50,8 @@ def network_spec(config):
 
 def check_frames_match_the_data(config) -> None:
     """`model.image_size` (a geometry override for converted official checkpoints and arrays) must equal the
-    frame size of the dataset a run reads: frames are not resized. So must model.in_frames/out_frames (the
-    frame counts of a sequence come from the data)."""
+    frame size of the dataset a run reads: frames are not resized. So must model.channels and
+    model.in_frames/out_frames (the channels and frame counts of a sequence come from the data)."""
     from stcbench.data import get_dataset_spec
 
     size = config.model.image_size
@@ -60,6 +60,11 @@ def check_frames_match_the_data(config) -> None:
         raise ConfigError(f"model.image_size {list(size)} contradicts the {config.data.dataset} frames, which are "
                           f"{spec.height}x{spec.width}; frames are not resized, so leave model.image_size null "
                           f"(or set it to [{spec.height}, {spec.width}])")
+    channels = config.model.channels
+    if channels is not None and spec.channels is not None and int(channels) != spec.channels:
+        raise ConfigError(f"model.channels {channels} contradicts the {config.data.dataset} frames, which have "
+                          f"{spec.channels} channel{'s' * (spec.channels != 1)}; leave model.channels null (or set "
+                          f"it to {spec.channels})")
     for key in ("in_frames", "out_frames"):
         value, data = getattr(config.model, key), getattr(spec, key)
         if value is not None and value != data:
