@@ -216,9 +216,11 @@ def run(args, fit=None, memory_suite=None) -> int:
 
 def strip_if_idle(run_dir: Path) -> bool:
     """make_committable, unless a process trains the run on (a resume): then it is left whole, and said."""
+    from stcbench.errors import RunBusyError
+
     try:
         return make_committable(run_dir)
-    except ConfigError as busy:
+    except RunBusyError as busy:
         print(f"kept the checkpoints of {run_dir}: {busy}")
         return False
 

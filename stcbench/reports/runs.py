@@ -96,18 +96,16 @@ class Run:
     def per_sequence(self, metric: str):
         """The selected checkpoint's per-test-sequence values of `metric` (test_per_sequence.npz, in
         test-set order), or None for runs recorded without them."""
-        import zipfile
-
         import numpy as np
 
         recorded = self.metrics.get("test_per_sequence")
         path = self.path / (recorded if isinstance(recorded, str) else PER_SEQUENCE_FILE)
-        if not path.is_file():
+        data = read_saved_arrays(path, warn=lambda text: None)       # unreadable: no pairing, as for no file
+        if data is None or metric not in data:
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
-                return np.asarray(data[metric], dtype=np.float64) if metric in data.files else None
-        except (OSError, ValueError, RecursionError, EOFError, TypeError, zipfile.BadZipFile):
+            return np.asarray(data[metric], dtype=np.float64)
+        except (TypeError, ValueError):
             return None
 
     @property

@@ -153,8 +153,9 @@ def _header(table: PublishedTable, baseline: str | None) -> list[str]:
 
 
 def _cells(table: PublishedTable, label: str, cell: str, options: dict, published: dict, runs: list[Run],
-           selection: str, baselines: dict[str, RunGroup | None] | None) -> list[str]:
-    groups = _groups_for_row(table, cell, options, runs, selection)
+           selection: str, baselines: dict[str, RunGroup | None] | None,
+           groups: dict[str, RunGroup | None] | None = None) -> list[str]:
+    groups = groups if groups is not None else _groups_for_row(table, cell, options, runs, selection)
     row_n = {ds: g.n for ds, g in groups.items() if g is not None}
     cells, values = [label], {}
     for col in table.columns:
@@ -200,15 +201,16 @@ def build_table(key: str, runs: list[Run], selection: str = "newest",
     baseline = normalize_name(baseline) if baseline else None
     baselines = ({ds: select_group(runs, ds, baseline, None, selection) for ds in table.datasets}
                  if baseline else None)
+    row_groups = [_groups_for_row(table, row.cell, row.options, runs, selection) for row in table.rows]
     rows = [_cells(table, row.label, row.cell, row.options, lambda col, row=row: row.values.get(col.key), runs,
-                   selection, baselines) for row in table.rows]
+                   selection, baselines, groups) for row, groups in zip(table.rows, row_groups)]
     rows += _anchor_rows(table, runs, selection, baselines)
     notes = [n for n in (table.notes,) if n]
     notes.append(f"Run per row: selection '{selection}' (docs/reports.md); '{MISSING}' = no run, never filled in.")
     notes.append(SEEDS_NOTE)
     if baseline:
         notes.append(COMPARISON_NOTE.format(baseline=baseline))
-    notes += [note for row in table.rows for group in _groups_for_row(table, row.cell, row.options, runs, selection).values()
+    notes += [note for row, groups in zip(table.rows, row_groups) for group in groups.values()
               if (note := left_out_note(runs, group, row.options))]
     return TableResult(key, f"Table {key}: {table.title}", table.source, _header(table, baseline), rows, notes)
 
