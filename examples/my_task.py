@@ -2,6 +2,7 @@
 
     stcbench fit --config line.yaml --set plugins=[examples/my_task.py]       # line.yaml: "task: line"
     stcbench test runs/line/<run> --set plugins=[examples/my_task.py]
+    stcbench table --runs runs --table summary --baseline none          # mean ± interval over seeds
 
 The task supplies a config, a module, its data and where its runs go; the engine does the rest (run folders,
 checkpoints, exact resume, testing the best and last checkpoints, metrics.json, loggers, `stcbench test`).
@@ -17,7 +18,7 @@ from stcbench.data.sampler import EpochSampler
 from stcbench.engine.schema import at_least, option
 from stcbench.engine.settings import (LoggingConfig, RunConfig, TrainerConfig, check_trainer, plugins_option,
                                       seed_option)
-from stcbench.engine.task import Task, register_task
+from stcbench.engine.task import ReportedMetric, Task, register_task
 
 
 @dataclass
@@ -92,6 +93,7 @@ class LineDataModule(lightning.LightningDataModule):
 class LineTask(Task):
     name = "line"
     config_class = LineConfig
+    reported_metrics = (ReportedMetric("mse", "MSE", higher_is_better=False, decimals=4),)   # stcbench table
 
     def run_base(self, config):
         return Path(config.run.output_dir) / "line"          # runs/line/<run name>/

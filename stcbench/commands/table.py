@@ -20,7 +20,7 @@ def register(subparsers) -> None:
                         help="folder searched (with its subfolders) for run directories (default runs/)")
     parser.add_argument("--table", default="all",
                         help="2, 3, 4, 5, 6, 7, 11 (a paper table), summary (every cell with runs, a new "
-                             "neuron's too, per dataset) or all (default: the summary and every paper table); "
+                             "neuron's too, per dataset or task, the metrics each task reports) or all (default: the summary and every paper table); "
                              "memory: the memory probes over seeds")
     parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     parser.add_argument("--select", choices=SELECTIONS, default="newest",
@@ -85,10 +85,11 @@ def no_runs_message(runs_root: Path, keys, runs: list) -> str:
     needed = ", ".join(sorted({dataset for key in keys if key in STC_TABLES for dataset in STC_TABLES[key].datasets}))
     held = "it holds no run (no metrics.json below it)"
     if runs and not any(run.is_video for run in runs):
-        tasks = " and ".join(sorted({str(run.metrics.get("task")) for run in runs}))
-        return (f"no runs for {which} under {runs_root}: it holds {counted(len(runs), 'run')} of the {tasks} task "
-                f"and no video run; pass --table memory for memory-probe runs, or --runs the folder of a video "
-                f"suite's runs")
+        tasks = sorted({run.task for run in runs})
+        table = "--table memory for memory-probe runs" if tasks == ["memory"] else "--table summary for a task's runs"
+        return (f"no runs for {which} under {runs_root}: it holds {counted(len(runs), 'run')} of the "
+                f"{' and '.join(tasks)} task{'s' * (len(tasks) > 1)} and no video run; pass {table}, or --runs the "
+                f"folder of a video suite's runs")
     if runs:
         what = (f"none of a cell and dataset ({needed}) {which} has a row for" if needed
                 else "none of them a video run (a metrics.json with a test MSE)")

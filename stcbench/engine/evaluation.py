@@ -114,5 +114,6 @@ def run_record(task, config, trainer, module, tested: dict[str, TestedCheckpoint
         "global_steps": trainer.global_step,
         "params": int(sum(p.numel() for p in module.parameters())),
         **checkpoint_blocks(tested, run_dir),
+        "reported_metrics": task.metrics_to_report(selected(tested).metrics),
         "test_per_sequence": save_selected_per_sequence(trainer, run_dir, tested),
     }

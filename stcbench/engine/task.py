@@ -12,12 +12,28 @@ from __future__ import annotations
 
 import copy
 import importlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from stcbench.engine import schema
 from stcbench.engine.scales import SIZE_KEYS
 from stcbench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ReportedMetric:
+    """A test metric that tables and reports show for a task's runs: mean ± interval over seeds and the difference
+    to a baseline cell. `key` names it in the record's `test` block (and in test_per_sequence.npz, for the paired
+    comparison of one seed each); `higher_is_better` None: the verdict says only which way the interval lies."""
+
+    key: str
+    label: str = ""
+    higher_is_better: bool | None = False
+    decimals: int = 4
+
+    def as_record(self) -> dict:
+        return {**asdict(self), "label": self.label or self.key}
 
 
 class Task:
@@ -28,6 +44,16 @@ class Task:
     monitor: str = "val/loss"                   # logged validation metric; the lowest selects best.ckpt
     free_on_resume: dict = {}                   # config keys a resume may change besides the engine's (engine.resume)
     size_keys: tuple[str, ...] = SIZE_KEYS      # keys that resize a named scale (engine.scales): the run is `custom`
+    reported_metrics: tuple[ReportedMetric, ...] = ()   # what tables show; () = every number of the test block
+
+    def metrics_to_report(self, tested: dict) -> list[dict]:
+        """The record's `reported_metrics`: the declared ones that the test measured, in their order; with none
+        declared, every number of the `tested` metrics, with no direction (tables then show which way a
+        difference goes, not which is better)."""
+        declared = self.reported_metrics or tuple(
+            ReportedMetric(key, higher_is_better=None) for key, value in tested.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool))
+        return [metric.as_record() for metric in declared if metric.key in tested]
 
     # ---- config
     def resolve_config(self, source, overrides: dict | None = None):

@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import Callback
 from stcbench.checkpoints import load_checkpoint
 from stcbench.engine.io import atomic_save_npz
 from stcbench.engine.evaluation import load_weights, test_loaded_weights
-from stcbench.engine.task import Task
+from stcbench.engine.task import ReportedMetric, Task
 from stcbench.errors import ConfigError
 from stcbench.memory.config import MemoryConfig, resolve
 
@@ -31,6 +31,7 @@ class MemoryTask(Task):
     config_class = MemoryConfig
     free_on_resume = {"data": ("data_root", "num_workers")}
     monitor = "val/loss"
+    reported_metrics = (ReportedMetric("loss", "loss", False, 4), ReportedMetric("acc", "accuracy", True, 4))
 
     def run_base(self, config: MemoryConfig) -> Path:
         return Path(config.run.output_dir) / "memory" / task_folder(config) / cell_folder(config)
@@ -138,7 +139,8 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
     from stcbench.memory.module import spec_of
 
     spec = spec_of(config)
-    tested = test_best_and_last(task or MemoryTask(), config, trainer, module, datamodule, run_dir)
+    task = task or MemoryTask()
+    tested = test_best_and_last(task, config, trainer, module, datamodule, run_dir)
     load_weights(module, tested["best"].path)        # the analyses below are of the selected checkpoint
     per_sequence_file = save_selected_per_sequence(trainer, run_dir, tested)
     span = memory_span(module, config)
@@ -164,6 +166,7 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
         "baseline_formula": spec.baseline_formula,
         "test": tested["best"].metrics,
         "last": tested["last"].metrics,
+        "reported_metrics": task.metrics_to_report(tested["best"].metrics),
         "test_per_sequence": per_sequence_file,
         "test_set": test_set_fingerprint(datamodule),
         **({"memory_span": span} if span else {}),

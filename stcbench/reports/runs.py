@@ -33,6 +33,10 @@ SCALE_RANK = {"paper": 4, "reduced": 3, "small": 2, "quick": 1}      # "reduced"
 SELECTIONS = ("newest", "best-val")
 DEFAULT_BASELINE = "lif"     # the cell tables and reports compare every row with
 
+# (key, label, higher is better, decimals): what a video run's tables show when its record predates its task's
+# declaration (metrics.json `reported_metrics`, engine.task.ReportedMetric).
+VIDEO_METRICS = (("mse", "MSE", False, 2), ("mae", "MAE", False, 2), ("ssim", "SSIM", True, 4), ("psnr", "PSNR", True, 2))
+
 # Cell options that change which published row a run belongs to, with their defaults.
 ROW_OPTION_DEFAULTS = {"temporal_circuit": True, "spatial_circuit": True, "circuit_groups": 16}
 
@@ -54,7 +58,21 @@ class Run:
     @property
     def is_video(self) -> bool:
         """A video run (memory probes record `task: memory` and are tabled by --table memory)."""
-        return str(self.metrics.get("task") or "video") == "video"
+        return self.task == "video"
+
+    @property
+    def task(self) -> str:
+        return str(self.metrics.get("task") or "video")
+
+    @property
+    def reported_metrics(self) -> tuple[tuple[str, str, bool | None, int], ...]:
+        """(key, label, higher is better, decimals) of each test metric the run's task reports (metrics.json
+        `reported_metrics`; entries that are not such a declaration are skipped). A video record from before
+        the declaration: the video metrics."""
+        declared = self.metrics.get("reported_metrics")
+        if isinstance(declared, list):
+            return tuple(metric for metric in map(_reported_metric, declared) if metric)
+        return VIDEO_METRICS if self.is_video and self.value("test", "mse") is not None else ()
 
     @property
     def scale(self) -> str:
@@ -183,6 +201,19 @@ def load_run(metrics_path: Path, warn=None) -> Run | None:
     cell = metrics.get("cell") or run_dir.parent.name
     return Run(run_dir, normalize_name(dataset), normalize_name(cell), metrics, read_run_config(run_dir),
                metrics_path.stat().st_mtime, plugin_code.read_recorded(run_dir))
+
+
+def _reported_metric(entry) -> tuple[str, str, bool | None, int] | None:
+    """One `reported_metrics` entry of a record as (key, label, higher is better, decimals), or None when it is
+    not one (a record is read, never trusted)."""
+    if not isinstance(entry, dict):
+        return None
+    key, label = entry.get("key"), entry.get("label", entry.get("key"))
+    higher, decimals = entry.get("higher_is_better"), entry.get("decimals", 4)
+    if not (isinstance(key, str) and key and isinstance(label, str) and label and (higher is None or isinstance(higher, bool))
+            and isinstance(decimals, int) and not isinstance(decimals, bool) and 0 <= decimals <= 8):
+        return None
+    return key, label, higher, decimals
 
 
 def read_run_config(run_dir: Path) -> dict:

@@ -22,6 +22,7 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 
 BETTER, WORSE, UNDECIDED = "better", "worse", "not distinguishable"
+HIGHER, LOWER = "higher", "lower"                   # a metric of no declared direction
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,11 @@ def paired_bootstrap(ours: Sequence[float], baseline: Sequence[float], *, resamp
     return Difference(float(deltas.mean()), float(low), float(high), "paired bootstrap", len(deltas))
 
 
-def verdict(difference: Difference, higher_is_better: bool) -> str:
-    """Whether ours is better than the baseline: the interval of ours - baseline must exclude 0."""
+def verdict(difference: Difference, higher_is_better: bool | None) -> str:
+    """Whether ours is better than the baseline: the interval of ours - baseline must exclude 0. For a metric of
+    no declared direction (None), only which way it lies: higher / lower."""
+    if higher_is_better is None:
+        return HIGHER if difference.low > 0 else LOWER if difference.high < 0 else UNDECIDED
     if difference.low > 0:
         return BETTER if higher_is_better else WORSE
     if difference.high < 0:

@@ -16,7 +16,8 @@ from stcbench.reports.published import (STC_TABLES, TABLE_KEYS, Column, Publishe
                                         anchors_for)
 from stcbench.cell_names import normalize_name
 from stcbench.reports import stats
-from stcbench.reports.runs import DEFAULT_BASELINE, Run, RunGroup, left_out_note, select_group, select_run
+from stcbench.reports.runs import (DEFAULT_BASELINE, VIDEO_METRICS, Run, RunGroup, left_out_note, select_group,
+                                   select_run)
 
 MISSING = "—"
 FORMATS = ("markdown", "latex", "csv")
@@ -216,40 +217,36 @@ def build_table(key: str, runs: list[Run], selection: str = "newest",
 
 
 SUMMARY_KEY = "summary"
-SUMMARY_METRICS = (("mse", "MSE", False, 2), ("mae", "MAE", False, 2), ("ssim", "SSIM", True, 4),
-                   ("psnr", "PSNR", True, 2))
+SUMMARY_METRICS = VIDEO_METRICS
 
 
 def summary_table(runs: list[Run], selection: str = "newest", baseline: str | None = DEFAULT_BASELINE,
                   source: str = "our runs") -> TableResult:
-    """Every cell that has runs (its default options), per dataset: each whole-test-set metric as mean ± 95 %
-    interval over seeds in metrics.json's units, n, and the difference to `baseline` (the cells of no paper
-    table, a new neuron's among them, show here)."""
+    """Every cell that has runs (its default options), per dataset (a plugin task's runs: per task): each metric
+    its task reports (metrics.json `reported_metrics`) as mean ± 95 % interval over seeds in metrics.json's units,
+    n, and the difference to `baseline` (the cells of no paper table, a new neuron's among them, show here).
+    Memory-probe runs have a table of their own (--table memory)."""
     baseline = normalize_name(baseline) if baseline else None
-    header = ["Dataset", "Cell"] + [label for _, label, _, _ in SUMMARY_METRICS] + ["n"]
-    header += [f"{label} vs {baseline}" for _, label, _, _ in SUMMARY_METRICS] if baseline else []
-    runs = [run for run in runs if run.value("test", "mse") is not None]       # video runs (memory runs: --table memory)
+    runs = [run for run in runs if run.complete and run.task != "memory" and run.reported_metrics]
+    reported = {dataset: _metrics_of(run for run in runs if run.dataset == dataset)
+                for dataset in sorted({run.dataset for run in runs})}
+    metrics = list(dict.fromkeys(metric for found in reported.values() for metric in found))
+    header = ["Dataset", "Cell"] + [label for _, label, _, _ in metrics] + ["n"]
+    header += [f"{label} vs {baseline}" for _, label, _, _ in metrics] if baseline else []
     rows, left_out = [], []
-    for dataset in sorted({run.dataset for run in runs}):
-        columns = [Column(metric, label, dataset, metric, higher_is_better=higher, decimals=decimals)
-                   for metric, label, higher, decimals in SUMMARY_METRICS]
+    for dataset, found in reported.items():
+        columns = [Column(key, label, dataset, key, higher_is_better=higher, decimals=decimals) if
+                   (key, label, higher, decimals) in found else None for key, label, higher, decimals in metrics]
         base = select_group(runs, dataset, baseline, None, selection) if baseline else None
-        groups = {cell: select_group(runs, dataset, cell, None, selection)
-                  for cell in sorted({run.cell for run in runs if run.dataset == dataset})}
-        for cell, group in groups.items():
+        for cell in sorted({run.cell for run in runs if run.dataset == dataset}):
+            group = select_group(runs, dataset, cell, None, selection)
             if group is None:
                 continue
-            values = {col.key: group_values(col, group, runs, cell, {}, selection) for col in columns}
-            cells = [dataset, cell] + [format_summary(values[col.key], col.decimals, group.n) for col in columns]
-            cells.append(str(group.n))
-            if baseline:
-                alike = baseline_at_scale(base, group, runs, selection)
-                cells += [comparison_text(col, group, alike, values[col.key],
-                                          group_values(col, alike, runs, baseline, {}, selection)) for col in columns]
-            rows.append(cells + [group.describe_scale(), group.selected_on])
+            rows.append(_summary_row(dataset, cell, group, columns, runs, selection, baseline, base))
             left_out += [note for note in (left_out_note(runs, group),) if note]
-    notes = [f"Every cell with runs, its default options; values in the units of metrics.json (not the paper's). "
-             f"Run per cell: selection '{selection}' (docs/reports.md).", SEEDS_NOTE]
+    notes = [f"Every cell with runs, its default options, and the metrics its task reports; values in the units "
+             f"of metrics.json (not the paper's). Run per cell: selection '{selection}' (docs/reports.md).",
+             SEEDS_NOTE]
     if baseline:
         notes.append(COMPARISON_NOTE.format(baseline=baseline))
     notes += left_out
@@ -257,12 +254,32 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
                        rows, notes)
 
 
+def _metrics_of(runs) -> list[tuple]:
+    """The metrics that any of `runs` reports, in the order of their first declaration."""
+    return list(dict.fromkeys(metric for run in runs for metric in run.reported_metrics))
+
+
+def _summary_row(dataset: str, cell: str, group: RunGroup, columns: list[Column | None], runs: list[Run],
+                 selection: str, baseline: str | None, base: RunGroup | None) -> list[str]:
+    """One summary row; a column the dataset's task does not report shows the missing mark."""
+    values = [group_values(col, group, runs, cell, {}, selection) if col else None for col in columns]
+    cells = [dataset, cell] + [format_summary(found, col.decimals, group.n) if col else MISSING
+                               for col, found in zip(columns, values)]
+    cells.append(str(group.n))
+    if baseline:
+        alike = baseline_at_scale(base, group, runs, selection)
+        cells += [comparison_text(col, group, alike, found, group_values(col, alike, runs, baseline, {}, selection))
+                  if col else MISSING for col, found in zip(columns, values)]
+    return cells + [group.describe_scale(), group.selected_on]
+
+
 SEEDS_NOTE = ("Ours: mean ± half-width of the 95 % confidence interval over seeds (Student t, n - 1 degrees of "
               "freedom); n = seeds (runs of the same setting); one seed shows its value alone.")
 COMPARISON_NOTE = ("'vs {baseline}': ours - {baseline} on the same dataset, mean difference [95 % interval]: Welch t "
                    "over seeds; with one seed on each side, a paired bootstrap over the test sequences (10,000 "
                    "resamples, percentile interval). 'better' / 'worse' when the interval excludes 0 (lower "
-                   "MSE/MAE, higher SSIM/PSNR is better), else 'not distinguishable'.")
+                   "MSE/MAE, higher SSIM/PSNR is better; 'higher' / 'lower' for a metric its task gives no "
+                   "direction), else 'not distinguishable'.")
 
 
 def has_runs(result: TableResult) -> bool:

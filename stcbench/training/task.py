@@ -16,7 +16,7 @@ import torch
 
 from stcbench.engine.evaluation import checkpoint_epoch
 from stcbench.engine.run_paths import relative_to_run, resolve_in_run
-from stcbench.engine.task import Task, refuse_model_overrides
+from stcbench.engine.task import ReportedMetric, Task, refuse_model_overrides
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.training.config import Config, config_from_dict, resolve_config
 
@@ -29,6 +29,8 @@ class VideoTask(Task):
     name = "video"
     config_class = Config
     monitor = "val/mse"
+    reported_metrics = (ReportedMetric("mse", "MSE", False, 2), ReportedMetric("mae", "MAE", False, 2),
+                        ReportedMetric("ssim", "SSIM", True, 4), ReportedMetric("psnr", "PSNR", True, 2))
     free_on_resume = {"data": ("data_root", "num_workers", "generate_if_missing"), "model": EXECUTION_OPTIONS}
 
     def run_base(self, config: Config) -> Path:
@@ -233,6 +235,7 @@ def evaluate_checkpoints(task: VideoTask, config: Config, trainer, module, datam
     if results["val"]["mse_per_pixel"] is not None:
         results["val"]["mse"] = results["val"]["mse_per_pixel"] * _pixels(module)
     results.update(checkpoint_blocks(tested, run_dir))
+    results["reported_metrics"] = task.metrics_to_report(results["test"])
     results["test_per_sequence"] = save_selected_per_sequence(trainer, run_dir, tested)
     return results
 

@@ -120,3 +120,15 @@ def test_a_task_that_supplies_only_config_module_data_and_folder_is_evaluated_an
     assert main(["fit", "--ckpt-path", str(tmp_path / "runs" / "line" / "two"), "--set", f"plugins=[{plugin}]"]) == 0
     resumed = json.loads((tmp_path / "runs" / "line" / "two" / "metrics.json").read_text())
     assert resumed["test"] == record["test"] and resumed["last"]["test"] == record["last"]["test"]
+    # its declared metric is tabled over seeds (read from the records: `table` imports no plugin)
+    assert record["reported_metrics"] == [{"key": "mse", "label": "MSE", "higher_is_better": False, "decimals": 4}]
+    other_seed = ["fit", "--config", str(config), "--set", f"plugins=[{plugin}]", "--output-dir",
+                  str(tmp_path / "runs"), "--set", "run.name=three", "--set", "seed=1"]
+    assert main(other_seed) == 0
+    capsys.readouterr()
+    assert main(["table", "--runs", str(tmp_path / "runs"), "--table", "summary", "--baseline", "none"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| line |")]
+    seeds = [json.loads((tmp_path / "runs" / "line" / name / "metrics.json").read_text())["test"]["mse"]
+             for name in ("two", "three")]                                  # one run per seed: the newest
+    assert len(rows) == 1 and rows[0][3] == "2"
+    assert rows[0][2].startswith(f"{sum(seeds) / 2:.4f} ± ")

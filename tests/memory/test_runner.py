@@ -67,6 +67,7 @@ def test_per_sequence_losses_average_to_the_test_loss(tiny_run, tmp_path):
     _, run_dir = tiny_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test_per_sequence"] == "test_per_sequence.npz"
+    assert [(m["key"], m["higher_is_better"]) for m in metrics["reported_metrics"]] == [("loss", False)]   # no acc: adding
     with np.load(run_dir / "test_per_sequence.npz") as data:
         assert data["index"].tolist() == list(range(64))
         assert data["loss"].mean() == pytest.approx(metrics["test"]["loss"], rel=1e-5)

@@ -44,6 +44,9 @@ def test_verdict_depends_on_the_sign_and_the_direction():
     assert stats.verdict(lower, higher_is_better=False) == stats.BETTER      # lower MSE
     assert stats.verdict(lower, higher_is_better=True) == stats.WORSE        # lower SSIM
     assert stats.verdict(stats.Difference(0.5, -1.0, 2.0, "welch", 3), False) == stats.UNDECIDED
+    assert stats.verdict(lower, higher_is_better=None) == stats.LOWER          # a metric of no direction
+    assert stats.verdict(stats.Difference(2.0, 1.0, 3.0, "welch", 3), None) == stats.HIGHER
+    assert stats.verdict(stats.Difference(0.5, -1.0, 2.0, "welch", 3), None) == stats.UNDECIDED
 
 
 def test_bootstrap_of_identical_models_is_degenerate_at_zero():

@@ -359,3 +359,32 @@ def test_a_cell_is_compared_with_the_baseline_runs_of_its_own_scale_where_there_
     assert f"-9.00 [{welch.low:+.2f}, {welch.high:+.2f}]" in alif and "other scale" not in alif
     lif = next(line for line in out.splitlines() if line.startswith("| mmnist | lif |"))
     assert "| baseline |" in lif and "small, 12 ep" in lif
+
+
+def test_the_summary_shows_the_metrics_each_task_reports(tmp_path):
+    """A task's runs show the metrics its records declare (a video record from before the declaration: the video
+    metrics); a metric without a direction gets higher / lower; a malformed declaration is skipped."""
+    from scipy import stats as scipy_stats
+
+    root = tmp_path / "runs"
+    make_run(root, "mmnist", "lif", "v", test=video_metrics(120.0, 250.0, 0.6))             # no declaration
+    declared = [{"key": "reward", "label": "Reward", "higher_is_better": True, "decimals": 1},
+                {"key": "steps", "label": "Steps", "higher_is_better": None, "decimals": 0},
+                {"key": "bad", "label": "Bad", "higher_is_better": 1}, "not a declaration"]
+    rewards = {"lif": [10.0, 12.0, 11.0], "plif": [20.0, 21.0, 23.0]}
+    for cell, values in rewards.items():
+        for seed, reward in enumerate(values):
+            run = make_run(root, "walk", cell, f"s{seed}", test={"reward": reward, "steps": 100.0 - seed, "bad": 1.0},
+                           seed=seed)
+            _record(run, metrics={"task": "walk", "reported_metrics": declared})
+    result = summary_table(discover_runs(root))
+    assert result.header[:7] == ["Dataset", "Cell", "MSE", "MAE", "SSIM", "PSNR", "Reward"]
+    assert "Steps" in result.header and "Bad" not in result.header
+    walk = next(r for r in result.rows if r[:2] == ["walk", "plif"])
+    mean = sum(rewards["plif"]) / 3
+    half = scipy_stats.t.ppf(0.975, 2) * np.std(rewards["plif"], ddof=1) / np.sqrt(3)
+    assert walk[result.header.index("Reward")] == f"{mean:.1f} ± {half:.1f}"
+    assert walk[result.header.index("MSE")] == MISSING and walk[result.header.index("Reward vs lif")].endswith("better")
+    assert walk[result.header.index("Steps vs lif")].endswith("not distinguishable")     # the same steps on each side
+    video = next(r for r in result.rows if r[:2] == ["mmnist", "lif"])
+    assert video[result.header.index("MSE")] == "120.00" and video[result.header.index("Reward")] == MISSING

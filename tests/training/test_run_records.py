@@ -37,6 +37,7 @@ def test_per_sequence_metrics_average_to_the_recorded_ones(mmnist_root, tmp_path
     run_dir = fit(tiny_config(mmnist_root, tmp_path, epochs=1))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test_per_sequence"] == "test_per_sequence.npz"
+    assert [m["key"] for m in metrics["reported_metrics"]] == ["mse", "mae", "ssim", "psnr"]     # what tables show
     with np.load(run_dir / "test_per_sequence.npz") as data:
         assert data["index"].tolist() == [0, 1, 2]
         for key in ("mse", "mae", "ssim", "psnr"):
