@@ -140,7 +140,8 @@ def run_candidate(name: str, overrides: dict, cells: list[str], seed: int, out: 
     rows = {}
     for cell in cells:
         settings = {"model.cell": cell, "seed": seed, "run.output_dir": str(out / name),
-                    "run.name": f"seed{seed}", "run.save_predictions": True, "run.predictions_limit": 10_000,
+                    "run.name": f"seed{seed}", "run.tuning": True, "run.save_predictions": True,
+                    "run.predictions_limit": 10_000,
                     "data.generate_if_missing": True, "logging.loggers": ["csv"], "logging.progress_bar": "none",
                     **overrides}
         if data_root:

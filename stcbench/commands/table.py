@@ -57,15 +57,17 @@ def resolve_baseline(name: str | None, runs: list) -> str | None:
 def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: str = "newest",
                  baseline: str | None = DEFAULT_BASELINE) -> list[Path]:
     from stcbench.atomic import write_text as atomic_write_text
-    from stcbench.reports.runs import discover_runs, warn_non_finite
+    from stcbench.reports.runs import discover_runs, leave_out_tuning, warn_non_finite
     from stcbench.reports.tables import FORMAT_SUFFIX, has_runs, make_table, render
 
-    runs = discover_runs(runs_root)
+    runs, tuning_note = leave_out_tuning(discover_runs(runs_root), lambda run: run.tuning and run.task != "memory")
     baseline = resolve_baseline(baseline, runs)
     if baseline and runs and not any(run.cell == baseline for run in runs):
         print(f"warning: no run under {runs_root} has the baseline cell {baseline}, so the 'vs {baseline}' columns are "
               f"empty ('—'); pass --baseline a cell that has runs, or --baseline none", file=sys.stderr)
     tables = {key: make_table(key, runs, selection, baseline, source=f"the runs under {runs_root}") for key in keys}
+    for table in tables.values():
+        table.notes += [tuning_note] if tuning_note else []
     if not any(has_runs(table) for table in tables.values()):
         raise ConfigError(no_runs_message(runs_root, keys, runs))
     warn_non_finite(runs)
@@ -116,6 +118,7 @@ def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True,
     when no run has it; another missing baseline is a clear error naming the cells that have runs (with
     `strict`; else the column is left out)."""
     from stcbench.reports.memory import cell_label, discover_memory_runs, memory_baseline, memory_table
+    from stcbench.reports.runs import is_tuning_record, leave_out_tuning
 
     runs_root = Path(runs_root)
     if not runs_root.is_dir():
@@ -125,6 +128,7 @@ def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True,
     if records is None:
         records = discover_memory_runs(runs_root, warn=lambda text: print(f"warning: {text}", file=sys.stderr))
         warn_diverged_memory_runs(records)
+    records, tuning_note = leave_out_tuning(records, is_tuning_record)
     if not records:
         raise ConfigError(f"no memory runs under {runs_root}; pass the folder of a memory suite "
                           f"(e.g. --runs results/memory-small-sweep)")
@@ -134,7 +138,9 @@ def memory_table_for(runs_root: Path, baseline: str | None, strict: bool = True,
         cells = sorted({cell_label(record) for record in records})
         raise ConfigError(f"--baseline {baseline!r}: no memory run has that cell; pass one of {', '.join(cells)} "
                           f"or --baseline none")
-    return memory_table(records, base, source=source or f"the memory runs under {runs_root}", selection=selection)
+    table = memory_table(records, base, source=source or f"the memory runs under {runs_root}", selection=selection)
+    table.notes += [tuning_note] if tuning_note else []
+    return table
 
 
 def warn_diverged_memory_runs(records: list[dict]) -> None:

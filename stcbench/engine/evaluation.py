@@ -108,6 +108,7 @@ def run_record(task, config, trainer, module, tested: dict[str, TestedCheckpoint
         "dataset": task.name,                   # how tables name the runs' data (the folders' names otherwise)
         **({"cell": str(cell)} if cell else {}),
         "seed": getattr(config, "seed", None),
+        "tuning": bool(getattr(getattr(config, "run", None), "tuning", False)),
         "scale": getattr(getattr(config, "run", None), "scale", None),
         "selected_on": "val",
         "epochs": trainer.current_epoch,

@@ -128,6 +128,8 @@ class RunConfig:
     scale: str = option("custom", help="label recorded with the results: paper | small | quick | demo | custom",
                         check=scale_label_check)
     test_after_fit: bool = option(True, help="test the best and the last checkpoint after training")
+    tuning: bool = option(False, help="a run that chose a setup, on a seed that is not reported: tables and reports "
+                                      "never pool it with reported runs (docs/reports.md)")
 
 
 def check_trainer(trainer: TrainerConfig) -> None:

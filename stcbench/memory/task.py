@@ -157,6 +157,7 @@ def evaluate_run(config: MemoryConfig, trainer, module, datamodule, run_dir: Pat
         "readout": config.model.readout,
         "scale": config.run.scale,
         "seed": config.seed,
+        "tuning": config.run.tuning,
         "data_source": spec.source,
         "selected_on": "val",
         "params": sum(p.numel() for p in module.parameters()),

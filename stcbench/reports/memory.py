@@ -128,12 +128,18 @@ def difference_text(ours: list[dict], base: list[dict]) -> str:
     over the test sequences."""
     a = [v for v in map(loss_share, ours) if math.isfinite(v)]
     b = [v for v in map(loss_share, base) if math.isfinite(v)]
-    difference = stats.welch_difference(a, b) or paired_difference(ours, base)
+    difference = stats.welch_difference(a, b) or (paired_difference(ours, base) if len(a) == len(b) == 1 else None)
     if difference is None:
+        if stats.no_spread(a, b):
+            return "cannot rank: the same loss on every seed"
         why = ("; one seed a side and no per-sequence losses of the same test sequences to pair"
                if len(a) == 1 and len(b) == 1 else "")
         return f"cannot rank: n = {len(a)} vs {len(b)}{why}"
-    how = f" (paired bootstrap over {difference.n} test sequences)" if difference.method == "paired bootstrap" else ""
+    if difference.method == "paired bootstrap":
+        how = f" (paired bootstrap over {difference.n} test sequences, not over seeds)"
+    else:
+        how = f" (n = {len(a)} vs {len(b)} of {len(ours)} vs {len(base)} runs)" if (len(a), len(b)) != (
+            len(ours), len(base)) else ""
     return (f"{difference.mean:+.3f} [{difference.low:+.3f}, {difference.high:+.3f}] "
             f"{stats.verdict(difference, higher_is_better=False)}{how}")
 

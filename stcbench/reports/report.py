@@ -23,8 +23,8 @@ from stcbench.reports import figures
 from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports import stats
 from stcbench.reports.published import Column
-from stcbench.reports.runs import (DEFAULT_BASELINE, Run, RunGroup, discover_runs, read_saved_arrays, select_group,
-                                   warn_non_finite)
+from stcbench.reports.runs import (DEFAULT_BASELINE, Run, RunGroup, discover_runs, leave_out_tuning,
+                                   read_saved_arrays, select_group, warn_non_finite)
 from stcbench.reports.tables import (FORMAT_SUFFIX, FORMATS, MISSING, SUMMARY_METRICS, TABLE_KEYS, build_table,
                                      comparison_text, render)
 
@@ -298,7 +298,7 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
                  baseline: str | None = DEFAULT_BASELINE, missing: list[str] | None = None) -> Path:
     """`missing`: one line for each planned run that the report lacks (failed, or not run yet)."""
     out_dir = Path(out_dir)
-    runs = discover_runs(runs_root)
+    runs, tuning_note = leave_out_tuning(discover_runs(runs_root), lambda run: run.tuning and run.task != "memory")
     warn_non_finite(runs)
     groups = default_groups(runs)
     picked = {dataset: {cell: g.representative for cell, g in cells.items()} for dataset, cells in groups.items()}
@@ -309,6 +309,8 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
         analyses = analyse_runs(picked, out_dir / "analysis")
     table_dir, fig_dir = out_dir / "tables", out_dir / "figures"
     tables = {key: build_table(key, runs, baseline=baseline) for key in TABLE_KEYS}
+    for result in tables.values():
+        result.notes += [tuning_note] if tuning_note else []
     for key, result in tables.items():
         for fmt in FORMATS:
             atomic_write_text(table_dir / f"table_{key}.{FORMAT_SUFFIX[fmt]}", render(result, fmt))
@@ -324,7 +326,7 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
            "flops_g, firing_rate and energy_uj are those of the chosen run; "
            + (f"`mse_vs_{baseline}` is the MSE difference to {baseline} with its 95 % interval (Welch t over seeds; "
               "one seed each: paired bootstrap over the test sequences). " if baseline else "")
-           + "'—' = not available.", ""]
+           + "'—' = not available." + (f" {tuning_note[0].upper()}{tuning_note[1:]}." if tuning_note else ""), ""]
     if baseline and not any(run.cell == baseline for run in runs):
         md += [f"**No run of the baseline `{baseline}`** under these runs, so the `mse_vs_{baseline}` columns are "
                f"empty: add it to the cells (`--cells {baseline},...`) or pass `--baseline` a cell that has runs.", ""]

@@ -61,6 +61,11 @@ class Run:
         return self.task == "video"
 
     @property
+    def tuning(self) -> bool:
+        """A run that chose a setup (`run.tuning`), never pooled with reported runs (leave_out_tuning)."""
+        return is_tuning_record(self.metrics) or (self.config.get("run") or {}).get("tuning") is True
+
+    @property
     def task(self) -> str:
         return str(self.metrics.get("task") or "video")
 
@@ -201,6 +206,22 @@ def load_run(metrics_path: Path, warn=None) -> Run | None:
     cell = metrics.get("cell") or run_dir.parent.name
     return Run(run_dir, normalize_name(dataset), normalize_name(cell), metrics, read_run_config(run_dir),
                metrics_path.stat().st_mtime, plugin_code.read_recorded(run_dir))
+
+
+def is_tuning_record(record: dict) -> bool:
+    return isinstance(record, dict) and record.get("tuning") is True
+
+
+def leave_out_tuning(items: list, is_tuning) -> tuple[list, str | None]:
+    """`items` without the tuning runs (`run.tuning`: runs that chose a setup on seeds that are not reported)
+    where there are reported runs beside them, and a note saying so; a folder of tuning runs alone is kept whole
+    (a sweep's own tables)."""
+    tuning = [item for item in items if is_tuning(item)]
+    if not tuning or len(tuning) == len(items):
+        return items, None
+    note = (f"{len(tuning)} tuning run{'s' * (len(tuning) != 1)} (run.tuning: true, the seeds that chose the setup) "
+            f"left out: never pooled with reported runs; table their folder alone to see them")
+    return [item for item in items if not is_tuning(item)], note
 
 
 def _reported_metric(entry) -> tuple[str, str, bool | None, int] | None:

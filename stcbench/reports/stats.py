@@ -20,6 +20,7 @@ import numpy as np
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
+MIN_BOOTSTRAP_SEQUENCES = 10
 
 BETTER, WORSE, UNDECIDED = "better", "worse", "not distinguishable"
 HIGHER, LOWER = "higher", "lower"                   # a metric of no declared direction
@@ -78,22 +79,33 @@ def welch_difference(ours: Sequence[float], baseline: Sequence[float],
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     diff = float(a.mean() - b.mean())
     se2 = va + vb
-    if se2 == 0:
-        return Difference(diff, diff, diff, "welch", min(len(a), len(b)))
+    if se2 == 0:            # every seed alike on both sides: no spread to judge a difference by (no_spread)
+        return None
     # Welch-Satterthwaite: df = (va + vb)^2 / (va^2 / (na - 1) + vb^2 / (nb - 1))
     df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     half = t_quantile(df, confidence) * math.sqrt(se2)
     return Difference(diff, diff - half, diff + half, "welch", min(len(a), len(b)))
 
 
+def no_spread(ours: Sequence[float], baseline: Sequence[float]) -> bool:
+    """Both sides have n >= 2 finite values and each side's are all equal: Welch has no interval to give."""
+    a, b = _finite(ours), _finite(baseline)
+    return len(a) >= 2 and len(b) >= 2 and np.ptp(a) == 0 and np.ptp(b) == 0
+
+
+def finite_count(values: Sequence[float]) -> int:
+    return len(_finite(values))
+
+
 def paired_bootstrap(ours: Sequence[float], baseline: Sequence[float], *, resamples: int = BOOTSTRAP_RESAMPLES,
                      seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> Difference | None:
     """Mean of the per-sequence differences ours - baseline, with the percentile interval of that mean
     over `resamples` resamplings of the sequences (with replacement). Both arrays must list the
-    same test sequences in the same order; None when they are empty or of different lengths."""
+    same test sequences in the same order; None when they are of different lengths or fewer than
+    MIN_BOOTSTRAP_SEQUENCES (a percentile interval over a handful of values is no interval)."""
     a = np.asarray(ours, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+    if a.shape != b.shape or a.ndim != 1 or len(a) < MIN_BOOTSTRAP_SEQUENCES:
         return None
     deltas = a - b
     if not np.isfinite(deltas).all():

@@ -94,18 +94,23 @@ def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None
         return "baseline"
     if ours.describe_scale() != base.describe_scale():
         return f"{MISSING} (other scale: {ours.describe_scale()} vs {base.describe_scale()})"
+    n_ours, n_base = stats.finite_count(ours_values), stats.finite_count(base_values)
     difference = stats.welch_difference(ours_values, base_values)
-    if difference is None and len(ours_values) == 1 and len(base_values) == 1:
+    if difference is None and n_ours == 1 and n_base == 1 and len(ours.runs) == 1 and len(base.runs) == 1:
         difference = _bootstrap(column, ours.runs[0], base.runs[0])
     if difference is None:
-        if len(ours_values) == 1 and len(base_values) == 1:
+        if n_ours == 1 and n_base == 1:
             return "n = 1: cannot rank"
-        return f"cannot rank: n = {len(ours_values)} vs {len(base_values)}"
+        if stats.no_spread(ours_values, base_values):
+            return "cannot rank: the same value on every seed"
+        return f"cannot rank: n = {n_ours} vs {n_base}"
     d = column.decimals
     text = (f"{difference.mean:+.{d}f} [{difference.low:+.{d}f}, {difference.high:+.{d}f}] "
             f"{stats.verdict(difference, column.higher_is_better)}")
     if difference.method != "welch":
-        text += f" (1 seed, bootstrap over {difference.n} seq.)"
+        text += f" (1 seed each: bootstrap over {difference.n} test seq., not over seeds)"
+    elif n_ours < ours.n or n_base < base.n:        # a seed without a finite value (diverged, or not recorded)
+        text += f" (n = {n_ours} vs {n_base} of {ours.n} vs {base.n} runs)"
     return text
 
 
@@ -277,7 +282,7 @@ SEEDS_NOTE = ("Ours: mean ± half-width of the 95 % confidence interval over see
               "freedom); n = seeds (runs of the same setting); one seed shows its value alone.")
 COMPARISON_NOTE = ("'vs {baseline}': ours - {baseline} on the same dataset, mean difference [95 % interval]: Welch t "
                    "over seeds; with one seed on each side, a paired bootstrap over the test sequences (10,000 "
-                   "resamples, percentile interval). 'better' / 'worse' when the interval excludes 0 (lower "
+                   "resamples, percentile interval; it covers the test sequences' noise, not another seed's). 'better' / 'worse' when the interval excludes 0 (lower "
                    "MSE/MAE, higher SSIM/PSNR is better; 'higher' / 'lower' for a metric its task gives no "
                    "direction), else 'not distinguishable'.")
 

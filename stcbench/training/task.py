@@ -271,6 +271,7 @@ def base_record(config: Config, trainer, module, datamodule) -> dict:
         "selected_on": config.data.selection,
         "selected_on_test": config.data.selection == "openstl_test",
         "seed": config.seed,
+        "tuning": config.run.tuning,
         "epochs": trainer.current_epoch,
         "max_epochs": config.trainer.max_epochs,
         "global_steps": trainer.global_step,

@@ -108,7 +108,7 @@ def test_one_seed_a_side_is_ranked_by_a_paired_bootstrap_over_test_sequences(tmp
     rows = {row[2]: row for row in memory_table(discover_memory_runs(tmp_path), "lif").rows}
     expected = paired_bootstrap(ours / BASELINE, lif / BASELINE)
     assert rows["celif"][7] == (f"{expected.mean:+.3f} [{expected.low:+.3f}, {expected.high:+.3f}] better "
-                                f"(paired bootstrap over 200 test sequences)")
+                                f"(paired bootstrap over 200 test sequences, not over seeds)")
     assert expected.high < 0
     assert rows["plif"][7] == rows["alif"][7] == rows["tclif"][7] == (
         "cannot rank: n = 1 vs 1; one seed a side and no per-sequence losses of the same test sequences to pair")
@@ -258,3 +258,20 @@ def test_seeds_of_a_cell_named_by_an_alias_are_one_setting(tmp_path):
                                                             "model": {"cell": name}}))
     rows = memory_table(discover_memory_runs(tmp_path), None).rows
     assert len(rows) == 1 and rows[0][2] == "stclif" and rows[0][3] == "3"
+
+
+def test_tuning_runs_are_never_pooled_with_the_reported_seeds(campaign, capsys):
+    """A seed that chose the setup (run.tuning) beside the reported ones is left out with a note; a folder of tuning
+    runs alone is tabled."""
+    root, shares = campaign
+    write_run(root, "adding", "celif", 100, 0.5 * BASELINE, name="tuning-seed100")
+    record = root / "runs" / "memory" / "adding_T100" / "celif" / "tuning-seed100" / "metrics.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "tuning": True}))
+    assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "lif"]) == 0
+    out = capsys.readouterr().out
+    celif = next(line for line in out.splitlines() if "| celif |" in line)
+    mean, half = interval(shares["celif"])
+    assert f"{mean:.3f} ± {half:.3f}" in celif and " 3 |" in celif
+    assert "1 tuning run (run.tuning: true, the seeds that chose the setup) left out" in out
+    assert main(["table", "--runs", str(record.parent), "--table", "memory", "--baseline", "none"]) == 0
+    assert "0.500" in capsys.readouterr().out

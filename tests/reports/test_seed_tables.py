@@ -121,7 +121,7 @@ def test_one_seed_uses_the_paired_bootstrap_over_sequences(tmp_path):
     make_run(root, "mmnist", "plif", "c", test=video_metrics(90.0, 1, 0.5))          # no per-sequence record
     result = build_table("2", discover_runs(root))
     text = column(result, "STC-LIF", "MSE vs lif")
-    assert text.endswith("better (1 seed, bootstrap over 32 seq.)")
+    assert text.endswith("better (1 seed each: bootstrap over 32 test seq., not over seeds)")
     assert text.startswith(f"{ours.mean() - base.mean():+.1f} [")
     assert column(result, "STC-LIF", "SSIM vs lif").startswith("+0.000 [+0.000, +0.000] not distinguishable")
     assert column(result, "PLIF", "MSE vs lif") == "n = 1: cannot rank"
@@ -138,3 +138,35 @@ def test_committed_quick_results_still_print(capsys):
     assert main(["table", "--runs", str(TEMPLATE.parents[2]), "--table", "7"]) == 0
     out = capsys.readouterr().out
     assert "| Vanilla LIF (Baseline) | 161.2 | 102.8 |" in out and "n = 1: cannot rank" in out
+
+
+def test_a_tuning_seed_is_never_pooled_with_the_reported_ones(seeded_root, capsys):
+    """The seed that chose the setup (run.tuning) is of the same setting as the reported seeds; `table` and the
+    report leave it out where reported runs are beside it, and say so."""
+    from stcbench.reports.report import write_report
+
+    tuning = real_run(seeded_root, "stclif", 100, 10.0, 0.9, tag="-sweep")
+    config = yaml.safe_load((tuning / "config.yaml").read_text())
+    config["run"]["tuning"] = True
+    (tuning / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["table", "--runs", str(seeded_root), "--table", "2"]) == 0
+    out = capsys.readouterr().out
+    stc = next(line for line in out.splitlines() if line.startswith("| STC-LIF |"))
+    half = scipy_stats.t.ppf(0.975, 2) * np.std(STC_MSE, ddof=1) / np.sqrt(3)
+    assert stc.startswith(f"| STC-LIF | {np.mean(STC_MSE):.1f} ± {half:.1f} |") and "1 tuning run" in out
+    report = write_report(seeded_root, seeded_root.parent / "report", analyse=False).read_text()
+    assert "1 tuning run (run.tuning: true" in report and "| stclif | 55.33 ± " in report
+    assert main(["table", "--runs", str(tuning), "--table", "2", "--baseline", "none"]) == 0       # alone: tabled
+    assert "| STC-LIF | 10.0 |" in capsys.readouterr().out
+
+
+def test_a_comparison_says_when_a_seed_has_no_value_and_when_no_seed_differs(tmp_path):
+    """A diverged seed (NaN) leaves the comparison with fewer seeds than the row: the column says how many it
+    compared; seeds that all give the same value cannot rank."""
+    root = tmp_path / "runs"
+    for seed, (lif, stc) in enumerate(zip(LIF_MSE, (50.0, 55.0, float("nan")))):
+        real_run(root, "lif", seed, lif, 0.6)
+        real_run(root, "stclif", seed, stc, 0.6)
+    result = build_table("2", discover_runs(root))
+    assert column(result, "STC-LIF", "MSE vs lif").endswith("better (n = 2 vs 3 of 3 vs 3 runs)")
+    assert column(result, "STC-LIF", "SSIM vs lif") == "cannot rank: the same value on every seed"

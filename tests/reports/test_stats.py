@@ -33,10 +33,9 @@ def test_welch_interval_matches_scipy():
     assert d.method == "welch" and d.n == 3
 
 
-def test_welch_needs_two_seeds_per_side_and_handles_zero_spread():
+def test_welch_needs_two_seeds_per_side_and_some_spread():
     assert stats.welch_difference([1.0], [2.0, 3.0]) is None
-    d = stats.welch_difference([2.0, 2.0], [1.0, 1.0])
-    assert (d.mean, d.low, d.high) == (1.0, 1.0, 1.0)
+    assert stats.welch_difference([2.0, 2.0], [1.0, 1.0]) is None          # no spread: no interval
 
 
 def test_verdict_depends_on_the_sign_and_the_direction():
@@ -81,3 +80,14 @@ def test_bootstrap_refuses_unpaired_or_empty_inputs():
     assert stats.paired_bootstrap([1.0, 2.0], [1.0]) is None
     assert stats.paired_bootstrap([], []) is None
     assert stats.paired_bootstrap([1.0, float("inf")], [1.0, 2.0]) is None
+
+
+def test_no_interval_where_no_seed_differs_or_too_few_sequences_are_paired():
+    """Zero spread on both sides gives Welch no interval (a width-0 'better' would look certain); a bootstrap over
+    a handful of sequences is no interval either."""
+    assert stats.welch_difference([130.0, 130.0], [130.1, 130.1]) is None
+    assert stats.no_spread([130.0, 130.0], [130.1, 130.1]) and not stats.no_spread([130.0, 131.0], [130.1, 130.1])
+    assert stats.welch_difference([130.0, 131.0], [130.1, 130.1]) is not None       # one side's spread suffices
+    few = np.arange(stats.MIN_BOOTSTRAP_SEQUENCES - 1, dtype=float)
+    assert stats.paired_bootstrap(few + 1, few) is None
+    assert stats.paired_bootstrap(np.append(few, 9.0) + 1, np.append(few, 9.0)) is not None

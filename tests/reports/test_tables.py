@@ -324,21 +324,22 @@ def test_a_row_names_the_runs_of_other_settings_it_leaves_out(tmp_path):
 
 def test_the_bootstrap_pairs_only_runs_tested_on_the_same_sequences(tmp_path):
     root = tmp_path / "runs"
-    values = {"mse": [100.0, 110.0, 120.0, 130.0], "index": [0, 1, 2, 3]}
-    lif = make_run(root, "mmnist", "lif", "l", test=video_metrics(115.0, 1, 0.5), per_sequence=values)
+    mse = [100.0 + 10 * (i % 4) for i in range(12)]
+    lif = make_run(root, "mmnist", "lif", "l", test=video_metrics(115.0, 1, 0.5),
+                   per_sequence={"mse": mse, "index": list(range(12))})
     plif = make_run(root, "mmnist", "plif", "p", test=video_metrics(105.0, 1, 0.5),
-                    per_sequence={"mse": [90.0, 100.0, 110.0, 120.0], "index": [0, 1, 2, 3]})
+                    per_sequence={"mse": [v - 10 for v in mse], "index": list(range(12))})
     def table():
         return render(summary_table(discover_runs(root)), "markdown")
 
-    assert "bootstrap over 4 seq." in table()
+    assert "bootstrap over 12 test seq., not over seeds)" in table()
     _record(plif, metrics={"data": {"checksum": "sha256:other"}})
     _record(lif, metrics={"data": {"checksum": "sha256:mine"}})
-    assert "seq.)" not in table() and "n = 1: cannot rank" in table()
+    assert "seq.," not in table() and "n = 1: cannot rank" in table()
     _record(plif, metrics={"data": {"checksum": "sha256:mine"}})
-    assert "bootstrap over 4 seq." in table()
-    np.savez(plif / "test_per_sequence.npz", mse=np.array([90.0, 100.0, 110.0, 120.0]), index=np.array([4, 5, 6, 7]))
-    assert "seq.)" not in table()
+    assert "bootstrap over 12 test seq." in table()
+    np.savez(plif / "test_per_sequence.npz", mse=np.array(mse) - 10, index=np.arange(12, 24))
+    assert "seq.," not in table()
 
 
 def test_a_cell_is_compared_with_the_baseline_runs_of_its_own_scale_where_there_are_some(tmp_path, capsys):
