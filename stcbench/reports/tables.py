@@ -254,6 +254,7 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
              SEEDS_NOTE]
     if baseline:
         notes.append(COMPARISON_NOTE.format(baseline=baseline))
+        notes += [UNDIRECTED_NOTE] if any(higher is None for _, _, higher, _ in metrics) else []
     notes += left_out
     return TableResult(SUMMARY_KEY, "Summary: every cell with runs", source, header + ["scale", "selected on"],
                        rows, notes)
@@ -283,8 +284,9 @@ SEEDS_NOTE = ("Ours: mean ± half-width of the 95 % confidence interval over see
 COMPARISON_NOTE = ("'vs {baseline}': ours - {baseline} on the same dataset, mean difference [95 % interval]: Welch t "
                    "over seeds; with one seed on each side, a paired bootstrap over the test sequences (10,000 "
                    "resamples, percentile interval; it covers the test sequences' noise, not another seed's). 'better' / 'worse' when the interval excludes 0 (lower "
-                   "MSE/MAE, higher SSIM/PSNR is better; 'higher' / 'lower' for a metric its task gives no "
-                   "direction), else 'not distinguishable'.")
+                   "MSE/MAE, higher SSIM/PSNR is better), else 'not distinguishable'.")
+UNDIRECTED_NOTE = ("A metric its task reports without a direction (which way is better): 'higher' / 'lower' when the "
+                   "interval excludes 0.")
 
 
 def has_runs(result: TableResult) -> bool:
