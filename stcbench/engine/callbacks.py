@@ -148,6 +148,31 @@ def sigterm_exits_nonzero(run_dir: Path | None, message: str | None = None):
         raise SystemExit(INTERRUPT_EXIT_CODE) from None
 
 
+@contextlib.contextmanager
+def sigterm_between_loops():
+    """Between Lightning's loops (between the tests of the best and the last checkpoint, or while a record is
+    made) SIGTERM has Python's default action: the process ends at once, with no word on what to do. Raise
+    Lightning's SIGTERMException instead, for sigterm_exits_nonzero to say it. (Inside a loop Lightning calls this
+    handler after its own, so a test is stopped at once rather than at the end of its batch: nothing to save.)"""
+    import signal
+    import threading
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SIGTERMException
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _say_how_to_go_on(cause: str, run_dir: Path | None, message: str | None) -> None:
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 

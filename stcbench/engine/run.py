@@ -17,7 +17,7 @@ from stcbench.atomic import check_output_folder
 from stcbench.checkpoints import load_checkpoint, trusted
 from stcbench.engine import plugin_code, schema
 from stcbench.engine.callbacks import (SIGTERM_EXIT_CODE, RunFolderGuard, TrainingClock,
-                                       sigterm_exits_nonzero)
+                                       sigterm_between_loops, sigterm_exits_nonzero)
 from stcbench.data.specs import resolve_data_root
 from stcbench.engine.cluster import is_rank_zero
 from stcbench.engine.environment import load_plugins, prepare_environment, with_environment_plugins
@@ -229,7 +229,7 @@ def _train_and_test(task: Task, config, module, datamodule, run_dir: Path, ckpt_
         if not (run_dir / "checkpoints" / "best.ckpt").exists():
             finish_wandb(loggers)
             raise ConfigError(no_validation_message(config, trainer, run_dir))
-        with sigterm_exits_nonzero(run_dir, testing_stopped(run_dir)):
+        with sigterm_exits_nonzero(run_dir, testing_stopped(run_dir)), sigterm_between_loops():
             try:
                 results = task.evaluate(config, trainer, module, datamodule, run_dir, callbacks)
             except BaseException:
@@ -350,7 +350,7 @@ def test(task: Task, given: dict | None, ckpt_path: Path, *, overrides: dict | N
     quiet_lightning()
     trainer = build_trainer(config, None)
     stopped = "stopped by SIGTERM before the test finished; no results were written: run the same `stcbench test` again"
-    with sigterm_exits_nonzero(None, stopped):
+    with sigterm_exits_nonzero(None, stopped), sigterm_between_loops():
         results = task.test(config, ckpt_path, trainer)
     results.update(checkpoint_record(ckpt_path))
     if trainer.is_global_zero:

@@ -479,3 +479,30 @@ def test_a_completed_overwrite_clears_what_killed_ones_left_aside(tmp_path):
     (run / "checkpoints" / "last.ckpt").write_bytes(b"new")
     settle_replaced(aside, run)
     assert not dead.exists() and alive.exists() and not aside.exists()
+
+
+def test_sigterm_between_the_two_checkpoints_tests_exits_143_and_says_how_to_finish(mmnist_root, tmp_path,
+                                                                                    monkeypatch, capsys):
+    """Between Lightning's loops SIGTERM had Python's default action (the process gone, no word); it now says how
+    to finish, as inside a loop."""
+    from stcbench.engine import evaluation
+
+    config = write_config(tmp_path, mmnist_root)
+    run_dir = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    tested = []
+    original = evaluation.TestedCheckpoint
+
+    def tested_then_sigterm(*args, **kwargs):
+        tested.append(args[0])
+        if len(tested) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)          # after the best checkpoint's test, before the last's
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "TestedCheckpoint", tested_then_sigterm)     # the tasks import it when testing
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        main(["fit", "--config", str(config)])
+    assert stopped.value.code == 143 and tested == ["best"]
+    assert f"finish the tests with `stcbench fit --ckpt-path {run_dir}`" in capsys.readouterr().err
+    assert not (run_dir / "metrics.json").exists()
+    assert signal.getsignal(signal.SIGTERM) is handler                     # put back
