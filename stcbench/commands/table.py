@@ -20,8 +20,8 @@ def register(subparsers) -> None:
                         help="folder searched (with its subfolders) for run directories (default runs/)")
     parser.add_argument("--table", default="all",
                         help="2, 3, 4, 5, 6, 7, 11 (a paper table), summary (every cell with runs, a new "
-                             "neuron's too, per dataset or task, the metrics each task reports) or all (default: the summary and every paper table); "
-                             "memory: the memory probes over seeds")
+                             "neuron's too, per dataset or task, the metrics each task reports) or all (default: "
+                             "the summary and every paper table); memory: the memory probes over seeds")
     parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     parser.add_argument("--select", choices=SELECTIONS, default="newest",
                         help="which run represents a (dataset, cell), or with --table memory a (task, cell, seed): "

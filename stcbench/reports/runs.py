@@ -35,7 +35,8 @@ DEFAULT_BASELINE = "lif"     # the cell tables and reports compare every row wit
 
 # (key, label, higher is better, decimals): what a video run's tables show when its record predates its task's
 # declaration (metrics.json `reported_metrics`, engine.task.ReportedMetric).
-VIDEO_METRICS = (("mse", "MSE", False, 2), ("mae", "MAE", False, 2), ("ssim", "SSIM", True, 4), ("psnr", "PSNR", True, 2))
+VIDEO_METRICS = (("mse", "MSE", False, 2), ("mae", "MAE", False, 2), ("ssim", "SSIM", True, 4),
+                 ("psnr", "PSNR", True, 2))
 
 # Cell options that change which published row a run belongs to, with their defaults.
 ROW_OPTION_DEFAULTS = {"temporal_circuit": True, "spatial_circuit": True, "circuit_groups": 16}
@@ -231,7 +232,8 @@ def _reported_metric(entry) -> tuple[str, str, bool | None, int] | None:
         return None
     key, label = entry.get("key"), entry.get("label", entry.get("key"))
     higher, decimals = entry.get("higher_is_better"), entry.get("decimals", 4)
-    if not (isinstance(key, str) and key and isinstance(label, str) and label and (higher is None or isinstance(higher, bool))
+    if not (isinstance(key, str) and key and isinstance(label, str) and label
+            and (higher is None or isinstance(higher, bool))
             and isinstance(decimals, int) and not isinstance(decimals, bool) and 0 <= decimals <= 8):
         return None
     return key, label, higher, decimals

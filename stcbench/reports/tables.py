@@ -283,8 +283,9 @@ SEEDS_NOTE = ("Ours: mean ± half-width of the 95 % confidence interval over see
               "freedom); n = seeds (runs of the same setting); one seed shows its value alone.")
 COMPARISON_NOTE = ("'vs {baseline}': ours - {baseline} on the same dataset, mean difference [95 % interval]: Welch t "
                    "over seeds; with one seed on each side, a paired bootstrap over the test sequences (10,000 "
-                   "resamples, percentile interval; it covers the test sequences' noise, not another seed's). 'better' / 'worse' when the interval excludes 0 (lower "
-                   "MSE/MAE, higher SSIM/PSNR is better), else 'not distinguishable'.")
+                   "resamples, percentile interval; it covers the test sequences' noise, not another seed's). "
+                   "'better' / 'worse' when the interval excludes 0 (lower MSE/MAE, higher SSIM/PSNR is better), "
+                   "else 'not distinguishable'.")
 UNDIRECTED_NOTE = ("A metric its task reports without a direction (which way is better): 'higher' / 'lower' when the "
                    "interval excludes 0.")
 

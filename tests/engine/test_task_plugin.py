@@ -106,7 +106,8 @@ def test_a_task_that_supplies_only_config_module_data_and_folder_is_evaluated_an
     assert main(argv) == 0
     run_dir = tmp_path / "runs" / "line" / "one"
     record = json.loads((run_dir / "metrics.json").read_text())
-    assert record["task"] == "line" and record["epochs"] == 3 and record["best"]["checkpoint"] == "checkpoints/best.ckpt"
+    assert record["task"] == "line" and record["epochs"] == 3
+    assert record["best"]["checkpoint"] == "checkpoints/best.ckpt"
     assert record["last"]["epoch"] == 3 and 1 <= record["selected_epoch"] <= 3
     assert 0 <= record["test"]["mse"] < 4.0 * 0.5          # learnt: the untrained line's error is of order 4
     assert record["last"]["test"]["mse"] >= 0 and "mse" in capsys.readouterr().out
