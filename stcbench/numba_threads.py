@@ -30,16 +30,22 @@ def cache_where_writable(temporary_root: str | None = None) -> str | None:
         return None
     from pathlib import Path
 
-    from numba.core.caching import InTreeCacheLocator, UserWideCacheLocator
-
     kernel_file = str(Path(__file__).parent / "kernels" / "winograd_numba.py")
-    if any(locator.from_function(cache_where_writable, kernel_file) is not None
-           for locator in (InTreeCacheLocator, UserWideCacheLocator)):
+    if any(locator.from_function(cache_where_writable, kernel_file) is not None for locator in cache_locators()):
         return None
     folder = private_folder(temporary_root)
     if folder is not None:
         numba.config.CACHE_DIR = folder
     return folder
+
+
+def cache_locators() -> list:
+    """numba's locators of a cache beside the source file and in the user's cache folder (private names before
+    numba 0.60)."""
+    from numba.core import caching
+
+    return [getattr(caching, name, None) or getattr(caching, f"_{name}")
+            for name in ("InTreeCacheLocator", "UserWideCacheLocator")]
 
 
 def private_folder(temporary_root: str | None) -> str | None:

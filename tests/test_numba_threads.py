@@ -43,13 +43,11 @@ def test_the_kernel_cache_goes_to_the_temporary_folder_where_numba_has_no_writab
     import importlib
     import textwrap
 
-    from numba.core import caching
-
     from stcbench import numba_threads
 
     monkeypatch.setattr(numba_threads.numba.config, "CACHE_DIR", "")
     assert numba_threads.cache_where_writable(str(tmp_path)) is None        # this checkout: numba's places serve
-    for locator in (caching.InTreeCacheLocator, caching.UserWideCacheLocator):
+    for locator in numba_threads.cache_locators():
         monkeypatch.setattr(locator, "from_function", classmethod(lambda cls, func, path: None))
     folder = numba_threads.cache_where_writable(str(tmp_path))
     assert folder is not None and numba_threads.numba.config.CACHE_DIR == folder
