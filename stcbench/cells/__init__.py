@@ -62,9 +62,12 @@ def plugin_error(spec: str, exc: BaseException) -> ConfigError:
     """One line naming the plugin, where in its code the import failed, and why."""
     import traceback
 
-    message = str(exc).splitlines()[0] if str(exc) else ""
     frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if "importlib" not in frame.filename]
-    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    if isinstance(exc, SyntaxError) and exc.filename:          # raised while compiling: the traceback is the loader's
+        message, where = exc.msg or "", f" (at {exc.filename}:{exc.lineno})"
+    else:
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     return ConfigError(f"plugin {spec!r} cannot be imported: {type(exc).__name__}: {message}{where}; fix it, or "
                        f"stop naming it (--set plugins=[...], {PLUGIN_ENV}, the config's `plugins:`, "
                        f"`stcbench cells --plugin`)")

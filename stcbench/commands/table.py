@@ -88,6 +88,11 @@ def no_runs_message(runs_root: Path, keys, runs: list) -> str:
     held = "it holds no run (no metrics.json below it)"
     if runs and not any(run.is_video for run in runs):
         tasks = sorted({run.task for run in runs})
+        if "summary" in keys and tasks != ["memory"]:
+            return (f"no runs for {which} under {runs_root}: its {counted(len(runs), 'run')} of the "
+                    f"{' and '.join(tasks)} task{'s' * (len(tasks) > 1)} record no number in their test block "
+                    f"(metrics.json `test`); the module must log its test metrics as <test_log_prefix>/<name> "
+                    f"(docs/architecture.md, Adding a task)")
         table = "--table memory for memory-probe runs" if tasks == ["memory"] else "--table summary for a task's runs"
         return (f"no runs for {which} under {runs_root}: it holds {counted(len(runs), 'run')} of the "
                 f"{' and '.join(tasks)} task{'s' * (len(tasks) > 1)} and no video run; pass {table}, or --runs the "

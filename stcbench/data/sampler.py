@@ -30,7 +30,7 @@ class EpochSampler(Sampler[int]):
 
     def indices(self, epoch: int) -> list[int]:
         if self.shuffle:
-            seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+            seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1, np.uint64)[0]) >> 1   # < 2**63
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))
         else:
             order = torch.arange(self.n)

@@ -103,6 +103,7 @@ def checkpoint_blocks(tested: dict[str, TestedCheckpoint], run_dir: Path) -> dic
 def run_record(task, config, trainer, module, tested: dict[str, TestedCheckpoint], run_dir: Path) -> dict:
     """The record of a run of a task that adds nothing of its own: what ran, how long, and what was tested."""
     cell = getattr(getattr(config, "model", None), "cell", None)
+    warn_unmeasured_metrics(task, selected(tested).metrics, trainer)
     return {
         "task": task.name,
         "dataset": task.name,                   # how tables name the runs' data (the folders' names otherwise)
@@ -111,6 +112,7 @@ def run_record(task, config, trainer, module, tested: dict[str, TestedCheckpoint
         "tuning": bool(getattr(getattr(config, "run", None), "tuning", False)),
         "scale": getattr(getattr(config, "run", None), "scale", None),
         "selected_on": "val",
+        "val": {"monitor": task.monitor, "score": best_validation_score(trainer)},
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
         "params": int(sum(p.numel() for p in module.parameters())),
@@ -118,3 +120,19 @@ def run_record(task, config, trainer, module, tested: dict[str, TestedCheckpoint
         "reported_metrics": task.metrics_to_report(selected(tested).metrics),
         "test_per_sequence": save_selected_per_sequence(trainer, run_dir, tested),
     }
+
+
+def best_validation_score(trainer) -> float | None:
+    """The lowest `Task.monitor` value of the run, the one that selected best.ckpt (`stcbench table --select
+    best-val` ranks a cell's runs by it)."""
+    score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+    return float(score) if score is not None else None
+
+
+def warn_unmeasured_metrics(task, tested: dict, trainer) -> None:
+    """A line on stderr when the task's declared metrics look misspelt (Task.unmeasured_metrics)."""
+    import sys
+
+    problem = task.unmeasured_metrics(tested)
+    if problem and trainer.is_global_zero:
+        print(f"warning: {problem}", file=sys.stderr)

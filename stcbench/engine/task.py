@@ -55,6 +55,19 @@ class Task:
             if isinstance(value, (int, float)) and not isinstance(value, bool))
         return [metric.as_record() for metric in declared if metric.key in tested]
 
+    def unmeasured_metrics(self, tested: dict) -> str | None:
+        """A warning when a declared metric was not measured while the test measured metrics that are not declared
+        (a misspelt key, or one written with its logged prefix); None otherwise (a metric that a variant of the task
+        does not measure, such as the memory task's accuracy on the adding task, is no mistake)."""
+        missing = [metric.key for metric in self.reported_metrics if metric.key not in tested]
+        undeclared = sorted(set(tested) - {metric.key for metric in self.reported_metrics})
+        if not (missing and undeclared):
+            return None
+        return (f"the task {self.name!r} declares the metric{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}, "
+                f"which the test did not measure; it measured {', '.join(map(repr, undeclared))} besides the declared "
+                f"ones, which tables leave out. A ReportedMetric key is the name the module logs after its "
+                f"test_log_prefix and '/' (e.g. 'accuracy' for test/accuracy)")
+
     # ---- config
     def resolve_config(self, source, overrides: dict | None = None):
         """Defaults < `source` (a YAML path or shipped name, a mapping, or a config object) < `overrides`."""
@@ -120,9 +133,11 @@ class Task:
         """Send the test results to the dashboards (wandb)."""
 
     def summary(self, results: dict) -> str:
-        """What `fit` prints at the end (default: the reported test metrics)."""
+        """What `fit` prints at the end (default: the reported test metrics, with their labels and decimals)."""
         metrics = results.get("test") or {}
-        shown = "  ".join(f"{key} {value:.4f}" for key, value in metrics.items() if isinstance(value, (int, float)))
+        shown = "  ".join(f"{metric['label']} {metrics[metric['key']]:.{metric['decimals']}f}"
+                          for metric in self.metrics_to_report(metrics)
+                          if isinstance(metrics[metric["key"]], (int, float)))
         return f"{self.name} (scale {results.get('scale')}, epoch {results.get('selected_epoch')}): test  {shown}"
 
     # ---- testing a checkpoint

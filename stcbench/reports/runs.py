@@ -74,11 +74,18 @@ class Run:
     def reported_metrics(self) -> tuple[tuple[str, str, bool | None, int], ...]:
         """(key, label, higher is better, decimals) of each test metric the run's task reports (metrics.json
         `reported_metrics`; entries that are not such a declaration are skipped). A video record from before
-        the declaration: the video metrics."""
+        the declaration: the video metrics; another task's record that declares none: every number of its test
+        block, without a direction."""
         declared = self.metrics.get("reported_metrics")
         if isinstance(declared, list):
-            return tuple(metric for metric in map(_reported_metric, declared) if metric)
-        return VIDEO_METRICS if self.is_video and self.value("test", "mse") is not None else ()
+            found = tuple(metric for metric in map(_reported_metric, declared) if metric)
+            if found:
+                return found
+        if self.is_video and self.value("test", "mse") is not None:
+            return VIDEO_METRICS
+        test = self.metrics.get("test") if declared is not None or not self.is_video else None
+        return tuple((key, key, None, 4) for key, value in (test or {}).items()
+                     if isinstance(value, (int, float)) and not isinstance(value, bool))
 
     @property
     def scale(self) -> str:
@@ -216,10 +223,13 @@ def is_tuning_record(record: dict) -> bool:
 def leave_out_tuning(items: list, is_tuning) -> tuple[list, str | None]:
     """`items` without the tuning runs (`run.tuning`: runs that chose a setup on seeds that are not reported)
     where there are reported runs beside them, and a note saying so; a folder of tuning runs alone is kept whole
-    (a sweep's own tables)."""
+    (a sweep's own tables), with a note saying what they are."""
     tuning = [item for item in items if is_tuning(item)]
-    if not tuning or len(tuning) == len(items):
+    if not tuning:
         return items, None
+    if len(tuning) == len(items):
+        return items, ("every run here is a tuning run (run.tuning: true): runs that chose a setup, not results "
+                       "to report")
     note = (f"{len(tuning)} tuning run{'s' * (len(tuning) != 1)} (run.tuning: true, the seeds that chose the setup) "
             f"left out: never pooled with reported runs; table their folder alone to see them")
     return [item for item in items if not is_tuning(item)], note
@@ -372,6 +382,7 @@ def select_run(runs: list[Run], dataset: str, cell: str, options: dict | None = 
     if selection == "best-val":
         def val_key(run: Run):
             val = run.value("val", "mse")
+            val = val if val is not None else run.value("val", "score")      # another task: its monitor's best
             return (0 if val is not None else 1, val if val is not None else 0.0)
         best = min(val_key(r) for r in candidates)
         candidates = [r for r in candidates if val_key(r) == best]

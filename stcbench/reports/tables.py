@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from stcbench.reports.published import (STC_TABLES, TABLE_KEYS, Column, Publishe
 from stcbench.cell_names import normalize_name
 from stcbench.reports import stats
 from stcbench.reports.runs import (DEFAULT_BASELINE, VIDEO_METRICS, Run, RunGroup, left_out_note, select_group,
-                                   select_run)
+                                   select_run, setting_key)
 
 MISSING = "—"
 FORMATS = ("markdown", "latex", "csv")
@@ -94,16 +95,18 @@ def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None
         return "baseline"
     if ours.describe_scale() != base.describe_scale():
         return f"{MISSING} (other scale: {ours.describe_scale()} vs {base.describe_scale()})"
+    other = settings_apart(ours, base)
+    apart = f" (against {base.representative.cell} of another setting: {', '.join(other[:3])})" if other else ""
     n_ours, n_base = stats.finite_count(ours_values), stats.finite_count(base_values)
     difference = stats.welch_difference(ours_values, base_values)
     if difference is None and n_ours == 1 and n_base == 1 and len(ours.runs) == 1 and len(base.runs) == 1:
         difference = _bootstrap(column, ours.runs[0], base.runs[0])
     if difference is None:
         if n_ours == 1 and n_base == 1:
-            return "n = 1: cannot rank"
+            return "n = 1: cannot rank" + apart
         if stats.no_spread(ours_values, base_values):
-            return "cannot rank: the same value on every seed"
-        return f"cannot rank: n = {n_ours} vs {n_base}"
+            return "cannot rank: the same value on every seed" + apart
+        return f"cannot rank: n = {n_ours} vs {n_base}" + apart
     d = column.decimals
     text = (f"{difference.mean:+.{d}f} [{difference.low:+.{d}f}, {difference.high:+.{d}f}] "
             f"{stats.verdict(difference, column.higher_is_better)}")
@@ -111,7 +114,24 @@ def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None
         text += f" (1 seed each: bootstrap over {difference.n} test seq., not over seeds)"
     elif n_ours < ours.n or n_base < base.n:        # a seed without a finite value (diverged, or not recorded)
         text += f" (n = {n_ours} vs {n_base} of {ours.n} vs {base.n} runs)"
-    return text
+    return text + apart
+
+
+CELL_SETTING_KEYS = ("model.cell", "model.cell_options", "plugin_code")      # what differs between cells by design
+
+
+def settings_apart(ours: RunGroup, base: RunGroup) -> list[str]:
+    """The setting keys (runs.setting_key) in which `ours` and the baseline's runs differ, beyond the cell itself:
+    other data, width, epochs, ... make the difference no comparison of the cells alone."""
+    from stcbench.engine.resume import differences
+
+    mine, theirs = (json.loads(setting_key(group.representative)) for group in (ours, base))
+    return [key for key, old, new in differences(mine, theirs)
+            if not any(key == cell_key or key.startswith(f"{cell_key}.") for cell_key in CELL_SETTING_KEYS)
+            and not (key in RECORDED_LATER and (old is None or new is None))]
+
+
+RECORDED_LATER = ("data_checksum", "global_batch_size")       # absent from older records: unknown, not different
 
 
 def _bootstrap(column: Column, ours: Run, base: Run) -> stats.Difference | None:
@@ -215,7 +235,7 @@ def build_table(key: str, runs: list[Run], selection: str = "newest",
     notes.append(f"Run per row: selection '{selection}' (docs/reports.md); '{MISSING}' = no run, never filled in.")
     notes.append(SEEDS_NOTE)
     if baseline:
-        notes.append(COMPARISON_NOTE.format(baseline=baseline))
+        notes.append(COMPARISON_NOTE.format(baseline=baseline, directions=VIDEO_DIRECTIONS))
     notes += [note for row, groups in zip(table.rows, row_groups) for group in groups.values()
               if (note := left_out_note(runs, group, row.options))]
     return TableResult(key, f"Table {key}: {table.title}", table.source, _header(table, baseline), rows, notes)
@@ -249,15 +269,23 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
                 continue
             rows.append(_summary_row(dataset, cell, group, columns, runs, selection, baseline, base))
             left_out += [note for note in (left_out_note(runs, group),) if note]
-    notes = [f"Every cell with runs, its default options, and the metrics its task reports; values in the units "
-             f"of metrics.json (not the paper's). Run per cell: selection '{selection}' (docs/reports.md).",
+    notes = [f"Every cell with runs at its default cell options (one setting each: that of the run the selection picks) "
+             f"and the metrics its task reports; values in the units of metrics.json (not the paper's). Run per "
+             f"cell: selection '{selection}' (docs/reports.md).",
              SEEDS_NOTE]
     if baseline:
-        notes.append(COMPARISON_NOTE.format(baseline=baseline))
+        notes.append(COMPARISON_NOTE.format(baseline=baseline, directions=directions(metrics)))
         notes += [UNDIRECTED_NOTE] if any(higher is None for _, _, higher, _ in metrics) else []
     notes += left_out
     return TableResult(SUMMARY_KEY, "Summary: every cell with runs", source, header + ["scale", "selected on"],
                        rows, notes)
+
+
+def directions(metrics: list[tuple]) -> str:
+    """'lower MSE/MAE, higher SSIM/PSNR' for the (key, label, higher is better, decimals) of a table's metrics."""
+    lower = "/".join(label for _, label, higher, _ in metrics if higher is False)
+    higher = "/".join(label for _, label, higher, _ in metrics if higher is True)
+    return ", ".join(filter(None, [lower and f"lower {lower}", higher and f"higher {higher}"])) or "no metric's direction"
 
 
 def _metrics_of(runs) -> list[tuple]:
@@ -284,8 +312,9 @@ SEEDS_NOTE = ("Ours: mean ± half-width of the 95 % confidence interval over see
 COMPARISON_NOTE = ("'vs {baseline}': ours - {baseline} on the same dataset, mean difference [95 % interval]: Welch t "
                    "over seeds; with one seed on each side, a paired bootstrap over the test sequences (10,000 "
                    "resamples, percentile interval; it covers the test sequences' noise, not another seed's). "
-                   "'better' / 'worse' when the interval excludes 0 (lower MSE/MAE, higher SSIM/PSNR is better), "
+                   "'better' / 'worse' when the interval excludes 0 ({directions} is better), "
                    "else 'not distinguishable'.")
+VIDEO_DIRECTIONS = "lower MSE/MAE, higher SSIM/PSNR"
 UNDIRECTED_NOTE = ("A metric its task reports without a direction (which way is better): 'higher' / 'lower' when the "
                    "interval excludes 0.")
 

@@ -34,11 +34,15 @@ def test_template_registers_and_passes_the_contract(isolated_registry):
         create_cell("my_lif", 2, 16, leak_init=1.5)
 
 
-def test_bad_plugins_raise_config_error():
+def test_bad_plugins_raise_config_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_plugins(["/nonexistent/cell_file.py"])
     with pytest.raises(ConfigError, match="cannot be imported"):
         load_plugins(["no_such_plugin_module_xyz"])
+    broken = tmp_path / "broken_cell.py"
+    broken.write_text("x = 1\ndef f(:\n    pass\n")
+    with pytest.raises(ConfigError, match=f"SyntaxError: .* \\(at {broken}:2\\)"):    # the user's file, not ours
+        load_plugins([str(broken)])
 
 
 PLUGIN_HEAD = """from stcbench.cells import SpikingCell, register_cell

@@ -110,7 +110,7 @@ def test_a_task_that_supplies_only_config_module_data_and_folder_is_evaluated_an
     assert record["best"]["checkpoint"] == "checkpoints/best.ckpt"
     assert record["last"]["epoch"] == 3 and 1 <= record["selected_epoch"] <= 3
     assert 0 <= record["test"]["mse"] < 4.0 * 0.5          # learnt: the untrained line's error is of order 4
-    assert record["last"]["test"]["mse"] >= 0 and "mse" in capsys.readouterr().out
+    assert record["last"]["test"]["mse"] >= 0 and "test  MSE " in capsys.readouterr().out   # its label
     out = tmp_path / "tested.json"
     assert main(["test", str(run_dir), "--set", f"plugins=[{plugin}]", "--output", str(out)]) == 0
     assert json.loads(out.read_text())["mse"] == pytest.approx(record["test"]["mse"], rel=1e-6)
@@ -123,6 +123,7 @@ def test_a_task_that_supplies_only_config_module_data_and_folder_is_evaluated_an
     assert resumed["test"] == record["test"] and resumed["last"]["test"] == record["last"]["test"]
     # its declared metric is tabled over seeds (read from the records: `table` imports no plugin)
     assert record["reported_metrics"] == [{"key": "mse", "label": "MSE", "higher_is_better": False, "decimals": 4}]
+    assert record["val"]["monitor"] == "val/loss" and record["val"]["score"] >= 0         # what --select best-val ranks
     other_seed = ["fit", "--config", str(config), "--set", f"plugins=[{plugin}]", "--output-dir",
                   str(tmp_path / "runs"), "--set", "run.name=three", "--set", "seed=1"]
     assert main(other_seed) == 0
@@ -133,3 +134,29 @@ def test_a_task_that_supplies_only_config_module_data_and_folder_is_evaluated_an
              for name in ("two", "three")]                                  # one run per seed: the newest
     assert len(rows) == 1 and rows[0][3] == "2"
     assert rows[0][2].startswith(f"{sum(seeds) / 2:.4f} ± ")
+
+
+def test_a_misspelt_declared_metric_is_named_and_its_runs_still_table(tmp_path):
+    """A ReportedMetric key the test did not measure, beside measured ones it does not declare, is a warning naming
+    both (not a silently missing column); a record whose declaration matched nothing tables every test number."""
+    from stcbench.engine.task import ReportedMetric, Task
+    from stcbench.reports.runs import discover_runs
+    from stcbench.reports.tables import summary_table
+
+    class Typo(Task):
+        name = "blobs"
+        reported_metrics = (ReportedMetric("acuracy", higher_is_better=True), ReportedMetric("nll"))
+
+    tested = {"accuracy": 0.9, "nll": 0.3}
+    warning = Typo().unmeasured_metrics(tested)
+    assert "'acuracy'" in warning and "'accuracy'" in warning and "test_log_prefix" in warning
+    assert Typo().metrics_to_report(tested) == [{"key": "nll", "label": "nll", "higher_is_better": False,
+                                                 "decimals": 4}]
+    assert task_registry.get_task("memory").unmeasured_metrics({"loss": 0.1}) is None     # adding: no accuracy
+
+    run = tmp_path / "runs" / "blobs" / "blobs" / "s0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"task": "blobs", "dataset": "blobs", "seed": 0, "test": tested,
+                                                  "reported_metrics": []}))
+    table = summary_table(discover_runs(tmp_path / "runs"), baseline=None)
+    assert table.header[2:4] == ["accuracy", "nll"] and table.rows[0][2:4] == ["0.9000", "0.3000"]

@@ -170,3 +170,18 @@ def test_a_comparison_says_when_a_seed_has_no_value_and_when_no_seed_differs(tmp
     result = build_table("2", discover_runs(root))
     assert column(result, "STC-LIF", "MSE vs lif").endswith("better (n = 2 vs 3 of 3 vs 3 runs)")
     assert column(result, "STC-LIF", "SSIM vs lif") == "cannot rank: the same value on every seed"
+
+
+def test_a_comparison_with_baseline_runs_of_another_setting_says_so(seeded_root, tmp_path):
+    """The baseline's row may be of another setting than the compared cell's (its newest runs trained wider): the
+    difference is then no comparison of the cells alone, and the column says in what the settings differ."""
+    root = tmp_path / "wide"
+    for seed, (lif, stc) in enumerate(zip(LIF_MSE, STC_MSE)):
+        real_run(root, "stclif", seed, stc, 0.6)
+        wide = real_run(root, "lif", seed, lif, 0.6)
+        config = yaml.safe_load((wide / "config.yaml").read_text())
+        config["model"]["num_hidden"] = [32, 32]
+        (wide / "config.yaml").write_text(yaml.safe_dump(config))
+    result = build_table("2", discover_runs(root))
+    assert column(result, "STC-LIF", "MSE vs lif").endswith("better (against lif of another setting: model.num_hidden)")
+    assert "another setting" not in " ".join(map(" ".join, build_table("2", discover_runs(seeded_root)).rows))
