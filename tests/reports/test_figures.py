@@ -29,7 +29,9 @@ def test_prediction_grid(tmp_path):
 def test_prediction_grid_subsamples_long_sequences_and_two_channels(tmp_path):
     path = figures.prediction_grid(rand(10, 2, 8, 8), rand(40, 2, 8, 8), {"glif": rand(40, 2, 8, 8)},
                                    tmp_path / "kth.png", max_frames=5)
-    assert Image.open(path).size == (round((1.1 * 5 + 1.0) * 100), round((1.15 * 3 + 0.4) * 100))
+    width, height = Image.open(path).size
+    assert width == round((1.1 * 5 + 1.0) * 100)          # 5 frames of the 40, not 40
+    assert abs(height - (1.15 * 3 + 0.4) * 100) <= 1       # 3 rows (matplotlib before 3.9 rounds 384.9 down)
 
 
 def test_prediction_grid_rejects_batches(tmp_path):

@@ -89,8 +89,11 @@ def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
                     for cell, row in summary["cells"].items()}
     line = next(text for text in printed.splitlines() if text.startswith("MSE convlstm - lif:"))
     assert line in json.loads((out / "demo_summary.json").read_text())["comparison"]
-    assert f"{(per_sequence['convlstm'] - per_sequence['lif']).mean():+.2f} [" in line
-    assert line.endswith(("better", "worse", "not distinguishable"))
+    assert f"{(per_sequence['convlstm'] - per_sequence['lif']).mean():+.2f} " in line
+    if len(per_sequence["lif"]) >= 10:
+        assert line.endswith(("better", "worse", "not distinguishable"))
+    else:                                         # this data's few test sequences: no interval, and it says so
+        assert line.endswith("too few for an interval (at least 10)")
     # one cell alone: nothing to compare, and the demo says so instead of describing a comparison
     assert main(["demo", "--out", str(out), "--config", str(path), "--cells", "lif",
                  "--data-root", str(mmnist_root)]) == 0
@@ -153,3 +156,18 @@ def test_demo_with_other_epochs_is_labelled_custom_without_pointing_to_a_flag_it
         overrides = _demo_overrides(tmp_path, "lif", 42, None, epochs)
         config = task.resolve_config("demo/mmnist", overrides)
         assert label_resized(task, config, "demo/mmnist", overrides) is None and config.run.scale == label
+
+
+def test_the_demo_compares_each_cell_with_lif_by_a_paired_bootstrap_over_the_test_sequences(tmp_path):
+    from stcbench.commands.demo_run import compare_with_baseline
+    from stcbench.reports.stats import paired_bootstrap
+    from tests.reports.helpers import make_run, video_metrics
+
+    lif_mse = np.linspace(100.0, 130.0, 12)
+    runs = {cell: make_run(tmp_path, "mmnist", cell, "demo", test=video_metrics(float(mse.mean()), 1.0, 0.5),
+                           per_sequence={"mse": mse, "index": np.arange(12)})
+            for cell, mse in (("lif", lif_mse), ("convlstm", lif_mse - 5.0 + np.sin(np.arange(12))))}
+    lines = compare_with_baseline({cell: {"run_dir": str(path)} for cell, path in runs.items()})
+    expected = paired_bootstrap(lif_mse - 5.0 + np.sin(np.arange(12)), lif_mse)
+    assert lines[1] == (f"MSE convlstm - lif: {expected.mean:+.2f} [{expected.low:+.2f}, {expected.high:+.2f}] "
+                        f"(95 %, paired bootstrap over 12 test sequences): better")

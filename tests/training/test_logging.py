@@ -27,9 +27,22 @@ def test_wandb_mode_auto_is_offline_without_credentials(no_wandb_credentials, mo
     assert wandb_mode("auto") == "disabled"
 
 
-@pytest.mark.parametrize("host,online", [("api.wandb.ai", True), ("api.forge.coreweave.com", True),
+def installed_wandb_default_host() -> str:
+    from urllib.parse import urlparse
+
+    try:
+        from wandb.sdk.lib.urls import DEFAULT_BASE_URL
+    except ImportError:                                   # releases before the module: the classic host
+        return "api.wandb.ai"
+    return urlparse(DEFAULT_BASE_URL).hostname
+
+
+@pytest.mark.parametrize("host,online", [("api.wandb.ai", True), ("api.forge.coreweave.com", "the default"),
                                          ("example.org", False)])
 def test_a_stored_login_counts_for_any_wandb_host(no_wandb_credentials, tmp_path, host, online):
+    """The classic host, and the installed wandb's default (api.forge.coreweave.com in recent releases)."""
+    if online == "the default":
+        online = host == installed_wandb_default_host()
     (tmp_path / "home").mkdir(exist_ok=True)
     (tmp_path / "home" / ".netrc").write_text(f"machine {host}\n  login user\n  password {'k' * 40}\n")
     (tmp_path / "home" / ".netrc").chmod(0o600)
