@@ -42,8 +42,14 @@ def register(subparsers) -> None:
         description="quick: the shipped config quick/<dataset> with the cell overridden, on the embedded data "
                     "(CPU-sized). small: the shipped config small/<dataset>, the scale whose comparisons discriminate on "
                     "2 CPU cores (docs/scales.md). paper: the shipped <dataset>/<cell> configs (GPU). memory: the long-term memory "
-                    "probes. Finished runs (metrics.json with test results) are skipped.")
-    parser.add_argument("--suite", choices=SUITES, required=True)
+                    "probes. --config FILE instead of a suite: any task's config (a task of your own too) over "
+                    "--seeds and --cells, with the summary table of its metrics. Finished runs (metrics.json with test "
+                    "results) are skipped.")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--suite", choices=SUITES)
+    which.add_argument("--config", default=None,
+                       help="a config file (or shipped config name) of any task: one run per --cells value (the config's own cell without "
+                            "it) and seed, then table_summary.md in --out (docs/architecture.md, Adding a task)")
     parser.add_argument("--cells", nargs="+", action=ListedValues, default=None,
                         help=f"cells to run, space- or comma-separated (default: every registered cell: "
                              f"{cell_names_help()}, and those of the plugins named with --set plugins=[...] or, for every "
@@ -129,9 +135,12 @@ def load_named_plugins(args) -> None:
 def run(args, fit=None, memory_suite=None) -> int:
     from stcbench.engine.run_folder import refuse_folder_inside_run
 
-    out = args.out or Path("bench") / args.suite
+    config = getattr(args, "config", None)
+    out = args.out or Path("bench") / (Path(config).stem if config is not None else args.suite)
     check_output_folder(out, "--out", "--out")
     refuse_folder_inside_run(out, "--out")
+    if config is not None:
+        return run_config(args, out, fit)
     if getattr(args, "reference_loop", False):
         print("stcbench bench: --reference-loop is deprecated and has no effect: the reference loop is the "
               "default (model.fast: false); --set model.fast=true selects the fast path", file=sys.stderr)
@@ -211,6 +220,49 @@ def run(args, fit=None, memory_suite=None) -> int:
         print(f"not finished yet: {counted(len(pending), 'planned run')}; "
               + (f"{queued}" if queued else "run the same command without --collect to train them, then with "
                  "--collect"))
+    return finish(failures, out)
+
+
+CONFIG_REFUSED = {"datasets": "--datasets", "tasks": "--tasks", "scale": "--scale", "tag": "--tag",
+                  "data_root": "--data-root (use --set data.data_root=...)", "configs": "--configs",
+                  "keep_checkpoints": "--keep-checkpoints (the runs keep theirs)", "html": "--html"}
+
+
+def run_config(args, out: Path, fit=None) -> int:
+    """`bench --config FILE`: the config's task over --cells and --seeds through the run engine
+    (reports.task_suite), then the summary table."""
+    from stcbench.commands.table import write_memory_table, write_tables
+    from stcbench.config_files import check_config_file, find_config
+    from stcbench.reports.task_suite import fit_task_run, plan_task_suite
+
+    given = [flag for key, flag in CONFIG_REFUSED.items() if getattr(args, key, None) not in (None, "", False, [])]
+    if given or getattr(args, "launcher", "local") != "local":
+        raise ConfigError(f"{(given or ['--launcher slurm'])[0]} is for the suites (--suite); with --config give "
+                          f"--cells, --seeds, --set and --out")
+    args.config = check_config_file(find_config(args.config))      # a file, or a shipped config's name
+    shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
+    load_named_plugins(args)                      # the task or its cells may come from them
+    planned = plan_task_suite(args.config, cells=args.cells, seeds=args.seeds, out=out,
+                              extra_overrides=parse_overrides(args.overrides))
+    planned = take_shard(planned, shard)
+    print(f"config {args.config}: {counted(len(planned), 'run')}{f' (shard {args.shard})' if shard else ''} -> "
+          f"{out / 'runs'}")
+    for item in planned:
+        print("  " + item.describe())
+    if args.dry_run:
+        return 0
+    if not getattr(args, "collect", False):
+        execute(planned, fit=fit or fit_task_run, out=out)
+    failures = recorded_failures(out, planned)
+    if shard is not None or args.no_report or not any(item.done for item in planned):
+        return finish(failures, out)
+    cells = {item.cell for item in planned}
+    baseline = args.baseline if args.baseline != DEFAULT_BASELINE or DEFAULT_BASELINE in cells else None
+    memory = all(item.task_name == "memory" for item in planned)       # memory probes have a table of their own
+    written = (write_memory_table(out / "runs", "markdown", out, baseline or "none") if memory else
+               write_tables(out / "runs", ["summary"], "markdown", out, baseline=baseline))
+    for path in written:
+        print(f"table -> {path}")
     return finish(failures, out)
 
 

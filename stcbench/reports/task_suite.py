@@ -1,0 +1,119 @@
+"""`stcbench bench --config FILE`: any task's config over seeds (and cells), through the run engine.
+
+One run per (cell, seed), named `<config stem>[-<cell>]-seed<seed>`, under `<out>/runs` where the task's `run_base`
+puts it. As in the suites: a finished run is skipped, an interrupted one resumed from its last.ckpt, a failed one
+recorded under `<out>/failures/` while the others go on, and a run of that name trained with another setting is
+refused before anything starts. The result is the summary table of the runs (every metric the task reports, over
+seeds, against `--baseline`): `<out>/table_summary.md`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stcbench.errors import ConfigError
+from stcbench.reports.suites import DEFAULT_SEEDS, has_test_results
+
+# keys the plan sets for each run (what --set must not change), with the flag that sets them
+TASK_PLANNED_KEYS = {"run.output_dir": "--out", "run.name": "--out (the runs are named by the plan)",
+                     "seed": "--seeds", "model.cell": "--cells"}
+
+
+@dataclass
+class TaskRun:
+    config_path: Path
+    task_name: str
+    cell_given: str | None               # --cells (model.cell), or None: the config's own
+    seed: int
+    run_dir: Path
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str:          # what failure records and progress lines name (as a video suite's dataset)
+        return self.task_name
+
+    @property
+    def cell(self) -> str:
+        return self.cell_given or self.run_dir.parent.name      # the table's name for a run without a cell
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    def finished_metrics(self) -> Path | None:
+        metrics = self.run_dir / "metrics.json"
+        return metrics if has_test_results(metrics) else None
+
+    @property
+    def done(self) -> bool:
+        return self.finished_metrics() is not None
+
+    def last_checkpoint(self) -> Path | None:
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        return last if last.is_file() else None
+
+    def describe(self) -> str:
+        state = "done, skip" if self.done else "to run" if self.last_checkpoint() is None else "to resume"
+        return f"[{state}] {self.task_name} {self.cell} seed {self.seed}  {self.run_dir}"
+
+
+def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path,
+                    extra_overrides: dict | None = None) -> list[TaskRun]:
+    """The runs of `config_path` for every cell (with --cells; else the config's own) and seed, each config
+    resolved now, so that a bad --set, seed or cell is one ConfigError before any run starts."""
+    from stcbench.engine.schema import load_config_dict
+    from stcbench.engine.task import task_of
+
+    extra = dict(extra_overrides or {})
+    for key, flag in TASK_PLANNED_KEYS.items():
+        if key in extra:
+            raise ConfigError(f"--set {key}: bench sets it for each planned run; use {flag} instead")
+    config_path = Path(config_path)
+    task = task_of(load_config_dict(config_path))
+    stem = re.sub(r"[^A-Za-z0-9_.=-]+", "-", config_path.stem)
+    planned = []
+    for cell in dict.fromkeys(cells or [None]):
+        for seed in dict.fromkeys(int(seed) for seed in seeds or DEFAULT_SEEDS):
+            name = "-".join(filter(None, [stem, cell, f"seed{seed}"]))
+            overrides = {**extra, "seed": seed, "run.output_dir": str(Path(out) / "runs"), "run.name": name,
+                         **({"model.cell": cell} if cell else {})}
+            try:
+                config = task.resolve_config(config_path, overrides)
+            except ConfigError as error:
+                raise ConfigError(f"{error} (planned run {name}: check --set, --cells and --seeds)") from None
+            run = TaskRun(config_path, task.name, cell, seed, task.run_base(config) / task.run_name(config), overrides)
+            refuse_other_setting(run, config)
+            planned.append(run)
+    return planned
+
+
+def refuse_other_setting(run: TaskRun, config) -> None:
+    """A run of this name, finished or interrupted, that was trained with another setting is not taken for the
+    plan's run (the video suites' rule, reports.suites.refuse_other_setting)."""
+    from stcbench.engine.resume import describe_changes, differences
+    from stcbench.engine.schema import to_dict
+    from stcbench.reports.runs import read_run_config, setting_of
+
+    if not (run.done or run.last_checkpoint() is not None):
+        return
+    stored = read_run_config(run.run_dir)
+    changed = differences(setting_of(stored), setting_of(to_dict(config))) if stored else []
+    if changed:
+        raise ConfigError(f"the run {run.run_dir} was trained with another setting ({describe_changes(changed)}); "
+                          f"bench never changes the setting of a run it has started: give the flags it was run with, "
+                          f"or another --out for this setting")
+
+
+def fit_task_run(run: TaskRun) -> Path:
+    """Train one planned run through the engine: from its last.ckpt when an earlier attempt was interrupted; a
+    finished run is left as it is."""
+    from stcbench.engine.run import fit_from
+    from stcbench.engine.task import get_task
+
+    if run.done:
+        return run.run_dir
+    task, last = get_task(run.task_name), run.last_checkpoint()
+    if last is not None:
+        return fit_from(task, run.config_path, ckpt_path=last, overrides=dict(run.overrides))
+    return fit_from(task, run.config_path, overrides=dict(run.overrides), overwrite=True)

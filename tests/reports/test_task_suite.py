@@ -1,0 +1,71 @@
+"""`stcbench bench --config FILE`: any task's config over seeds and cells through the run engine, then its table."""
+import json
+from pathlib import Path
+
+import pytest
+
+from stcbench.cli import main
+from stcbench.engine import task as task_registry
+
+EXAMPLE_TASK = Path(__file__).resolve().parents[2] / "examples" / "my_task.py"
+TINY_MEMORY = ["--set", "trainer.max_epochs=1", "--set", "data.train_samples=64", "--set", "data.val_samples=32",
+               "--set", "data.test_samples=32", "--set", "data.seq_len=10", "--set", "logging.loggers=[csv]"]
+
+
+@pytest.fixture
+def line_task(tmp_path, monkeypatch):
+    monkeypatch.setattr(task_registry, "TASKS", dict(task_registry.TASKS))      # the registration stays here
+    plugin = tmp_path / "line_task.py"
+    plugin.write_text(EXAMPLE_TASK.read_text())
+    config = tmp_path / "line.yaml"
+    config.write_text("task: line\ntrainer:\n  max_epochs: 2\n")
+    return config, plugin
+
+
+def test_a_task_of_ones_own_runs_over_seeds_and_is_tabled(line_task, tmp_path, capsys):
+    config, plugin = line_task
+    out = tmp_path / "bench"
+    argv = ["bench", "--config", str(config), "--seeds", "0,1", "--set", f"plugins=[{plugin}]", "--out", str(out)]
+    assert main(argv) == 0
+    runs = [out / "runs" / "line" / f"line-seed{seed}" for seed in (0, 1)]
+    values = [json.loads((run / "metrics.json").read_text())["test"]["mse"] for run in runs]
+    row = next(line for line in (out / "table_summary.md").read_text().splitlines() if line.startswith("| line |"))
+    assert row.split(" | ")[2].startswith(f"{sum(values) / 2:.4f} ± ") and row.split(" | ")[3] == "2"
+    capsys.readouterr()
+    # again: the finished runs are skipped, not trained again
+    stamps = [(run / "metrics.json").stat().st_mtime_ns for run in runs]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("skip line/line seed") == 2
+    assert [(run / "metrics.json").stat().st_mtime_ns for run in runs] == stamps
+    # another setting under the same --out is refused before anything runs, naming the difference
+    assert main(argv + ["--set", "trainer.max_epochs=3"]) == 2
+    assert "trainer.max_epochs: 2 there, 3 here" in capsys.readouterr().err
+    # keys the plan sets, and the suites' own flags, are refused with what to use
+    assert main(argv + ["--set", "seed=5"]) == 2
+    assert "use --seeds instead" in capsys.readouterr().err
+    assert main(argv + ["--datasets", "mmnist"]) == 2
+    assert "--datasets is for the suites" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_of_the_plan_is_resumed_from_its_last_checkpoint(line_task, tmp_path, capsys):
+    config, plugin = line_task
+    out = tmp_path / "bench"
+    base = ["bench", "--config", str(config), "--seeds", "0", "--set", f"plugins=[{plugin}]", "--out", str(out)]
+    assert main(base + ["--set", "trainer.stop_after_epochs=1", "--no-report"]) == 0
+    run = out / "runs" / "line" / "line-seed0"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "metrics.json").exists()
+    capsys.readouterr()
+    assert main(base + ["--dry-run"]) == 0
+    assert "[to resume] line line seed 0" in capsys.readouterr().out
+    assert main(base) == 0
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_memory_config_over_cells_gets_the_memory_table(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "--config", "memory/quick_adding", "--cells", "lif,plif", "--seeds", "0", "--out", str(out),
+                 *TINY_MEMORY]) == 0
+    table = (out / "table_memory.md").read_text()
+    assert "| lif | 1 |" in table and "| plif | 1 |" in table
+    assert sorted(p.parent.name for p in (out / "runs").rglob("metrics.json")) == [
+        "quick_adding-lif-seed0", "quick_adding-plif-seed0"]
