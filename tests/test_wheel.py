@@ -72,13 +72,24 @@ def test_wheel_holds_the_configs_and_only_real_package_data(wheel):
     assert not any(n.startswith(("tests/", "configs/", "docs/")) for n in names)
 
 
+def declared(wheel, extra: str | None = None) -> set[str]:
+    """The distributions the wheel requires (`extra` None) or those of one of its extras."""
+    return {normalized(line.split(":", 1)[1].strip().split(";")[0].split("<")[0].split(">")[0].split("=")[0]
+                       .split("[")[0].strip())
+            for line in wheel_metadata(wheel).splitlines()
+            if line.startswith("Requires-Dist:")
+            and (f'extra == "{extra}"' in line if extra else "extra ==" not in line)}
+
+
+RUNTIME_EXTRAS = ("wandb",)      # imported only by what needs them, with a line naming the extra where missing
+
+
 def test_dependencies_are_what_the_package_imports(wheel):
-    required = {normalized(line.split(":", 1)[1].strip().split(";")[0].split("<")[0].split(">")[0].split("=")[0]
-                           .split("[")[0].strip())
-                for line in wheel_metadata(wheel).splitlines()
-                if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    required = declared(wheel)
+    optional = set().union(*(declared(wheel, extra) for extra in RUNTIME_EXTRAS))
+    assert optional == {"wandb"} and not optional & required
     imported = imported_distributions()
-    assert imported <= required, f"imported but not declared: {sorted(imported - required)}"
+    assert imported <= required | optional, f"imported but not declared: {sorted(imported - required - optional)}"
     assert required - imported <= USED_WITHOUT_IMPORT, f"declared but never imported: {required - imported}"
     assert "scikit-image" not in required and "spikingjelly" not in required
 

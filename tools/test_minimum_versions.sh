@@ -9,7 +9,7 @@ python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
 "$venv/bin/pip" install -q "torch==2.13.0"
 # the test tools without import-linter and ruff (the lint needs no old versions; import-linter wants a newer rich)
-"$venv/bin/pip" install -q -c tools/minimum-versions.txt -e . "pytest>=7" "pytest-xdist>=3" "scikit-image>=0.22" \
+"$venv/bin/pip" install -q -c tools/minimum-versions.txt -e ".[wandb]" "pytest>=7" "pytest-xdist>=3" "scikit-image>=0.22" \
     "setuptools>=77"
 "$venv/bin/pip" list 2>/dev/null | grep -i -E "^(lightning|torchmetrics|numpy|scipy|numba|wandb|matplotlib|rich) "
 "$venv/bin/python" -m pytest -q -n 2 -p no:cacheprovider

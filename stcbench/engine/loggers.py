@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from stcbench.engine.schema import to_dict
+from stcbench.errors import ConfigError
 
 from stcbench.engine.settings import LOGGER_NAMES  # noqa: E402,F401  (the loggers a config may name)
 
@@ -87,6 +88,12 @@ def _wandb_logger(config, log_dir: Path, run_name: str):
 def wandb_logger(*, project: str, entity: str | None, name: str, log_dir: Path, requested_mode: str, config: dict):
     """A WandbLogger writing under `log_dir/wandb`, offline without credentials (see `wandb_mode`)."""
     from lightning.pytorch.loggers import WandbLogger
+
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        raise ConfigError("logging.loggers names wandb, but the wandb package is not installed: pip install "
+                          "'stcbench[wandb]' (or pip install wandb), or drop wandb from logging.loggers") from None
 
     mode = wandb_mode(requested_mode)
     os.environ.setdefault("WANDB_SILENT", "true")

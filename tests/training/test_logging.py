@@ -108,3 +108,15 @@ def test_a_resumed_run_logs_to_the_same_wandb_run(no_wandb_credentials, mmnist_r
     other = fit(tiny_config(mmnist_root, tmp_path, epochs=1, name="other", run={"test_after_fit": False},
                             logging=logging))
     assert {folder.name.rsplit("-", 1)[1] for folder in wandb_folders(other)}.isdisjoint(ids)
+
+
+def test_the_wandb_logger_without_wandb_installed_says_which_extra_installs_it(tmp_path, monkeypatch):
+    import sys
+
+    from stcbench.engine.loggers import wandb_logger
+    from stcbench.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "wandb", None)           # as on an install without the extra
+    with pytest.raises(ConfigError, match=r"pip install 'stcbench\[wandb\]'"):
+        wandb_logger(project="p", entity=None, name="n", log_dir=tmp_path, requested_mode="offline", config={})
+    assert not (tmp_path / "wandb").exists()
