@@ -621,3 +621,16 @@ def test_a_run_whose_config_nests_too_deeply_is_tabled_from_its_record(tmp_path,
     (run / "config.yaml").write_text("[" * 100000)
     assert main(["table", "--runs", str(tmp_path / "runs"), "--table", "summary"]) == 0
     assert "| mmnist | lif |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", ["run: fast\nseed: 1\n", "run: [1, 2]\n", "- a list\n"])
+def test_a_run_whose_config_has_sections_of_the_wrong_kind_is_tabled(tmp_path, capsys, config):
+    """A config.yaml whose `run` section is not a mapping (hand-edited, or of another tool) leaves the run a
+    reported one, not a traceback."""
+    for name, seed in (("a", 0), ("b", 1)):
+        run = tmp_path / "runs" / "mmnist" / "lif" / name
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(f'{{"test": {{"mse": 1.0}}, "dataset": "mmnist", "cell": "lif", "seed": {seed}}}')
+    (tmp_path / "runs" / "mmnist" / "lif" / "a" / "config.yaml").write_text(config)
+    assert main(["table", "--runs", str(tmp_path / "runs"), "--table", "summary"]) == 0
+    assert "| mmnist | lif |" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stcbench.atomic import check_output_folder
 from stcbench.checkpoints import add_trust_argument
-from stcbench.cell_names import cell_names_help
+from stcbench.cell_names import cell_names_help, normalize_name
 from stcbench.config_files import PACKAGED_CONFIGS
 from stcbench.commands.table import add_baseline_option, resolve_baseline
 from stcbench.errors import ConfigError
@@ -228,6 +228,18 @@ CONFIG_REFUSED = {"datasets": "--datasets", "tasks": "--tasks", "scale": "--scal
                   "keep_checkpoints": "--keep-checkpoints (the runs keep theirs)", "html": "--html"}
 
 
+def refuse_suite_flags(args) -> None:
+    """The suites' own flags, which `bench --config` has no use for: one line naming the first one given."""
+    given = [flag for key, flag in CONFIG_REFUSED.items()
+             if getattr(args, key, None) not in (None, "", False, []) or (key == "keep_checkpoints"
+                                                                         and args.keep_checkpoints is False)]
+    if getattr(args, "launcher", "local") != "local":
+        given.append("--launcher slurm")
+    if given:
+        raise ConfigError(f"{given[0]} is for the suites (--suite); with --config give --cells, --seeds, --set and "
+                          f"--out")
+
+
 def run_config(args, out: Path, fit=None) -> int:
     """`bench --config FILE`: the config's task over --cells and --seeds through the run engine
     (reports.task_suite), then the summary table."""
@@ -235,10 +247,7 @@ def run_config(args, out: Path, fit=None) -> int:
     from stcbench.config_files import check_config_file, find_config
     from stcbench.reports.task_suite import fit_task_run, plan_task_suite
 
-    given = [flag for key, flag in CONFIG_REFUSED.items() if getattr(args, key, None) not in (None, "", False, [])]
-    if given or getattr(args, "launcher", "local") != "local":
-        raise ConfigError(f"{(given or ['--launcher slurm'])[0]} is for the suites (--suite); with --config give "
-                          f"--cells, --seeds, --set and --out")
+    refuse_suite_flags(args)
     args.config = check_config_file(find_config(args.config))      # a file, or a shipped config's name
     shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
     load_named_plugins(args)                      # the task or its cells may come from them
@@ -256,8 +265,8 @@ def run_config(args, out: Path, fit=None) -> int:
     failures = recorded_failures(out, planned)
     if shard is not None or args.no_report or not any(item.done for item in planned):
         return finish(failures, out)
-    cells = {item.cell for item in planned}
-    baseline = args.baseline if args.baseline != DEFAULT_BASELINE or DEFAULT_BASELINE in cells else None
+    cells = {normalize_name(item.cell) for item in planned}
+    baseline = args.baseline if normalize_name(args.baseline) != DEFAULT_BASELINE or DEFAULT_BASELINE in cells else None
     memory = all(item.task_name == "memory" for item in planned)       # memory probes have a table of their own
     written = (write_memory_table(out / "runs", "markdown", out, baseline or "none") if memory else
                write_tables(out / "runs", ["summary"], "markdown", out, baseline=baseline))
@@ -515,9 +524,10 @@ def write_memory_summary(out: Path, baseline: str | None) -> Path | str:
     from stcbench.atomic import write_text
     from stcbench.commands.table import memory_table_for
     from stcbench.reports.memory import discover_memory_runs, write_memory_figures
+    from stcbench.reports.runs import is_tuning_record, leave_out_tuning
     from stcbench.reports.tables import render
 
-    records = suite_records(out, discover_memory_runs(out))
+    records = leave_out_tuning(suite_records(out, discover_memory_runs(out)), is_tuning_record)[0]
     if not records:
         return "no finished memory run to summarise"
     write_memory_figures(records, Path(out))

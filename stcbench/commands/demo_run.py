@@ -182,7 +182,7 @@ def compare_with_baseline(rows: dict) -> list[str]:
     """One seed per cell cannot rank cells across training runs; say so, and give each cell's MSE
     difference to the baseline with a paired bootstrap over the same test sequences."""
     from stcbench.reports.runs import DEFAULT_BASELINE, load_run
-    from stcbench.reports.stats import MIN_BOOTSTRAP_SEQUENCES, paired_bootstrap, verdict
+    from stcbench.reports.stats import no_bootstrap_reason, paired_bootstrap, verdict
 
     runs = {cell: load_run(Path(row["run_dir"]) / "metrics.json") for cell, row in rows.items()}
     base = runs.get(DEFAULT_BASELINE)
@@ -204,5 +204,5 @@ def compare_with_baseline(rows: dict) -> list[str]:
                          f"{verdict(difference, higher_is_better=False)}")
         elif ours is not None and ours.shape == base_mse.shape:
             lines.append(f"MSE {cell} - {DEFAULT_BASELINE}: {(ours - base_mse).mean():+.2f} over {len(ours)} test "
-                         f"sequences, too few for an interval (at least {MIN_BOOTSTRAP_SEQUENCES})")
+                         f"sequences; no interval: {no_bootstrap_reason(ours, base_mse)}")
     return lines

@@ -150,8 +150,8 @@ def sigterm_exits_nonzero(run_dir: Path | None, message: str | None = None):
 
 @contextlib.contextmanager
 def sigterm_between_loops():
-    """Between Lightning's loops (between the tests of the best and the last checkpoint, or while a record is
-    made) SIGTERM has Python's default action: the process ends at once, with no word on what to do. Raise
+    """Between Lightning's loops (between the tests of the best and the last checkpoint, or while their record is
+    put together) SIGTERM has Python's default action: the process ends at once, with no word on what to do. Raise
     Lightning's SIGTERMException instead, for sigterm_exits_nonzero to say it. (Inside a loop Lightning calls this
     handler after its own, so a test is stopped at once rather than at the end of its batch: nothing to save.)"""
     import signal

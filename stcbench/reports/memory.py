@@ -114,13 +114,19 @@ def per_sequence_shares(record: dict) -> tuple[np.ndarray, np.ndarray] | None:
 def paired_difference(ours: list[dict], base: list[dict]) -> stats.Difference | None:
     """One run a side, tested on the same sequences (same test-set fingerprint and the same positions in
     it): the paired bootstrap over test sequences of the loss share; else None."""
+    pair = paired_shares(ours, base)
+    return stats.paired_bootstrap(*pair) if pair is not None else None
+
+
+def paired_shares(ours: list[dict], base: list[dict]) -> tuple | None:
+    """The per-sequence loss shares of one run a side over the same test sequences, or None."""
     if len(ours) != 1 or len(base) != 1 or not ours[0].get("test_set") or \
             ours[0].get("test_set") != base[0].get("test_set"):
         return None
     a, b = per_sequence_shares(ours[0]), per_sequence_shares(base[0])
     if a is None or b is None or not np.array_equal(a[0], b[0]):
         return None
-    return stats.paired_bootstrap(a[1], b[1])
+    return a[1], b[1]
 
 
 def difference_text(ours: list[dict], base: list[dict]) -> str:
@@ -132,8 +138,10 @@ def difference_text(ours: list[dict], base: list[dict]) -> str:
     if difference is None:
         if stats.no_spread(a, b):
             return "cannot rank: the same loss on every seed"
-        why = ("; one seed a side and no per-sequence losses of the same test sequences to pair"
-               if len(a) == 1 and len(b) == 1 else "")
+        pair = paired_shares(ours, base) if len(a) == len(b) == 1 else None
+        why = ("" if len(a) != 1 or len(b) != 1 else
+               f"; {stats.no_bootstrap_reason(*pair)}" if pair is not None else
+               "; one seed a side and no per-sequence losses of the same test sequences to pair")
         return f"cannot rank: n = {len(a)} vs {len(b)}{why}"
     if difference.method == "paired bootstrap":
         how = f" (paired bootstrap over {difference.n} test sequences, not over seeds)"

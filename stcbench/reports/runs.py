@@ -64,7 +64,8 @@ class Run:
     @property
     def tuning(self) -> bool:
         """A run that chose a setup (`run.tuning`), never pooled with reported runs (leave_out_tuning)."""
-        return is_tuning_record(self.metrics) or (self.config.get("run") or {}).get("tuning") is True
+        run = self.config.get("run")
+        return is_tuning_record(self.metrics) or (isinstance(run, dict) and run.get("tuning") is True)
 
     @property
     def task(self) -> str:

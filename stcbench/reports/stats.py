@@ -93,6 +93,18 @@ def no_spread(ours: Sequence[float], baseline: Sequence[float]) -> bool:
     return len(a) >= 2 and len(b) >= 2 and np.ptp(a) == 0 and np.ptp(b) == 0
 
 
+def no_bootstrap_reason(ours: Sequence[float], baseline: Sequence[float]) -> str | None:
+    """Why paired_bootstrap gives no interval for two runs' values over the same test sequences, or None."""
+    a, b = np.asarray(ours, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape:
+        return "other test sequences"
+    if len(a) < MIN_BOOTSTRAP_SEQUENCES:
+        return f"{len(a)} test sequences paired, fewer than the {MIN_BOOTSTRAP_SEQUENCES} an interval needs"
+    if not np.isfinite(a - b).all():
+        return "a per-sequence value is not finite"
+    return None
+
+
 def finite_count(values: Sequence[float]) -> int:
     return len(_finite(values))
 

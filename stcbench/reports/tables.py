@@ -98,12 +98,12 @@ def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None
     other = settings_apart(ours, base)
     apart = f" (against {base.representative.cell} of another setting: {', '.join(other[:3])})" if other else ""
     n_ours, n_base = stats.finite_count(ours_values), stats.finite_count(base_values)
-    difference = stats.welch_difference(ours_values, base_values)
+    difference, why = stats.welch_difference(ours_values, base_values), None
     if difference is None and n_ours == 1 and n_base == 1 and len(ours.runs) == 1 and len(base.runs) == 1:
-        difference = _bootstrap(column, ours.runs[0], base.runs[0])
+        difference, why = _bootstrap(column, ours.runs[0], base.runs[0])
     if difference is None:
         if n_ours == 1 and n_base == 1:
-            return "n = 1: cannot rank" + apart
+            return "n = 1: cannot rank" + (f" ({why})" if why else "") + apart
         if stats.no_spread(ours_values, base_values):
             return "cannot rank: the same value on every seed" + apart
         return f"cannot rank: n = {n_ours} vs {n_base}" + apart
@@ -118,30 +118,33 @@ def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None
 
 
 CELL_SETTING_KEYS = ("model.cell", "model.cell_options", "plugin_code")      # what differs between cells by design
+RECORDED_LATER = ("data_checksum", "global_batch_size")       # absent from older records: unknown, not different
 
 
 def settings_apart(ours: RunGroup, base: RunGroup) -> list[str]:
     """The setting keys (runs.setting_key) in which `ours` and the baseline's runs differ, beyond the cell itself:
-    other data, width, epochs, ... make the difference no comparison of the cells alone."""
+    other data, width, epochs, ... make the difference no comparison of the cells alone. Paper-scale runs follow
+    each cell's published protocol (its own config), so theirs differ by design and are not flagged."""
     from stcbench.engine.resume import differences
 
+    if ours.representative.scale == base.representative.scale == "paper":
+        return []
     mine, theirs = (json.loads(setting_key(group.representative)) for group in (ours, base))
     return [key for key, old, new in differences(mine, theirs)
             if not any(key == cell_key or key.startswith(f"{cell_key}.") for cell_key in CELL_SETTING_KEYS)
             and not (key in RECORDED_LATER and (old is None or new is None))]
 
 
-RECORDED_LATER = ("data_checksum", "global_batch_size")       # absent from older records: unknown, not different
-
-
-def _bootstrap(column: Column, ours: Run, base: Run) -> stats.Difference | None:
-    """One seed each: the paired bootstrap over the test sequences both were tested on."""
+def _bootstrap(column: Column, ours: Run, base: Run) -> tuple[stats.Difference | None, str | None]:
+    """One seed each: the paired bootstrap over the test sequences both were tested on, or None and why the
+    sequences that pair give no interval (None: no values that pair)."""
     if column.split != "test" or column.frame is not None:
-        return None
+        return None, None
     a, b = ours.per_sequence(column.metric), base.per_sequence(column.metric)
     if a is None or b is None or not ours.tested_on_same_sequences(base):
-        return None
-    return stats.paired_bootstrap(a * column.scale, b * column.scale)
+        return None, None
+    difference = stats.paired_bootstrap(a * column.scale, b * column.scale)
+    return difference, None if difference is not None else stats.no_bootstrap_reason(a, b)
 
 
 def compared_columns(table: PublishedTable) -> tuple[Column, ...]:
@@ -255,13 +258,14 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
     runs = [run for run in runs if run.complete and run.task != "memory" and run.reported_metrics]
     reported = {dataset: _metrics_of(run for run in runs if run.dataset == dataset)
                 for dataset in sorted({run.dataset for run in runs})}
-    metrics = list(dict.fromkeys(metric for found in reported.values() for metric in found))
-    header = ["Dataset", "Cell"] + [label for _, label, _, _ in metrics] + ["n"]
-    header += [f"{label} vs {baseline}" for _, label, _, _ in metrics] if baseline else []
+    named = list(dict.fromkeys((key, label) for found in reported.values() for key, label, _, _ in found))
+    header = ["Dataset", "Cell"] + [label for _, label in named] + ["n"]
+    header += [f"{label} vs {baseline}" for _, label in named] if baseline else []
     rows, left_out = [], []
     for dataset, found in reported.items():
-        columns = [Column(key, label, dataset, key, higher_is_better=higher, decimals=decimals) if
-                   (key, label, higher, decimals) in found else None for key, label, higher, decimals in metrics]
+        own = {(key, label): (higher, decimals) for key, label, higher, decimals in reversed(found)}   # first wins
+        columns = [Column(key, label, dataset, key, higher_is_better=own[key, label][0],
+                          decimals=own[key, label][1]) if (key, label) in own else None for key, label in named]
         base = select_group(runs, dataset, baseline, None, selection) if baseline else None
         for cell in sorted({run.cell for run in runs if run.dataset == dataset}):
             group = select_group(runs, dataset, cell, None, selection)
@@ -274,6 +278,7 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
              f"cell: selection '{selection}' (docs/reports.md).",
              SEEDS_NOTE]
     if baseline:
+        metrics = [metric for found in reported.values() for metric in found]
         notes.append(COMPARISON_NOTE.format(baseline=baseline, directions=directions(metrics)))
         notes += [UNDIRECTED_NOTE] if any(higher is None for _, _, higher, _ in metrics) else []
     notes += left_out
@@ -283,8 +288,8 @@ def summary_table(runs: list[Run], selection: str = "newest", baseline: str | No
 
 def directions(metrics: list[tuple]) -> str:
     """'lower MSE/MAE, higher SSIM/PSNR' for the (key, label, higher is better, decimals) of a table's metrics."""
-    lower = "/".join(label for _, label, higher, _ in metrics if higher is False)
-    higher = "/".join(label for _, label, higher, _ in metrics if higher is True)
+    lower = "/".join(dict.fromkeys(label for _, label, higher, _ in metrics if higher is False))
+    higher = "/".join(dict.fromkeys(label for _, label, higher, _ in metrics if higher is True))
     return ", ".join(filter(None, [lower and f"lower {lower}", higher and f"higher {higher}"])) or "no metric's direction"
 
 
@@ -310,7 +315,7 @@ def _summary_row(dataset: str, cell: str, group: RunGroup, columns: list[Column 
 SEEDS_NOTE = ("Ours: mean ± half-width of the 95 % confidence interval over seeds (Student t, n - 1 degrees of "
               "freedom); n = seeds (runs of the same setting); one seed shows its value alone.")
 COMPARISON_NOTE = ("'vs {baseline}': ours - {baseline} on the same dataset, mean difference [95 % interval]: Welch t "
-                   "over seeds; with one seed on each side, a paired bootstrap over the test sequences (10,000 "
+                   "over seeds; with one seed on each side, a paired bootstrap over the test sequences (at least 10; 10,000 "
                    "resamples, percentile interval; it covers the test sequences' noise, not another seed's). "
                    "'better' / 'worse' when the interval excludes 0 ({directions} is better), "
                    "else 'not distinguishable'.")

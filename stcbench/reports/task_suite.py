@@ -62,6 +62,7 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path,
                     extra_overrides: dict | None = None) -> list[TaskRun]:
     """The runs of `config_path` for every cell (with --cells; else the config's own) and seed, each config
     resolved now, so that a bad --set, seed or cell is one ConfigError before any run starts."""
+    from stcbench.engine.environment import check_plugin_consent
     from stcbench.engine.schema import load_config_dict
     from stcbench.engine.task import task_of
 
@@ -73,7 +74,7 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path,
     task = task_of(load_config_dict(config_path))
     stem = re.sub(r"[^A-Za-z0-9_.=-]+", "-", config_path.stem)
     planned = []
-    for cell in dict.fromkeys(cells or [None]):
+    for cell in dict.fromkeys(map(registry_name, cells or [None])):
         for seed in dict.fromkeys(int(seed) for seed in seeds or DEFAULT_SEEDS):
             name = "-".join(filter(None, [stem, cell, f"seed{seed}"]))
             overrides = {**extra, "seed": seed, "run.output_dir": str(Path(out) / "runs"), "run.name": name,
@@ -82,10 +83,21 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path,
                 config = task.resolve_config(config_path, overrides)
             except ConfigError as error:
                 raise ConfigError(f"{error} (planned run {name}: check --set, --cells and --seeds)") from None
+            check_plugin_consent(getattr(config, "plugins", []))   # before any run starts: one line, not one a run
             run = TaskRun(config_path, task.name, cell, seed, task.run_base(config) / task.run_name(config), overrides)
             refuse_other_setting(run, config)
             planned.append(run)
     return planned
+
+
+def registry_name(cell: str | None) -> str | None:
+    """A registered cell by its registry name (`LIF` -> `lif`); another task's own model choice as given."""
+    from stcbench.cells import get_cell_info
+
+    try:
+        return get_cell_info(cell).name if cell else cell
+    except ConfigError:
+        return cell
 
 
 def refuse_other_setting(run: TaskRun, config) -> None:

@@ -276,3 +276,12 @@ def test_tuning_runs_are_never_pooled_with_the_reported_seeds(campaign, capsys):
     assert main(["table", "--runs", str(record.parent), "--table", "memory", "--baseline", "none"]) == 0
     alone = capsys.readouterr().out
     assert "0.500" in alone and "every run here is a tuning run" in alone
+
+
+def test_one_seed_each_over_too_few_paired_sequences_says_so(tmp_path):
+    lif, ours = np.linspace(0.1, 0.2, 8), np.linspace(0.05, 0.15, 8)
+    write_run(tmp_path, "adding", "lif", 0, lif.mean(), per_sequence=lif, test_set="abc")
+    write_run(tmp_path, "adding", "celif", 0, ours.mean(), per_sequence=ours, test_set="abc")
+    rows = {row[2]: row for row in memory_table(discover_memory_runs(tmp_path), "lif").rows}
+    assert rows["celif"][7] == ("cannot rank: n = 1 vs 1; 8 test sequences paired, fewer than the 10 an interval "
+                                "needs")

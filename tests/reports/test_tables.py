@@ -389,3 +389,28 @@ def test_the_summary_shows_the_metrics_each_task_reports(tmp_path):
     assert walk[result.header.index("Steps vs lif")].endswith("not distinguishable")     # the same steps on each side
     video = next(r for r in result.rows if r[:2] == ["mmnist", "lif"])
     assert video[result.header.index("MSE")] == "120.00" and video[result.header.index("Reward")] == MISSING
+
+
+def test_tasks_that_declare_the_same_metric_share_its_column(tmp_path):
+    """A task of one's own reporting MSE to 4 decimals beside the video task's MSE (2 decimals): one MSE column,
+    each dataset's values with its own decimals."""
+    root = tmp_path / "runs"
+    make_run(root, "mmnist", "lif", "v", test=video_metrics(120.0, 250.0, 0.6))
+    line = make_run(root, "line", "line", "s0", test={"mse": 0.123456})
+    _record(line, metrics={"task": "line", "reported_metrics": [{"key": "mse", "label": "MSE", "higher_is_better":
+                                                                 False, "decimals": 4}]})
+    result = summary_table(discover_runs(root))
+    assert result.header.count("MSE") == 1 and result.header.count("MSE vs lif") == 1
+    rows = {row[0]: row for row in result.rows}
+    assert rows["line"][2] == "0.1235" and rows["mmnist"][2] == "120.00"
+    assert "lower MSE/MAE, higher SSIM/PSNR is better" in " ".join(result.notes)
+
+
+def test_one_seed_each_over_too_few_paired_sequences_says_why_it_cannot_rank(tmp_path):
+    root = tmp_path / "runs"
+    for cell, shift in (("lif", 0.0), ("plif", -10.0)):
+        make_run(root, "mmnist", cell, "r", test=video_metrics(115.0 + shift, 1, 0.5),
+                 per_sequence={"mse": [100.0 + shift, 110.0 + shift, 120.0 + shift, 130.0 + shift],
+                               "index": [0, 1, 2, 3]})
+    plif = next(row for row in summary_table(discover_runs(root)).rows if row[1] == "plif")
+    assert plif[7] == "n = 1: cannot rank (4 test sequences paired, fewer than the 10 an interval needs)"

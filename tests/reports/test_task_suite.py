@@ -69,3 +69,25 @@ def test_a_memory_config_over_cells_gets_the_memory_table(tmp_path, capsys):
     assert "| lif | 1 |" in table and "| plif | 1 |" in table
     assert sorted(p.parent.name for p in (out / "runs").rglob("metrics.json")) == [
         "quick_adding-lif-seed0", "quick_adding-plif-seed0"]
+
+
+def test_a_plugin_the_config_names_is_refused_once_before_any_run(tmp_path, capsys):
+    evil = tmp_path / "evil.py"
+    evil.write_text("raise SystemExit('imported')\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"task: memory\nplugins: [{evil}]\n")
+    out = tmp_path / "bench"
+    assert main(["bench", "--config", str(config), "--seeds", "0,1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "imports only when you name it yourself" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_the_lif_baseline_is_found_under_an_alias(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "--config", "memory/quick_adding", "--cells", "LIF,plif", "--seeds", "0", "--out", str(out),
+                 "--no-report", *TINY_MEMORY]) == 0
+    assert main(["bench", "--config", "memory/quick_adding", "--cells", "LIF,plif", "--seeds", "0", "--out", str(out),
+                 "--collect", *TINY_MEMORY]) == 0
+    assert "loss / baseline minus lif's" in (out / "table_memory.md").read_text()
+    assert (out / "runs" / "memory" / "adding_T10" / "lif" / "quick_adding-lif-seed0").is_dir()     # its own name

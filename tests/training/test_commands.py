@@ -93,7 +93,8 @@ def test_demo_writes_table_and_figure(mmnist_root, tmp_path, capsys):
     if len(per_sequence["lif"]) >= 10:
         assert line.endswith(("better", "worse", "not distinguishable"))
     else:                                         # this data's few test sequences: no interval, and it says so
-        assert line.endswith("too few for an interval (at least 10)")
+        assert line.endswith(f"no interval: {len(per_sequence['lif'])} test sequences paired, fewer than the 10 "
+                             f"an interval needs")
     # one cell alone: nothing to compare, and the demo says so instead of describing a comparison
     assert main(["demo", "--out", str(out), "--config", str(path), "--cells", "lif",
                  "--data-root", str(mmnist_root)]) == 0
@@ -171,3 +172,14 @@ def test_the_demo_compares_each_cell_with_lif_by_a_paired_bootstrap_over_the_tes
     expected = paired_bootstrap(lif_mse - 5.0 + np.sin(np.arange(12)), lif_mse)
     assert lines[1] == (f"MSE convlstm - lif: {expected.mean:+.2f} [{expected.low:+.2f}, {expected.high:+.2f}] "
                         f"(95 %, paired bootstrap over 12 test sequences): better")
+
+
+def test_the_demo_says_why_a_diverged_cell_has_no_interval(tmp_path):
+    from stcbench.commands.demo_run import compare_with_baseline
+    from tests.reports.helpers import make_run, video_metrics
+
+    mse = {"lif": np.linspace(100.0, 130.0, 12), "stclif": np.append(np.linspace(90.0, 120.0, 11), np.inf)}
+    runs = {cell: make_run(tmp_path, "mmnist", cell, "demo", test=video_metrics(100.0, 1.0, 0.5),
+                           per_sequence={"mse": values, "index": np.arange(12)}) for cell, values in mse.items()}
+    lines = compare_with_baseline({cell: {"run_dir": str(path)} for cell, path in runs.items()})
+    assert lines[1] == "MSE stclif - lif: +inf over 12 test sequences; no interval: a per-sequence value is not finite"
