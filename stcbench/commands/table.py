@@ -61,10 +61,7 @@ def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: s
     from stcbench.reports.tables import FORMAT_SUFFIX, has_runs, make_table, render
 
     runs, tuning_note = leave_out_tuning(discover_runs(runs_root), lambda run: run.tuning and run.task != "memory")
-    baseline = resolve_baseline(baseline, runs)
-    if baseline and runs and not any(run.cell == baseline for run in runs):
-        print(f"warning: no run under {runs_root} has the baseline cell {baseline}, so the 'vs {baseline}' columns are "
-              f"empty ('—'); pass --baseline a cell that has runs, or --baseline none", file=sys.stderr)
+    baseline = baseline_with_runs(resolve_baseline(baseline, runs), runs, runs_root)
     tables = {key: make_table(key, runs, selection, baseline, source=f"the runs under {runs_root}") for key in keys}
     for table in tables.values():
         table.notes += [tuning_note] if tuning_note else []
@@ -76,6 +73,20 @@ def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: s
         sys.stdout.write("\n".join(texts.values()))
         return []
     return [atomic_write_text(Path(out) / f"table_{key}.{FORMAT_SUFFIX[fmt]}", text) for key, text in texts.items()]
+
+
+def baseline_with_runs(baseline: str | None, runs: list, runs_root: Path) -> str | None:
+    """`baseline` if a run has it. Without such runs: the default baseline's columns are left out, with a line
+    saying so; a baseline the user named is an error listing the cells that have runs (as --table memory)."""
+    if not baseline or not runs or any(run.cell == baseline for run in runs):
+        return baseline
+    cells = ", ".join(sorted({run.cell for run in runs}))
+    if baseline != DEFAULT_BASELINE:
+        raise ConfigError(f"--baseline {baseline}: no run under {runs_root} has that cell; pass one of {cells} or "
+                          f"--baseline none")
+    print(f"note: no run under {runs_root} has the default baseline {baseline}, so the tables have no comparison "
+          f"columns; pass --baseline one of {cells} for them", file=sys.stderr)
+    return None
 
 
 def no_runs_message(runs_root: Path, keys, runs: list) -> str:

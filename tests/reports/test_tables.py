@@ -237,10 +237,13 @@ def test_the_summary_lists_every_cell_a_new_neuron_too_over_seeds_against_the_ba
     welch = scipy_stats.ttest_ind(mine, lif, equal_var=False).confidence_interval(0.95)
     assert f"-20.00 [{welch.low:+.2f}, {welch.high:+.2f}] better" in row
     assert "addingt100" not in printed
-    # a baseline without runs: the comparison columns are empty, and the command says why
-    assert main(["table", "--runs", str(root), "--table", "summary", "--baseline", "plif"]) == 0
+    # a baseline named without runs: one line naming the cells that have runs (exit 2)
+    assert main(["table", "--runs", str(root), "--table", "summary", "--baseline", "plif"]) == 2
+    assert "--baseline plif: no run under" in capsys.readouterr().err
+    # the default baseline without runs: no comparison columns, and a line saying so
+    assert main(["table", "--runs", str(root / "mmnist" / "mylif"), "--table", "summary"]) == 0
     captured = capsys.readouterr()
-    assert "no run under" in captured.err and "baseline cell plif" in captured.err
+    assert "no run under" in captured.err and "vs lif" not in captured.out
 
 
 def test_a_cell_of_another_scale_than_the_baseline_is_not_compared(tmp_path, capsys):
