@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from stcbench.errors import ConfigError
@@ -368,13 +369,44 @@ def to_latex(result: TableResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|[+-]?inf|nan"
+_SUMMARY_CELL = re.compile(rf"^({_NUMBER})(?: ± ({_NUMBER}))?(?: (.*))?$")
+_COMPARISON_CELL = re.compile(rf"^({_NUMBER}) \[({_NUMBER}), ({_NUMBER})\] (.*)$")
+
+
 def to_csv(result: TableResult) -> str:
+    """One row per table row, numbers in columns of their own for analysis: a `mean ± half-width` column becomes
+    `<column>` and `<column> ci95`, a comparison column `<column>` (the mean difference), `<column> low`,
+    `<column> high` and `<column> verdict`; a cell that is no number keeps its text in the first of them."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["table"] + result.header)
+    kinds = [_column_kind(name, [cells[i] for cells in result.rows]) for i, name in enumerate(result.header)]
+    writer.writerow(["table"] + [name for name, kind in zip(result.header, kinds) for name in _csv_names(name, kind)])
     for cells in result.rows:
-        writer.writerow([result.key] + ["" if c == MISSING else c for c in cells])
+        writer.writerow([result.key] + [value for cell, kind in zip(cells, kinds) for value in _csv_values(cell, kind)])
     return buffer.getvalue()
+
+
+def _column_kind(name: str, cells: list[str]) -> str:
+    if any(_COMPARISON_CELL.match(cell) for cell in cells) or " vs " in name:
+        return "comparison"
+    return "summary" if any(" ± " in cell and _SUMMARY_CELL.match(cell) for cell in cells) else "text"
+
+
+def _csv_names(name: str, kind: str) -> list[str]:
+    return {"summary": [name, f"{name} ci95"], "comparison": [name, f"{name} low", f"{name} high", f"{name} verdict"],
+            "text": [name]}[kind]
+
+
+def _csv_values(cell: str, kind: str) -> list[str]:
+    cell = "" if cell == MISSING else cell
+    if kind == "summary":
+        found = _SUMMARY_CELL.match(cell)
+        return [found[1], found[2] or ""] if found and not found[3] else [cell, ""]
+    if kind == "comparison":
+        found = _COMPARISON_CELL.match(cell)
+        return [found[1], found[2], found[3], found[4]] if found else ["", "", "", cell]
+    return [cell]
 
 
 RENDERERS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}

@@ -1,5 +1,7 @@
 """Tables over seeds: mean ± Student-t interval, n, and the comparison with a baseline cell."""
 import copy
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -131,7 +133,13 @@ def test_one_seed_uses_the_paired_bootstrap_over_sequences(tmp_path):
 def test_latex_and_csv_carry_the_interval(seeded_root):
     result = build_table("2", discover_runs(seeded_root))
     assert r"110.0 $\pm$ " in render(result, "latex")
-    assert "110.0 ± " in render(result, "csv")
+    rows = list(csv.DictReader(io.StringIO(render(result, "csv"))))          # numbers in columns of their own
+    lif, stc = (next(row for row in rows if row["Method"] == name) for name in ("Vanilla LIF", "STC-LIF"))
+    half = scipy_stats.t.ppf(0.975, 2) * np.std(LIF_MSE, ddof=1) / np.sqrt(3)
+    assert (lif["MSE (ours)"], lif["MSE (ours) ci95"]) == ("110.0", f"{half:.1f}")
+    ci = scipy_stats.ttest_ind(STC_MSE, LIF_MSE, equal_var=False).confidence_interval(0.95)
+    assert (float(stc["MSE vs lif low"]), float(stc["MSE vs lif high"])) == (round(ci.low, 1), round(ci.high, 1))
+    assert stc["MSE vs lif verdict"] == "better" and lif["MSE vs lif verdict"] == "baseline"
 
 
 def test_committed_quick_results_still_print(capsys):
