@@ -121,6 +121,17 @@ CANDIDATES.update({
 })
 CELLS_OF.update({"r8-three-lr2e-2": THREE, "r8-three-10x256": THREE})
 
+# Round 9 (2026-12-07, written before it ran, seed 100): round 6's ConvLSTM followed 0.50 on 8 x 8 patches at 2 x 64
+# but took 175 s alone; at 2 x 32 on 8 x 8 patches its gate convolutions do half the multiply-adds of the chosen
+# setting's (64 + 32 -> 128 channels on 8 x 8 maps against 16 + 32 -> 128 on 16 x 16), which leaves time for more
+# epochs of all three cells. 12 and 16 epochs, the three cells, the same rule, time over all three.
+P8W32 = {**FAST, "model.patch_size": 8, "model.num_hidden": [32, 32]}
+CANDIDATES.update({
+    "r9-three-p8-w32-12ep": {**P8W32, "trainer.max_epochs": 12},
+    "r9-three-p8-w32-16ep": {**P8W32, "trainer.max_epochs": 16},
+})
+CELLS_OF.update({"r9-three-p8-w32-12ep": THREE, "r9-three-p8-w32-16ep": THREE})
+
 
 def follow_score(context: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> dict:
     """stcbench.metrics.motion.follow_score, rounded for the table."""
