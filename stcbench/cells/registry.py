@@ -233,13 +233,20 @@ def list_cells() -> list[CellInfo]:
 
 def create_cell(name: str, in_channels: int, hidden_channels: int, **kwargs):
     """Build a registered cell. Unknown keyword arguments raise a ConfigError naming the allowed ones."""
+    info = check_cell_options(name, kwargs)
+    return info.factory(in_channels, hidden_channels, **kwargs)
+
+
+def check_cell_options(name: str, options: dict) -> CellInfo:
+    """The cell's info if it takes `options` (names, variant, types); else a ConfigError naming the allowed ones.
+    Cheap: nothing is built, so a plan can check every run's options before the first one starts."""
     info = get_cell_info(name)
     allowed = info.parameters()
-    unknown = sorted(set(kwargs) - set(allowed))
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(f"cell {info.name!r} does not take {unknown}; allowed options: {sorted(allowed)}")
-    variant = kwargs.get("variant", "reference")
+    variant = options.get("variant", "reference")
     if variant not in info.variants:
         raise ConfigError(f"cell {info.name!r} has no variant {variant!r}; choose one of {list(info.variants)}")
-    check_option_types(info, kwargs)
-    return info.factory(in_channels, hidden_channels, **kwargs)
+    check_option_types(info, options)
+    return info

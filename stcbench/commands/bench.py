@@ -167,6 +167,7 @@ def run(args, fit=None, memory_suite=None) -> int:
                          data_root=args.data_root, configs_root=args.configs,
                          extra_overrides=parse_overrides(args.overrides), tag=getattr(args, "tag", ""))
     check_configs(planned, collect=getattr(args, "collect", False))   # a bad --set or --seeds stops here
+    refuse_baseline_without_runs(baseline, planned, out)
     planned = take_shard(planned, shard)
     part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
     print(f"suite {args.suite}: {counted(len(planned), 'run')}{part} -> {out / 'runs'}")
@@ -378,6 +379,20 @@ def submit_to_slurm(args, planned: list, out: Path) -> int:
     submit(todo, out, make_executor(folder, options))
     print("when they have finished: the same command with --collect writes the tables and the report")
     return 0
+
+
+def refuse_baseline_without_runs(baseline: str | None, planned: list, out: Path) -> None:
+    """A baseline named with --baseline that the plan does not train and no run in --out has: the report could
+    only leave its columns empty, so it is refused before anything runs (the default, lif, gets a note instead)."""
+    from stcbench.reports.runs import discover_runs
+
+    if not baseline or baseline == DEFAULT_BASELINE or any(item.cell == baseline for item in planned):
+        return
+    runs = discover_runs(out / "runs") if (out / "runs").is_dir() else []
+    if not any(run.cell == baseline for run in runs):
+        cells = ", ".join(sorted({item.cell for item in planned} | {run.cell for run in runs}))
+        raise ConfigError(f"--baseline {baseline}: the plan does not train it and no run under {out / 'runs'} has it; "
+                          f"add it to --cells or pass one of {cells}, or --baseline none")
 
 
 def report_baseline(args, out: Path) -> str | None:

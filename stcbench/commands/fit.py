@@ -103,7 +103,7 @@ def run(args) -> int:
         config = task.resolve_config(data, overrides)
     except ConfigError as error:
         raise ConfigError(f"{error}{switched_task_hint(data, overrides)}") from None
-    note = engine.label_resized(task, config, data, overrides) if not engine.resumes_a_run(args.ckpt_path) else None
+    note = engine.label_resized(task, config, source, overrides) if not engine.resumes_a_run(args.ckpt_path) else None
     if args.print_config:
         from stcbench.engine.environment import with_environment_plugins
 

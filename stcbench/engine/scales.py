@@ -22,3 +22,41 @@ def size_changes(as_shipped, config, size_keys: tuple[str, ...] = SIZE_KEYS) -> 
     from stcbench.engine.resume import differences
 
     return [key for key, _, _ in differences(schema.to_dict(as_shipped), schema.to_dict(config)) if key in size_keys]
+
+
+def scale_reference(source):
+    """What a run of `source` is compared with to tell whether it is still of its named scale: the shipped config
+    that a config file of one's own descends from through `base:` (so that a file changing the epochs of
+    quick/mmnist is `custom`, as `--set` would make it), unless the file names `run.scale` itself; else `source`."""
+    from pathlib import Path
+
+    from stcbench.config_files import PACKAGED_CONFIGS, find_config
+
+    if not isinstance(source, (str, Path)):
+        return source
+    top = find_config(source).resolve()
+    shipped = PACKAGED_CONFIGS.resolve()
+    if shipped in top.parents or not top.is_file() or _names_scale(top):
+        return source
+    queue, seen = [top], set()
+    while queue:
+        path = queue.pop(0)
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        if shipped in path.parents:
+            return path
+        queue += [schema._base_path(base, path.parent).resolve() for base in _bases(path)]
+    return source
+
+
+def _bases(path) -> list[str]:
+    data = schema.read_yaml(path)
+    bases = data.get("base") if isinstance(data, dict) else None
+    return [bases] if isinstance(bases, str) else [b for b in bases if isinstance(b, str)] if isinstance(bases, list) else []
+
+
+def _names_scale(path) -> bool:
+    data = schema.read_yaml(path)
+    run = data.get("run") if isinstance(data, dict) else None
+    return isinstance(run, dict) and "scale" in run

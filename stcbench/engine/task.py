@@ -76,13 +76,15 @@ class Task:
         return schema.resolve(self.config_class, source, overrides)
 
     def size_changes(self, config, source, overrides: dict) -> list[str]:
-        """The keys of `overrides` that change the size of `source`'s named scale (epochs, data, width, ...:
+        """The keys that `overrides` (or a config file of one's own, against the shipped config it descends from:
+        engine.scales.scale_reference) change in the size of the named scale (epochs, data, width, ...:
         `size_keys`), for which a run is labelled `custom` (stcbench.engine.run.label_resized)."""
-        from stcbench.engine.scales import NAMED_SCALES, size_changes, without_size
+        from stcbench.engine.scales import NAMED_SCALES, scale_reference, size_changes, without_size
 
         if config.run.scale not in NAMED_SCALES:
             return []
-        return size_changes(self.resolve_config(source, without_size(overrides, self.size_keys)), config, self.size_keys)
+        as_shipped = self.resolve_config(scale_reference(source), without_size(overrides, self.size_keys))
+        return size_changes(as_shipped, config, self.size_keys)
 
     # ---- the run folder
     def run_base(self, config) -> Path:

@@ -26,7 +26,7 @@ from stcbench.reports.published import Column
 from stcbench.reports.runs import (DEFAULT_BASELINE, Run, RunGroup, discover_runs, leave_out_tuning,
                                    read_saved_arrays, select_group, warn_non_finite)
 from stcbench.reports.tables import (FORMAT_SUFFIX, FORMATS, MISSING, SUMMARY_METRICS, TABLE_KEYS, build_table,
-                                     comparison_text, render)
+                                     comparison_fields, comparison_text, render)
 
 DATASET_TITLES = {"mmnist": "Moving MNIST 10->10", "taxibj": "TaxiBJ 4->4", "kth": "KTH 10->20 (and 10->40)"}
 SUMMARY_FIELDS = ("mse", "mae", "ssim", "psnr", "mse_per_pixel")
@@ -208,11 +208,16 @@ def summary_csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
     intervals = [f"{key}_ci95" for key in INTERVAL_FIELDS]
     comparisons = sorted({key for row in rows for key in row if key.startswith("mse_vs_")})
+    split = [f"{key}{part}" for key in comparisons for part in ("", "_low", "_high", "_verdict")]
     writer = csv.DictWriter(buffer, fieldnames=list(SUMMARY_COLUMNS) + ["mse_per_pixel", "run", "seeds"] + intervals
-                            + comparisons, lineterminator="\n", extrasaction="ignore")
+                            + split, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        values = {k: ("" if v is None else v) for k, v in row.items()}
+        for key in comparisons:               # "-5.32 [-7.62, -3.01] better" as numbers in columns of their own
+            values.update(zip((key, f"{key}_low", f"{key}_high", f"{key}_verdict"),
+                              comparison_fields(str(values.get(key, "")))))
+        writer.writerow(values)
     return buffer.getvalue()
 
 

@@ -192,6 +192,7 @@ def check_configs(planned: list[PlannedRun], collect: bool = False) -> None:
     starts, so that a bad --set key or value, or a bad seed, is one ConfigError, not a failure of every run.
     Finished runs are checked against the plan's setting; with `collect` (nothing is trained) not against the data
     the plan would train on."""
+    from stcbench.cells.registry import check_cell_options
     from stcbench.engine.environment import check_plugin_consent
     from stcbench.training.config import resolve_config
 
@@ -202,6 +203,7 @@ def check_configs(planned: list[PlannedRun], collect: bool = False) -> None:
         if key not in resolved:
             try:
                 resolved[key] = resolve_config(run.config_path, run.overrides)
+                check_cell_options(resolved[key].model.cell, dict(resolved[key].model.cell_options or {}))
             except ConfigError as error:
                 raise ConfigError(f"{error} (planned run {run.dataset}/{run.cell} seed {run.seed}: check --set "
                                   f"and --seeds)") from None

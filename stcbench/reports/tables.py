@@ -404,9 +404,14 @@ def _csv_values(cell: str, kind: str) -> list[str]:
         found = _SUMMARY_CELL.match(cell)
         return [found[1], found[2] or ""] if found and not found[3] else [cell, ""]
     if kind == "comparison":
-        found = _COMPARISON_CELL.match(cell)
-        return [found[1], found[2], found[3], found[4]] if found else ["", "", "", cell]
+        return comparison_fields(cell)
     return [cell]
+
+
+def comparison_fields(cell: str) -> list[str]:
+    """`-5.32 [-7.62, -3.01] better` as [mean difference, low, high, verdict]; other text as the verdict."""
+    found = _COMPARISON_CELL.match(cell)
+    return [found[1], found[2], found[3], found[4]] if found else ["", "", "", "" if cell == MISSING else cell]
 
 
 RENDERERS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}

@@ -575,15 +575,15 @@ def test_the_report_names_the_runs_it_lacks_and_a_baseline_without_runs(tmp_path
                 raise RuntimeError("the neuron diverged")
             return super().__call__(planned)
 
-    args = args_for(tmp_path, configs, cells=["lif", "convlstm"], datasets=["mmnist"], no_report=False)
-    args.baseline = "plif"
+    args = args_for(tmp_path, configs, cells=["plif", "convlstm"], datasets=["mmnist"], no_report=False)
+    # (args without --baseline: the default, lif, which no run has: a note in the report, not a refusal)
     assert bench.run(args, fit=FailsForConvLSTM()) == 1
     report = (tmp_path / "bench" / "report.md").read_text()
     assert "## Planned runs missing from this report" in report
     missing = [line for line in report.splitlines() if line.startswith("* mmnist/convlstm seed")]
     assert len(missing) == 1 and "failed:" in missing[0] and "the neuron diverged" in missing[0]
     assert "failures/mmnist-" in missing[0]
-    assert "**No run of the baseline `plif`**" in report
+    assert "**No run of the baseline `lif`**" in report
 
 
 def test_a_refusal_names_every_difference_beyond_the_four_it_spells(tmp_path, configs):
@@ -635,3 +635,25 @@ def test_a_run_that_a_process_trains_on_is_not_stripped(tmp_path, capsys):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and "is being trained by" in capsys.readouterr().out
     assert strip_if_idle(run_dir) is True and not (run_dir / "checkpoints").exists()
     assert not (run_dir / ".lock").exists()
+
+
+def test_a_named_baseline_that_no_run_will_have_is_refused_before_anything_runs(tmp_path, capsys):
+    from stcbench.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "--suite", "quick", "--cells", "lif,stclif", "--datasets", "mmnist", "--out", str(out),
+                 "--baseline", "plif", "--dry-run"]) == 2
+    assert "--baseline plif: the plan does not train it" in capsys.readouterr().err and not out.exists()
+    assert main(["bench", "--suite", "quick", "--cells", "lif,plif", "--datasets", "mmnist", "--out", str(out),
+                 "--baseline", "plif", "--dry-run"]) == 0
+
+
+def test_a_cell_option_one_planned_cell_does_not_take_is_refused_before_any_run(tmp_path, capsys):
+    """--set model.cell_options.* applies to every cell of --cells: one that does not take it stops the plan at
+    once (it used to fail when its own run started, after the other cells had trained)."""
+    from stcbench.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "--suite", "quick", "--cells", "stclif,lif", "--datasets", "mmnist", "--out", str(out),
+                 "--set", "model.cell_options.temporal_circuit=false", "--dry-run"]) == 2
+    assert "cell 'lif' does not take ['temporal_circuit']" in capsys.readouterr().err and not out.exists()

@@ -89,8 +89,10 @@ def test_report_aggregates_seeds(tmp_path):
         rows = {row["cell"]: row for row in csv.DictReader(handle)}
     lif = rows["lif"]
     assert float(lif["mse"]) == 110.0 and float(lif["mse_ci95"]) == pytest.approx(half) and lif["n"] == "3"
-    assert lif["seeds"] == "0 1 2" and lif["mse_vs_lif"] == "baseline"
-    assert rows["stclif"]["mse_vs_lif"].endswith("better")
+    assert lif["seeds"] == "0 1 2" and lif["mse_vs_lif_verdict"] == "baseline" and lif["mse_vs_lif"] == ""
+    stc = rows["stclif"]                                 # the comparison as numbers in columns of their own
+    assert float(stc["mse_vs_lif"]) == -55.0 and float(stc["mse_vs_lif_low"]) < -55.0 < float(stc["mse_vs_lif_high"])
+    assert stc["mse_vs_lif_verdict"] == "better"
 
 
 def test_a_half_width_is_shown_to_the_decimals_of_its_mean():

@@ -129,3 +129,16 @@ def test_the_python_api_labels_a_resized_named_scale_custom_as_the_command_does(
     run_dir = runner.fit("quick/mmnist", overrides=overrides)
     assert json.loads((run_dir / "metrics.json").read_text())["scale"] == "custom"
     assert "scale label: custom, not quick" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("own,label", [("trainer:\n  max_epochs: 1\n", "custom"),             # resized in the file
+                                       ("optim:\n  lr: 0.01\n", "quick"),                      # same size
+                                       ("trainer:\n  max_epochs: 1\nrun:\n  scale: quick\n", "quick")])   # named
+def test_a_config_file_that_resizes_its_shipped_base_is_labelled_custom(tmp_path, capsys, own, label):
+    """A file of one's own with `base: quick/mmnist` that changes the epochs is no quick run, as --set would make
+    it; one that names run.scale itself keeps that label."""
+    from stcbench.cli import main
+
+    (tmp_path / "mine.yaml").write_text("base: quick/mmnist\n" + own)
+    assert main(["fit", "--config", str(tmp_path / "mine.yaml"), "--print-config"]) == 0
+    assert f"  scale: {label}\n" in capsys.readouterr().out
