@@ -28,10 +28,11 @@ class TaskRun:
     seed: int
     run_dir: Path
     overrides: dict = field(default_factory=dict)
+    data_name: str | None = None         # the config's data.dataset, where it has one
 
     @property
     def dataset(self) -> str:          # what failure records and progress lines name (as a video suite's dataset)
-        return self.task_name
+        return self.data_name or self.task_name
 
     @property
     def cell(self) -> str:
@@ -55,7 +56,7 @@ class TaskRun:
 
     def describe(self) -> str:
         state = "done, skip" if self.done else "to run" if self.last_checkpoint() is None else "to resume"
-        return f"[{state}] {self.task_name} {self.cell} seed {self.seed}  {self.run_dir}"
+        return f"[{state}] {self.dataset} {self.cell} seed {self.seed}  {self.run_dir}"
 
 
 def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path,
@@ -84,7 +85,9 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path,
             except ConfigError as error:
                 raise ConfigError(f"{error} (planned run {name}: check --set, --cells and --seeds)") from None
             check_plugin_consent(getattr(config, "plugins", []))   # before any run starts: one line, not one a run
-            run = TaskRun(config_path, task.name, cell, seed, task.run_base(config) / task.run_name(config), overrides)
+            data = getattr(getattr(config, "data", None), "dataset", None)
+            run = TaskRun(config_path, task.name, cell, seed, task.run_base(config) / task.run_name(config), overrides,
+                          data if isinstance(data, str) else None)
             refuse_other_setting(run, config)
             planned.append(run)
     return planned
