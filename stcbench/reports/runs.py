@@ -236,6 +236,29 @@ def leave_out_tuning(items: list, is_tuning) -> tuple[list, str | None]:
     return [item for item in items if not is_tuning(item)], note
 
 
+def edited_plugin_notes(runs: list[Run]) -> list[str]:
+    """A note per plugin file that changed since runs were trained with it: the runs record the file's digest
+    (plugin_code.json) and its path (config.yaml `plugins`); the file there now has other contents. The file is
+    read (a regular file of at most 16 MiB), never imported."""
+    import hashlib
+
+    stale: dict[str, set[str]] = {}
+    for run in runs:
+        recorded = run.plugin_code
+        paths = run.config.get("plugins") if isinstance(run.config.get("plugins"), list) else []
+        for path in (Path(p) for p in paths if isinstance(p, str) and Path(p).name in recorded):
+            try:
+                if not path.is_file() or path.stat().st_size > 16 << 20:
+                    continue
+                now = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                continue
+            if now != recorded[path.name]:
+                stale.setdefault(str(path), set()).add(f"{run.dataset}/{run.cell}")
+    return [f"{path} has changed since {', '.join(sorted(cells))} ran it: those rows are of its earlier code "
+            f"(plugin_code.json); train them again to table the new one" for path, cells in sorted(stale.items())]
+
+
 def _reported_metric(entry) -> tuple[str, str, bool | None, int] | None:
     """One `reported_metrics` entry of a record as (key, label, higher is better, decimals), or None when it is
     not one (a record is read, never trusted)."""

@@ -417,3 +417,24 @@ def test_one_seed_each_over_too_few_paired_sequences_says_why_it_cannot_rank(tmp
                                "index": [0, 1, 2, 3]})
     plif = next(row for row in summary_table(discover_runs(root)).rows if row[1] == "plif")
     assert plif[7] == "n = 1: cannot rank (4 test sequences paired, fewer than the 10 an interval needs)"
+
+
+def test_a_plugin_file_edited_since_its_runs_is_named_under_the_tables(tmp_path, capsys):
+    """Runs of a plugin neuron record its file's digest; when the file has other contents now, the tables say
+    that their rows are of the earlier code (the file is hashed, never imported)."""
+    import hashlib
+
+    plugin = tmp_path / "my_lif.py"
+    plugin.write_text("raise SystemExit('imported')\n")
+    root = tmp_path / "runs"
+    run = make_run(root, "mmnist", "mylif", "s0", test=video_metrics(100.0, 200.0, 0.6))
+    (run / "plugin_code.json").write_text(json.dumps({"my_lif.py": hashlib.sha256(plugin.read_bytes()).hexdigest()}))
+    import yaml
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "plugins": [str(plugin)]}))
+    assert main(["table", "--runs", str(root), "--table", "summary", "--baseline", "none"]) == 0
+    assert "has changed since" not in capsys.readouterr().out
+    plugin.write_text("raise SystemExit('edited')\n")
+    assert main(["table", "--runs", str(root), "--table", "summary", "--baseline", "none"]) == 0
+    assert f"{plugin} has changed since mmnist/mylif ran it" in capsys.readouterr().out
