@@ -5,6 +5,7 @@ Names are case-insensitive and ignore '-', '_' and spaces, so `STC-LIF`, `stc_li
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import types
@@ -203,7 +204,9 @@ def resolve_name(name: str) -> str:
     key = _ALIASES.get(key, key)
     if key in _REGISTRY or _derived(key) is not None:
         return key
-    raise ConfigError(f"unknown cell {name!r}; available: {', '.join(sorted(_REGISTRY))} "
+    close = difflib.get_close_matches(key, list(_REGISTRY) + list(_ALIASES), n=1, cutoff=0.6)
+    guess = f"did you mean {_ALIASES.get(close[0], close[0])!r}? " if close else ""
+    raise ConfigError(f"unknown cell {name!r}; {guess}available: {', '.join(sorted(_REGISTRY))} "
                       f"(or 'stc_<cell>' for the spatio-temporal circuit around any of them); "
                       f"run `stcbench cells` for details. A cell from a plugin file needs that file: "
                       f"pass --set plugins=[file.py] (fit, test, bench) or set STCBENCH_PLUGINS=file.py, or list it "

@@ -156,3 +156,12 @@ def test_no_alias_or_later_cell_can_take_the_name_of_a_circuit_wrapper(isolated_
     with pytest.raises(ValueError, match="the name stc_probe_first of the circuit around it is already taken"):
         register_cell("probe_first")(Probe)
     assert get_cell_info("stc_tclif").description.startswith("spatio-temporal circuit")
+
+
+def test_an_unknown_cell_names_the_closest_registered_one():
+    from stcbench.cells import get_cell_info
+
+    with pytest.raises(ConfigError, match="unknown cell 'stclfi'; did you mean 'stclif'"):
+        get_cell_info("stclfi")
+    with pytest.raises(ConfigError, match=r"unknown cell 'zzz'; available"):
+        get_cell_info("zzz")
