@@ -246,7 +246,7 @@ def run_config(args, out: Path, fit=None) -> int:
     (reports.task_suite), then the summary table."""
     from stcbench.commands.table import write_memory_table, write_tables
     from stcbench.config_files import check_config_file, find_config
-    from stcbench.reports.task_suite import fit_task_run, plan_task_suite
+    from stcbench.reports.task_suite import fit_task_run, plan_task_suite, registry_name
 
     refuse_suite_flags(args)
     args.config = check_config_file(find_config(args.config))      # a file, or a shipped config's name
@@ -254,6 +254,8 @@ def run_config(args, out: Path, fit=None) -> int:
     load_named_plugins(args)                      # the task or its cells may come from them
     planned = plan_task_suite(args.config, cells=args.cells, seeds=args.seeds, out=out,
                               extra_overrides=parse_overrides(args.overrides))
+    named = None if str(args.baseline).lower() == "none" else registry_name(args.baseline)
+    refuse_baseline_without_runs(named, planned, out)            # before anything trains
     planned = take_shard(planned, shard)
     print(f"config {args.config}: {counted(len(planned), 'run')}{f' (shard {args.shard})' if shard else ''} -> "
           f"{out / 'runs'}")

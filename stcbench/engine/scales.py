@@ -36,16 +36,14 @@ def scale_reference(source):
         return source
     top = find_config(source).resolve()
     shipped = PACKAGED_CONFIGS.resolve()
-    if shipped in top.parents or not top.is_file() or _names_scale(top):
-        return source
     queue, seen = [top], set()
     while queue:
         path = queue.pop(0)
         if path in seen or not path.is_file():
             continue
         seen.add(path)
-        if shipped in path.parents:
-            return path
+        if shipped in path.parents or _names_scale(path):      # a shipped config, or one's own that names it
+            return source if path == top else path
         queue += [schema._base_path(base, path.parent).resolve() for base in _bases(path)]
     return source
 

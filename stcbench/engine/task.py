@@ -83,7 +83,11 @@ class Task:
 
         if config.run.scale not in NAMED_SCALES:
             return []
-        as_shipped = self.resolve_config(scale_reference(source), without_size(overrides, self.size_keys))
+        reference = scale_reference(source)
+        try:
+            as_shipped = self.resolve_config(reference, without_size(overrides, self.size_keys))
+        except ConfigError:                # the reference alone with these overrides is no valid config: the file's
+            as_shipped = self.resolve_config(source, without_size(overrides, self.size_keys))   # own keys are needed
         return size_changes(as_shipped, config, self.size_keys)
 
     # ---- the run folder

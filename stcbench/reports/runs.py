@@ -237,26 +237,58 @@ def leave_out_tuning(items: list, is_tuning) -> tuple[list, str | None]:
 
 
 def edited_plugin_notes(runs: list[Run]) -> list[str]:
-    """A note per plugin file that changed since runs were trained with it: the runs record the file's digest
-    (plugin_code.json) and its path (config.yaml `plugins`); the file there now has other contents. The file is
-    read (a regular file of at most 16 MiB), never imported."""
-    import hashlib
-
-    stale: dict[str, set[str]] = {}
+    """A note per plugin file that changed since a cell's runs were trained with it: every run of that cell records
+    another digest (plugin_code.json) than the file at the path its config.yaml names has now. A cell with a run of
+    the current code is tabled with that run (its older runs are another setting, noted as such). The file is read
+    (a bounded, non-blocking read), never imported."""
+    current: dict[str, str | None] = {}
+    runs_of: dict[tuple[str, str, str], list[bool]] = {}
     for run in runs:
-        recorded = run.plugin_code
-        paths = run.config.get("plugins") if isinstance(run.config.get("plugins"), list) else []
-        for path in (Path(p) for p in paths if isinstance(p, str) and Path(p).name in recorded):
-            try:
-                if not path.is_file() or path.stat().st_size > 16 << 20:
-                    continue
-                now = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError:
-                continue
-            if now != recorded[path.name]:
-                stale.setdefault(str(path), set()).add(f"{run.dataset}/{run.cell}")
-    return [f"{path} has changed since {', '.join(sorted(cells))} ran it: those rows are of its earlier code "
-            f"(plugin_code.json); train them again to table the new one" for path, cells in sorted(stale.items())]
+        for path, recorded in _recorded_plugin_files(run):
+            if path not in current:
+                current[path] = _digest(Path(path))
+            if current[path] is not None:
+                runs_of.setdefault((path, run.dataset, run.cell), []).append(recorded == current[path])
+    stale: dict[str, list[str]] = {}
+    for (path, dataset, cell), same in sorted(runs_of.items()):
+        if not any(same):
+            stale.setdefault(path, []).append(f"{dataset}/{cell}")
+    return [f"{path} has changed since {', '.join(cells)} ran it: those rows are of its earlier code "
+            f"(plugin_code.json); train them again to table the new one" for path, cells in stale.items()]
+
+
+def _recorded_plugin_files(run: Run) -> list[tuple[str, str]]:
+    """(path, recorded digest) of the plugin files a run names whose file name is unique among its plugins."""
+    paths = run.config.get("plugins") if isinstance(run.config.get("plugins"), list) else []
+    names = [Path(p).name for p in paths if isinstance(p, str)]
+    return [(p, run.plugin_code[Path(p).name]) for p in paths
+            if isinstance(p, str) and names.count(Path(p).name) == 1 and Path(p).name in run.plugin_code]
+
+
+def _digest(path: Path, limit: int = 16 << 20) -> str | None:
+    """SHA-256 of a regular file of at most `limit` bytes, read without blocking; None otherwise."""
+    import hashlib
+    import os
+    import stat
+
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        data = b""
+        while len(data) <= limit:
+            chunk = os.read(descriptor, 1 << 20)
+            if not chunk:
+                return hashlib.sha256(data).hexdigest()
+            data += chunk
+        return None
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
 
 
 def _reported_metric(entry) -> tuple[str, str, bool | None, int] | None:

@@ -377,34 +377,43 @@ _COMPARISON_CELL = re.compile(rf"^({_NUMBER}) \[({_NUMBER}), ({_NUMBER})\] (.*)$
 def to_csv(result: TableResult) -> str:
     """One row per table row, numbers in columns of their own for analysis: a `mean ± half-width` column becomes
     `<column>` and `<column> ci95`, a comparison column `<column>` (the mean difference), `<column> low`,
-    `<column> high` and `<column> verdict`; a cell that is no number keeps its text in the first of them."""
+    `<column> high` and `<column> verdict`; what a cell adds in parentheses goes to `<column> note`, and a cell
+    that is no number keeps its text in the first of its columns."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     kinds = [_column_kind(name, [cells[i] for cells in result.rows]) for i, name in enumerate(result.header)]
-    writer.writerow(["table"] + [name for name, kind in zip(result.header, kinds) for name in _csv_names(name, kind)])
+    noted = [kind != "text" and any(_csv_values(cells[i], kind)[-1] for cells in result.rows)
+             for i, kind in enumerate(kinds)]
+    writer.writerow(["table"] + [column for name, kind, note in zip(result.header, kinds, noted)
+                                 for column in _csv_names(name, kind, note)])
     for cells in result.rows:
-        writer.writerow([result.key] + [value for cell, kind in zip(cells, kinds) for value in _csv_values(cell, kind)])
+        writer.writerow([result.key] + [value for cell, kind, note in zip(cells, kinds, noted)
+                                        for value in _csv_values(cell, kind)[:None if note or kind == "text" else -1]])
     return buffer.getvalue()
 
 
 def _column_kind(name: str, cells: list[str]) -> str:
-    if any(_COMPARISON_CELL.match(cell) for cell in cells) or " vs " in name:
+    if any(_COMPARISON_CELL.match(cell) for cell in cells):           # "d [low, high] verdict"
         return "comparison"
     return "summary" if any(" ± " in cell and _SUMMARY_CELL.match(cell) for cell in cells) else "text"
 
 
-def _csv_names(name: str, kind: str) -> list[str]:
-    return {"summary": [name, f"{name} ci95"], "comparison": [name, f"{name} low", f"{name} high", f"{name} verdict"],
-            "text": [name]}[kind]
+def _csv_names(name: str, kind: str, note: bool) -> list[str]:
+    names = {"summary": [name, f"{name} ci95"], "comparison": [name, f"{name} low", f"{name} high",
+                                                                f"{name} verdict"], "text": [name]}[kind]
+    return names + [f"{name} note"] if note else names
 
 
 def _csv_values(cell: str, kind: str) -> list[str]:
+    """The cell's values in its columns, the note last (a text column: the cell alone)."""
     cell = "" if cell == MISSING else cell
     if kind == "summary":
         found = _SUMMARY_CELL.match(cell)
-        return [found[1], found[2] or ""] if found and not found[3] else [cell, ""]
+        return [found[1], found[2] or "", found[3] or ""] if found else [cell, "", ""]
     if kind == "comparison":
-        return comparison_fields(cell)
+        difference, low, high, verdict = comparison_fields(cell)
+        verdict, _, note = verdict.partition(" (")
+        return [difference, low, high, verdict, f"({note}" if note else ""]
     return [cell]
 
 

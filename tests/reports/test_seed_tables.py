@@ -193,3 +193,15 @@ def test_a_comparison_with_baseline_runs_of_another_setting_says_so(seeded_root,
     result = build_table("2", discover_runs(root))
     assert column(result, "STC-LIF", "MSE vs lif").endswith("better (against lif of another setting: model.num_hidden)")
     assert "another setting" not in " ".join(map(" ".join, build_table("2", discover_runs(seeded_root)).rows))
+
+
+def test_csv_keeps_what_a_cell_adds_in_a_note_column(tmp_path):
+    """A diverged seed's marks stay beside the numbers: `(n = 2 vs 3 ...)` goes to `<column> note`."""
+    root = tmp_path / "runs"
+    for seed, (lif, stc) in enumerate(zip(LIF_MSE, (50.0, 55.0, float("nan")))):
+        real_run(root, "lif", seed, lif, 0.6)
+        real_run(root, "stclif", seed, stc, 0.6)
+    rows = list(csv.DictReader(io.StringIO(render(build_table("2", discover_runs(root)), "csv"))))
+    stc = next(row for row in rows if row["Method"] == "STC-LIF")
+    assert stc["MSE (ours)"] == "52.5" and stc["MSE (ours) note"] == "(n = 2)"
+    assert stc["MSE vs lif verdict"] == "better" and stc["MSE vs lif note"] == "(n = 2 vs 3 of 3 vs 3 runs)"

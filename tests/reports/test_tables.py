@@ -438,3 +438,20 @@ def test_a_plugin_file_edited_since_its_runs_is_named_under_the_tables(tmp_path,
     plugin.write_text("raise SystemExit('edited')\n")
     assert main(["table", "--runs", str(root), "--table", "summary", "--baseline", "none"]) == 0
     assert f"{plugin} has changed since mmnist/mylif ran it" in capsys.readouterr().out
+
+
+def test_no_edited_plugin_note_when_the_cell_is_tabled_with_a_run_of_the_current_code(tmp_path, capsys):
+    import hashlib
+
+    import yaml
+
+    plugin = tmp_path / "my_lif.py"
+    root = tmp_path / "runs"
+    for name, version, when in (("old", "V = 1\n", 100.0), ("new", "V = 2\n", 200.0)):
+        run = make_run(root, "mmnist", "mylif", name, test=video_metrics(100.0, 200.0, 0.6), finished_at=when)
+        (run / "plugin_code.json").write_text(json.dumps({"my_lif.py": hashlib.sha256(version.encode()).hexdigest()}))
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "plugins": [str(plugin)]}))
+    plugin.write_text("V = 2\n")
+    assert main(["table", "--runs", str(root), "--table", "summary", "--baseline", "none"]) == 0
+    assert "has changed since" not in capsys.readouterr().out

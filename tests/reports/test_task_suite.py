@@ -91,3 +91,11 @@ def test_the_lif_baseline_is_found_under_an_alias(tmp_path, capsys):
                  "--collect", *TINY_MEMORY]) == 0
     assert "loss / baseline minus lif's" in (out / "table_memory.md").read_text()
     assert (out / "runs" / "memory" / "adding_T10" / "lif" / "quick_adding-lif-seed0").is_dir()     # its own name
+
+
+def test_a_named_baseline_that_no_run_will_have_is_refused_before_training(line_task, tmp_path, capsys):
+    config, plugin = line_task
+    out = tmp_path / "bench"
+    assert main(["bench", "--config", str(config), "--seeds", "0", "--set", f"plugins=[{plugin}]", "--out", str(out),
+                 "--baseline", "plif"]) == 2
+    assert "--baseline plif: the plan does not train it" in capsys.readouterr().err and not (out / "runs").exists()

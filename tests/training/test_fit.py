@@ -142,3 +142,16 @@ def test_a_config_file_that_resizes_its_shipped_base_is_labelled_custom(tmp_path
     (tmp_path / "mine.yaml").write_text("base: quick/mmnist\n" + own)
     assert main(["fit", "--config", str(tmp_path / "mine.yaml"), "--print-config"]) == 0
     assert f"  scale: {label}\n" in capsys.readouterr().out
+
+
+def test_the_scale_reference_is_the_nearest_file_that_names_the_scale_and_never_refuses_a_valid_config(tmp_path,
+                                                                                                    capsys):
+    from stcbench.cli import main
+
+    (tmp_path / "mybase.yaml").write_text("base: quick/mmnist\ntrainer:\n  max_epochs: 1\nrun:\n  scale: quick\n")
+    (tmp_path / "top.yaml").write_text("base: mybase.yaml\noptim:\n  lr: 0.01\n")      # resizes nothing itself
+    assert main(["fit", "--config", str(tmp_path / "top.yaml"), "--print-config"]) == 0
+    assert "  scale: quick\n" in capsys.readouterr().out
+    (tmp_path / "kth.yaml").write_text("base: quick/mmnist\ndata:\n  dataset: kth\n")   # valid only with its own keys
+    assert main(["fit", "--config", str(tmp_path / "kth.yaml"), "--set", "data.test_long=true", "--print-config"]) == 0
+    assert "test_long: true" in capsys.readouterr().out
