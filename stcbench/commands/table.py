@@ -57,10 +57,11 @@ def resolve_baseline(name: str | None, runs: list) -> str | None:
 def write_tables(runs_root: Path, keys, fmt: str, out: Path | None, selection: str = "newest",
                  baseline: str | None = DEFAULT_BASELINE) -> list[Path]:
     from stcbench.atomic import write_text as atomic_write_text
-    from stcbench.reports.runs import discover_runs, edited_plugin_notes, leave_out_tuning, warn_non_finite
+    from stcbench.reports.runs import (discover_runs, edited_plugin_notes, is_tabled_tuning_run, leave_out_tuning,
+                                       warn_non_finite)
     from stcbench.reports.tables import FORMAT_SUFFIX, has_runs, make_table, render
 
-    runs, tuning_note = leave_out_tuning(discover_runs(runs_root), lambda run: run.tuning and run.task != "memory")
+    runs, tuning_note = leave_out_tuning(discover_runs(runs_root), is_tabled_tuning_run)
     baseline = baseline_with_runs(resolve_baseline(baseline, runs), runs, runs_root)
     tables = {key: make_table(key, runs, selection, baseline, source=f"the runs under {runs_root}") for key in keys}
     edited = edited_plugin_notes(runs)

@@ -42,19 +42,13 @@ def scale_reference(source):
         if path in seen or not path.is_file():
             continue
         seen.add(path)
-        if shipped in path.parents or _names_scale(path):      # a shipped config, or one's own that names it
+        data = schema.read_yaml(path)
+        if shipped in path.parents or _names_scale(data):      # a shipped config, or one's own that names it
             return source if path == top else path
-        queue += [schema._base_path(base, path.parent).resolve() for base in _bases(path)]
+        queue += [base.resolve() for _, base in schema.base_paths(data, path)]
     return source
 
 
-def _bases(path) -> list[str]:
-    data = schema.read_yaml(path)
-    bases = data.get("base") if isinstance(data, dict) else None
-    return [bases] if isinstance(bases, str) else [b for b in bases if isinstance(b, str)] if isinstance(bases, list) else []
-
-
-def _names_scale(path) -> bool:
-    data = schema.read_yaml(path)
-    run = data.get("run") if isinstance(data, dict) else None
+def _names_scale(data: dict) -> bool:
+    run = data.get("run")
     return isinstance(run, dict) and "scale" in run

@@ -151,21 +151,29 @@ def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"config `base:` inheritance loops: {chain}")
     data = read_yaml(path)
     _plugins_beside(data, path.parent)
-    bases = data.pop("base", None)
-    if bases is None:
+    bases = base_paths(data, path)
+    data.pop("base", None)
+    if not bases:
         return data
-    if isinstance(bases, str):
-        bases = [bases]
-    if not isinstance(bases, list) or not all(isinstance(b, str) and b.strip() for b in bases):
-        raise ConfigError(f"{path}: `base:` must be a path or a list of paths (none empty), got {bases!r}")
     merged: dict = {}
-    for base in bases:
-        base_path = _base_path(base, path.parent)
+    for base, base_path in bases:
         if not base_path.exists():
             raise ConfigError(f"{path}: its `base:` {base!r} names no file ({base_path} does not exist) and no shipped "
                               f"config; give a path relative to that file or a shipped name such as quick/mmnist")
         merged = deep_merge(merged, load_config_dict(base_path, (*_seen, path)))
     return deep_merge(merged, data)
+
+
+def base_paths(data: dict, path: Path) -> list[tuple[str, Path]]:
+    """(entry, file) of each `base:` of the config `data` read from `path`, in order; none without `base:`."""
+    bases = data.get("base")
+    if bases is None:
+        return []
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b.strip() for b in bases):
+        raise ConfigError(f"{path}: `base:` must be a path or a list of paths (none empty), got {bases!r}")
+    return [(base, _base_path(base, Path(path).parent)) for base in bases]
 
 
 def _base_path(base: str, folder: Path) -> Path:

@@ -23,8 +23,8 @@ from stcbench.reports import figures
 from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports import stats
 from stcbench.reports.published import Column
-from stcbench.reports.runs import (DEFAULT_BASELINE, Run, RunGroup, discover_runs, leave_out_tuning,
-                                   read_saved_arrays, select_group, warn_non_finite)
+from stcbench.reports.runs import (DEFAULT_BASELINE, Run, RunGroup, discover_runs, is_tabled_tuning_run,
+                                   leave_out_tuning, read_saved_arrays, select_group, warn_non_finite)
 from stcbench.reports.tables import (FORMAT_SUFFIX, FORMATS, MISSING, SUMMARY_METRICS, TABLE_KEYS, build_table,
                                      comparison_fields, comparison_text, render)
 
@@ -303,7 +303,7 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
                  baseline: str | None = DEFAULT_BASELINE, missing: list[str] | None = None) -> Path:
     """`missing`: one line for each planned run that the report lacks (failed, or not run yet)."""
     out_dir = Path(out_dir)
-    runs, tuning_note = leave_out_tuning(discover_runs(runs_root), lambda run: run.tuning and run.task != "memory")
+    runs, tuning_note = leave_out_tuning(discover_runs(runs_root), is_tabled_tuning_run)
     warn_non_finite(runs)
     groups = default_groups(runs)
     picked = {dataset: {cell: g.representative for cell, g in cells.items()} for dataset, cells in groups.items()}

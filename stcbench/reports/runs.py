@@ -217,6 +217,11 @@ def load_run(metrics_path: Path, warn=None) -> Run | None:
                metrics_path.stat().st_mtime, plugin_code.read_recorded(run_dir))
 
 
+def is_tabled_tuning_run(run: Run) -> bool:
+    """A tuning run among those the video and task tables read (memory runs: the memory table's own records)."""
+    return run.tuning and run.task != "memory"
+
+
 def is_tuning_record(record: dict) -> bool:
     return isinstance(record, dict) and record.get("tuning") is True
 

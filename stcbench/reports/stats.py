@@ -96,7 +96,7 @@ def no_spread(ours: Sequence[float], baseline: Sequence[float]) -> bool:
 def no_bootstrap_reason(ours: Sequence[float], baseline: Sequence[float]) -> str | None:
     """Why paired_bootstrap gives no interval for two runs' values over the same test sequences, or None."""
     a, b = np.asarray(ours, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
-    if a.shape != b.shape:
+    if a.shape != b.shape or a.ndim != 1:
         return "other test sequences"
     if len(a) < MIN_BOOTSTRAP_SEQUENCES:
         return f"{len(a)} test sequences paired, fewer than the {MIN_BOOTSTRAP_SEQUENCES} an interval needs"
@@ -113,15 +113,12 @@ def paired_bootstrap(ours: Sequence[float], baseline: Sequence[float], *, resamp
                      seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> Difference | None:
     """Mean of the per-sequence differences ours - baseline, with the percentile interval of that mean
     over `resamples` resamplings of the sequences (with replacement). Both arrays must list the
-    same test sequences in the same order; None when they are of different lengths or fewer than
-    MIN_BOOTSTRAP_SEQUENCES (a percentile interval over a handful of values is no interval)."""
-    a = np.asarray(ours, dtype=np.float64)
-    b = np.asarray(baseline, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < MIN_BOOTSTRAP_SEQUENCES:
+    same test sequences in the same order; None where no_bootstrap_reason names a reason (other lengths, fewer
+    than MIN_BOOTSTRAP_SEQUENCES: a percentile interval over a handful of values is no interval, a value not
+    finite)."""
+    if no_bootstrap_reason(ours, baseline) is not None:
         return None
-    deltas = a - b
-    if not np.isfinite(deltas).all():
-        return None
+    deltas = np.asarray(ours, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(deltas), size=(resamples, len(deltas)))
     means = deltas[picks].mean(axis=1)
