@@ -236,9 +236,21 @@ def leave_out_tuning(items: list, is_tuning) -> tuple[list, str | None]:
     if len(tuning) == len(items):
         return items, ("every run here is a tuning run (run.tuning: true): runs that chose a setup, not results "
                        "to report")
+    reported = [item for item in items if not is_tuning(item)]
     note = (f"{len(tuning)} tuning run{'s' * (len(tuning) != 1)} (run.tuning: true, the seeds that chose the setup) "
             f"left out: never pooled with reported runs; table their folder alone to see them")
-    return [item for item in items if not is_tuning(item)], note
+    shared = sorted({_seed_of(item) for item in tuning} & {_seed_of(item) for item in reported} - {None})
+    if shared:
+        seeds = ", ".join(str(seed) for seed in shared)
+        note += (f". The reported runs share seed{'s' * (len(shared) != 1)} {seeds} with the tuning runs, so their "
+                 f"results were seen while the setup was chosen: report seeds that no tuning run used")
+    return reported, note
+
+
+def _seed_of(item) -> int | None:
+    """The seed of a Run or of a memory record (dict)."""
+    seed = item.get("seed") if isinstance(item, dict) else item.seed
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 def edited_plugin_notes(runs: list[Run]) -> list[str]:

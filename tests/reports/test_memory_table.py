@@ -273,9 +273,15 @@ def test_tuning_runs_are_never_pooled_with_the_reported_seeds(campaign, capsys):
     mean, half = interval(shares["celif"])
     assert f"{mean:.3f} ± {half:.3f}" in celif and " 3 |" in celif
     assert "1 tuning run (run.tuning: true, the seeds that chose the setup) left out" in out
+    assert "share seed" not in out
     assert main(["table", "--runs", str(record.parent), "--table", "memory", "--baseline", "none"]) == 0
     alone = capsys.readouterr().out
     assert "0.500" in alone and "every run here is a tuning run" in alone
+    write_run(root, "adding", "celif", 2, 0.5 * BASELINE, name="tuning-seed2")
+    record = root / "runs" / "memory" / "adding_T100" / "celif" / "tuning-seed2" / "metrics.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "tuning": True}))
+    assert main(["table", "--runs", str(root), "--table", "memory", "--baseline", "lif"]) == 0
+    assert "2 tuning runs" in (out := capsys.readouterr().out) and "share seed 2 with the tuning runs" in out
 
 
 def test_one_seed_each_over_too_few_paired_sequences_says_so(tmp_path):

@@ -166,6 +166,18 @@ def test_a_tuning_seed_is_never_pooled_with_the_reported_ones(seeded_root, capsy
     assert "1 tuning run (run.tuning: true" in report and "| stclif | 55.33 ± " in report
     assert main(["table", "--runs", str(tuning), "--table", "2", "--baseline", "none"]) == 0       # alone: tabled
     assert "| STC-LIF | 10.0 |" in capsys.readouterr().out
+    assert "share seed" not in out                                  # seed 100 is not among the reported 0-2
+
+
+def test_a_tuning_run_on_a_reported_seed_is_named(seeded_root, capsys):
+    """A setup chosen on seed 1 leaves seed 1's reported results tuned: the note says so."""
+    tuning = real_run(seeded_root, "stclif", 1, 10.0, 0.9, tag="-sweep")
+    config = yaml.safe_load((tuning / "config.yaml").read_text())
+    config["run"]["tuning"] = True
+    (tuning / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["table", "--runs", str(seeded_root), "--table", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "The reported runs share seed 1 with the tuning runs" in out and "report seeds that no tuning" in out
 
 
 def test_a_comparison_says_when_a_seed_has_no_value_and_when_no_seed_differs(tmp_path):
