@@ -20,8 +20,9 @@ from typing import Any
 from stcbench.errors import ConfigError
 
 TRUST_FLAG = "--trust-checkpoint"
-TRUST_HELP = ("load checkpoints that hold arbitrary Python objects (unpickling them can run any code: use only "
-              "for files from a source you trust; stcbench's own checkpoints never need it)")
+TRUST_HELP = ("trust the files this command reads: load checkpoints that hold arbitrary Python objects and import "
+              "the plugins a config, run or checkpoint names (either can run any code: use only for files from a "
+              "source you trust; stcbench's own checkpoints never need it)")
 
 _trusted = [False]
 

@@ -26,8 +26,8 @@ def check_plugin_consent(modules) -> None:
     if refused:
         raise ConfigError(f"the config or run names the plugin {refused[0]!r}, code that stcbench imports only when "
                           f"you name it yourself: if you trust it, pass --set plugins=[{refused[0]}] (fit, test, "
-                          f"bench) or set STCBENCH_PLUGINS={refused[0]}, or --trust-checkpoint for a run from a "
-                          f"source you trust")
+                          f"bench) or set STCBENCH_PLUGINS={refused[0]}, or pass --trust-checkpoint to trust every file "
+                          f"the command reads")
 
 
 def with_environment_plugins(plugins: list[str]) -> list[str]:
