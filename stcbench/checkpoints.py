@@ -81,11 +81,6 @@ def load_checkpoint(path: str | Path, *, hint: str = "pass a .ckpt written by `s
                           f"({_first_line(exc)}); {hint}") from None
 
 
-def verify_checkpoint(path: str | Path, *, hint: str = "pass a .ckpt written by `stcbench fit`") -> None:
-    """Raise the error `load_checkpoint` would, before a library (Lightning) unpickles the file itself."""
-    load_checkpoint(path, hint=hint)
-
-
 def _refused_object(message: str) -> str | None:
     """The global (function or class) a safe load refused, as torch names it."""
     found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"Unsupported global: ?`?([\w.]+)", message)

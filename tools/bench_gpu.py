@@ -252,15 +252,14 @@ def fit_epoch(args) -> dict:
 
     import torch
 
+    from stcbench.engine.schema import parse_override
     from stcbench.training.runner import fit
 
     overrides = {"model.fast": True, "trainer.stop_after_epochs": 1, "data.data_root": args.data_root,
                  "data.generate_if_missing": True, "run.output_dir": str(Path(args.out) / "runs"),
                  "run.name": "epoch", "run.scale": "paper configuration, first epoch only",
                  "logging.progress_bar": args.progress_bar, "data.num_workers": args.workers}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        overrides[key] = json.loads(value) if value[:1] in "0123456789[{tf-" or value in ("null",) else value
+    overrides.update(parse_override(item) for item in args.set)      # typed by the config schema, as fit's --set
     if torch.cuda.is_available():
         torch.cuda.set_sync_debug_mode("warn")
     start = time.perf_counter()

@@ -93,10 +93,6 @@ def catalog() -> dict:
 
 
 # -- rendering -------------------------------------------------------------------------------
-def _options_text(options: dict) -> str:
-    return ", ".join(f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}" for k, v in options.items())
-
-
 def stc_names(data: dict) -> list[str]:
     """`stc_<cell>` names; where an official STC cell has that name, say so."""
     registered = {c["name"] for c in data["cells"]}

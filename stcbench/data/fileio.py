@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stcbench.atomic import DANGLING_LINK, is_dangling_link, replacing, replacing_directory
+from stcbench.atomic import DANGLING_LINK, is_dangling_link, replacing_directory
 from stcbench.errors import DataError, array_load_problem
 from stcbench.strict_json import dumps
 
@@ -139,8 +139,3 @@ def atomic_directory(target: Path, overwrite: bool = False):
                         f"another --data-root")
     with replacing_directory(target, replace=overwrite) as tmp:
         yield tmp
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    with replacing(path) as tmp:
-        save_npy(tmp, array)

@@ -56,11 +56,3 @@ def run_name_problem(name: str | None) -> str | None:
             "characters such as a newline, at most 200 bytes, not empty): "
             "the run is written to <output_dir>/<dataset>/<cell>/<name> (memory probes: "
             "<output_dir>/memory/<task>_T<length>/<cell>/<name>)")
-
-
-def check_run_name(name: str | None, key: str = "run.name") -> None:
-    from stcbench.errors import ConfigError
-
-    problem = run_name_problem(name)
-    if problem:
-        raise ConfigError(f"{key} {name!r} {problem}")

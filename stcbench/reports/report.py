@@ -13,7 +13,6 @@ import csv
 import html
 import io
 import math
-import json
 import os
 from pathlib import Path
 
@@ -56,12 +55,6 @@ def default_groups(runs: list[Run]) -> dict[str, dict[str, RunGroup]]:
             if group is not None:
                 table.setdefault(dataset, {})[cell] = group
     return table
-
-
-def default_runs(runs: list[Run]) -> dict[str, dict[str, Run]]:
-    """{dataset: {cell: run}}: the run each group's figures and analysis show."""
-    return {dataset: {cell: group.representative for cell, group in cells.items()}
-            for dataset, cells in default_groups(runs).items()}
 
 
 def load_predictions(run: Run) -> dict[str, np.ndarray] | None:
@@ -387,10 +380,3 @@ def markdown_to_html(text: str, title: str = "stcbench report") -> str:
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{REPORT_STYLE}</style></head><body>\n{body}</body></html>\n")
-
-
-def load_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None

@@ -75,7 +75,7 @@ def test_table11_maps_circuit_groups(runs_root):
 def test_table7_params_and_flops(tmp_path):
     root = tmp_path / "runs"
     make_run(root, "mmnist", "lif", "a", test=video_metrics(100.0, 200.0, 0.6), params=3_304_960,
-             flops={"macs_per_sequence": 64_346_128_384, "method": "stcbench.reports.cost.flops_for_config"})
+             flops={"macs_per_sequence": 64_346_128_384, "method": "stcbench.training.network.flops_for_config"})
     make_run(root, "mmnist", "stclif", "notc", test=video_metrics(60.0, 160.0, 0.8),
              cell_options={"temporal_circuit": False})
     result = build_table("7", discover_runs(root))
