@@ -40,6 +40,7 @@ def pair_models(config: str, batch: int | None, threads: int):
     import torch
 
     from stcbench.commands.profiling import dataset_geometry
+    from stcbench.cells import create_cell
     from stcbench.kernels import fused_stc, winograd
     from stcbench.training.config import resolve_config
 
@@ -49,7 +50,7 @@ def pair_models(config: str, batch: int | None, threads: int):
     setting = {"config": config, "dataset": cfg.data.dataset, "num_hidden": list(cfg.model.num_hidden),
                "patch_size": cfg.model.patch_size, "batch": batch or cfg.data.batch_size,
                "gradient_detach": cfg.model.gradient_detach, "threads": threads, "fast": True}
-    fused_stc.warm_up()
+    fused_stc.warm_up([create_cell(stc, 1, 16) for _, stc in PAIRS])
     winograd.warm_up()
     steps = {}
     for base, stc in PAIRS:

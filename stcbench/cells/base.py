@@ -38,6 +38,9 @@ class RecurrentCell(nn.Module):
     # Parameters that exist (and load from official checkpoints) but never receive a gradient
     # by design; an instance may narrow or widen this per variant (see `no_grad_parameters`).
     params_without_grad: ClassVar[tuple[str, ...]] = ()
+    # A spatio-temporal circuit (convolutions on the cell's own spikes): recomputing its step in the backward pass
+    # saves memory worth the time (models/fastpath.py).
+    has_circuit: ClassVar[bool] = False
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 5,
                  synapse: str = "conv", synapse_norm: bool | str = True, variant: str = "reference"):

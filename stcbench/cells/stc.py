@@ -111,6 +111,7 @@ class SpatioTemporalCircuit(SpikingCell):
     """Mixin adding the circuit to a spiking cell class (use `stc_class(Base)`)."""
 
     stc_base: ClassVar[type] = SpikingCell
+    has_circuit: ClassVar[bool] = True
 
     def __init__(self, in_channels: int, hidden_channels: int, *, gradient_detach: int = 1,
                  circuit: str = "both", circuit_groups: int | str = 16,

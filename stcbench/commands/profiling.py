@@ -236,7 +236,7 @@ def profile_training(cell: str, geometry: DatasetSpec, num_hidden=(64, 64, 64), 
     if dev.type == "cpu" and model.fast:   # compiled-code loading is not memory of the training step
         from stcbench.kernels import fused_stc, winograd
 
-        fused_stc.warm_up(dtype)
+        fused_stc.warm_up(model.cell_list, dtype)
         if model.conv_algorithm != "direct":
             winograd.warm_up(dtype)
     meter = MemoryMeter(dev)

@@ -365,16 +365,16 @@ class _FusedLMHStep(torch.autograd.Function):
                 None)
 
 
-def warm_up(dtype: torch.dtype = torch.float32) -> None:
-    """Load (or compile) the kernels for `dtype` now, e.g. before measuring memory or time."""
-    if not available():
-        return
-    from stcbench.cells import create_cell
+def warm_up(cells, dtype: torch.dtype = torch.float32) -> None:
+    """Load (or compile) now, e.g. before measuring memory or time, the kernels that the eligible ones of `cells`
+    use for `dtype` (each is run on a copy, on a 2 x 2 map; the cells themselves are untouched)."""
+    import copy
 
-    for name in ("stclif", "stclmh"):
-        cell = create_cell(name, 1, 16).to(dtype)
-        pre = torch.zeros(1, 16, 2, 2, dtype=dtype, requires_grad=True).contiguous(memory_format=torch.channels_last)
-        state = tuple(s.contiguous(memory_format=torch.channels_last)
-                      for s in cell.initial_state(1, (2, 2), dtype=dtype))
-        outputs = FusedSTCStep(cell).step(pre, state, 0)
+    for cell in cells:
+        cell = copy.deepcopy(cell).to(dtype)
+        if not eligible(cell):
+            continue
+        pre = torch.zeros(1, cell.hidden_channels, 2, 2, dtype=dtype, requires_grad=True)
+        state = tuple(_channels_last(s) for s in cell.initial_state(1, (2, 2), dtype=dtype))
+        outputs = FusedSTCStep(cell).step(_channels_last(pre), state, 0)
         sum(o.sum() for o in outputs).backward()

@@ -55,11 +55,9 @@ CIRCUIT_CELLS = "circuit cells"
 
 
 def has_circuit(cell) -> bool:
-    """True for the STC wrappers (cells with spatio-temporal circuit convolutions; ConvLSTM's recurrent
-    `conv_h` is not one)."""
-    from stcbench.cells.stc import SpatioTemporalCircuit
-
-    return isinstance(cell, SpatioTemporalCircuit)
+    """True for cells that declare a spatio-temporal circuit (`RecurrentCell.has_circuit`: the STC wrappers;
+    ConvLSTM's recurrent `conv_h` is not one)."""
+    return bool(getattr(cell, "has_circuit", False))
 
 
 def compiled_dynamics(model, index: int, cell, norm):

@@ -175,10 +175,11 @@ def _patch_size_hint(in_channels: int, channels: int) -> str:
 
 
 def default_gradient_detach(cell: str, dataset: str | None) -> int | None:
-    """Paper Table 8: STC cells use 0 on Moving MNIST and 1 on TaxiBJ/KTH (forward identical)."""
-    from stcbench.cells.registry import normalize_name
+    """Paper Table 8: STC cells (those that take `gradient_detach`) use 0 on Moving MNIST and 1 on TaxiBJ/KTH
+    (forward identical)."""
+    from stcbench.cells import get_cell_info
 
-    if not normalize_name(cell).startswith("stc"):
+    if "gradient_detach" not in get_cell_info(cell).parameters():
         return None
     if dataset is None:
         return 1

@@ -271,3 +271,15 @@ def test_a_new_cell_without_the_declaration_is_not_fused():
     assert cell.fused_step_spec() is not None          # the gates alone may still be fused
     assert not fused_stc.eligible(cell)
     assert LayerRunner(cell, recompute=True, channels_last=True).fused_step is None
+
+
+def test_warm_up_runs_the_eligible_cells_it_is_given_and_leaves_them_untouched():
+    """The kernels are warmed up on copies of the caller's cells (the kernels know no cell by name); a cell that is
+    not eligible (LIF) is skipped."""
+    cells = [create_cell("stclif", 4, 32), create_cell("stclmh", 4, 16), create_cell("lif", 4, 16)]
+    before = [copy.deepcopy(cell.state_dict()) for cell in cells]
+    fused_stc.warm_up(cells, torch.float64)
+    for cell, state in zip(cells, before):
+        assert all(p.grad is None for p in cell.parameters())
+        assert all(torch.equal(state[k], v) for k, v in cell.state_dict().items())
+        assert next(cell.parameters()).dtype == torch.float32
