@@ -55,19 +55,6 @@ class MemoryTask(Task):
     def callbacks(self, config: MemoryConfig) -> list:
         return [EpochHistory()]
 
-    def check_resumable(self, config: MemoryConfig, module, checkpoint: dict, ckpt_path: Path) -> None:
-        """A resume continues the run the checkpoint holds: the same task, length, seed and network (any
-        model key); training length, logging and hardware may change."""
-        stored = (checkpoint.get("hyper_parameters") or {}).get("config")
-        if not isinstance(stored, dict):
-            return
-        trained = self.resolve_config(copy.deepcopy(stored))
-        changed = run_identity_changes(trained, config)
-        if changed:
-            raise ConfigError(f"{ckpt_path} was trained with {', '.join(f'{k}={v!r}' for k, v in changed.items())}; "
-                              f"a resume continues that run, so drop the options that change it (--cell, --seed, "
-                              f"--set model.* / data.task / data.seq_len), or start a new run without --ckpt-path")
-
     def evaluate(self, config: MemoryConfig, trainer, module, datamodule, run_dir: Path, callbacks: list) -> dict:
         history = next(c for c in callbacks if isinstance(c, EpochHistory)).rows
         return evaluate_run(config, trainer, module, datamodule, run_dir, history, task=self)
@@ -183,23 +170,6 @@ def memory_span(module, config: MemoryConfig) -> dict | None:
     if module.spec.name != "adding":
         return None
     return adding_memory_span(module.net, module.spec, int(config.seed))
-
-
-def run_identity_changes(trained: MemoryConfig, given: MemoryConfig) -> dict:
-    """The keys that say which run this is (task, length, digit source, seed, every model key) whose value in
-    `trained` differs from `given`'s: {dotted key: trained value}."""
-    from stcbench.engine.schema import to_dict
-
-    old, new = to_dict(trained), to_dict(given)
-    keys = [("data", "task"), ("data", "seq_len"), ("data", "digits_source"), ("seed",)]
-    keys += [("model", key) for key in sorted(set(old.get("model", {})) | set(new.get("model", {})))]
-
-    def value(config, key):
-        for part in key:
-            config = config.get(part) if isinstance(config, dict) else None
-        return config
-
-    return {".".join(key): value(old, key) for key in keys if value(old, key) != value(new, key)}
 
 
 def test_set_fingerprint(datamodule) -> str:
