@@ -86,7 +86,9 @@ def _parse_hidden(text: str) -> list[int]:
     return widths
 
 
-def _drop_unaccepted_options(cell: str, options: dict) -> dict:
+def _without_gradient_detach_if_not_taken(cell: str, options: dict) -> dict:
+    """A config's `gradient_detach` applies to the cells that take it (as model.gradient_detach does in a run); any
+    other option a cell does not take is left for the cell to refuse."""
     from stcbench.cells import get_cell_info
 
     allowed = get_cell_info(cell).parameters()
@@ -115,7 +117,7 @@ def run(args) -> int:
             raise ConfigError(f"--cell-options must be a JSON object of options, e.g. '{{\"gradient_detach\": 1}}', "
                               f"got {args.cell_options!r}")
         options.update(given)
-    options = _drop_unaccepted_options(cell, options)
+    options = _without_gradient_detach_if_not_taken(cell, options)
     batch = args.batch if args.batch is not None else settings.get("batch", 4)
     if args.steps < 1 or batch < 1:
         raise ConfigError("--steps and --batch must be >= 1")
