@@ -15,6 +15,7 @@ averaged over all N*T frames; `ssim` (data range 2.0, as OpenSTL with scikit-ima
 from __future__ import annotations
 
 import math
+import mmap
 import warnings
 from typing import Any
 
@@ -305,10 +306,8 @@ def release_pages(array, start: int, stop: int) -> None:
     Keeps the process's memory at one block instead of the whole file while streaming.
     """
     mapping = getattr(array, "_mmap", None)
-    if mapping is None or not hasattr(mapping, "madvise") or not hasattr(__import__("mmap"), "MADV_DONTNEED"):
+    if mapping is None or not hasattr(mapping, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
         return
-    import mmap
-
     try:
         base = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
         row = array.strides[0]

@@ -277,13 +277,14 @@ class VideoPredictionModule(L.LightningModule):
         trainer = getattr(self, "_trainer", None)
         if trainer is None or trainer.sanity_checking or not trainer.is_global_zero:
             return
+        from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
         grid = image_grid(frames[0, :self.in_frames], frames[0, self.in_frames:], pred[0])
         for logger in trainer.loggers:
-            kind = type(logger).__name__
             try:
-                if kind == "TensorBoardLogger":
+                if isinstance(logger, TensorBoardLogger):
                     logger.experiment.add_image("val/prediction", grid, self.current_epoch, dataformats="HW")
-                elif kind == "WandbLogger":
+                elif isinstance(logger, WandbLogger):
                     logger.log_image("val/prediction", [grid.numpy()], step=self.global_step,
                                      caption=[f"epoch {self.current_epoch}: context | truth | prediction"])
             except Exception:  # image logging must never break training
