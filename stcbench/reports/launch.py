@@ -178,10 +178,16 @@ class RunJob:
 
     def __call__(self) -> str:
         from stcbench.checkpoints import checkpoint_trust
+        from stcbench.engine.callbacks import SIGTERM_EXIT_CODE
         from stcbench.plugin_consent import consent_to_plugins
 
         with consent_to_plugins(self.consent), checkpoint_trust(self.trust):
-            ok = attempt(self.run, self.out, fit_planned)
+            try:
+                ok = attempt(self.run, self.out, fit_planned)
+            except SystemExit as stop:
+                if stop.code == SIGTERM_EXIT_CODE:
+                    wait_for_requeue_signal()
+                raise
         if not ok:
             raise RuntimeError(f"{self.run.dataset}/{self.run.cell} seed {self.run.seed} failed; see "
                                f"{failure_path(self.out, self.run)}")
@@ -191,6 +197,25 @@ class RunJob:
         import submitit
 
         return submitit.helpers.DelayedSubmission(RunJob(self.run, self.out, self.consent, self.trust))
+
+
+REQUEUE_SIGNAL_WAIT_S = 60.0
+
+
+def wait_for_requeue_signal(seconds: float | None = None) -> None:
+    """On preemption SLURM may send SIGTERM a moment before submitit's requeue signal (USR2); Lightning stops the
+    run at the SIGTERM. Wait here for the requeue signal, whose handler (submitit's, in place again once Lightning
+    has stopped) requeues the job and ends this process; the next attempt resumes from last.ckpt. Without one
+    (a plain scancel), the job ends as stopped once `seconds` have passed."""
+    import sys
+    import time
+
+    seconds = REQUEUE_SIGNAL_WAIT_S if seconds is None else seconds
+    print(f"stcbench: SIGTERM in a SLURM job: waiting up to {seconds:.0f} s for the requeue signal (preemption)",
+          file=sys.stderr, flush=True)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
 
 
 def make_executor(folder: Path, options: SlurmOptions, cluster: str = "slurm"):

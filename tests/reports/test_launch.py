@@ -326,3 +326,36 @@ def test_a_run_another_process_trains_is_still_running_not_failed(tmp_path):
     said = []
     assert launch.attempt(run, tmp_path, busy, log=said.append) is False
     assert "still running elsewhere" in said[0] and not (tmp_path / "failures").exists()
+
+
+class Requeued(Exception):
+    pass
+
+
+def test_a_job_stopped_by_sigterm_waits_for_the_requeue_signal(tmp_path, monkeypatch):
+    """Preemption may send SIGTERM just before submitit's requeue signal (USR2): the job stopped by SIGTERM waits
+    for it (submitit's handler then requeues the job) instead of ending first; without one it ends as stopped."""
+    import signal
+    import threading
+
+    from stcbench.reports import launch
+
+    def stopped_by_sigterm(run, out, fit):
+        raise SystemExit(143)
+
+    monkeypatch.setattr(launch, "attempt", stopped_by_sigterm)
+
+    def requeue(signum, frame):
+        raise Requeued
+
+    previous = signal.signal(signal.SIGUSR2, requeue)
+    try:
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGUSR2)).start()
+        with pytest.raises(Requeued):
+            launch.RunJob(FinishedRun(), tmp_path)()
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    monkeypatch.setattr(launch, "REQUEUE_SIGNAL_WAIT_S", 0.2)
+    with pytest.raises(SystemExit) as ended:
+        launch.RunJob(FinishedRun(), tmp_path)()
+    assert ended.value.code == 143
