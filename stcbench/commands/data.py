@@ -1,6 +1,7 @@
 """`stcbench data generate|download|check|info`: make, fetch, verify and describe datasets."""
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from stcbench.errors import ConfigError, DataError
@@ -141,9 +142,32 @@ def run_download(args) -> int:
 
     refuse_folder_inside_run(args.data_root, "--data-root")
     names = dataset_names(args.dataset, for_generation=True)
-    for_each_dataset(names, "download",
-                     lambda name: download_dataset(name, args.data_root, mirror=args.mirror, force=args.force))
+    with sigterm_stops_the_download():
+        for_each_dataset(names, "download",
+                         lambda name: download_dataset(name, args.data_root, mirror=args.mirror, force=args.force))
     return 0
+
+
+@contextlib.contextmanager
+def sigterm_stops_the_download():
+    """SIGTERM ends a download as Ctrl-C does, through the code's own clean-up: the transfer's temporary file is
+    removed and its `.part` file kept for the next call to resume; exit status 143 (128 + SIGTERM)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        print("stopped by SIGTERM: run the same command again to resume the transfer", file=sys.stderr)
+        raise SystemExit(143)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_check(args) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import zipfile
@@ -24,6 +25,7 @@ DOWNLOADS = ".stcbench_downloads"
 CHUNK = 1 << 20
 TRANSFER_CHUNK = 1 << 16     # what an interrupted transfer can lose: the chunk in flight
 RANGE_NOT_SATISFIABLE = 416
+PARTIAL_CONTENT = 206
 OPENSTL_RELEASE = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0"
 
 
@@ -60,8 +62,8 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 
 class ProgressBar:
-    """The progress object pooch's HTTPDownloader drives (total, update, reset, close), drawn with
-    rich; a resumed download starts at the bytes already there."""
+    """A transfer's progress (total, update, reset, close), drawn with rich; a resumed download starts at the bytes
+    already there."""
 
     def __init__(self, label: str, done: int):
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
@@ -102,26 +104,38 @@ class ResumableDownloader:
 
     def __call__(self, url: str, output_file: str, pooch) -> None:
         import requests
-        from pooch import HTTPDownloader
 
         offset = self.partial.stat().st_size if self.partial.exists() else 0
         if offset and not self._accepts_ranges(url, requests):
             offset = 0
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        bar = ProgressBar(self.label, offset)
         try:
-            with open(self.partial, "ab" if offset else "wb") as out:
-                HTTPDownloader(progressbar=bar, chunk_size=TRANSFER_CHUNK, timeout=self.timeout, headers=headers)(
-                    url, out, pooch)
+            self._transfer(url, offset, requests)
         except requests.exceptions.RequestException as exc:
             if not (offset and getattr(exc.response, "status_code", None) == RANGE_NOT_SATISFIABLE):
                 raise self._stopped(url, exc) from None
             self.partial.unlink()          # the part kept is as long as the file or longer: it cannot be resumed
-        finally:
-            bar.close()
-        if not self.partial.exists():
             return self(url, output_file, pooch)       # from the first byte
         os.replace(self.partial, output_file)
+
+    def _transfer(self, url: str, offset: int, requests) -> None:
+        """Append the rest of the file from `offset` to the part file; a server that answers a Range request with
+        anything but that rest (the whole file with 200, another range) has its answer written from the first
+        byte instead."""
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+            response.raise_for_status()
+            if offset and not continues_at(response, offset):
+                offset = 0
+            bar = ProgressBar(self.label, offset)
+            try:
+                length = response.headers.get("Content-Length", "")
+                bar.total = int(length) if length.isdigit() else 0
+                with open(self.partial, "ab" if offset else "wb") as out:
+                    for chunk in response.iter_content(chunk_size=TRANSFER_CHUNK):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+            finally:
+                bar.close()
 
     def _stopped(self, url: str, exc: Exception) -> DataError:
         have = self.partial.stat().st_size if self.partial.exists() else 0
@@ -138,6 +152,12 @@ class ResumableDownloader:
         except requests.exceptions.RequestException:
             return False
         return head.ok and head.headers.get("Accept-Ranges", "").lower() == "bytes"
+
+
+def continues_at(response, offset: int) -> bool:
+    """True when an HTTP answer is the file from byte `offset` on: 206 with a Content-Range that starts there."""
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return response.status_code == PARTIAL_CONTENT and match is not None and int(match.group(1)) == offset
 
 
 def failure(exc: Exception) -> str:

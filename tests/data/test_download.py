@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 import zipfile
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,8 @@ class Server:
 
     def __init__(self, files: dict[str, bytes]):
         self.files, self.cut, self.ranges = files, {}, []
+        self.ignore_ranges = False      # answer a Range request with the whole file (200), as some servers do
+        self.stall = {}                 # stall[name] = n: send n bytes of it, then nothing more for a minute
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,7 +45,7 @@ class Server:
                     return
                 data, start = server.files[name], 0
                 requested = self.headers.get("Range")
-                if body and requested:
+                if body and requested and not server.ignore_ranges:
                     server.ranges.append((name, requested))
                     start = int(requested.removeprefix("bytes=").split("-")[0])
                     if start >= len(data):
@@ -55,6 +58,11 @@ class Server:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.end_headers()
                 if not body:
+                    return
+                if name in server.stall:
+                    self.wfile.write(data[start:server.stall[name]])
+                    self.wfile.flush()
+                    time.sleep(60)
                     return
                 stop = server.cut.pop(name, len(data))
                 self.wfile.write(data[start:stop])
@@ -165,6 +173,41 @@ def test_an_interrupted_transfer_resumes(tmp_path, served, mmnist_files, capsys)
     assert download(root, served) == 0
     assert served.ranges == [("mnist_test_seq.npy", f"bytes={kept}-")]
     assert (root / "moving_mnist" / "mnist_test_seq.npy").read_bytes() == mmnist_files["mnist_test_seq.npy"]
+
+
+def test_a_server_that_answers_a_resume_with_the_whole_file_is_written_from_the_first_byte(tmp_path, served,
+                                                                                           mmnist_files, capsys):
+    """A server that says it takes ranges but answers one with 200 and the whole file: the kept part is not
+    prefixed to it."""
+    root = tmp_path / "data"
+    served.cut["mnist_test_seq.npy"] = 300_000
+    assert download(root, served) == 2
+    served.ignore_ranges = True
+    assert download(root, served) == 0
+    assert (root / "moving_mnist" / "mnist_test_seq.npy").read_bytes() == mmnist_files["mnist_test_seq.npy"]
+    assert hashlib.sha256(mmnist_files["mnist_test_seq.npy"]).hexdigest() in capsys.readouterr().out
+
+
+def test_sigterm_during_a_transfer_keeps_the_part_file_and_nothing_else(tmp_path, served):
+    """A download ended by SIGTERM (a job's time limit, say) exits 143 through its clean-up: the part file stays for
+    the next call to resume, no temporary file is left beside it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    served.stall["train-images-idx3-ubyte.gz"] = dl.TRANSFER_CHUNK + 1000     # one chunk written, one in flight
+    root = tmp_path / "data"
+    process = subprocess.Popen([sys.executable, "-m", "stcbench", "data", "download", "--dataset", "mmnist",
+                                "--data-root", str(root), "--mirror", served.url], stderr=subprocess.PIPE, text=True)
+    part = root / dl.DOWNLOADS / "mmnist" / "train-images-idx3-ubyte.gz.part"
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size >= dl.TRANSFER_CHUNK) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and "stopped by SIGTERM" in err and "Traceback" not in err
+    assert sorted(p.name for p in part.parent.iterdir()) == [part.name] and part.stat().st_size == dl.TRANSFER_CHUNK
 
 
 def test_generated_data_is_replaced_only_with_force(tmp_path, served, generated_root, capsys):
