@@ -98,7 +98,8 @@ def register(subparsers) -> None:
     slurm.add_argument("--slurm-time", type=int, default=24 * 60, metavar="MINUTES",
                        help="time limit of each job (default 1440); a run that needs longer is requeued and resumed")
     slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N",
-                       help="GPUs per job: 1 or 0 (a CPU job); default 1 for --suite paper, 0 for the CPU suites")
+                       help="GPUs per job: 1 or 0 (a CPU job); default 1 for --suite paper, 0 for the CPU suites; "
+                            "with --config, 1 where its trainer.accelerator is gpu")
     slurm.add_argument("--slurm-no-data-check", action="store_true",
                        help="submit without checking the data here first (for data mounted on the compute nodes "
                             "only); by default each dataset's files are checked, and an embedded default generated, "
@@ -146,7 +147,9 @@ def run(args, fit=None, memory_suite=None) -> int:
               "default (model.fast: false); --set model.fast=true selects the fast path", file=sys.stderr)
     if args.suite == "memory":
         if getattr(args, "shard", None) or getattr(args, "launcher", "local") != "local":
-            raise ConfigError("--launcher slurm and --shard are for the video suites (quick, small, paper)")
+            raise ConfigError("--launcher slurm and --shard are for the video suites and --config: for memory probes "
+                              "on SLURM, run one config per task, e.g. bench --config memory/quick_adding --cells "
+                              "lif,celif --seeds 0,1,2 --launcher slurm")
         return run_memory(args, out, memory_suite)
     if args.tasks:
         raise ConfigError("--tasks is for --suite memory; use --datasets for video suites")
@@ -234,8 +237,6 @@ def refuse_suite_flags(args) -> None:
     given = [flag for key, flag in CONFIG_REFUSED.items()
              if getattr(args, key, None) not in (None, "", False, []) or (key == "keep_checkpoints"
                                                                          and args.keep_checkpoints is False)]
-    if getattr(args, "launcher", "local") != "local":
-        given.append("--launcher slurm")
     if given:
         raise ConfigError(f"{given[0]} is for the suites (--suite); with --config give --cells, --seeds, --set and "
                           f"--out")
@@ -246,14 +247,20 @@ def run_config(args, out: Path, fit=None) -> int:
     (reports.task_suite), then the summary table."""
     from stcbench.commands.table import write_memory_table, write_tables
     from stcbench.config_files import check_config_file, find_config
-    from stcbench.reports.task_suite import fit_task_run, plan_task_suite, registry_name
+    from stcbench.reports.task_suite import (absolute_task_run, fit_task_run, plan_task_suite, prepare_task_data,
+                                             registry_name)
 
     refuse_suite_flags(args)
     args.config = check_config_file(find_config(args.config))      # a file, or a shipped config's name
     shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
+    launcher = getattr(args, "launcher", "local")
     load_named_plugins(args)                      # the task or its cells may come from them
     planned = plan_task_suite(args.config, cells=args.cells, seeds=args.seeds, out=out,
                               extra_overrides=parse_overrides(args.overrides))
+    if launcher == "slurm":
+        check_slurm_options(args, gpu=any(wants_gpu(item) for item in planned))
+        if not args.dry_run and not getattr(args, "collect", False):
+            require_sbatch()
     named = None if str(args.baseline).lower() == "none" else registry_name(args.baseline)
     refuse_baseline_without_runs(named, planned, out)            # before anything trains
     planned = take_shard(planned, shard)
@@ -264,9 +271,16 @@ def run_config(args, out: Path, fit=None) -> int:
     if args.dry_run:
         return 0
     if not getattr(args, "collect", False):
+        if launcher == "slurm":
+            return submit_to_slurm(args, planned, out, fit=fit_task_run, absolute=absolute_task_run,
+                                   prepare=prepare_task_data)
         execute(planned, fit=fit or fit_task_run, out=out)
     failures = recorded_failures(out, planned)
     if shard is not None or args.no_report or not any(item.done for item in planned):
+        if not any(item.done for item in planned) and getattr(args, "collect", False):
+            queued = submitted_note(planned, out)
+            print(f"no planned run has finished under {out / 'runs'}: no table written "
+                  + (f"({queued})" if queued else "(run the same command without --collect to train them)"))
         return finish(failures, out)
     cells = {normalize_name(item.cell) for item in planned}
     baseline = args.baseline if normalize_name(args.baseline) != DEFAULT_BASELINE or DEFAULT_BASELINE in cells else None
@@ -336,10 +350,11 @@ def finish(failures: list, out: Path) -> int:
     return 0
 
 
-def check_slurm_options(args) -> None:
-    """The SLURM options as numbers SLURM takes; the GPUs per job default to the suite's kind (CPU or GPU)."""
+def check_slurm_options(args, gpu: bool | None = None) -> None:
+    """The SLURM options as numbers SLURM takes; the GPUs per job default to the suite's kind (CPU or GPU), or with
+    --config to whether its runs ask for a GPU (`gpu`)."""
     if args.slurm_gpus is None:
-        args.slurm_gpus = 1 if args.suite == "paper" else 0
+        args.slurm_gpus = int(gpu if gpu is not None else args.suite == "paper")
     for flag, value, least in (("--slurm-time", args.slurm_time, 1), ("--slurm-gpus", args.slurm_gpus, 0),
                                ("--slurm-cpus", args.slurm_cpus, 1), ("--slurm-mem-gb", args.slurm_mem_gb, 1),
                                ("--slurm-max-requeue", args.slurm_max_requeue, 0)):
@@ -352,7 +367,17 @@ def check_slurm_options(args) -> None:
                           f"(docs/training.md)")
 
 
-def submit_to_slurm(args, planned: list, out: Path) -> int:
+def wants_gpu(run) -> bool:
+    """A planned run of `bench --config` whose config asks for a GPU (trainer.accelerator gpu or cuda)."""
+    from stcbench.engine.task import get_task
+
+    config = get_task(run.task_name).resolve_config(run.config_path, dict(run.overrides))
+    return getattr(getattr(config, "trainer", None), "accelerator", None) in ("gpu", "cuda")
+
+
+def submit_to_slurm(args, planned: list, out: Path, fit=None, absolute=None, prepare=None) -> int:
+    """One SLURM job per unfinished run of `planned` (a video suite's unless `fit`, `absolute` and `prepare` say how
+    to train a run, make its paths absolute and prepare its data: reports.launch.submit)."""
     from stcbench.reports.launch import in_queue, job_key, prepare_data_for_jobs
 
     todo = [item for item in planned if not item.done]
@@ -376,9 +401,9 @@ def submit_to_slurm(args, planned: list, out: Path) -> int:
                            max_requeue=args.slurm_max_requeue)
     folder = out / "slurm"
     if not getattr(args, "slurm_no_data_check", False):
-        prepare_data_for_jobs(todo)               # a job never queues only to find its data missing
+        (prepare or prepare_data_for_jobs)(todo)  # a job never queues only to find its data missing
     print(f"submitting {counted(len(todo), 'job')}; logs in {folder}/")
-    submit(todo, out, make_executor(folder, options))
+    submit(todo, out, make_executor(folder, options), fit=fit, absolute=absolute)
     print("when they have finished: the same command with --collect writes the tables and the report")
     return 0
 

@@ -167,11 +167,12 @@ class RunJob:
     On preemption or at the time limit submitit calls `checkpoint`, which requeues the same job;
     the new attempt finds the run's last.ckpt and resumes from it."""
 
-    def __init__(self, run, out: Path, consent=None, trust: bool | None = None):
+    def __init__(self, run, out: Path, consent=None, trust: bool | None = None, fit: Callable | None = None):
         from stcbench import plugin_consent
         from stcbench.checkpoints import trusted
 
         self.run, self.out = run, Path(out)
+        self.fit = fit or fit_planned          # a module-level function (pickled with the job): trains `run`
         # what the submitting command allowed (plugins named by the user, --trust-checkpoint) holds in the job too
         self.consent = plugin_consent.current() if consent is None else consent
         self.trust = trusted() if trust is None else trust
@@ -183,7 +184,7 @@ class RunJob:
 
         with consent_to_plugins(self.consent), checkpoint_trust(self.trust):
             try:
-                ok = attempt(self.run, self.out, fit_planned)
+                ok = attempt(self.run, self.out, self.fit)
             except SystemExit as stop:
                 if stop.code == SIGTERM_EXIT_CODE:
                     wait_for_requeue_signal()
@@ -196,7 +197,7 @@ class RunJob:
     def checkpoint(self, *args, **kwargs):
         import submitit
 
-        return submitit.helpers.DelayedSubmission(RunJob(self.run, self.out, self.consent, self.trust))
+        return submitit.helpers.DelayedSubmission(RunJob(self.run, self.out, self.consent, self.trust, self.fit))
 
 
 REQUEUE_SIGNAL_WAIT_S = 60.0
@@ -242,15 +243,17 @@ def job_key(run) -> str:
     return f"{run.dataset}/{run.name}"
 
 
-def submit(planned: list, out: Path, executor, log: Callable[[str], None] = print) -> list:
+def submit(planned: list, out: Path, executor, log: Callable[[str], None] = print, fit: Callable | None = None,
+           absolute: Callable | None = None) -> list:
     """One job per run (each recorded in <out>/slurm/submitted.json); returns the submitit jobs. Every path a job
-    reads or writes is made absolute here, so that a job started in another folder (--chdir) finds them."""
+    reads or writes is made absolute here (`absolute`, default: a video suite's runs), so that a job started in
+    another folder (--chdir) finds them; `fit` trains a run in its job (default: a video suite's)."""
     from stcbench.atomic import write_json
 
     jobs, recorded = [], submitted_jobs(out)
     for run in planned:
         executor.update_parameters(name=f"stcbench-{run.dataset}-{run.name}")
-        job = executor.submit(RunJob(with_absolute_paths(run), Path(out).absolute()))
+        job = executor.submit(RunJob((absolute or with_absolute_paths)(run), Path(out).absolute(), fit=fit))
         log(f"  job {job.job_id}: {run.dataset}/{run.cell} seed {run.seed} ({run.name})")
         jobs.append(job)
         recorded[job_key(run)] = str(job.job_id)

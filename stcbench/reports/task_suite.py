@@ -132,3 +132,41 @@ def fit_task_run(run: TaskRun) -> Path:
     if last is not None:
         return fit_from(task, run.config_path, ckpt_path=last, overrides=dict(run.overrides))
     return fit_from(task, run.config_path, overrides=dict(run.overrides), overwrite=True)
+
+
+def absolute_task_run(run: TaskRun) -> TaskRun:
+    """A copy of `run` whose config file, run folder, runs folder, data folder (where its config has a
+    `data.data_root`) and plugin files named on the command line are absolute: for a SLURM job that starts in
+    another folder."""
+    import dataclasses
+
+    from stcbench.data.specs import resolve_data_root
+    from stcbench.engine.task import get_task
+    from stcbench.plugin_consent import recorded_plugin
+
+    config = get_task(run.task_name).resolve_config(run.config_path, dict(run.overrides))
+    overrides = {**run.overrides, "run.output_dir": str(Path(run.overrides["run.output_dir"]).absolute())}
+    data_root = getattr(getattr(config, "data", None), "data_root", None)
+    if isinstance(data_root, str):
+        overrides["data.data_root"] = str(resolve_data_root(data_root).absolute())
+    if isinstance(overrides.get("plugins"), list):
+        overrides["plugins"] = [recorded_plugin(spec) for spec in overrides["plugins"]]
+    return dataclasses.replace(run, config_path=Path(run.config_path).absolute(), run_dir=run.run_dir.absolute(),
+                               overrides=overrides)
+
+
+def prepare_task_data(planned: list[TaskRun], log=print) -> None:
+    """The data of the runs about to be submitted, prepared here once per distinct data section (the task's
+    `prepare_data`: checked, or generated where the config says so), so that a job does not start only to find its
+    data missing, and several jobs do not generate one folder at once."""
+    from stcbench.engine.schema import to_dict
+    from stcbench.engine.task import get_task
+
+    seen = set()
+    for run in planned:
+        task = get_task(run.task_name)
+        config = task.resolve_config(run.config_path, dict(run.overrides))
+        key = (run.task_name, repr(to_dict(config).get("data")))
+        if key not in seen:
+            seen.add(key)
+            task.datamodule(config).prepare_data()

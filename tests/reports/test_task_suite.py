@@ -99,3 +99,46 @@ def test_a_named_baseline_that_no_run_will_have_is_refused_before_training(line_
     assert main(["bench", "--config", str(config), "--seeds", "0", "--set", f"plugins=[{plugin}]", "--out", str(out),
                  "--baseline", "plif"]) == 2
     assert "--baseline plif: the plan does not train it" in capsys.readouterr().err and not (out / "runs").exists()
+
+
+def test_a_config_over_cells_and_seeds_runs_as_slurm_jobs_that_train_through_the_engine(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """`bench --config ... --launcher slurm`: one job per unfinished run, each made of absolute paths and trained by
+    the task's engine when the job runs (here called in this process, as submitit would after unpickling it)."""
+    import pickle
+
+    from stcbench.reports import launch
+    from stcbench.reports.task_suite import TaskRun
+
+    jobs = []
+
+    class Executor:
+        def update_parameters(self, **kwargs):
+            pass
+
+        def submit(self, job):
+            jobs.append(pickle.loads(pickle.dumps(job)))
+            return type("Job", (), {"job_id": str(4200 + len(jobs))})()
+
+    monkeypatch.setattr("stcbench.commands.bench.make_executor", lambda folder, options, cluster="slurm": Executor())
+    monkeypatch.setattr("stcbench.commands.bench.require_sbatch", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    argv = ["bench", "--config", "memory/quick_adding", "--cells", "lif,plif", "--seeds", "0", "--out", "rel",
+            "--launcher", "slurm", *TINY_MEMORY]
+    assert main(argv) == 0
+    assert len(jobs) == 2 and "submitting 2 jobs" in capsys.readouterr().out
+    assert launch.submitted_jobs(Path("rel")) == {"memory/quick_adding-lif-seed0": "4201",
+                                                  "memory/quick_adding-plif-seed0": "4202"}
+    run = jobs[0].run
+    assert isinstance(run, TaskRun) and run.config_path.is_absolute() and run.run_dir.is_absolute()
+    assert Path(run.overrides["run.output_dir"]).is_absolute() and Path(run.overrides["data.data_root"]).is_absolute()
+    monkeypatch.chdir(tmp_path / "rel")                         # a job starts in another folder
+    jobs[0]()
+    assert run.done and run.run_dir == tmp_path / "rel" / "runs" / "memory" / "adding_T10" / "lif" / run.name
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(argv + ["--collect"]) == 0                     # the finished run is tabled
+    assert "| lif | 1 |" in (tmp_path / "rel" / "table_memory.md").read_text()
+    monkeypatch.setattr(launch, "in_queue", lambda todo, out: {"memory/quick_adding-plif-seed0": "4202"})
+    assert main(argv) == 0                                       # the queued one is not submitted twice
+    assert len(jobs) == 2 and "job 4202 still holds memory/plif seed 0" in capsys.readouterr().out
