@@ -16,6 +16,7 @@ from stcbench.reports.runs import DEFAULT_BASELINE
 from stcbench.reports.launch import (SlurmOptions, counted, describe_failures, make_executor, parse_shard,
                                      recorded_failures, require_sbatch, submit, take_shard)
 from stcbench.reports.suites import SUITES, check_configs, execute, make_committable, plan_suite
+from stcbench.record_io import read_text
 
 
 class ListedValues(argparse.Action):
@@ -529,7 +530,7 @@ def memory_listing(out: Path) -> dict | None:
     from stcbench.strict_json import restore_non_finite
 
     listing = Path(out) / "memory_results.json"
-    return restore_non_finite(json.loads(listing.read_text(encoding="utf-8"))) if listing.is_file() else None
+    return restore_non_finite(json.loads(read_text(listing))) if listing.is_file() else None
 
 
 def memory_failures(out: Path) -> list:

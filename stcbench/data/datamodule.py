@@ -86,9 +86,9 @@ class STDataModule(L.LightningDataModule):
         processes = self._processes()
         per_process = -(-len(self.splits.train) // processes)
         if per_process < self.batch_size:
-            each = f" for each of the {processes} processes" if processes > 1 else ""
+            each = f", {per_process} for each of the {processes} processes," if processes > 1 else ""
             raise ConfigError(f"{self.spec.name}: the training split has {len(self.splits.train)} "
-                              f"samples, {per_process}{each}, fewer than batch_size {self.batch_size} (batches drop "
+                              f"samples{each} fewer than batch_size {self.batch_size} (batches drop "
                               f"the remainder); lower batch_size or raise train_samples"
                               + (" (or use fewer devices)" if processes > 1 else ""))
 

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from stcbench.errors import ConfigError
+from stcbench.record_io import read_text
 
 PLUGIN_CODE_FILE = "plugin_code.json"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ def digests(cell: str | None) -> dict[str, str]:
 def read_recorded(run_dir: Path) -> dict[str, str]:
     """The digests a run folder recorded; {} for a run of a built-in cell (or from before they were recorded)."""
     try:
-        recorded = json.loads((Path(run_dir) / PLUGIN_CODE_FILE).read_text(encoding="utf-8"))
+        recorded = json.loads(read_text(Path(run_dir) / PLUGIN_CODE_FILE))
     except (OSError, ValueError, RecursionError):
         return {}
     return {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {}

@@ -35,6 +35,7 @@ from stcbench.engine.run_paths import relative_to_run
 from stcbench.engine.task import Task
 from stcbench.engine.trainer import build_trainer
 from stcbench.errors import ConfigError
+from stcbench.record_io import read_text
 
 
 def fit_from(task: Task, source, *, ckpt_path: str | Path | None = None, overrides: dict | None = None,
@@ -379,7 +380,7 @@ def warn_if_other_data(results: dict, run_dir: Path | None) -> None:
     import json
 
     try:
-        trained = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) if run_dir else {}
+        trained = json.loads(read_text(run_dir / "metrics.json")) if run_dir else {}
     except (OSError, ValueError, RecursionError):
         return
     recorded = (trained.get("data") or {}).get("checksum") if isinstance(trained, dict) else None

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import os
+import stat
 import shutil
 import socket
 import warnings
@@ -26,6 +28,7 @@ except ImportError:              # pragma: no cover - not POSIX: runs are not lo
 
 from stcbench.engine.cluster import is_rank_zero
 from stcbench.errors import ConfigError, RunBusyError
+from stcbench.record_io import read_text
 
 RUN_DIR_ENV = "STCBENCH_RUN_DIR"     # shares the run folder with DDP worker processes
 LOCK_FILE = ".lock"
@@ -56,9 +59,7 @@ def refuse_existing_run(run_dir: Path) -> None:
     if run_dir.is_dir() and not run_dir.is_symlink() and not _has_run_records(run_dir):
         raise ConfigError(f"run directory {run_dir} already exists and is not a run's folder (no config.yaml, "
                           f"metrics.json or checkpoint of a run); choose another --run-name or --output-dir")
-    if (run_dir / LOCK_FILE).is_file():
-        with training_lock(run_dir):          # another process training it is named (RunBusyError), not guessed at
-            pass
+    refuse_if_busy(run_dir)                   # another process training it is named (RunBusyError), not guessed at
     if (run_dir.is_dir() and not (run_dir / "metrics.json").exists()
             and not any((run_dir / "checkpoints").glob("*.ckpt"))):
         raise ConfigError(f"run directory {run_dir} already exists and holds no checkpoint to resume (the run "
@@ -86,20 +87,29 @@ def refuse_replacing_other_than_a_run(run_dir: Path) -> None:
 
 
 def _has_run_records(folder: Path) -> bool:
-    """Whether `folder` holds what a run writes (its config.yaml, metrics.json or checkpoints), however old."""
-    return ((folder / "config.yaml").is_file() or (folder / "metrics.json").is_file()
+    """Whether `folder` holds what a run writes, however old: the resolved config.yaml of a run (its seed, trainer
+    and run sections), the metrics.json of a finished one, or checkpoints. A folder of one's own with a config.yaml
+    of another kind is none."""
+    return (_is_resolved_config(folder / "config.yaml") or _is_run_record(folder / "metrics.json")
             or any((folder / "checkpoints").glob("*.ckpt")))
 
 
 def refuse_linked_parts(run_dir: Path) -> None:
-    """A resume writes the run's checkpoints, logs and records: where one of them is a symbolic link (to another
-    run's, say), it would write there. One line naming it."""
-    for name in ("checkpoints", "logs", "metrics.json", "config.yaml"):
-        part = Path(run_dir) / name
-        if part.is_symlink():
-            raise ConfigError(f"{part} is a symbolic link (to {os.readlink(part)}): a resume of {run_dir} would "
-                              f"write through it into another folder; replace the link with a copy of what it "
-                              f"points to, then resume")
+    """A resume writes the run's checkpoints, logs and records, at any depth of its folder: where something in it
+    is a symbolic link that leads out of the folder (a log folder linked to another run's, say), it could write
+    through it into another folder. One line naming the first such link. Links within the folder stay, and so do
+    those inside wandb's own log folder (wandb links its debug logs to its cache, and a resume writes a new run
+    folder of its own there)."""
+    inside = Path(run_dir).resolve()
+    for folder, subfolders, files in os.walk(run_dir):          # links to folders are listed, not followed
+        for name in sorted(subfolders + files):
+            part = Path(folder) / name
+            if part.is_symlink() and not part.resolve().is_relative_to(inside):
+                raise ConfigError(f"{part} is a symbolic link (to {os.readlink(part)}): a resume of {run_dir} "
+                                  f"would write through it into another folder; replace the link with a copy of "
+                                  f"what it points to, then resume")
+        if Path(folder) == Path(run_dir) / "logs":
+            subfolders[:] = [name for name in subfolders if name != "wandb"]
 
 
 def resume_command(run_dir: Path) -> str:
@@ -117,7 +127,7 @@ def recorded_plugins(run_dir: Path) -> list[str]:
     import yaml
 
     try:
-        config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8"))
+        config = yaml.safe_load(read_text(Path(run_dir) / "config.yaml"))
     except (OSError, ValueError, RecursionError, yaml.YAMLError):
         return []
     plugins = config.get("plugins") if isinstance(config, dict) else None
@@ -273,7 +283,7 @@ def _is_resolved_config(path: Path) -> bool:
     import yaml
 
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+        config = yaml.safe_load(read_text(path)) if path.is_file() else None
     except (OSError, ValueError, RecursionError, yaml.YAMLError):
         return False
     return isinstance(config, dict) and all(key in config for key in ("seed", "trainer", "run"))
@@ -283,7 +293,7 @@ def _is_run_record(path: Path) -> bool:
     import json
 
     try:
-        record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        record = json.loads(read_text(path)) if path.is_file() else None
     except (OSError, ValueError, RecursionError):
         return False
     return isinstance(record, dict) and "train_seconds" in record
@@ -399,22 +409,60 @@ def training_lock(run_dir: Path):
         handle.close()
 
 
+def refuse_if_busy(run_dir: Path) -> None:
+    """RunBusyError naming the process that trains the run in `run_dir`, if one does; nothing is written (a lock
+    file left by a process that was killed stays as it is)."""
+    path = Path(run_dir) / LOCK_FILE
+    if fcntl is None or not os.path.lexists(path):
+        return
+    handle = _open_lock_file(path, run_dir, create=False)
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _refuse_busy(handle, run_dir)
+    except OSError:                     # a file system without locks: nothing to tell
+        pass
+    handle.close()                      # closing the file releases a lock taken here
+
+
+def _open_lock_file(path: Path, run_dir: Path, create: bool = True):
+    """The lock file opened for reading and writing, never through a link (a `.lock` that links elsewhere would
+    have the process id written into the file it points to) and only as a regular file: one ConfigError else."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        raise ConfigError(f"run {run_dir} was removed while this process waited for it; start it again or "
+                          f"resume another run") from None
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise
+        fd = None
+    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        kind = "link" if path.is_symlink() else "folder, pipe or device"
+        raise ConfigError(f"{path} is not a lock file stcbench wrote (a {kind}): a run's folder holds no such "
+                          f"thing; remove it, then run again")
+    return os.fdopen(fd, "a+", encoding="utf-8")
+
+
+def _refuse_busy(handle, run_dir: Path):
+    handle.seek(0)
+    holder = handle.read().strip() or "another process"
+    handle.close()
+    raise RunBusyError(f"run {run_dir} is being trained by {holder}; wait for it to finish or stop it, "
+                       f"then resume with `{resume_command(run_dir)}`") from None
+
+
 def _acquire(path: Path, run_dir: Path):
     """The open, locked lock file; None where the file system cannot lock (the run goes on unlocked)."""
     while True:
-        try:
-            handle = open(path, "a+", encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"run {run_dir} was removed while this process waited for it; start it again or "
-                              f"resume another run") from None
+        handle = _open_lock_file(path, run_dir)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunBusyError(f"run {run_dir} is being trained by {holder}; wait for it to finish or stop it, "
-                              f"then resume with `{resume_command(run_dir)}`") from None
+            _refuse_busy(handle, run_dir)
         except OSError as exc:          # e.g. ENOLCK / ENOSYS: a network file system without locks
             handle.close()
             warnings.warn(f"{run_dir} cannot be locked on this file system ({exc.strerror}); a second fit or "

@@ -28,6 +28,7 @@ from typing import Any, Callable, Literal, Union
 import yaml
 
 from stcbench.errors import ConfigError
+from stcbench.record_io import read_text
 
 Check = Callable[[Any], "str | None"]      # value -> what is wrong with it (None: fine)
 
@@ -100,11 +101,12 @@ def read_yaml(path: str | Path) -> dict:
 
     path = check_config_file(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except UnicodeDecodeError:
         raise ConfigError(f"config file {str(path)!r} is not a text (UTF-8) file; pass a YAML config") from None
     except OSError as exc:
-        raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror}); check its permissions") from None
+        hint = "check its permissions" if isinstance(exc, PermissionError) else "pass a YAML config file"
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror}); {hint}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:

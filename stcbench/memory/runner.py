@@ -9,6 +9,7 @@ from stcbench.engine.run import fit_from, test_from
 from stcbench.engine.run_folder import remove_run_dir
 from stcbench.memory.config import MemoryConfig
 from stcbench.memory.task import MemoryTask
+from stcbench.record_io import read_text
 
 
 fit = partial(fit_from, MemoryTask())     # fit(config, *, ckpt_path=None, overrides=None, overwrite=False) -> run folder
@@ -29,4 +30,4 @@ def remove_incomplete_run(run_dir: Path) -> None:
 
 def read_metrics(run_dir: Path) -> dict | None:
     path = run_dir / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return json.loads(read_text(path)) if path.is_file() else None

@@ -22,6 +22,7 @@ from stcbench.engine.evaluation import load_weights, test_loaded_weights
 from stcbench.engine.task import ReportedMetric, Task
 from stcbench.errors import ConfigError
 from stcbench.memory.config import MemoryConfig, resolve
+from stcbench.record_io import read_text
 
 ANALYSIS_SAMPLES = 256
 
@@ -227,7 +228,7 @@ def redo_gradient_analysis(run_dir: Path) -> dict:
         from stcbench.engine.io import atomic_write_json
         from stcbench.strict_json import restore_non_finite
 
-        record = restore_non_finite(json.loads(metrics_path.read_text(encoding="utf-8")))
+        record = restore_non_finite(json.loads(read_text(metrics_path)))
         atomic_write_json(metrics_path, {**record, "memory_span": span})
     return {**result, "memory_span": span}
 

@@ -35,6 +35,7 @@ from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports.runs import Run, finished_timestamp
 from stcbench.strict_json import dumps, restore_non_finite
 from stcbench.engine.run_paths import resolve_in_run
+from stcbench.record_io import read_text
 
 GATE_MODULES = {"conv_h": "A", "conv_v": "B"}
 TRACE_GATES = {"gate_history": "A", "gate_input": "B"}
@@ -288,7 +289,7 @@ def _cache_run_name(run: Run, cache_dir: Path) -> str:
 
 def _read(path: Path):
     try:
-        return restore_non_finite(json.loads(path.read_text()))
+        return restore_non_finite(json.loads(read_text(path)))
     except (OSError, json.JSONDecodeError):
         return None
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from stcbench.errors import ConfigError
+from stcbench.record_io import read_text
 
 FAILURES = "failures"
 
@@ -76,7 +77,7 @@ def recorded_failures(out: Path, planned: list) -> list[tuple[object, dict]]:
         path = failure_path(out, run)
         if path.is_file() and not run.done:
             try:
-                found.append((run, json.loads(path.read_text())))
+                found.append((run, json.loads(read_text(path))))
             except (OSError, ValueError, RecursionError):
                 found.append((run, {"error": f"unreadable failure record {path}"}))
     return found
@@ -233,7 +234,7 @@ SUBMITTED = "submitted.json"      # in <out>/slurm: {"<dataset>/<run name>": job
 def submitted_jobs(out: Path) -> dict[str, str]:
     """The jobs an earlier call submitted for the runs of `out` ({} when none or unreadable)."""
     try:
-        jobs = json.loads((Path(out) / "slurm" / SUBMITTED).read_text())
+        jobs = json.loads(read_text(Path(out) / "slurm" / SUBMITTED))
     except (OSError, ValueError, RecursionError):
         return {}
     return {str(k): str(v) for k, v in jobs.items()} if isinstance(jobs, dict) else {}

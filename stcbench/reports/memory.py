@@ -23,6 +23,7 @@ from stcbench.reports import stats
 from stcbench.reports.runs import SELECTIONS, setting_of
 from stcbench.reports.tables import MISSING, TableResult, format_summary
 from stcbench.strict_json import restore_non_finite
+from stcbench.record_io import read_text
 
 REMEMBERS, AT_BASELINE, ABOVE = "below the baseline", "not distinguishable from it", "above the baseline"
 CHANCE = {"copy": "1/8", "seq_digits": "1/10", "pseq_digits": "1/10"}       # accuracy of guessing
@@ -40,7 +41,7 @@ def discover_memory_runs(root: Path, warn=None) -> list[dict]:
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue                                   # a folder set aside (an interrupted --overwrite): no run
         try:
-            record = restore_non_finite(json.loads(path.read_text(encoding="utf-8")))
+            record = restore_non_finite(json.loads(read_text(path)))
         except (OSError, ValueError, RecursionError) as exc:
             if warn:
                 warn(f"skipped {path}: not a readable JSON file ({type(exc).__name__})")
@@ -196,10 +197,10 @@ def _resolved_config(path: Path) -> dict | None:
     from stcbench.memory.config import resolve
 
     try:
-        return to_dict(resolve(yaml.safe_load(path.read_text(encoding="utf-8"))))
+        return to_dict(resolve(yaml.safe_load(read_text(path))))
     except Exception:                 # unreadable, or written by a version with other keys: the raw file
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = yaml.safe_load(read_text(path))
         except (OSError, yaml.YAMLError):
             return None
         return raw if isinstance(raw, dict) else None

@@ -27,6 +27,7 @@ from stcbench.engine import plugin_code
 from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
 from stcbench.strict_json import number, restore_non_finite
+from stcbench.record_io import read_text
 
 PER_SEQUENCE_FILE = "test_per_sequence.npz"
 SCALE_RANK = {"paper": 4, "reduced": 3, "small": 2, "quick": 1}      # "reduced": an older label
@@ -203,7 +204,7 @@ def load_run(metrics_path: Path, warn=None) -> Run | None:
     """The run of a metrics.json, or None (and a warning through `warn`) when the file is unreadable or
     not a run record: a run is used whole or not at all."""
     try:
-        metrics = restore_non_finite(json.loads(metrics_path.read_text(encoding="utf-8")))
+        metrics = restore_non_finite(json.loads(read_text(metrics_path)))
     except (OSError, ValueError, RecursionError) as exc:     # unreadable, not UTF-8, not JSON
         problem = exc.strerror if isinstance(exc, OSError) else "not valid UTF-8 JSON"
         return _skipped(metrics_path, problem, warn)
@@ -325,7 +326,7 @@ def _reported_metric(entry) -> tuple[str, str, bool | None, int] | None:
 def read_run_config(run_dir: Path) -> dict:
     """A run folder's config.yaml as a mapping; {} when it is missing or unreadable."""
     try:
-        config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8")) or {}
+        config = yaml.safe_load(read_text(Path(run_dir) / "config.yaml")) or {}
     except (yaml.YAMLError, OSError, ValueError, RecursionError):
         return {}
     return config if isinstance(config, dict) else {}

@@ -29,6 +29,7 @@ from typing import Callable
 from stcbench.config_files import PACKAGED_CONFIGS
 from stcbench.cell_names import normalize_name
 from stcbench.errors import ConfigError
+from stcbench.record_io import read_text
 
 SUITES = ("quick", "small", "paper", "memory")
 VIDEO_DATASETS = ("mmnist", "taxibj", "kth")
@@ -89,7 +90,7 @@ class PlannedRun:
 
 def has_test_results(metrics_path: Path) -> bool:
     try:
-        metrics = json.loads(metrics_path.read_text())
+        metrics = json.loads(read_text(metrics_path))
     except (OSError, ValueError, RecursionError):
         return False
     return isinstance(metrics, dict) and isinstance(metrics.get("test"), dict)

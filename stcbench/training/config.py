@@ -39,6 +39,12 @@ class DataConfig:
     test_long: bool | None = option(None, help="also test 10->40 (None = automatically for kth)")
     options: dict = option(help="extra keyword arguments for the DataModule", factory=dict)
 
+    def validate(self) -> None:
+        if self.train_samples is not None and self.train_samples < self.batch_size:
+            raise ConfigError(f"data.train_samples {self.train_samples} is fewer than data.batch_size "
+                              f"{self.batch_size}: batches drop the remainder, so nothing would train; lower "
+                              f"data.batch_size or raise data.train_samples")
+
 
 def _odd_positive(value: int) -> str | None:
     return None if value >= 1 and value % 2 == 1 else "must be a positive odd number"

@@ -19,6 +19,7 @@ from stcbench.engine.run_paths import relative_to_run, resolve_in_run
 from stcbench.engine.task import ReportedMetric, Task, refuse_model_overrides
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.training.config import Config, config_from_dict, resolve_config
+from stcbench.record_io import read_text
 
 ARCHITECTURE_KEYS = ("cell", "num_hidden", "filter_size", "patch_size", "cell_options")
 EXECUTION_OPTIONS = ("fast", "recompute", "conv_algorithm", "channels_last", "compile")   # same numbers either way
@@ -385,7 +386,7 @@ def recorded_best_checkpoint(run_dir: Path) -> Path | None:
     """`best_checkpoint` of the run's metrics.json, resolved against the run directory; only a file inside the run
     folder counts (a record naming another run's checkpoint would test that run under this one's name)."""
     try:
-        recorded = json.loads((run_dir / "metrics.json").read_text()).get("best_checkpoint")
+        recorded = json.loads(read_text(run_dir / "metrics.json")).get("best_checkpoint")
     except (OSError, ValueError, RecursionError, AttributeError):
         return None
     found = resolve_in_run(recorded, run_dir) if isinstance(recorded, str) else None

@@ -109,7 +109,7 @@ def test_input_error_found_while_training_starts_removes_the_new_run_folder(mmni
     runs.mkdir()
     (runs / "keep.txt").write_text("the user's")
     with pytest.raises(ConfigError, match="fewer than batch_size"):
-        fit(tiny_config(mmnist_root, runs, data={"batch_size": 8}))
+        fit(tiny_config(mmnist_root, runs, data={"batch_size": 100_000, "train_samples": None}))   # the split's size
     assert sorted(p.name for p in runs.iterdir()) == ["keep.txt"]
 
 
@@ -139,3 +139,16 @@ def test_training_that_ends_before_its_first_validation_says_how_to_go_on(mmnist
         fit(config)
     run_dir = tmp_path / "mmnist" / "lif" / "t"
     assert (run_dir / "checkpoints" / "last.ckpt").exists() and not (run_dir / "metrics.json").exists()
+
+
+def test_train_samples_below_the_batch_is_refused_before_data_is_generated(tmp_path, capsys):
+    """data.train_samples under data.batch_size can never train: refused with the config, before the embedded data
+    would be generated or a run folder made."""
+    from stcbench.cli import main
+
+    argv = ["fit", "--config", "quick/mmnist", "--data-root", str(tmp_path / "data"), "--output-dir",
+            str(tmp_path / "runs"), "--set", "data.train_samples=1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data.train_samples 1 is fewer than data.batch_size 4" in err[0]
+    assert list(tmp_path.iterdir()) == []

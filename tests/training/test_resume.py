@@ -324,6 +324,43 @@ def test_a_run_folder_whose_checkpoints_are_a_link_is_not_resumed(mmnist_root, t
     assert {p: p.read_bytes() for p in (real / "checkpoints").iterdir()} == before
 
 
+def test_a_run_folder_with_a_link_deeper_inside_is_not_resumed(mmnist_root, tmp_path):
+    """A link anywhere in the run folder (here its CSV log folder, linked to another run's) is refused too: a
+    resume would write its new log version there."""
+    import shutil
+
+    from stcbench.errors import ConfigError
+
+    real = fit(tiny_config(mmnist_root, tmp_path / "a", epochs=2, name="A", trainer={"stop_after_epochs": 1}))
+    copy = tmp_path / "b" / "mmnist" / "lif" / "A"
+    shutil.copytree(real, copy)
+    shutil.rmtree(copy / "logs" / "csv")
+    (copy / "logs" / "csv").symlink_to(real / "logs" / "csv")
+    before = sorted(p.relative_to(real) for p in real.rglob("*"))
+    with pytest.raises(ConfigError, match=r"logs/csv is a symbolic link"):
+        fit(tiny_config(mmnist_root, tmp_path / "b", epochs=2, name="A"), ckpt_path=copy)
+    assert sorted(p.relative_to(real) for p in real.rglob("*")) == before
+
+
+def test_a_lock_file_that_is_a_link_is_never_written_through(mmnist_root, tmp_path):
+    """A `.lock` linked to a file elsewhere: neither a refusal nor a resume writes the process id into that file."""
+    import shutil
+
+    from stcbench.errors import ConfigError
+
+    real = fit(tiny_config(mmnist_root, tmp_path / "a", epochs=2, name="A", trainer={"stop_after_epochs": 1}))
+    copy = tmp_path / "b" / "mmnist" / "lif" / "A"
+    shutil.copytree(real, copy)
+    victim = tmp_path / "keep.txt"
+    victim.write_text("precious")
+    (copy / ".lock").symlink_to(victim)
+    with pytest.raises(ConfigError, match=r"\.lock is not a lock file stcbench wrote \(a link\)"):
+        fit(tiny_config(mmnist_root, tmp_path / "b", epochs=2, name="A"))                 # refused: it exists
+    with pytest.raises(ConfigError, match=r"is a symbolic link|is not a lock file"):
+        fit(tiny_config(mmnist_root, tmp_path / "b", epochs=2, name="A"), ckpt_path=copy)   # a resume
+    assert victim.read_text() == "precious"
+
+
 def test_sigterm_as_training_ends_is_not_taken_for_a_finished_run(mmnist_root, tmp_path, monkeypatch, capsys):
     """A SIGTERM that arrives after the last batch (Lightning then ends fit without a word) stops the run before its
     tests with 143 and the command that finishes them; the command does."""

@@ -319,7 +319,7 @@ def test_a_run_folder_stopped_before_its_first_checkpoint_points_to_overwrite(mm
     config = write_config(tmp_path, mmnist_root)
     old = tmp_path / "runs" / "mmnist" / "lif" / "t"
     (old / "logs").mkdir(parents=True)
-    (old / "config.yaml").write_text("seed: 3\n")
+    (old / "config.yaml").write_text("seed: 3\ntrainer: {}\nrun: {}\n")   # a run's resolved config
     assert main(["fit", "--config", str(config)]) == 2
     line = one_error_line(capsys)
     assert "holds no checkpoint to resume" in line and "--overwrite" in line and "--ckpt-path" not in line
@@ -455,7 +455,7 @@ def test_a_run_folder_another_process_just_made_is_said_to_be_trained(mmnist_roo
     config = write_config(tmp_path, mmnist_root)
     run = tmp_path / "runs" / "mmnist" / "lif" / "t"
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text("seed: 3\n")
+    (run / "config.yaml").write_text("seed: 3\ntrainer: {}\nrun: {}\n")   # a run's resolved config
     with training_lock(run):
         assert main(["fit", "--config", str(config)]) == 2
     assert "is being trained by process" in one_error_line(capsys)
@@ -506,3 +506,19 @@ def test_sigterm_between_the_two_checkpoints_tests_exits_143_and_says_how_to_fin
     assert f"finish the tests with `stcbench fit --ckpt-path {run_dir}`" in capsys.readouterr().err
     assert not (run_dir / "metrics.json").exists()
     assert signal.getsignal(signal.SIGTERM) is handler                     # put back
+
+
+def test_a_folder_with_a_config_of_another_kind_is_no_run_and_overwrite_leaves_it(mmnist_root, tmp_path, capsys):
+    """A folder of one's own that holds a config.yaml (not a run's resolved config) is not a run's folder: the
+    refusal says so, and --overwrite does not delete it."""
+    config = write_config(tmp_path, mmnist_root)
+    mine = tmp_path / "runs" / "mmnist" / "lif" / "t"
+    mine.mkdir(parents=True)
+    (mine / "config.yaml").write_text("name: my other project\n")
+    (mine / "thesis.tex").write_text("precious")
+    for extra in ([], ["--overwrite"]):
+        assert main(["fit", "--config", str(config), *extra]) == 2
+        line = one_error_line(capsys)
+        assert "is not a run's folder" in line or "is not one (no config.yaml" in line
+    assert (mine / "thesis.tex").read_text() == "precious" and sorted(p.name for p in mine.iterdir()) == [
+        "config.yaml", "thesis.tex"]

@@ -1,0 +1,42 @@
+"""Records and configs are read without blocking and within a bound: a pipe, a device or an oversized file is an
+OSError naming the problem, as an unreadable file is."""
+import os
+
+import pytest
+
+from stcbench.cli import main
+from stcbench.record_io import read_bytes, read_text
+
+
+def test_a_regular_file_is_read_whole(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{"a": "é"}', encoding="utf-8")
+    assert read_text(path) == '{"a": "é"}' and read_bytes(path, limit=12) == path.read_bytes()
+
+
+def test_a_pipe_a_device_a_folder_and_an_oversized_file_are_refused_at_once(tmp_path):
+    fifo = tmp_path / "metrics.json"
+    os.mkfifo(fifo)                      # nobody writes: a blocking read would wait forever
+    zero = tmp_path / "config.yaml"
+    zero.symlink_to("/dev/zero")         # endless: a plain read would fill the memory
+    big = tmp_path / "big.json"
+    big.write_bytes(b"x" * 101)
+    with pytest.raises(OSError, match="not a regular file"):
+        read_text(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        read_text(zero)
+    with pytest.raises(IsADirectoryError):
+        read_text(tmp_path)
+    with pytest.raises(OSError, match="larger than 100 bytes"):
+        read_bytes(big, limit=100)
+    with pytest.raises(UnicodeDecodeError):
+        (tmp_path / "bin").write_bytes(b"\xff\xfe")
+        read_text(tmp_path / "bin")
+
+
+def test_table_skips_a_run_whose_record_is_a_pipe_with_a_warning(tmp_path, capsys):
+    run = tmp_path / "runs" / "mmnist" / "lif" / "r1"
+    run.mkdir(parents=True)
+    os.mkfifo(run / "metrics.json")
+    main(["table", "--runs", str(tmp_path / "runs"), "--table", "all"])        # returns instead of hanging
+    assert "not a regular file" in capsys.readouterr().err
