@@ -165,3 +165,18 @@ def test_a_data_root_that_is_a_file_is_named_as_such(tmp_path, capsys, action):
     assert f"{root}: the data root is a file, not a folder" in err
     assert "not found" not in err and "data generate" not in err
     assert root.read_text() == "not a folder" and sorted(tmp_path.iterdir()) == [root]
+
+
+def test_generate_force_replaces_the_dataset_files_only(tmp_path, capsys):
+    """--force replaces the dataset's files (generated or real); a folder that also holds files of one's own is
+    refused, its files unchanged."""
+    args = ("generate", "--dataset", "mmnist", "--data-root", str(tmp_path), "--param", "test_sequences=2")
+    assert run(capsys, *args)[0] == 0
+    folder = tmp_path / "moving_mnist"
+    (folder / "stcbench.json").unlink()                                    # now it looks like real data
+    assert run(capsys, *args, "--force")[0] == 0                          # the dataset's own files: replaced
+    (folder / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code, _, err = run(capsys, *args, "--force")
+    assert code == 2 and "not the moving_mnist dataset's (notes.txt)" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

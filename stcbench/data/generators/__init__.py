@@ -10,9 +10,9 @@ import numbers
 import time
 from pathlib import Path
 
-from stcbench.data.fileio import atomic_directory, write_marker
+from stcbench.data.fileio import MARKER_NAME, atomic_directory, write_marker
 from stcbench.data.specs import get_dataset_spec, require_folder_root
-from stcbench.errors import ConfigError
+from stcbench.errors import ConfigError, DataError
 
 from . import kth, mmnist, taxibj
 from .ranges import plain
@@ -69,6 +69,19 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
+def refuse_replacing_other_data(target: Path, spec, force: bool) -> None:
+    """--force replaces the dataset's own files (generated, or real ones that a data error points at), never a
+    folder that also holds files of another kind (the user's own): one DataError naming the first of them."""
+    if not (force and target.is_dir() and not target.is_symlink()):
+        return
+    own = {*spec.files, MARKER_NAME}
+    others = sorted(p.name for p in target.iterdir() if p.name not in own and not p.name.startswith("."))
+    if others:
+        raise DataError(f"{target} holds files that are not the {spec.folder} dataset's ({others[0]}"
+                        f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}); --force replaces only a "
+                        f"dataset folder: move those files away, or choose another --data-root")
+
+
 def generate_dataset(name: str, data_root=None, seed: int = 0, size: str = "small",
                      overrides: dict | None = None, force: bool = False, log=None) -> Path:
     """Write the embedded default of `name` under `data_root`; returns the dataset folder."""
@@ -78,6 +91,7 @@ def generate_dataset(name: str, data_root=None, seed: int = 0, size: str = "smal
     params = generator_params(name, size, overrides)
     module, _ = GENERATORS[spec.folder]
     target = root / spec.folder
+    refuse_replacing_other_data(target, spec, force)
     start = time.perf_counter()
     with atomic_directory(target, overwrite=force) as tmp:
         try:
