@@ -59,6 +59,8 @@ def load_checkpoint(path: str | Path, *, hint: str = "pass a .ckpt written by `s
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"checkpoint {str(path)!r} is a directory; {hint}")
+    if path.exists() and not path.is_file():          # reading a pipe or a device would block or never end
+        raise ConfigError(f"checkpoint {str(path)!r} is not a regular file (a pipe, socket or device); {hint}")
     try:
         with warnings.catch_warnings():       # torch's note on a raw pickle's protocol says nothing to the user
             warnings.filterwarnings("ignore", message="Detected pickle protocol")

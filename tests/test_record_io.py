@@ -40,3 +40,28 @@ def test_table_skips_a_run_whose_record_is_a_pipe_with_a_warning(tmp_path, capsy
     os.mkfifo(run / "metrics.json")
     main(["table", "--runs", str(tmp_path / "runs"), "--table", "all"])        # returns instead of hanging
     assert "not a regular file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["test"], ["predict", "--input", "x.npy", "--output", "p.npy"],
+                                     ["fit", "--config", "quick/mmnist", "--ckpt-path"]])
+def test_a_checkpoint_that_is_a_pipe_is_refused_not_read(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "best.ckpt")
+    assert main([*command, str(tmp_path / "best.ckpt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a regular file" in err[0], err
+
+
+def test_table_warns_of_a_run_whose_config_cannot_be_read(tmp_path, capsys):
+    """A run whose config.yaml a safe load refuses is tabled from its record alone, with a warning that its setting
+    is unknown."""
+    import shutil
+    from pathlib import Path
+
+    source = next((Path(__file__).parents[1] / "results" / "quick" / "runs").rglob("metrics.json")).parent
+    run = tmp_path / "runs" / source.parent.parent.name / source.parent.name / source.name
+    shutil.copytree(source, run, ignore=shutil.ignore_patterns("*.ckpt", "logs"))
+    (run / "config.yaml").write_text("seed: !!python/object/apply:os.system ['true']\n")
+    assert main(["table", "--runs", str(tmp_path / "runs"), "--table", "summary"]) in (0, 2)
+    err = capsys.readouterr().err
+    assert "its setting unknown: its config.yaml is not valid YAML" in err

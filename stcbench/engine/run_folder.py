@@ -354,6 +354,9 @@ def existing_checkpoint(path: str | Path) -> Path:
                 return candidate
         raise ConfigError(f"{path} holds no checkpoints/last.ckpt; pass a checkpoint file with --ckpt-path"
                           f"{interrupted_overwrite_note(Path(path))}")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"checkpoint {str(path)!r} is not a regular file (a pipe, socket or device); pass a .ckpt "
+                          f"file (e.g. runs/<dataset>/<cell>/<run>/checkpoints/last.ckpt)")
     if not path.is_file():
         raise ConfigError(f"checkpoint {str(path)!r} does not exist; pass an existing .ckpt file "
                           f"(e.g. runs/<dataset>/<cell>/<run>/checkpoints/last.ckpt)")

@@ -16,8 +16,8 @@ def load_pair(pred_path: Path, true_path: Path | None) -> tuple[np.ndarray, np.n
     pred_path = Path(pred_path)
     if pred_path.suffix == ".npz":
         if true_path is not None:
-            raise DataError(f"{pred_path} is an .npz holding both arrays; drop --true {true_path} "
-                            "(or pass two .npy files)")
+            raise DataError(f"--pred {pred_path} is an .npz, which must hold both arrays ('pred' and 'true'): "
+                            f"drop --true {true_path}, or pass two .npy files")
         return _load_npz(pred_path)
     if true_path is None:
         raise DataError(f"--true is missing; pass the targets .npy (or one .npz with arrays 'pred' and 'true' "

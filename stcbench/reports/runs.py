@@ -16,6 +16,7 @@ hardware: `setting_key`), one run per seed, so that tables and reports aggregate
 from __future__ import annotations
 
 import json
+import os
 import math
 from datetime import datetime
 from dataclasses import dataclass, field
@@ -212,6 +213,9 @@ def load_run(metrics_path: Path, warn=None) -> Run | None:
     if problem:
         return _skipped(metrics_path, problem, warn)
     run_dir = metrics_path.parent
+    problem = config_problem(run_dir)
+    if problem and warn is not None:
+        warn(f"warning: the run of {metrics_path} is tabled from its record alone, its setting unknown: {problem}")
     dataset = metrics.get("dataset") or run_dir.parent.parent.name
     cell = metrics.get("cell") or run_dir.parent.name
     return Run(run_dir, normalize_name(dataset), normalize_name(cell), metrics, read_run_config(run_dir),
@@ -321,6 +325,22 @@ def _reported_metric(entry) -> tuple[str, str, bool | None, int] | None:
             and isinstance(decimals, int) and not isinstance(decimals, bool) and 0 <= decimals <= 8):
         return None
     return key, label, higher, decimals
+
+
+def config_problem(run_dir: Path) -> str | None:
+    """Why a run folder's config.yaml, where it has one, cannot be used (its setting would be unknown); None."""
+    path = Path(run_dir) / "config.yaml"
+    if not os.path.lexists(path):
+        return None
+    try:
+        config = yaml.safe_load(read_text(path))
+    except yaml.YAMLError:
+        return "its config.yaml is not valid YAML (or holds a tag that a safe load refuses)"
+    except OSError as exc:
+        return f"its config.yaml cannot be read ({exc.strerror})"
+    except (ValueError, RecursionError):
+        return "its config.yaml is not UTF-8 text, or nests too deeply"
+    return None if config is None or isinstance(config, dict) else "its config.yaml is not a mapping"
 
 
 def read_run_config(run_dir: Path) -> dict:

@@ -378,7 +378,8 @@ def checkpoint_for_test(path: str | Path) -> Path:
         raise ConfigError(f"{path} holds no checkpoints/best.ckpt or last.ckpt; pass a run folder written by "
                           f"`stcbench fit` (runs/<dataset>/<cell>/<run>) or a .ckpt file")
     if not path.is_file():
-        raise ConfigError(f"checkpoint {str(path)!r} does not exist; pass a .ckpt file or a run directory")
+        what = "is not a regular file (a pipe, socket or device)" if path.exists() else "does not exist"
+        raise ConfigError(f"checkpoint {str(path)!r} {what}; pass a .ckpt file or a run directory")
     return path
 
 
