@@ -58,7 +58,7 @@ def register(subparsers) -> None:
     parser.add_argument("--datasets", nargs="+", action=ListedValues, default=None,
                         help="mmnist taxibj kth (kth also tests 10->40)")
     parser.add_argument("--tasks", nargs="+", action=ListedValues, default=None,
-                        help="memory suite: tasks (default: all)")
+                        help="memory suite: adding, copy, seq_digits, pseq_digits (default: adding copy)")
     parser.add_argument("--seeds", nargs="+", action=ListedValues, convert=int, default=None, help="default: 42")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: bench/<suite>)")
     parser.add_argument("--data-root", type=Path, default=None,
@@ -69,7 +69,7 @@ def register(subparsers) -> None:
     parser.add_argument("--scale", default=None, help="memory suite: quick (default, minutes), small (2 x 64 neurons, "
                                                       "8000 iterations; docs/memory.md) or paper (GPU)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="video suites: override a config key in every run, e.g. --set trainer.max_epochs=1 "
+                        help="override a config key in every run, e.g. --set trainer.max_epochs=1 "
                              "(repeatable)")
     parser.add_argument("--tag", default="", help="video suites: suffix of the run names for a variant set up with --set "
                         "(e.g. --tag groups1 --set model.cell_options.circuit_groups=1)")
@@ -134,7 +134,7 @@ def load_named_plugins(args) -> None:
     load_plugins(plugins_named(args))
 
 
-def run(args, fit=None, memory_suite=None) -> int:
+def run(args, fit=None) -> int:
     from stcbench.engine.run_folder import refuse_folder_inside_run
 
     config = getattr(args, "config", None)
@@ -147,11 +147,7 @@ def run(args, fit=None, memory_suite=None) -> int:
         print("stcbench bench: --reference-loop is deprecated and has no effect: the reference loop is the "
               "default (model.fast: false); --set model.fast=true selects the fast path", file=sys.stderr)
     if args.suite == "memory":
-        if getattr(args, "shard", None) or getattr(args, "launcher", "local") != "local":
-            raise ConfigError("--launcher slurm and --shard are for the video suites and --config: for memory probes "
-                              "on SLURM, run one config per task, e.g. bench --config memory/quick_adding --cells "
-                              "lif,celif --seeds 0,1,2 --launcher slurm")
-        return run_memory(args, out, memory_suite)
+        return run_memory(args, out, fit)
     if args.tasks:
         raise ConfigError("--tasks is for --suite memory; use --datasets for video suites")
     if getattr(args, "scale", None):
@@ -456,38 +452,81 @@ def suite_header(args, planned: list = ()) -> str:
     return "\n\n".join(line for line in lines if line)
 
 
-def run_memory(args, out: Path, memory_suite=None) -> int:
+def run_memory(args, out: Path, fit=None) -> int:
+    """`bench --suite memory`: every (task, cell, seed) of one scale, each task's shipped config planned and run as
+    `bench --config` runs are (reports.task_suite: finished runs skipped, interrupted ones resumed, failures recorded,
+    another setting refused, SLURM jobs or shards), then memory_results.md and the summary over seeds."""
+    from stcbench.memory.suite import DEFAULT_CELLS, DEFAULT_TASKS, write_memory_results
+    from stcbench.reports.task_suite import absolute_task_run, fit_task_run, prepare_task_data
+
     if args.datasets:
         raise ConfigError("--datasets is for the video suites; use --tasks with --suite memory")
-    overrides = parse_overrides(args.overrides)
-    if set(overrides) == {"plugins"}:
-        raise ConfigError("--set plugins=[...] is for the video suites; the memory suite loads plugin cells from "
-                          "the environment: STCBENCH_PLUGINS=path/to/my_cell.py stcbench bench --suite memory ...")
-    if overrides or getattr(args, "tag", ""):
-        raise ConfigError("--set and --tag are for the video suites: the memory suite runs its scale's settings "
-                          "(--scale quick, small or paper); for other settings train single runs with "
-                          "`stcbench fit --config memory/<task> --set ...`")
+    if getattr(args, "tag", ""):
+        raise ConfigError("--tag is for the video suites: memory runs are named by task, cell and seed; give "
+                          "another --out for another setting")
     scale = "quick" if args.scale is None else args.scale
     check_memory_scale(scale)
     check_memory_seeds(args.seeds)
     check_memory_tasks(args.tasks)
-    cells, tasks = known_cells(unique(args.cells)), unique(args.tasks)
+    shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
+    launcher = getattr(args, "launcher", "local")
+    load_named_plugins(args)                      # their cells may be named in --cells
+    cells, tasks = known_cells(unique(args.cells)) or list(DEFAULT_CELLS), unique(args.tasks) or list(DEFAULT_TASKS)
     seeds = unique(args.seeds) or [42]
     resolve_baseline(getattr(args, "baseline", DEFAULT_BASELINE), [])     # a registered cell, before any run
-    print_memory_plan(out, cells, tasks, scale, seeds)              # what will be skipped, resumed or trained
+    overrides = parse_overrides(args.overrides)
+    planned, task_of = plan_memory_suite(tasks, cells, seeds, scale, out, overrides)
+    planned = take_shard(planned, shard)
+    if launcher == "slurm":
+        check_slurm_options(args, gpu=scale == "paper")
+        if not args.dry_run and not getattr(args, "collect", False):
+            require_sbatch()
+    part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+    print(f"suite memory, scale {scale}: {counted(len(planned), 'run')}{part} -> {out / 'runs'}")
+    for item in planned:
+        print("  " + item.describe())
     if args.dry_run:
         return 0
-    if memory_suite is None:
-        from stcbench.memory import run_memory_suite as memory_suite
-    if getattr(args, "collect", False):
-        print(memory_suite(out, cells, tasks, scale, seeds, collect=True))
-    else:
-        print(memory_suite(out, cells, tasks, scale, seeds))
+    if not getattr(args, "collect", False):
+        if launcher == "slurm":
+            return submit_to_slurm(args, planned, out, fit=fit_task_run, absolute=absolute_task_run,
+                                   prepare=prepare_task_data)
+        execute(planned, fit=fit or fit_task_run, out=out)
+    failures = recorded_failures(out, planned)
+    if shard is not None or not any(item.done for item in planned):
+        if not any(item.done for item in planned) and getattr(args, "collect", False):
+            queued = submitted_note(planned, out)
+            print(f"no planned run has finished under {out / 'runs'}: no table written "
+                  + (f"({queued})" if queued else "(run the same command without --collect to train them)"))
+        return finish(failures, out)
+    failed = {(run.dataset, run.name, run.cell) for run, _ in failures}
+    print(write_memory_results(
+        out, [(item.cell, task_of[item.run_dir], item.seed, item.run_dir) for item in planned], scale, out / "runs",
+        failed=[(run.cell, task_of[run.run_dir], f"seed {run.seed} failed: {record['error'].splitlines()[0][:300]}")
+                for run, record in failures],
+        unfinished=[(item.cell, task_of[item.run_dir], f"seed {item.seed} has no finished run") for item in planned
+                    if not item.done and (item.dataset, item.name, item.cell) not in failed],
+        changed=sorted(key for key in overrides if key != "plugins")))
     print(write_memory_summary(out, getattr(args, "baseline", DEFAULT_BASELINE)))
-    failed = memory_failures(out)
-    for cell, task, why in failed:
-        print(f"stcbench bench: run failed: {cell} {task} {why}", file=sys.stderr)
-    return 1 if failed else 0
+    return finish(failures, out)
+
+
+def plan_memory_suite(tasks: list, cells: list, seeds: list, scale: str, out: Path, overrides: dict) -> tuple:
+    """The runs of the memory suite, and the task of each (by run folder): each task's shipped config at `scale`
+    (memory.suite.scale_config) over the cells and seeds, named `seed<N>` under runs/memory/<task>_T<length>/<cell>/."""
+    from stcbench.engine.task import get_task
+    from stcbench.memory.suite import cell_overrides, run_name, scale_config
+    from stcbench.reports.task_suite import plan_task_suite
+
+    planned, task_of = [], {}
+    for task in tasks:
+        config = scale_config(task, scale)
+        seq_len = get_task("memory").resolve_config(config, dict(overrides)).data.seq_len
+        runs = plan_task_suite(config, cells=cells, seeds=seeds, out=out, extra_overrides=overrides, run_name=run_name,
+                               cell_overrides=lambda cell, task=task: cell_overrides(cell, task, seq_len))
+        planned += runs
+        task_of.update((run.run_dir, task) for run in runs)
+    return planned, task_of
 
 
 def known_cells(cells: list | None) -> list | None:
@@ -531,34 +570,6 @@ def memory_listing(out: Path) -> dict | None:
 
     listing = Path(out) / "memory_results.json"
     return restore_non_finite(json.loads(read_text(listing))) if listing.is_file() else None
-
-
-def memory_failures(out: Path) -> list:
-    """The (cell, task, why) of the runs the last memory suite call could not train (memory_results.json)."""
-    return [tuple(item) for item in (memory_listing(out) or {}).get("failed", [])]
-
-
-def print_memory_plan(out: Path, cells, tasks, scale: str, seeds) -> None:
-    """One line per planned (task, cell, seed) memory run, saying whether it has finished."""
-    from stcbench.cells import get_cell_info
-    from stcbench.memory.suite import DEFAULT_CELLS, DEFAULT_TASKS
-
-    cells = [get_cell_info(cell).name for cell in (cells or DEFAULT_CELLS)]
-    tasks = list(tasks or DEFAULT_TASKS)
-    plan = [(task, cell, seed) for task in tasks for cell in cells for seed in seeds]
-    print(f"suite memory, scale {scale}: {counted(len(plan), 'run')} -> {Path(out) / 'runs'}")
-    for task, cell, seed in plan:
-        print(f"  {task} / {cell} / seed {seed}: {memory_run_state(cell, task, scale, seed, Path(out) / 'runs')}")
-
-
-def memory_run_state(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> str:
-    """finished (skipped), resumes from its last.ckpt, or to run."""
-    from stcbench.memory.suite import finished_record, suite_run
-
-    if finished_record(cell, task, scale, seed, runs_root) is not None:
-        return "finished"
-    last = suite_run(cell, task, scale, seed, runs_root)[1] / "checkpoints" / "last.ckpt"
-    return "resumes from checkpoints/last.ckpt" if last.is_file() else "to run"
 
 
 def write_memory_summary(out: Path, baseline: str | None) -> Path | str:

@@ -5,13 +5,6 @@
 * `network`: feed-forward / recurrent dense networks of any registered cell (linear synapse).
 * `module`, `runner`: Lightning training (`stcbench fit --config memory/<task>`).
 * `analysis`: gradient through time (TC-LIF Fig. 4, CE-LIF Fig. 6).
-* `suite`: `run_memory_suite`, the table and figures of `stcbench bench --suite memory`.
+* `suite`: the scales, the table and figures of `stcbench bench --suite memory` (its runs are planned and run by
+  the engine's task suites, stcbench/reports/task_suite.py).
 """
-
-
-def __getattr__(name):
-    if name == "run_memory_suite":   # lazy: the suite imports Lightning
-        from stcbench.memory.suite import run_memory_suite
-
-        return run_memory_suite
-    raise AttributeError(f"module 'stcbench.memory' has no attribute {name!r}")

@@ -1,9 +1,10 @@
-"""`run_memory_suite`: every (cell, task) at one scale, then a table and figures.
+"""The memory suite (`stcbench bench --suite memory`): every (cell, task, seed) at one scale, planned and run by
+the engine's task suites (reports.task_suite) from the shipped configs (`scale_config`), then a table and figures.
 
-Called by `stcbench bench --suite memory`.  Quick scale trains small networks briefly on
-CPU (T = 100, 2 x 64 neurons, 768 generated training sequences, 6 epochs) so that the whole
-suite finishes in minutes; its numbers show the pipeline and rough trends only, not the
-papers' results (which use 3 layers, 64-256-256, and thousands of iterations).
+Quick scale trains small networks briefly on CPU (T = 100, 2 x 64 neurons, 768 generated training sequences, 6
+epochs) so that the whole suite finishes in minutes; its numbers show the pipeline and rough trends only, not the
+papers' results (which use 3 layers, 64-256-256, and thousands of iterations). Small scale trains the same networks
+to convergence (docs/memory.md).
 """
 from __future__ import annotations
 
@@ -15,46 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from stcbench.cells import get_cell_info
 from stcbench.cells.registry import canonical_name
-from stcbench.errors import ConfigError, StcbenchError
+from stcbench.errors import ConfigError
 from stcbench.memory import config as memory_config
 from stcbench.memory.analysis import SPAN_PARTS
-from stcbench.memory.runner import fit, read_metrics, remove_incomplete_run, run_dir_for
-from stcbench.memory.task import MemoryTask
+from stcbench.memory.runner import read_metrics
 from stcbench.engine.io import atomic_write_json, atomic_write_text
 
 DEFAULT_CELLS = ("lif", "alif", "plif", "glif", "tclif", "celif", "stclif")
 DEFAULT_TASKS = ("adding", "copy")
 DEFAULT_SEEDS = (42,)        # as `stcbench bench --suite memory` and the video suites
 SCALES = ("quick", "small", "paper")
-
-QUICK = {
-    "data": {"seq_len": 100, "train_samples": 768, "val_samples": 256, "test_samples": 512, "batch_size": 128},
-    "model": {"hidden": [64, 64]},
-    "optim": {"lr": 3e-3},
-    "trainer": {"max_epochs": 6, "threads": 1},
-    "logging": {"loggers": ["csv"], "log_every_n_steps": 4},
-    "run": {"scale": "quick"},
-}
-SMALL = {   # 2 x 64 at T = 100 on 2 CPU cores, long enough to converge (docs/memory.md, results/memory-small-sweep)
-    "data": {"seq_len": 100, "train_samples": 4096, "val_samples": 512, "test_samples": 1024, "batch_size": 128},
-    "model": {"hidden": [64, 64]},
-    "optim": {"lr": 3e-3},
-    "trainer": {"max_epochs": 250, "threads": 1},       # 32 iterations an epoch: 8000 iterations (the seed-100 rule)
-    "logging": {"loggers": ["csv"], "log_every_n_steps": 32},
-    "run": {"scale": "small"},
-}
-PAPER = {   # CE-LIF paper Table 5 / TC-LIF Table 6: 64-256-256, batch 256
-    "data": {"train_samples": 50000, "val_samples": 2000, "test_samples": 10000, "batch_size": 256},
-    "model": {"hidden": [64, 256, 256]},
-    "trainer": {"max_epochs": 100, "threads": None},
-    "logging": {"loggers": ["csv", "tensorboard"]},
-    "run": {"scale": "paper"},
-}
-PAPER_TASK = {"adding": {"data": {"seq_len": 100}, "optim": {"lr": 5e-4}},
-              "copy": {"data": {"seq_len": 100}, "optim": {"lr": 1e-3}},
-              "seq_digits": {"optim": {"lr": 5e-4}}, "pseq_digits": {"optim": {"lr": 5e-4}}}
 
 # Published numbers for the digit tasks (paper-results.md sections 12-13), 64-256-256 networks:
 # (cell, recurrent) -> {task: accuracy %}.  Adding/copy have learning curves only (CE-LIF Fig. 5).
@@ -75,135 +47,51 @@ PUBLISHED_ADDING_COPY = ("CE-LIF paper Fig. 5 (curves only): feed-forward CE-LIF
                          "baseline on copy even at T = 100.")
 
 
-def suite_config(cell: str, task: str, scale: str, seed: int) -> dict:
+def scale_config(task: str, scale: str) -> Path:
+    """The shipped config of `task` at `scale`: memory/quick_<task>.yaml, memory/small_<task>.yaml or (paper, the
+    CE-LIF paper's Table 5 setting) memory/<task>.yaml."""
+    from stcbench.config_files import find_config
+
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {list(SCALES)}, got {scale!r}")
-    cfg: dict = {}
-    presets = {"quick": (QUICK, {}), "small": (SMALL, {}), "paper": (PAPER, PAPER_TASK.get(task, {}))}[scale]
-    for layer in presets:
-        for section, values in layer.items():
-            cfg.setdefault(section, {}).update(values)
-    cfg["seed"] = seed
-    cfg["data"]["task"] = task
-    cfg["model"]["cell"] = cell
-    if task == "copy" and canonical_name(cell) == "celif":
-        cfg["model"]["cell_options"] = {"beta": 1.0 - 1.0 / cfg["data"]["seq_len"]}   # CE-LIF Table 5: 1 - 1/T
-    cfg["run"]["name"] = f"seed{seed}"
-    return cfg
+    return Path(find_config(f"memory/{'' if scale == 'paper' else scale + '_'}{task}"))
 
 
-def run_memory_suite(out_dir: str | Path, cells=DEFAULT_CELLS, tasks=DEFAULT_TASKS, scale: str = "quick",
-                     seeds=None, runs_dir: str | Path | None = None, collect: bool = False) -> Path:
-    """Train every (cell, task, seed) at `scale`, skipping runs that already have metrics.json,
-    and write into `out_dir`: `memory_results.md` (table vs the task baselines and the published
-    numbers) and `memory_results.csv` / `.json` (the figures of these runs:
-    stcbench.reports.memory.write_memory_figures, which `stcbench bench` calls).  Runs go to `runs_dir` (default `<out_dir>/runs`;
-    checkpoints stay there).  Cells that are not registered are reported, not trained; `None` for
-    cells, tasks or seeds means the defaults (seed 42, as `stcbench bench`).  With `collect`, nothing is trained: the tables cover
-    the runs that have finished and list the others as not finished.
-    Returns the path of the Markdown table."""
-    cells = tuple(cells) if cells else DEFAULT_CELLS
-    tasks = tuple(tasks) if tasks else DEFAULT_TASKS
-    seeds = tuple(seeds) if seeds else DEFAULT_SEEDS
-    out_dir = Path(out_dir)
-    runs_root = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
-    records, skipped, failed = [], [], []
-    for task in tasks:
-        for cell in cells:
-            try:
-                get_cell_info(cell)
-            except ConfigError as exc:
-                skipped.append((cell, task, str(exc).split(";")[0]))
-                continue
-            for seed in seeds:
-                if collect and finished_record(cell, task, scale, seed, runs_root) is None:
-                    skipped.append((cell, task, f"seed {seed} has no finished run"))
-                    continue
-                try:
-                    records.append(run_one(cell, task, scale, seed, runs_root))
-                except RunFailed as failure:          # the other runs go on; bench exits 1 naming it
-                    failed.append((cell, task, f"seed {seed} failed: {failure}"))
-    if collect and not records:
-        raise ConfigError(f"no finished run of these cells, tasks and seeds under {runs_root} "
-                          f"({'; '.join(f'{c} {t}: {why}' for c, t, why in skipped[:3])}); check --cells, "
-                          f"--tasks, --seeds and --scale against the runs there")
+def cell_overrides(cell: str | None, task: str, seq_len: int) -> dict:
+    """A cell's own setting in the suite: CE-LIF on copy takes beta = 1 - 1/T (CE-LIF paper Table 5)."""
+    if task == "copy" and cell and canonical_name(cell) == "celif":
+        return {"model.cell_options": {"beta": 1.0 - 1.0 / seq_len}}
+    return {}
+
+
+def run_name(stem: str, cell: str | None, seed: int) -> str:
+    """A suite run's folder name, under runs/memory/<task>_T<length>/<cell>/."""
+    return f"seed{seed}"
+
+
+def write_memory_results(out_dir: Path, runs: list[tuple[str, str, int, Path]], scale: str, runs_root: Path,
+                         failed: list[tuple[str, str, str]] = (), unfinished: list[tuple[str, str, str]] = (),
+                         changed: list[str] = ()) -> Path:
+    """`memory_results.md` (the table against the task baselines and the published numbers), `.csv` and `.json` (the
+    records the figures are drawn from: stcbench.reports.memory.write_memory_figures) in `out_dir`, of the finished
+    runs among `runs` ((cell, task, seed, run folder) each); `failed` and `unfinished` ((cell, task, why) each) are
+    named under the table; `changed` names the config keys the suite's call changed (--set): the scale's label then
+    says so. Returns the path of the Markdown table."""
+    records = [suite_record(run_dir, runs_root) for _, _, _, run_dir in runs if read_metrics(run_dir) is not None]
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [table_row(r) for r in records]
-    atomic_write_json(out_dir / "memory_results.json", {"scale": scale, "label": scale_label(scale), "runs": records,
-                                                       "skipped": skipped, "failed": failed})
+    label = scale_label(scale) + (f"; changed with --set: {', '.join(changed)}" if changed else "")
+    atomic_write_json(out_dir / "memory_results.json", {"scale": scale, "label": label, "runs": records,
+                                                       "skipped": list(unfinished), "failed": list(failed)})
     atomic_write_text(out_dir / "memory_results.csv", to_csv(rows))
     table = out_dir / "memory_results.md"
-    atomic_write_text(table, to_markdown(rows, scale, skipped, failed))
+    atomic_write_text(table, to_markdown(rows, label, list(unfinished), list(failed)))
     return table
 
 
-class RunFailed(Exception):
-    """A run of the suite could not train (bad data, a run another process holds, ...): its message."""
-
-
-def suite_run(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> tuple[dict, Path]:
-    """The suite's config of one run and its run folder under `runs_root`."""
-    cfg = suite_config(cell, task, scale, seed)
-    cfg["run"]["output_dir"] = str(runs_root)
-    return cfg, run_dir_for(memory_config.resolve(cfg))
-
-
-def finished_record(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict | None:
-    cfg, run_dir = suite_run(cell, task, scale, seed, runs_root)
-    return check_same_setting(read_metrics(run_dir), cfg, run_dir)
-
-
-def check_same_setting(record: dict | None, cfg: dict, run_dir: Path) -> dict | None:
-    """A finished run counts for this suite only if it ran this scale for this many epochs."""
-    if record is None:
-        return None
-    scale, epochs = cfg["run"]["scale"], cfg["trainer"]["max_epochs"]
-    if record.get("scale") != scale:
-        raise ConfigError(f"{run_dir} holds a {record.get('scale')}-scale run, not a {scale}-scale one; "
-                          f"pass another --out for the {scale} scale")
-    if record.get("epochs") != epochs:
-        raise ConfigError(f"{run_dir} was trained for {record.get('epochs')} epochs, the {scale} scale trains "
-                          f"{epochs}; continue it with stcbench fit --ckpt-path {run_dir} --set "
-                          f"trainer.max_epochs={epochs}, or pass another --out")
-    changed = setting_changes(cfg, run_dir)
-    if changed:
-        from stcbench.engine.resume import describe_changes
-
-        raise ConfigError(f"{run_dir} was trained with another setting than the {scale} suite's "
-                          f"({describe_changes(changed)}); the suite would take it for its run: pass another --out, "
-                          f"or move that run folder away")
-    return record
-
-
-def setting_changes(cfg: dict, run_dir: Path) -> list:
-    """(key, there, here) where the run folder's config.yaml differs from the suite's `cfg` in what a resume may
-    not change (engine.resume: the model, data, optimiser, seed, ...); [] for a run folder without one."""
-    from stcbench.engine import schema
-    from stcbench.engine.resume import resume_changes
-
-    stored = run_dir / "config.yaml"
-    if not stored.is_file():
-        return []
-    return resume_changes(schema.load_config_dict(stored), schema.to_dict(memory_config.resolve(cfg)),
-                          MemoryTask.free_on_resume)
-
-
-def run_one(cell: str, task: str, scale: str, seed: int, runs_root: Path) -> dict:
-    cfg, run_dir = suite_run(cell, task, scale, seed, runs_root)
-    record = check_same_setting(read_metrics(run_dir), cfg, run_dir)
-    if record is None:
-        last = run_dir / "checkpoints" / "last.ckpt"
-        try:
-            if last.is_file():
-                fit(cfg, ckpt_path=last)
-            else:
-                remove_incomplete_run(run_dir)
-                fit(cfg)
-        except StcbenchError as exc:
-            raise RunFailed(str(exc)) from exc
-        record = read_metrics(run_dir)
-        if record is None:
-            raise RunFailed(f"{run_dir} has no metrics.json after training (stopped early?)")
+def suite_record(run_dir: Path, runs_root: Path) -> dict:
+    """A finished run's metrics.json with its folder (relative to `runs_root`) and its gradient shares."""
+    record = read_metrics(run_dir)
     record["run_dir"] = str(run_dir.relative_to(runs_root))
     grad = run_dir / "gradient_through_time.npz"
     if grad.is_file():
@@ -220,10 +108,11 @@ def scale_label(scale: str) -> str:
         return ("quick scale, CPU, embedded data (generated sequences; T = 100, 2 x 64 neurons, 768 training "
                 "sequences, 6 epochs = 36 iterations) - shows the pipeline and rough trends, not the papers' numbers")
     if scale == "small":
-        data, epochs = SMALL["data"], SMALL["trainer"]["max_epochs"]
-        iterations = epochs * math.ceil(data["train_samples"] / data["batch_size"])
-        return (f"small scale, CPU, generated sequences (T = {data['seq_len']}, 2 x 64 neurons, "
-                f"{data['train_samples']} training sequences, batch {data['batch_size']}, {epochs} epochs = "
+        config = memory_config.resolve(str(scale_config("adding", "small")))
+        data, epochs = config.data, config.trainer.max_epochs
+        iterations = epochs * math.ceil(data.train_samples / data.batch_size)
+        return (f"small scale, CPU, generated sequences (T = {data.seq_len}, 2 x 64 neurons, "
+                f"{data.train_samples} training sequences, batch {data.batch_size}, {epochs} epochs = "
                 f"{iterations} iterations, the checkpoint with the lowest validation loss)")
     return "paper scale (CE-LIF Table 5 settings: 64-256-256, batch 256)"
 
@@ -284,8 +173,8 @@ def to_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def to_markdown(rows: list[dict], scale: str, skipped: list, failed: list = ()) -> str:
-    lines = [f"# Memory probes - {scale_label(scale)}", "",
+def to_markdown(rows: list[dict], label: str, skipped: list, failed: list = ()) -> str:
+    lines = [f"# Memory probes - {label}", "",
              "test_loss: MSE (adding) or per-step cross-entropy over all T + 20 steps (copy) of the checkpoint "
              "with the lowest validation loss; baseline: the best memoryless predictor (adding 1/6, copy "
              "10 ln 8 / (T + 20)); loss/baseline < 1 means the network remembers something. test_acc (copy): "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from stcbench.errors import ConfigError
 from stcbench.reports.suites import DEFAULT_SEEDS, has_test_results
@@ -28,7 +29,7 @@ class TaskRun:
     seed: int
     run_dir: Path
     overrides: dict = field(default_factory=dict)
-    data_name: str | None = None         # the config's data.dataset, where it has one
+    data_name: str | None = None         # the config's data.dataset (a memory probe's data.task), where it has one
 
     @property
     def dataset(self) -> str:          # what failure records and progress lines name (as a video suite's dataset)
@@ -40,7 +41,13 @@ class TaskRun:
 
     @property
     def name(self) -> str:
-        return self.run_dir.name
+        """The run's name in failure records and SLURM job names: its folder below the dataset's (or task's) folder
+        of the runs root, flattened, so that runs of one name under several cells stay apart."""
+        try:
+            parts = self.run_dir.relative_to(Path(self.overrides["run.output_dir"])).parts
+        except (KeyError, ValueError):
+            return self.run_dir.name
+        return "-".join(parts[1:]) if len(parts) > 1 else self.run_dir.name
 
     def finished_metrics(self) -> Path | None:
         metrics = self.run_dir / "metrics.json"
@@ -59,10 +66,13 @@ class TaskRun:
         return f"[{state}] {self.dataset} {self.cell} seed {self.seed}  {self.run_dir}"
 
 
-def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path,
-                    extra_overrides: dict | None = None) -> list[TaskRun]:
+def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path, extra_overrides: dict | None = None,
+                    run_name: Callable[[str, str | None, int], str] | None = None,
+                    cell_overrides: Callable[[str | None], dict] | None = None) -> list[TaskRun]:
     """The runs of `config_path` for every cell (with --cells; else the config's own) and seed, each config
-    resolved now, so that a bad --set, seed or cell is one ConfigError before any run starts."""
+    resolved now, so that a bad --set, seed or cell is one ConfigError before any run starts. `run_name(config
+    stem, cell, seed)` names a run (default `<stem>[-<cell>]-seed<seed>`); `cell_overrides(cell)` adds a cell's own
+    settings (the memory suite's CE-LIF on copy, say)."""
     from stcbench.engine.environment import check_plugin_consent
     from stcbench.engine.schema import load_config_dict
     from stcbench.engine.task import task_of
@@ -77,20 +87,36 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path,
     planned = []
     for cell in dict.fromkeys(map(registry_name, cells or [None])):
         for seed in dict.fromkeys(int(seed) for seed in seeds or DEFAULT_SEEDS):
-            name = "-".join(filter(None, [stem, cell, f"seed{seed}"]))
-            overrides = {**extra, "seed": seed, "run.output_dir": str(Path(out) / "runs"), "run.name": name,
+            name = (run_name or default_run_name)(stem, cell, seed)
+            overrides = {**extra, **(cell_overrides(cell) if cell_overrides else {}), "seed": seed,
+                         "run.output_dir": str(Path(out) / "runs"), "run.name": name,
                          **({"model.cell": cell} if cell else {})}
             try:
                 config = task.resolve_config(config_path, overrides)
             except ConfigError as error:
                 raise ConfigError(f"{error} (planned run {name}: check --set, --cells and --seeds)") from None
             check_plugin_consent(getattr(config, "plugins", []))   # before any run starts: one line, not one a run
-            data = getattr(getattr(config, "data", None), "dataset", None)
+            data = data_label(config)
             run = TaskRun(config_path, task.name, cell, seed, task.run_base(config) / task.run_name(config), overrides,
-                          data if isinstance(data, str) else None)
+                          data)
             refuse_other_setting(run, config)
             planned.append(run)
     return planned
+
+
+def data_label(config) -> str | None:
+    """What a run trains on, as progress lines and failure records name it: data.dataset, or a memory probe's
+    data.task."""
+    data = getattr(config, "data", None)
+    for key in ("dataset", "task"):
+        value = getattr(data, key, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def default_run_name(stem: str, cell: str | None, seed: int) -> str:
+    return "-".join(filter(None, [stem, cell, f"seed{seed}"]))
 
 
 def registry_name(cell: str | None) -> str | None:

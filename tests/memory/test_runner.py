@@ -300,20 +300,6 @@ def test_checkpoints_are_replaced_in_one_rename(tmp_path):
     assert engine_trainer.checkpoint_plugins("fsdp") == []
 
 
-def test_an_incomplete_run_another_process_trains_is_not_removed(tmp_path):
-    from stcbench.engine.run_folder import training_lock
-
-    run = tmp_path / "seed0"
-    run.mkdir()
-    (run / "config.yaml").write_text("task: memory\n")
-    with training_lock(run):
-        with pytest.raises(ConfigError, match="is being trained by process"):
-            runner.remove_incomplete_run(run)
-        assert (run / "config.yaml").is_file()
-    runner.remove_incomplete_run(run)
-    assert not run.exists() and list(tmp_path.iterdir()) == []
-
-
 @pytest.mark.parametrize("change, named", [({"model": {"cell": "plif"}}, "model.cell='lif'"),
                                            ({"data": {"seq_len": 8}}, "data.seq_len=12"),
                                            ({"seed": 5}, "seed=1"),

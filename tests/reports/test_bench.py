@@ -215,38 +215,46 @@ def test_finished_runs_are_skipped(tmp_path, configs, capsys):
     assert execute(planned, fit=again, log=lambda _: None)["skipped"] == planned
 
 
-def test_memory_suite_delegates(tmp_path, configs):
+def memory_record(run, loss: float) -> Path:
+    """What a finished memory run leaves: its metrics.json (a fake fit for the suite's plan)."""
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    (run.run_dir / "metrics.json").write_text(json.dumps({
+        "task": "memory", "memory_task": run.dataset, "seq_len": 100, "cell": run.cell, "recurrent": False,
+        "seed": run.seed, "scale": "quick", "baseline": 0.5, "test": {"loss": loss}, "params": 10, "epochs": 6,
+        "gradient_norm": [1.0, 2.0], "gradient_share": [0.25, 0.75], "history": [{"step": 10, "val/loss": 0.4}]}))
+    return run.run_dir
+
+
+def test_memory_suite_plans_each_tasks_shipped_config_over_cells_and_seeds(tmp_path, configs):
     calls = []
 
-    def memory_suite(out, cells, tasks, scale, seeds):
-        calls.append((out, cells, tasks, scale, seeds))
-        return out / "memory.md"
+    def fit(run):
+        calls.append((run.config_path.name, run.cell, run.seed, run.run_dir.relative_to(tmp_path / "bench" / "runs")))
+        return memory_record(run, 0.1)
 
-    args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding"], cells=["lif"])
-    assert bench.run(args, memory_suite=memory_suite) == 0
-    assert calls == [(tmp_path / "bench", ["lif"], ["adding"], "quick", [42])]
+    args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding", "copy"], cells=["lif", "celif"])
+    assert bench.run(args, fit=fit) == 0
+    assert [(name, cell, seed, str(path)) for name, cell, seed, path in calls] == [
+        ("quick_adding.yaml", "lif", 42, "memory/adding_T100/lif/seed42"),
+        ("quick_adding.yaml", "celif", 42, "memory/adding_T100/celif/seed42"),
+        ("quick_copy.yaml", "lif", 42, "memory/copy_T100/lif/seed42"),
+        ("quick_copy.yaml", "celif", 42, "memory/copy_T100/celif/seed42")]
+    from stcbench.memory.suite import cell_overrides
+
+    assert cell_overrides("celif", "copy", 100) == {"model.cell_options": {"beta": 0.99}}   # CE-LIF Table 5
+    assert cell_overrides("celif", "adding", 100) == cell_overrides("lif", "copy", 100) == {}
     with pytest.raises(ConfigError, match="--tasks"):
         bench.run(args_for(tmp_path, configs, tasks=["adding"]))
 
 
 def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs, capsys):
-    def memory_suite(out, cells, tasks, scale, seeds):
-        for seed, loss in zip(seeds, (0.10, 0.12)):
-            run = out / "runs" / "memory" / "adding_T100" / "celif" / f"seed{seed}"
-            run.mkdir(parents=True)
-            (run / "metrics.json").write_text(json.dumps({
-                "memory_task": "adding", "seq_len": 100, "cell": "celif", "recurrent": False, "seed": seed,
-                "scale": scale, "baseline": 0.5, "test": {"loss": loss}, "gradient_norm": [1.0, 2.0],
-                "gradient_share": [0.25, 0.75], "history": [{"step": 10, "val/loss": 0.4}]}))
-        return out / "memory_results.md"
-
     args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding"], cells=["celif"],
                     seeds=[0, 1], baseline="lif")
-    assert bench.run(args, memory_suite=memory_suite) == 0
+    assert bench.run(args, fit=lambda run: memory_record(run, (0.10, 0.12)[run.seed])) == 0
     plan = capsys.readouterr().out                   # the plan comes first, also when training
-    assert plan.startswith("suite memory, scale quick: 2 runs") and "adding / celif / seed 1: to run" in plan
+    assert plan.startswith("suite memory, scale quick: 2 runs") and "[to run] adding celif seed 1" in plan
     summary = (tmp_path / "bench" / "memory_summary.md").read_text()
-    assert "| adding T=100 | quick | celif | 2 | 0.220 ± 0.254 | below the baseline |" in summary
+    assert "| adding T=100 | quick, 6 ep | celif | 2 | 0.220 ± 0.254 | below the baseline |" in summary
     figures = sorted(p.name for p in (tmp_path / "bench").glob("*.png"))
     assert figures == ["gradient_through_time_adding.png", "learning_curves.png", "memory_curves.png"]
     stale = tmp_path / "bench" / "gradient_through_time_copy.png"      # of an earlier call with the copy task
@@ -257,11 +265,11 @@ def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs, capsys):
     from stcbench.commands.bench import write_memory_summary
 
     write_memory_summary(tmp_path / "bench", "lif")
-    assert "| adding T=100 | quick | celif | 1 | 0.200 |" in (tmp_path / "bench" / "memory_summary.md").read_text()
+    assert "| adding T=100 | quick, 6 ep | celif | 1 | 0.200 |" in (tmp_path / "bench" / "memory_summary.md").read_text()
     assert not stale.exists()          # every figure left in the folder shows the runs of the table
     with pytest.raises(ConfigError, match="--baseline 'nosuchcell' is no registered cell"):
         bench.run(args_for(tmp_path / "b2", configs, suite="memory", datasets=None, baseline="nosuchcell"),
-                  memory_suite=lambda *a: pytest.fail("trained despite a bad --baseline"))
+                  fit=lambda run: pytest.fail("trained despite a bad --baseline"))
 
 
 def test_paper_suite_defaults_to_cells_with_a_paper_config(tmp_path, configs):
@@ -343,11 +351,12 @@ def test_reference_loop_flag_is_deprecated_and_changes_nothing(tmp_path, configs
 def test_memory_dry_run_lists_each_planned_run_and_trains_nothing(tmp_path, configs, capsys):
     args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding"], cells=["LIF", "CE-LIF"],
                     seeds=[0, 1], dry_run=True, baseline="lif")
-    assert bench.run(args, memory_suite=lambda *a, **k: pytest.fail("a dry run trained")) == 0
+    assert bench.run(args, fit=lambda run: pytest.fail("a dry run trained")) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("suite memory, scale quick: 4 runs")
-    assert lines[1:] == ["  adding / lif / seed 0: to run", "  adding / lif / seed 1: to run",
-                         "  adding / celif / seed 0: to run", "  adding / celif / seed 1: to run"]
+    assert [line.split("  ")[1] for line in lines[1:]] == [
+        "[to run] adding lif seed 0", "[to run] adding lif seed 1", "[to run] adding celif seed 0",
+        "[to run] adding celif seed 1"]
     assert not (tmp_path / "bench").exists()
 
 
@@ -383,7 +392,8 @@ def test_memory_suite_plans_a_repeated_task_cell_or_seed_once(tmp_path, configs,
     args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding", "adding"],
                     cells=["lif", "lif"], seeds=[0, 0], dry_run=True)
     assert bench.run(args) == 0
-    assert capsys.readouterr().out.splitlines()[1:] == ["  adding / lif / seed 0: to run"]
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == 1 and lines[0].startswith("  [to run] adding lif seed 0")
 
 
 @pytest.mark.parametrize("option", ["--cells", "--datasets", "--seeds"])
@@ -478,7 +488,7 @@ def test_an_unknown_memory_task_is_refused_before_the_plan(tmp_path, configs, ca
     for dry_run in (True, False):
         args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding", "foo"], dry_run=dry_run)
         with pytest.raises(ConfigError, match=r"^--tasks foo: no such memory task; choose among adding, copy"):
-            bench.run(args, memory_suite=lambda *a, **k: pytest.fail("trained with an unknown task"))
+            bench.run(args, fit=lambda run: pytest.fail("trained with an unknown task"))
         assert capsys.readouterr().out == ""
     assert not (tmp_path / "bench").exists()
 
@@ -600,12 +610,13 @@ def test_a_refusal_names_every_difference_beyond_the_four_it_spells(tmp_path, co
         bench.run(args, fit=fake)
 
 
-def test_the_memory_suite_says_how_a_plugin_cell_joins_it(tmp_path, capsys):
+def test_a_plugin_cell_joins_the_memory_suite_with_set_plugins(tmp_path, capsys):
     from stcbench.cli import main
 
-    assert main(["bench", "--suite", "memory", "--cells", "lif", "--out", str(tmp_path / "m"), "--dry-run",
-                 "--set", f"plugins=[{tmp_path / 'mine.py'}]"]) == 2
-    assert "STCBENCH_PLUGINS=" in capsys.readouterr().err and not (tmp_path / "m").exists()
+    plugin = Path(__file__).resolve().parents[2] / "examples" / "my_cell.py"
+    assert main(["bench", "--suite", "memory", "--cells", "lif,my_lif", "--tasks", "adding", "--out",
+                 str(tmp_path / "m"), "--dry-run", "--set", f"plugins=[{plugin}]"]) == 0
+    assert "[to run] adding mylif seed 42" in capsys.readouterr().out and not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize("key, flag", [("run.output_dir=/elsewhere", "--out"), ("seed=5", "--seeds"),

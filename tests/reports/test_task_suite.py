@@ -127,18 +127,18 @@ def test_a_config_over_cells_and_seeds_runs_as_slurm_jobs_that_train_through_the
             "--launcher", "slurm", *TINY_MEMORY]
     assert main(argv) == 0
     assert len(jobs) == 2 and "submitting 2 jobs" in capsys.readouterr().out
-    assert launch.submitted_jobs(Path("rel")) == {"memory/quick_adding-lif-seed0": "4201",
-                                                  "memory/quick_adding-plif-seed0": "4202"}
+    assert launch.submitted_jobs(Path("rel")) == {"adding/adding_T10-lif-quick_adding-lif-seed0": "4201",
+                                                  "adding/adding_T10-plif-quick_adding-plif-seed0": "4202"}
     run = jobs[0].run
     assert isinstance(run, TaskRun) and run.config_path.is_absolute() and run.run_dir.is_absolute()
     assert Path(run.overrides["run.output_dir"]).is_absolute() and Path(run.overrides["data.data_root"]).is_absolute()
     monkeypatch.chdir(tmp_path / "rel")                         # a job starts in another folder
     jobs[0]()
-    assert run.done and run.run_dir == tmp_path / "rel" / "runs" / "memory" / "adding_T10" / "lif" / run.name
+    assert run.done and run.run_dir == tmp_path / "rel" / "runs" / "memory" / "adding_T10" / "lif" / "quick_adding-lif-seed0"
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert main(argv + ["--collect"]) == 0                     # the finished run is tabled
     assert "| lif | 1 |" in (tmp_path / "rel" / "table_memory.md").read_text()
-    monkeypatch.setattr(launch, "in_queue", lambda todo, out: {"memory/quick_adding-plif-seed0": "4202"})
+    monkeypatch.setattr(launch, "in_queue", lambda todo, out: {"adding/adding_T10-plif-quick_adding-plif-seed0": "4202"})
     assert main(argv) == 0                                       # the queued one is not submitted twice
-    assert len(jobs) == 2 and "job 4202 still holds memory/plif seed 0" in capsys.readouterr().out
+    assert len(jobs) == 2 and "job 4202 still holds adding/plif seed 0" in capsys.readouterr().out
