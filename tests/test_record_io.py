@@ -65,3 +65,35 @@ def test_table_warns_of_a_run_whose_config_cannot_be_read(tmp_path, capsys):
     assert main(["table", "--runs", str(tmp_path / "runs"), "--table", "summary"]) in (0, 2)
     err = capsys.readouterr().err
     assert "its setting unknown: its config.yaml is not valid YAML" in err
+
+
+@pytest.mark.parametrize("key, value", [("dataset", "../../pwnrel"), ("cell", "x|<script>")])
+def test_a_run_whose_record_names_a_path_or_markup_is_skipped_and_nothing_is_written_outside(tmp_path, capsys, key,
+                                                                                                value):
+    """A record's dataset and cell name figure files and table rows: a name that is a path (or markup) makes the run
+    skipped with a warning, and the report writes nothing outside its folder."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from stcbench.reports.report import write_report
+
+    source = next((Path(__file__).parents[1] / "results" / "quick" / "runs").rglob("metrics.json")).parent
+    run = tmp_path / "work" / "runs" / "zz" / "lif" / "r1"
+    shutil.copytree(source, run, ignore=shutil.ignore_patterns("*.ckpt", "logs"))
+    record = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**record, key: value}))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    write_report(tmp_path / "work" / "runs", tmp_path / "work" / "out", analyse=False)
+    assert "is not a plain name" in capsys.readouterr().err
+    assert [p for p in sorted(tmp_path.rglob("*")) if p not in before and tmp_path / "work" / "out" not in p.parents
+            and p != tmp_path / "work" / "out"] == []
+
+
+def test_table_cells_cannot_open_columns_or_run_as_spreadsheet_formulas():
+    from stcbench.reports.tables import TableResult, render
+
+    result = TableResult(key="summary", title="t", header=["Method", "MSE"], rows=[["a|b", "=1+1"], ["c", "-3.5"]],
+                         source="s", notes=[])
+    assert "| a\\|b | =1+1 |" in render(result, "markdown")
+    assert "'=1+1" in render(result, "csv") and ",-3.5" in render(result, "csv")

@@ -20,7 +20,7 @@ from stcbench.engine import plugin_code
 from stcbench.cell_names import BUILTIN_CELLS, normalize_name
 from stcbench.errors import ConfigError, StcbenchError
 from stcbench.reports import stats
-from stcbench.reports.runs import SELECTIONS, setting_of
+from stcbench.reports.runs import SELECTIONS, is_plain_name, setting_of
 from stcbench.reports.tables import MISSING, TableResult, format_summary
 from stcbench.strict_json import restore_non_finite
 from stcbench.record_io import read_text
@@ -53,6 +53,11 @@ def discover_memory_runs(root: Path, warn=None) -> list[dict]:
         if wrong:
             if warn:
                 warn(f"skipped {path}: {', '.join(wrong)} missing or of the wrong type")
+            continue
+        unplain = [key for key in ("memory_task", "cell") if not is_plain_name(record.get(key))]
+        if unplain:           # figure files and table rows are named by them
+            if warn:
+                warn(f"skipped {path}: its {unplain[0]} {record.get(unplain[0])!r} is not a plain name")
             continue
         records.append({**record, "path": str(path.parent), "mtime": path.stat().st_mtime})
     return records

@@ -24,7 +24,7 @@ from stcbench.reports import stats
 from stcbench.reports.published import Column
 from stcbench.reports.runs import (DEFAULT_BASELINE, Run, RunGroup, discover_runs, is_tabled_tuning_run,
                                    leave_out_tuning, read_saved_arrays, select_group, warn_non_finite)
-from stcbench.reports.tables import (FORMAT_SUFFIX, FORMATS, MISSING, SUMMARY_METRICS, TABLE_KEYS, build_table,
+from stcbench.reports.tables import (csv_safe, FORMAT_SUFFIX, FORMATS, MISSING, SUMMARY_METRICS, TABLE_KEYS, build_table,
                                      comparison_fields, comparison_text, render)
 
 DATASET_TITLES = {"mmnist": "Moving MNIST 10->10", "taxibj": "TaxiBJ 4->4", "kth": "KTH 10->20 (and 10->40)"}
@@ -210,7 +210,7 @@ def summary_csv(rows: list[dict]) -> str:
         for key in comparisons:               # "-5.32 [-7.62, -3.01] better" as numbers in columns of their own
             values.update(zip((key, f"{key}_low", f"{key}_high", f"{key}_verdict"),
                               comparison_fields(str(values.get(key, "")))))
-        writer.writerow(values)
+        writer.writerow({key: csv_safe(value) for key, value in values.items()})
     return buffer.getvalue()
 
 

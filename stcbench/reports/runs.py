@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import math
 from datetime import datetime
 from dataclasses import dataclass, field
@@ -218,6 +219,10 @@ def load_run(metrics_path: Path, warn=None) -> Run | None:
         warn(f"warning: the run of {metrics_path} is tabled from its record alone, its setting unknown: {problem}")
     dataset = metrics.get("dataset") or run_dir.parent.parent.name
     cell = metrics.get("cell") or run_dir.parent.name
+    unplain = [f"{what} {name!r}" for what, name in (("dataset", dataset), ("cell", cell)) if not is_plain_name(name)]
+    if unplain:           # the names become file names of figures and tables: never a path elsewhere
+        return _skipped(metrics_path, f"its {unplain[0]} is not a plain name (letters, digits, '_', '-', '.', '+')",
+                        warn)
     return Run(run_dir, normalize_name(dataset), normalize_name(cell), metrics, read_run_config(run_dir),
                metrics_path.stat().st_mtime, plugin_code.read_recorded(run_dir))
 
@@ -325,6 +330,15 @@ def _reported_metric(entry) -> tuple[str, str, bool | None, int] | None:
             and isinstance(decimals, int) and not isinstance(decimals, bool) and 0 <= decimals <= 8):
         return None
     return key, label, higher, decimals
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
+
+
+def is_plain_name(name) -> bool:
+    """A dataset, cell or task name as records may give it: one plain file-name part (no '/', no leading '.', no
+    markup), since tables and figure files are named by it."""
+    return isinstance(name, str) and PLAIN_NAME.fullmatch(name) is not None
 
 
 def config_problem(run_dir: Path) -> str | None:

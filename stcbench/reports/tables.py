@@ -332,11 +332,16 @@ def has_runs(result: TableResult) -> bool:
 
 
 # --- rendering ---------------------------------------------------------------------------------
+def markdown_cell(text) -> str:
+    """A value as one Markdown table cell: a '|' it holds (a name from a record, say) cannot open another column."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def to_markdown(result: TableResult) -> str:
     lines = [f"### {result.title}", "", f"Source: {result.source}", "",
-             "| " + " | ".join(result.header) + " |",
+             "| " + " | ".join(map(markdown_cell, result.header)) + " |",
              "|" + "|".join("---" for _ in result.header) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in result.rows]
+    lines += ["| " + " | ".join(map(markdown_cell, cells)) + " |" for cells in result.rows]
     lines += [""] + [f"* {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
 
@@ -387,9 +392,17 @@ def to_csv(result: TableResult) -> str:
     writer.writerow(["table"] + [column for name, kind, note in zip(result.header, kinds, noted)
                                  for column in _csv_names(name, kind, note)])
     for cells in result.rows:
-        writer.writerow([result.key] + [value for cell, kind, note in zip(cells, kinds, noted)
+        writer.writerow([result.key] + [csv_safe(value) for cell, kind, note in zip(cells, kinds, noted)
                                         for value in _csv_values(cell, kind)[:None if note or kind == "text" else -1]])
     return buffer.getvalue()
+
+
+def csv_safe(value):
+    """A CSV field that a spreadsheet will not run as a formula: text starting with '=', '+', '-', '@' (other than a
+    number) gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not re.fullmatch(_NUMBER, value):
+        return "'" + value
+    return value
 
 
 def _column_kind(name: str, cells: list[str]) -> str:
