@@ -97,3 +97,23 @@ def test_table_cells_cannot_open_columns_or_run_as_spreadsheet_formulas():
                          source="s", notes=[])
     assert "| a\\|b | =1+1 |" in render(result, "markdown")
     assert "'=1+1" in render(result, "csv") and ",-3.5" in render(result, "csv")
+
+
+def test_outputs_are_never_written_into_a_dataset_folder(tmp_path, capsys):
+    """`test --output`, `predict --output`, `evaluate --out`: a file in a dataset's folder (the test set itself, say)
+    is refused, the data unchanged."""
+    import numpy as np
+
+    from stcbench.data import generate_dataset
+
+    folder = generate_dataset("mmnist", tmp_path / "data", overrides={"test_sequences": "4"})
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    pred = tmp_path / "p.npz"
+    np.savez(pred, pred=np.zeros((2, 10, 1, 64, 64), np.float32), true=np.zeros((2, 10, 1, 64, 64), np.float32))
+    for argv in (["evaluate", "--pred", str(pred), "--out", str(folder / "mnist_test_seq.npy")],
+                 ["predict", str(tmp_path / "none.ckpt"), "--input", str(pred), "--output",
+                  str(folder / "stcbench.json")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "lies in the folder of the mmnist dataset" in err[0], err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

@@ -122,3 +122,16 @@ def require_folder_root(data_root: str | os.PathLike | None = None) -> Path:
         raise DataError(f"{root}: the data root is a file, not a folder. Fix: pass --data-root (or set "
                         f"${DATA_ROOT_ENV} to) a folder that holds or will hold the datasets")
     return root
+
+
+def dataset_holding(path: str | os.PathLike) -> str | None:
+    """The dataset whose folder holds `path` (the path itself or one of its folders): a folder named as a dataset's
+    that holds one of its files, or the generator's description (stcbench.json). None elsewhere."""
+    from stcbench.data.fileio import MARKER_NAME
+
+    for folder in Path(path).absolute().parents:
+        for spec in _SPECS.values():
+            if folder.name == spec.folder and ((folder / MARKER_NAME).is_file()
+                                               or any((folder / name).exists() for name in spec.files)):
+                return spec.name
+    return None

@@ -325,8 +325,15 @@ def refuse_folder_inside_run(folder: str | Path | None, flag: str) -> None:
 
 def refuse_writing_run_records(path: str | Path, flag: str) -> None:
     """An output file that is one of a run's own records (metrics.json, config.yaml, ...), or lies in its
-    checkpoints/ or logs/, would replace what the run wrote: one line naming another place."""
+    checkpoints/ or logs/, would replace what the run wrote; one in a dataset's folder, the data runs read: one line
+    naming another place."""
+    from stcbench.data.specs import dataset_holding
+
     path = Path(path).absolute()
+    dataset = dataset_holding(path)
+    if dataset is not None:
+        raise ConfigError(f"{flag} {path} lies in the folder of the {dataset} dataset, whose files runs read and "
+                          f"test on; name a file elsewhere")
     run = enclosing_run(path.parent)
     if run is None:
         return
