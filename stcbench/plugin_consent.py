@@ -28,21 +28,27 @@ def environment_plugins() -> list[str]:
     return [recorded_plugin(s) for s in specs]
 
 
-def plugins_named(args) -> list[str]:
-    """The plugins given on a command line with `--set plugins=[...]` (or `--set plugins=file.py`)."""
+def plugin_specs(value) -> list[str]:
+    """The plugins of a `plugins` value as a config or `--set plugins=...` gives it: a list, or text (YAML, e.g.
+    `[a.py, b.py]`, or `a.py,b.py`)."""
     import yaml
 
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return []                   # the config check says what is wrong with it
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [part.strip() for v in values if isinstance(v, str) for part in v.split(",") if part.strip()]
+
+
+def plugins_named(args) -> list[str]:
+    """The plugins given on a command line with `--set plugins=[...]` (or `--set plugins=file.py`)."""
     named: list[str] = []
     for text in (getattr(args, "set_overrides", None) or []) + (getattr(args, "overrides", None) or []):
         key, _, raw = str(text).partition("=")
-        if key.strip() != "plugins":
-            continue
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            continue                    # the config check says what is wrong with it
-        values = value if isinstance(value, list) else [value]
-        named += [part.strip() for v in values if isinstance(v, str) for part in v.split(",") if part.strip()]
+        if key.strip() == "plugins":
+            named += plugin_specs(raw)
     return named
 
 

@@ -269,13 +269,13 @@ def with_absolute_paths(run):
     from stcbench.data.specs import resolve_data_root
     from stcbench.training.config import resolve_config
 
-    from stcbench.plugin_consent import recorded_plugin
+    from stcbench.plugin_consent import plugin_specs, recorded_plugin
 
     data_root = resolve_config(run.config_path, run.overrides).data.data_root
     overrides = {**run.overrides, "run.output_dir": str(Path(run.runs_root).absolute()),
                  "data.data_root": str(resolve_data_root(data_root).absolute())}
-    if isinstance(overrides.get("plugins"), list):          # plugin files named on the command line
-        overrides["plugins"] = [recorded_plugin(spec) for spec in overrides["plugins"]]
+    if "plugins" in overrides:                              # plugin files named on the command line
+        overrides["plugins"] = [recorded_plugin(spec) for spec in plugin_specs(overrides["plugins"])]
     return dataclasses.replace(run, config_path=Path(run.config_path).absolute(),
                                runs_root=Path(run.runs_root).absolute(), overrides=overrides)
 

@@ -66,6 +66,22 @@ class TaskRun:
         return f"[{state}] {self.dataset} {self.cell} seed {self.seed}  {self.run_dir}"
 
 
+def load_run_plugins(run: TaskRun) -> None:
+    """Import the plugins named with --set for `run` and in its config file (consent-checked: those the user named,
+    or all of them with --trust-checkpoint), before its task is looked up."""
+    from stcbench.engine.environment import load_plugins
+    from stcbench.engine.schema import load_config_dict
+    from stcbench.plugin_consent import plugin_specs
+
+    load_plugins(plugin_specs(run.overrides.get("plugins", [])) + config_plugins(load_config_dict(run.config_path)))
+
+
+def config_plugins(config: dict) -> list[str]:
+    from stcbench.plugin_consent import plugin_specs
+
+    return plugin_specs(config.get("plugins", [])) if isinstance(config, dict) else []
+
+
 def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path, extra_overrides: dict | None = None,
                     run_name: Callable[[str, str | None, int], str] | None = None,
                     cell_overrides: Callable[[str | None], dict] | None = None) -> list[TaskRun]:
@@ -73,7 +89,7 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path, ext
     resolved now, so that a bad --set, seed or cell is one ConfigError before any run starts. `run_name(config
     stem, cell, seed)` names a run (default `<stem>[-<cell>]-seed<seed>`); `cell_overrides(cell)` adds a cell's own
     settings (the memory suite's CE-LIF on copy, say)."""
-    from stcbench.engine.environment import check_plugin_consent
+    from stcbench.engine.environment import check_plugin_consent, load_plugins
     from stcbench.engine.schema import load_config_dict
     from stcbench.engine.task import task_of
 
@@ -82,7 +98,10 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path, ext
         if key in extra:
             raise ConfigError(f"--set {key}: bench sets it for each planned run; use {flag} instead")
     config_path = Path(config_path)
-    task = task_of(load_config_dict(config_path))
+    raw = load_config_dict(config_path)
+    check_plugin_consent(config_plugins(raw))          # the config's own plugins: refused unless named or trusted
+    load_plugins(config_plugins(raw))                  # its task may come from one
+    task = task_of(raw)
     stem = re.sub(r"[^A-Za-z0-9_.=-]+", "-", config_path.stem)
     planned = []
     for cell in dict.fromkeys(map(registry_name, cells or [None])):
@@ -154,6 +173,7 @@ def fit_task_run(run: TaskRun) -> Path:
 
     if run.done:
         return run.run_dir
+    load_run_plugins(run)              # in a SLURM job: its task or cell may come from them
     task, last = get_task(run.task_name), run.last_checkpoint()
     if last is not None:
         return fit_from(task, run.config_path, ckpt_path=last, overrides=dict(run.overrides))
@@ -168,15 +188,15 @@ def absolute_task_run(run: TaskRun) -> TaskRun:
 
     from stcbench.data.specs import resolve_data_root
     from stcbench.engine.task import get_task
-    from stcbench.plugin_consent import recorded_plugin
+    from stcbench.plugin_consent import plugin_specs, recorded_plugin
 
     config = get_task(run.task_name).resolve_config(run.config_path, dict(run.overrides))
     overrides = {**run.overrides, "run.output_dir": str(Path(run.overrides["run.output_dir"]).absolute())}
     data_root = getattr(getattr(config, "data", None), "data_root", None)
     if isinstance(data_root, str):
         overrides["data.data_root"] = str(resolve_data_root(data_root).absolute())
-    if isinstance(overrides.get("plugins"), list):
-        overrides["plugins"] = [recorded_plugin(spec) for spec in overrides["plugins"]]
+    if "plugins" in overrides:
+        overrides["plugins"] = [recorded_plugin(spec) for spec in plugin_specs(overrides["plugins"])]
     return dataclasses.replace(run, config_path=Path(run.config_path).absolute(), run_dir=run.run_dir.absolute(),
                                overrides=overrides)
 

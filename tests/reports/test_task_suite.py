@@ -142,3 +142,50 @@ def test_a_config_over_cells_and_seeds_runs_as_slurm_jobs_that_train_through_the
     monkeypatch.setattr(launch, "in_queue", lambda todo, out: {"adding/adding_T10-plif-quick_adding-plif-seed0": "4202"})
     assert main(argv) == 0                                       # the queued one is not submitted twice
     assert len(jobs) == 2 and "job 4202 still holds adding/plif seed 0" in capsys.readouterr().out
+
+
+def test_a_task_of_ones_own_named_with_set_plugins_trains_in_a_slurm_job_started_elsewhere(line_task, tmp_path,
+                                                                                           monkeypatch, capsys):
+    """The job loads the plugins named with --set (made absolute at submission, given relative here) before it
+    looks up its task."""
+    import pickle
+
+    from stcbench import plugin_consent
+
+    config, plugin = line_task
+    jobs = []
+
+    class Executor:
+        def update_parameters(self, **kwargs):
+            pass
+
+        def submit(self, job):
+            jobs.append(pickle.dumps(job))
+            return type("Job", (), {"job_id": str(4200 + len(jobs))})()
+
+    monkeypatch.setattr("stcbench.commands.bench.make_executor", lambda folder, options, cluster="slurm": Executor())
+    monkeypatch.setattr("stcbench.commands.bench.require_sbatch", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--config", config.name, "--seeds", "0", "--out", "o", "--launcher", "slurm",
+                 "--set", f"plugins=[{plugin.name}]"]) == 0
+    from stcbench import cells
+
+    monkeypatch.setattr(task_registry, "TASKS", {k: v for k, v in task_registry.TASKS.items() if k != "line"})
+    monkeypatch.setattr(cells, "_LOADED_PLUGINS", {k: v for k, v in cells._LOADED_PLUGINS.items()
+                                                   if "line_task" not in k})
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")                  # a job's process: nothing imported, another folder
+    job = pickle.loads(jobs[0])
+    assert plugin_consent.current() is None
+    job()
+    assert json.loads((tmp_path / "o" / "runs" / "line" / "line-seed0" / "metrics.json").read_text())["test"]
+
+
+def test_a_config_naming_its_own_task_plugin_runs_when_trusted(line_task, tmp_path, capsys):
+    config, plugin = line_task
+    named = tmp_path / "named.yaml"
+    named.write_text(f"task: line\nplugins: [{plugin}]\ntrainer:\n  max_epochs: 1\n")
+    assert main(["bench", "--config", str(named), "--seeds", "0", "--out", str(tmp_path / "a")]) == 2
+    assert "code that stcbench imports only when you name it yourself" in capsys.readouterr().err
+    assert main(["bench", "--config", str(named), "--seeds", "0", "--out", str(tmp_path / "b"),
+                 "--trust-checkpoint"]) == 0
