@@ -214,6 +214,12 @@ def run(args, fit=None) -> int:
         if cleaned:
             print(f"removed the checkpoints of {counted(len(cleaned), 'run')} and cut their predictions.npz to "
                   f"what the report shows (keep them with --keep-checkpoints)")
+    print_pending(planned, failures, out)
+    return finish(failures, out)
+
+
+def print_pending(planned: list, failures: list, out: Path) -> None:
+    """A line on the planned runs that have neither finished nor failed: still queued on SLURM, or to train."""
     failed = {(run.dataset, run.name) for run, _ in failures}
     pending = [item for item in planned if not item.done and (item.dataset, item.name) not in failed]
     if pending:
@@ -221,7 +227,6 @@ def run(args, fit=None) -> int:
         print(f"not finished yet: {counted(len(pending), 'planned run')}; "
               + (f"{queued}" if queued else "run the same command without --collect to train them, then with "
                  "--collect"))
-    return finish(failures, out)
 
 
 CONFIG_REFUSED = {"datasets": "--datasets", "tasks": "--tasks", "scale": "--scale", "tag": "--tag",
@@ -274,7 +279,10 @@ def run_config(args, out: Path, fit=None) -> int:
         execute(planned, fit=fit or fit_task_run, out=out)
     failures = recorded_failures(out, planned)
     if shard is not None or args.no_report or not any(item.done for item in planned):
-        if not any(item.done for item in planned) and getattr(args, "collect", False):
+        if shard is not None and not args.no_report:
+            print("shard finished: write the table with the same command, --collect instead of --shard, once every "
+                  "shard has finished")
+        elif not any(item.done for item in planned) and getattr(args, "collect", False):
             queued = submitted_note(planned, out)
             print(f"no planned run has finished under {out / 'runs'}: no table written "
                   + (f"({queued})" if queued else "(run the same command without --collect to train them)"))
@@ -286,6 +294,7 @@ def run_config(args, out: Path, fit=None) -> int:
                write_tables(out / "runs", ["summary"], "markdown", out, baseline=baseline))
     for path in written:
         print(f"table -> {path}")
+    print_pending(planned, failures, out)
     return finish(failures, out)
 
 
@@ -317,7 +326,8 @@ def submitted_note(pending: list, out: Path) -> str:
             f"{'it has' if len(queued) == 1 else 'they have'} finished" if queued else "")
     if gone:
         text += ("; " if text else "") + (f"{counted(gone, 'submitted job')} left the queue without a result "
-                                          f"(see <out>/slurm/ and failures/): submit again with --launcher slurm")
+                                          f"(see {Path(out) / 'slurm'}/ and {Path(out) / 'failures'}/): submit again with "
+                                          f"--launcher slurm")
     return text
 
 
@@ -364,12 +374,26 @@ def check_slurm_options(args, gpu: bool | None = None) -> None:
                           f"(docs/training.md)")
 
 
+def threads_of(planned: list) -> int | None:
+    """The most CPU threads a planned run's config asks for (trainer.threads), the CPUs its job asks SLURM for
+    without --slurm-cpus; None where none sets it (SLURM's default)."""
+    threads = [getattr(planned_config(run).trainer, "threads", None) for run in planned]
+    return max((t for t in threads if isinstance(t, int) and t > 0), default=None)
+
+
+def planned_config(run):
+    """The resolved config of a planned run: a suite's (video) or any task's (bench --config, the memory suite)."""
+    from stcbench.engine.task import get_task
+    from stcbench.training.config import resolve_config
+
+    if hasattr(run, "task_name"):
+        return get_task(run.task_name).resolve_config(run.config_path, dict(run.overrides))
+    return resolve_config(run.config_path, run.overrides)
+
+
 def wants_gpu(run) -> bool:
     """A planned run of `bench --config` whose config asks for a GPU (trainer.accelerator gpu or cuda)."""
-    from stcbench.engine.task import get_task
-
-    config = get_task(run.task_name).resolve_config(run.config_path, dict(run.overrides))
-    return getattr(getattr(config, "trainer", None), "accelerator", None) in ("gpu", "cuda")
+    return getattr(getattr(planned_config(run), "trainer", None), "accelerator", None) in ("gpu", "cuda")
 
 
 def submit_to_slurm(args, planned: list, out: Path, fit=None, absolute=None, prepare=None) -> int:
@@ -394,8 +418,8 @@ def submit_to_slurm(args, planned: list, out: Path, fit=None, absolute=None, pre
             print("every unfinished run has a job in the queue; write the report with --collect once they finish")
             return 0
     options = SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time, gpus=args.slurm_gpus,
-                           cpus=args.slurm_cpus, mem_gb=args.slurm_mem_gb, account=args.slurm_account,
-                           max_requeue=args.slurm_max_requeue)
+                           cpus=args.slurm_cpus or threads_of(todo), mem_gb=args.slurm_mem_gb,
+                           account=args.slurm_account, max_requeue=args.slurm_max_requeue)
     folder = out / "slurm"
     if not getattr(args, "slurm_no_data_check", False):
         (prepare or prepare_data_for_jobs)(todo)  # a job never queues only to find its data missing
@@ -508,6 +532,7 @@ def run_memory(args, out: Path, fit=None) -> int:
                     if not item.done and (item.dataset, item.name, item.cell) not in failed],
         changed=sorted(key for key in overrides if key != "plugins")))
     print(write_memory_summary(out, getattr(args, "baseline", DEFAULT_BASELINE)))
+    print_pending(planned, failures, out)
     return finish(failures, out)
 
 

@@ -190,6 +190,8 @@ class RunJob:
                 if stop.code == SIGTERM_EXIT_CODE:
                     wait_for_requeue_signal()
                 raise
+        if not ok and not failure_path(self.out, self.run).is_file():      # another process trains the run
+            return f"{self.run.dataset}/{self.run.cell} seed {self.run.seed}: trained by another process; nothing done"
         if not ok:
             raise RuntimeError(f"{self.run.dataset}/{self.run.cell} seed {self.run.seed} failed; see "
                                f"{failure_path(self.out, self.run)}")
@@ -253,6 +255,7 @@ def submit(planned: list, out: Path, executor, log: Callable[[str], None] = prin
 
     jobs, recorded = [], submitted_jobs(out)
     for run in planned:
+        clear_failure(out, run)                # an earlier attempt's failure: the new job is what counts now
         executor.update_parameters(name=f"stcbench-{run.dataset}-{run.name}")
         job = executor.submit(RunJob((absolute or with_absolute_paths)(run), Path(out).absolute(), fit=fit))
         log(f"  job {job.job_id}: {run.dataset}/{run.cell} seed {run.seed} ({run.name})")

@@ -359,3 +359,41 @@ def test_a_job_stopped_by_sigterm_waits_for_the_requeue_signal(tmp_path, monkeyp
     with pytest.raises(SystemExit) as ended:
         launch.RunJob(FinishedRun(), tmp_path)()
     assert ended.value.code == 143
+
+
+def test_a_job_whose_run_another_process_trains_ends_without_a_failure(tmp_path, monkeypatch):
+    """A second job of a run (resubmitted while the first still runs) finds it busy: it says so and ends, instead of
+    failing and pointing at a failure record that does not exist."""
+    monkeypatch.setattr(launch, "attempt", lambda run, out, fit: False)         # busy: attempt records nothing
+
+    class Busy(FinishedRun):
+        dataset, cell, seed, name = "mmnist", "lif", 0, "quick-lif-seed0"
+
+    assert "trained by another process" in launch.RunJob(Busy(), tmp_path)()
+
+
+def test_submitting_a_run_again_clears_its_earlier_failure(tmp_path):
+    class Run(FinishedRun):
+        dataset, cell, seed, name, config_path = "mmnist", "lif", 0, "quick-lif-seed0", "c.yaml"
+
+    launch.record_failure(tmp_path, Run(), RuntimeError("out of disk"))
+
+    class Executor:
+        def update_parameters(self, **kwargs):
+            pass
+
+        def submit(self, job):
+            return type("Job", (), {"job_id": "4200"})()
+
+    launch.submit([Run()], tmp_path, Executor(), log=lambda _: None, absolute=lambda run: run)
+    assert not launch.failure_path(tmp_path, Run()).exists()
+
+
+def test_a_job_asks_for_the_cpus_its_runs_threads_use(tmp_path):
+    from stcbench.commands.bench import threads_of
+    from stcbench.config_files import find_config
+    from stcbench.reports.task_suite import plan_task_suite
+
+    quick = plan_suite("quick", cells=["lif"], datasets=["mmnist"], out=tmp_path)              # trainer.threads: 2
+    memory = plan_task_suite(find_config("memory/quick_adding"), out=tmp_path)                 # threads: 1
+    assert (threads_of(quick), threads_of(memory), threads_of(quick + memory)) == (2, 1, 2)
