@@ -117,3 +117,23 @@ def test_outputs_are_never_written_into_a_dataset_folder(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "lies in the folder of the mmnist dataset" in err[0], err
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_kth_frame_that_is_a_pipe_is_one_error_not_a_hang(tmp_path):
+    from stcbench.data.kth import decode_frame
+    from stcbench.errors import DataError
+
+    frame = tmp_path / "image_0001.jpg"
+    os.mkfifo(frame)
+    with pytest.raises(DataError, match="not a regular file"):
+        decode_frame(frame, "fix it")
+
+
+def test_a_data_root_from_the_environment_inside_a_run_is_refused(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "runs" / "mmnist" / "lif" / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"w")
+    (run / "config.yaml").write_text("seed: 0\ntrainer: {}\nrun: {}\n")
+    monkeypatch.setenv("STCBENCH_DATA_ROOT", str(run / "dd"))
+    assert main(["data", "generate", "--dataset", "mmnist"]) == 2
+    assert "$STCBENCH_DATA_ROOT" in capsys.readouterr().err and not (run / "dd").exists()

@@ -87,9 +87,7 @@ def parse_params(pairs: list[str]) -> dict:
 def run_generate(args) -> int:
     from stcbench.data import generate_dataset
 
-    from stcbench.engine.run_folder import refuse_folder_inside_run
-
-    refuse_folder_inside_run(args.data_root, "--data-root")
+    refuse_data_root_inside_run(args.data_root)
     params = parse_params(args.param)
     names = dataset_names(args.dataset, for_generation=True)
     if params and len(names) > 1:
@@ -138,9 +136,7 @@ def existing_dataset_folder(name: str, data_root):
 def run_download(args) -> int:
     from stcbench.data.download import download_dataset
 
-    from stcbench.engine.run_folder import refuse_folder_inside_run
-
-    refuse_folder_inside_run(args.data_root, "--data-root")
+    refuse_data_root_inside_run(args.data_root)
     names = dataset_names(args.dataset, for_generation=True)
     with sigterm_stops_the_download():
         for_each_dataset(names, "download",
@@ -168,6 +164,14 @@ def sigterm_stops_the_download():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def refuse_data_root_inside_run(data_root) -> None:
+    """The data folder, as given or from $STCBENCH_DATA_ROOT, never lies inside a run's folder."""
+    from stcbench.data.specs import DATA_ROOT_ENV, resolve_data_root
+    from stcbench.engine.run_folder import refuse_folder_inside_run
+
+    refuse_folder_inside_run(resolve_data_root(data_root), "--data-root" if data_root else f"${DATA_ROOT_ENV}")
 
 
 def run_check(args) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from stcbench.errors import ConfigError
+from stcbench.record_io import read_text
 
 DEMO_RUNS = "demo_runs.json"     # the run folders the demos in an --out made: the only ones a demo replaces
 FOLLOWS_SEQUENCES = 256         # test sequences kept for `follows` (all 32 of demo/mmnist; a bound for --config)
@@ -52,7 +53,7 @@ def run_demo(out_dir: Path, *, cells, data_root: str | None = None, config: Path
         # a second demo replaces the first one's run of the cell, which comes back if the new one stops before
         # its first checkpoint (the engine's --overwrite)
         run_dir = fit(base, overrides=overrides, overwrite=True)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = json.loads(read_text(run_dir / "metrics.json"))
         rows[cell] = {"run_dir": str(run_dir), "seconds": round(time.time() - started, 1),
                       "params": metrics.get("params"), "test": metrics["test"],
                       "follows": follows_of(run_dir)}
@@ -108,7 +109,7 @@ def _demo_runs(out_dir: Path) -> set[Path]:
                        ("demo_summary.json", lambda data: [row.get("run_dir") for row in data.get("cells", {}).values()
                                                            if isinstance(row, dict)])):
         try:
-            data = json.loads((out_dir / name).read_text())
+            data = json.loads(read_text(out_dir / name))
             made |= {_resolved(out_dir, entry) for entry in read(data) if isinstance(entry, str)}
         except (OSError, ValueError, RecursionError, AttributeError):
             continue
@@ -135,7 +136,7 @@ def _record_demo_run(out_dir: Path, run_dir: Path) -> None:
     from stcbench.atomic import write_json
 
     try:
-        runs = json.loads((out_dir / DEMO_RUNS).read_text()).get("runs", [])
+        runs = json.loads(read_text(out_dir / DEMO_RUNS)).get("runs", [])
     except (OSError, ValueError, RecursionError, AttributeError):
         runs = []
     entry = run_dir.resolve().relative_to(out_dir.resolve()).as_posix()

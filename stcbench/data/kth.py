@@ -1,6 +1,8 @@
 """KTH Action: JPEG frame folders, person split, window rule and a decoded-frame cache (data.md §3)."""
 from __future__ import annotations
 
+import io
+
 import hashlib
 import os
 import re
@@ -19,6 +21,7 @@ from stcbench.data.fileio import read_npy_header
 from stcbench.data.resize import resize_linear_u8
 from stcbench.errors import DataError
 from stcbench.strict_json import dumps
+from stcbench.record_io import read_bytes
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 OVERLAPPING = ("jogging", "running")          # windows every 3 frames; the others do not overlap
@@ -134,10 +137,13 @@ class FrameTable:
 
 
 # ----------------------------------------------------------------------------- frame decoding
+FRAME_LIMIT = 16 << 20           # bytes: a KTH frame is a few kB
+
+
 def decode_frame(path: Path, fix: str) -> np.ndarray:
     """Channel 0 of a JPEG (frames are grey stored as RGB) as uint8 [H, W]."""
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(read_bytes(path, FRAME_LIMIT))) as image:   # never a blocking or endless read
             pixels = np.asarray(image)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DataError(f"{path}: cannot decode the JPEG ({exc}). {fix}") from None
