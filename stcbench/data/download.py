@@ -243,18 +243,34 @@ def archive_root(archive: Path, marker: str) -> str:
 
 
 def unpack(archive: Path, root: str, destination: Path) -> None:
+    """The members under `root` of the zip `archive`, into `destination`. An archive whose members leave the folder,
+    collide (a file and a folder of one name) or unpack to more than the disk holds is removed with one DataError:
+    it is not the published archive."""
     prefix = f"{root}/" if root else ""
     with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
-            if not member.filename.startswith(prefix) or member.is_dir():
-                continue
+        members = [m for m in zf.infolist() if m.filename.startswith(prefix) and not m.is_dir()]
+        size, free = sum(m.file_size for m in members), shutil.disk_usage(destination).free
+        if size > free:
+            archive.unlink()
+            raise DataError(f"{archive.name} unpacks to {size / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB "
+                            f"free under {destination.parent}; the archive was removed. Free some space (or check "
+                            f"the address, --mirror) and run again")
+        for member in members:
             relative = Path(member.filename[len(prefix):])
             if relative.is_absolute() or ".." in relative.parts:
-                raise DataError(f"{archive.name}: member {member.filename!r} points outside the dataset folder")
+                archive.unlink()
+                raise DataError(f"{archive.name}: member {member.filename!r} points outside the dataset folder; the "
+                                f"archive was removed: check the address (--mirror) and run again")
             out = destination / relative
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(member) as src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+            except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                archive.unlink()
+                raise DataError(f"{archive.name}: member {member.filename!r} collides with another member (a file "
+                                f"and a folder of one name): not the published archive; it was removed. Check the "
+                                f"address (--mirror) and run again") from None
 
 
 def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, mirror: str | None = None,

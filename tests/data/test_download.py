@@ -243,6 +243,27 @@ def test_an_archive_is_unpacked_into_the_dataset_folder(tmp_path, generated_root
     assert "samples, the published archive 20,461 and 500: it is not the published TaxiBJ" in captured.out + captured.err
 
 
+def test_an_archive_whose_members_collide_is_removed_with_one_line(tmp_path, generated_root, capsys):
+    """A mirror's archive holding a file and a folder of one name is not the published one: removed, so that the next
+    call downloads anew, and said in one line."""
+    npz = (generated_root / "taxibj" / "dataset.npz").read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("taxibj/dataset.npz", npz)
+        archive.writestr("taxibj/a", b"x")
+        archive.writestr("taxibj/a/b", b"y")
+    server = Server({"taxibj_dataset.zip": buffer.getvalue()})
+    try:
+        root = tmp_path / "data"
+        assert cli.main(["data", "download", "--dataset", "taxibj", "--data-root", str(root),
+                         "--mirror", server.url]) == 2
+    finally:
+        server.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "collides with another member" in err[0]
+    assert not (root / dl.DOWNLOADS).exists() and not (root / "taxibj").exists()
+
+
 @pytest.mark.parametrize("mirror", ["notaurl", "file:///tmp", "ftp://example.org/data", "http://"])
 def test_a_mirror_that_is_not_an_http_url_is_refused_up_front(tmp_path, mirror, capsys):
     root = tmp_path / "data"
