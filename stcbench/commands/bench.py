@@ -126,6 +126,18 @@ def parse_overrides(items: list[str]) -> dict:
     return dict(parse_override(item) for item in items)
 
 
+SUITE_OUTPUTS = ("report.md", "memory_results.json", "table_summary.md", "table_memory.md", "slurm", "failures")
+
+
+def refuse_out_inside_suite_runs(out: Path) -> None:
+    """A bench --out inside another bench's runs/ folder: its runs would join that suite's tables and report."""
+    out = Path(out).absolute()
+    for folder in (out, *out.parents):
+        if folder.name == "runs" and any((folder.parent / name).exists() for name in SUITE_OUTPUTS):
+            raise ConfigError(f"--out {out} lies inside the runs folder of the bench output {folder.parent}: its "
+                              f"runs would join that suite's tables; choose a folder outside it")
+
+
 def load_named_plugins(args) -> None:
     """The plugins given with --set plugins=[...] (the user names them: no consent needed)."""
     from stcbench.engine.environment import load_plugins
@@ -141,6 +153,7 @@ def run(args, fit=None) -> int:
     out = args.out or Path("bench") / (Path(config).stem if config is not None else args.suite)
     check_output_folder(out, "--out", "--out")
     refuse_folder_inside_run(out, "--out")
+    refuse_out_inside_suite_runs(out)
     if config is not None:
         return run_config(args, out, fit)
     if getattr(args, "reference_loop", False):

@@ -189,3 +189,13 @@ def test_a_config_naming_its_own_task_plugin_runs_when_trusted(line_task, tmp_pa
     assert "code that stcbench imports only when you name it yourself" in capsys.readouterr().err
     assert main(["bench", "--config", str(named), "--seeds", "0", "--out", str(tmp_path / "b"),
                  "--trust-checkpoint"]) == 0
+
+
+def test_bench_refuses_an_out_inside_another_bench_runs_folder(tmp_path, capsys):
+    (tmp_path / "b1" / "runs").mkdir(parents=True)
+    (tmp_path / "b1" / "report.md").write_text("# the suite's report")
+    for out in (tmp_path / "b1" / "runs", tmp_path / "b1" / "runs" / "nested"):
+        assert main(["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--out", str(out),
+                     "--dry-run"]) == 2
+        assert "lies inside the runs folder of the bench output" in capsys.readouterr().err
+    assert not (tmp_path / "b1" / "runs" / "nested").exists()
