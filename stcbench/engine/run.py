@@ -62,8 +62,8 @@ def label_resized(task: Task, config, source, overrides: dict) -> str | None:
     changed = task.size_changes(config, source, overrides)
     if not changed:
         return None
-    note = (f"scale label: custom, not {config.run.scale} (changed: {', '.join(changed)}); pass --scale (or set "
-            f"run.scale) to name it yourself")
+    note = (f"scale label: custom, not {config.run.scale} (changed: {', '.join(changed)}); --set run.scale=NAME "
+            f"names it yourself")
     config.run.scale = "custom"
     return note
 
