@@ -62,7 +62,7 @@ def test_table_warns_of_a_run_whose_config_cannot_be_read(tmp_path, capsys):
     run = tmp_path / "runs" / source.parent.parent.name / source.parent.name / source.name
     shutil.copytree(source, run, ignore=shutil.ignore_patterns("*.ckpt", "logs"))
     (run / "config.yaml").write_text("seed: !!python/object/apply:os.system ['true']\n")
-    assert main(["table", "--runs", str(tmp_path / "runs"), "--table", "summary"]) in (0, 2)
+    assert main(["table", "--runs", str(tmp_path / "runs"), "--table", "summary"]) == 0
     err = capsys.readouterr().err
     assert "its setting unknown: its config.yaml is not valid YAML" in err
 

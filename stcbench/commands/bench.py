@@ -100,7 +100,7 @@ def register(subparsers) -> None:
                        help="time limit of each job (default 1440); a run that needs longer is requeued and resumed")
     slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N",
                        help="GPUs per job: 1 or 0 (a CPU job); default 1 for --suite paper, 0 for the CPU suites; "
-                            "with --config, 1 where its trainer.accelerator is gpu")
+                            "with --config and the memory suite, 1 where the runs' trainer.accelerator is gpu or auto")
     slurm.add_argument("--slurm-no-data-check", action="store_true",
                        help="submit without checking the data here first (for data mounted on the compute nodes "
                             "only); by default each dataset's files are checked, and an embedded default generated, "
@@ -126,7 +126,8 @@ def parse_overrides(items: list[str]) -> dict:
     return dict(parse_override(item) for item in items)
 
 
-SUITE_OUTPUTS = ("report.md", "memory_results.json", "table_summary.md", "table_memory.md", "slurm", "failures")
+SUITE_OUTPUTS = ("memory_results.json", "table_summary.md", "table_memory.md", "slurm/submitted.json",
+                 "tables/summary.csv")       # what only a bench output holds beside its runs/
 
 
 def refuse_out_inside_suite_runs(out: Path) -> None:
@@ -390,7 +391,7 @@ def check_slurm_options(args, gpu: bool | None = None) -> None:
 def threads_of(planned: list) -> int | None:
     """The most CPU threads a planned run's config asks for (trainer.threads), the CPUs its job asks SLURM for
     without --slurm-cpus; None where none sets it (SLURM's default)."""
-    threads = [getattr(planned_config(run).trainer, "threads", None) for run in planned]
+    threads = [getattr(getattr(planned_config(run), "trainer", None), "threads", None) for run in planned]
     return max((t for t in threads if isinstance(t, int) and t > 0), default=None)
 
 
@@ -405,8 +406,9 @@ def planned_config(run):
 
 
 def wants_gpu(run) -> bool:
-    """A planned run of `bench --config` whose config asks for a GPU (trainer.accelerator gpu or cuda)."""
-    return getattr(getattr(planned_config(run), "trainer", None), "accelerator", None) in ("gpu", "cuda")
+    """A planned run whose config would train on a GPU where there is one (trainer.accelerator gpu, cuda or auto):
+    its SLURM job asks for one unless --slurm-gpus says otherwise."""
+    return getattr(getattr(planned_config(run), "trainer", None), "accelerator", None) in ("gpu", "cuda", "auto")
 
 
 def submit_to_slurm(args, planned: list, out: Path, fit=None, absolute=None, prepare=None) -> int:
@@ -515,7 +517,7 @@ def run_memory(args, out: Path, fit=None) -> int:
     planned, task_of = plan_memory_suite(tasks, cells, seeds, scale, out, overrides)
     planned = take_shard(planned, shard)
     if launcher == "slurm":
-        check_slurm_options(args, gpu=scale == "paper")
+        check_slurm_options(args, gpu=any(wants_gpu(item) for item in planned))
         if not args.dry_run and not getattr(args, "collect", False):
             require_sbatch()
     part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
@@ -530,8 +532,11 @@ def run_memory(args, out: Path, fit=None) -> int:
                                    prepare=prepare_task_data)
         execute(planned, fit=fit or fit_task_run, out=out)
     failures = recorded_failures(out, planned)
-    if shard is not None or not any(item.done for item in planned):
-        if not any(item.done for item in planned) and getattr(args, "collect", False):
+    if shard is not None or getattr(args, "no_report", False) or not any(item.done for item in planned):
+        if shard is not None and not getattr(args, "no_report", False):
+            print("shard finished: write the tables with the same command, --collect instead of --shard, once every "
+                  "shard has finished")
+        elif not any(item.done for item in planned) and getattr(args, "collect", False):
             queued = submitted_note(planned, out)
             print(f"no planned run has finished under {out / 'runs'}: no table written "
                   + (f"({queued})" if queued else "(run the same command without --collect to train them)"))

@@ -118,14 +118,17 @@ class ResumableDownloader:
         os.replace(self.partial, output_file)
 
     def _transfer(self, url: str, offset: int, requests) -> None:
-        """Append the rest of the file from `offset` to the part file; a server that answers a Range request with
-        anything but that rest (the whole file with 200, another range) has its answer written from the first
-        byte instead."""
+        """Append the rest of the file from `offset` to the part file. A server that answers a Range request with the
+        whole file (200) has its answer written from the first byte; one that sends another part is asked for the
+        whole file."""
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
             response.raise_for_status()
+            if offset and response.status_code == PARTIAL_CONTENT and not continues_at(response, offset):
+                response.close()                 # a part from elsewhere in the file: ask for the whole file
+                return self._transfer(url, 0, requests)
             if offset and not continues_at(response, offset):
-                offset = 0
+                offset = 0                       # the whole file (200): written from the first byte
             bar = ProgressBar(self.label, offset)
             try:
                 length = response.headers.get("Content-Length", "")
@@ -251,10 +254,9 @@ def unpack(archive: Path, root: str, destination: Path) -> None:
         members = [m for m in zf.infolist() if m.filename.startswith(prefix) and not m.is_dir()]
         size, free = sum(m.file_size for m in members), shutil.disk_usage(destination).free
         if size > free:
-            archive.unlink()
             raise DataError(f"{archive.name} unpacks to {size / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB "
-                            f"free under {destination.parent}; the archive was removed. Free some space (or check "
-                            f"the address, --mirror) and run again")
+                            f"free under {destination.parent}; free some space and run the same command again (the "
+                            f"archive is kept)")
         for member in members:
             relative = Path(member.filename[len(prefix):])
             if relative.is_absolute() or ".." in relative.parts:

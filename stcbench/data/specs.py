@@ -125,8 +125,8 @@ def require_folder_root(data_root: str | os.PathLike | None = None) -> Path:
 
 
 def dataset_holding(path: str | os.PathLike) -> str | None:
-    """The dataset whose folder holds `path` (the path itself or one of its folders): a folder named as a dataset's
-    that holds one of its files, or the generator's description (stcbench.json). None elsewhere."""
+    """The dataset whose folder holds `path` (at any depth): a folder named as a dataset's that holds one of its files,
+    or the generator's description (stcbench.json). None elsewhere."""
     from stcbench.data.fileio import MARKER_NAME
 
     for folder in Path(path).absolute().parents:

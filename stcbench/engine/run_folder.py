@@ -104,12 +104,20 @@ def refuse_linked_parts(run_dir: Path) -> None:
     for folder, subfolders, files in os.walk(run_dir):          # links to folders are listed, not followed
         for name in sorted(subfolders + files):
             part = Path(folder) / name
-            if part.is_symlink() and not part.resolve().is_relative_to(inside):
+            if part.is_symlink() and not _resolves_inside(part, inside):
                 raise ConfigError(f"{part} is a symbolic link (to {os.readlink(part)}): a resume of {run_dir} "
                                   f"would write through it into another folder; replace the link with a copy of "
                                   f"what it points to, then resume")
         if Path(folder) == Path(run_dir) / "logs":
             subfolders[:] = [name for name in subfolders if name != "wandb"]
+
+
+def _resolves_inside(link: Path, folder: Path) -> bool:
+    """Whether `link` leads to a path inside `folder` (a loop of links leads nowhere: not inside)."""
+    try:
+        return link.resolve().is_relative_to(folder)
+    except (RuntimeError, OSError):
+        return False
 
 
 def resume_command(run_dir: Path) -> str:
@@ -423,9 +431,12 @@ def refuse_if_busy(run_dir: Path) -> None:
     """RunBusyError naming the process that trains the run in `run_dir`, if one does; nothing is written (a lock
     file left by a process that was killed stays as it is)."""
     path = Path(run_dir) / LOCK_FILE
-    if fcntl is None or not os.path.lexists(path):
+    if fcntl is None:
         return
-    handle = _open_lock_file(path, run_dir, create=False)
+    try:
+        handle = _open_lock_file(path, run_dir, create=False)
+    except FileNotFoundError:           # none, or its holder finished and removed it just now: not busy
+        return
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -436,25 +447,32 @@ def refuse_if_busy(run_dir: Path) -> None:
 
 
 def _open_lock_file(path: Path, run_dir: Path, create: bool = True):
-    """The lock file opened for reading and writing, never through a link (a `.lock` that links elsewhere would
-    have the process id written into the file it points to) and only as a regular file: one ConfigError else."""
-    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    """The lock file, never opened through a link (a `.lock` that links elsewhere would have the process id written
+    into the file it points to), and only as a regular file with no other name (a hard link): one ConfigError
+    else. `create`: opened for writing, made if missing (a missing run folder is a ConfigError); else opened to
+    read (FileNotFoundError when there is none)."""
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (os.O_RDWR | os.O_CREAT if create else
+                                                                        os.O_RDONLY)
     try:
         fd = os.open(path, flags, 0o644)
     except FileNotFoundError:
+        if not create:
+            raise
         raise ConfigError(f"run {run_dir} was removed while this process waited for it; start it again or "
                           f"resume another run") from None
     except OSError as exc:
         if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
             raise
         fd = None
-    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd) if fd is not None else None
+    if info is None or not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
         if fd is not None:
             os.close(fd)
-        kind = "link" if path.is_symlink() else "folder, pipe or device"
+        kind = ("link" if path.is_symlink() else "file with another name too (a hard link)"
+                if info is not None and stat.S_ISREG(info.st_mode) else "folder, pipe or device")
         raise ConfigError(f"{path} is not a lock file stcbench wrote (a {kind}): a run's folder holds no such "
                           f"thing; remove it, then run again")
-    return os.fdopen(fd, "a+", encoding="utf-8")
+    return os.fdopen(fd, "a+" if create else "r", encoding="utf-8")
 
 
 def _refuse_busy(handle, run_dir: Path):

@@ -371,9 +371,9 @@ def warm_up(cells, dtype: torch.dtype = torch.float32) -> None:
     import copy
 
     for cell in cells:
-        cell = copy.deepcopy(cell).to(dtype)
         if not eligible(cell):
             continue
+        cell = copy.deepcopy(cell).to(dtype)
         pre = torch.zeros(1, cell.hidden_channels, 2, 2, dtype=dtype, requires_grad=True)
         state = tuple(_channels_last(s) for s in cell.initial_state(1, (2, 2), dtype=dtype))
         outputs = FusedSTCStep(cell).step(_channels_last(pre), state, 0)

@@ -60,7 +60,7 @@ def scale_config(task: str, scale: str) -> Path:
 def cell_overrides(cell: str | None, task: str, seq_len: int) -> dict:
     """A cell's own setting in the suite: CE-LIF on copy takes beta = 1 - 1/T (CE-LIF paper Table 5)."""
     if task == "copy" and cell and canonical_name(cell) == "celif":
-        return {"model.cell_options": {"beta": 1.0 - 1.0 / seq_len}}
+        return {"model.cell_options.beta": 1.0 - 1.0 / seq_len}
     return {}
 
 
@@ -77,7 +77,7 @@ def write_memory_results(out_dir: Path, runs: list[tuple[str, str, int, Path]], 
     runs among `runs` ((cell, task, seed, run folder) each); `failed` and `unfinished` ((cell, task, why) each) are
     named under the table; `changed` names the config keys the suite's call changed (--set): the scale's label then
     says so. Returns the path of the Markdown table."""
-    records = [suite_record(run_dir, runs_root) for _, _, _, run_dir in runs if read_metrics(run_dir) is not None]
+    records = [record for record in (suite_record(run_dir, runs_root) for _, _, _, run_dir in runs) if record]
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [table_row(r) for r in records]
     label = scale_label(scale) + (f"; changed with --set: {', '.join(changed)}" if changed else "")
@@ -90,8 +90,18 @@ def write_memory_results(out_dir: Path, runs: list[tuple[str, str, int, Path]], 
 
 
 def suite_record(run_dir: Path, runs_root: Path) -> dict:
-    """A finished run's metrics.json with its folder (relative to `runs_root`) and its gradient shares."""
-    record = read_metrics(run_dir)
+    """A finished run's metrics.json (with test results) with its folder (relative to `runs_root`) and its gradient
+    shares; None for a run without one, or whose record cannot be read (a line on stderr says so)."""
+    import sys
+
+    try:
+        record = read_metrics(run_dir)
+    except (OSError, ValueError, RecursionError) as exc:
+        print(f"warning: skipped the run of {run_dir}: its metrics.json cannot be read ({type(exc).__name__})",
+              file=sys.stderr)
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("test"), dict):
+        return None
     record["run_dir"] = str(run_dir.relative_to(runs_root))
     grad = run_dir / "gradient_through_time.npz"
     if grad.is_file():

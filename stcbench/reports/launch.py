@@ -203,7 +203,7 @@ class RunJob:
         return submitit.helpers.DelayedSubmission(RunJob(self.run, self.out, self.consent, self.trust, self.fit))
 
 
-REQUEUE_SIGNAL_WAIT_S = 60.0
+REQUEUE_SIGNAL_WAIT_S = 25.0     # within SLURM's default KillWait (30 s) after SIGTERM
 
 
 def wait_for_requeue_signal(seconds: float | None = None) -> None:
@@ -255,9 +255,9 @@ def submit(planned: list, out: Path, executor, log: Callable[[str], None] = prin
 
     jobs, recorded = [], submitted_jobs(out)
     for run in planned:
-        clear_failure(out, run)                # an earlier attempt's failure: the new job is what counts now
         executor.update_parameters(name=f"stcbench-{run.dataset}-{run.name}")
         job = executor.submit(RunJob((absolute or with_absolute_paths)(run), Path(out).absolute(), fit=fit))
+        clear_failure(out, run)                # an earlier attempt's failure: the new job is what counts now
         log(f"  job {job.job_id}: {run.dataset}/{run.cell} seed {run.seed} ({run.name})")
         jobs.append(job)
         recorded[job_key(run)] = str(job.job_id)

@@ -206,7 +206,7 @@ def _resolved_config(path: Path) -> dict | None:
     except Exception:                 # unreadable, or written by a version with other keys: the raw file
         try:
             raw = yaml.safe_load(read_text(path))
-        except (OSError, yaml.YAMLError):
+        except (OSError, ValueError, RecursionError, yaml.YAMLError):
             return None
         return raw if isinstance(raw, dict) else None
 

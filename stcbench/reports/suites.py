@@ -3,7 +3,7 @@
 * `quick`: the shipped `quick/<dataset>.yaml` with the cell overridden, on the embedded data
   (generated when missing), CPU-sized, labelled scale "quick".
 * `paper`: the shipped `<dataset>/<cell>.yaml` (the paper protocol; meant for GPUs), scale "paper".
-* `memory`: delegated to `stcbench.memory.run_memory_suite`.
+* `memory`: planned through reports.task_suite, one shipped config per memory task (commands/bench.py).
 
 Each run is named `<suite>-<cell>-seed<seed>` under `<out>/runs/<dataset>/<cell>/`, so a
 finished run (its metrics.json holds test results) is found again and skipped, with or

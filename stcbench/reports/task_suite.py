@@ -41,13 +41,16 @@ class TaskRun:
 
     @property
     def name(self) -> str:
-        """The run's name in failure records and SLURM job names: its folder below the dataset's (or task's) folder
-        of the runs root, flattened, so that runs of one name under several cells stay apart."""
+        """The run's name in failure records and SLURM job names: its folder's name, which names the cell and seed
+        (`<stem>-<cell>-seed<seed>`); a run whose folder name does not (the memory suite's `seed<N>`) is named by
+        its folders below the runs root, joined with '-' (`adding_T100-lif-seed0`), so that runs stay apart."""
+        if self.cell_given is None or self.cell_given in self.run_dir.name:
+            return self.run_dir.name
         try:
             parts = self.run_dir.relative_to(Path(self.overrides["run.output_dir"])).parts
         except (KeyError, ValueError):
             return self.run_dir.name
-        return "-".join(parts[1:]) if len(parts) > 1 else self.run_dir.name
+        return "-".join(parts[1:]) if len(parts) > 2 else self.run_dir.name
 
     def finished_metrics(self) -> Path | None:
         metrics = self.run_dir / "metrics.json"
@@ -88,7 +91,7 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path, ext
     """The runs of `config_path` for every cell (with --cells; else the config's own) and seed, each config
     resolved now, so that a bad --set, seed or cell is one ConfigError before any run starts. `run_name(config
     stem, cell, seed)` names a run (default `<stem>[-<cell>]-seed<seed>`); `cell_overrides(cell)` adds a cell's own
-    settings (the memory suite's CE-LIF on copy, say)."""
+    settings (the memory suite's CE-LIF on copy, say), which a --set of the same key overrides."""
     from stcbench.engine.environment import check_plugin_consent, load_plugins
     from stcbench.engine.schema import load_config_dict
     from stcbench.engine.task import task_of
@@ -107,7 +110,7 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path, ext
     for cell in dict.fromkeys(map(registry_name, cells or [None])):
         for seed in dict.fromkeys(int(seed) for seed in seeds or DEFAULT_SEEDS):
             name = (run_name or default_run_name)(stem, cell, seed)
-            overrides = {**extra, **(cell_overrides(cell) if cell_overrides else {}), "seed": seed,
+            overrides = {**(cell_overrides(cell) if cell_overrides else {}), **extra, "seed": seed,
                          "run.output_dir": str(Path(out) / "runs"), "run.name": name,
                          **({"model.cell": cell} if cell else {})}
             try:

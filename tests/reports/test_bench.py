@@ -241,7 +241,7 @@ def test_memory_suite_plans_each_tasks_shipped_config_over_cells_and_seeds(tmp_p
         ("quick_copy.yaml", "celif", 42, "memory/copy_T100/celif/seed42")]
     from stcbench.memory.suite import cell_overrides
 
-    assert cell_overrides("celif", "copy", 100) == {"model.cell_options": {"beta": 0.99}}   # CE-LIF Table 5
+    assert cell_overrides("celif", "copy", 100) == {"model.cell_options.beta": 0.99}      # CE-LIF Table 5
     assert cell_overrides("celif", "adding", 100) == cell_overrides("lif", "copy", 100) == {}
     with pytest.raises(ConfigError, match="--tasks"):
         bench.run(args_for(tmp_path, configs, tasks=["adding"]))
@@ -249,7 +249,7 @@ def test_memory_suite_plans_each_tasks_shipped_config_over_cells_and_seeds(tmp_p
 
 def test_memory_suite_writes_the_summary_over_seeds(tmp_path, configs, capsys):
     args = args_for(tmp_path, configs, suite="memory", datasets=None, tasks=["adding"], cells=["celif"],
-                    seeds=[0, 1], baseline="lif")
+                    seeds=[0, 1], baseline="lif", no_report=False)
     assert bench.run(args, fit=lambda run: memory_record(run, (0.10, 0.12)[run.seed])) == 0
     plan = capsys.readouterr().out                   # the plan comes first, also when training
     assert plan.startswith("suite memory, scale quick: 2 runs") and "[to run] adding celif seed 1" in plan
@@ -610,7 +610,7 @@ def test_a_refusal_names_every_difference_beyond_the_four_it_spells(tmp_path, co
         bench.run(args, fit=fake)
 
 
-def test_a_plugin_cell_joins_the_memory_suite_with_set_plugins(tmp_path, capsys):
+def test_a_plugin_cell_joins_the_memory_suite_with_set_plugins(tmp_path, capsys, isolated_registry):
     from stcbench.cli import main
 
     plugin = Path(__file__).resolve().parents[2] / "examples" / "my_cell.py"

@@ -127,8 +127,8 @@ def test_a_config_over_cells_and_seeds_runs_as_slurm_jobs_that_train_through_the
             "--launcher", "slurm", *TINY_MEMORY]
     assert main(argv) == 0
     assert len(jobs) == 2 and "submitting 2 jobs" in capsys.readouterr().out
-    assert launch.submitted_jobs(Path("rel")) == {"adding/adding_T10-lif-quick_adding-lif-seed0": "4201",
-                                                  "adding/adding_T10-plif-quick_adding-plif-seed0": "4202"}
+    assert launch.submitted_jobs(Path("rel")) == {"adding/quick_adding-lif-seed0": "4201",
+                                                  "adding/quick_adding-plif-seed0": "4202"}
     run = jobs[0].run
     assert isinstance(run, TaskRun) and run.config_path.is_absolute() and run.run_dir.is_absolute()
     assert Path(run.overrides["run.output_dir"]).is_absolute() and Path(run.overrides["data.data_root"]).is_absolute()
@@ -139,13 +139,14 @@ def test_a_config_over_cells_and_seeds_runs_as_slurm_jobs_that_train_through_the
     capsys.readouterr()
     assert main(argv + ["--collect"]) == 0                     # the finished run is tabled
     assert "| lif | 1 |" in (tmp_path / "rel" / "table_memory.md").read_text()
-    monkeypatch.setattr(launch, "in_queue", lambda todo, out: {"adding/adding_T10-plif-quick_adding-plif-seed0": "4202"})
+    monkeypatch.setattr(launch, "in_queue", lambda todo, out: {"adding/quick_adding-plif-seed0": "4202"})
     assert main(argv) == 0                                       # the queued one is not submitted twice
     assert len(jobs) == 2 and "job 4202 still holds adding/plif seed 0" in capsys.readouterr().out
 
 
 def test_a_task_of_ones_own_named_with_set_plugins_trains_in_a_slurm_job_started_elsewhere(line_task, tmp_path,
-                                                                                           monkeypatch, capsys):
+                                                                                           monkeypatch, capsys,
+                                                                                           isolated_registry):
     """The job loads the plugins named with --set (made absolute at submission, given relative here) before it
     looks up its task."""
     import pickle
@@ -181,7 +182,7 @@ def test_a_task_of_ones_own_named_with_set_plugins_trains_in_a_slurm_job_started
     assert json.loads((tmp_path / "o" / "runs" / "line" / "line-seed0" / "metrics.json").read_text())["test"]
 
 
-def test_a_config_naming_its_own_task_plugin_runs_when_trusted(line_task, tmp_path, capsys):
+def test_a_config_naming_its_own_task_plugin_runs_when_trusted(line_task, tmp_path, capsys, isolated_registry):
     config, plugin = line_task
     named = tmp_path / "named.yaml"
     named.write_text(f"task: line\nplugins: [{plugin}]\ntrainer:\n  max_epochs: 1\n")
@@ -193,7 +194,7 @@ def test_a_config_naming_its_own_task_plugin_runs_when_trusted(line_task, tmp_pa
 
 def test_bench_refuses_an_out_inside_another_bench_runs_folder(tmp_path, capsys):
     (tmp_path / "b1" / "runs").mkdir(parents=True)
-    (tmp_path / "b1" / "report.md").write_text("# the suite's report")
+    (tmp_path / "b1" / "table_summary.md").write_text("the suite's table")
     for out in (tmp_path / "b1" / "runs", tmp_path / "b1" / "runs" / "nested"):
         assert main(["bench", "--suite", "quick", "--cells", "lif", "--datasets", "mmnist", "--out", str(out),
                      "--dry-run"]) == 2

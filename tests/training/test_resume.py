@@ -343,7 +343,9 @@ def test_a_run_folder_with_a_link_deeper_inside_is_not_resumed(mmnist_root, tmp_
 
 
 def test_a_lock_file_that_is_a_link_is_never_written_through(mmnist_root, tmp_path):
-    """A `.lock` linked to a file elsewhere: neither a refusal nor a resume writes the process id into that file."""
+    """A `.lock` linked to a file elsewhere (or to the run's own config, symbolically or as a hard link): neither a
+    refusal nor a resume writes the process id into that file."""
+    import os
     import shutil
 
     from stcbench.errors import ConfigError
@@ -359,6 +361,16 @@ def test_a_lock_file_that_is_a_link_is_never_written_through(mmnist_root, tmp_pa
     with pytest.raises(ConfigError, match=r"is a symbolic link|is not a lock file"):
         fit(tiny_config(mmnist_root, tmp_path / "b", epochs=2, name="A"), ckpt_path=copy)   # a resume
     assert victim.read_text() == "precious"
+    config = (copy / "config.yaml").read_bytes()
+    (copy / ".lock").unlink()
+    (copy / ".lock").symlink_to("config.yaml")              # a link within the run: the resume reaches the lock
+    with pytest.raises(ConfigError, match=r"\.lock is not a lock file stcbench wrote \(a link\)"):
+        fit(tiny_config(mmnist_root, tmp_path / "b", epochs=2, name="A"), ckpt_path=copy)
+    (copy / ".lock").unlink()
+    os.link(copy / "config.yaml", copy / ".lock")           # a hard link: another name of the run's config
+    with pytest.raises(ConfigError, match=r"a hard link"):
+        fit(tiny_config(mmnist_root, tmp_path / "b", epochs=2, name="A"), ckpt_path=copy)
+    assert (copy / "config.yaml").read_bytes() == config
 
 
 def test_sigterm_as_training_ends_is_not_taken_for_a_finished_run(mmnist_root, tmp_path, monkeypatch, capsys):
