@@ -137,3 +137,18 @@ def test_a_data_root_from_the_environment_inside_a_run_is_refused(tmp_path, caps
     monkeypatch.setenv("STCBENCH_DATA_ROOT", str(run / "dd"))
     assert main(["data", "generate", "--dataset", "mmnist"]) == 2
     assert "$STCBENCH_DATA_ROOT" in capsys.readouterr().err and not (run / "dd").exists()
+
+
+def test_an_npz_larger_than_memory_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    pred = tmp_path / "big.npz"
+    np.savez(pred, pred=np.zeros((1, 10, 1, 8, 8), np.float32), true=np.zeros((1, 10, 1, 8, 8), np.float32))
+
+    def too_large(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(np, "load", too_large)
+    assert main(["evaluate", "--pred", str(pred)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "big.npz holds arrays larger than this machine's memory" in err[0]

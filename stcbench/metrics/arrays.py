@@ -71,6 +71,10 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
     except (ValueError, OSError, EOFError, OverflowError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} is not a readable .npz archive ({array_load_problem(exc, path)}); re-save it with "
                         f"numpy.savez") from None
+    except MemoryError:
+        raise DataError(f"{path} holds arrays larger than this machine's memory (an .npz is read whole); save them "
+                        f"as two .npy files (numpy.save), which evaluate reads from disk block by block, and pass "
+                        f"--pred and --true") from None
     names = (f"{path}:pred", f"{path}:{target}")
     return _checked(arrays[0], names[0]), _checked(arrays[1], names[1]), names
 

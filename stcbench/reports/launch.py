@@ -190,7 +190,7 @@ class RunJob:
                 if stop.code == SIGTERM_EXIT_CODE:
                     wait_for_requeue_signal()
                 raise
-        if not ok and not failure_path(self.out, self.run).is_file():      # another process trains the run
+        if not ok and _rank_zero() and not failure_path(self.out, self.run).is_file():   # another process trains it
             return f"{self.run.dataset}/{self.run.cell} seed {self.run.seed}: trained by another process; nothing done"
         if not ok:
             raise RuntimeError(f"{self.run.dataset}/{self.run.cell} seed {self.run.seed} failed; see "
