@@ -191,20 +191,9 @@ def run(args, fit=None) -> int:
         if shard is None and not args.no_report:
             print("report ->", out / "report.md")
         return 0
-    if not getattr(args, "collect", False):
-        if launcher == "slurm":
-            return submit_to_slurm(args, planned, out)
-        execute(planned, fit=fit, out=out)
-    failures = recorded_failures(out, planned)
-    if shard is not None or args.no_report or not any(item.done for item in planned):
-        if shard is not None and not args.no_report:
-            print("shard finished: write the report with the same command, --collect instead of --shard, once "
-                  "every shard has finished")
-        elif not any(item.done for item in planned) and getattr(args, "collect", False):
-            queued = submitted_note(planned, out)
-            print(f"no planned run has finished under {out / 'runs'}: no tables or report written "
-                  + (f"({queued})" if queued else "(run the same command without --collect to train them)"))
-        return finish(failures, out)
+    failures, status = train_or_collect(args, planned, out, shard, fit, "tables or report")
+    if status is not None:
+        return status
     from stcbench.reports.report import write_report
 
     print(write_report(out / "runs", out, suite=args.suite, html=args.html, baseline=baseline,
@@ -230,6 +219,32 @@ def run(args, fit=None) -> int:
                   f"what the report shows (keep them with --keep-checkpoints)")
     print_pending(planned, failures, out)
     return finish(failures, out)
+
+
+def train_or_collect(args, planned: list, out: Path, shard, fit, written: str, task_runs: bool = False) -> tuple:
+    """Train the unfinished runs of `planned` here, or submit them as SLURM jobs (not with --collect), then read
+    their failures. Returns (failures, exit status): the status where nothing is to be tabled now (jobs submitted,
+    a shard, --no-report, no finished run; said in a line naming what is not `written`), else None. `task_runs`:
+    runs of reports.task_suite (bench --config, the memory suite), else a video suite's."""
+    from stcbench.reports.task_suite import absolute_task_run, fit_task_run, prepare_task_data
+
+    if not getattr(args, "collect", False):
+        if getattr(args, "launcher", "local") == "slurm":
+            how = dict(fit=fit_task_run, absolute=absolute_task_run, prepare=prepare_task_data) if task_runs else {}
+            return [], submit_to_slurm(args, planned, out, **how)
+        execute(planned, fit=fit or (fit_task_run if task_runs else None), out=out)
+    failures = recorded_failures(out, planned)
+    no_report = getattr(args, "no_report", False)
+    if shard is None and not no_report and any(item.done for item in planned):
+        return failures, None
+    if shard is not None and not no_report:
+        print(f"shard finished: write the {written} with the same command, --collect instead of --shard, once every "
+              f"shard has finished")
+    elif not any(item.done for item in planned) and getattr(args, "collect", False):
+        queued = submitted_note(planned, out)
+        print(f"no planned run has finished under {out / 'runs'}: no {written} written "
+              + (f"({queued})" if queued else "(run the same command without --collect to train them)"))
+    return failures, finish(failures, out)
 
 
 def print_pending(planned: list, failures: list, out: Path) -> None:
@@ -263,8 +278,7 @@ def run_config(args, out: Path, fit=None) -> int:
     (reports.task_suite), then the summary table."""
     from stcbench.commands.table import write_memory_table, write_tables
     from stcbench.config_files import check_config_file, find_config
-    from stcbench.reports.task_suite import (absolute_task_run, fit_task_run, plan_task_suite, prepare_task_data,
-                                             registry_name)
+    from stcbench.reports.task_suite import (plan_task_suite, registry_name)
 
     refuse_suite_flags(args)
     args.config = check_config_file(find_config(args.config))      # a file, or a shipped config's name
@@ -286,21 +300,9 @@ def run_config(args, out: Path, fit=None) -> int:
         print("  " + item.describe())
     if args.dry_run:
         return 0
-    if not getattr(args, "collect", False):
-        if launcher == "slurm":
-            return submit_to_slurm(args, planned, out, fit=fit_task_run, absolute=absolute_task_run,
-                                   prepare=prepare_task_data)
-        execute(planned, fit=fit or fit_task_run, out=out)
-    failures = recorded_failures(out, planned)
-    if shard is not None or args.no_report or not any(item.done for item in planned):
-        if shard is not None and not args.no_report:
-            print("shard finished: write the table with the same command, --collect instead of --shard, once every "
-                  "shard has finished")
-        elif not any(item.done for item in planned) and getattr(args, "collect", False):
-            queued = submitted_note(planned, out)
-            print(f"no planned run has finished under {out / 'runs'}: no table written "
-                  + (f"({queued})" if queued else "(run the same command without --collect to train them)"))
-        return finish(failures, out)
+    failures, status = train_or_collect(args, planned, out, shard, fit, "table", task_runs=True)
+    if status is not None:
+        return status
     cells = {normalize_name(item.cell) for item in planned}
     baseline = args.baseline if normalize_name(args.baseline) != DEFAULT_BASELINE or DEFAULT_BASELINE in cells else None
     memory = all(item.task_name == "memory" for item in planned)       # memory probes have a table of their own
@@ -496,7 +498,6 @@ def run_memory(args, out: Path, fit=None) -> int:
     `bench --config` runs are (reports.task_suite: finished runs skipped, interrupted ones resumed, failures recorded,
     another setting refused, SLURM jobs or shards), then memory_results.md and the summary over seeds."""
     from stcbench.memory.suite import DEFAULT_CELLS, DEFAULT_TASKS, write_memory_results
-    from stcbench.reports.task_suite import absolute_task_run, fit_task_run, prepare_task_data
 
     if args.datasets:
         raise ConfigError("--datasets is for the video suites; use --tasks with --suite memory")
@@ -526,21 +527,9 @@ def run_memory(args, out: Path, fit=None) -> int:
         print("  " + item.describe())
     if args.dry_run:
         return 0
-    if not getattr(args, "collect", False):
-        if launcher == "slurm":
-            return submit_to_slurm(args, planned, out, fit=fit_task_run, absolute=absolute_task_run,
-                                   prepare=prepare_task_data)
-        execute(planned, fit=fit or fit_task_run, out=out)
-    failures = recorded_failures(out, planned)
-    if shard is not None or getattr(args, "no_report", False) or not any(item.done for item in planned):
-        if shard is not None and not getattr(args, "no_report", False):
-            print("shard finished: write the tables with the same command, --collect instead of --shard, once every "
-                  "shard has finished")
-        elif not any(item.done for item in planned) and getattr(args, "collect", False):
-            queued = submitted_note(planned, out)
-            print(f"no planned run has finished under {out / 'runs'}: no table written "
-                  + (f"({queued})" if queued else "(run the same command without --collect to train them)"))
-        return finish(failures, out)
+    failures, status = train_or_collect(args, planned, out, shard, fit, "tables", task_runs=True)
+    if status is not None:
+        return status
     failed = {(run.dataset, run.name, run.cell) for run, _ in failures}
     print(write_memory_results(
         out, [(item.cell, task_of[item.run_dir], item.seed, item.run_dir) for item in planned], scale, out / "runs",

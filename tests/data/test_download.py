@@ -223,22 +223,29 @@ def test_generated_data_is_replaced_only_with_force(tmp_path, served, generated_
     assert check_dataset("mmnist", root)["source"] == "real"
 
 
-def test_an_archive_is_unpacked_into_the_dataset_folder(tmp_path, generated_root, monkeypatch, capsys):
-    npz = (generated_root / "taxibj" / "dataset.npz").read_bytes()
+def download_taxibj_archive(root, members: dict[str, bytes]) -> tuple[int, bytes]:
+    """`data download --dataset taxibj` from a loopback mirror serving a zip of `members`: (exit status, the zip)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("taxibj/dataset.npz", npz)
+        for name, data in members.items():
+            archive.writestr(name, data)
     server = Server({"taxibj_dataset.zip": buffer.getvalue()})
     try:
-        root = tmp_path / "data"
-        assert cli.main(["data", "download", "--dataset", "taxibj", "--data-root", str(root),
-                         "--mirror", server.url]) == 0
+        return cli.main(["data", "download", "--dataset", "taxibj", "--data-root", str(root), "--mirror",
+                         server.url]), buffer.getvalue()
     finally:
         server.close()
+
+
+def test_an_archive_is_unpacked_into_the_dataset_folder(tmp_path, generated_root, monkeypatch, capsys):
+    npz = (generated_root / "taxibj" / "dataset.npz").read_bytes()
+    root = tmp_path / "data"
+    status, archive = download_taxibj_archive(root, {"taxibj/dataset.npz": npz})
+    assert status == 0
     assert (root / "taxibj" / "dataset.npz").read_bytes() == npz
     assert check_dataset("taxibj", root)["source"] == "real"
     captured = capsys.readouterr()
-    assert hashlib.sha256(buffer.getvalue()).hexdigest() in captured.out
+    assert hashlib.sha256(archive).hexdigest() in captured.out
     # no checksum of the archive is published: a file of other sample counts than the published one is named
     assert "samples, the published archive 20,461 and 500: it is not the published TaxiBJ" in captured.out + captured.err
 
@@ -247,18 +254,9 @@ def test_an_archive_whose_members_collide_is_removed_with_one_line(tmp_path, gen
     """A mirror's archive holding a file and a folder of one name is not the published one: removed, so that the next
     call downloads anew, and said in one line."""
     npz = (generated_root / "taxibj" / "dataset.npz").read_bytes()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("taxibj/dataset.npz", npz)
-        archive.writestr("taxibj/a", b"x")
-        archive.writestr("taxibj/a/b", b"y")
-    server = Server({"taxibj_dataset.zip": buffer.getvalue()})
-    try:
-        root = tmp_path / "data"
-        assert cli.main(["data", "download", "--dataset", "taxibj", "--data-root", str(root),
-                         "--mirror", server.url]) == 2
-    finally:
-        server.close()
+    root = tmp_path / "data"
+    members = {"taxibj/dataset.npz": npz, "taxibj/a": b"x", "taxibj/a/b": b"y"}
+    assert download_taxibj_archive(root, members)[0] == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "collides with another member" in err[0]
     assert not (root / dl.DOWNLOADS).exists() and not (root / "taxibj").exists()

@@ -148,15 +148,21 @@ def test_committed_quick_results_still_print(capsys):
     assert "| Vanilla LIF (Baseline) | 161.2 | 102.8 |" in out and "n = 1: cannot rank" in out
 
 
+def tuning_run(root, seed: int) -> Path:
+    """An STC-LIF run of the seeded setting marked as a tuning run (run.tuning: true in its config.yaml)."""
+    tuning = real_run(root, "stclif", seed, 10.0, 0.9, tag="-sweep")
+    config = yaml.safe_load((tuning / "config.yaml").read_text())
+    config["run"]["tuning"] = True
+    (tuning / "config.yaml").write_text(yaml.safe_dump(config))
+    return tuning
+
+
 def test_a_tuning_seed_is_never_pooled_with_the_reported_ones(seeded_root, capsys):
     """The seed that chose the setup (run.tuning) is of the same setting as the reported seeds; `table` and the
     report leave it out where reported runs are beside it, and say so."""
     from stcbench.reports.report import write_report
 
-    tuning = real_run(seeded_root, "stclif", 100, 10.0, 0.9, tag="-sweep")
-    config = yaml.safe_load((tuning / "config.yaml").read_text())
-    config["run"]["tuning"] = True
-    (tuning / "config.yaml").write_text(yaml.safe_dump(config))
+    tuning = tuning_run(seeded_root, 100)
     assert main(["table", "--runs", str(seeded_root), "--table", "2"]) == 0
     out = capsys.readouterr().out
     stc = next(line for line in out.splitlines() if line.startswith("| STC-LIF |"))
@@ -171,10 +177,7 @@ def test_a_tuning_seed_is_never_pooled_with_the_reported_ones(seeded_root, capsy
 
 def test_a_tuning_run_on_a_reported_seed_is_named(seeded_root, capsys):
     """A setup chosen on seed 1 leaves seed 1's reported results tuned: the note says so."""
-    tuning = real_run(seeded_root, "stclif", 1, 10.0, 0.9, tag="-sweep")
-    config = yaml.safe_load((tuning / "config.yaml").read_text())
-    config["run"]["tuning"] = True
-    (tuning / "config.yaml").write_text(yaml.safe_dump(config))
+    tuning_run(seeded_root, 1)
     assert main(["table", "--runs", str(seeded_root), "--table", "2"]) == 0
     out = capsys.readouterr().out
     assert "The reported runs share seed 1 with the tuning runs" in out and "report seeds that no tuning" in out
