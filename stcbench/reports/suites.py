@@ -295,7 +295,10 @@ def _cli_value(value) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
-    return shlex.quote(json.dumps(value) if isinstance(value, (list, dict)) else str(value))
+    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    if any(ch < " " for ch in text):          # a newline or control character: YAML's quoted form, on one line
+        text = json.dumps(text)
+    return shlex.quote(text)
 
 
 def default_fit() -> Callable:

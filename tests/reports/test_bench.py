@@ -668,3 +668,15 @@ def test_a_cell_option_one_planned_cell_does_not_take_is_refused_before_any_run(
     assert main(["bench", "--suite", "quick", "--cells", "stclif,lif", "--datasets", "mmnist", "--out", str(out),
                  "--set", "model.cell_options.temporal_circuit=false", "--dry-run"]) == 2
     assert "cell 'lif' does not take ['temporal_circuit']" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_flag_a_refusal_suggests_stays_on_one_line_and_gives_the_value_back():
+    import shlex
+
+    import yaml
+
+    from stcbench.reports.suites import _cli_value
+
+    for value in ("lif", "li\nf", [16, 16], {"beta": 0.5}, None, True):
+        text = _cli_value(value)
+        assert "\n" not in text and yaml.safe_load(shlex.split(text)[0]) == value
