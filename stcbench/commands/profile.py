@@ -59,19 +59,22 @@ def register(subparsers) -> None:
 SWITCH = {"auto": None, "on": True, "off": False}
 
 
-def _model_settings(config_path: str | None) -> dict:
-    """dataset, batch, cell, layer widths, patch and filter sizes and cell options from a run config."""
+def _run_config(config_path: str | None):
+    """The resolved run config that --config names (dataset, batch, cell, widths, patch and filter sizes, cell
+    options), or None."""
     if not config_path:
-        return {}
+        return None
     from stcbench.training.config import resolve_config
 
-    cfg = resolve_config(config_path)
-    options = dict(cfg.model.cell_options or {})
-    if cfg.model.gradient_detach is not None:
-        options["gradient_detach"] = cfg.model.gradient_detach
-    return {"dataset": cfg.data.dataset, "batch": cfg.data.batch_size, "cell": cfg.model.cell,
-            "num_hidden": list(cfg.model.num_hidden), "patch_size": cfg.model.patch_size,
-            "filter_size": cfg.model.filter_size, "cell_options": options}
+    return resolve_config(config_path)
+
+
+def _config_cell_options(config) -> dict:
+    """The config's cell options with its model.gradient_detach, as a run passes them to the cell."""
+    options = dict(config.model.cell_options or {})
+    if config.model.gradient_detach is not None:
+        options["gradient_detach"] = config.model.gradient_detach
+    return options
 
 
 def _parse_hidden(text: str) -> list[int]:
@@ -100,14 +103,14 @@ def run(args) -> int:
 
     from stcbench.commands.profiling import dataset_geometry, profile_training
 
-    settings = _model_settings(args.config)
-    dataset = args.dataset or settings.get("dataset") or "mmnist"
-    cell = args.cell or settings.get("cell") or "stclif"
+    config = _run_config(args.config)
+    dataset = args.dataset or (config.data.dataset if config else "mmnist")
+    cell = args.cell or (config.model.cell if config else "stclif")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
-    hidden = _parse_hidden(args.num_hidden) if args.num_hidden is not None else (settings.get("num_hidden")
-                                                                                  or [64, 64, 64])
-    options = dict(settings.get("cell_options") or {})
+    hidden = (_parse_hidden(args.num_hidden) if args.num_hidden is not None
+              else list(config.model.num_hidden) if config else [64, 64, 64])
+    options = _config_cell_options(config) if config else {}
     if args.cell_options:
         try:
             given = json.loads(args.cell_options)
@@ -118,15 +121,15 @@ def run(args) -> int:
                               f"got {args.cell_options!r}")
         options.update(given)
     options = _without_gradient_detach_if_not_taken(cell, options)
-    batch = args.batch if args.batch is not None else settings.get("batch", 4)
+    batch = args.batch if args.batch is not None else config.data.batch_size if config else 4
     if args.steps < 1 or batch < 1:
         raise ConfigError("--steps and --batch must be >= 1")
     if args.warmup < 0:
         raise ConfigError(f"--warmup {args.warmup}: the unmeasured steps must be >= 0")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available; use --device cpu")
-    result = profile_training(cell, dataset_geometry(dataset, settings.get("patch_size")), hidden, batch=batch,
-                              filter_size=settings.get("filter_size", 5), steps=args.steps,
+    result = profile_training(cell, dataset_geometry(dataset, config.model.patch_size if config else None), hidden,
+                              batch=batch, filter_size=config.model.filter_size if config else 5, steps=args.steps,
                               device=args.device, threads=args.threads, path=args.path, cell_options=options,
                               dtype=getattr(torch, args.dtype), warmup=args.warmup,
                               conv_bound=not args.no_conv_bound, recompute=SWITCH[args.recompute],

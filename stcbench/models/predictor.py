@@ -212,36 +212,29 @@ class Traces:
         return {k: torch.stack(v) for k, v in self.items.items()}
 
 
-def _get(section, key, default=None):
-    if isinstance(section, Mapping):
-        return section.get(key, default)
-    return getattr(section, key, default)
-
-
-def build_predictor(model_section, dataset_spec, **overrides) -> RecurrentPredictor:
-    """A predictor from a config `model` section (mapping or object with `cell`, `num_hidden`,
-    `filter_size`, `patch_size`, `gradient_detach`, `cell_options`, `in_frames`, `channels`,
-    `fast`; None means the dataset's value) and a DatasetSpec. `overrides` win."""
-    cell = overrides.pop("cell", None) or _get(model_section, "cell")
+def build_predictor(model, dataset_spec, **overrides) -> RecurrentPredictor:
+    """A predictor from a run's typed `model` section (`cell`, `num_hidden`, `filter_size`, `patch_size`,
+    `gradient_detach`, `cell_options`, `in_frames`, `channels`, `fast`, `conv_algorithm`, `recompute`,
+    `channels_last`, `compile`; None means the dataset's value) and a DatasetSpec. `overrides` win."""
+    cell = overrides.pop("cell", None) or model.cell
     if not cell:
         raise ConfigError("model.cell is missing; name a registered cell, e.g. `cell: stclif`")
-    options = dict(_get(model_section, "cell_options") or {})
-    gradient_detach = _get(model_section, "gradient_detach")
-    if gradient_detach is not None and "gradient_detach" in get_cell_info(cell).parameters():
-        options.setdefault("gradient_detach", int(gradient_detach))
+    options = dict(model.cell_options or {})
+    if model.gradient_detach is not None and "gradient_detach" in get_cell_info(cell).parameters():
+        options.setdefault("gradient_detach", int(model.gradient_detach))
     kwargs = dict(
         cell=cell,
-        image_channels=_get(model_section, "channels") or _get(dataset_spec, "channels"),
-        num_hidden=_get(model_section, "num_hidden") or (256, 256, 256),
-        patch_size=_get(model_section, "patch_size") or _get(dataset_spec, "patch_size", 1),
-        in_frames=_get(model_section, "in_frames") or _get(dataset_spec, "in_frames"),
-        filter_size=_get(model_section, "filter_size") or 5,
+        image_channels=model.channels or dataset_spec.channels,
+        num_hidden=model.num_hidden,
+        patch_size=model.patch_size or dataset_spec.patch_size,
+        in_frames=model.in_frames or dataset_spec.in_frames,
+        filter_size=model.filter_size,
         cell_options=options,
-        fast=bool(_get(model_section, "fast", False)),
-        conv_algorithm=_get(model_section, "conv_algorithm", None) or "auto",
-        recompute=_get(model_section, "recompute", None),
-        channels_last=_get(model_section, "channels_last", None),
-        compile_step=bool(_get(model_section, "compile", False)),
+        fast=bool(model.fast),
+        conv_algorithm=model.conv_algorithm,
+        recompute=model.recompute,
+        channels_last=model.channels_last,
+        compile_step=bool(model.compile),
     )
     kwargs.update(overrides)
     kwargs["cell_options"] = with_geometry_options(kwargs["cell"], kwargs["cell_options"], dataset_spec,
@@ -260,7 +253,7 @@ def with_geometry_options(cell: str, options: Mapping, dataset_spec, patch_size:
       `te_steps` of CE-LIF (cells.md §11: 19 MMNIST, 7 TaxiBJ, 29 KTH)."""
     options = dict(options)
     accepted = get_cell_info(cell).parameters()
-    height, width = _get(dataset_spec, "height"), _get(dataset_spec, "width")
+    height, width = dataset_spec.height, dataset_spec.width
     spatial = None if height is None or width is None else (int(height) // patch_size, int(width) // patch_size)
     needs_spatial = {"circuit_spatial": options.get("circuit_groups") == "self",
                      "te_spatial": options.get("te_granularity") == "neuron",
@@ -268,7 +261,7 @@ def with_geometry_options(cell: str, options: Mapping, dataset_spec, patch_size:
     for name, needed in needs_spatial.items():
         if needed and name in accepted and spatial is not None:
             options.setdefault(name, spatial)
-    out_frames = _get(dataset_spec, "train_out_frames") or _get(dataset_spec, "out_frames")
+    out_frames = dataset_spec.train_out_frames or dataset_spec.out_frames
     if out_frames:
         steps = int(in_frames) + int(out_frames) - 1
         if "time_steps" in accepted and options.get("variant") == "original":

@@ -134,38 +134,39 @@ def geometry_from_args(dataset: str | None, in_frames, out_frames, patch_size, c
 
 
 def build_config(cell: str, geometry: Geometry, hidden: list[int], filter_size: int, *, dataset: str | None,
-                 gradient_detach: int | None) -> dict:
-    """The stcbench config of the converted model (geometry overrides where no dataset matches)."""
-    from stcbench.data import DATASET_NAMES, get_dataset_spec
-    from stcbench.training.config import Config
+                 gradient_detach: int | None, cell_options: dict | None = None):
+    """The stcbench `Config` of the converted model (geometry overrides where no dataset matches), checked as a
+    config file with the same keys would be."""
+    from stcbench.data import get_dataset_spec
+    from stcbench.training.config import resolve_config
 
-    config = Config().to_dict()
-    chosen = dataset
-    if chosen is None:   # a dataset with the same frames, else the first one with the same channel count
-        for name in DATASET_NAMES:
-            s = get_dataset_spec(name)
-            if (s.in_frames, s.out_frames, s.patch_size, s.channels, s.height, s.width) == (
-                    geometry.in_frames, geometry.out_frames, geometry.patch_size, geometry.channels,
-                    geometry.height, geometry.width):
-                chosen = name
-                break
-    if chosen is None:
-        chosen = next((n for n in DATASET_NAMES if get_dataset_spec(n).channels == geometry.channels), "mmnist")
-    spec = get_dataset_spec(chosen)
-    config["data"]["dataset"] = spec.name
-    model = config["model"]
-    model.update(cell=cell, num_hidden=hidden, filter_size=filter_size, gradient_detach=gradient_detach)
-    model["patch_size"] = geometry.patch_size
+    spec = get_dataset_spec(dataset or matching_dataset(geometry))
+    settings = {"data.dataset": spec.name, "model.cell": cell, "model.num_hidden": list(hidden),
+                "model.filter_size": filter_size, "model.gradient_detach": gradient_detach,
+                "model.patch_size": geometry.patch_size, "model.cell_options": dict(cell_options or {}),
+                "run.scale": "official"}
     if geometry.in_frames != spec.in_frames:
-        model["in_frames"] = geometry.in_frames
+        settings["model.in_frames"] = geometry.in_frames
     if geometry.out_frames != spec.out_frames:
-        model["out_frames"] = geometry.out_frames
+        settings["model.out_frames"] = geometry.out_frames
     if geometry.channels != spec.channels:
-        model["channels"] = geometry.channels
+        settings["model.channels"] = geometry.channels
     if (geometry.height, geometry.width) != (spec.height, spec.width):
-        model["image_size"] = [geometry.height, geometry.width]
-    config["run"]["scale"] = "official"
-    return config
+        settings["model.image_size"] = [geometry.height, geometry.width]
+    return resolve_config(None, settings)
+
+
+def matching_dataset(geometry: Geometry) -> str:
+    """The dataset with the same frames, else the first one with the same channel count (else mmnist)."""
+    from stcbench.data import DATASET_NAMES, get_dataset_spec
+
+    for name in DATASET_NAMES:
+        s = get_dataset_spec(name)
+        if (s.in_frames, s.out_frames, s.patch_size, s.channels, s.height, s.width) == (
+                geometry.in_frames, geometry.out_frames, geometry.patch_size, geometry.channels,
+                geometry.height, geometry.width):
+            return name
+    return next((n for n in DATASET_NAMES if get_dataset_spec(n).channels == geometry.channels), "mmnist")
 
 
 def _patch_size_hint(in_channels: int, channels: int) -> str:
@@ -241,9 +242,8 @@ def convert(reference: str | Path, output: str | Path, *, cell: str, dataset: st
         raise ConfigError(f"conv_last.weight has shape {readout}, expected {(expected_in, hidden[-1], 1, 1)}")
     if gradient_detach is None:
         gradient_detach = default_gradient_detach(cell, dataset)
-    config = build_config(cell, geometry, hidden, filter_size, dataset=dataset, gradient_detach=gradient_detach)
-    if is_convlstm(cell):
-        config["model"]["cell_options"] = convlstm_cell_options(state)
+    config = build_config(cell, geometry, hidden, filter_size, dataset=dataset, gradient_detach=gradient_detach,
+                          cell_options=convlstm_cell_options(state) if is_convlstm(cell) else None)
     module = VideoPredictionModule(config)
     mapped = official_to_ours(state, module.net)
     verify_state_dict(mapped, module.net)

@@ -1,11 +1,14 @@
 """The fast path gives the same outputs, traces and ALL gradients as the reference loop (float64)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from stcbench.errors import ConfigError
 from stcbench.models import RecurrentPredictor, ScheduledSampling, build_predictor, count_parameters
+from stcbench.training.config import ModelConfig
 from tests.conftest import assert_close_scaled
 
 CASES = {
@@ -152,56 +155,55 @@ def test_parameter_counts_match_spec(cell, dataset, expected):
     assert count_parameters(model) == expected
 
 
+def mmnist_like(**changes):
+    """The Moving MNIST geometry with some fields changed (a DatasetSpec, as a run passes it)."""
+    from stcbench.data import get_dataset_spec
+
+    return dataclasses.replace(get_dataset_spec("mmnist"), **changes)
+
+
 def test_build_predictor_from_config_section():
-    class Spec:
-        channels, in_frames, patch_size = 1, 10, 2
-    model = build_predictor({"cell": "LIF", "num_hidden": [16, 16]}, Spec())
+    model = build_predictor(ModelConfig(cell="LIF", num_hidden=[16, 16]), mmnist_like())
     assert model.patch_size == 2 and model.num_hidden == [16, 16] and model.frame_channels == 4
     assert not model.fast and model.conv_algorithm == "auto" and not model.compile_step
     assert model.fast_settings("cpu") == ("circuit cells", True)   # recompute: circuit cells on the CPU
     assert model.fast_settings("cuda") == (False, False)
-    model = build_predictor({"cell": "lif", "num_hidden": [16], "fast": True, "recompute": False,
-                             "channels_last": True, "conv_algorithm": "direct", "compile": True}, Spec())
+    model = build_predictor(ModelConfig(cell="lif", num_hidden=[16], fast=True, recompute=False, channels_last=True,
+                                        conv_algorithm="direct", compile=True), mmnist_like())
     assert model.fast and model.conv_algorithm == "direct" and model.compile_step
     assert model.fast_settings("cpu") == (False, True) and model.fast_settings("cuda") == (False, True)
     with pytest.raises(ConfigError, match="model.cell is missing"):
-        build_predictor({}, Spec())
+        build_predictor(ModelConfig(cell=""), mmnist_like())
 
 
 def test_build_predictor_sets_the_self_connection_map_size():
     """circuit_groups: self has one weight per neuron: the builder passes the patched map size."""
-    class Spec:
-        channels, in_frames, patch_size, height, width = 1, 10, 2, 64, 48
-    model = build_predictor({"cell": "stclif", "num_hidden": [16], "cell_options": {"circuit_groups": "self"}}, Spec())
+    spec = mmnist_like(height=64, width=48)
+    model = build_predictor(ModelConfig(cell="stclif", num_hidden=[16], cell_options={"circuit_groups": "self"}), spec)
     assert model.cell_list[0].conv_h.weight.shape == (16, 32, 24)
-    model = build_predictor({"cell": "stclif", "num_hidden": [16], "patch_size": 4,
-                             "cell_options": {"circuit_groups": "self"}}, Spec())
+    model = build_predictor(ModelConfig(cell="stclif", num_hidden=[16], patch_size=4,
+                                        cell_options={"circuit_groups": "self"}), spec)
     assert model.cell_list[0].conv_v.weight.shape == (16, 16, 12)
-    chosen = build_predictor({"cell": "stclif", "num_hidden": [16],
-                              "cell_options": {"circuit_groups": "self", "circuit_spatial": [8, 8]}}, Spec())
+    chosen = build_predictor(ModelConfig(cell="stclif", num_hidden=[16],
+                                         cell_options={"circuit_groups": "self", "circuit_spatial": [8, 8]}), spec)
     assert chosen.cell_list[0].conv_h.weight.shape == (16, 8, 8)               # the user's value wins
-    grouped = build_predictor({"cell": "stclif", "num_hidden": [16]}, Spec())
+    grouped = build_predictor(ModelConfig(cell="stclif", num_hidden=[16]), spec)
     assert "circuit_spatial" not in grouped.cell_options
 
 
 def test_build_predictor_sets_glif_original_time_steps():
     """GLIF original has a time-wise conduct [T_c, C]; T_c = T_in + T_out - 1 of training."""
-    class Spec:
-        channels, in_frames, out_frames, patch_size, height, width = 1, 10, 20, 2, 16, 16
-        train_out_frames = None
-
-    def conduct_rows(cell_options, spec=Spec):
-        model = build_predictor({"cell": "glif", "num_hidden": [16], "cell_options": cell_options}, spec())
+    def conduct_rows(cell_options, spec=mmnist_like(out_frames=20, height=16, width=16)):
+        model = build_predictor(ModelConfig(cell="glif", num_hidden=[16], cell_options=cell_options), spec)
         return model.cell_list[0].glif.conduct.shape[0]
 
     assert conduct_rows({"variant": "original"}) == 29
     assert conduct_rows({"variant": "original", "time_steps": 5}) == 5            # the user's value wins
     assert conduct_rows({}) == 1                                                 # reference: [1, C]
-
-    class Kth40(Spec):
-        out_frames, train_out_frames = 40, 20                                    # trained 10->20
-    assert conduct_rows({"variant": "original"}, Kth40) == 29
-    model = build_predictor({"cell": "stc_glif", "num_hidden": [16], "cell_options": {"variant": "original"}}, Spec())
+    kth40 = mmnist_like(out_frames=40, train_out_frames=20, height=16, width=16)  # trained 10->20
+    assert conduct_rows({"variant": "original"}, kth40) == 29
+    model = build_predictor(ModelConfig(cell="stc_glif", num_hidden=[16], cell_options={"variant": "original"}),
+                            mmnist_like(out_frames=20))
     assert model.cell_list[0].glif.conduct.shape == (29, 16)
 
 
@@ -223,7 +225,7 @@ def test_build_predictor_sets_celif_te_steps_and_map_sizes():
     from stcbench.data import get_dataset_spec
 
     def te_shape(dataset, **options):
-        model = build_predictor({"cell": "celif", "num_hidden": [16], "cell_options": options},
+        model = build_predictor(ModelConfig(cell="celif", num_hidden=[16], cell_options=options),
                                 get_dataset_spec(dataset))
         return tuple(model.cell_list[0].te.shape)
 
@@ -233,7 +235,7 @@ def test_build_predictor_sets_celif_te_steps_and_map_sizes():
     assert te_shape("kth40") == (29, 16)                                           # trained 10->20
     assert te_shape("taxibj", te_steps=3) == (3, 16)                              # the user's value wins
     assert te_shape("mmnist", te_granularity="neuron") == (19, 16, 32, 32)         # 64 / patch 2
-    lstm = build_predictor({"cell": "convlstm", "num_hidden": [16], "cell_options": {"layer_norm": True}},
+    lstm = build_predictor(ModelConfig(cell="convlstm", num_hidden=[16], cell_options={"layer_norm": True}),
                            get_dataset_spec("taxibj"))
     assert lstm.cell_list[0].conv_x[-1].normalized_shape[-2:] == (32 // get_dataset_spec("taxibj").patch_size,) * 2
 

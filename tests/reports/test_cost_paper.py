@@ -9,6 +9,7 @@ from stcbench.models import RecurrentPredictor, build_predictor
 from stcbench.reports.analysis import predict_call
 from stcbench.models.cost import count_flops, count_params
 from stcbench.reports.published import STC_TABLES
+from stcbench.training.config import ModelConfig
 
 MMNIST_FRAMES = torch.zeros(1, 20, 1, 64, 64)
 
@@ -53,7 +54,8 @@ def test_table11_self_connection_params(groups, params):
     """'Only self-connection' = one weight and one bias per neuron (256 x 32 x 32) for each of
     the two gates of the three layers, no GroupNorm: LIF + 6 x 524,288 = 6,450,688 -> the paper's
     6.451M exactly. The per-channel 1x1 form (self_channel) has 3.310M."""
-    net = build_predictor({"cell": "stclif", "cell_options": {"circuit_groups": groups}}, get_dataset_spec("mmnist"))
+    net = build_predictor(ModelConfig(cell="stclif", cell_options={"circuit_groups": groups}),
+                          get_dataset_spec("mmnist"))
     assert net.num_hidden == [256, 256, 256] and net.patch_size == 2
     assert count_params(net) == params
     if groups == "self":
