@@ -10,11 +10,17 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from stcbench.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:                      # not POSIX: no advisory locks, one process at a time is the user's care
+    fcntl = None
 
 
 def _umask() -> int:
@@ -165,3 +171,19 @@ def _check_writable(folder: Path, path: Path, flag: str) -> None:
         reason = (exc.strerror or "not writable").lower()
         raise ConfigError(f"{flag} {path}: no file can be written in {folder} ({reason}); choose another "
                           f"{flag}") from None
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an advisory lock on the file `path` (made if missing; never opened through a link, only as a regular
+    file), waiting for another process that holds it. Where the platform has no `fcntl`, nothing is locked."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o666 & ~_umask())
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file, so not a lock file", str(path))
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                     # closing the descriptor releases the lock

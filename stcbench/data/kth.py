@@ -1,9 +1,9 @@
 """KTH Action: JPEG frame folders, person split, window rule and a decoded-frame cache (data.md §3)."""
 from __future__ import annotations
 
-import io
-
 import hashlib
+import io
+import json
 import os
 import re
 import shutil
@@ -16,12 +16,12 @@ from PIL import Image, UnidentifiedImageError
 
 from stcbench.data.common import (FrameSequenceDataset, MappedArray, Splits, cap, check_selection, counted,
                                   fix_hint)
-from stcbench.atomic import replacing, write_text as atomic_write_text
+from stcbench.atomic import exclusive_lock, replacing, write_text as atomic_write_text
 from stcbench.data.fileio import read_npy_header
 from stcbench.data.resize import resize_linear_u8
 from stcbench.errors import DataError
 from stcbench.strict_json import dumps
-from stcbench.record_io import read_bytes
+from stcbench.record_io import read_bytes, read_text
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 OVERLAPPING = ("jogging", "running")          # windows every 3 frames; the others do not overlap
@@ -191,13 +191,8 @@ def cached_frames(data_root: Path, videos: list[Video], fix: str, log=None) -> n
     folder = cache_root(data_root) / f"kth-{tree_fingerprint(kth_dir, videos, fix)}"
     path = folder / "frames.npy"
     total = sum(len(v.frame_files) for v in videos)
-    if path.is_file():
-        try:
-            shape, dtype, _, _ = read_npy_header(path, fix)
-            if shape == (total, SIZE, SIZE) and dtype == np.uint8:
-                return np.load(path, mmap_mode="r")
-        except DataError:
-            pass                                   # stale or broken cache: rebuild it
+    if is_complete_cache(path, total, fix):
+        return np.load(path, mmap_mode="r")
     if log:
         log(f"decoding {total} KTH frames from {len(videos)} videos into {path} (once)")
     build_cache(kth_dir, videos, folder, total, fix)
@@ -205,6 +200,9 @@ def cached_frames(data_root: Path, videos: list[Video], fix: str, log=None) -> n
 
 
 def build_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fix: str) -> None:
+    """Decode the frames into `folder`, one process at a time (another one that decodes the same tree is waited
+    for, and what it wrote is used); what a killed decode left there is removed first, and after a decode, the
+    caches of earlier versions of the same tree (the files changed since) are removed: they are never read again."""
     made = [p for p in (folder.parent, folder) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -212,11 +210,43 @@ def build_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fi
         raise DataError(f"{folder}: cannot create the KTH frame cache ({exc}); set "
                         f"{CACHE_ENV} to a writable folder") from None
     try:
-        write_cache(kth_dir, videos, folder, total, fix)
+        with exclusive_lock(folder / ".lock"):
+            if is_complete_cache(folder / "frames.npy", total, fix):
+                return
+            for leftover in folder.glob(".frames.npy.*.tmp.npy"):      # a decode killed before it finished
+                leftover.unlink(missing_ok=True)
+            write_cache(kth_dir, videos, folder, total, fix)
     except BaseException:
         for path in reversed(made):             # a failed decode leaves no empty cache folders behind
             shutil.rmtree(path, ignore_errors=True)
         raise
+    remove_earlier_versions(folder, kth_dir)
+
+
+def is_complete_cache(path: Path, total: int, fix: str) -> bool:
+    """Whether `path` is a frame cache of `total` frames (uint8, 128 x 128)."""
+    if not path.is_file():
+        return False
+    try:
+        shape, dtype, _, _ = read_npy_header(path, fix)
+    except DataError:
+        return False                                   # stale or broken cache: rebuild it
+    return shape == (total, SIZE, SIZE) and dtype == np.uint8
+
+
+def remove_earlier_versions(folder: Path, kth_dir: Path) -> None:
+    """Remove the other `kth-*` caches beside `folder` that were decoded from the same KTH folder (their index.json
+    names it): each is a copy of the tree as it was before its files changed. Caches of other trees stay."""
+    source = str(kth_dir.resolve())
+    for other in folder.parent.glob("kth-*"):
+        if other == folder or other.is_symlink() or not other.is_dir():
+            continue
+        try:
+            index = json.loads(read_text(other / "index.json"))
+        except (OSError, ValueError, DataError):
+            continue
+        if isinstance(index, dict) and index.get("source") == source:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def write_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fix: str) -> None:
@@ -230,7 +260,8 @@ def write_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fi
         out.flush()
         del out
     index = [{"action": v.action, "video": v.name, "frames": len(v.frame_files)} for v in videos]
-    atomic_write_text(folder / "index.json", dumps({"version": CACHE_VERSION, "videos": index}, indent=None))
+    atomic_write_text(folder / "index.json", dumps({"version": CACHE_VERSION, "source": str(kth_dir.resolve()),
+                                                    "videos": index}, indent=None))
 
 
 # ----------------------------------------------------------------------------- datasets

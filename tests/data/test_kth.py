@@ -91,8 +91,55 @@ def test_cache_is_built_once_and_rebuilt_when_files_change(tmp_path, monkeypatch
     frame = tmp_path / "kth" / "running" / "person02_running_d1_uncomp" / "image_0001.jpg"
     Image.fromarray(np.zeros((120, 160, 3), np.uint8)).save(frame)
     changed = build_splits("kth", tmp_path).train
-    assert len(list((tmp_path / ".stcbench_cache").iterdir())) == 2
+    rebuilt = list((tmp_path / ".stcbench_cache").iterdir())
+    assert len(rebuilt) == 1 and rebuilt[0] != caches[0]          # the copy of the earlier tree is removed
     assert float(changed[len(changed) - 1][0].max()) < 0.05       # the new black frame is read
+
+
+def test_a_killed_decode_leaves_nothing_behind_and_other_trees_keep_their_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv(kth.CACHE_ENV, str(tmp_path / "shared-cache"))
+    one, other = tmp_path / "one", tmp_path / "other"
+    write_kth_tree_by_hand(one, {("running", 2): 33})
+    write_kth_tree_by_hand(other, {("walking", 3): 30})
+    build_splits("kth", other)
+    other_cache = list((tmp_path / "shared-cache").iterdir())
+    build_splits("kth", one)
+    caches = sorted((tmp_path / "shared-cache").iterdir())
+    assert len(caches) == 2 and other_cache[0] in caches
+    mine = next(c for c in caches if c != other_cache[0])
+    (mine / "frames.npy").unlink()                               # as if the decode was killed before its rename
+    leftover = mine / ".frames.npy.abc123.tmp.npy"
+    leftover.write_bytes(b"half a cache")
+    build_splits("kth", one)
+    assert (mine / "frames.npy").is_file() and not leftover.exists()
+    assert other_cache[0].is_dir()                               # another tree's cache is not an earlier version
+
+
+def test_a_second_process_waits_for_the_decode_and_uses_it(tmp_path, monkeypatch):
+    """Two runs that start on the same new tree decode it once: the second waits on the cache's lock."""
+    import threading
+
+    from stcbench.atomic import exclusive_lock
+
+    write_kth_tree_by_hand(tmp_path, {("running", 2): 33})
+    expected = build_splits("kth", tmp_path).train[0]
+    cache = next((tmp_path / ".stcbench_cache").iterdir())
+    frames = (cache / "frames.npy").read_bytes()
+    (cache / "frames.npy").unlink()
+    decoded_by = []
+    real_decode = kth.decode_video
+    monkeypatch.setattr(kth, "decode_video", lambda *a, **k: decoded_by.append(threading.get_ident())
+                        or real_decode(*a, **k))
+    result = {}
+    with exclusive_lock(cache / ".lock"):                        # this "process" is decoding the tree
+        waiting = threading.Thread(target=lambda: result.update(sample=build_splits("kth", tmp_path).train[0]))
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive() and not decoded_by             # it waits, decoding nothing
+        (cache / "frames.npy").write_bytes(frames)               # the decode this "process" finished
+    waiting.join(timeout=60)
+    assert not waiting.is_alive() and not decoded_by
+    torch.testing.assert_close(result["sample"], expected)
 
 
 def test_cache_location_can_be_redirected(tmp_path, monkeypatch):
