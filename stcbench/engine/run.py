@@ -33,7 +33,7 @@ from stcbench.engine.run_folder import (create_run_dir, existing_checkpoint, fol
 from stcbench.engine.resume import refuse_other_run, settle_run_name
 from stcbench.engine.run_paths import relative_to_run
 from stcbench.engine.task import Task
-from stcbench.engine.trainer import build_trainer
+from stcbench.engine.trainer import build_trainer, check_trainer_settings
 from stcbench.errors import ConfigError
 from stcbench.record_io import read_text
 
@@ -133,6 +133,8 @@ def fit(task: Task, config, *, ckpt_path: str | Path | None = None, overwrite: b
         refuse_other_run(stored, schema.to_dict(config), ckpt_path, own_run, task.free_on_resume)
         if own_run is not None:
             plugin_code.refuse_changed(own_run, cell_of(config), "a resume would train it on with other code")
+        refuse_unresumable(checkpoint, ckpt_path)
+    check_trainer_settings(config)
     datamodule = task.datamodule(config)
     created = replaced = None
     if is_rank_zero():
@@ -179,6 +181,26 @@ def refuse_rollback(ckpt_path: Path, run_dir: Path | None) -> None:
         raise ConfigError(f"{ckpt_path} is not its run's last checkpoint: resuming from it would overwrite the "
                           f"epochs trained after it; resume the run from `--ckpt-path {run_dir}`, or copy the file "
                           f"out of the run folder to start a new run from it")
+
+
+def refuse_unresumable(checkpoint: dict, ckpt_path: Path) -> None:
+    """A resume continues the training state that `fit` writes into its checkpoints: the optimizer states, the
+    loops and the epoch and step counters. Weights alone (a converted official checkpoint) or a damaged state: one
+    line, before anything is written."""
+    states = checkpoint.get("optimizer_states")
+    if not (isinstance(states, list) and states and all(isinstance(state, dict) for state in states)):
+        raise ConfigError(f"{ckpt_path} holds weights without the optimizer and loop state that a resume continues "
+                          f"(converted official checkpoints hold weights only): test or predict with it "
+                          f"(`stcbench test --ckpt-path {ckpt_path}`), or train a new run")
+    loops = checkpoint.get("loops")
+    intact = (isinstance(loops, dict) and all(isinstance(loop, dict) for loop in loops.values())
+              and all(type(checkpoint.get(key)) is int for key in ("epoch", "global_step"))
+              and isinstance(checkpoint.get("lr_schedulers", []), list)
+              and isinstance(checkpoint.get("callbacks", {}), dict))
+    if not intact:
+        raise ConfigError(f"{ckpt_path} is damaged: its training state (loops, epoch, global_step, schedulers, "
+                          f"callbacks) is not what `stcbench fit` writes, so it cannot be resumed; resume from "
+                          f"another checkpoint, or test its weights with `stcbench test --ckpt-path {ckpt_path}`")
 
 
 def keep_scale_label(config, checkpoint: dict, run_dir: Path | None) -> None:

@@ -352,11 +352,17 @@ def refuse_writing_run_records(path: str | Path, flag: str) -> None:
 
 
 def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
-    """runs/.../<name>/checkpoints/last.ckpt -> runs/.../<name> (when it holds a config.yaml)."""
+    """The run folder a checkpoint belongs to: runs/.../<name>/checkpoints/last.ckpt, or the folder named itself
+    -> runs/.../<name> where it holds a config.yaml (read, and refused if broken, as the run's). A checkpoint lying
+    loose in a folder belongs to that folder only where it is a run's (a resolved config.yaml beside checkpoints or
+    a record): one in a project folder, next to a config file of the user's own, starts a run folder of its own."""
     ckpt_path = Path(ckpt_path)
     if ckpt_path.is_dir():
-        return ckpt_path if (ckpt_path / "config.yaml").exists() else None
-    candidate = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+        candidate = ckpt_path
+    elif ckpt_path.parent.name == "checkpoints":
+        candidate = ckpt_path.parent.parent
+    else:
+        return ckpt_path.parent if is_run_folder(ckpt_path.parent) else None
     return candidate if (candidate / "config.yaml").exists() else None
 
 

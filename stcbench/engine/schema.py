@@ -88,6 +88,12 @@ def positive_list(value) -> str | None:
     return None if ok else "must be a non-empty list of positive integers"
 
 
+def keyword_names(value) -> str | None:
+    """A mapping of keyword arguments: every key an identifier (a cell's or a module's option name)."""
+    bad = next((key for key in value if not (isinstance(key, str) and key.isidentifier())), None)
+    return None if bad is None else f"keys are option names, and {bad!r} is none"
+
+
 def fraction_or_count(value) -> str | None:
     ok = 0 < value <= 1 if isinstance(value, float) else value >= 1
     return None if ok else "must be a fraction in (0, 1] or a number of batches >= 1"
@@ -142,7 +148,10 @@ def deep_merge(base: dict, update: dict, sections: bool = True) -> dict:
     return merged
 
 
-def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+MAX_BASE_READS = 64          # config files one `base:` tree may read (a file named twice counts twice)
+
+
+def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = (), _reads: list | None = None) -> dict:
     """Read a YAML config (a path, or the name of a packaged config such as `quick/mmnist`) and
     resolve its `base:` chain into one mapping (not validated yet)."""
     from stcbench.config_files import find_config
@@ -151,6 +160,11 @@ def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise ConfigError(f"config `base:` inheritance loops: {chain}")
+    _reads = [] if _reads is None else _reads
+    _reads.append(path)
+    if len(_reads) > MAX_BASE_READS:
+        raise ConfigError(f"config `base:` chains starting at {_reads[0]} read more than {MAX_BASE_READS} files "
+                          f"({path} among them; bases that name the same files again multiply); name each base once")
     data = read_yaml(path)
     _plugins_beside(data, path.parent)
     bases = base_paths(data, path)
@@ -162,7 +176,7 @@ def load_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         if not base_path.exists():
             raise ConfigError(f"{path}: its `base:` {base!r} names no file ({base_path} does not exist) and no shipped "
                               f"config; give a path relative to that file or a shipped name such as quick/mmnist")
-        merged = deep_merge(merged, load_config_dict(base_path, (*_seen, path)))
+        merged = deep_merge(merged, load_config_dict(base_path, (*_seen, path), _reads))
     return deep_merge(merged, data)
 
 
@@ -635,4 +649,4 @@ def _inline_yaml(value) -> str:
 __all__ = ["option", "build", "coerce", "resolve", "dump", "to_dict", "parse_override",
            "apply_overrides", "load_config_dict", "read_yaml", "deep_merge", "reference_markdown", "field_rows",
            "CliText", "require", "describe", "at_least", "positive_finite", "within", "one_of", "positive_list",
-           "fraction_or_count"]
+           "fraction_or_count", "keyword_names"]

@@ -50,6 +50,12 @@ def build_trainer(config, run_dir: Path | None, *, monitor: str | None = None, l
         return _trainer(L, t, logging, run_dir, fit, loggers, all_callbacks, bar)
 
 
+def check_trainer_settings(config) -> None:
+    """Lightning's refusal of `config`'s trainer settings (devices, accelerator, strategy) as one line, before a run
+    writes anything: a Trainer of them is made (no folder, loggers or checkpoints) and dropped."""
+    build_trainer(config, None)
+
+
 @contextlib.contextmanager
 def trainer_settings_refused():
     """Lightning's refusal of trainer settings it cannot honour here (devices, accelerator, strategy), as one line."""

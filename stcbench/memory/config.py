@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Literal
 
 from stcbench.engine import schema
-from stcbench.engine.schema import at_least, one_of, option, positive_finite, positive_list, require, within
+from stcbench.engine.schema import (at_least, keyword_names, one_of, option, positive_finite, positive_list, require,
+                                    within)
 from stcbench.engine.settings import (ACCELERATORS, LoggingConfig, RunConfig, TrainerConfig, check_trainer,
                                       plugins_option, run_name_check, seed_option)
 
@@ -48,7 +49,7 @@ class MemoryModelConfig:
     synapse_norm: Literal["layer", "group", "none"] | bool | None = option(
         "layer", help="norm after each cell's input synapse: layer | group | none (true = group, false = none, "
                       "the former spelling)")
-    cell_options: dict = option(help="keyword arguments for every cell", factory=dict)
+    cell_options: dict = option(help="keyword arguments for every cell", factory=dict, check=keyword_names)
 
 
 @dataclass

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stcbench.engine import schema
-from stcbench.engine.schema import at_least, option, positive_finite, positive_list, within
-from stcbench.engine.settings import (LoggingConfig, RunConfig, TrainerConfig, check_trainer, plugins_option,
-                                      run_name_check, scale_label_check, seed_option)
+from stcbench.engine.schema import at_least, keyword_names, option, positive_finite, positive_list, within
+from stcbench.engine.settings import (MAX_SEED, LoggingConfig, RunConfig, TrainerConfig, check_trainer,
+                                      plugins_option, run_name_check, scale_label_check, seed_option)
 from stcbench.errors import ConfigError
 
 
@@ -37,13 +37,25 @@ class DataConfig:
     generate_if_missing: bool = option(False, help="write the small embedded default dataset when the folder "
                                                    "is absent")
     test_long: bool | None = option(None, help="also test 10->40 (None = automatically for kth)")
-    options: dict = option(help="extra keyword arguments for the DataModule", factory=dict)
+    options: dict = option(help="extra keyword arguments for the DataModule (not the ones the keys above set)",
+                           factory=dict, check=keyword_names)
 
     def validate(self) -> None:
+        for key in self.options:
+            if key in CONFIG_SET_DATA_KEYS:
+                own = CONFIG_SET_DATA_KEYS[key]
+                raise ConfigError(f"data.options.{key} sets what the config key {own} sets (checked and recorded "
+                                  f"there): set {own} instead and drop data.options.{key}")
         if self.train_samples is not None and self.train_samples < self.batch_size:
             raise ConfigError(f"data.train_samples {self.train_samples} is fewer than data.batch_size "
                               f"{self.batch_size}: batches drop the remainder, so nothing would train; lower "
                               f"data.batch_size or raise data.train_samples")
+
+
+CONFIG_SET_DATA_KEYS = {**{key: f"data.{key}" for key in ("dataset", "data_root", "batch_size", "num_workers",
+                                                            "selection", "train_samples", "val_samples",
+                                                            "test_samples", "generate_if_missing")},
+                        "val_batch_size": "data.eval_batch_size", "seed": "seed"}
 
 
 def _odd_positive(value: int) -> str | None:
@@ -67,7 +79,8 @@ class ModelConfig:
     gradient_detach: int | None = option(None, help="STC cells: 0 full BPTT through the circuit, 1 detached",
                                          check=lambda v: None if v in (None, 0, 1) else "must be 0, 1 or null")
     cell_options: dict = option(help="extra keyword arguments for the cell; the data-derived ones (te_steps, "
-                                     "time_steps, *_spatial) are filled in unless given", factory=dict)
+                                     "time_steps, *_spatial) are filled in unless given", factory=dict,
+                                check=keyword_names)
     in_frames: int | None = option(None, help="context frames (null: the dataset's)",
                                    check=at_least(1, allow_none=True, none_means="dataset default"))
     out_frames: int | None = option(None, help="predicted frames (null: the dataset's)",
@@ -132,7 +145,9 @@ class SamplingConfig:
                                 check=within(0, 1))
     rate: float = option(2e-5, help="eta decrease per iteration", check=at_least(0))
     stop_iter: int = option(50000, help="eta = 0 from this iteration on", check=at_least(0))
-    seed: int | None = option(None, help="mask generator seed (None = derived from the run seed)")
+    seed: int | None = option(None, help="mask generator seed (None = derived from the run seed)",
+                              check=lambda v: None if v is None or 0 <= v <= MAX_SEED else
+                              f"must be in [0, {MAX_SEED}] or null")
 
 
 @dataclass

@@ -106,6 +106,14 @@ def test_bad_override_values_name_the_key(text, message):
     ({"data": "mmnist"}, r"data must be a section"),
     ({"trainer": {"strategy": "ddp_spawn"}}, r"use 'ddp'"),
     ({"trainer": {"strategy": "ddp_spawn_find_unused_parameters_true"}}, r"use 'ddp'"),
+    ({"sampling": {"seed": 99999999999999999999}}, r"sampling.seed must be in \[0, 4294967295\] or null"),
+    ({"sampling": {"seed": -1}}, r"sampling.seed must be in"),
+    ({"model": {"cell_options": {1: 2}}}, r"model.cell_options keys are option names, and 1 is none"),
+    ({"data": {"options": {"not a name": 2}}}, r"data.options keys are option names"),
+    ({"data": {"options": {"batch_size": 3}}}, r"data.options.batch_size sets what the config key data.batch_size "
+                                                r"sets.*set data.batch_size instead"),
+    ({"data": {"options": {"seed": 3}}}, r"data.options.seed sets what the config key seed sets"),
+    ({"data": {"options": {"val_batch_size": 3}}}, r"set data.eval_batch_size instead"),
 ])
 def test_bad_values_name_key_and_allowed(data, message):
     with pytest.raises(ConfigError, match=message):
@@ -128,6 +136,19 @@ def test_missing_file_and_base_loop(tmp_path):
     write(tmp_path / "list.yaml", "- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config_dict(tmp_path / "list.yaml")
+
+
+def test_bases_that_name_the_same_files_again_and_again_are_refused_before_they_multiply(tmp_path):
+    """Each file naming the next one twice reads 2^n files: refused once the chain has read MAX_BASE_READS."""
+    from stcbench.engine.schema import MAX_BASE_READS
+
+    for i in range(30):
+        write(tmp_path / f"e{i}.yaml", f"base: [e{i + 1}.yaml, e{i + 1}.yaml]\n")
+    write(tmp_path / "e30.yaml", "seed: 7\n")
+    with pytest.raises(ConfigError, match=f"read more than {MAX_BASE_READS} files.*name each base once"):
+        load_config_dict(tmp_path / "e0.yaml")
+    write(tmp_path / "twice.yaml", "base: [e29.yaml, e29.yaml]\n")       # a few repeats stay allowed
+    assert load_config_dict(tmp_path / "twice.yaml") == {"seed": 7}
 
 
 def test_reference_lists_every_key():

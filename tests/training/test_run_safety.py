@@ -522,3 +522,64 @@ def test_a_folder_with_a_config_of_another_kind_is_no_run_and_overwrite_leaves_i
         assert "is not a run's folder" in line or "is not one (no config.yaml" in line
     assert (mine / "thesis.tex").read_text() == "precious" and sorted(p.name for p in mine.iterdir()) == [
         "config.yaml", "thesis.tex"]
+
+
+def finished_tiny_run(mmnist_root, tmp_path) -> Path:
+    from stcbench.training.runner import fit
+
+    return fit(tiny_config(mmnist_root, tmp_path / "runs", epochs=1))
+
+
+def test_a_resume_lightning_refuses_changes_nothing_and_the_run_resumes_after(mmnist_root, tmp_path, capsys):
+    """Trainer settings Lightning cannot honour are refused before the run's config.yaml or record change, so
+    the plain resume still works afterwards."""
+    run = finished_tiny_run(mmnist_root, tmp_path)
+    before = tree_hashes(run)
+    capsys.readouterr()
+    assert main(["fit", "--ckpt-path", str(run), "--max-epochs", "4", "--set", "trainer.devices=0"]) == 2
+    assert "Lightning cannot make a Trainer" in one_error_line(capsys)
+    assert tree_hashes(run) == before
+    assert main(["fit", "--ckpt-path", str(run)]) == 0              # the finished run, tested again
+
+
+@pytest.mark.parametrize("damage", ["weights_only", "loops", "epoch", "global_step"])
+def test_a_checkpoint_without_training_state_is_refused_and_changes_nothing(mmnist_root, tmp_path, capsys, damage):
+    import torch
+
+    run = finished_tiny_run(mmnist_root, tmp_path)
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    if damage == "weights_only":                    # what convert-official writes
+        for key in ("optimizer_states", "loops", "lr_schedulers", "callbacks"):
+            checkpoint.pop(key, None)
+    elif damage == "loops":
+        checkpoint["loops"] = {"fit_loop": 5}
+    else:
+        checkpoint[damage] = "x"
+    torch.save(checkpoint, last)
+    before = tree_hashes(run)
+    capsys.readouterr()
+    assert main(["fit", "--ckpt-path", str(run), "--max-epochs", "2"]) == 2
+    line = one_error_line(capsys)
+    assert ("without the optimizer and loop state" if damage == "weights_only" else "is damaged") in line
+    assert "stcbench test --ckpt-path" in line
+    assert tree_hashes(run) == before
+
+
+def test_a_loose_checkpoint_beside_a_config_of_ones_own_starts_a_run_folder_of_its_own(mmnist_root, tmp_path,
+                                                                                      capsys):
+    """A checkpoint copied into a project folder, next to the user's config.yaml, does not make that folder a run:
+    the resume trains into a new run folder and leaves the project folder as it was."""
+    import shutil
+
+    run = finished_tiny_run(mmnist_root, tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.yaml").write_text(f"# my config\nbase: {run / 'config.yaml'}\n")
+    (project / "notes.txt").write_text("notes")
+    shutil.copy(run / "checkpoints" / "last.ckpt", project / "pretrained.ckpt")
+    before = tree_hashes(project)
+    assert main(["fit", "--config", str(project / "config.yaml"), "--ckpt-path", str(project / "pretrained.ckpt"),
+                 "--output-dir", str(tmp_path / "runs"), "--run-name", "from-pretrained", "--max-epochs", "2"]) == 0
+    assert tree_hashes(project) == before
+    assert (tmp_path / "runs" / "mmnist" / "lif" / "from-pretrained" / "metrics.json").is_file()
