@@ -23,9 +23,9 @@ from stcbench.atomic import write_text as atomic_write_text
 from stcbench.reports import stats
 from stcbench.reports.published import Column
 from stcbench.reports.runs import (DEFAULT_BASELINE, Run, RunGroup, discover_runs, is_tabled_tuning_run,
-                                   leave_out_tuning, read_saved_arrays, select_group, warn_non_finite)
+                                   leave_out_tuning, left_out_note, read_saved_arrays, select_group, warn_non_finite)
 from stcbench.reports.tables import (csv_safe, FORMAT_SUFFIX, FORMATS, MISSING, SUMMARY_METRICS, TABLE_KEYS, build_table,
-                                     comparison_fields, comparison_text, render)
+                                     comparison_fields, comparison_text, matching_baseline, render)
 
 DATASET_TITLES = {"mmnist": "Moving MNIST 10->10", "taxibj": "TaxiBJ 4->4", "kth": "KTH 10->20 (and 10->40)"}
 SUMMARY_FIELDS = ("mse", "mae", "ssim", "psnr", "mse_per_pixel")
@@ -118,9 +118,10 @@ def _relative(path: Path, root: Path | None) -> str:
 
 
 def summary_rows(groups: dict[str, dict[str, RunGroup]], analyses: dict, runs_root: Path | None = None,
-                 baseline: str | None = DEFAULT_BASELINE) -> list[dict]:
+                 baseline: str | None = DEFAULT_BASELINE, runs: list[Run] | None = None) -> list[dict]:
     """Per (dataset, cell): each metric's mean over seeds (`<metric>`) and 95 % half-width
-    (`<metric>_ci95`), n, the MSE comparison with `baseline`, costs; ranked by mean MSE."""
+    (`<metric>_ci95`), n, the MSE comparison with `baseline` (its runs of the cell's setting where `runs` has
+    them: tables.matching_baseline), costs; ranked by mean MSE."""
     rows = []
     for dataset, cells in groups.items():
         means = {cell: stats.summarize(group.values("test", "mse")) for cell, group in cells.items()}
@@ -138,7 +139,9 @@ def summary_rows(groups: dict[str, dict[str, RunGroup]], analyses: dict, runs_ro
                 row[key] = summary.mean if summary else (values[0] if values else None)
                 row[f"{key}_ci95"] = summary.half_width if summary else None
             if baseline:
-                row[f"mse_vs_{baseline}"] = _mse_comparison(group, cells.get(baseline))
+                shown = cells.get(baseline)
+                base = matching_baseline(shown, group, runs, "newest") if runs is not None else shown
+                row[f"mse_vs_{baseline}"] = _mse_comparison(group, base, shown)
             params = run.value(None, "params") or analysis.get("params")
             row["params"] = int(params) if params else None
             flops = run.value(None, "flops") or analysis.get("flops")
@@ -151,13 +154,13 @@ def summary_rows(groups: dict[str, dict[str, RunGroup]], analyses: dict, runs_ro
     return rows
 
 
-def _mse_comparison(group: RunGroup, base: RunGroup | None) -> str:
+def _mse_comparison(group: RunGroup, base: RunGroup | None, shown: RunGroup | None = None) -> str:
     """The MSE difference to the baseline in raw metrics.json units, to the decimals of `stcbench table --table
     summary` (tables.SUMMARY_METRICS), so that the report and the table print the same figures."""
     ours, theirs = group.values("test", "mse"), base.values("test", "mse") if base else []
     decimals = next(d for metric, _, _, d in SUMMARY_METRICS if metric == "mse")
     column = Column("mse", "MSE", group.representative.dataset, "mse", decimals=decimals)
-    return comparison_text(column, group, base, ours, theirs)
+    return comparison_text(column, group, base, ours, theirs, shown=shown)
 
 
 SUMMARY_COLUMNS = ("dataset", "rank_mse", "cell", "mse", "mae", "ssim", "psnr", "ssim_10to40", "psnr_10to40",
@@ -312,7 +315,7 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
     for key, result in tables.items():
         for fmt in FORMATS:
             atomic_write_text(table_dir / f"table_{key}.{FORMAT_SUFFIX[fmt]}", render(result, fmt))
-    rows = summary_rows(groups, analyses, Path(runs_root), baseline)
+    rows = summary_rows(groups, analyses, Path(runs_root), baseline, runs)
     atomic_write_text(table_dir / "summary.csv", summary_csv(rows))
 
     md = [f"# stcbench report{f' — suite {suite}' if suite else ''}", ""]
@@ -336,6 +339,8 @@ def write_report(runs_root: Path, out_dir: Path, *, suite: str = "", html_report
     md += [f"| {c} | {r:.2f} | {n} |" for c, r, n in overall_ranking(rows)] + [""]
     for dataset, cells in groups.items():
         md += [f"## {DATASET_TITLES.get(dataset, dataset)}", "", summary_markdown(rows, dataset, baseline)]
+        md += [f"* {note}" for note in (left_out_note(runs, group) for group in cells.values()) if note]
+        md += [""] if md[-1] != "" else []
         for caption, path in dataset_figures(dataset, cells, analyses, fig_dir):
             md += [f"**{caption}**", "", f"![{caption}]({path.relative_to(out_dir).as_posix()})", ""]
     if configs_root is not None:

@@ -357,6 +357,15 @@ def config_problem(run_dir: Path) -> str | None:
     return None if config is None or isinstance(config, dict) else "its config.yaml is not a mapping"
 
 
+def refuse_other_seed(run_dir: Path, stored: dict | None, seed: int, use: str) -> None:
+    """The folder a plan names for `seed` holds a run of another seed (a folder copied or renamed): it is not the
+    plan's run, whatever its name says."""
+    recorded = stored.get("seed") if isinstance(stored, dict) else None
+    if recorded is not None and recorded != seed:
+        raise ConfigError(f"{run_dir} holds a run of seed {recorded}, not of the plan's seed {seed} (a folder copied "
+                          f"or renamed?); bench {use}: move that folder away, then run bench again")
+
+
 def read_run_config(run_dir: Path) -> dict:
     """A run folder's config.yaml as a mapping; {} when it is missing or unreadable."""
     try:

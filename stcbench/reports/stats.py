@@ -51,6 +51,13 @@ def _finite(values: Sequence[float]) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
+def _scale(*arrays: np.ndarray) -> float:
+    """A power of two near the largest magnitude: the statistics are computed on values divided by it, so that
+    squares of very large values (1e200) neither overflow nor lose the spread (exact: powers of two scale exactly)."""
+    largest = max((float(np.abs(array).max()) for array in arrays if len(array)), default=0.0)
+    return 2.0 ** math.frexp(largest)[1] if largest > 0 else 1.0
+
+
 def t_quantile(df: float, confidence: float = CONFIDENCE) -> float:
     from scipy import stats as scipy_stats     # imported when needed: it takes a while
 
@@ -66,8 +73,10 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summar
     if n == 1:
         return Summary(float(array[0]), None, 1)
     # half-width = t_{1-alpha/2, n-1} * s / sqrt(n), s the sample standard deviation (ddof 1)
-    half = t_quantile(n - 1, confidence) * float(array.std(ddof=1)) / math.sqrt(n)
-    return Summary(float(array.mean()), half, n)
+    scale = _scale(array)
+    scaled = array / scale
+    half = t_quantile(n - 1, confidence) * float(scaled.std(ddof=1)) / math.sqrt(n) * scale
+    return Summary(float(scaled.mean()) * scale, half, n)
 
 
 def welch_difference(ours: Sequence[float], baseline: Sequence[float],
@@ -76,14 +85,16 @@ def welch_difference(ours: Sequence[float], baseline: Sequence[float],
     a, b = _finite(ours), _finite(baseline)
     if len(a) < 2 or len(b) < 2:
         return None
+    scale = _scale(a, b)
+    a, b = a / scale, b / scale
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    diff = float(a.mean() - b.mean())
+    diff = float(a.mean() - b.mean()) * scale
     se2 = va + vb
     if se2 == 0:            # every seed alike on both sides: no spread to judge a difference by (no_spread)
         return None
     # Welch-Satterthwaite: df = (va + vb)^2 / (va^2 / (na - 1) + vb^2 / (nb - 1))
     df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = t_quantile(df, confidence) * math.sqrt(se2)
+    half = t_quantile(df, confidence) * math.sqrt(se2) * scale
     return Difference(diff, diff - half, diff + half, "welch", min(len(a), len(b)))
 
 

@@ -232,13 +232,14 @@ def refuse_other_setting(run: PlannedRun, config, check_data: bool = True) -> No
     from stcbench.engine import plugin_code
     from stcbench.engine.resume import UNSET, describe_changes, differences
     from stcbench.engine.schema import to_dict
-    from stcbench.reports.runs import setting_of
+    from stcbench.reports.runs import refuse_other_seed, setting_of
 
     found = _earlier_attempt(run)
     if found is None:
         return
     run_dir, stored, state, finished = found
     use = "would take it for this plan's run" if state == "finished" else "would resume it with this setting"
+    refuse_other_seed(run_dir, stored, config.seed, use)
     plugin_code.refuse_changed(run_dir, config.model.cell, f"bench {use}")
     if finished is not None and check_data:
         refuse_other_data(run_dir, finished.data_checksum, config, use)

@@ -37,7 +37,13 @@ class TableResult:
 
 
 def _fmt(value: float | None, decimals: int) -> str:
-    return MISSING if value is None else f"{value:.{decimals}f}"
+    return MISSING if value is None else fixed(value, decimals)
+
+
+def fixed(value: float, decimals: int, sign: str = "") -> str:
+    """`value` with `decimals` decimals (`sign` "+": signed); a magnitude of 1e15 or more (a diverged run's) in
+    exponent form instead of its hundreds of digits."""
+    return f"{value:{sign}.{decimals}f}" if not math.isfinite(value) or abs(value) < 1e15 else f"{value:{sign}.4g}"
 
 
 def our_value(column: Column, run: Run | None, runs: list[Run], cell: str, options: dict,
@@ -68,12 +74,29 @@ def format_summary(values: list[float], decimals: int, n_row: int | None = None)
         return f"{MISSING} (n = 0)"                                 # every run diverged
     if summary is None:
         return _fmt(values[0] if values else None, decimals)      # only non-finite values (PSNR inf)
-    text = f"{summary.mean:.{decimals}f}"
+    text = fixed(summary.mean, decimals)
     if summary.half_width is not None:
-        text += f" ± {summary.half_width:.{decimals}f}"
+        text += f" ± {fixed(summary.half_width, decimals)}"
     if n_row is not None and summary.n != n_row:
         text += f" (n = {summary.n})"
     return text
+
+
+def matching_baseline(base: RunGroup | None, ours: RunGroup | None, runs: list[Run],
+                      selection: str) -> RunGroup | None:
+    """The baseline runs to compare `ours` with: where the baseline cell has runs of ours' setting (the same config
+    but for the cell), those (the selection rule's pick among them and its other seeds), even when its row shows
+    another setting (a newer variant made with --tag, say); else those of ours' scale and epochs; else the row's
+    own group, and the comparison names the keys in which the settings differ."""
+    if base is None or ours is None or not settings_apart(ours, base):
+        return base
+    rep = base.representative
+    candidates = [run for run in runs if run.complete and run.dataset == rep.dataset and run.cell == rep.cell
+                  and run.row_options() == rep.row_options()]
+    same = [run for run in candidates if not settings_apart(ours, RunGroup([run], run))]
+    if same:
+        return select_group(same, rep.dataset, rep.cell, None, selection) or base
+    return baseline_at_scale(base, ours, runs, selection)
 
 
 def baseline_at_scale(base: RunGroup | None, ours: RunGroup | None, runs: list[Run], selection: str) -> RunGroup | None:
@@ -88,12 +111,22 @@ def baseline_at_scale(base: RunGroup | None, ours: RunGroup | None, runs: list[R
 
 
 def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None, ours_values: list[float],
-                    base_values: list[float]) -> str:
-    """Mean difference to the baseline with its 95 % interval and the verdict (docs/reports.md)."""
+                    base_values: list[float], shown: RunGroup | None = None) -> str:
+    """Mean difference to the baseline with its 95 % interval and the verdict (docs/reports.md); `shown`: the
+    baseline's group that its own row shows, named where the comparison used other runs of it."""
     if ours is None or base is None or not ours_values or not base_values:
         return MISSING
     if [r.path for r in ours.runs] == [r.path for r in base.runs]:
         return "baseline"
+    if shown is not None and [r.path for r in shown.runs] != [r.path for r in base.runs]:
+        return _comparison(column, ours, base, ours_values, base_values) + (
+            f" (against the {base.representative.cell} runs of this setting, n = {base.n}, "
+            f"{base.describe_scale()}: not those of its row)")
+    return _comparison(column, ours, base, ours_values, base_values)
+
+
+def _comparison(column: Column, ours: RunGroup, base: RunGroup, ours_values: list[float],
+                base_values: list[float]) -> str:
     if ours.describe_scale() != base.describe_scale():
         return f"{MISSING} (other scale: {ours.describe_scale()} vs {base.describe_scale()})"
     other = settings_apart(ours, base)
@@ -109,7 +142,8 @@ def comparison_text(column: Column, ours: RunGroup | None, base: RunGroup | None
             return "cannot rank: the same value on every seed" + apart
         return f"cannot rank: n = {n_ours} vs {n_base}" + apart
     d = column.decimals
-    text = (f"{difference.mean:+.{d}f} [{difference.low:+.{d}f}, {difference.high:+.{d}f}] "
+    mean, low, high = (fixed(value, d, "+") for value in (difference.mean, difference.low, difference.high))
+    text = (f"{mean} [{low}, {high}] "
             f"{stats.verdict(difference, column.higher_is_better)}")
     if difference.method != "welch":
         text += f" (1 seed each: bootstrap over {difference.n} test seq., not over seeds)"
@@ -194,11 +228,12 @@ def _cells(table: PublishedTable, label: str, cell: str, options: dict, publishe
                   _fmt(published(col), col.decimals)]
     cells.append(_per_dataset(groups, lambda g: str(g.n)))
     if baselines is not None:
-        alike = {ds: baseline_at_scale(baselines[ds], group, runs, selection) for ds, group in groups.items()}
+        alike = {ds: matching_baseline(baselines[ds], group, runs, selection) for ds, group in groups.items()}
         for col in compared_columns(table):
             base = alike[col.dataset]
             base_values = group_values(col, base, runs, base.representative.cell, {}, selection) if base else []
-            cells.append(comparison_text(col, groups[col.dataset], base, values[col.key], base_values))
+            cells.append(comparison_text(col, groups[col.dataset], base, values[col.key], base_values,
+                                         shown=baselines[col.dataset]))
     return cells + [_per_dataset(groups, lambda g: g.describe_scale()),
                     _per_dataset(groups, lambda g: g.selected_on)]
 
@@ -307,9 +342,9 @@ def _summary_row(dataset: str, cell: str, group: RunGroup, columns: list[Column 
                                for col, found in zip(columns, values)]
     cells.append(str(group.n))
     if baseline:
-        alike = baseline_at_scale(base, group, runs, selection)
-        cells += [comparison_text(col, group, alike, found, group_values(col, alike, runs, baseline, {}, selection))
-                  if col else MISSING for col, found in zip(columns, values)]
+        alike = matching_baseline(base, group, runs, selection)
+        cells += [comparison_text(col, group, alike, found, group_values(col, alike, runs, baseline, {}, selection),
+                                  shown=base) if col else MISSING for col, found in zip(columns, values)]
     return cells + [group.describe_scale(), group.selected_on]
 
 

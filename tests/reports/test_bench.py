@@ -124,7 +124,7 @@ def test_a_finished_run_on_other_data_is_refused_not_skipped(tmp_path, configs):
     args = args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], overrides=["trainer.max_epochs=1"])
     assert bench.run(args, fit=fake) == 0
     run_dir = next((tmp_path / "bench" / "runs" / "mmnist" / "lif").iterdir())
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 1}, "seed": 7}))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 1}, "seed": 42}))
     (tmp_path / "data" / "moving_mnist").mkdir(parents=True)
     (tmp_path / "data" / "moving_mnist" / "mnist_test_seq.npy").write_bytes(b"these frames")
     here = dataset_checksum("mmnist", tmp_path / "data")
@@ -148,15 +148,35 @@ def test_a_finished_run_of_another_setting_is_refused_not_skipped(tmp_path, conf
     args = args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], overrides=["trainer.max_epochs=1"])
     assert bench.run(args, fit=fake) == 0
     run_dir = next((tmp_path / "bench" / "runs" / "mmnist" / "lif").iterdir())
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 1}, "seed": 7,
+    seed = int(run_dir.name.rsplit("seed", 1)[1])
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 1}, "seed": seed,
                                                          "run": {"output_dir": "elsewhere"}}))
-    assert bench.run(args, fit=fake) == 0              # the same setting: skipped (seed and run folder aside)
+    assert bench.run(args, fit=fake) == 0              # the same setting: skipped (the run folder aside)
     assert len(fake.calls) == 1
     with pytest.raises(ConfigError, match=r"another setting \(trainer.max_epochs: 1 there, 3 here\).*the flags it "
                                           r"was run with \(--set trainer.max_epochs=1\)"):
         bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], overrides=["trainer.max_epochs=3"],
                            dry_run=True), fit=fake)
     assert len(fake.calls) == 1
+
+
+def test_a_run_folder_of_another_seed_is_not_taken_for_the_plans_seed(tmp_path, configs, capsys):
+    """A seed's folder copied to the name of another planned seed is refused, not skipped as that seed's run."""
+    import shutil
+
+    fake = FakeRunner()
+    args = args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], seeds=[0, 1])
+    assert bench.run(args, fit=fake) == 0
+    folder = tmp_path / "bench" / "runs" / "mmnist" / "lif"
+    seed1 = next(p for p in folder.iterdir() if p.name.endswith("seed1"))
+    (seed1 / "config.yaml").write_text("seed: 1\n")                # what a run of seed 1 records
+    shutil.copytree(seed1, folder / seed1.name.replace("seed1", "seed2"))
+    calls = len(fake.calls)
+    with pytest.raises(ConfigError, match=r"seed2 holds a run of seed 1, not of the plan's seed 2 .*move that folder "
+                                          r"away"):
+        bench.run(args_for(tmp_path, configs, cells=["lif"], datasets=["mmnist"], seeds=[0, 1, 2], dry_run=True),
+                  fit=fake)
+    assert len(fake.calls) == calls
 
 
 def test_an_interrupted_run_of_another_setting_is_refused_not_resumed(tmp_path, configs):

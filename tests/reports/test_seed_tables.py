@@ -220,3 +220,64 @@ def test_csv_keeps_what_a_cell_adds_in_a_note_column(tmp_path):
     stc = next(row for row in rows if row["Method"] == "STC-LIF")
     assert stc["MSE (ours)"] == "52.5" and stc["MSE (ours) note"] == "(n = 2)"
     assert stc["MSE vs lif verdict"] == "better" and stc["MSE vs lif note"] == "(n = 2 vs 3 of 3 vs 3 runs)"
+
+
+def newer_variant(root: Path, cell: str, seed: int, mse: float, tag: str, **model) -> Path:
+    """A run of `cell` in another setting (model keys changed), finished after every other run."""
+    run = real_run(root, cell, seed, mse, 0.6, tag=tag)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"].update(model)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["finished_at"] = "2099-01-01T00:00:00"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def test_a_newer_baseline_variant_does_not_take_the_place_of_the_runs_of_the_cells_setting(seeded_root, capsys):
+    """A LIF variant made later (--tag, model.fast) is LIF's row, but STC-LIF is compared with the LIF seeds of its
+    own setting, and the column says so; the summary says which runs the LIF row leaves out."""
+    newer_variant(seeded_root, "lif", 0, 130.0, "-fast", fast=True)
+    result = build_table("2", discover_runs(seeded_root))
+    assert column(result, "Vanilla LIF", "n") == "1"
+    compared = column(result, "STC-LIF", "MSE vs lif")
+    welch = scipy_stats.ttest_ind(STC_MSE, LIF_MSE, equal_var=False)
+    assert compared.startswith(f"{np.mean(STC_MSE) - np.mean(LIF_MSE):+.1f} [")          # the three seeds of its setting
+    assert compared.endswith("better (against the lif runs of this setting, n = 3, quick, 2 ep: not those of its row)")
+    assert welch.pvalue < 0.05 and "another setting" not in compared
+    assert main(["table", "--runs", str(seeded_root), "--table", "summary"]) == 0
+    out = capsys.readouterr().out
+    stc = next(line for line in out.splitlines() if line.startswith("| mmnist | stclif"))
+    assert f"{np.mean(STC_MSE) - np.mean(LIF_MSE):+.2f}" in stc and "runs of this setting, n = 3" in stc
+    assert "mmnist/lif: 3 runs of 1 other setting left out (differing in model.fast)" in out
+
+
+def test_without_baseline_runs_of_its_setting_the_comparison_names_the_difference(seeded_root):
+    """When no LIF run shares STC-LIF's setting, the row's LIF runs are used and the keys apart are named."""
+    for seed in range(3):
+        newer_variant(seeded_root, "stclif", seed, 40.0 + seed, "-wide", num_hidden=[32, 32])
+    result = build_table("2", discover_runs(seeded_root))
+    assert column(result, "STC-LIF", "MSE vs lif").endswith("(against lif of another setting: model.num_hidden)")
+
+
+def test_the_reports_summary_compares_with_the_runs_of_the_cells_setting_and_names_what_it_leaves_out(seeded_root,
+                                                                                                     tmp_path):
+    from stcbench.reports.report import write_report
+
+    newer_variant(seeded_root, "lif", 0, 130.0, "-fast", fast=True)
+    report = write_report(seeded_root, tmp_path / "report", analyse=False).read_text()
+    summary = report.split("## Moving MNIST")[1].split("## ")[0]
+    stc = next(line for line in summary.splitlines() if "| stclif |" in line)
+    assert f"{np.mean(STC_MSE) - np.mean(LIF_MSE):+.2f}" in stc and "runs of this setting, n = 3" in stc
+    assert "* mmnist/lif: 3 runs of 1 other setting left out (differing in model.fast)" in summary
+
+
+def test_a_diverged_seeds_huge_value_is_shown_in_exponent_form_with_a_finite_interval(tmp_path, capsys):
+    root = tmp_path / "runs"
+    for seed, (lif, stc) in enumerate(zip(LIF_MSE, (50.0, 55.0, 1e200))):
+        real_run(root, "lif", seed, lif, 0.6)
+        real_run(root, "stclif", seed, stc, 0.6)
+    result = build_table("2", discover_runs(root))
+    mse, compared = column(result, "STC-LIF", "MSE (ours)"), column(result, "STC-LIF", "MSE vs lif")
+    assert mse.startswith("3.333e+199 ± ") and len(mse) < 40
+    assert compared.startswith("+3.333e+199 [") and "nan" not in compared and "not distinguishable" in compared

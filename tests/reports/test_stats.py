@@ -33,6 +33,23 @@ def test_welch_interval_matches_scipy():
     assert d.method == "welch" and d.n == 3
 
 
+def test_huge_finite_values_keep_their_interval_without_overflow():
+    """A diverged run's 1e200 squares past float64's range: the statistics scale first, and give the interval of the
+    same values scaled down by 1e190, scaled back (no inf, no NaN, no numpy warning)."""
+    import warnings
+
+    small_a, small_b = [1.0, 3.0, 2.5], [7.0, 5.5, 9.0, 6.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = stats.summarize([v * 1e190 for v in small_a])
+        difference = stats.welch_difference([v * 1e190 for v in small_a], [v * 1e190 for v in small_b])
+    reference = stats.summarize(small_a)
+    assert summary.mean == pytest.approx(reference.mean * 1e190, rel=1e-12)
+    assert summary.half_width == pytest.approx(reference.half_width * 1e190, rel=1e-12)
+    ci = scipy_stats.ttest_ind(small_a, small_b, equal_var=False).confidence_interval(0.95)
+    assert (difference.low, difference.high) == pytest.approx((ci.low * 1e190, ci.high * 1e190), rel=1e-10)
+
+
 def test_welch_needs_two_seeds_per_side_and_some_spread():
     assert stats.welch_difference([1.0], [2.0, 3.0]) is None
     assert stats.welch_difference([2.0, 2.0], [1.0, 1.0]) is None          # no spread: no interval
