@@ -1,6 +1,7 @@
 """KTH Action: JPEG frame folders, person split, window rule and a decoded-frame cache (data.md §3)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -210,7 +211,7 @@ def build_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fi
         raise DataError(f"{folder}: cannot create the KTH frame cache ({exc}); set "
                         f"{CACHE_ENV} to a writable folder") from None
     try:
-        with exclusive_lock(folder / ".lock"):
+        with cache_lock(folder):
             if is_complete_cache(folder / "frames.npy", total, fix):
                 return
             for leftover in folder.glob(".frames.npy.*.tmp.npy"):      # a decode killed before it finished
@@ -221,6 +222,18 @@ def build_cache(kth_dir: Path, videos: list[Video], folder: Path, total: int, fi
             shutil.rmtree(path, ignore_errors=True)
         raise
     remove_earlier_versions(folder, kth_dir)
+
+
+@contextlib.contextmanager
+def cache_lock(folder: Path):
+    """The cache folder's lock, held while one process decodes into it (a folder it cannot write: one DataError)."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(folder / ".lock"))
+        except OSError as exc:
+            raise DataError(f"{folder}: cannot lock the KTH frame cache ({exc.strerror or exc}); set {CACHE_ENV} to "
+                            f"a writable folder") from None
+        yield
 
 
 def is_complete_cache(path: Path, total: int, fix: str) -> bool:

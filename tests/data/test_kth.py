@@ -228,3 +228,13 @@ def test_windows_pickle_as_a_path_not_the_frames(generated_root):
     payload = pickle.dumps(train)
     assert len(payload) < 50_000 < train.frames.nbytes         # spawned workers reopen the memmap
     torch.testing.assert_close(pickle.loads(payload)[5], train[5])
+
+
+def test_a_cache_whose_lock_cannot_be_taken_is_one_line_naming_the_fix(tmp_path):
+    """A lock that cannot be opened (here a folder in its place; a read-only cache folder alike): one DataError."""
+    write_kth_tree_by_hand(tmp_path, {("running", 2): 33})
+    folder = tmp_path / ".stcbench_cache" / "kth-locked"
+    (folder / ".lock").mkdir(parents=True)
+    with pytest.raises(DataError, match=f"cannot lock the KTH frame cache.*set {kth.CACHE_ENV} to a writable folder"):
+        kth.build_cache(tmp_path / "kth", [], folder, 0, "")
+    assert not (folder / "frames.npy").exists()
