@@ -504,6 +504,9 @@ def run_memory(args, out: Path, fit=None) -> int:
     if getattr(args, "tag", ""):
         raise ConfigError("--tag is for the video suites: memory runs are named by task, cell and seed; give "
                           "another --out for another setting")
+    if "data.task" in parse_overrides(args.overrides or []):
+        raise ConfigError("--set data.task: the memory suite sets each run's task from --tasks; name the tasks with "
+                          "--tasks instead")
     scale = "quick" if args.scale is None else args.scale
     check_memory_scale(scale)
     check_memory_seeds(args.seeds)

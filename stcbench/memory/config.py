@@ -14,6 +14,7 @@ from stcbench.engine.settings import (ACCELERATORS, LoggingConfig, RunConfig, Tr
                                       plugins_option, run_name_check, seed_option)
 
 DEFAULT_READOUT = {"adding": "last", "copy": "per_step", "seq_digits": "mean", "pseq_digits": "mean"}
+MIN_ADDING_LENGTH = 8          # the memory-span test (memory/analysis.py) splits T into quarters of >= 2 steps
 
 
 @dataclass
@@ -114,6 +115,10 @@ class MemoryConfig:
         check_trainer(self.trainer)
         require(data.task not in ("adding", "copy") or data.seq_len is not None,
                 f"data.seq_len must be a positive integer for the {data.task} task")
+        require(data.task != "adding" or data.seq_len is None or data.seq_len >= MIN_ADDING_LENGTH,
+                f"data.seq_len {data.seq_len} is too short for the adding task: its memory-span test puts the two "
+                f"marked steps in quarters of the sequence, each at least 2 steps long; set data.seq_len >= "
+                f"{MIN_ADDING_LENGTH}")
         model.synapse_norm = memory_synapse_norm(model.synapse_norm)
         if model.readout == "auto":
             model.readout = DEFAULT_READOUT[data.task]

@@ -156,12 +156,15 @@ def refuse_other_setting(run: TaskRun, config) -> None:
     plan's run (the video suites' rule, reports.suites.refuse_other_setting)."""
     from stcbench.engine.resume import describe_changes, differences
     from stcbench.engine.schema import to_dict
+    from stcbench.engine import plugin_code
     from stcbench.reports.runs import read_run_config, refuse_other_seed, setting_of
 
     if not (run.done or run.last_checkpoint() is not None):
         return
     stored = read_run_config(run.run_dir)
     refuse_other_seed(run.run_dir, stored, config.seed, "would take it for this plan's run")
+    plugin_code.refuse_changed(run.run_dir, getattr(getattr(config, "model", None), "cell", None),
+                               "bench would take it for this plan's run")
     changed = differences(setting_of(stored), setting_of(to_dict(config))) if stored else []
     if changed:
         raise ConfigError(f"the run {run.run_dir} was trained with another setting ({describe_changes(changed)}); "

@@ -87,3 +87,30 @@ def test_the_memory_plan_says_which_runs_resume(tmp_path, capsys):
                  str(tmp_path / "out"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "[to run] adding lif seed 0" in out and "[to resume] adding lif seed 1" in out
+
+
+def test_an_adding_sequence_too_short_for_the_span_test_is_refused_before_anything(tmp_path, capsys):
+    argv = ["fit", "--config", "memory/quick_adding", "--set", "data.seq_len=4", "--output-dir", str(tmp_path)]
+    assert main(argv) == 2
+    assert "data.seq_len 4 is too short for the adding task" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_suite_refuses_a_task_set_with_set(tmp_path, capsys):
+    assert main(["bench", "--suite", "memory", "--cells", "lif", "--set", "data.task=copy", "--out", str(tmp_path / "o"),
+                 "--dry-run"]) == 2
+    assert "--set data.task: the memory suite sets each run's task from --tasks" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_plugin_cell_edited_since_its_memory_run_is_refused_not_skipped(tmp_path, capsys, isolated_registry):
+    from pathlib import Path
+
+    plugin = tmp_path / "mycell.py"
+    plugin.write_text((Path(__file__).resolve().parents[2] / "examples" / "my_cell.py").read_text())
+    out = tmp_path / "out"
+    assert suite(out, "--cells", "my_lif", "--set", f"plugins=[{plugin}]") == 0
+    plugin.write_text(plugin.read_text() + "\n# edited\n")
+    capsys.readouterr()
+    assert suite(out, "--cells", "my_lif", "--set", f"plugins=[{plugin}]") == 2
+    assert "has changed since the run" in capsys.readouterr().err
