@@ -286,10 +286,11 @@ def validation_curves(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cell_styles(records: list[dict]) -> dict[str, dict]:
-    """Colour, line style and marker of each cell (label), the same in every memory figure of `records`."""
+    """Colour, line style and marker of each row's cell label (a cell with runs of several settings has a label
+    per setting, group_runs), the same in every memory figure of `records`."""
     from stcbench.reports.figures import line_style
 
-    return {cell: line_style(index) for index, cell in enumerate(sorted({cell_label(r) for r in records}))}
+    return {cell: line_style(index) for index, cell in enumerate(sorted({key[3] for key in group_runs(records)}))}
 
 
 def _loss_figure(records: list[dict], path: Path, draw_cell) -> Path | None:

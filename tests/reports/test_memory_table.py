@@ -147,6 +147,11 @@ def test_runs_of_other_settings_are_not_pooled_as_seeds(tmp_path):
     rows = memory_table(discover_memory_runs(tmp_path), None).rows
     assert sorted((row[2].split(" [")[0], row[3]) for row in rows) == [("lif", "1"), ("lif", "2")]
     assert all(" ep, setting " in row[2] for row in rows)           # threads and folders do not split a setting
+    from stcbench.reports.memory import cell_styles, plot_memory_curves
+
+    records = discover_memory_runs(tmp_path)
+    assert set(cell_styles(records)) == {row[2] for row in rows}     # a style per setting's row: figures draw each
+    plot_memory_curves(records, tmp_path / "curves.png")             # (a KeyError before, after the runs trained)
 
 
 def test_runs_of_two_versions_of_a_plugin_are_not_pooled_as_seeds(tmp_path):
