@@ -231,6 +231,36 @@ def group_runs(records: list[dict], selection: str = "newest") -> dict[tuple, li
     return named
 
 
+def row_cell(label: str) -> str:
+    """The cell of a row label (`lif`, or `lif [250 ep, setting 1a2b3c]` where lif has runs of several settings)."""
+    return label.split(" [", 1)[0]
+
+
+def settings_apart(ours: list[dict], theirs: list[dict]) -> list[str]:
+    """The setting keys (memory_setting) in which two rows' runs differ beyond the cell, its options and its code."""
+    from stcbench.engine.resume import differences
+
+    mine, other = (json.loads(memory_setting(runs[0])) for runs in (ours, theirs))
+    return [key for key, _, _ in differences(mine, other)
+            if not (key in ("model.cell", "plugin_code") or key.startswith("model.cell_options"))]
+
+
+def baseline_difference(groups: dict, panel: tuple, runs: list[dict], baseline: str) -> str:
+    """The row's difference to the baseline cell's runs of the same setting (but for the cell); where the baseline
+    has runs of one other setting only, to those, naming the keys apart; where it has several and none of this
+    setting, none, saying why."""
+    rows = [found for key, found in groups.items() if key[:3] == panel and row_cell(key[3]) == baseline]
+    if not rows:
+        return MISSING
+    same = [found for found in rows if not settings_apart(runs, found)]
+    if same:
+        return difference_text(runs, same[0])
+    if len(rows) > 1:
+        return f"{MISSING} ({baseline} has runs of {len(rows)} settings, none of this row's)"
+    apart = settings_apart(runs, rows[0])
+    return difference_text(runs, rows[0]) + f" (against {baseline} of another setting: {', '.join(apart[:3])})"
+
+
 def memory_baseline(name: str | None, records: list[dict]) -> str | None:
     """The baseline cell's row label if some run has it, else None (no comparison column)."""
     if name is None or str(name).lower() == "none":
@@ -259,9 +289,8 @@ def memory_table(records: list[dict], baseline: str | None = "lif",
         row = [f"{task} T={seq_len}", shown_scale, cell, str(len(runs)), format_summary(shares, 3, len(runs)),
                against_memoryless(shares, len(runs)), accuracy]
         if baseline:
-            base_runs = groups.get((task, seq_len, scale, baseline))
-            row.append("the reference" if cell == baseline else MISSING if not base_runs else
-                       difference_text(runs, base_runs))
+            row.append("the reference" if row_cell(cell) == baseline else
+                       baseline_difference(groups, (task, seq_len, scale), runs, baseline))
         rows.append(row)
     notes = ["loss / baseline: test loss of the checkpoint with the lowest validation loss over the memoryless "
              "predictor's (adding: 1/6; copy: 10 ln 8 / (T + 20); digits: ln 10); < 1 means the network "

@@ -296,3 +296,33 @@ def test_one_seed_each_over_too_few_paired_sequences_says_so(tmp_path):
     rows = {row[2]: row for row in memory_table(discover_memory_runs(tmp_path), "lif").rows}
     assert rows["celif"][7] == ("cannot rank: n = 1 vs 1; 8 test sequences paired, fewer than the 10 an interval "
                                 "needs")
+
+
+def test_the_difference_to_the_baseline_is_taken_within_one_setting_or_says_what_differs(tmp_path):
+    import yaml
+
+    def run(cell, seed, share, hidden, name=None):
+        write_run(tmp_path, "adding", cell, seed, share * BASELINE, name=name)
+        folder = tmp_path / "runs" / "memory" / "adding_T100" / cell / (name or f"seed{seed}")
+        (folder / "config.yaml").write_text(yaml.safe_dump(
+            {"task": "memory", "seed": seed, "data": {"task": "adding", "seq_len": 100},
+             "model": {"cell": cell, "hidden": hidden}, "trainer": {"max_epochs": 250}}))
+
+    for seed, (lif, plif) in enumerate([(0.50, 0.40), (0.52, 0.41), (0.55, 0.39)]):
+        run("lif", seed, lif, [16])
+        run("plif", seed, plif, [32])
+    compared = row_of(memory_table(discover_memory_runs(tmp_path), "lif"), "plif")[-1]
+    assert compared.endswith("(against lif of another setting: model.hidden)")
+    for seed in range(3):
+        run("lif", seed, 0.45, [64], name=f"wide{seed}")
+    rows = memory_table(discover_memory_runs(tmp_path), "lif").rows
+    assert next(r for r in rows if r[2] == "plif")[-1] == "— (lif has runs of 2 settings, none of this row's)"
+    assert all(r[-1] == "the reference" for r in rows if r[2].startswith("lif"))
+    for seed in range(3):
+        run("lif", seed, 0.51, [32], name=f"same{seed}")
+    same = next(r for r in memory_table(discover_memory_runs(tmp_path), "lif").rows if r[2] == "plif")[-1]
+    assert "another setting" not in same and "none of" not in same and same.startswith("-0.")
+
+
+def row_of(result, cell):
+    return next(r for r in result.rows if r[2] == cell)
