@@ -115,6 +115,7 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path, ext
                          **({"model.cell": cell} if cell else {})}
             try:
                 config = task.resolve_config(config_path, overrides)
+                check_options_of_a_known_cell(config)
             except ConfigError as error:
                 raise ConfigError(f"{error} (planned run {name}: check --set, --cells and --seeds)") from None
             check_plugin_consent(getattr(config, "plugins", []))   # before any run starts: one line, not one a run
@@ -124,6 +125,22 @@ def plan_task_suite(config_path: Path, *, cells=None, seeds=None, out: Path, ext
             refuse_other_setting(run, config)
             planned.append(run)
     return planned
+
+
+def check_options_of_a_known_cell(config) -> None:
+    """The cell options of a planned run, where its config names a registered cell (a plugin's that is not loaded
+    yet is checked when its run starts): one ConfigError before any run, as the video suites do."""
+    from stcbench.cells.registry import check_cell_options, get_cell_info
+
+    model = getattr(config, "model", None)
+    cell = getattr(model, "cell", None)
+    if not isinstance(cell, str):
+        return
+    try:
+        get_cell_info(cell)
+    except ConfigError:
+        return
+    check_cell_options(cell, dict(getattr(model, "cell_options", None) or {}))
 
 
 def data_label(config) -> str | None:

@@ -114,3 +114,10 @@ def test_a_plugin_cell_edited_since_its_memory_run_is_refused_not_skipped(tmp_pa
     capsys.readouterr()
     assert suite(out, "--cells", "my_lif", "--set", f"plugins=[{plugin}]") == 2
     assert "has changed since the run" in capsys.readouterr().err
+
+
+def test_a_cell_option_a_planned_cell_does_not_take_is_one_line_before_any_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert suite(out, "--cells", "lif", "--set", "model.cell_options.nonsense=1") == 2
+    assert "cell 'lif' does not take ['nonsense']" in capsys.readouterr().err
+    assert not out.exists()
