@@ -279,6 +279,7 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, m
                      force: bool = False, log: Callable[[str], None] = print) -> dict:
     """Download, verify and install one dataset; returns what was installed with its checksums."""
     from stcbench.atomic import replacing_directory
+    from stcbench.data.generators import refuse_replacing_other_data
     from stcbench.data.specs import get_dataset_spec, require_folder_root
 
     spec = get_dataset_spec(name)
@@ -293,6 +294,7 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, *, m
     if not force and folder.exists() and any(folder.iterdir()):
         raise DataError(f"{folder} already holds other data (the generated default or an incomplete copy); "
                         f"pass --force to replace it with the download, or choose another --data-root")
+    refuse_replacing_other_data(folder, spec, force)     # --force replaces a dataset folder, not the user's files
     cache = root / DOWNLOADS / key
     if force and cache.is_dir():               # no finished file an earlier call left (a wrong archive, say) is
         for finished in cache.iterdir():       # reused; an interrupted transfer (.part) still resumes

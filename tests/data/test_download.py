@@ -223,6 +223,19 @@ def test_generated_data_is_replaced_only_with_force(tmp_path, served, generated_
     assert check_dataset("mmnist", root)["source"] == "real"
 
 
+def test_force_never_deletes_a_users_own_files_in_the_dataset_folder(tmp_path, served, generated_root, capsys):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(generated_root / "moving_mnist", root / "moving_mnist")
+    (root / "moving_mnist" / "my_results.csv").write_text("mine")
+    before = sorted(p.name for p in (root / "moving_mnist").iterdir())
+    capsys.readouterr()
+    assert download(root, served, "--force") == 2
+    assert "my_results.csv" in capsys.readouterr().err
+    assert sorted(p.name for p in (root / "moving_mnist").iterdir()) == before
+
+
 def download_taxibj_archive(root, members: dict[str, bytes]) -> tuple[int, bytes]:
     """`data download --dataset taxibj` from a loopback mirror serving a zip of `members`: (exit status, the zip)."""
     buffer = io.BytesIO()
